@@ -1,0 +1,90 @@
+# phnode - the only build entry point.
+#   make          build build/phnode and build/libprocesshub.a
+#   make test     unit tests (Check) + integration tests against real BEAM nodes
+#   make unit     unit tests only
+#   make asan     the whole suite built with ASan+UBSan
+#   make valgrind unit tests under valgrind
+#   make bench    benchmarks, side by side with the BEAM (results in bench/results/)
+#   make run      a local 3-node phnode cluster on 127.0.0.1 (Ctrl-C stops it)
+#   make format   clang-format every C file
+
+CC      ?= cc
+BUILD   ?= build
+EI_DIR  := $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interface)])' -s init stop 2>/dev/null)
+ifeq ($(EI_DIR),)
+$(error erl_interface not found: install erlang-dev (see .ci/install-deps))
+endif
+PKGS    := jansson libssl libcrypto
+OPT     ?= -O2
+SAN     ?=
+CFLAGS  := -std=c11 -D_GNU_SOURCE -D_REENTRANT -Wall -Wextra -Werror $(OPT) -g $(SAN) \
+           -Iinclude -I. -I$(EI_DIR)/include $(shell pkg-config --cflags $(PKGS)) -fPIC
+LDFLAGS := $(SAN) -rdynamic
+LDLIBS  := -L$(EI_DIR)/lib -lei $(shell pkg-config --libs $(PKGS)) -lpthread -ldl -lm
+CHECK_LIBS := $(shell pkg-config --libs check)
+
+LIB_SRCS  := $(sort $(wildcard ei_glue/*.c hub/*.c strategies/*.c strategies/*/*.c cnode/workers/*.c))
+MAIN_SRCS := $(sort $(wildcard cnode/*.c))
+UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)
+MAIN_OBJS := $(MAIN_SRCS:%.c=$(BUILD)/%.o)
+UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
+LIB       := $(BUILD)/libprocesshub.a
+PHNODE    := $(BUILD)/phnode
+
+.PHONY: all test unit integration asan valgrind bench format clean run
+all: $(PHNODE) $(LIB) $(BUILD)/test/libsample_worker.so $(BUILD)/test/bad_peer
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(PHNODE): $(MAIN_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJS) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS)
+
+$(BUILD)/test/%: test/unit/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(CHECK_LIBS) $(LDLIBS)
+
+# A worker module loaded with --worker-lib in the integration tests.
+$(BUILD)/test/libsample_worker.so: test/sample_worker/sample_worker.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+
+# A misbehaving distribution peer for the integration tests.
+$(BUILD)/test/bad_peer: test/tools/bad_peer.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
+
+integration: all
+	BUILD=$(BUILD) test/integration/run.sh
+
+test: unit integration
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+valgrind: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
+	  CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t; done
+
+run: all
+	BUILD=$(BUILD) cnode/run-local-cluster.sh
+
+bench: all
+	BUILD=$(BUILD) bench/run.sh
+
+format:
+	clang-format -i $(LIB_SRCS) $(MAIN_SRCS) $(UNIT_SRCS) $(wildcard include/processhub/*.h */*.h */*/*.h test/sample_worker/*.c test/tools/*.c)
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)

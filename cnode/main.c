@@ -1,0 +1,143 @@
+/*
+ * main.c - phnode: start-up, waiting for SIGTERM/SIGINT, orderly shutdown.
+ *
+ * Start-up order matters: the runtime and the registered processes exist
+ * before the node listens, so the first connection already finds them.
+ * Shutdown runs it backwards: workers stop first (terminate callbacks run,
+ * exit signals and DOWNs reach linked and monitoring BEAM processes), then
+ * the connections are flushed and closed, then the name leaves epmd.
+ */
+#include "cnode/options.h"
+#include "cnode/workers/workers.h"
+#include "ei_glue/connection.h"
+#include "ei_glue/node.h"
+#include "hub/atoms.h"
+#include "hub/log.h"
+#include "hub/modules.h"
+#include "hub/names.h"
+#include "hub/process.h"
+#include "hub/runtime.h"
+#include "hub/system_modules.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PHNODE_VERSION "0.1.0"
+
+static int fail(const char *msg)
+{
+    fprintf(stderr, "phnode: %s\n", msg);
+    return 2;
+}
+
+static int load_modules(const options *o)
+{
+    if (bundled_workers_register() != 0)
+        return -1;
+    for (int i = 0; i < o->n_worker_libs; i++)
+        if (modules_load_library(o->worker_libs[i]) != 0)
+            return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    options opts;
+    char err[512];
+    if (options_parse(&opts, argc, argv, err, sizeof err) != 0) {
+        options_usage(argv[0]);
+        options_free(&opts);
+        return fail(err);
+    }
+    if (opts.help || opts.version) {
+        if (opts.help)
+            options_usage(argv[0]);
+        else
+            printf("phnode %s\n", PHNODE_VERSION);
+        options_free(&opts);
+        return 0;
+    }
+    if (opts.log_level) {
+        log_level level;
+        if (log_level_parse(opts.log_level, &level) != 0) {
+            options_free(&opts);
+            return fail("--log-level must be one of error, warning, info, debug");
+        }
+        log_set_level(level);
+    }
+
+    /* Signals are taken by sigwait in this thread only. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (ei_init() != 0) {
+        options_free(&opts);
+        return fail("ei_init failed");
+    }
+    static node_identity node;
+    if (node_init(&node, opts.name, opts.cookie, err, sizeof err) != 0) {
+        options_free(&opts);
+        return fail(err);
+    }
+    runtime_config rc = {
+        .node_name = node.name,
+        .creation = node.creation,
+        .schedulers = opts.schedulers,
+        .max_processes = opts.max_processes,
+    };
+    if (runtime_init(&rc) != 0) {
+        options_free(&opts);
+        return fail("cannot start the runtime");
+    }
+    int status = 0;
+    if (load_modules(&opts) != 0 || system_processes_start() != 0) {
+        status = fail("cannot load the worker modules (see the log above)");
+        goto stop_runtime;
+    }
+    dist_config dc = {.net_ticktime = opts.net_ticktime, .connect_timeout_ms = 5000};
+    if (connections_init(&node.ec, &dc) != 0 ||
+        node_listen_and_publish(&node, opts.port, err, sizeof err) != 0) {
+        status = fail(err);
+        goto stop_node;
+    }
+    if (connections_start(node.listen_fd) != 0) {
+        status = fail("cannot start the I/O threads");
+        goto stop_node;
+    }
+    for (int i = 0; i < opts.n_join; i++) {
+        uint32_t peer = atom_intern(opts.join[i]);
+        if (peer != ATOM_NONE)
+            connection_request(peer);
+    }
+    LOG_I("phnode", "ready: node=%s port=%d creation=%u schedulers=%u net_ticktime=%u",
+          node.name, node.listen_port, node.creation, opts.schedulers, opts.net_ticktime);
+
+    int sig = 0;
+    sigwait(&signals, &sig);
+    LOG_I("phnode", "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+
+    runtime_shutdown();
+    connections_stop();
+    node_close(&node);
+    goto release;
+
+stop_node:
+    node_close(&node);
+stop_runtime:
+    runtime_shutdown();
+release:
+    names_shutdown();
+    if (process_count() == 0)
+        process_table_shutdown();
+    modules_shutdown();
+    atoms_shutdown();
+    options_free(&opts);
+    LOG_I("phnode", "stopped");
+    return status;
+}

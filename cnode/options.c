@@ -1,0 +1,248 @@
+/* options.c - command line and JSON configuration; see docs/configuration.md. */
+#include "cnode/options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void options_usage(const char *prog)
+{
+    fprintf(stderr,
+            "usage: %s --name NAME@HOST [--cookie COOKIE] [--config FILE.json]\n"
+            "          [--worker-lib FILE.so]... [--join NODE]... [--schedulers N]\n"
+            "          [--net-ticktime SECONDS] [--port PORT] [--max-processes N]\n"
+            "          [--log-level error|warning|info|debug]\n"
+            "Runs a ProcessHub C node. See docs/configuration.md.\n",
+            prog);
+}
+
+static int parse_uint(const char *flag, const char *text, unsigned min, unsigned max,
+                      unsigned *out, char *err, size_t err_size)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max || text[0] == '-') {
+        snprintf(err, err_size, "%s must be an integer between %u and %u, got '%s'", flag, min,
+                 max, text);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int add_list(const char **list, int *n, const char *value, const char *what, char *err,
+                    size_t err_size)
+{
+    if (*n == OPT_MAX_LIST) {
+        snprintf(err, err_size, "too many %s (at most %d)", what, OPT_MAX_LIST);
+        return -1;
+    }
+    list[(*n)++] = value;
+    return 0;
+}
+
+static int config_uint(json_t *root, const char *key, unsigned min, unsigned max, unsigned *out,
+                       int already_set, char *err, size_t err_size)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v || already_set)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
+        json_integer_value(v) > (json_int_t)max) {
+        snprintf(err, err_size, "config field \"%s\" must be an integer between %u and %u", key,
+                 min, max);
+        return -1;
+    }
+    *out = (unsigned)json_integer_value(v);
+    return 0;
+}
+
+static int config_strings(json_t *root, const char *key, const char **list, int *n, char *err,
+                          size_t err_size)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v)
+        return 0;
+    if (!json_is_array(v)) {
+        snprintf(err, err_size, "config field \"%s\" must be an array of strings", key);
+        return -1;
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(v, i, e)
+    {
+        if (!json_is_string(e)) {
+            snprintf(err, err_size, "config field \"%s\"[%zu] must be a string", key, i);
+            return -1;
+        }
+        if (add_list(list, n, json_string_value(e), key, err, err_size) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static const char *const known_fields[] = {"net_ticktime", "schedulers", "worker_libs", "join",
+                                           "log_level",    "port",       "max_processes"};
+
+static int load_config(options *o, int set_ticktime, int set_schedulers, int set_port,
+                       int set_max, char *err, size_t err_size)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(o->config_path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, err_size, "config %s: line %d: %s", o->config_path, jerr.line, jerr.text);
+        return -1;
+    }
+    o->config_json = root;
+    if (!json_is_object(root)) {
+        snprintf(err, err_size, "config %s: the top level must be a JSON object", o->config_path);
+        return -1;
+    }
+    const char *key;
+    json_t *value;
+    json_object_foreach(root, key, value)
+    {
+        int known = 0;
+        for (size_t i = 0; i < sizeof known_fields / sizeof known_fields[0]; i++)
+            known |= strcmp(key, known_fields[i]) == 0;
+        if (!known) {
+            snprintf(err, err_size, "config %s: unknown field \"%s\"", o->config_path, key);
+            return -1;
+        }
+    }
+    unsigned port = 0;
+    if (config_uint(root, "net_ticktime", 1, 3600, &o->net_ticktime, set_ticktime, err,
+                    err_size) ||
+        config_uint(root, "schedulers", 1, 64, &o->schedulers, set_schedulers, err, err_size) ||
+        config_uint(root, "port", 0, 65535, &port, set_port, err, err_size) ||
+        config_uint(root, "max_processes", 16, 1u << 20, &o->max_processes, set_max, err,
+                    err_size) ||
+        config_strings(root, "worker_libs", o->worker_libs, &o->n_worker_libs, err, err_size) ||
+        config_strings(root, "join", o->join, &o->n_join, err, err_size))
+        return -1;
+    if (!set_port && json_object_get(root, "port"))
+        o->port = (int)port;
+    json_t *level = json_object_get(root, "log_level");
+    if (level && !o->log_level) {
+        if (!json_is_string(level)) {
+            snprintf(err, err_size, "config field \"log_level\" must be a string");
+            return -1;
+        }
+        o->log_level = json_string_value(level);
+    }
+    return 0;
+}
+
+int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
+{
+    static const struct option longopts[] = {
+        {"name", required_argument, NULL, 'n'},
+        {"cookie", required_argument, NULL, 'c'},
+        {"config", required_argument, NULL, 'f'},
+        {"worker-lib", required_argument, NULL, 'w'},
+        {"join", required_argument, NULL, 'j'},
+        {"schedulers", required_argument, NULL, 's'},
+        {"net-ticktime", required_argument, NULL, 't'},
+        {"port", required_argument, NULL, 'p'},
+        {"max-processes", required_argument, NULL, 'm'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
+    memset(o, 0, sizeof *o);
+    o->net_ticktime = 60;
+    int set_ticktime = 0, set_schedulers = 0, set_port = 0, set_max = 0;
+    unsigned port;
+    opterr = 0;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            o->name = optarg;
+            break;
+        case 'c':
+            o->cookie = optarg;
+            break;
+        case 'f':
+            o->config_path = optarg;
+            break;
+        case 'w':
+            if (add_list(o->worker_libs, &o->n_worker_libs, optarg, "--worker-lib", err,
+                         err_size))
+                return -1;
+            break;
+        case 'j':
+            if (add_list(o->join, &o->n_join, optarg, "--join", err, err_size))
+                return -1;
+            break;
+        case 's':
+            if (parse_uint("--schedulers", optarg, 1, 64, &o->schedulers, err, err_size))
+                return -1;
+            set_schedulers = 1;
+            break;
+        case 't':
+            if (parse_uint("--net-ticktime", optarg, 1, 3600, &o->net_ticktime, err, err_size))
+                return -1;
+            set_ticktime = 1;
+            break;
+        case 'p':
+            if (parse_uint("--port", optarg, 0, 65535, &port, err, err_size))
+                return -1;
+            o->port = (int)port;
+            set_port = 1;
+            break;
+        case 'm':
+            if (parse_uint("--max-processes", optarg, 16, 1u << 20, &o->max_processes, err,
+                           err_size))
+                return -1;
+            set_max = 1;
+            break;
+        case 'l':
+            o->log_level = optarg;
+            break;
+        case 'h':
+            o->help = 1;
+            return 0;
+        case 'V':
+            o->version = 1;
+            return 0;
+        case ':':
+            snprintf(err, err_size, "%s needs a value", argv[optind - 1]);
+            return -1;
+        default:
+            snprintf(err, err_size, "unknown option '%s'", argv[optind - 1]);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        snprintf(err, err_size, "unexpected argument '%s'", argv[optind]);
+        return -1;
+    }
+    if (o->config_path &&
+        load_config(o, set_ticktime, set_schedulers, set_port, set_max, err, err_size) != 0)
+        return -1;
+    if (!o->name) {
+        snprintf(err, err_size, "--name NAME@HOST is required");
+        return -1;
+    }
+    if (o->schedulers == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        o->schedulers = cores > 0 ? (unsigned)(cores > 64 ? 64 : cores) : 1;
+    }
+    return 0;
+}
+
+void options_free(options *o)
+{
+    if (o->config_json)
+        json_decref(o->config_json);
+    o->config_json = NULL;
+}

@@ -1,0 +1,32 @@
+/* options.h - phnode's command line and --config file. */
+#ifndef PH_OPTIONS_H
+#define PH_OPTIONS_H
+
+#include <stddef.h>
+
+#define OPT_MAX_LIST 64
+
+typedef struct options {
+    const char *name;
+    const char *cookie; /* NULL: $HOME/.erlang.cookie */
+    const char *config_path;
+    const char *worker_libs[OPT_MAX_LIST];
+    int n_worker_libs;
+    const char *join[OPT_MAX_LIST];
+    int n_join;
+    unsigned schedulers; /* 0: one per core */
+    unsigned net_ticktime;
+    int port;
+    unsigned max_processes;
+    const char *log_level;
+    int help, version;
+    void *config_json; /* keeps strings from the config file alive */
+} options;
+
+/* Parses argv, then the config file (command line wins). Returns 0, or -1
+ * with one clear message in err. */
+int options_parse(options *o, int argc, char **argv, char *err, size_t err_size);
+void options_free(options *o);
+void options_usage(const char *prog);
+
+#endif

@@ -1,0 +1,443 @@
+/* connection.c - the peer table, adopting connections after a handshake,
+ * and writing frames; see connection.h. */
+#include "ei_glue/connection.h"
+
+#include "ei_glue/framing.h"
+#include "hub/atoms.h"
+#include "hub/log.h"
+#include "hub/route.h"
+#include "hub/runtime.h"
+#include "hub/timers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define MAX_PENDING_BYTES (256u << 20)
+#define MAX_IOV 64
+
+typedef enum peer_state { PEER_IDLE, PEER_CONNECTING, PEER_UP } peer_state;
+
+typedef struct peer {
+    struct peer *next;
+    uint32_t node;
+    peer_state state;
+    conn *conn;
+    chunk *pending_head, *pending_tail;
+    size_t pending_bytes;
+} peer;
+
+#define PEER_BUCKETS 256
+static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
+static peer *buckets[PEER_BUCKETS];
+static dist_config config;
+static int stopping;
+static ei_cnode *cnode;
+
+chunk *chunk_new(size_t len)
+{
+    chunk *ch = malloc(sizeof *ch + len);
+    if (ch) {
+        ch->next = NULL;
+        ch->len = len;
+        ch->off = 0;
+    }
+    return ch;
+}
+
+static void free_chunks(chunk *ch)
+{
+    while (ch) {
+        chunk *next = ch->next;
+        free(ch);
+        ch = next;
+    }
+}
+
+static peer *peer_find_locked(uint32_t node, int create)
+{
+    peer **b = &buckets[node % PEER_BUCKETS];
+    for (peer *p = *b; p; p = p->next)
+        if (p->node == node)
+            return p;
+    if (!create)
+        return NULL;
+    peer *p = calloc(1, sizeof *p);
+    if (p) {
+        p->node = node;
+        p->next = *b;
+        *b = p;
+    }
+    return p;
+}
+
+int connections_init(ei_cnode *ec, const dist_config *cfg)
+{
+    cnode = ec;
+    config = *cfg;
+    stopping = 0;
+    return 0;
+}
+
+int connections_start(int listen_fd)
+{
+    if (io_loop_start() != 0)
+        return -1;
+    return handshake_start(cnode, listen_fd, config.connect_timeout_ms);
+}
+
+unsigned connections_ticktime(void)
+{
+    return config.net_ticktime;
+}
+
+/* --- writing ------------------------------------------------------------ */
+
+int conn_flush_locked(conn *c)
+{
+    while (c->out_head) {
+        struct iovec iov[MAX_IOV];
+        int n = 0;
+        for (chunk *ch = c->out_head; ch && n < MAX_IOV; ch = ch->next, n++) {
+            iov[n].iov_base = ch->data + ch->off;
+            iov[n].iov_len = ch->len - ch->off;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            return -1;
+        }
+        size_t left = (size_t)w;
+        c->out_bytes -= left;
+        while (left > 0 && c->out_head) {
+            chunk *ch = c->out_head;
+            size_t rest = ch->len - ch->off;
+            if (left < rest) {
+                ch->off += left;
+                left = 0;
+                break;
+            }
+            left -= rest;
+            c->out_head = ch->next;
+            if (!c->out_head)
+                c->out_tail = NULL;
+            free(ch);
+        }
+        if (c->out_head && (size_t)w == 0)
+            return 0;
+    }
+    return 0;
+}
+
+int conn_write(conn *c, chunk *ch)
+{
+    pthread_mutex_lock(&c->out_lock);
+    if (c->closed) {
+        pthread_mutex_unlock(&c->out_lock);
+        free(ch);
+        return -1;
+    }
+    if (c->out_tail)
+        c->out_tail->next = ch;
+    else
+        c->out_head = ch;
+    c->out_tail = ch;
+    c->out_bytes += ch->len;
+    int rc = conn_flush_locked(c);
+    if (rc == 0 && c->out_head)
+        io_arm_write(c);
+    atomic_store_explicit(&c->last_write_ms, monotonic_ms(), memory_order_relaxed);
+    pthread_mutex_unlock(&c->out_lock);
+    if (rc != 0) {
+        LOG_W("dist", "write to %s failed: %s", atom_text(c->node), strerror(errno));
+        io_close_later(c);
+    }
+    return 0;
+}
+
+/* --- sending ------------------------------------------------------------ */
+
+int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *msg,
+                    size_t msg_len)
+{
+    chunk *ch = chunk_new(FRAMING_HEADER_LEN + ctl_len + msg_len);
+    if (!ch) {
+        LOG_E("dist", "out of memory queueing a frame for %s", atom_text(node));
+        return -1;
+    }
+    framing_header((unsigned char *)ch->data, ctl_len + msg_len);
+    memcpy(ch->data + FRAMING_HEADER_LEN, ctl, ctl_len);
+    if (msg_len)
+        memcpy(ch->data + FRAMING_HEADER_LEN + ctl_len, msg, msg_len);
+
+    int start_connect = 0;
+    conn *c = NULL;
+    pthread_mutex_lock(&peers_lock);
+    peer *p = stopping ? NULL : peer_find_locked(node, 1);
+    if (!p) {
+        pthread_mutex_unlock(&peers_lock);
+        free(ch);
+        return -1;
+    }
+    if (p->state == PEER_UP) {
+        c = p->conn;
+        atomic_fetch_add(&c->refs, 1);
+    } else if (p->pending_bytes + ch->len > MAX_PENDING_BYTES) {
+        pthread_mutex_unlock(&peers_lock);
+        LOG_W("dist", "dropping a frame for %s: %zu bytes already wait for the connection",
+              atom_text(node), p->pending_bytes);
+        free(ch);
+        return -1;
+    } else {
+        if (p->pending_tail)
+            p->pending_tail->next = ch;
+        else
+            p->pending_head = ch;
+        p->pending_tail = ch;
+        p->pending_bytes += ch->len;
+        if (p->state == PEER_IDLE) {
+            p->state = PEER_CONNECTING;
+            start_connect = 1;
+        }
+    }
+    pthread_mutex_unlock(&peers_lock);
+    if (start_connect && handshake_connect_async(node) != 0)
+        connection_connect_failed(node);
+    if (c) {
+        conn_write(c, ch);
+        conn_put(c);
+    }
+    return 0;
+}
+
+void connection_request(uint32_t node)
+{
+    int start = 0;
+    pthread_mutex_lock(&peers_lock);
+    peer *p = stopping ? NULL : peer_find_locked(node, 1);
+    if (p && p->state == PEER_IDLE) {
+        p->state = PEER_CONNECTING;
+        start = 1;
+    }
+    pthread_mutex_unlock(&peers_lock);
+    if (start && handshake_connect_async(node) != 0)
+        connection_connect_failed(node);
+}
+
+int connection_is_up(uint32_t node)
+{
+    pthread_mutex_lock(&peers_lock);
+    peer *p = peer_find_locked(node, 0);
+    int up = p && p->state == PEER_UP;
+    pthread_mutex_unlock(&peers_lock);
+    return up;
+}
+
+void connections_for_each(void (*fn)(uint32_t node, void *arg), void *arg)
+{
+    uint32_t nodes[1024];
+    size_t n = 0;
+    pthread_mutex_lock(&peers_lock);
+    for (int b = 0; b < PEER_BUCKETS; b++)
+        for (peer *p = buckets[b]; p && n < 1024; p = p->next)
+            if (p->state == PEER_UP)
+                nodes[n++] = p->node;
+    pthread_mutex_unlock(&peers_lock);
+    for (size_t i = 0; i < n; i++)
+        fn(nodes[i], arg);
+}
+
+/* --- adopting and losing connections ------------------------------------ */
+
+static conn *conn_new(int fd, uint32_t node, int incoming)
+{
+    conn *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->fd = fd;
+    c->node = node;
+    c->incoming = incoming;
+    c->io_index = -1;
+    atomic_init(&c->refs, 1); /* the peer table's */
+    pthread_mutex_init(&c->out_lock, NULL);
+    uint64_t now = monotonic_ms();
+    atomic_init(&c->last_read_ms, now);
+    atomic_init(&c->last_write_ms, now);
+    return c;
+}
+
+void conn_put(conn *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    free_chunks(c->out_head);
+    free(c->rbuf);
+    pthread_mutex_destroy(&c->out_lock);
+    free(c);
+}
+
+/* Which of two connections to the same peer survives: the one initiated
+ * by the node with the greater name. */
+static int keep_outgoing(uint32_t node)
+{
+    return strcmp(runtime_node_name(), atom_text(node)) > 0;
+}
+
+void connection_adopt(int fd, uint32_t node, int incoming)
+{
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        LOG_E("dist", "cannot make the socket to %s non-blocking", atom_text(node));
+        ei_close_connection(fd);
+        return;
+    }
+    conn *c = conn_new(fd, node, incoming);
+    if (!c) {
+        ei_close_connection(fd);
+        return;
+    }
+    conn *replaced = NULL;
+    int peer_restarted = 0, rejected = 0;
+    pthread_mutex_lock(&peers_lock);
+    peer *p = stopping ? NULL : peer_find_locked(node, 1);
+    if (!p) {
+        rejected = 1;
+    } else if (p->state == PEER_UP) {
+        if (incoming && p->conn->incoming) {
+            replaced = p->conn; /* the peer restarted and dialed again */
+            peer_restarted = 1;
+        } else if (incoming == !keep_outgoing(node)) {
+            replaced = p->conn;
+        } else {
+            rejected = 1;
+        }
+    } else if (p->state == PEER_CONNECTING && incoming && keep_outgoing(node)) {
+        rejected = 1; /* our own connection attempt wins */
+    }
+    if (!rejected) {
+        p->conn = c;
+        p->state = PEER_UP;
+        /* Frames that waited for the connection go first. */
+        c->out_head = p->pending_head;
+        c->out_tail = p->pending_tail;
+        c->out_bytes = p->pending_bytes;
+        p->pending_head = p->pending_tail = NULL;
+        p->pending_bytes = 0;
+        atomic_fetch_add(&c->refs, 1); /* the I/O thread's */
+    }
+    pthread_mutex_unlock(&peers_lock);
+
+    if (rejected) {
+        LOG_I("dist", "closing duplicate %s connection to %s", incoming ? "incoming" : "outgoing",
+              atom_text(node));
+        c->fd = -1;
+        conn_put(c);
+        ei_close_connection(fd);
+        return;
+    }
+    LOG_I("dist", "connected to %s (%s)", atom_text(node), incoming ? "incoming" : "outgoing");
+    if (replaced) {
+        io_close_later(replaced);
+        conn_put(replaced);
+        if (peer_restarted)
+            route_nodedown(node);
+    }
+    if (io_register(c) != 0) {
+        io_close_later(c);
+        return;
+    }
+    pthread_mutex_lock(&c->out_lock);
+    if (conn_flush_locked(c) == 0 && c->out_head)
+        io_arm_write(c);
+    pthread_mutex_unlock(&c->out_lock);
+}
+
+void connection_connect_failed(uint32_t node)
+{
+    chunk *dropped = NULL;
+    int was_up = 0;
+    pthread_mutex_lock(&peers_lock);
+    peer *p = peer_find_locked(node, 0);
+    if (p && p->state == PEER_CONNECTING) {
+        p->state = PEER_IDLE;
+        dropped = p->pending_head;
+        p->pending_head = p->pending_tail = NULL;
+        p->pending_bytes = 0;
+    } else if (p && p->state == PEER_UP) {
+        was_up = 1; /* the other side's connection won meanwhile */
+    }
+    pthread_mutex_unlock(&peers_lock);
+    if (was_up)
+        return;
+    if (dropped)
+        LOG_W("dist", "cannot connect to %s; dropped the messages waiting for it",
+              atom_text(node));
+    free_chunks(dropped);
+    route_nodedown(node);
+}
+
+void connection_closed(conn *c)
+{
+    int was_current = 0;
+    pthread_mutex_lock(&peers_lock);
+    peer *p = peer_find_locked(c->node, 0);
+    if (p && p->conn == c) {
+        p->conn = NULL;
+        p->state = PEER_IDLE;
+        was_current = 1;
+    }
+    pthread_mutex_unlock(&peers_lock);
+    if (was_current) {
+        conn_put(c); /* the peer table's reference */
+        LOG_I("dist", "connection to %s closed", atom_text(c->node));
+        route_nodedown(c->node);
+    }
+}
+
+void connections_stop(void)
+{
+    pthread_mutex_lock(&peers_lock);
+    stopping = 1;
+    pthread_mutex_unlock(&peers_lock);
+    handshake_stop();
+    /* Let queued frames (exit signals of stopping workers) reach the peers. */
+    uint64_t deadline = monotonic_ms() + 2000;
+    for (;;) {
+        size_t queued = 0;
+        pthread_mutex_lock(&peers_lock);
+        for (int b = 0; b < PEER_BUCKETS; b++)
+            for (peer *p = buckets[b]; p; p = p->next)
+                if (p->conn) {
+                    pthread_mutex_lock(&p->conn->out_lock);
+                    queued += p->conn->out_bytes;
+                    pthread_mutex_unlock(&p->conn->out_lock);
+                }
+        pthread_mutex_unlock(&peers_lock);
+        if (queued == 0 || monotonic_ms() > deadline)
+            break;
+        usleep(2000);
+    }
+    io_loop_stop();
+    pthread_mutex_lock(&peers_lock);
+    for (int b = 0; b < PEER_BUCKETS; b++) {
+        peer *p = buckets[b];
+        while (p) {
+            peer *next = p->next;
+            if (p->conn)
+                conn_put(p->conn);
+            free_chunks(p->pending_head);
+            free(p);
+            p = next;
+        }
+        buckets[b] = NULL;
+    }
+    pthread_mutex_unlock(&peers_lock);
+}

@@ -1,0 +1,101 @@
+/*
+ * connection.h - one connection per peer node, after the handshake.
+ *
+ * Threads: handshake threads adopt new connections; the I/O thread reads,
+ * answers ticks, flushes queued output and closes; any thread may write a
+ * frame. A writer whose connection has nothing queued writes straight to
+ * the socket (non-blocking); what does not fit is queued and flushed by the
+ * I/O thread on EPOLLOUT, so frames keep their order.
+ *
+ * Peers: a peer is either idle, connecting (frames wait in its pending
+ * queue) or up. Sending to an idle peer starts a connection, as the BEAM
+ * auto-connects on a send. When both sides dial at once, the connection
+ * initiated by the node with the greater name is kept (the BEAM's rule).
+ */
+#ifndef PH_CONNECTION_H
+#define PH_CONNECTION_H
+
+#include <ei.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct chunk {
+    struct chunk *next;
+    size_t len;
+    size_t off;
+    char data[];
+} chunk;
+
+typedef struct conn {
+    uint32_t node;
+    int fd;
+    int incoming;
+    _Atomic int refs;
+    pthread_mutex_t out_lock;
+    chunk *out_head, *out_tail;
+    size_t out_bytes;
+    int epollout_armed;
+    int closed;
+    _Atomic uint64_t last_write_ms;
+    _Atomic uint64_t last_read_ms;
+    /* I/O thread only */
+    char *rbuf;
+    size_t rlen, rcap;
+    int io_index;
+} conn;
+
+typedef struct dist_config {
+    unsigned net_ticktime; /* seconds */
+    unsigned connect_timeout_ms;
+} dist_config;
+
+int connections_init(ei_cnode *ec, const dist_config *config);
+/* Starts the I/O thread and the acceptor on listen_fd. */
+int connections_start(int listen_fd);
+/* Flushes queued output (bounded wait), closes every connection, stops
+ * the threads. */
+void connections_stop(void);
+
+/* Queues one data frame (control + optional message, both versioned) to
+ * node, connecting first if needed. 0 if queued, -1 if dropped. */
+int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *msg,
+                    size_t msg_len);
+/* Starts connecting to node unless connected or connecting. */
+void connection_request(uint32_t node);
+/* Nonzero when node has an established connection. */
+int connection_is_up(uint32_t node);
+/* Names of connected nodes, for status and tests: calls fn per node. */
+void connections_for_each(void (*fn)(uint32_t node, void *arg), void *arg);
+
+/* Handshake side: a finished handshake hands its fd over. */
+void connection_adopt(int fd, uint32_t node, int incoming);
+void connection_connect_failed(uint32_t node);
+
+/* I/O side (io_loop.c) */
+int io_loop_start(void);
+void io_loop_stop(void);
+int io_register(conn *c);
+void io_arm_write(conn *c); /* called with c->out_lock held */
+void io_close_later(conn *c);
+void conn_put(conn *c);
+/* Writes a chunk (takes ownership). 0, or -1 if the connection is closed. */
+int conn_write(conn *c, chunk *ch);
+/* Flushes queued output without blocking; with out_lock held. -1 on a
+ * socket error. */
+int conn_flush_locked(conn *c);
+/* Called by the I/O thread once it has closed c. */
+void connection_closed(conn *c);
+/* The net_ticktime in force. */
+unsigned connections_ticktime(void);
+void connections_for_each_conn(void (*fn)(conn *c, void *arg), void *arg);
+
+chunk *chunk_new(size_t len);
+
+/* Acceptor and connector threads (handshake.c) */
+int handshake_start(ei_cnode *ec, int listen_fd, unsigned connect_timeout_ms);
+void handshake_stop(void);
+int handshake_connect_async(uint32_t node);
+
+#endif

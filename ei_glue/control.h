@@ -1,0 +1,45 @@
+/* control.h - decoding one incoming distribution message (control tuple
+ * plus optional payload) into a runtime signal. */
+#ifndef PH_CONTROL_H
+#define PH_CONTROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Distribution operation codes (erl_dist_protocol). */
+enum dop {
+    DOP_LINK = 1,
+    DOP_SEND = 2,
+    DOP_EXIT = 3,
+    DOP_UNLINK = 4,
+    DOP_NODE_LINK = 5,
+    DOP_REG_SEND = 6,
+    DOP_GROUP_LEADER = 7,
+    DOP_EXIT2 = 8,
+    DOP_SEND_TT = 12,
+    DOP_EXIT_TT = 13,
+    DOP_REG_SEND_TT = 16,
+    DOP_EXIT2_TT = 18,
+    DOP_MONITOR_P = 19,
+    DOP_DEMONITOR_P = 20,
+    DOP_MONITOR_P_EXIT = 21,
+    DOP_SEND_SENDER = 22,
+    DOP_SEND_SENDER_TT = 23,
+    DOP_PAYLOAD_EXIT = 24,
+    DOP_PAYLOAD_EXIT_TT = 25,
+    DOP_PAYLOAD_EXIT2 = 26,
+    DOP_PAYLOAD_EXIT2_TT = 27,
+    DOP_PAYLOAD_MONITOR_P_EXIT = 28,
+    DOP_ALIAS_SEND = 33,
+    DOP_ALIAS_SEND_TT = 34,
+    DOP_UNLINK_ID = 35,
+    DOP_UNLINK_ID_ACK = 36,
+};
+
+/* body: the bytes after 'p' (versioned control tuple, then an optional
+ * versioned message). Returns 0 when handled or deliberately ignored
+ * (unknown operations are logged), -1 when the bytes are malformed: the
+ * caller then drops the connection. */
+int control_dispatch(uint32_t peer, const char *body, size_t len);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * handshake.c - the distribution handshake, done by ei on helper threads
+ * because ei_accept/ei_connect block: one acceptor thread for incoming
+ * connections and one short-lived thread per outgoing connection attempt.
+ * A finished handshake hands its socket to connection_adopt.
+ */
+#include "ei_glue/connection.h"
+#include "hub/atoms.h"
+#include "hub/log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ACCEPT_TIMEOUT_MS 5000
+
+static ei_cnode *cnode;
+static int listen_fd = -1;
+static unsigned connect_timeout;
+static pthread_t acceptor;
+static _Atomic int accepting;
+static _Atomic int connectors; /* running connector threads */
+
+static void *acceptor_main(void *arg)
+{
+    (void)arg;
+    while (atomic_load(&accepting)) {
+        ErlConnect peer;
+        int fd = ei_accept_tmo(cnode, listen_fd, &peer, ACCEPT_TIMEOUT_MS);
+        if (!atomic_load(&accepting)) {
+            if (fd >= 0)
+                ei_close_connection(fd);
+            break;
+        }
+        if (fd < 0) {
+            /* Timeouts happen on every idle period; anything else is a
+             * failed handshake (garbage, wrong cookie, a port scanner). */
+            if (erl_errno != ETIMEDOUT)
+                LOG_W("handshake", "incoming handshake failed: %s", strerror(erl_errno));
+            continue;
+        }
+        uint32_t node = atom_intern(peer.nodename);
+        if (node == ATOM_NONE) {
+            ei_close_connection(fd);
+            continue;
+        }
+        connection_adopt(fd, node, 1);
+    }
+    return NULL;
+}
+
+static void *connector_main(void *arg)
+{
+    uint32_t node = (uint32_t)(uintptr_t)arg;
+    char name[MAXATOMLEN_UTF8];
+    snprintf(name, sizeof name, "%s", atom_text(node));
+    int fd = ei_connect_tmo(cnode, name, connect_timeout);
+    if (fd < 0) {
+        LOG_W("handshake", "cannot connect to %s: %s", name,
+              erl_errno ? strerror(erl_errno) : "handshake refused");
+        connection_connect_failed(node);
+    } else {
+        connection_adopt(fd, node, 0);
+    }
+    atomic_fetch_sub(&connectors, 1);
+    return NULL;
+}
+
+int handshake_connect_async(uint32_t node)
+{
+    if (!cnode)
+        return -1;
+    if (strchr(atom_text(node), '@') == NULL) {
+        LOG_W("handshake", "not a node name: '%s'", atom_text(node));
+        return -1;
+    }
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    atomic_fetch_add(&connectors, 1);
+    int rc = pthread_create(&t, &attr, connector_main, (void *)(uintptr_t)node);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        atomic_fetch_sub(&connectors, 1);
+        LOG_E("handshake", "cannot start a connector thread: %s", strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+int handshake_start(ei_cnode *ec, int lfd, unsigned connect_timeout_ms)
+{
+    cnode = ec;
+    listen_fd = lfd;
+    connect_timeout = connect_timeout_ms;
+    atomic_store(&accepting, 1);
+    if (pthread_create(&acceptor, NULL, acceptor_main, NULL) != 0) {
+        atomic_store(&accepting, 0);
+        return -1;
+    }
+    return 0;
+}
+
+void handshake_stop(void)
+{
+    if (atomic_exchange(&accepting, 0)) {
+        shutdown(listen_fd, SHUT_RDWR); /* wakes the acceptor's poll */
+        pthread_join(acceptor, NULL);
+    }
+    /* Connector threads finish within their timeout; wait for them so none
+     * adopts a connection after the I/O thread is gone. */
+    for (int i = 0; i < 1000 && atomic_load(&connectors) > 0; i++)
+        usleep(10000);
+}

@@ -1,0 +1,302 @@
+/*
+ * io_loop.c - the I/O thread: one epoll loop over every connection. It
+ * reads in bulk and splits frames, hands each frame to control.c (which
+ * only decodes and posts to mailboxes; no user code runs here), answers
+ * and sends ticks, flushes queued output, and closes connections.
+ */
+#include "ei_glue/connection.h"
+#include "ei_glue/control.h"
+#include "ei_glue/framing.h"
+#include "hub/atoms.h"
+#include "hub/log.h"
+#include "hub/timers.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK (64u * 1024u)
+#define READ_ROUNDS 16
+#define RBUF_KEEP (1u << 20)
+
+static int epfd = -1, wakefd = -1;
+static pthread_t thread;
+static _Atomic int running;
+static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
+static conn **conns;
+static int n_conns, cap_conns;
+static const char tick_bytes[4] = {0, 0, 0, 0};
+
+int io_register(conn *c)
+{
+    int rc = 0;
+    pthread_mutex_lock(&io_lock);
+    if (n_conns == cap_conns) {
+        int cap = cap_conns ? cap_conns * 2 : 16;
+        conn **n = realloc(conns, (size_t)cap * sizeof *n);
+        if (!n) {
+            pthread_mutex_unlock(&io_lock);
+            return -1;
+        }
+        conns = n;
+        cap_conns = cap;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        LOG_E("io", "epoll_ctl add: %s", strerror(errno));
+        rc = -1;
+    } else {
+        c->io_index = n_conns;
+        conns[n_conns++] = c;
+    }
+    pthread_mutex_unlock(&io_lock);
+    return rc;
+}
+
+void io_arm_write(conn *c)
+{
+    if (c->epollout_armed || c->io_index < 0)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->epollout_armed = 1;
+}
+
+void io_close_later(conn *c)
+{
+    pthread_mutex_lock(&c->out_lock);
+    if (!c->closed && c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR); /* the loop sees EOF and closes */
+    pthread_mutex_unlock(&c->out_lock);
+}
+
+static void io_close(conn *c)
+{
+    pthread_mutex_lock(&c->out_lock);
+    c->closed = 1;
+    pthread_mutex_unlock(&c->out_lock);
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    pthread_mutex_lock(&io_lock);
+    if (c->io_index >= 0) {
+        conns[c->io_index] = conns[--n_conns];
+        conns[c->io_index]->io_index = c->io_index;
+        c->io_index = -1;
+    }
+    pthread_mutex_unlock(&io_lock);
+    ei_close_connection(c->fd);
+    c->fd = -1;
+    connection_closed(c);
+    conn_put(c); /* the I/O thread's reference */
+}
+
+static void send_tick(conn *c)
+{
+    chunk *ch = chunk_new(sizeof tick_bytes);
+    if (ch) {
+        memcpy(ch->data, tick_bytes, sizeof tick_bytes);
+        conn_write(c, ch);
+    }
+}
+
+/* Splits and dispatches the complete frames in c->rbuf. -1: drop c. */
+static int process_frames(conn *c)
+{
+    size_t off = 0;
+    int rc = 0;
+    while (off < c->rlen) {
+        frame f = framing_next(c->rbuf + off, c->rlen - off, FRAMING_MAX_FRAME);
+        if (f.kind == FRAME_INCOMPLETE) {
+            if (f.total > c->rcap) {
+                char *n = realloc(c->rbuf, f.total);
+                if (!n) {
+                    LOG_E("io", "no memory for a %zu-byte frame from %s", f.total,
+                          atom_text(c->node));
+                    rc = -1;
+                }
+                else {
+                    c->rbuf = n;
+                    c->rcap = f.total;
+                }
+            }
+            break;
+        }
+        if (f.kind == FRAME_BAD) {
+            LOG_W("io", "malformed frame from %s; closing the connection", atom_text(c->node));
+            return -1;
+        }
+        if (f.kind == FRAME_TICK) {
+            send_tick(c);
+        } else if (control_dispatch(c->node, f.body, f.body_len) != 0) {
+            LOG_W("io", "malformed distribution message from %s; closing the connection",
+                  atom_text(c->node));
+            return -1;
+        }
+        off += f.total;
+    }
+    if (off > 0) {
+        memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+        c->rlen -= off;
+    }
+    return rc;
+}
+
+/* Reads what is available (bounded, for fairness). -1: drop c. */
+static int conn_read(conn *c)
+{
+    for (int round = 0; round < READ_ROUNDS; round++) {
+        if (c->rcap - c->rlen < READ_CHUNK / 4) {
+            size_t cap = c->rcap ? c->rcap * 2 : READ_CHUNK;
+            char *n = realloc(c->rbuf, cap);
+            if (!n)
+                return -1;
+            c->rbuf = n;
+            c->rcap = cap;
+        }
+        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        if (n == 0)
+            return -1;
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                break;
+            LOG_I("io", "read from %s: %s", atom_text(c->node), strerror(errno));
+            return -1;
+        }
+        c->rlen += (size_t)n;
+        atomic_store_explicit(&c->last_read_ms, monotonic_ms(), memory_order_relaxed);
+        if (process_frames(c) != 0)
+            return -1;
+    }
+    if (c->rlen == 0 && c->rcap > RBUF_KEEP) {
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+    return 0;
+}
+
+static void conn_writable(conn *c)
+{
+    pthread_mutex_lock(&c->out_lock);
+    int rc = conn_flush_locked(c);
+    if (rc == 0 && !c->out_head && c->epollout_armed) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
+        c->epollout_armed = 0;
+    }
+    pthread_mutex_unlock(&c->out_lock);
+    if (rc != 0)
+        io_close_later(c);
+}
+
+static void check_ticks(void)
+{
+    uint64_t now = monotonic_ms();
+    uint64_t ticktime_ms = (uint64_t)connections_ticktime() * 1000u;
+    uint64_t interval = ticktime_ms / 4;
+    conn *expired[64];
+    int n_expired = 0;
+    pthread_mutex_lock(&io_lock);
+    for (int i = 0; i < n_conns; i++) {
+        conn *c = conns[i];
+        if (now - atomic_load(&c->last_read_ms) > ticktime_ms && n_expired < 64) {
+            expired[n_expired++] = c;
+            continue;
+        }
+        if (now - atomic_load(&c->last_write_ms) >= interval) {
+            atomic_fetch_add(&c->refs, 1);
+            pthread_mutex_unlock(&io_lock);
+            send_tick(c);
+            conn_put(c);
+            pthread_mutex_lock(&io_lock);
+        }
+    }
+    pthread_mutex_unlock(&io_lock);
+    for (int i = 0; i < n_expired; i++) {
+        LOG_W("io", "%s not responding for %u s (net_ticktime); closing the connection",
+              atom_text(expired[i]->node), connections_ticktime());
+        io_close(expired[i]);
+    }
+}
+
+static void *io_main(void *arg)
+{
+    (void)arg;
+    struct epoll_event events[64];
+    uint64_t interval = (uint64_t)connections_ticktime() * 1000u / 4;
+    if (interval == 0)
+        interval = 250;
+    uint64_t next_tick = monotonic_ms() + interval;
+    while (atomic_load(&running)) {
+        uint64_t now = monotonic_ms();
+        int timeout = now >= next_tick ? 0 : (int)(next_tick - now);
+        int n = epoll_wait(epfd, events, 64, timeout);
+        if (n < 0 && errno != EINTR) {
+            LOG_E("io", "epoll_wait: %s", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            if (events[i].data.ptr == NULL) {
+                uint64_t v;
+                ssize_t r = read(wakefd, &v, sizeof v);
+                (void)r; /* only a wake-up */
+                continue;
+            }
+            conn *c = events[i].data.ptr;
+            if (events[i].events & EPOLLOUT)
+                conn_writable(c);
+            if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                if (conn_read(c) != 0)
+                    io_close(c);
+            }
+        }
+        if (monotonic_ms() >= next_tick) {
+            check_ticks();
+            next_tick = monotonic_ms() + interval;
+        }
+    }
+    return NULL;
+}
+
+int io_loop_start(void)
+{
+    epfd = epoll_create1(EPOLL_CLOEXEC);
+    wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (epfd < 0 || wakefd < 0) {
+        LOG_E("io", "cannot create epoll/eventfd: %s", strerror(errno));
+        return -1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) != 0)
+        return -1;
+    atomic_store(&running, 1);
+    if (pthread_create(&thread, NULL, io_main, NULL) != 0) {
+        atomic_store(&running, 0);
+        return -1;
+    }
+    return 0;
+}
+
+void io_loop_stop(void)
+{
+    if (!atomic_load(&running))
+        return;
+    atomic_store(&running, 0);
+    uint64_t one = 1;
+    ssize_t w = write(wakefd, &one, sizeof one);
+    (void)w;
+    pthread_join(thread, NULL);
+    while (n_conns > 0)
+        io_close(conns[n_conns - 1]);
+    free(conns);
+    conns = NULL;
+    cap_conns = 0;
+    close(wakefd);
+    close(epfd);
+    wakefd = epfd = -1;
+}

@@ -1,0 +1,119 @@
+/*
+ * phnode_service.c - the registered process `phnode`: starts unsupervised
+ * workers and lists the loaded worker modules.
+ *
+ *   {spawn, Module, Args, Opts} -> {ok, Pid} | {error, Reason}
+ *       Opts: [{name, Atom}]
+ *   modules                     -> [Module]
+ */
+#include "hub/modules.h"
+#include "hub/system_modules.h"
+
+#include <string.h>
+
+typedef struct list_builder {
+    ph_buf *b;
+    int ok;
+} list_builder;
+
+static void add_module(const ph_worker_module *m, void *arg)
+{
+    list_builder *lb = arg;
+    if (lb->ok && (ei_x_encode_list_header(lb->b, 1) != 0 || ei_x_encode_atom(lb->b, m->name) != 0))
+        lb->ok = 0;
+}
+
+/* Reads [{name, Atom}] into opts; on a bad option writes the error reply. */
+static int parse_spawn_opts(ph_term list, ph_spawn_opts *opts, char *name, ph_buf *reply)
+{
+    ph_iter it;
+    ph_term opt;
+    if (ph_iter_begin(&it, list) < 0 || ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT ||
+        ph_term_type(list, NULL) == ERL_LARGE_TUPLE_EXT) {
+        ph_build(reply, "{error, {bad_options, ~t}}", list);
+        return -1;
+    }
+    int rc;
+    while ((rc = ph_iter_next(&it, &opt)) > 0) {
+        if (ph_match(opt, "{name, ~a}", name) == 1) {
+            opts->name = name;
+            continue;
+        }
+        ph_build(reply, "{error, {bad_option, ~t}}", opt);
+        return -1;
+    }
+    if (rc < 0) {
+        ph_build(reply, "{error, {bad_options, ~t}}", list);
+        return -1;
+    }
+    return 0;
+}
+
+static ph_result handle_spawn(ph_ctx *ctx, ph_term module_term, ph_term args, ph_term opts_term,
+                              ph_buf *reply)
+{
+    char module[PH_ATOM_BUF], name[PH_ATOM_BUF];
+    if (ph_match(module_term, "~a", module) != 1) {
+        ph_build(reply, "{error, {bad_module, ~t}}", module_term);
+        return PH_REPLY;
+    }
+    ph_spawn_opts opts = {0};
+    if (parse_spawn_opts(opts_term, &opts, name, reply) != 0)
+        return PH_REPLY;
+    ph_buf error;
+    if (ph_buf_init(&error) != 0)
+        return PH_NOREPLY;
+    ph_pid pid;
+    if (ph_spawn(ctx, module, args, &opts, &pid, &error) == 0) {
+        ei_x_encode_tuple_header(reply, 2);
+        ei_x_encode_atom(reply, "ok");
+        ph_encode_pid(reply, pid);
+    } else {
+        ph_build(reply, "{error, ~t}", ph_buf_term(&error));
+    }
+    ph_buf_free(&error);
+    return PH_REPLY;
+}
+
+static ph_result service_call(ph_ctx *ctx, void *state, ph_term request, const ph_from *from,
+                              ph_buf *reply)
+{
+    (void)state;
+    (void)from;
+    ph_term module, args, opts;
+    if (ph_match(request, "{spawn, ~t, ~t, ~t}", &module, &args, &opts) == 1)
+        return handle_spawn(ctx, module, args, opts, reply);
+    if (ph_match(request, "modules") == 1) {
+        list_builder lb = {reply, 1};
+        modules_for_each(add_module, &lb);
+        if (lb.ok && ei_x_encode_empty_list(reply) == 0)
+            return PH_REPLY;
+        return PH_NOREPLY;
+    }
+    ph_build(reply, "{error, {unknown_request, ~t}}", request);
+    return PH_REPLY;
+}
+
+const ph_worker_module phnode_service_module = {
+    .name = "phnode",
+    .handle_call = service_call,
+    .system = 1,
+};
+
+int system_processes_start(void)
+{
+    static const ph_worker_module *const system[] = {&net_kernel_module, &phnode_service_module};
+    ph_buf none;
+    if (ph_buf_init(&none) != 0 || ph_build(&none, "[]") != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < sizeof system / sizeof system[0] && rc == 0; i++) {
+        ph_spawn_opts opts = {.name = system[i]->name};
+        ph_pid pid;
+        if (ph_register_module(system[i]) != 0 ||
+            ph_spawn(NULL, system[i]->name, ph_buf_term(&none), &opts, &pid, NULL) != 0)
+            rc = -1;
+    }
+    ph_buf_free(&none);
+    return rc;
+}

@@ -1,0 +1,132 @@
+/*
+ * process.h - the actor runtime's process: a pid, a mailbox of signals, the
+ * worker module and its state, and the process's links and monitors.
+ *
+ * Ownership and threads:
+ *  - Any thread may push a signal (signal_push) while holding a reference.
+ *  - Only the scheduler thread currently running the process touches the
+ *    private queue, the relations and the module state, so those need no
+ *    lock: one process runs on at most one thread at a time.
+ *  - The process table holds one reference while the process is alive; the
+ *    memory goes when the last reference is dropped, and signals that
+ *    arrived after death are answered then (LINK -> EXIT noproc, MONITOR ->
+ *    DOWN noproc), so none is silently lost.
+ */
+#ifndef PH_PROCESS_H
+#define PH_PROCESS_H
+
+#include <processhub/worker.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+typedef enum sig_kind {
+    SIG_MESSAGE,     /* payload: the message */
+    SIG_LINK,        /* from links to us */
+    SIG_UNLINK,      /* from unlinks (id) */
+    SIG_UNLINK_ACK,  /* from acknowledges our unlink (id) */
+    SIG_EXIT,        /* link exit from `from`, payload: reason */
+    SIG_EXIT2,       /* exit/2 from `from`, payload: reason */
+    SIG_MONITOR,     /* from monitors us with ref (by name if name set) */
+    SIG_DEMONITOR,   /* from drops monitor ref */
+    SIG_DOWN,        /* a monitor we hold fired: from (or name@from.node), ref, payload */
+    SIG_NODEDOWN,    /* connection to node from.node lost */
+    SIG_SHUTDOWN,    /* orderly node shutdown: stop with reason shutdown */
+} sig_kind;
+
+/* One signal in a mailbox. payload is an external-format term that starts
+ * with the version byte 131, so it can be forwarded or decoded as is. */
+typedef struct proc_signal {
+    struct proc_signal *next;
+    uint8_t kind;
+    uint32_t name; /* registered name (by-name monitor/DOWN) or ATOM_NONE */
+    uint64_t id;   /* unlink id */
+    ph_pid from;
+    ph_ref ref;
+    uint32_t len;
+    char payload[];
+} proc_signal;
+
+proc_signal *signal_new(sig_kind kind, ph_pid from, const char *payload, uint32_t len);
+void signal_free(proc_signal *s);
+
+typedef enum relation_kind {
+    REL_LINK,          /* linked with pid */
+    REL_MONITORED_BY,  /* pid monitors us with ref */
+    REL_MONITORING,    /* we monitor pid with ref */
+} relation_kind;
+
+typedef struct relation {
+    uint8_t kind;
+    uint32_t name; /* by-name monitor: the name the watcher used */
+    ph_pid pid;
+    ph_ref ref;
+} relation;
+
+typedef struct process {
+    ph_pid pid;
+    _Atomic uint32_t refs;
+    _Atomic uint32_t scheduled; /* 1 while in the run queue or running */
+    _Atomic(proc_signal *) inbox;    /* LIFO pushed by any thread */
+    proc_signal *queue_head;         /* FIFO, scheduler-owned */
+    proc_signal *queue_tail;
+    struct process *runq_next;
+    const ph_worker_module *module;
+    void *state;
+    relation *relations;
+    uint32_t n_relations;
+    uint32_t cap_relations;
+    uint32_t name; /* registered name or ATOM_NONE */
+    uint8_t trap_exit;
+    uint8_t alive;
+} process;
+
+/* --- the process table (process_table.c) ------------------------------- */
+
+int process_table_init(uint32_t capacity);
+void process_table_shutdown(void);
+/* A new process with a fresh pid, one reference held by the caller; not yet
+ * visible to lookups until process_publish. */
+process *process_create(const ph_worker_module *module);
+void process_publish(process *p);
+/* Removes p from the table (lookups fail from now on); drops the table's
+ * reference. */
+void process_unpublish(process *p);
+/* The live local process with that pid, with a reference, or NULL. */
+process *process_get(ph_pid pid);
+void process_ref(process *p);
+void process_put(process *p);
+/* Calls fn on every live process (with a reference held during the call). */
+void process_for_each(void (*fn)(process *p, void *arg), void *arg);
+uint32_t process_count(void);
+
+/* --- mailbox and scheduling (scheduler.c) ------------------------------ */
+
+/* Pushes s into p's mailbox and makes p runnable. Takes ownership of s. */
+void process_push(process *p, proc_signal *s);
+/* Puts p in the run queue unless it is already there or running. */
+void process_schedule(process *p);
+int scheduler_start(unsigned threads);
+void scheduler_stop(void);
+/* Nonzero when the caller runs on a scheduler thread. */
+int scheduler_on_thread(void);
+
+/* --- running a process (process_run.c) -------------------------------- */
+
+/* Handles up to budget signals of p; returns nonzero if work remains. */
+int process_run(process *p, int budget);
+/* Ends p with reason (versioned term); runs terminate, notifies links and
+ * monitors, unregisters. Called on p's own scheduler thread or during
+ * spawn before p is published. */
+void process_exit(process *p, const char *reason, uint32_t len);
+
+/* Relations (process_run.c) */
+int relation_add(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref, uint32_t name);
+/* Removes the first relation matching kind + pid (+ ref when ref != NULL).
+ * Returns 1 when one was removed. */
+int relation_remove(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref);
+int relation_find(const process *p, relation_kind kind, ph_pid pid, const ph_ref *ref);
+
+/* Answers the signals left in a dead process's mailbox (process_run.c). */
+void process_answer_dead_signals(ph_pid dead, proc_signal *list);
+
+#endif

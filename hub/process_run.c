@@ -1,0 +1,328 @@
+/*
+ * process_run.c - what a process does with the signals in its mailbox, its
+ * links and monitors, and how it ends. Runs on the process's scheduler
+ * thread only (see process.h).
+ */
+#include "hub/atoms.h"
+#include "hub/context.h"
+#include "hub/log.h"
+#include "hub/names.h"
+#include "hub/route.h"
+#include "hub/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* --- relations --------------------------------------------------------- */
+
+static int relation_matches(const relation *r, relation_kind kind, ph_pid pid, const ph_ref *ref)
+{
+    if (r->kind != kind)
+        return 0;
+    if (ref)
+        return ph_ref_equal(&r->ref, ref);
+    return ph_pid_equal(r->pid, pid);
+}
+
+int relation_find(const process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)
+{
+    for (uint32_t i = 0; i < p->n_relations; i++)
+        if (relation_matches(&p->relations[i], kind, pid, ref))
+            return 1;
+    return 0;
+}
+
+int relation_add(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref, uint32_t name)
+{
+    if (p->n_relations == p->cap_relations) {
+        uint32_t cap = p->cap_relations ? p->cap_relations * 2 : 2;
+        relation *n = realloc(p->relations, cap * sizeof *n);
+        if (!n)
+            return -1;
+        p->relations = n;
+        p->cap_relations = cap;
+    }
+    relation *r = &p->relations[p->n_relations];
+    memset(r, 0, sizeof *r);
+    r->kind = (uint8_t)kind;
+    r->pid = pid;
+    r->name = name;
+    if (ref)
+        r->ref = *ref;
+    __atomic_store_n(&p->n_relations, p->n_relations + 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+static void relation_remove_at(process *p, uint32_t i)
+{
+    p->relations[i] = p->relations[p->n_relations - 1];
+    __atomic_store_n(&p->n_relations, p->n_relations - 1, __ATOMIC_RELAXED);
+    if (p->n_relations == 0) {
+        free(p->relations);
+        p->relations = NULL;
+        p->cap_relations = 0;
+    }
+}
+
+int relation_remove(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)
+{
+    for (uint32_t i = 0; i < p->n_relations; i++) {
+        if (relation_matches(&p->relations[i], kind, pid, ref)) {
+            relation_remove_at(p, i);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* --- messages built by the runtime ------------------------------------- */
+
+static int reason_is(const char *reason, uint32_t len, const char *atom)
+{
+    term_bytes t = runtime_atom_term(atom);
+    return t.len == len && memcmp(t.bytes, reason, len) == 0;
+}
+
+/* Appends a versioned reason term without its version byte. */
+static int append_reason(ph_buf *b, const char *reason, uint32_t len)
+{
+    if (len < 2)
+        return -1;
+    return ei_x_append_buf(b, reason + 1, (int)len - 1) == 0 ? 0 : -1;
+}
+
+/* {'EXIT', From, Reason} to handle_info. */
+static void deliver_exit_message(process *p, ph_pid from, const char *reason, uint32_t len)
+{
+    ph_buf b;
+    if (ph_buf_init_versioned(&b) != 0)
+        return;
+    if (ei_x_encode_tuple_header(&b, 3) == 0 && ei_x_encode_atom(&b, "EXIT") == 0 &&
+        ph_encode_pid(&b, from) == 0 && append_reason(&b, reason, len) == 0)
+        gen_worker_info(p, b.buff, (uint32_t)b.index);
+    ph_buf_free(&b);
+}
+
+/* {'DOWN', Ref, process, PidOrNameNode, Reason} to handle_info. */
+static void deliver_down_message(process *p, const proc_signal *s)
+{
+    ph_buf b;
+    if (ph_buf_init_versioned(&b) != 0)
+        return;
+    int ok = ei_x_encode_tuple_header(&b, 5) == 0 && ei_x_encode_atom(&b, "DOWN") == 0 &&
+             ph_encode_ref(&b, &s->ref) == 0 && ei_x_encode_atom(&b, "process") == 0;
+    if (ok && s->name != ATOM_NONE)
+        ok = ei_x_encode_tuple_header(&b, 2) == 0 &&
+             ei_x_encode_atom(&b, atom_text(s->name)) == 0 &&
+             ei_x_encode_atom(&b, atom_text(s->from.node)) == 0;
+    else if (ok)
+        ok = ph_encode_pid(&b, s->from) == 0;
+    if (ok && append_reason(&b, s->payload, s->len) == 0)
+        gen_worker_info(p, b.buff, (uint32_t)b.index);
+    ph_buf_free(&b);
+}
+
+/* --- exit signals ------------------------------------------------------ */
+
+static void handle_link_exit(process *p, ph_pid from, const char *reason, uint32_t len)
+{
+    if (p->trap_exit)
+        deliver_exit_message(p, from, reason, len);
+    else if (!reason_is(reason, len, "normal"))
+        process_exit(p, reason, len);
+}
+
+static void handle_exit2(process *p, ph_pid from, const char *reason, uint32_t len)
+{
+    if (reason_is(reason, len, "kill")) {
+        term_bytes killed = runtime_atom_term("killed");
+        process_exit(p, killed.bytes, killed.len);
+    } else if (p->trap_exit) {
+        deliver_exit_message(p, from, reason, len);
+    } else if (!reason_is(reason, len, "normal") || ph_pid_equal(from, p->pid)) {
+        process_exit(p, reason, len);
+    }
+}
+
+static void handle_nodedown(process *p, uint32_t node)
+{
+    term_bytes noconnection = runtime_atom_term("noconnection");
+    uint32_t i = 0;
+    while (i < p->n_relations && p->alive) {
+        relation r = p->relations[i];
+        if (r.pid.node != node) {
+            i++;
+            continue;
+        }
+        relation_remove_at(p, i);
+        if (r.kind == REL_LINK) {
+            handle_link_exit(p, r.pid, noconnection.bytes, noconnection.len);
+        } else if (r.kind == REL_MONITORING) {
+            proc_signal *s = signal_new(SIG_DOWN, r.pid, noconnection.bytes, noconnection.len);
+            if (s) {
+                s->ref = r.ref;
+                s->name = r.name;
+                deliver_down_message(p, s);
+                signal_free(s);
+            }
+        }
+    }
+}
+
+static void handle_signal(process *p, proc_signal *s)
+{
+    switch ((sig_kind)s->kind) {
+    case SIG_MESSAGE: {
+        ph_term msg = ph_term_from_external(s->payload, (int)s->len);
+        if (msg.buf)
+            gen_worker_dispatch(p, msg);
+        else
+            LOG_W("process", "dropped a message without a version byte");
+        break;
+    }
+    case SIG_LINK:
+        if (!relation_find(p, REL_LINK, s->from, NULL) &&
+            relation_add(p, REL_LINK, s->from, NULL, ATOM_NONE) != 0)
+            LOG_E("process", "out of memory adding a link");
+        break;
+    case SIG_UNLINK:
+        relation_remove(p, REL_LINK, s->from, NULL);
+        route_unlink_ack(p->pid, s->from, s->id);
+        break;
+    case SIG_UNLINK_ACK:
+        break; /* the link was removed when the unlink was sent */
+    case SIG_EXIT:
+        if (relation_remove(p, REL_LINK, s->from, NULL))
+            handle_link_exit(p, s->from, s->payload, s->len);
+        break;
+    case SIG_EXIT2:
+        handle_exit2(p, s->from, s->payload, s->len);
+        break;
+    case SIG_MONITOR:
+        if (relation_add(p, REL_MONITORED_BY, s->from, &s->ref, s->name) != 0) {
+            term_bytes noproc = runtime_atom_term("noproc");
+            route_down(p->pid, s->name, s->from, &s->ref, noproc.bytes, noproc.len);
+        }
+        break;
+    case SIG_DEMONITOR:
+        relation_remove(p, REL_MONITORED_BY, s->from, &s->ref);
+        break;
+    case SIG_DOWN:
+        if (relation_remove(p, REL_MONITORING, s->from, &s->ref))
+            deliver_down_message(p, s);
+        break;
+    case SIG_NODEDOWN:
+        handle_nodedown(p, s->from.node);
+        break;
+    case SIG_SHUTDOWN: {
+        term_bytes shutdown = runtime_atom_term("shutdown");
+        process_exit(p, shutdown.bytes, shutdown.len);
+        break;
+    }
+    }
+}
+
+static void take_inbox(process *p)
+{
+    proc_signal *list = atomic_exchange(&p->inbox, NULL);
+    if (!list)
+        return;
+    proc_signal *head = NULL, *tail = list;
+    while (list) {
+        proc_signal *next = list->next;
+        list->next = head;
+        head = list;
+        list = next;
+    }
+    if (p->queue_tail)
+        p->queue_tail->next = head;
+    else
+        p->queue_head = head;
+    p->queue_tail = tail;
+}
+
+int process_run(process *p, int budget)
+{
+    if (!p->alive)
+        return 0;
+    take_inbox(p);
+    while (budget-- > 0 && p->alive) {
+        proc_signal *s = p->queue_head;
+        if (!s) {
+            take_inbox(p);
+            if (!(s = p->queue_head))
+                break;
+        }
+        p->queue_head = s->next;
+        if (!p->queue_head)
+            p->queue_tail = NULL;
+        handle_signal(p, s);
+        signal_free(s);
+    }
+    return p->alive && p->queue_head != NULL;
+}
+
+void process_exit(process *p, const char *reason, uint32_t len)
+{
+    if (!p->alive)
+        return;
+    p->alive = 0;
+    if (p->module->terminate) {
+        ph_ctx ctx;
+        context_init(&ctx, p);
+        ph_term t = ph_term_from_external(reason, (int)len);
+        p->module->terminate(&ctx, p->state, t);
+        context_release(&ctx);
+    }
+    p->state = NULL;
+    if (p->name != ATOM_NONE)
+        names_unregister(p->name, p->pid);
+    if (log_enabled(LOG_DEBUG)) {
+        char text[256];
+        ph_term_format(ph_term_from_external(reason, (int)len), text, sizeof text);
+        LOG_D("process", "<%u.%u> (%s) exited: %s", p->pid.num, p->pid.serial, p->module->name,
+              text);
+    }
+    process_unpublish(p);
+    for (uint32_t i = 0; i < p->n_relations; i++) {
+        relation *r = &p->relations[i];
+        switch ((relation_kind)r->kind) {
+        case REL_LINK:
+            route_exit(p->pid, r->pid, reason, len, 0);
+            break;
+        case REL_MONITORED_BY:
+            route_down(p->pid, r->name, r->pid, &r->ref, reason, len);
+            break;
+        case REL_MONITORING:
+            route_demonitor(p->pid, r->pid, r->pid.node, r->name, &r->ref);
+            break;
+        }
+    }
+    free(p->relations);
+    p->relations = NULL;
+    __atomic_store_n(&p->n_relations, 0, __ATOMIC_RELAXED);
+    p->cap_relations = 0;
+}
+
+void process_answer_dead_signals(ph_pid dead, proc_signal *list)
+{
+    term_bytes noproc = runtime_atom_term("noproc");
+    while (list) {
+        proc_signal *s = list;
+        list = s->next;
+        switch ((sig_kind)s->kind) {
+        case SIG_LINK:
+            route_exit(dead, s->from, noproc.bytes, noproc.len, 0);
+            break;
+        case SIG_MONITOR:
+            route_down(dead, s->name, s->from, &s->ref, noproc.bytes, noproc.len);
+            break;
+        case SIG_UNLINK:
+            route_unlink_ack(dead, s->from, s->id);
+            break;
+        default:
+            break; /* messages to a dead process vanish, as on the BEAM */
+        }
+        signal_free(s);
+    }
+}
