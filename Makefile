@@ -60,6 +60,10 @@ $(BUILD)/test/bad_peer: test/tools/bad_peer.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
+$(BUILD)/bench/spawn_bench: bench/spawn_bench.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS)
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
 
@@ -78,11 +82,11 @@ valgrind: $(UNIT_BINS)
 run: all
 	BUILD=$(BUILD) cnode/run-local-cluster.sh
 
-bench: all
+bench: all $(BUILD)/bench/spawn_bench
 	BUILD=$(BUILD) bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(MAIN_SRCS) $(UNIT_SRCS) $(wildcard include/processhub/*.h */*.h */*/*.h test/sample_worker/*.c test/tools/*.c)
+	clang-format -i $(LIB_SRCS) $(MAIN_SRCS) $(UNIT_SRCS) $(wildcard include/processhub/*.h */*.h */*/*.h test/sample_worker/*.c test/tools/*.c bench/*.c)
 
 clean:
 	rm -rf build build-asan

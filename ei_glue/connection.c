@@ -137,6 +137,56 @@ int conn_flush_locked(conn *c)
     return 0;
 }
 
+#define CORK_MAX 16
+static _Thread_local struct {
+    int depth;
+    int n;
+    conn *conns[CORK_MAX];
+} cork;
+
+void connection_cork(void)
+{
+    cork.depth++;
+}
+
+static void flush_now(conn *c)
+{
+    pthread_mutex_lock(&c->out_lock);
+    int rc = c->closed ? 0 : conn_flush_locked(c);
+    if (rc == 0 && c->out_head && !c->closed)
+        io_arm_write(c);
+    pthread_mutex_unlock(&c->out_lock);
+    if (rc != 0) {
+        LOG_W("dist", "write to %s failed: %s", atom_text(c->node), strerror(errno));
+        io_close_later(c);
+    }
+}
+
+void connection_uncork(void)
+{
+    if (--cork.depth > 0)
+        return;
+    for (int i = 0; i < cork.n; i++) {
+        flush_now(cork.conns[i]);
+        conn_put(cork.conns[i]);
+    }
+    cork.n = 0;
+}
+
+/* While corked: remember c for the flush at uncork; 0 if it will be
+ * flushed then, -1 if the caller must flush now (cork list full). */
+static int cork_add(conn *c)
+{
+    for (int i = 0; i < cork.n; i++)
+        if (cork.conns[i] == c)
+            return 0;
+    if (cork.n == CORK_MAX)
+        return -1;
+    atomic_fetch_add(&c->refs, 1);
+    cork.conns[cork.n++] = c;
+    return 0;
+}
+
 int conn_write(conn *c, chunk *ch)
 {
     pthread_mutex_lock(&c->out_lock);
@@ -151,6 +201,11 @@ int conn_write(conn *c, chunk *ch)
         c->out_head = ch;
     c->out_tail = ch;
     c->out_bytes += ch->len;
+    if (cork.depth > 0 && !c->epollout_armed && cork_add(c) == 0) {
+        atomic_store_explicit(&c->last_write_ms, monotonic_ms(), memory_order_relaxed);
+        pthread_mutex_unlock(&c->out_lock);
+        return 0;
+    }
     int rc = conn_flush_locked(c);
     if (rc == 0 && c->out_head)
         io_arm_write(c);

@@ -62,6 +62,10 @@ void connections_stop(void);
  * node, connecting first if needed. 0 if queued, -1 if dropped. */
 int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *msg,
                     size_t msg_len);
+/* Corking (per thread, nestable): while corked, frames this thread writes
+ * are queued and each connection is flushed once at uncork. */
+void connection_cork(void);
+void connection_uncork(void);
 /* Starts connecting to node unless connected or connecting. */
 void connection_request(uint32_t node);
 /* Nonzero when node has an established connection. */

@@ -53,6 +53,16 @@ static int encode_failed(const char *what)
     return -1;
 }
 
+void dist_batch_begin(void)
+{
+    connection_cork();
+}
+
+void dist_batch_end(void)
+{
+    connection_uncork();
+}
+
 int dist_send(ph_pid from, ph_pid to, const char *msg, uint32_t len)
 {
     (void)from;

@@ -12,6 +12,11 @@
 #include <processhub/worker.h>
 #include <stdint.h>
 
+/* Frames written by this thread between begin and end are flushed once, at
+ * end (one writev per connection for a whole batch of replies). */
+void dist_batch_begin(void);
+void dist_batch_end(void);
+
 int dist_send(ph_pid from, ph_pid to, const char *msg, uint32_t len);
 int dist_reg_send(ph_pid from, uint32_t node, uint32_t name, const char *msg, uint32_t len);
 int dist_alias_send(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len);

@@ -167,10 +167,13 @@ static int conn_read(conn *c)
             LOG_I("io", "read from %s: %s", atom_text(c->node), strerror(errno));
             return -1;
         }
+        size_t space = c->rcap - c->rlen;
         c->rlen += (size_t)n;
         atomic_store_explicit(&c->last_read_ms, monotonic_ms(), memory_order_relaxed);
         if (process_frames(c) != 0)
             return -1;
+        if ((size_t)n < space)
+            break; /* drained; epoll (level-triggered) reports more */
     }
     if (c->rlen == 0 && c->rcap > RBUF_KEEP) {
         free(c->rbuf);

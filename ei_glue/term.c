@@ -120,285 +120,334 @@ static int is_name_char(char c)
  * -1. Positions are long long so that 32-bit sizes cannot overflow them.
  */
 
-static long long term_span(const char *buf, int len, long long pos, int depth);
+/* The bytes a term may occupy, and how strictly to check them. */
+struct bytes {
+    const char *buf;
+    int len;           /* readable: buf[0..len) */
+    int distinct_keys; /* also refuse maps with duplicate keys (a sort each) */
+};
 
-/* End of n bytes starting at pos, or -1 when they run past len. */
-static long long take(long long pos, long long n, int len)
+static long long term_span(const struct bytes *s, long long pos, int depth);
+static int keys_distinct(ph_term *keys, long long n);
+
+/* End of n bytes starting at pos, or -1 when they run past the end. */
+static long long take(const struct bytes *s, long long pos, long long n)
 {
-    return pos >= 0 && n >= 0 && pos + n <= len ? pos + n : -1;
+    return pos >= 0 && n >= 0 && pos + n <= s->len ? pos + n : -1;
 }
 
 /* A count of nested terms; kept small enough that doubling it (maps) and
  * storing it in ei's int arities is safe. */
-static long long count_at(const char *buf, long long pos, int wide)
+static long long count_at(const struct bytes *s, long long pos, int wide)
 {
-    long long n = wide ? get32(buf + pos) : get8(buf + pos);
+    long long n = wide ? get32(s->buf + pos) : get8(s->buf + pos);
     return n <= INT_MAX / 2 ? n : -1;
 }
 
-static long long atom_span(const char *buf, int len, long long pos)
+static long long atom_span(const struct bytes *s, long long pos)
 {
-    if (take(pos, 1, len) < 0)
+    if (take(s, pos, 1) < 0)
         return -1;
-    int tag = (int)get8(buf + pos);
+    int tag = (int)get8(s->buf + pos);
     int wide = tag == ERL_ATOM_EXT || tag == ERL_ATOM_UTF8_EXT;
     int utf8 = tag == ERL_ATOM_UTF8_EXT || tag == ERL_SMALL_ATOM_UTF8_EXT;
 
     if (!wide && !utf8 && tag != ERL_SMALL_ATOM_EXT)
         return -1;
-    long long p = take(pos + 1, wide ? 2 : 1, len);
+    long long p = take(s, pos + 1, wide ? 2 : 1);
     if (p < 0)
         return -1;
-    long long n = wide ? get16(buf + pos + 1) : get8(buf + pos + 1);
+    long long n = wide ? get16(s->buf + pos + 1) : get8(s->buf + pos + 1);
     /* ei_decode_atom_as() into PH_ATOM_BUF must succeed later: latin-1
      * atoms have at most 255 characters (510 bytes as UTF-8). */
     if (n > (utf8 ? PH_ATOM_BUF - 1 : MAXATOMLEN - 1))
         return -1;
-    return take(p, n, len);
+    return take(s, p, n);
 }
 
 /* Pids, ports and references: a node atom, then `fixed` bytes. */
-static long long node_span(const char *buf, int len, long long pos, long long fixed)
+static long long node_span(const struct bytes *s, long long pos, long long fixed)
 {
-    long long p = atom_span(buf, len, pos);
-    return p < 0 ? -1 : take(p, fixed, len);
+    long long p = atom_span(s, pos);
+    return p < 0 ? -1 : take(s, p, fixed);
 }
 
-static long long pid_span(const char *buf, int len, long long pos)
+static long long pid_span(const struct bytes *s, long long pos)
 {
-    if (take(pos, 1, len) < 0)
+    if (take(s, pos, 1) < 0)
         return -1;
-    switch (get8(buf + pos)) {
+    switch (get8(s->buf + pos)) {
     case ERL_PID_EXT:
-        return node_span(buf, len, pos + 1, 9);
+        return node_span(s, pos + 1, 9);
     case ERL_NEW_PID_EXT:
-        return node_span(buf, len, pos + 1, 12);
+        return node_span(s, pos + 1, 12);
     }
     return -1;
 }
 
-static long long ref_span(const char *buf, int len, long long pos, int tag)
+static long long ref_span(const struct bytes *s, long long pos, int tag)
 {
     if (tag == ERL_REFERENCE_EXT)
-        return node_span(buf, len, pos + 1, 5);
-    if (take(pos, 3, len) < 0)
+        return node_span(s, pos + 1, 5);
+    if (take(s, pos, 3) < 0)
         return -1;
-    long long words = get16(buf + pos + 1);
+    long long words = get16(s->buf + pos + 1);
     if (words > 5) /* erlang_ref holds 5 words; ei_decode_ref refuses more */
         return -1;
-    return node_span(buf, len, pos + 3, (tag == ERL_NEW_REFERENCE_EXT ? 1 : 4) + 4 * words);
+    return node_span(s, pos + 3, (tag == ERL_NEW_REFERENCE_EXT ? 1 : 4) + 4 * words);
 }
 
-static long long int_span(const char *buf, int len, long long pos)
+static long long int_span(const struct bytes *s, long long pos)
 {
-    if (take(pos, 1, len) < 0)
+    if (take(s, pos, 1) < 0)
         return -1;
-    switch (get8(buf + pos)) {
+    switch (get8(s->buf + pos)) {
     case ERL_SMALL_INTEGER_EXT:
-        return take(pos, 2, len);
+        return take(s, pos, 2);
     case ERL_INTEGER_EXT:
-        return take(pos, 5, len);
+        return take(s, pos, 5);
     }
     return -1;
 }
 
-static long long big_span(const char *buf, int len, long long pos, int tag)
+static long long big_span(const struct bytes *s, long long pos, int tag)
 {
     int wide = tag == ERL_LARGE_BIG_EXT;
-    long long head = take(pos, wide ? 6 : 3, len);
+    long long head = take(s, pos, wide ? 6 : 3);
 
-    if (head < 0 || get8(buf + head - 1) > 1) /* the sign byte */
+    if (head < 0 || get8(s->buf + head - 1) > 1) /* the sign byte */
         return -1;
-    return take(head, wide ? get32(buf + pos + 1) : get8(buf + pos + 1), len);
+    return take(s, head, wide ? get32(s->buf + pos + 1) : get8(s->buf + pos + 1));
 }
 
-static long long float_span(const char *buf, int len, long long pos, int tag)
+static long long float_span(const struct bytes *s, long long pos, int tag)
 {
-    long long end = take(pos + 1, tag == NEW_FLOAT_EXT ? 8 : 31, len);
+    long long end = take(s, pos + 1, tag == NEW_FLOAT_EXT ? 8 : 31);
+    const char *p = s->buf + pos + 1;
 
     if (end < 0)
         return -1;
     if (tag == NEW_FLOAT_EXT) /* Erlang has no NaN or infinity */
-        return isfinite(get_double(buf + pos + 1)) ? end : -1;
+        return isfinite(get_double(p)) ? end : -1;
     /* Old text floats: ei runs sscanf() on the 31 bytes, so they must hold
      * a NUL-terminated number. */
     char text[32], *stop;
-    if (!memchr(buf + pos + 1, '\0', 31))
+    if (!memchr(p, '\0', 31))
         return -1;
-    memcpy(text, buf + pos + 1, 31);
+    memcpy(text, p, 31);
     text[31] = '\0';
     double d = strtod(text, &stop);
     return stop != text && isfinite(d) ? end : -1;
 }
 
-static long long bits_span(const char *buf, int len, long long pos, int tag)
+static long long bits_span(const struct bytes *s, long long pos, int tag)
 {
-    long long head = take(pos, tag == ERL_BIT_BINARY_EXT ? 6 : 5, len);
+    long long head = take(s, pos, tag == ERL_BIT_BINARY_EXT ? 6 : 5);
 
     if (head < 0)
         return -1;
-    long long n = get32(buf + pos + 1);
+    long long n = get32(s->buf + pos + 1);
     if (tag == ERL_BIT_BINARY_EXT) {
-        unsigned last = get8(buf + pos + 5); /* bits used in the last byte */
+        unsigned last = get8(s->buf + pos + 5); /* bits used in the last byte */
         if (last > 8 || (last == 0) != (n == 0))
             return -1;
     }
-    return take(head, n, len);
+    return take(s, head, n);
 }
 
-static long long seq_span(const char *buf, int len, long long pos, long long n, int depth)
+static long long seq_span(const struct bytes *s, long long pos, long long n, int depth)
 {
     for (; n > 0 && pos >= 0; n--)
-        pos = term_span(buf, len, pos, depth);
+        pos = term_span(s, pos, depth);
     return pos;
 }
 
-/* Tuples and maps: a 1- or 4-byte count of nested terms. */
-static long long tuple_span(const char *buf, int len, long long pos, int tag, int depth)
+/* Pairs of a map; the keys go to keys[] when it is not NULL. */
+static long long pairs_span(const struct bytes *s, long long pos, long long n, int depth,
+                            ph_term *keys)
 {
-    int wide = tag != ERL_SMALL_TUPLE_EXT;
-    long long head = take(pos, wide ? 5 : 2, len);
+    for (long long i = 0; i < n && pos >= 0; i++) {
+        if (keys)
+            keys[i] = (ph_term){s->buf, (int)pos};
+        pos = term_span(s, pos, depth);
+        pos = pos < 0 ? -1 : term_span(s, pos, depth);
+    }
+    return pos;
+}
+
+static long long map_span(const struct bytes *s, long long pos, int depth)
+{
+    ph_term *keys = NULL;
+
+    if (take(s, pos, 5) < 0)
+        return -1;
+    long long n = count_at(s, pos + 1, 1);
+    if (n < 0)
+        return -1;
+    if (s->distinct_keys && n > 1 && !(keys = malloc((size_t)n * sizeof *keys)))
+        return -1;
+    long long end = pairs_span(s, pos + 5, n, depth, keys);
+    if (end >= 0 && keys && !keys_distinct(keys, n))
+        end = -1;
+    free(keys);
+    return end;
+}
+
+static long long tuple_span(const struct bytes *s, long long pos, int tag, int depth)
+{
+    int wide = tag == ERL_LARGE_TUPLE_EXT;
+    long long head = take(s, pos, wide ? 5 : 2);
 
     if (head < 0)
         return -1;
-    long long n = count_at(buf, pos + 1, wide);
-    if (n < 0)
-        return -1;
-    return seq_span(buf, len, head, tag == ERL_MAP_EXT ? 2 * n : n, depth);
+    long long n = count_at(s, pos + 1, wide);
+    return n < 0 ? -1 : seq_span(s, head, n, depth);
 }
 
-static long long string_span(const char *buf, int len, long long pos)
+static long long string_span(const struct bytes *s, long long pos)
 {
-    if (take(pos, 3, len) < 0)
+    if (take(s, pos, 3) < 0)
         return -1;
-    long long n = get16(buf + pos + 1);
+    long long n = get16(s->buf + pos + 1);
     /* ei writes "" as NIL_EXT; an empty STRING_EXT would be a second nil */
-    return n > 0 ? take(pos + 3, n, len) : -1;
+    return n > 0 ? take(s, pos + 3, n) : -1;
 }
 
 /* A LIST_EXT whose tail is another LIST_EXT is walked in a loop, so long
  * improper chains do not recurse. */
-static long long list_span(const char *buf, int len, long long pos, int depth)
+static long long list_span(const struct bytes *s, long long pos, int depth)
 {
     for (;;) {
-        if (take(pos, 5, len) < 0)
+        if (take(s, pos, 5) < 0)
             return -1;
-        long long n = count_at(buf, pos + 1, 1);
+        long long n = count_at(s, pos + 1, 1);
         if (n <= 0) /* ei writes [] as NIL_EXT, never as an empty LIST_EXT */
             return -1;
-        pos = seq_span(buf, len, pos + 5, n, depth);
-        if (pos < 0 || take(pos, 1, len) < 0)
+        pos = seq_span(s, pos + 5, n, depth);
+        if (pos < 0 || take(s, pos, 1) < 0)
             return -1;
-        if (get8(buf + pos) != ERL_LIST_EXT)
-            return term_span(buf, len, pos, depth);
+        if (get8(s->buf + pos) != ERL_LIST_EXT)
+            return term_span(s, pos, depth);
     }
 }
 
 /* NEW_FUN_EXT: tag, Size(4, counts itself), Arity(1), Uniq(16), Index(4),
  * NumFree(4), Module, OldIndex, OldUniq, Pid, free variables. ei_decode_fun
  * walks the inner terms unchecked, so they are checked here, against Size. */
-static long long fun_span(const char *buf, int len, long long pos, int depth)
+static long long fun_span(const struct bytes *s, long long pos, int depth)
 {
-    if (take(pos, 30, len) < 0)
+    if (take(s, pos, 30) < 0)
         return -1;
-    long long size = get32(buf + pos + 1);
-    long long end = take(pos + 1, size, len);
+    long long size = get32(s->buf + pos + 1);
+    long long end = take(s, pos + 1, size);
     if (size < 29 || end < 0)
         return -1;
-    long long nfree = get32(buf + pos + 26);
-    long long p = atom_span(buf, (int)end, pos + 30);
-    p = p < 0 ? -1 : int_span(buf, (int)end, p);
-    p = p < 0 ? -1 : int_span(buf, (int)end, p);
-    p = p < 0 ? -1 : pid_span(buf, (int)end, p);
-    p = p < 0 ? -1 : seq_span(buf, (int)end, p, nfree, depth);
+    struct bytes fun = {s->buf, (int)end, s->distinct_keys};
+    long long nfree = get32(s->buf + pos + 26);
+    long long p = atom_span(&fun, pos + 30);
+    p = p < 0 ? -1 : int_span(&fun, p);
+    p = p < 0 ? -1 : int_span(&fun, p);
+    p = p < 0 ? -1 : pid_span(&fun, p);
+    p = p < 0 ? -1 : seq_span(&fun, p, nfree, depth);
     return p == end ? end : -1;
 }
 
 /* EXPORT_EXT: Module, Function, Arity. */
-static long long export_span(const char *buf, int len, long long pos)
+static long long export_span(const struct bytes *s, long long pos)
 {
-    long long p = atom_span(buf, len, pos + 1);
-    p = p < 0 ? -1 : atom_span(buf, len, p);
-    return p < 0 ? -1 : int_span(buf, len, p);
+    long long p = atom_span(s, pos + 1);
+    p = p < 0 ? -1 : atom_span(s, p);
+    return p < 0 ? -1 : int_span(s, p);
 }
 
-static long long scalar_span(const char *buf, int len, long long pos, int tag)
+static long long scalar_span(const struct bytes *s, long long pos, int tag)
 {
     switch (tag) {
     case ERL_SMALL_INTEGER_EXT:
     case ERL_INTEGER_EXT:
-        return int_span(buf, len, pos);
+        return int_span(s, pos);
     case ERL_SMALL_BIG_EXT:
     case ERL_LARGE_BIG_EXT:
-        return big_span(buf, len, pos, tag);
+        return big_span(s, pos, tag);
     case ERL_FLOAT_EXT:
     case NEW_FLOAT_EXT:
-        return float_span(buf, len, pos, tag);
+        return float_span(s, pos, tag);
     case ERL_ATOM_EXT:
     case ERL_SMALL_ATOM_EXT:
     case ERL_ATOM_UTF8_EXT:
     case ERL_SMALL_ATOM_UTF8_EXT:
-        return atom_span(buf, len, pos);
+        return atom_span(s, pos);
     case ERL_NIL_EXT:
         return pos + 1;
     case ERL_STRING_EXT:
-        return string_span(buf, len, pos);
+        return string_span(s, pos);
     case ERL_BINARY_EXT:
     case ERL_BIT_BINARY_EXT:
-        return bits_span(buf, len, pos, tag);
+        return bits_span(s, pos, tag);
     }
     return -1;
 }
 
-static long long identity_span(const char *buf, int len, long long pos, int tag)
+static long long identity_span(const struct bytes *s, long long pos, int tag)
 {
     switch (tag) {
     case ERL_PID_EXT:
     case ERL_NEW_PID_EXT:
-        return pid_span(buf, len, pos);
+        return pid_span(s, pos);
     case ERL_PORT_EXT:
-        return node_span(buf, len, pos + 1, 5);
+        return node_span(s, pos + 1, 5);
     case ERL_NEW_PORT_EXT:
-        return node_span(buf, len, pos + 1, 8);
+        return node_span(s, pos + 1, 8);
     case ERL_V4_PORT_EXT:
-        return node_span(buf, len, pos + 1, 12);
+        return node_span(s, pos + 1, 12);
     case ERL_REFERENCE_EXT:
     case ERL_NEW_REFERENCE_EXT:
     case ERL_NEWER_REFERENCE_EXT:
-        return ref_span(buf, len, pos, tag);
+        return ref_span(s, pos, tag);
     case ERL_EXPORT_EXT:
-        return export_span(buf, len, pos);
+        return export_span(s, pos);
     }
     return -1;
 }
 
 /* Old FUN_EXT (pre-R8), ATOM_CACHE_REF, compressed and local terms never
  * reach a C node in practice and are rejected. */
-static long long term_span(const char *buf, int len, long long pos, int depth)
+static long long term_span(const struct bytes *s, long long pos, int depth)
 {
-    if (depth > PH_MAX_DEPTH || take(pos, 1, len) < 0)
+    if (depth > PH_MAX_DEPTH || take(s, pos, 1) < 0)
         return -1;
-    int tag = (int)get8(buf + pos);
+    int tag = (int)get8(s->buf + pos);
     switch (tag) {
     case ERL_SMALL_TUPLE_EXT:
     case ERL_LARGE_TUPLE_EXT:
+        return tuple_span(s, pos, tag, depth + 1);
     case ERL_MAP_EXT:
-        return tuple_span(buf, len, pos, tag, depth + 1);
+        return map_span(s, pos, depth + 1);
     case ERL_LIST_EXT:
-        return list_span(buf, len, pos, depth + 1);
+        return list_span(s, pos, depth + 1);
     case ERL_NEW_FUN_EXT:
-        return fun_span(buf, len, pos, depth + 1);
+        return fun_span(s, pos, depth + 1);
     }
-    long long end = scalar_span(buf, len, pos, tag);
-    return end >= 0 ? end : identity_span(buf, len, pos, tag);
+    long long end = scalar_span(s, pos, tag);
+    return end >= 0 ? end : identity_span(s, pos, tag);
 }
 
-/* Index past a term given as a view, or -1; the gate of every entry point. */
+/* Index past a term given as a view, or -1; the gate of every entry point.
+ * Views are trusted for their bounds (see term.h) and for map keys. */
 static long long checked_end(ph_term t)
 {
+    struct bytes s = {t.buf, UNBOUNDED, 0};
+
     if (!t.buf || t.index < 0)
         return -1;
-    return term_span(t.buf, UNBOUNDED, t.index, 0);
+    return term_span(&s, t.index, 0);
+}
+
+/* Just past a view inside a checked term. */
+static long long skip_term(const char *buf, int index)
+{
+    struct bytes s = {buf, UNBOUNDED, 0};
+    return term_span(&s, index, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -456,7 +505,9 @@ ph_term ph_term_from_external(const char *buf, int len)
 {
     ph_term t = {NULL, 0};
 
-    if (!buf || len < 2 || get8(buf) != VERSION_MAGIC || term_span(buf, len, 1, 0) < 0)
+    struct bytes s = {buf, len, 1};
+
+    if (!buf || len < 2 || get8(buf) != VERSION_MAGIC || term_span(&s, 1, 0) < 0)
         return t;
     t.buf = buf;
     t.index = 1;
@@ -637,7 +688,7 @@ static int iter_step(ph_iter *it, ph_term *e)
         *e = (ph_term){it->scratch, 0};
         return 1;
     }
-    long long end = term_span(it->buf, UNBOUNDED, it->index, 0);
+    long long end = skip_term(it->buf, it->index);
     if (end < 0)
         return -1;
     *e = (ph_term){it->buf, it->index};
@@ -1075,7 +1126,7 @@ static int min_missing_key(struct cmp_ctx *c, ph_term m, ph_term other, ph_term 
 static int cmp_map_values(struct cmp_ctx *c, ph_term a, ph_term b)
 {
     ph_iter it;
-    ph_term k, va, vb, first = {NULL, 0};
+    ph_term k, va, vb = {NULL, 0}, first = {NULL, 0};
     int result = 0;
 
     if (iter_seq_open(&it, a) < 0)
@@ -1176,6 +1227,30 @@ int ph_term_equal(ph_term a, ph_term b)
         memcmp(a.buf + a.index, b.buf + b.index, (size_t)(ea - a.index)) == 0)
         return 1;
     return cmp_terms(&c, a, b) == 0 && !c.failed;
+}
+
+/* ------------------------------------------------------------------------
+ * Duplicate map keys: the BEAM refuses them (binary_to_term) and lookups
+ * and comparisons would be ambiguous. Only the gate checks them: sorting
+ * the keys of every map on every call would cost too much.
+ */
+
+/* qsort order of ph_term keys: map-key order (exact). */
+static int key_order(const void *a, const void *b)
+{
+    struct cmp_ctx c = {1, 0};
+    return cmp_terms(&c, *(const ph_term *)a, *(const ph_term *)b);
+}
+
+/* The keys are checked terms; sorts them in place. */
+static int keys_distinct(ph_term *keys, long long n)
+{
+    int distinct = 1;
+
+    qsort(keys, (size_t)n, sizeof *keys, key_order);
+    for (long long i = 1; distinct && i < n; i++)
+        distinct = key_order(&keys[i - 1], &keys[i]) != 0;
+    return distinct;
 }
 
 /* ------------------------------------------------------------------------
@@ -1531,6 +1606,13 @@ static int build_bytes_arg(struct builder *bd)
     return encode_binary(bd->b, data, n);
 }
 
+/* ei's own finiteness check is compiled out in some builds (no
+ * HAVE_ISFINITE), and the BEAM refuses NaN and infinities. */
+static int build_double_arg(ph_buf *b, double d)
+{
+    return isfinite(d) ? ok(ei_x_encode_double(b, d)) : -1;
+}
+
 static int build_pid_arg(ph_buf *b, const erlang_pid *pid)
 {
     return pid ? ok(ei_x_encode_pid(b, pid)) : -1;
@@ -1558,7 +1640,7 @@ static int build_directive(struct builder *bd, char d)
     case 'u':
         return ok(ei_x_encode_ulonglong(b, va_arg(bd->ap, unsigned long long)));
     case 'f':
-        return ok(ei_x_encode_double(b, va_arg(bd->ap, double)));
+        return build_double_arg(b, va_arg(bd->ap, double));
     case 's':
         return build_string_arg(b, va_arg(bd->ap, const char *));
     case 'b':
@@ -2023,24 +2105,31 @@ __attribute__((format(printf, 2, 3))) static void putf(struct out *o, const char
         put(o, text, (size_t)n < sizeof text ? (size_t)n : sizeof text - 1);
 }
 
-/* Shortest text that reads back as d, in Erlang float syntax. "%.17g" is
- * at most 24 characters, so the ".0" always fits. */
-static void float_text(double d, char text[48])
+/* Shortest text that reads back as d, like Erlang's ~p: the fewest
+ * significant digits that round-trip, written positionally (100.0) or with
+ * an exponent (1.0e20), whichever is shorter. */
+static void float_text(double d, char text[64])
 {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(text, 40, "%.*g", prec, d);
-        if (strtod(text, NULL) == d)
+    char sci[32], pos[64];
+    int digits, exp;
+
+    for (digits = 1; digits < 17; digits++) {
+        snprintf(sci, sizeof sci, "%.*e", digits - 1, d);
+        if (strtod(sci, NULL) == d)
             break;
     }
-    char *e = strchr(text, 'e');
-    if (strchr(text, '.'))
+    snprintf(sci, sizeof sci, "%.*e", digits - 1, d);
+    char *e = strchr(sci, 'e');
+    exp = atoi(e + 1);
+    *e = '\0'; /* sci is now the mantissa */
+    snprintf(text, 64, "%s%se%d", sci, strchr(sci, '.') ? "" : ".0", exp);
+    if (exp < -10 || exp > 20) /* positional would be long (and not fit) */
         return;
-    if (!e) {
-        strcat(text, ".0");
-        return;
-    }
-    memmove(e + 2, e, strlen(e) + 1); /* 1e+20 -> 1.0e+20 */
-    memcpy(e, ".0", 2);
+    snprintf(pos, sizeof pos, "%.*f", digits - 1 - exp > 0 ? digits - 1 - exp : 0, d);
+    if (!strchr(pos, '.'))
+        strcat(pos, ".0");
+    if (strlen(pos) <= strlen(text))
+        strcpy(text, pos);
 }
 
 /* Bigger than 64 bits: Erlang's 16#... syntax, no division needed. */
@@ -2055,7 +2144,7 @@ static void fmt_big_hex(struct out *o, const struct num *x)
 static void fmt_number(struct out *o, ph_term t)
 {
     struct num x;
-    char text[48];
+    char text[64];
 
     if (num_load(t, &x) != 0) {
         puts_out(o, "?");

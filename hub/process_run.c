@@ -56,12 +56,9 @@ int relation_add(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref, 
 static void relation_remove_at(process *p, uint32_t i)
 {
     p->relations[i] = p->relations[p->n_relations - 1];
+    /* The array keeps its capacity: a worker that serves calls gains and
+     * loses a monitor on every call. It is freed when the process ends. */
     __atomic_store_n(&p->n_relations, p->n_relations - 1, __ATOMIC_RELAXED);
-    if (p->n_relations == 0) {
-        free(p->relations);
-        p->relations = NULL;
-        p->cap_relations = 0;
-    }
 }
 
 int relation_remove(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)

@@ -14,6 +14,7 @@
  * Idle schedulers spin briefly before sleeping: a call arriving from the
  * network is then picked up without a futex wake-up most of the time.
  */
+#include "ei_glue/dist.h"
 #include "hub/log.h"
 #include "hub/process.h"
 
@@ -22,7 +23,7 @@
 #include <stdlib.h>
 
 #define RUN_BUDGET 64
-#define IDLE_SPINS 200
+#define IDLE_SPINS 0
 #define MAX_SCHEDULERS 64
 
 static pthread_mutex_t runq_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -110,7 +111,15 @@ static void *scheduler_main(void *arg)
     on_scheduler = 1;
     process *p;
     while ((p = next_process()) != NULL) {
-        int more = process_run(p, RUN_BUDGET);
+        int more;
+        /* Keep running a busy process while nothing else waits: handing it
+         * to another thread would cost a wake-up per batch. */
+        do {
+            dist_batch_begin();
+            more = process_run(p, RUN_BUDGET);
+            dist_batch_end();
+        } while (p->alive && (more || atomic_load(&p->inbox) != NULL) &&
+                 atomic_load(&runq_len) == 0);
         atomic_store(&p->scheduled, 0);
         if ((more || atomic_load(&p->inbox) != NULL) && p->alive) {
             uint32_t expected = 0;

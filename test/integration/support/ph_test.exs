@@ -135,6 +135,7 @@ defmodule PhTest do
 
             :pang ->
               kill_node(n)
+
               raise "phnode #{node} logged ready but Node.ping never answered :pong\n" <>
                       log_tail(log)
           end
@@ -145,6 +146,7 @@ defmodule PhTest do
       {:exited, status} ->
         mark_stopped(n)
         File.rm(pidfile)
+
         raise "phnode #{node} exited with status #{status} before it was ready\n" <>
                 log_tail(log)
 
@@ -357,13 +359,15 @@ defmodule PhTest do
     "---- tail of #{path} ----\n#{tail}\n---- end of #{Path.basename(path)} ----"
   end
 
-  @doc "Log tails of every node that was running at any time since since_ms."
+  @doc "Log tails of every node that was running at any time since since_ms (nil: all)."
   def log_tails_since(since_ms) do
     if :ets.whereis(@table) == :undefined do
       []
     else
       :ets.tab2list(@table)
-      |> Enum.filter(fn {_, _log, _start, stop} -> stop == nil or stop >= since_ms end)
+      |> Enum.filter(fn {_, _log, _start, stop} ->
+        since_ms == nil or stop == nil or stop >= since_ms
+      end)
       |> Enum.map(fn {_, log, _, _} -> log end)
       |> Enum.uniq()
       |> Enum.map(&log_tail/1)
@@ -378,8 +382,12 @@ defmodule PhTest do
 
   defp do_wait_log(log, text, offset, deadline) do
     cond do
-      String.contains?(log_since(log, offset), text) -> true
-      now_ms() > deadline -> false
+      String.contains?(log_since(log, offset), text) ->
+        true
+
+      now_ms() > deadline ->
+        false
+
       true ->
         Process.sleep(50)
         do_wait_log(log, text, offset, deadline)
@@ -420,18 +428,30 @@ defmodule PhTest do
   # --- other OS processes ----------------------------------------------------------
 
   @doc """
-  Runs exe with args (pid recorded in PH_PIDDIR while it runs), stdout and
-  stderr together. Returns {output, status}; status :timeout if it had to be
-  killed after timeout ms.
+  Runs exe with args (its pid recorded in PH_PIDDIR while it runs). Returns
+  {output, status}; status is :timeout if it had to be killed. Options:
+    timeout:     ms (default 15000)
+    env:         [{"NAME", "value"}]
+    only_stderr: true to capture stderr alone (stdout goes to /dev/null);
+                 by default stdout and stderr together
   """
-  def cmd(exe, args, timeout \\ 15_000, env \\ []) do
+  def cmd(exe, args, opts \\ []) do
+    timeout = Keyword.get(opts, :timeout, 15_000)
+
+    script =
+      if opts[:only_stderr],
+        do: ~S(exec "$0" "$@" 2>&1 >/dev/null </dev/null),
+        else: ~S(exec "$0" "$@" 2>&1 </dev/null)
+
     port =
       Port.open({:spawn_executable, "/bin/sh"}, [
         :binary,
         :exit_status,
-        :stderr_to_stdout,
-        args: ["-c", ~S(exec "$0" "$@" </dev/null), exe | args],
-        env: Enum.map(env, fn {k, v} -> {String.to_charlist(k), String.to_charlist(v)} end)
+        args: ["-c", script, exe | args],
+        env:
+          Enum.map(Keyword.get(opts, :env, []), fn {k, v} ->
+            {String.to_charlist(k), String.to_charlist(v)}
+          end)
       ])
 
     {:os_pid, os_pid} = Port.info(port, :os_pid)
@@ -479,7 +499,7 @@ defmodule PhTest.Formatter do
 
   def handle_cast({:test_finished, %ExUnit.Test{state: {kind, _}} = t}, state)
       when kind == :failed do
-    since = Map.get(state, {t.module, t.name}, 0)
+    since = Map.get(state, {t.module, t.name})
     tails = PhTest.log_tails_since(since)
 
     IO.puts(
@@ -491,8 +511,10 @@ defmodule PhTest.Formatter do
   end
 
   def handle_cast({:module_finished, %ExUnit.TestModule{state: {:failed, _}} = m}, state) do
-    IO.puts("\n==== phnode logs for failed module #{inspect(m.name)} ====\n" <>
-              Enum.join(PhTest.log_tails_since(0), "\n") <> "\n")
+    IO.puts(
+      "\n==== phnode logs for failed module #{inspect(m.name)} ====\n" <>
+        Enum.join(PhTest.log_tails_since(nil), "\n") <> "\n"
+    )
 
     {:noreply, state}
   end

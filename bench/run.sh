@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every benchmark side by side with the BEAM doing the same job in the
+# same run, and writes the results to bench/results/<time>.json (one JSON
+# object per line). Ratios matter, not absolute numbers: machines are noisy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+ROUNDS=${ROUNDS:-3}
+SUFFIX="$$_$RANDOM"
+COOKIE="bench_$RANDOM$RANDOM"
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  sleep 0.3
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+mkdir -p bench/results
+OUT="bench/results/$(date -u +%Y%m%dT%H%M%SZ).json"
+epmd -daemon
+erlc -o "$TMP" bench/beam/ph_bench_server.erl
+
+PH="phbench_$SUFFIX@127.0.0.1"
+BS="beambench_$SUFFIX@127.0.0.1"
+"$BUILD/phnode" --name "$PH" --cookie "$COOKIE" --log-level warning 2>"$TMP/phnode.log" &
+PIDS+=($!)
+erl -name "$BS" -setcookie "$COOKIE" -noshell -pa "$TMP" \
+    -eval 'ok = ph_bench_server:start()' >"$TMP/beam.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 50); do
+  erl_call -name "$BS" -c "$COOKIE" -a 'erlang node' >/dev/null 2>&1 && break || sleep 0.2
+done
+
+echo "== calls and sends (phnode vs a BEAM gen_server on another node), $ROUNDS rounds"
+elixir --name "benchclient_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/client.exs "$PH" "$BS" "$ROUNDS" | tee "$OUT"
+
+echo "== 100k idle counter workers in one node"
+C_SPAWN=$("$BUILD/bench/spawn_bench" 100000)
+B_SPAWN=$(erl -noshell -pa "$TMP" -eval '{Us, Bytes} = ph_bench_server:spawn_many(100000), io:format("{\"workers\": 100000, \"spawn_ms\": ~p, \"bytes_per_worker\": ~p}~n", [Us div 1000, Bytes]), halt().')
+echo "{\"scenario\": \"spawn_100k_idle_workers\", \"phnode\": $C_SPAWN, \"beam\": $B_SPAWN}" | tee -a "$OUT"
+echo "results written to $OUT"
