@@ -18,6 +18,7 @@
 #include "hub/process.h"
 #include "hub/runtime.h"
 #include "hub/system_modules.h"
+#include "hub/thread_buf.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -138,6 +139,7 @@ release:
     modules_shutdown();
     atoms_shutdown();
     options_free(&opts);
+    thread_bufs_release();
     LOG_I("phnode", "stopped");
     return status;
 }

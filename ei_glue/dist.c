@@ -6,31 +6,34 @@
 #include "ei_glue/control.h"
 #include "hub/atoms.h"
 #include "hub/log.h"
+#include "hub/thread_buf.h"
 
 #include <string.h>
 
-/* Control tuples are encoded in a per-thread buffer, reused. */
-static _Thread_local ph_buf ctl;
+/* Control tuples are encoded in a per-thread buffer, reused: begin() points
+ * ctl at it and starts {Op, ...}. */
+static _Thread_local ph_buf *ctl;
 
 static int begin(int arity, long op)
 {
-    if (!ctl.buff && ph_buf_init(&ctl) != 0)
+    ctl = thread_buf(TBUF_CONTROL);
+    if (!ctl)
         return -1;
-    ctl.index = 0;
-    if (ei_x_encode_version(&ctl) != 0 || ei_x_encode_tuple_header(&ctl, arity) != 0 ||
-        ei_x_encode_long(&ctl, op) != 0)
+    ctl->index = 0;
+    if (ei_x_encode_version(ctl) != 0 || ei_x_encode_tuple_header(ctl, arity) != 0 ||
+        ei_x_encode_long(ctl, op) != 0)
         return -1;
     return 0;
 }
 
 static int enc_pid(ph_pid pid)
 {
-    return ph_encode_pid(&ctl, pid);
+    return ph_encode_pid(ctl, pid);
 }
 
 static int enc_atom(uint32_t atom)
 {
-    return ei_x_encode_atom(&ctl, atom_text(atom)) == 0 ? 0 : -1;
+    return ei_x_encode_atom(ctl, atom_text(atom)) == 0 ? 0 : -1;
 }
 
 /* Reasons are versioned terms; inside a control tuple they go without
@@ -39,12 +42,12 @@ static int enc_reason(const char *reason, uint32_t len)
 {
     if (len < 2)
         return -1;
-    return ei_x_append_buf(&ctl, reason + 1, (int)len - 1) == 0 ? 0 : -1;
+    return ei_x_append_buf(ctl, reason + 1, (int)len - 1) == 0 ? 0 : -1;
 }
 
 static int send_to(uint32_t node, const char *msg, uint32_t msg_len)
 {
-    return connection_send(node, ctl.buff, (size_t)ctl.index, msg, msg_len);
+    return connection_send(node, ctl->buff, (size_t)ctl->index, msg, msg_len);
 }
 
 static int encode_failed(const char *what)
@@ -66,21 +69,21 @@ void dist_batch_end(void)
 int dist_send(ph_pid from, ph_pid to, const char *msg, uint32_t len)
 {
     (void)from;
-    if (begin(3, DOP_SEND) || ei_x_encode_atom(&ctl, "") || enc_pid(to))
+    if (begin(3, DOP_SEND) || ei_x_encode_atom(ctl, "") || enc_pid(to))
         return encode_failed("SEND");
     return send_to(to.node, msg, len);
 }
 
 int dist_reg_send(ph_pid from, uint32_t node, uint32_t name, const char *msg, uint32_t len)
 {
-    if (begin(4, DOP_REG_SEND) || enc_pid(from) || ei_x_encode_atom(&ctl, "") || enc_atom(name))
+    if (begin(4, DOP_REG_SEND) || enc_pid(from) || ei_x_encode_atom(ctl, "") || enc_atom(name))
         return encode_failed("REG_SEND");
     return send_to(node, msg, len);
 }
 
 int dist_alias_send(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len)
 {
-    if (begin(3, DOP_ALIAS_SEND) || enc_pid(from) || ph_encode_ref(&ctl, alias))
+    if (begin(3, DOP_ALIAS_SEND) || enc_pid(from) || ph_encode_ref(ctl, alias))
         return encode_failed("ALIAS_SEND");
     return send_to(alias->node, msg, len);
 }
@@ -94,7 +97,7 @@ int dist_link(ph_pid from, ph_pid to)
 
 int dist_unlink_id(ph_pid from, ph_pid to, uint64_t id)
 {
-    if (begin(4, DOP_UNLINK_ID) || ei_x_encode_ulonglong(&ctl, id) || enc_pid(from) ||
+    if (begin(4, DOP_UNLINK_ID) || ei_x_encode_ulonglong(ctl, id) || enc_pid(from) ||
         enc_pid(to))
         return encode_failed("UNLINK_ID");
     return send_to(to.node, NULL, 0);
@@ -104,7 +107,7 @@ int dist_unlink_id_ack(ph_pid from, ph_pid to, uint64_t id)
 {
     if (id == 0)
         return 0; /* an old-style UNLINK is not acknowledged */
-    if (begin(4, DOP_UNLINK_ID_ACK) || ei_x_encode_ulonglong(&ctl, id) || enc_pid(from) ||
+    if (begin(4, DOP_UNLINK_ID_ACK) || ei_x_encode_ulonglong(ctl, id) || enc_pid(from) ||
         enc_pid(to))
         return encode_failed("UNLINK_ID_ACK");
     return send_to(to.node, NULL, 0);
@@ -121,7 +124,7 @@ int dist_exit(ph_pid from, ph_pid to, const char *reason, uint32_t len, int exit
 int dist_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, const ph_ref *ref)
 {
     if (begin(4, DOP_MONITOR_P) || enc_pid(watcher) ||
-        (name == ATOM_NONE ? enc_pid(target) : enc_atom(name)) || ph_encode_ref(&ctl, ref))
+        (name == ATOM_NONE ? enc_pid(target) : enc_atom(name)) || ph_encode_ref(ctl, ref))
         return encode_failed("MONITOR_P");
     return send_to(name == ATOM_NONE ? target.node : node, NULL, 0);
 }
@@ -130,7 +133,7 @@ int dist_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name,
                    const ph_ref *ref)
 {
     if (begin(4, DOP_DEMONITOR_P) || enc_pid(watcher) ||
-        (name == ATOM_NONE ? enc_pid(target) : enc_atom(name)) || ph_encode_ref(&ctl, ref))
+        (name == ATOM_NONE ? enc_pid(target) : enc_atom(name)) || ph_encode_ref(ctl, ref))
         return encode_failed("DEMONITOR_P");
     return send_to(name == ATOM_NONE ? target.node : node, NULL, 0);
 }
@@ -141,7 +144,7 @@ int dist_monitor_exit(ph_pid watched, uint32_t name, ph_pid watcher, const ph_re
     /* For a by-name monitor the watched process is named by its atom, so the
      * watcher's DOWN shows {Name, Node} as a BEAM would. */
     if (begin(5, DOP_MONITOR_P_EXIT) || (name == ATOM_NONE ? enc_pid(watched) : enc_atom(name)) ||
-        enc_pid(watcher) || ph_encode_ref(&ctl, ref) || enc_reason(reason, len))
+        enc_pid(watcher) || ph_encode_ref(ctl, ref) || enc_reason(reason, len))
         return encode_failed("MONITOR_P_EXIT");
     return send_to(watcher.node, NULL, 0);
 }

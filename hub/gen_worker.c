@@ -12,12 +12,11 @@
 #include "hub/log.h"
 #include "hub/route.h"
 #include "hub/runtime.h"
+#include "hub/thread_buf.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Reply payloads are built here; one per scheduler thread, reused. */
-static _Thread_local ph_buf reply_buf;
 #define REPLY_BUF_KEEP (1 << 20)
 
 static int atom_equals(const char *buf, int *index, const char *want)
@@ -126,36 +125,35 @@ static void run_call(process *p, ph_from *from, ph_term request)
     ph_ctx ctx;
     context_init(&ctx, p);
     from->worker = p->pid;
-    if (!reply_buf.buff && ei_x_new(&reply_buf) != 0) {
+    /* Reply payloads are built in a per-thread buffer, reused. */
+    ph_buf *reply = thread_buf(TBUF_REPLY);
+    if (!reply) {
         LOG_E("worker", "out of memory for a reply");
         return;
     }
-    if (gen_reply_begin(&reply_buf, from) != 0) {
+    if (gen_reply_begin(reply, from) != 0) {
         LOG_E("worker", "cannot encode a reply");
         return;
     }
-    int start = reply_buf.index;
+    int start = reply->index;
     ph_result r;
     if (p->module->handle_call) {
-        r = p->module->handle_call(&ctx, p->state, request, from, &reply_buf);
+        r = p->module->handle_call(&ctx, p->state, request, from, reply);
     } else {
-        ei_x_encode_tuple_header(&reply_buf, 2);
-        ei_x_encode_atom(&reply_buf, "error");
-        ei_x_encode_atom(&reply_buf, "not_supported");
+        ei_x_encode_tuple_header(reply, 2);
+        ei_x_encode_atom(reply, "error");
+        ei_x_encode_atom(reply, "not_supported");
         r = PH_REPLY;
     }
     if (r == PH_OK || r == PH_REPLY || r == PH_STOP_REPLY) {
-        if (reply_buf.index == start) {
+        if (reply->index == start) {
             LOG_W("worker", "%s: handle_call returned a reply without a term; replying ok",
                   p->module->name);
-            ei_x_encode_atom(&reply_buf, "ok");
+            ei_x_encode_atom(reply, "ok");
         }
-        gen_reply_send(from, reply_buf.buff, (uint32_t)reply_buf.index);
+        gen_reply_send(from, reply->buff, (uint32_t)reply->index);
     }
-    if (reply_buf.buffsz > REPLY_BUF_KEEP) {
-        ei_x_free(&reply_buf);
-        memset(&reply_buf, 0, sizeof reply_buf);
-    }
+    thread_buf_trim(TBUF_REPLY, REPLY_BUF_KEEP);
     if (r == PH_STOP || r == PH_STOP_REPLY)
         stop_with_context_reason(p, &ctx);
     context_release(&ctx);

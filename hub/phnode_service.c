@@ -5,7 +5,10 @@
  *   {spawn, Module, Args, Opts} -> {ok, Pid} | {error, Reason}
  *       Opts: [{name, Atom}]
  *   modules                     -> [Module]
+ *   nodes                       -> [Node]   nodes with an open connection
  */
+#include "ei_glue/connection.h"
+#include "hub/atoms.h"
 #include "hub/modules.h"
 #include "hub/system_modules.h"
 
@@ -20,6 +23,14 @@ static void add_module(const ph_worker_module *m, void *arg)
 {
     list_builder *lb = arg;
     if (lb->ok && (ei_x_encode_list_header(lb->b, 1) != 0 || ei_x_encode_atom(lb->b, m->name) != 0))
+        lb->ok = 0;
+}
+
+static void add_node(uint32_t node, void *arg)
+{
+    list_builder *lb = arg;
+    if (lb->ok && (ei_x_encode_list_header(lb->b, 1) != 0 ||
+                   ei_x_encode_atom(lb->b, atom_text(node)) != 0))
         lb->ok = 0;
 }
 
@@ -86,6 +97,13 @@ static ph_result service_call(ph_ctx *ctx, void *state, ph_term request, const p
     if (ph_match(request, "modules") == 1) {
         list_builder lb = {reply, 1};
         modules_for_each(add_module, &lb);
+        if (lb.ok && ei_x_encode_empty_list(reply) == 0)
+            return PH_REPLY;
+        return PH_NOREPLY;
+    }
+    if (ph_match(request, "nodes") == 1) {
+        list_builder lb = {reply, 1};
+        connections_for_each(add_node, &lb);
         if (lb.ok && ei_x_encode_empty_list(reply) == 0)
             return PH_REPLY;
         return PH_NOREPLY;

@@ -5,6 +5,7 @@
 #include "hub/log.h"
 #include "hub/route.h"
 #include "hub/runtime.h"
+#include "hub/thread_buf.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -23,14 +24,14 @@ const char *ph_module_name(const ph_ctx *ctx)
  * buffer (valid until the next call on this thread). */
 static int versioned(ph_term t, const char **bytes, uint32_t *len)
 {
-    static _Thread_local ph_buf b;
-    if (!b.buff && ph_buf_init(&b) != 0)
+    ph_buf *b = thread_buf(TBUF_MESSAGE);
+    if (!b)
         return -1;
-    b.index = 0;
-    if (ei_x_encode_version(&b) != 0 || ph_buf_append_term(&b, t) != 0)
+    b->index = 0;
+    if (ei_x_encode_version(b) != 0 || ph_buf_append_term(b, t) != 0)
         return -1;
-    *bytes = b.buff;
-    *len = (uint32_t)b.index;
+    *bytes = b->buff;
+    *len = (uint32_t)b->index;
     return 0;
 }
 

@@ -496,6 +496,45 @@ defmodule PhNode.FoundationTest do
 
   # --- node life cycle ---------------------------------------------------------------
 
+  describe "C node to C node" do
+    defp nodes_of(n), do: GenServer.call({:phnode, n.node}, :nodes)
+
+    defp wait_until(fun, deadline_ms) do
+      cond do
+        fun.() -> true
+        PhTest.now_ms() > deadline_ms -> false
+        true -> Process.sleep(50) && wait_until(fun, deadline_ms)
+      end
+    end
+
+    test "two phnodes that --join each other end with one stable connection" do
+      a_name = PhTest.unique_name("pj")
+      b_name = PhTest.unique_name("pj")
+      a_node = PhTest.node_atom(a_name)
+      b_node = PhTest.node_atom(b_name)
+      a = PhTest.start_node(name: a_name, ticktime: @ticktime, args: ["--join", "#{b_node}"])
+      on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+      b = PhTest.start_node(name: b_name, ticktime: @ticktime, args: ["--join", "#{a_node}"])
+      on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+
+      deadline = PhTest.now_ms() + 10_000
+      assert wait_until(fn -> b_node in nodes_of(a) and a_node in nodes_of(b) end, deadline),
+             "a sees #{inspect(nodes_of(a))}, b sees #{inspect(nodes_of(b))}"
+
+      # Stable: still connected after several tick periods, with no reconnects.
+      Process.sleep(3 * @ticktime * 1000)
+      assert b_node in nodes_of(a)
+      assert a_node in nodes_of(b)
+      closed = fn n -> Regex.scan(~r/connection to #{Regex.escape(Atom.to_string(n))} closed/, PhTest.log(if n == b_node, do: a, else: b)) end
+      assert closed.(b_node) == [] and closed.(a_node) == []
+
+      # The other side dies: the survivor notices and forgets it.
+      PhTest.kill_node(b)
+      assert wait_until(fn -> b_node not in nodes_of(a) end, PhTest.now_ms() + 5_000)
+      assert GenServer.call({:phnode, a.node}, :modules) |> Enum.member?(:echo)
+    end
+  end
+
   describe "node life cycle" do
     test "restart under the same name: old pids are :noproc, new workers work" do
       b = PhTest.start_node(ticktime: @ticktime)
