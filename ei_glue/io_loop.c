@@ -9,6 +9,7 @@
 #include "ei_glue/framing.h"
 #include "hub/atoms.h"
 #include "hub/log.h"
+#include "hub/process.h"
 #include "hub/timers.h"
 
 #include <errno.h>
@@ -170,7 +171,10 @@ static int conn_read(conn *c)
         size_t space = c->rcap - c->rlen;
         c->rlen += (size_t)n;
         atomic_store_explicit(&c->last_read_ms, monotonic_ms(), memory_order_relaxed);
-        if (process_frames(c) != 0)
+        scheduler_defer_begin();
+        int rc = process_frames(c);
+        scheduler_defer_end();
+        if (rc != 0)
             return -1;
         if ((size_t)n < space)
             break; /* drained; epoll (level-triggered) reports more */

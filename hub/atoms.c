@@ -1,5 +1,11 @@
-/* atoms.c - a mutex-guarded open-addressing hash for interning, plus a
- * chunked index -> text array whose chunks never move (lock-free reads). */
+/* atoms.c - interning with lock-free lookups of atoms that exist already
+ * (every decoded pid and ref names its node, so this is on the hot path).
+ *
+ * The open-addressing table is replaced, never resized in place: a grown
+ * table is published with one atomic store and the old one is kept until
+ * shutdown, so a reader never sees freed memory. Slots are written with
+ * release stores after the atom's text is in place. A reader that misses an
+ * atom being added concurrently falls back to the locked path. */
 #include "hub/atoms.h"
 
 #include <ei.h>
@@ -12,11 +18,16 @@
 #define CHUNK_SIZE (1u << CHUNK_BITS)
 #define MAX_CHUNKS 1024u
 
+typedef struct hash_table {
+    struct hash_table *older; /* retired tables, freed at shutdown */
+    uint32_t cap;
+    _Atomic uint32_t slots[]; /* index+1, 0 = empty */
+} hash_table;
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic(char **) chunks[MAX_CHUNKS];
 static uint32_t count;
-static uint32_t *slots; /* hash slots holding index+1, 0 = empty */
-static uint32_t slot_cap;
+static _Atomic(hash_table *) table;
 
 static uint64_t hash_text(const char *s)
 {
@@ -33,51 +44,58 @@ const char *atom_text(uint32_t atom)
     char **chunk = atomic_load_explicit(&chunks[atom >> CHUNK_BITS], memory_order_acquire);
     if (!chunk)
         return "";
-    const char *t = chunk[atom & (CHUNK_SIZE - 1)];
+    const char *t = __atomic_load_n(&chunk[atom & (CHUNK_SIZE - 1)], __ATOMIC_ACQUIRE);
     return t ? t : "";
 }
 
-static uint32_t find_locked(const char *text, uint64_t h, uint32_t *free_slot)
+/* Probes t for text; returns the atom or ATOM_NONE, and the first empty
+ * slot in *free_slot. Safe without the lock. */
+static uint32_t probe(hash_table *t, const char *text, uint64_t h, uint32_t *free_slot)
 {
-    if (slot_cap == 0) {
-        *free_slot = UINT32_MAX;
+    *free_slot = UINT32_MAX;
+    if (!t)
         return ATOM_NONE;
-    }
-    for (uint32_t i = (uint32_t)h & (slot_cap - 1);; i = (i + 1) & (slot_cap - 1)) {
-        if (slots[i] == 0) {
+    for (uint32_t i = (uint32_t)h & (t->cap - 1), n = 0; n < t->cap;
+         i = (i + 1) & (t->cap - 1), n++) {
+        uint32_t v = atomic_load_explicit(&t->slots[i], memory_order_acquire);
+        if (v == 0) {
             *free_slot = i;
             return ATOM_NONE;
         }
-        if (strcmp(atom_text(slots[i] - 1), text) == 0)
-            return slots[i] - 1;
+        if (strcmp(atom_text(v - 1), text) == 0)
+            return v - 1;
     }
+    return ATOM_NONE;
 }
 
 static int grow_locked(void)
 {
-    uint32_t cap = slot_cap ? slot_cap * 2 : 256;
-    uint32_t *n = calloc(cap, sizeof *n);
-    if (!n)
+    hash_table *old = atomic_load(&table);
+    uint32_t cap = old ? old->cap * 2 : 256;
+    hash_table *t = calloc(1, sizeof *t + cap * sizeof t->slots[0]);
+    if (!t)
         return -1;
-    for (uint32_t i = 0; i < slot_cap; i++) {
-        if (!slots[i])
-            continue;
-        uint32_t j = (uint32_t)hash_text(atom_text(slots[i] - 1)) & (cap - 1);
-        while (n[j])
+    t->cap = cap;
+    t->older = old;
+    for (uint32_t a = 0; a < count; a++) {
+        uint32_t j = (uint32_t)hash_text(atom_text(a)) & (cap - 1);
+        while (atomic_load_explicit(&t->slots[j], memory_order_relaxed))
             j = (j + 1) & (cap - 1);
-        n[j] = slots[i];
+        atomic_store_explicit(&t->slots[j], a + 1, memory_order_relaxed);
     }
-    free(slots);
-    slots = n;
-    slot_cap = cap;
+    atomic_store_explicit(&table, t, memory_order_release);
     return 0;
 }
 
 uint32_t atom_lookup(const char *text)
 {
     uint32_t free_slot;
+    uint64_t h = hash_text(text);
+    uint32_t a = probe(atomic_load_explicit(&table, memory_order_acquire), text, h, &free_slot);
+    if (a != ATOM_NONE)
+        return a;
     pthread_mutex_lock(&lock);
-    uint32_t a = find_locked(text, hash_text(text), &free_slot);
+    a = probe(atomic_load(&table), text, h, &free_slot);
     pthread_mutex_unlock(&lock);
     return a;
 }
@@ -87,15 +105,20 @@ uint32_t atom_intern(const char *text)
     if (!text || strlen(text) >= MAXATOMLEN_UTF8)
         return ATOM_NONE;
     uint64_t h = hash_text(text);
-    uint32_t free_slot, result = ATOM_NONE;
+    uint32_t free_slot;
+    uint32_t result = probe(atomic_load_explicit(&table, memory_order_acquire), text, h, &free_slot);
+    if (result != ATOM_NONE)
+        return result;
     pthread_mutex_lock(&lock);
-    result = find_locked(text, h, &free_slot);
+    hash_table *t = atomic_load(&table);
+    result = probe(t, text, h, &free_slot);
     if (result != ATOM_NONE)
         goto out;
-    if ((count + 1) * 2 > slot_cap) {
+    if (!t || (count + 1) * 2 > t->cap) {
         if (grow_locked() != 0)
             goto out;
-        find_locked(text, h, &free_slot);
+        t = atomic_load(&table);
+        probe(t, text, h, &free_slot);
     }
     uint32_t chunk_no = count >> CHUNK_BITS;
     if (chunk_no >= MAX_CHUNKS)
@@ -110,10 +133,9 @@ uint32_t atom_intern(const char *text)
     char *copy = strdup(text);
     if (!copy)
         goto out;
-    /* The text is written before count moves on, and readers only ask for
-     * indexes they were handed after this function returned. */
+    /* Text first, then the slot that makes it findable. */
     __atomic_store_n(&chunk[count & (CHUNK_SIZE - 1)], copy, __ATOMIC_RELEASE);
-    slots[free_slot] = count + 1;
+    atomic_store_explicit(&t->slots[free_slot], count + 1, memory_order_release);
     result = count++;
 out:
     pthread_mutex_unlock(&lock);
@@ -132,9 +154,12 @@ void atoms_shutdown(void)
         free(chunk);
         atomic_store(&chunks[c], NULL);
     }
-    free(slots);
-    slots = NULL;
-    slot_cap = 0;
+    hash_table *t = atomic_exchange(&table, NULL);
+    while (t) {
+        hash_table *older = t->older;
+        free(t);
+        t = older;
+    }
     count = 0;
     pthread_mutex_unlock(&lock);
 }

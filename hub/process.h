@@ -5,8 +5,14 @@
  * Ownership and threads:
  *  - Any thread may push a signal (signal_push) while holding a reference.
  *  - Only the scheduler thread currently running the process touches the
- *    private queue, the relations and the module state, so those need no
- *    lock: one process runs on at most one thread at a time.
+ *    private queue and the module state, so those need no lock: one process
+ *    runs on at most one thread at a time.
+ *  - The relations (links, monitors) and `alive` are guarded by a small
+ *    spinlock, because monitors set up or removed by other processes are
+ *    applied directly by the sender's thread: a MONITOR_P/DEMONITOR_P from
+ *    the network then never wakes the process. A monitor added while the
+ *    process lives fires when it exits; one that finds it dead is answered
+ *    with noproc at once.
  *  - The process table holds one reference while the process is alive; the
  *    memory goes when the last reference is dropped, and signals that
  *    arrived after death are answered then (LINK -> EXIT noproc, MONITOR ->
@@ -26,8 +32,6 @@ typedef enum sig_kind {
     SIG_UNLINK_ACK,  /* from acknowledges our unlink (id) */
     SIG_EXIT,        /* link exit from `from`, payload: reason */
     SIG_EXIT2,       /* exit/2 from `from`, payload: reason */
-    SIG_MONITOR,     /* from monitors us with ref (by name if name set) */
-    SIG_DEMONITOR,   /* from drops monitor ref */
     SIG_DOWN,        /* a monitor we hold fired: from (or name@from.node), ref, payload */
     SIG_NODEDOWN,    /* connection to node from.node lost */
     SIG_SHUTDOWN,    /* orderly node shutdown: stop with reason shutdown */
@@ -76,8 +80,9 @@ typedef struct process {
     uint32_t n_relations;
     uint32_t cap_relations;
     uint32_t name; /* registered name or ATOM_NONE */
+    atomic_flag relations_lock;
     uint8_t trap_exit;
-    uint8_t alive;
+    uint8_t alive; /* written under relations_lock */
 } process;
 
 /* --- the process table (process_table.c) ------------------------------- */
@@ -105,6 +110,11 @@ uint32_t process_count(void);
 void process_push(process *p, proc_signal *s);
 /* Puts p in the run queue unless it is already there or running. */
 void process_schedule(process *p);
+/* Between begin and end, processes this thread makes runnable are queued
+ * together at end, waking as few schedulers as needed (the I/O thread does
+ * this around each batch of frames it reads). */
+void scheduler_defer_begin(void);
+void scheduler_defer_end(void);
 int scheduler_start(unsigned threads);
 void scheduler_stop(void);
 /* Nonzero when the caller runs on a scheduler thread. */
@@ -119,12 +129,17 @@ int process_run(process *p, int budget);
  * spawn before p is published. */
 void process_exit(process *p, const char *reason, uint32_t len);
 
-/* Relations (process_run.c) */
+/* Relations (process_run.c); each takes the relations lock. */
 int relation_add(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref, uint32_t name);
 /* Removes the first relation matching kind + pid (+ ref when ref != NULL).
  * Returns 1 when one was removed. */
 int relation_remove(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref);
-int relation_find(const process *p, relation_kind kind, ph_pid pid, const ph_ref *ref);
+int relation_find(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref);
+/* Removes the MONITORING relation with ref; 1 and the relation in *out if found. */
+int relation_take_monitoring(process *p, const ph_ref *ref, relation *out);
+/* Adds a monitor held on p by watcher. 0, or -1 when p is no longer alive
+ * (or out of memory): the caller answers with DOWN noproc. */
+int process_add_monitor(process *p, ph_pid watcher, const ph_ref *ref, uint32_t name);
 
 /* Answers the signals left in a dead process's mailbox (process_run.c). */
 void process_answer_dead_signals(ph_pid dead, proc_signal *list);

@@ -10,6 +10,7 @@
 #include "hub/route.h"
 #include "hub/runtime.h"
 
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,15 +25,35 @@ static int relation_matches(const relation *r, relation_kind kind, ph_pid pid, c
     return ph_pid_equal(r->pid, pid);
 }
 
-int relation_find(const process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)
+static void lock_relations(process *p)
+{
+    while (atomic_flag_test_and_set_explicit(&p->relations_lock, memory_order_acquire))
+        sched_yield(); /* held for a few loads and stores only */
+}
+
+static void unlock_relations(process *p)
+{
+    atomic_flag_clear_explicit(&p->relations_lock, memory_order_release);
+}
+
+static int find_locked(const process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)
 {
     for (uint32_t i = 0; i < p->n_relations; i++)
         if (relation_matches(&p->relations[i], kind, pid, ref))
-            return 1;
-    return 0;
+            return (int)i;
+    return -1;
 }
 
-int relation_add(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref, uint32_t name)
+int relation_find(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)
+{
+    lock_relations(p);
+    int found = find_locked(p, kind, pid, ref) >= 0;
+    unlock_relations(p);
+    return found;
+}
+
+static int add_locked(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref,
+                      uint32_t name)
 {
     if (p->n_relations == p->cap_relations) {
         uint32_t cap = p->cap_relations ? p->cap_relations * 2 : 2;
@@ -53,7 +74,23 @@ int relation_add(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref, 
     return 0;
 }
 
-static void relation_remove_at(process *p, uint32_t i)
+int relation_add(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref, uint32_t name)
+{
+    lock_relations(p);
+    int rc = add_locked(p, kind, pid, ref, name);
+    unlock_relations(p);
+    return rc;
+}
+
+int process_add_monitor(process *p, ph_pid watcher, const ph_ref *ref, uint32_t name)
+{
+    lock_relations(p);
+    int rc = p->alive ? add_locked(p, REL_MONITORED_BY, watcher, ref, name) : -1;
+    unlock_relations(p);
+    return rc;
+}
+
+static void remove_at_locked(process *p, uint32_t i)
 {
     p->relations[i] = p->relations[p->n_relations - 1];
     /* The array keeps its capacity: a worker that serves calls gains and
@@ -63,13 +100,60 @@ static void relation_remove_at(process *p, uint32_t i)
 
 int relation_remove(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)
 {
-    for (uint32_t i = 0; i < p->n_relations; i++) {
-        if (relation_matches(&p->relations[i], kind, pid, ref)) {
-            relation_remove_at(p, i);
-            return 1;
+    lock_relations(p);
+    int i = find_locked(p, kind, pid, ref);
+    if (i >= 0)
+        remove_at_locked(p, (uint32_t)i);
+    unlock_relations(p);
+    return i >= 0;
+}
+
+int relation_take_monitoring(process *p, const ph_ref *ref, relation *out)
+{
+    lock_relations(p);
+    int i = find_locked(p, REL_MONITORING, (ph_pid){0}, ref);
+    if (i >= 0) {
+        *out = p->relations[i];
+        remove_at_locked(p, (uint32_t)i);
+    }
+    unlock_relations(p);
+    return i >= 0;
+}
+
+/* Moves the relations toward node (all when all != 0) out of p into a
+ * malloc'd array; returns the count (0 with *out NULL when none). */
+static uint32_t take_relations(process *p, uint32_t node, int all, relation **out)
+{
+    lock_relations(p);
+    uint32_t n = 0;
+    relation *taken = NULL;
+    if (all) {
+        taken = p->relations;
+        n = p->n_relations;
+        p->relations = NULL;
+        p->cap_relations = 0;
+        __atomic_store_n(&p->n_relations, 0, __ATOMIC_RELAXED);
+    } else {
+        for (uint32_t i = 0; i < p->n_relations; i++)
+            n += p->relations[i].pid.node == node;
+        taken = n ? malloc(n * sizeof *taken) : NULL;
+        if (taken) {
+            uint32_t k = 0, i = 0;
+            while (i < p->n_relations) {
+                if (p->relations[i].pid.node == node) {
+                    taken[k++] = p->relations[i];
+                    remove_at_locked(p, i);
+                } else {
+                    i++;
+                }
+            }
+        } else {
+            n = 0;
         }
     }
-    return 0;
+    unlock_relations(p);
+    *out = taken;
+    return n;
 }
 
 /* --- messages built by the runtime ------------------------------------- */
@@ -144,14 +228,10 @@ static void handle_exit2(process *p, ph_pid from, const char *reason, uint32_t l
 static void handle_nodedown(process *p, uint32_t node)
 {
     term_bytes noconnection = runtime_atom_term("noconnection");
-    uint32_t i = 0;
-    while (i < p->n_relations && p->alive) {
-        relation r = p->relations[i];
-        if (r.pid.node != node) {
-            i++;
-            continue;
-        }
-        relation_remove_at(p, i);
+    relation *taken;
+    uint32_t n = take_relations(p, node, 0, &taken);
+    for (uint32_t i = 0; i < n && p->alive; i++) {
+        relation r = taken[i];
         if (r.kind == REL_LINK) {
             handle_link_exit(p, r.pid, noconnection.bytes, noconnection.len);
         } else if (r.kind == REL_MONITORING) {
@@ -164,6 +244,7 @@ static void handle_nodedown(process *p, uint32_t node)
             }
         }
     }
+    free(taken);
 }
 
 static void handle_signal(process *p, proc_signal *s)
@@ -178,9 +259,11 @@ static void handle_signal(process *p, proc_signal *s)
         break;
     }
     case SIG_LINK:
-        if (!relation_find(p, REL_LINK, s->from, NULL) &&
-            relation_add(p, REL_LINK, s->from, NULL, ATOM_NONE) != 0)
+        lock_relations(p);
+        if (find_locked(p, REL_LINK, s->from, NULL) < 0 &&
+            add_locked(p, REL_LINK, s->from, NULL, ATOM_NONE) != 0)
             LOG_E("process", "out of memory adding a link");
+        unlock_relations(p);
         break;
     case SIG_UNLINK:
         relation_remove(p, REL_LINK, s->from, NULL);
@@ -195,19 +278,12 @@ static void handle_signal(process *p, proc_signal *s)
     case SIG_EXIT2:
         handle_exit2(p, s->from, s->payload, s->len);
         break;
-    case SIG_MONITOR:
-        if (relation_add(p, REL_MONITORED_BY, s->from, &s->ref, s->name) != 0) {
-            term_bytes noproc = runtime_atom_term("noproc");
-            route_down(p->pid, s->name, s->from, &s->ref, noproc.bytes, noproc.len);
-        }
-        break;
-    case SIG_DEMONITOR:
-        relation_remove(p, REL_MONITORED_BY, s->from, &s->ref);
-        break;
-    case SIG_DOWN:
-        if (relation_remove(p, REL_MONITORING, s->from, &s->ref))
+    case SIG_DOWN: {
+        relation r;
+        if (relation_take_monitoring(p, &s->ref, &r))
             deliver_down_message(p, s);
         break;
+    }
     case SIG_NODEDOWN:
         handle_nodedown(p, s->from.node);
         break;
@@ -263,7 +339,11 @@ void process_exit(process *p, const char *reason, uint32_t len)
 {
     if (!p->alive)
         return;
+    /* From here on no monitor can be added: late ones get noproc. */
+    relation *relations;
+    lock_relations(p);
     p->alive = 0;
+    unlock_relations(p);
     if (p->module->terminate) {
         ph_ctx ctx;
         context_init(&ctx, p);
@@ -281,8 +361,9 @@ void process_exit(process *p, const char *reason, uint32_t len)
               text);
     }
     process_unpublish(p);
-    for (uint32_t i = 0; i < p->n_relations; i++) {
-        relation *r = &p->relations[i];
+    uint32_t n = take_relations(p, 0, 1, &relations);
+    for (uint32_t i = 0; i < n; i++) {
+        relation *r = &relations[i];
         switch ((relation_kind)r->kind) {
         case REL_LINK:
             route_exit(p->pid, r->pid, reason, len, 0);
@@ -295,10 +376,7 @@ void process_exit(process *p, const char *reason, uint32_t len)
             break;
         }
     }
-    free(p->relations);
-    p->relations = NULL;
-    __atomic_store_n(&p->n_relations, 0, __ATOMIC_RELAXED);
-    p->cap_relations = 0;
+    free(relations);
 }
 
 void process_answer_dead_signals(ph_pid dead, proc_signal *list)
@@ -310,9 +388,6 @@ void process_answer_dead_signals(ph_pid dead, proc_signal *list)
         switch ((sig_kind)s->kind) {
         case SIG_LINK:
             route_exit(dead, s->from, noproc.bytes, noproc.len, 0);
-            break;
-        case SIG_MONITOR:
-            route_down(dead, s->name, s->from, &s->ref, noproc.bytes, noproc.len);
             break;
         case SIG_UNLINK:
             route_unlink_ack(dead, s->from, s->id);

@@ -119,6 +119,7 @@ process *process_create(const ph_worker_module *module)
     atomic_init(&p->refs, 1);
     atomic_init(&p->scheduled, 0);
     atomic_init(&p->inbox, NULL);
+    atomic_flag_clear(&p->relations_lock);
     return p;
 }
 

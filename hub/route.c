@@ -114,6 +114,15 @@ void route_exit(ph_pid from, ph_pid to, const char *reason, uint32_t len, int ex
     push_local(to, signal_new(exit2 ? SIG_EXIT2 : SIG_EXIT, from, reason, len));
 }
 
+/* The live local process a monitor targets: by pid, or by registered name. */
+static process *monitor_target(ph_pid target, uint32_t name)
+{
+    if (name == ATOM_NONE)
+        return process_get(target);
+    ph_pid pid;
+    return names_whereis(name, &pid) == 0 ? process_get(pid) : NULL;
+}
+
 void route_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, const ph_ref *ref)
 {
     uint32_t target_node = name == ATOM_NONE ? target.node : node;
@@ -121,12 +130,11 @@ void route_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, 
         dist_monitor(watcher, target, node, name, ref);
         return;
     }
-    proc_signal *s = signal_new(SIG_MONITOR, watcher, NULL, 0);
-    if (s) {
-        s->ref = *ref;
-        s->name = name;
-    }
-    int rc = name == ATOM_NONE ? push_local(target, s) : push_to_name(name, s, NULL);
+    /* Applied here, on the sender's thread, without waking the target. */
+    process *p = monitor_target(target, name);
+    int rc = p ? process_add_monitor(p, watcher, ref, name) : -1;
+    if (p)
+        process_put(p);
     if (rc != 0) {
         term_bytes noproc = runtime_atom_term("noproc");
         route_down(target, name, watcher, ref, noproc.bytes, noproc.len);
@@ -141,15 +149,13 @@ void route_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name
         dist_demonitor(watcher, target, node, name, ref);
         return;
     }
-    proc_signal *s = signal_new(SIG_DEMONITOR, watcher, NULL, 0);
-    if (s)
-        s->ref = *ref;
     /* A by-name monitor lives on whatever process held the name when it was
      * set up; the demonitor of a name that moved finds nothing, harmlessly. */
-    if (name == ATOM_NONE)
-        push_local(target, s);
-    else
-        push_to_name(name, s, NULL);
+    process *p = monitor_target(target, name);
+    if (p) {
+        relation_remove(p, REL_MONITORED_BY, watcher, ref);
+        process_put(p);
+    }
 }
 
 void route_down(ph_pid watched, uint32_t name, ph_pid watcher, const ph_ref *ref,

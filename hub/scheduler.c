@@ -11,34 +11,81 @@
  * on both sides, either the pusher sees 0 and enqueues, or the scheduler
  * sees the new signal and re-enqueues.
  *
- * Idle schedulers spin briefly before sleeping: a call arriving from the
- * network is then picked up without a futex wake-up most of the time.
+ * Sleeping and waking cost system calls, which dominate a call's cost, so:
+ * the run queue is guarded by a spinlock (its critical sections are a few
+ * pointer moves), and an idle scheduler parks on a futex word of its own.
+ * Whoever makes a process runnable hands it to one parked scheduler with
+ * exactly one FUTEX_WAKE; nothing is woken when no scheduler is parked.
  */
 #include "ei_glue/dist.h"
 #include "hub/log.h"
 #include "hub/process.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define RUN_BUDGET 64
-#define IDLE_SPINS 0
 #define MAX_SCHEDULERS 64
 
-static pthread_mutex_t runq_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t runq_cond = PTHREAD_COND_INITIALIZER;
+typedef struct scheduler {
+    pthread_t thread;
+    _Atomic uint32_t parked; /* futex word: 1 while parked */
+    struct scheduler *next_idle;
+} scheduler;
+
+static atomic_flag runq_lock = ATOMIC_FLAG_INIT;
 static process *runq_head, *runq_tail;
 static _Atomic uint32_t runq_len;
-static unsigned sleeping;
-static int stopping;
-static pthread_t threads[MAX_SCHEDULERS];
+static scheduler *idle_list; /* parked schedulers, under runq_lock */
+static _Atomic int stopping;
+static scheduler schedulers[MAX_SCHEDULERS];
 static unsigned n_threads;
 static _Thread_local int on_scheduler;
 
+static void lock_runq(void)
+{
+    for (int spins = 0; atomic_flag_test_and_set_explicit(&runq_lock, memory_order_acquire);
+         spins++) {
+        if (spins > 100)
+            sched_yield(); /* the holder was preempted */
+    }
+}
+
+static void unlock_runq(void)
+{
+    atomic_flag_clear_explicit(&runq_lock, memory_order_release);
+}
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t expected)
+{
+    syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word, int count)
+{
+    syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, count, NULL, NULL, 0);
+}
+
+/* Takes one parked scheduler off the idle list (runq_lock held). */
+static scheduler *unpark_one_locked(void)
+{
+    scheduler *s = idle_list;
+    if (s) {
+        idle_list = s->next_idle;
+        atomic_store(&s->parked, 0);
+    }
+    return s;
+}
+
 static void runq_push(process *p)
 {
-    pthread_mutex_lock(&runq_lock);
+    lock_runq();
     p->runq_next = NULL;
     if (runq_tail)
         runq_tail->runq_next = p;
@@ -46,9 +93,10 @@ static void runq_push(process *p)
         runq_head = p;
     runq_tail = p;
     atomic_fetch_add(&runq_len, 1);
-    if (sleeping)
-        pthread_cond_signal(&runq_cond);
-    pthread_mutex_unlock(&runq_lock);
+    scheduler *wake = unpark_one_locked();
+    unlock_runq();
+    if (wake)
+        futex_wake(&wake->parked, 1);
 }
 
 void process_push(process *p, proc_signal *s)
@@ -60,13 +108,57 @@ void process_push(process *p, proc_signal *s)
     process_schedule(p);
 }
 
+/* While deferring, processes made runnable by this thread are collected
+ * and queued together at the end (one wake-up for a whole read batch). */
+#define DEFER_MAX 256
+static _Thread_local struct {
+    int on;
+    int n;
+    process *list[DEFER_MAX];
+} deferred;
+
 void process_schedule(process *p)
 {
     uint32_t expected = 0;
-    if (atomic_compare_exchange_strong(&p->scheduled, &expected, 1)) {
-        process_ref(p); /* the run queue's reference */
+    if (!atomic_compare_exchange_strong(&p->scheduled, &expected, 1))
+        return;
+    process_ref(p); /* the run queue's reference */
+    if (deferred.on && deferred.n < DEFER_MAX)
+        deferred.list[deferred.n++] = p;
+    else
         runq_push(p);
+}
+
+void scheduler_defer_begin(void)
+{
+    deferred.on = 1;
+}
+
+void scheduler_defer_end(void)
+{
+    deferred.on = 0;
+    if (deferred.n == 0)
+        return;
+    scheduler *wake[MAX_SCHEDULERS];
+    int n_wake = 0;
+    lock_runq();
+    for (int i = 0; i < deferred.n; i++) {
+        process *p = deferred.list[i];
+        p->runq_next = NULL;
+        if (runq_tail)
+            runq_tail->runq_next = p;
+        else
+            runq_head = p;
+        runq_tail = p;
+        atomic_fetch_add(&runq_len, 1);
+        scheduler *s = unpark_one_locked();
+        if (s)
+            wake[n_wake++] = s;
     }
+    unlock_runq();
+    deferred.n = 0;
+    for (int i = 0; i < n_wake; i++)
+        futex_wake(&wake[i]->parked, 1);
 }
 
 static process *runq_pop_locked(void)
@@ -81,36 +173,30 @@ static process *runq_pop_locked(void)
     return p;
 }
 
-static process *next_process(void)
+static process *next_process(scheduler *self)
 {
-    int spins = 0;
-    pthread_mutex_lock(&runq_lock);
     for (;;) {
+        lock_runq();
         process *p = runq_pop_locked();
-        if (p || stopping) {
-            pthread_mutex_unlock(&runq_lock);
+        if (p || atomic_load(&stopping)) {
+            unlock_runq();
             return p;
         }
-        if (spins < IDLE_SPINS) {
-            pthread_mutex_unlock(&runq_lock);
-            while (spins++ < IDLE_SPINS && atomic_load(&runq_len) == 0)
-                sched_yield();
-            pthread_mutex_lock(&runq_lock);
-            continue;
-        }
-        sleeping++;
-        pthread_cond_wait(&runq_cond, &runq_lock);
-        sleeping--;
-        spins = 0;
+        atomic_store(&self->parked, 1);
+        self->next_idle = idle_list;
+        idle_list = self;
+        unlock_runq();
+        while (atomic_load(&self->parked) && !atomic_load(&stopping))
+            futex_wait(&self->parked, 1);
     }
 }
 
 static void *scheduler_main(void *arg)
 {
-    (void)arg;
+    scheduler *self = arg;
     on_scheduler = 1;
     process *p;
-    while ((p = next_process()) != NULL) {
+    while ((p = next_process(self)) != NULL) {
         int more;
         /* Keep running a busy process while nothing else waits: handing it
          * to another thread would cost a wake-up per batch. */
@@ -144,9 +230,13 @@ int scheduler_start(unsigned count)
         count = 1;
     if (count > MAX_SCHEDULERS)
         count = MAX_SCHEDULERS;
-    stopping = 0;
+    atomic_store(&stopping, 0);
+    idle_list = NULL;
     for (n_threads = 0; n_threads < count; n_threads++) {
-        if (pthread_create(&threads[n_threads], NULL, scheduler_main, NULL) != 0) {
+        scheduler *s = &schedulers[n_threads];
+        atomic_store(&s->parked, 0);
+        s->next_idle = NULL;
+        if (pthread_create(&s->thread, NULL, scheduler_main, s) != 0) {
             LOG_E("scheduler", "cannot start scheduler thread %u", n_threads);
             scheduler_stop();
             return -1;
@@ -157,21 +247,26 @@ int scheduler_start(unsigned count)
 
 void scheduler_stop(void)
 {
-    pthread_mutex_lock(&runq_lock);
-    stopping = 1;
-    pthread_cond_broadcast(&runq_cond);
-    pthread_mutex_unlock(&runq_lock);
+    atomic_store(&stopping, 1);
+    lock_runq();
+    while (unpark_one_locked())
+        ;
+    unlock_runq();
     for (unsigned i = 0; i < n_threads; i++)
-        pthread_join(threads[i], NULL);
+        futex_wake(&schedulers[i].parked, INT_MAX);
+    for (unsigned i = 0; i < n_threads; i++)
+        pthread_join(schedulers[i].thread, NULL);
     n_threads = 0;
+    idle_list = NULL;
     /* Drop processes still queued (their references). */
-    pthread_mutex_lock(&runq_lock);
     process *p;
-    while ((p = runq_pop_locked()) != NULL) {
+    for (;;) {
+        lock_runq();
+        p = runq_pop_locked();
+        unlock_runq();
+        if (!p)
+            break;
         atomic_store(&p->scheduled, 0);
-        pthread_mutex_unlock(&runq_lock);
         process_put(p);
-        pthread_mutex_lock(&runq_lock);
     }
-    pthread_mutex_unlock(&runq_lock);
 }

@@ -79,7 +79,7 @@ int ph_link(ph_ctx *ctx, ph_pid other)
 {
     process *p = ctx->proc;
     if (ph_pid_equal(other, p->pid) || relation_find(p, REL_LINK, other, NULL))
-        return 0;
+        return 0; /* only this process adds its links: no race between find and add */
     if (relation_add(p, REL_LINK, other, NULL, ATOM_NONE) != 0)
         return -1;
     route_link(p->pid, other);
@@ -109,15 +109,11 @@ int ph_monitor(ph_ctx *ctx, ph_pid pid, ph_ref *ref)
 int ph_demonitor(ph_ctx *ctx, const ph_ref *ref)
 {
     process *p = ctx->proc;
-    for (uint32_t i = 0; i < p->n_relations; i++) {
-        relation r = p->relations[i];
-        if (r.kind == REL_MONITORING && ph_ref_equal(&r.ref, ref)) {
-            relation_remove(p, REL_MONITORING, r.pid, ref);
-            route_demonitor(p->pid, r.pid, r.pid.node, r.name, ref);
-            return 1;
-        }
-    }
-    return 0;
+    relation r;
+    if (!relation_take_monitoring(p, ref, &r))
+        return 0;
+    route_demonitor(p->pid, r.pid, r.pid.node, r.name, ref);
+    return 1;
 }
 
 int ph_exit(ph_ctx *ctx, ph_pid pid, ph_term reason)
