@@ -13,8 +13,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #define MAX_PENDING_BYTES (256u << 20)
@@ -106,11 +104,8 @@ int conn_flush_locked(conn *c)
             iov[n].iov_base = ch->data + ch->off;
             iov[n].iov_len = ch->len - ch->off;
         }
-        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-        ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t w = c->transport->writev(c->fd, iov, n);
         if (w < 0) {
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return 0;
             return -1;
@@ -318,6 +313,7 @@ static conn *conn_new(int fd, uint32_t node, int incoming)
     if (!c)
         return NULL;
     c->fd = fd;
+    c->transport = &tcp_transport;
     c->node = node;
     c->incoming = incoming;
     c->io_index = -1;

@@ -15,6 +15,8 @@
 #ifndef PH_CONNECTION_H
 #define PH_CONNECTION_H
 
+#include "ei_glue/transport.h"
+
 #include <ei.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,6 +33,7 @@ typedef struct chunk {
 typedef struct conn {
     uint32_t node;
     int fd;
+    const transport_ops *transport;
     int incoming;
     _Atomic int refs;
     pthread_mutex_t out_lock;

@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define READ_CHUNK (64u * 1024u)
@@ -71,7 +70,7 @@ void io_close_later(conn *c)
 {
     pthread_mutex_lock(&c->out_lock);
     if (!c->closed && c->fd >= 0)
-        shutdown(c->fd, SHUT_RDWR); /* the loop sees EOF and closes */
+        c->transport->shutdown(c->fd); /* the loop sees EOF and closes */
     pthread_mutex_unlock(&c->out_lock);
 }
 
@@ -88,7 +87,7 @@ static void io_close(conn *c)
         c->io_index = -1;
     }
     pthread_mutex_unlock(&io_lock);
-    ei_close_connection(c->fd);
+    c->transport->close(c->fd);
     c->fd = -1;
     connection_closed(c);
     conn_put(c); /* the I/O thread's reference */
@@ -157,12 +156,10 @@ static int conn_read(conn *c)
             c->rbuf = n;
             c->rcap = cap;
         }
-        ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+        ssize_t n = c->transport->read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (n == 0)
             return -1;
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
             LOG_I("io", "read from %s: %s", atom_text(c->node), strerror(errno));
@@ -176,7 +173,7 @@ static int conn_read(conn *c)
         scheduler_defer_end();
         if (rc != 0)
             return -1;
-        if ((size_t)n < space)
+        if ((size_t)n < space && c->transport->pending(c->fd) == 0)
             break; /* drained; epoll (level-triggered) reports more */
     }
     if (c->rlen == 0 && c->rcap > RBUF_KEEP) {
