@@ -1,8 +1,13 @@
 /*
- * io_loop.c - the I/O thread: one epoll loop over every connection. It
- * reads in bulk and splits frames, hands each frame to control.c (which
- * only decodes and posts to mailboxes; no user code runs here), answers
- * and sends ticks, flushes queued output, and closes connections.
+ * io_loop.c - one epoll set over every connection. io_poll reads in bulk
+ * and splits frames, hands each frame to control.c (which only decodes and
+ * posts to mailboxes; no user code runs here), answers ticks, flushes
+ * queued output and closes connections. It runs on whichever thread holds
+ * the scheduler's poll role: usually an idle scheduler, which then runs the
+ * worker itself; the I/O thread when every scheduler is busy.
+ *
+ * The I/O thread also sends our ticks and closes peers that stayed silent
+ * for net_ticktime, whatever the schedulers are doing.
  */
 #include "ei_glue/connection.h"
 #include "ei_glue/control.h"
@@ -209,6 +214,7 @@ static void check_ticks(void)
     for (int i = 0; i < n_conns; i++) {
         conn *c = conns[i];
         if (now - atomic_load(&c->last_read_ms) > ticktime_ms && n_expired < 64) {
+            atomic_fetch_add(&c->refs, 1);
             expired[n_expired++] = c;
             continue;
         }
@@ -224,41 +230,59 @@ static void check_ticks(void)
     for (int i = 0; i < n_expired; i++) {
         LOG_W("io", "%s not responding for %u s (net_ticktime); closing the connection",
               atom_text(expired[i]->node), connections_ticktime());
-        io_close(expired[i]);
+        io_close_later(expired[i]); /* whoever polls sees the end of stream */
+        conn_put(expired[i]);
     }
 }
+
+/* Waits for and handles I/O; called with the poll role held. */
+static void io_poll(int timeout_ms)
+{
+    struct epoll_event events[64];
+    int n = epoll_wait(epfd, events, 64, timeout_ms);
+    if (n < 0 && errno != EINTR)
+        LOG_E("io", "epoll_wait: %s", strerror(errno));
+    for (int i = 0; i < n; i++) {
+        if (events[i].data.ptr == NULL) {
+            uint64_t v;
+            ssize_t r = read(wakefd, &v, sizeof v);
+            (void)r; /* only a wake-up */
+            continue;
+        }
+        conn *c = events[i].data.ptr;
+        if (events[i].events & EPOLLOUT)
+            conn_writable(c);
+        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+            if (conn_read(c) != 0)
+                io_close(c);
+        }
+    }
+}
+
+static void io_interrupt(void)
+{
+    uint64_t one = 1;
+    ssize_t w = write(wakefd, &one, sizeof one);
+    (void)w; /* a full counter still wakes the poller */
+}
+
+static const scheduler_io io_ops = {.poll = io_poll, .interrupt = io_interrupt};
+
+#define STALL_CHECK_MS 10
 
 static void *io_main(void *arg)
 {
     (void)arg;
-    struct epoll_event events[64];
     uint64_t interval = (uint64_t)connections_ticktime() * 1000u / 4;
     if (interval == 0)
         interval = 250;
     uint64_t next_tick = monotonic_ms() + interval;
     while (atomic_load(&running)) {
-        uint64_t now = monotonic_ms();
-        int timeout = now >= next_tick ? 0 : (int)(next_tick - now);
-        int n = epoll_wait(epfd, events, 64, timeout);
-        if (n < 0 && errno != EINTR) {
-            LOG_E("io", "epoll_wait: %s", strerror(errno));
-            break;
-        }
-        for (int i = 0; i < n; i++) {
-            if (events[i].data.ptr == NULL) {
-                uint64_t v;
-                ssize_t r = read(wakefd, &v, sizeof v);
-                (void)r; /* only a wake-up */
-                continue;
-            }
-            conn *c = events[i].data.ptr;
-            if (events[i].events & EPOLLOUT)
-                conn_writable(c);
-            if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-                if (conn_read(c) != 0)
-                    io_close(c);
-            }
-        }
+        struct timespec ts = {0, STALL_CHECK_MS * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        /* Every scheduler busy for a while: read on their behalf. */
+        while (atomic_load(&running) && scheduler_poll_if_stalled(STALL_CHECK_MS * 1000u))
+            ;
         if (monotonic_ms() >= next_tick) {
             check_ticks();
             next_tick = monotonic_ms() + interval;
@@ -283,6 +307,7 @@ int io_loop_start(void)
         atomic_store(&running, 0);
         return -1;
     }
+    scheduler_set_io(&io_ops);
     return 0;
 }
 
@@ -291,9 +316,7 @@ void io_loop_stop(void)
     if (!atomic_load(&running))
         return;
     atomic_store(&running, 0);
-    uint64_t one = 1;
-    ssize_t w = write(wakefd, &one, sizeof one);
-    (void)w;
+    scheduler_set_io(NULL);
     pthread_join(thread, NULL);
     while (n_conns > 0)
         io_close(conns[n_conns - 1]);

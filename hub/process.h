@@ -115,6 +115,19 @@ void process_schedule(process *p);
  * this around each batch of frames it reads). */
 void scheduler_defer_begin(void);
 void scheduler_defer_end(void);
+
+/* The network side as the schedulers see it (set by the I/O layer; without
+ * it idle schedulers just park). */
+typedef struct scheduler_io {
+    /* Waits up to timeout_ms (-1: until interrupted) for I/O and handles it:
+     * frames are decoded and posted to mailboxes, nothing else. */
+    void (*poll)(int timeout_ms);
+    /* Makes a poll(-1) in progress return. */
+    void (*interrupt)(void);
+} scheduler_io;
+void scheduler_set_io(const scheduler_io *io);
+/* Polls once without waiting if nobody has for stalled_us; 1 if it did. */
+int scheduler_poll_if_stalled(unsigned stalled_us);
 int scheduler_start(unsigned threads);
 void scheduler_stop(void);
 /* Nonzero when the caller runs on a scheduler thread. */

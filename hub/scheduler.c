@@ -16,6 +16,16 @@
  * pointer moves), and an idle scheduler parks on a futex word of its own.
  * Whoever makes a process runnable hands it to one parked scheduler with
  * exactly one FUTEX_WAKE; nothing is woken when no scheduler is parked.
+ *
+ * Polling the network: the first idle scheduler does not park but waits
+ * for I/O itself (the "poll role", held by one thread at a time). When a
+ * call arrives it reads the frames and then runs the worker on the same
+ * thread: no thread hand-off, no wake-up. The I/O thread keeps the node
+ * responsive when every scheduler is busy in long callbacks: it takes the
+ * poll role when nobody has polled for a while (and schedulers between two
+ * runs poll briefly too, as BEAM schedulers check I/O). The frame handler
+ * only decodes and posts to mailboxes, so the poll role never runs user
+ * code; the callbacks run afterwards, outside it.
  */
 #include "ei_glue/dist.h"
 #include "hub/log.h"
@@ -28,6 +38,7 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RUN_BUDGET 64
@@ -40,6 +51,11 @@ typedef struct scheduler {
 } scheduler;
 
 static atomic_flag runq_lock = ATOMIC_FLAG_INIT;
+static const scheduler_io *io;
+static _Atomic int poll_role;        /* 1 while some thread polls */
+static int poller_blocking;          /* a scheduler waits in poll(-1); under runq_lock */
+static _Atomic uint64_t last_poll_us;
+#define BUSY_POLL_INTERVAL_US 1000
 static process *runq_head, *runq_tail;
 static _Atomic uint32_t runq_len;
 static scheduler *idle_list; /* parked schedulers, under runq_lock */
@@ -47,6 +63,49 @@ static _Atomic int stopping;
 static scheduler schedulers[MAX_SCHEDULERS];
 static unsigned n_threads;
 static _Thread_local int on_scheduler;
+static _Thread_local int polling; /* this thread holds the poll role */
+
+static int on_scheduler_polling(void)
+{
+    return polling;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Polls with the role held; the caller took it. */
+static void poll_with_role(int timeout_ms)
+{
+    polling = 1;
+    io->poll(timeout_ms);
+    polling = 0;
+    atomic_store(&last_poll_us, now_us());
+    atomic_store(&poll_role, 0);
+}
+
+static int take_poll_role(void)
+{
+    int expected = 0;
+    return atomic_compare_exchange_strong(&poll_role, &expected, 1);
+}
+
+int scheduler_poll_if_stalled(unsigned stalled_us)
+{
+    if (!io || now_us() - atomic_load(&last_poll_us) < stalled_us || !take_poll_role())
+        return 0;
+    poll_with_role(0);
+    return 1;
+}
+
+void scheduler_set_io(const scheduler_io *ops)
+{
+    io = ops;
+    atomic_store(&last_poll_us, now_us());
+}
 
 static void lock_runq(void)
 {
@@ -94,9 +153,12 @@ static void runq_push(process *p)
     runq_tail = p;
     atomic_fetch_add(&runq_len, 1);
     scheduler *wake = unpark_one_locked();
+    int interrupt = !wake && poller_blocking && !on_scheduler_polling();
     unlock_runq();
     if (wake)
         futex_wake(&wake->parked, 1);
+    else if (interrupt)
+        io->interrupt();
 }
 
 void process_push(process *p, proc_signal *s)
@@ -141,6 +203,8 @@ void scheduler_defer_end(void)
         return;
     scheduler *wake[MAX_SCHEDULERS];
     int n_wake = 0;
+    /* A scheduler that polled runs the first of these itself. */
+    int self_runs = on_scheduler ? 1 : 0;
     lock_runq();
     for (int i = 0; i < deferred.n; i++) {
         process *p = deferred.list[i];
@@ -151,14 +215,19 @@ void scheduler_defer_end(void)
             runq_head = p;
         runq_tail = p;
         atomic_fetch_add(&runq_len, 1);
+        if (i < self_runs)
+            continue;
         scheduler *s = unpark_one_locked();
         if (s)
             wake[n_wake++] = s;
     }
+    int interrupt = n_wake == 0 && deferred.n > self_runs && poller_blocking && !polling;
     unlock_runq();
     deferred.n = 0;
     for (int i = 0; i < n_wake; i++)
         futex_wake(&wake[i]->parked, 1);
+    if (interrupt)
+        io->interrupt();
 }
 
 static process *runq_pop_locked(void)
@@ -182,6 +251,17 @@ static process *next_process(scheduler *self)
             unlock_runq();
             return p;
         }
+        if (io && take_poll_role()) {
+            /* Wait for I/O instead of parking; a process made runnable by
+             * another thread interrupts the wait. */
+            poller_blocking = 1;
+            unlock_runq();
+            poll_with_role(-1);
+            lock_runq();
+            poller_blocking = 0;
+            unlock_runq();
+            continue;
+        }
         atomic_store(&self->parked, 1);
         self->next_idle = idle_list;
         idle_list = self;
@@ -204,6 +284,8 @@ static void *scheduler_main(void *arg)
             dist_batch_begin();
             more = process_run(p, RUN_BUDGET);
             dist_batch_end();
+            if (io && now_us() - atomic_load(&last_poll_us) >= BUSY_POLL_INTERVAL_US)
+                scheduler_poll_if_stalled(BUSY_POLL_INTERVAL_US);
         } while (p->alive && (more || atomic_load(&p->inbox) != NULL) &&
                  atomic_load(&runq_len) == 0);
         atomic_store(&p->scheduled, 0);
@@ -248,6 +330,8 @@ int scheduler_start(unsigned count)
 void scheduler_stop(void)
 {
     atomic_store(&stopping, 1);
+    if (io)
+        io->interrupt();
     lock_runq();
     while (unpark_one_locked())
         ;
