@@ -91,6 +91,7 @@ int main(int argc, char **argv)
         .creation = node.creation,
         .schedulers = opts.schedulers,
         .max_processes = opts.max_processes,
+        .busy_poll_us = opts.busy_poll_us,
     };
     if (runtime_init(&rc) != 0) {
         options_free(&opts);

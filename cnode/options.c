@@ -16,6 +16,7 @@ void options_usage(const char *prog)
             "usage: %s --name NAME@HOST [--cookie COOKIE] [--config FILE.json]\n"
             "          [--worker-lib FILE.so]... [--join NODE]... [--schedulers N]\n"
             "          [--net-ticktime SECONDS] [--port PORT] [--max-processes N]\n"
+            "          [--busy-poll-us MICROSECONDS]\n"
             "          [--log-level error|warning|info|debug]\n"
             "Runs a ProcessHub C node. See docs/configuration.md.\n",
             prog);
@@ -87,11 +88,12 @@ static int config_strings(json_t *root, const char *key, const char **list, int 
     return 0;
 }
 
-static const char *const known_fields[] = {"net_ticktime", "schedulers", "worker_libs", "join",
-                                           "log_level",    "port",       "max_processes"};
+static const char *const known_fields[] = {"net_ticktime", "schedulers",    "worker_libs",
+                                           "join",         "log_level",     "port",
+                                           "max_processes", "busy_poll_us"};
 
 static int load_config(options *o, int set_ticktime, int set_schedulers, int set_port,
-                       int set_max, char *err, size_t err_size)
+                       int set_max, int set_busy, char *err, size_t err_size)
 {
     json_error_t jerr;
     json_t *root = json_load_file(o->config_path, JSON_REJECT_DUPLICATES, &jerr);
@@ -123,6 +125,7 @@ static int load_config(options *o, int set_ticktime, int set_schedulers, int set
         config_uint(root, "port", 0, 65535, &port, set_port, err, err_size) ||
         config_uint(root, "max_processes", 16, 1u << 20, &o->max_processes, set_max, err,
                     err_size) ||
+        config_uint(root, "busy_poll_us", 0, 10000, &o->busy_poll_us, set_busy, err, err_size) ||
         config_strings(root, "worker_libs", o->worker_libs, &o->n_worker_libs, err, err_size) ||
         config_strings(root, "join", o->join, &o->n_join, err, err_size))
         return -1;
@@ -152,13 +155,15 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         {"port", required_argument, NULL, 'p'},
         {"max-processes", required_argument, NULL, 'm'},
         {"log-level", required_argument, NULL, 'l'},
+        {"busy-poll-us", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
     o->net_ticktime = 60;
-    int set_ticktime = 0, set_schedulers = 0, set_port = 0, set_max = 0;
+    o->busy_poll_us = 25;
+    int set_ticktime = 0, set_schedulers = 0, set_port = 0, set_max = 0, set_busy = 0;
     unsigned port;
     opterr = 0;
     optind = 1;
@@ -208,6 +213,11 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         case 'l':
             o->log_level = optarg;
             break;
+        case 'b':
+            if (parse_uint("--busy-poll-us", optarg, 0, 10000, &o->busy_poll_us, err, err_size))
+                return -1;
+            set_busy = 1;
+            break;
         case 'h':
             o->help = 1;
             return 0;
@@ -227,7 +237,8 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         return -1;
     }
     if (o->config_path &&
-        load_config(o, set_ticktime, set_schedulers, set_port, set_max, err, err_size) != 0)
+        load_config(o, set_ticktime, set_schedulers, set_port, set_max, set_busy, err,
+                    err_size) != 0)
         return -1;
     if (!o->name) {
         snprintf(err, err_size, "--name NAME@HOST is required");

@@ -18,6 +18,7 @@ typedef struct options {
     unsigned net_ticktime;
     int port;
     unsigned max_processes;
+    unsigned busy_poll_us;
     const char *log_level;
     int help, version;
     void *config_json; /* keeps strings from the config file alive */

@@ -107,8 +107,13 @@ static void send_tick(conn *c)
     }
 }
 
-/* Splits and dispatches the complete frames in c->rbuf. -1: drop c. */
-static int process_frames(conn *c)
+/* A read batch with at least this many frames is a flood: hand the work to
+ * other schedulers and keep reading (see scheduler_defer_end). */
+#define FLOOD_FRAMES 12
+
+/* Splits and dispatches the complete frames in c->rbuf; counts them in
+ * *frames. -1: drop c. */
+static int process_frames(conn *c, int *frames)
 {
     size_t off = 0;
     int rc = 0;
@@ -133,6 +138,7 @@ static int process_frames(conn *c)
             LOG_W("io", "malformed frame from %s; closing the connection", atom_text(c->node));
             return -1;
         }
+        (*frames)++;
         if (f.kind == FRAME_TICK) {
             send_tick(c);
         } else if (control_dispatch(c->node, f.body, f.body_len) != 0) {
@@ -173,9 +179,10 @@ static int conn_read(conn *c)
         size_t space = c->rcap - c->rlen;
         c->rlen += (size_t)n;
         atomic_store_explicit(&c->last_read_ms, monotonic_ms(), memory_order_relaxed);
+        int frames = 0;
         scheduler_defer_begin();
-        int rc = process_frames(c);
-        scheduler_defer_end();
+        int rc = process_frames(c, &frames);
+        scheduler_defer_end(frames < FLOOD_FRAMES);
         if (rc != 0)
             return -1;
         if ((size_t)n < space && c->transport->pending(c->fd) == 0)
@@ -236,7 +243,7 @@ static void check_ticks(void)
 }
 
 /* Waits for and handles I/O; called with the poll role held. */
-static void io_poll(int timeout_ms)
+static int io_poll(int timeout_ms)
 {
     struct epoll_event events[64];
     int n = epoll_wait(epfd, events, 64, timeout_ms);
@@ -257,6 +264,7 @@ static void io_poll(int timeout_ms)
                 io_close(c);
         }
     }
+    return n > 0 ? n : 0;
 }
 
 static void io_interrupt(void)

@@ -282,7 +282,9 @@ static long long map_span(const struct bytes *s, long long pos, int depth)
     if (take(s, pos, 5) < 0)
         return -1;
     long long n = count_at(s, pos + 1, 1);
-    if (n < 0)
+    /* each pair takes at least 2 bytes: a forged count must not make the
+     * key array below huge */
+    if (n < 0 || n > (s->len - pos - 5) / 2)
         return -1;
     if (s->distinct_keys && n > 1 && !(keys = malloc((size_t)n * sizeof *keys)))
         return -1;
@@ -921,9 +923,8 @@ static int cmp_numbers(struct cmp_ctx *c, ph_term a, ph_term b)
 static int atom_text(ph_term t, char out[PH_ATOM_BUF])
 {
     int index = t.index;
-    return ei_decode_atom_as(t.buf, &index, out, PH_ATOM_BUF, ERLANG_UTF8, NULL, NULL) == 0
-               ? 0
-               : -1;
+    int r = ei_decode_atom_as(t.buf, &index, out, PH_ATOM_BUF, ERLANG_UTF8, NULL, NULL);
+    return r == 0 ? 0 : -1;
 }
 
 /* Byte order of UTF-8 is code point order, which is Erlang's atom order. */
@@ -2061,7 +2062,9 @@ int ph_match(ph_term t, const char *pattern, ...)
 }
 
 /* ------------------------------------------------------------------------
- * Formatting. Written by hand rather than with ei_s_print_term: that one
+ * Formatting, in the compact style of io_lib:format("~0p", [T]) (strings
+ * are recognised only in STRING_EXT lists). Written by hand rather than
+ * with ei_s_print_term: that one
  * overflows a 2000-byte stack buffer on bignums of ~1000 bytes, leaks the
  * decoded fun, fails on non-latin-1 atoms and copies whole binaries. This
  * one stops walking as soon as the output is full.
@@ -2264,14 +2267,14 @@ static LEAF void fmt_fun(struct out *o, ph_term t)
     free_fun(&fun);
 }
 
-/* Terms of it, separated by sep; for maps, alternately " => " and sep. */
+/* Terms of it, separated by ","; for maps, alternately " => " and ",". */
 static void fmt_items(struct out *o, ph_iter *it, int pairs)
 {
     ph_term e;
 
     for (long i = 0; !o->full && iter_step(it, &e) > 0; i++) {
         if (i > 0)
-            puts_out(o, pairs && i % 2 ? " => " : ", ");
+            puts_out(o, pairs && i % 2 ? " => " : ",");
         fmt_term(o, e);
     }
 }
@@ -2313,7 +2316,7 @@ static void fmt_list(struct out *o, ph_term t)
     if (iter_list_at(&it, t.buf, t.index) == 0) {
         fmt_items(o, &it, 0);
         if (!o->full && !iter_at_nil(&it)) {
-            puts_out(o, " | ");
+            puts_out(o, "|");
             fmt_term(o, iter_tail(&it));
         }
     }
@@ -2339,8 +2342,7 @@ static void fmt_bits(struct out *o, ph_term t)
         for (size_t i = 0; i < n && !o->full; i++)
             putf(o, i ? ",%u" : "%u", get8(s + i));
         if (nbits % 8)
-            putf(o, n ? ",%u:%u" : "%u:%u", get8(s + n) >> (8 - nbits % 8),
-                 (unsigned)(nbits % 8));
+            putf(o, n ? ",%u:%u" : "%u:%u", get8(s + n) >> (8 - nbits % 8), (unsigned)(nbits % 8));
     }
     puts_out(o, ">>");
 }

@@ -114,21 +114,25 @@ void process_schedule(process *p);
  * together at end, waking as few schedulers as needed (the I/O thread does
  * this around each batch of frames it reads). */
 void scheduler_defer_begin(void);
-void scheduler_defer_end(void);
+/* keep_one: a polling scheduler runs the first of these processes itself
+ * (no wake-up: the fast path for a call). With 0 every process goes to
+ * another scheduler and the caller goes back to reading: the pipelined
+ * path for a flood of frames. */
+void scheduler_defer_end(int keep_one);
 
 /* The network side as the schedulers see it (set by the I/O layer; without
  * it idle schedulers just park). */
 typedef struct scheduler_io {
     /* Waits up to timeout_ms (-1: until interrupted) for I/O and handles it:
      * frames are decoded and posted to mailboxes, nothing else. */
-    void (*poll)(int timeout_ms);
+    int (*poll)(int timeout_ms); /* returns the number of events handled */
     /* Makes a poll(-1) in progress return. */
     void (*interrupt)(void);
 } scheduler_io;
 void scheduler_set_io(const scheduler_io *io);
 /* Polls once without waiting if nobody has for stalled_us; 1 if it did. */
 int scheduler_poll_if_stalled(unsigned stalled_us);
-int scheduler_start(unsigned threads);
+int scheduler_start(unsigned threads, unsigned busy_poll_us);
 void scheduler_stop(void);
 /* Nonzero when the caller runs on a scheduler thread. */
 int scheduler_on_thread(void);

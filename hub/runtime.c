@@ -82,7 +82,7 @@ int runtime_init(const runtime_config *config)
         process_table_shutdown();
         return -1;
     }
-    if (scheduler_start(config->schedulers) != 0) {
+    if (scheduler_start(config->schedulers, config->busy_poll_us) != 0) {
         timers_stop();
         process_table_shutdown();
         return -1;

@@ -11,6 +11,7 @@ typedef struct runtime_config {
     uint32_t creation;       /* fresh per start */
     unsigned schedulers;     /* scheduler threads */
     uint32_t max_processes;  /* capacity of the process table */
+    unsigned busy_poll_us;   /* idle poller's non-blocking checks before sleeping */
 } runtime_config;
 
 int runtime_init(const runtime_config *config);

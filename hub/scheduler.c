@@ -77,11 +77,24 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* Polls with the role held; the caller took it. */
+/* How long an idle poller checks without blocking before it sleeps in
+ * epoll: a call that arrives within it costs no wake-up (the BEAM's
+ * schedulers busy-wait for the same reason). */
+static unsigned poll_spin_us;
+
+/* Polls with the role held; the caller took it. A blocking poll first
+ * checks without blocking for a short while. */
 static void poll_with_role(int timeout_ms)
 {
     polling = 1;
-    io->poll(timeout_ms);
+    int handled = 0;
+    if (timeout_ms < 0 && poll_spin_us) {
+        uint64_t until = now_us() + poll_spin_us;
+        while (!handled && atomic_load(&runq_len) == 0 && now_us() < until)
+            handled = io->poll(0);
+    }
+    if (!handled && atomic_load(&runq_len) == 0)
+        io->poll(timeout_ms);
     polling = 0;
     atomic_store(&last_poll_us, now_us());
     atomic_store(&poll_role, 0);
@@ -196,7 +209,7 @@ void scheduler_defer_begin(void)
     deferred.on = 1;
 }
 
-void scheduler_defer_end(void)
+void scheduler_defer_end(int keep_one)
 {
     deferred.on = 0;
     if (deferred.n == 0)
@@ -204,7 +217,7 @@ void scheduler_defer_end(void)
     scheduler *wake[MAX_SCHEDULERS];
     int n_wake = 0;
     /* A scheduler that polled runs the first of these itself. */
-    int self_runs = on_scheduler ? 1 : 0;
+    int self_runs = on_scheduler && keep_one ? 1 : 0;
     lock_runq();
     for (int i = 0; i < deferred.n; i++) {
         process *p = deferred.list[i];
@@ -306,7 +319,7 @@ int scheduler_on_thread(void)
     return on_scheduler;
 }
 
-int scheduler_start(unsigned count)
+int scheduler_start(unsigned count, unsigned busy_poll_us)
 {
     if (count == 0)
         count = 1;
@@ -314,6 +327,7 @@ int scheduler_start(unsigned count)
         count = MAX_SCHEDULERS;
     atomic_store(&stopping, 0);
     idle_list = NULL;
+    poll_spin_us = busy_poll_us;
     for (n_threads = 0; n_threads < count; n_threads++) {
         scheduler *s = &schedulers[n_threads];
         atomic_store(&s->parked, 0);

@@ -156,8 +156,8 @@ int ph_map_get_atom(ph_term m, const char *key, ph_term *value);
 typedef struct ph_iter {
     const char *buf;
     int index;
-    int remaining; /* elements left in the current tuple/map/list segment */
-    int kind;      /* internal: what is being walked */
+    int remaining;   /* elements left in the current tuple/map/list segment */
+    int kind;        /* internal: what is being walked */
     char scratch[2]; /* internal: the current STRING_EXT element */
 } ph_iter;
 int ph_iter_begin(ph_iter *it, ph_term t);

@@ -188,7 +188,7 @@ static const ph_worker_module recorder_module = {
 
 static void setup(void)
 {
-    runtime_config rc = {"unit@127.0.0.1", 12345, 2, 4096};
+    runtime_config rc = {"unit@127.0.0.1", 12345, 2, 4096, 0};
     ck_assert_int_eq(runtime_init(&rc), 0);
     if (!ph_find_module("recorder"))
         ph_register_module(&recorder_module);
@@ -317,9 +317,9 @@ START_TEST(link_propagates_abnormal_exit)
     ph_pid a = spawn_rec(1, 0), b = spawn_rec(2, 0);
     send_with_pid(a, "link", b);
     settle();
-    send_fmt(b, "{stop, {boom, 1}}");
-    ck_assert(wait_for("2: terminate {boom, 1}", 2000));
-    ck_assert(wait_for("1: terminate {boom, 1}", 2000));
+    send_fmt(b, "{stop, {boom,1}}");
+    ck_assert(wait_for("2: terminate {boom,1}", 2000));
+    ck_assert(wait_for("1: terminate {boom,1}", 2000));
     ck_assert(becomes_dead(a));
 }
 END_TEST
@@ -341,8 +341,8 @@ START_TEST(trap_exit_turns_exit_into_message)
     ph_pid a = spawn_rec(1, 1), b = spawn_rec(2, 0);
     send_with_pid(a, "link", b);
     settle();
-    send_fmt(b, "{stop, {boom, 2}}");
-    ck_assert(wait_for("1: EXIT {boom, 2}", 2000));
+    send_fmt(b, "{stop, {boom,2}}");
+    ck_assert(wait_for("1: EXIT {boom,2}", 2000));
     ck_assert(is_alive(a));
 }
 END_TEST
@@ -377,8 +377,8 @@ START_TEST(monitor_reports_reason)
     ph_pid a = spawn_rec(1, 0), b = spawn_rec(2, 0);
     send_with_pid(a, "monitor", b);
     settle();
-    send_fmt(b, "{stop, {shutdown, why}}");
-    ck_assert(wait_for("1: DOWN {shutdown, why}", 2000));
+    send_fmt(b, "{stop, {shutdown,why}}");
+    ck_assert(wait_for("1: DOWN {shutdown,why}", 2000));
     ck_assert(is_alive(a)); /* a monitor never kills the watcher */
 }
 END_TEST
@@ -456,7 +456,7 @@ START_TEST(registered_names)
     ck_assert_int_eq(ph_decode_pid(holder, &holder_pid), 0);
     ck_assert(ph_pid_equal(holder_pid, a));
     ck_assert_int_eq(ph_send_named(NULL, "alpha", NULL, ph_buf_term(&args)), 0);
-    ck_assert(wait_for("1: got [2, 0]", 2000));
+    ck_assert(wait_for("1: got [2,0]", 2000));
     send_fmt(a, "{stop, normal}");
     ck_assert(wait_for("1: terminate normal", 2000));
     settle();

@@ -156,25 +156,31 @@ static const struct vector vectors[] = {
     /* '\x{65E5}\x{672C}' */
     {32, 8, "\x77\x06\xe6\x97\xa5\xe6\x9c\xac"},
     /* #Ref<0.3495214447.3458990081.127259> */
-    {33, 35, "\x5a\x00\x03\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68"
-         "\x6f\x73\x74\x00\x00\x00\x00\x00\x01\xf1\x1b\xce\x2c\x00\x01\xd0"
-         "\x54\xbd\x6f"},
+    {33, 35,
+     "\x5a\x00\x03\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68"
+     "\x6f\x73\x74\x00\x00\x00\x00\x00\x01\xf1\x1b\xce\x2c\x00\x01\xd0"
+     "\x54\xbd\x6f"},
     /* #Ref<0.3495214447.3458990081.127260> */
-    {34, 35, "\x5a\x00\x03\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68"
-         "\x6f\x73\x74\x00\x00\x00\x00\x00\x01\xf1\x1c\xce\x2c\x00\x01\xd0"
-         "\x54\xbd\x6f"},
+    {34, 35,
+     "\x5a\x00\x03\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68"
+     "\x6f\x73\x74\x00\x00\x00\x00\x00\x01\xf1\x1c\xce\x2c\x00\x01\xd0"
+     "\x54\xbd\x6f"},
     /* fun erlang:abs/1 */
-    {35, 18, "\x71\x64\x00\x06\x65\x72\x6c\x61\x6e\x67\x64\x00\x03\x61\x62\x73"
-         "\x61\x01"},
+    {35, 18,
+     "\x71\x64\x00\x06\x65\x72\x6c\x61\x6e\x67\x64\x00\x03\x61\x62\x73"
+     "\x61\x01"},
     /* #Port<0.0> */
-    {36, 25, "\x59\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68\x6f\x73"
-         "\x74\x00\x00\x00\x00\x00\x00\x00\x00"},
+    {36, 25,
+     "\x59\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68\x6f\x73"
+     "\x74\x00\x00\x00\x00\x00\x00\x00\x00"},
     /* <0.9.0> */
-    {37, 29, "\x58\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68\x6f\x73"
-         "\x74\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00\x00"},
+    {37, 29,
+     "\x58\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68\x6f\x73"
+     "\x74\x00\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00\x00"},
     /* <0.79.0> */
-    {38, 29, "\x58\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68\x6f\x73"
-         "\x74\x00\x00\x00\x4f\x00\x00\x00\x00\x00\x00\x00\x00"},
+    {38, 29,
+     "\x58\x64\x00\x0d\x6e\x6f\x6e\x6f\x64\x65\x40\x6e\x6f\x68\x6f\x73"
+     "\x74\x00\x00\x00\x4f\x00\x00\x00\x00\x00\x00\x00\x00"},
     /* {} */
     {39, 2, "\x68\x00"},
     /* {a} */
@@ -196,26 +202,31 @@ static const struct vector vectors[] = {
     /* #{2 => a} */
     {47, 11, "\x74\x00\x00\x00\x01\x61\x02\x64\x00\x01\x61"},
     /* #{1.0 => a} */
-    {48, 18, "\x74\x00\x00\x00\x01\x46\x3f\xf0\x00\x00\x00\x00\x00\x00\x64\x00"
-         "\x01\x61"},
+    {48, 18,
+     "\x74\x00\x00\x00\x01\x46\x3f\xf0\x00\x00\x00\x00\x00\x00\x64\x00"
+     "\x01\x61"},
     /* #{a => 1} */
     {49, 11, "\x74\x00\x00\x00\x01\x64\x00\x01\x61\x61\x01"},
     /* #{a => 1.0} */
-    {49, 18, "\x74\x00\x00\x00\x01\x64\x00\x01\x61\x46\x3f\xf0\x00\x00\x00\x00"
-         "\x00\x00"},
+    {49, 18,
+     "\x74\x00\x00\x00\x01\x64\x00\x01\x61\x46\x3f\xf0\x00\x00\x00\x00"
+     "\x00\x00"},
     /* #{a => 2} */
     {50, 11, "\x74\x00\x00\x00\x01\x64\x00\x01\x61\x61\x02"},
     /* #{b => 1} */
     {51, 11, "\x74\x00\x00\x00\x01\x64\x00\x01\x62\x61\x01"},
     /* #{a => 1,b => 2} */
-    {52, 17, "\x74\x00\x00\x00\x02\x64\x00\x01\x61\x61\x01\x64\x00\x01\x62\x61"
-         "\x02"},
+    {52, 17,
+     "\x74\x00\x00\x00\x02\x64\x00\x01\x61\x61\x01\x64\x00\x01\x62\x61"
+     "\x02"},
     /* #{a => 2,b => 1} */
-    {53, 17, "\x74\x00\x00\x00\x02\x64\x00\x01\x61\x61\x02\x64\x00\x01\x62\x61"
-         "\x01"},
+    {53, 17,
+     "\x74\x00\x00\x00\x02\x64\x00\x01\x61\x61\x02\x64\x00\x01\x62\x61"
+     "\x01"},
     /* #{a => 1,c => 0} */
-    {54, 17, "\x74\x00\x00\x00\x02\x64\x00\x01\x61\x61\x01\x64\x00\x01\x63\x61"
-         "\x00"},
+    {54, 17,
+     "\x74\x00\x00\x00\x02\x64\x00\x01\x61\x61\x01\x64\x00\x01\x63\x61"
+     "\x00"},
     /* [] */
     {55, 1, "\x6a"},
     /* [1|2] */
@@ -358,8 +369,18 @@ END_TEST
 
 START_TEST(test_integer_roundtrip)
 {
-    const long values[] = {0, 1, -1, 255, 256, -256, INT_MAX, INT_MIN, (long)INT_MAX + 1,
-                           (long)INT_MIN - 1, LONG_MAX, LONG_MIN};
+    const long values[] = {0,
+                           1,
+                           -1,
+                           255,
+                           256,
+                           -256,
+                           INT_MAX,
+                           INT_MIN,
+                           (long)INT_MAX + 1,
+                           (long)INT_MIN - 1,
+                           LONG_MAX,
+                           LONG_MIN};
 
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         ph_buf b;
@@ -374,8 +395,7 @@ END_TEST
 
 START_TEST(test_unsigned_roundtrip)
 {
-    const unsigned long long values[] = {0, 1, 255, 1ULL << 31, 1ULL << 32, 1ULL << 63,
-                                         ULLONG_MAX};
+    const unsigned long long values[] = {0, 1, 255, 1ULL << 31, 1ULL << 32, 1ULL << 63, ULLONG_MAX};
 
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         ph_buf b;
@@ -574,8 +594,8 @@ START_TEST(test_nested_roundtrip)
     long n;
     char tag[PH_ATOM_BUF];
     ph_term rest, v;
-    ph_term t = build(&b, "{reply, [{a, 1}, {b, \"x\"}, []], #{k => [1, 2], 'K' => {}}, ~a}",
-                      "tail");
+    ph_term t =
+        build(&b, "{reply, [{a, 1}, {b, \"x\"}, []], #{k => [1, 2], 'K' => {}}, ~a}", "tail");
 
     ck_assert_int_eq(ph_match(t, "{reply, [{~a, ~i}, ~t, []], _, tail}", tag, &n, &rest), 1);
     ck_assert_str_eq(tag, "a");
@@ -623,12 +643,12 @@ START_TEST(test_no_match)
     ph_buf b;
     ph_term t = build(&b, "{ok, [a, b], {}}");
 
-    ck_assert_int_eq(ph_match(t, "{ok, [a, b]}"), 0);         /* arity */
-    ck_assert_int_eq(ph_match(t, "{ok, [a], {}}"), 0);        /* shorter list */
-    ck_assert_int_eq(ph_match(t, "{ok, [a, b, c], {}}"), 0);  /* longer list */
+    ck_assert_int_eq(ph_match(t, "{ok, [a, b]}"), 0);        /* arity */
+    ck_assert_int_eq(ph_match(t, "{ok, [a], {}}"), 0);       /* shorter list */
+    ck_assert_int_eq(ph_match(t, "{ok, [a, b, c], {}}"), 0); /* longer list */
     ck_assert_int_eq(ph_match(t, "{ok, [], {}}"), 0);
-    ck_assert_int_eq(ph_match(t, "{ok, {a, b}, {}}"), 0);     /* tuple vs list */
-    ck_assert_int_eq(ph_match(t, "{ok, [a, b], []}"), 0);     /* list vs tuple */
+    ck_assert_int_eq(ph_match(t, "{ok, {a, b}, {}}"), 0); /* tuple vs list */
+    ck_assert_int_eq(ph_match(t, "{ok, [a, b], []}"), 0); /* list vs tuple */
     ck_assert_int_eq(ph_match(t, "[ok, [a, b], {}]"), 0);
     ck_assert_int_eq(ph_match(t, "ok"), 0);
     ck_assert_int_eq(ph_match(t, "\"ok\""), 0);
@@ -651,9 +671,9 @@ START_TEST(test_null_outputs)
     ph_buf b;
     ph_term t = build(&b, "{a, 1, 2, ~f, \"b\", true, [x]}", 1.5);
 
-    ck_assert_int_eq(ph_match(t, "{~a, ~i, ~u, ~f, ~b, ~B, ~t}", NULL, NULL, NULL, NULL, NULL,
-                              NULL, NULL, NULL),
-                     1);
+    ck_assert_int_eq(
+        ph_match(t, "{~a, ~i, ~u, ~f, ~b, ~B, ~t}", NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
+        1);
     ph_buf_free(&b);
 }
 END_TEST
@@ -695,12 +715,45 @@ END_TEST
 START_TEST(test_malformed_patterns)
 {
     static const char *bad[] = {
-        "",          " ",        "{",        "{a",          "{a,}",    "{,a}",    "{a,,b}",
-        "[a",        "[a,]",     "a,",       "a b",         "{a} x",   "Abc",     "_abc",
-        "'unended",  "\"unended", "'bad\\q'", "\"bad\\q\"",  "~",       "~z",      "~~",
-        "#",         "#{",       "#{a}",     "#{a => }",    "#{=> 1}", "#{a = 1}", "-",
-        "--1",       "1.5",      "99999999999999999999",    "{a}}",    "}",       "]",
-        "a@",        "@a",       "~i~i",     "[a|b]",       "<<>>",
+        "",
+        " ",
+        "{",
+        "{a",
+        "{a,}",
+        "{,a}",
+        "{a,,b}",
+        "[a",
+        "[a,]",
+        "a,",
+        "a b",
+        "{a} x",
+        "Abc",
+        "_abc",
+        "'unended",
+        "\"unended",
+        "'bad\\q'",
+        "\"bad\\q\"",
+        "~",
+        "~z",
+        "~~",
+        "#",
+        "#{",
+        "#{a}",
+        "#{a => }",
+        "#{=> 1}",
+        "#{a = 1}",
+        "-",
+        "--1",
+        "1.5",
+        "99999999999999999999",
+        "{a}}",
+        "}",
+        "]",
+        "a@",
+        "@a",
+        "~i~i",
+        "[a|b]",
+        "<<>>",
     };
     ph_buf b;
     ph_term t = build(&b, "{a, b}");
@@ -955,8 +1008,8 @@ END_TEST
 /* Every byte of valid encodings replaced by interesting values. */
 START_TEST(test_mutated_buffers)
 {
-    static const unsigned char values[] = {0x00, 0x01, 0x02, 0x06, 0x7f, 0x80, 0xfe, 0xff,
-                                           'a', 'b', 'd', 'h', 'j', 'k', 'l', 'm', 'n', 't'};
+    static const unsigned char values[] = {0x00, 0x01, 0x02, 0x06, 0x7f, 0x80, 0xfe, 0xff, 'a',
+                                           'b',  'd',  'h',  'j',  'k',  'l',  'm',  'n',  't'};
     int accepted = 0, total = 0;
 
     for (int i = 0; i < NVECTORS; i++) {
@@ -1199,9 +1252,9 @@ START_TEST(test_map_get)
     ck_assert_int_eq(ph_build(&keys, "{\"bin\", {t, 1}, 7, ~f, [], x, {t, ~f}}", 7.0, 1.0), 0);
     ph_term k = ph_buf_term(&keys);
     ph_term kbin, ktuple, kint, kfloat, knil, kx, ktf;
-    ck_assert_int_eq(
-        ph_match(k, "{~t, ~t, ~t, ~t, ~t, ~t, ~t}", &kbin, &ktuple, &kint, &kfloat, &knil, &kx, &ktf),
-        1);
+    ck_assert_int_eq(ph_match(k, "{~t, ~t, ~t, ~t, ~t, ~t, ~t}", &kbin, &ktuple, &kint, &kfloat,
+                              &knil, &kx, &ktf),
+                     1);
     ck_assert_int_eq(ph_map_get(m, kbin, &v), 1);
     ck_assert_int_eq(ph_match(v, "2"), 1);
     ck_assert_int_eq(ph_map_get(m, ktuple, &v), 1);
@@ -1256,8 +1309,8 @@ START_TEST(test_compare_against_beam)
             ph_term b = raw(vectors[j].bytes);
             int want = (vectors[i].rank > vectors[j].rank) - (vectors[i].rank < vectors[j].rank);
             int got = ph_term_compare(a, b);
-            ck_assert_msg((got > 0) - (got < 0) == want, "compare(%d, %d) = %d, BEAM says %d", i,
-                          j, got, want);
+            ck_assert_msg((got > 0) - (got < 0) == want, "compare(%d, %d) = %d, BEAM says %d", i, j,
+                          got, want);
             ck_assert_msg(ph_term_equal(a, b) == (i == j), "equal(%d, %d)", i, j);
         }
     }
@@ -1297,8 +1350,8 @@ START_TEST(test_compare_classes)
     strcpy(ref.node, "a@b");
     /* number < atom < reference < pid < tuple < map < nil < list < binary */
     ph_term t = build(&b, "{99, a, ~r, ~p, {}, #{}, [], [a], \"\"}", &ref, &pid);
-    ck_assert_int_eq(ph_match(t, "{~t, ~t, ~t, ~t, ~t, ~t, ~t, ~t, ~t}", &e[0], &e[1], &e[2],
-                              &e[3], &e[4], &e[5], &e[6], &e[7], &e[8]),
+    ck_assert_int_eq(ph_match(t, "{~t, ~t, ~t, ~t, ~t, ~t, ~t, ~t, ~t}", &e[0], &e[1], &e[2], &e[3],
+                              &e[4], &e[5], &e[6], &e[7], &e[8]),
                      1);
     for (int i = 0; i < 9; i++) {
         for (int j = 0; j < 9; j++) {
@@ -1314,8 +1367,8 @@ START_TEST(test_compare_containers)
 {
     ph_buf b;
     ph_term x[8];
-    ph_term t = build(&b, "{{b}, {a, a}, [1, 2], [1, 3], #{a => 1}, #{a => 2}, #{a => ~f}, ~f}",
-                      1.0, 1.0);
+    ph_term t =
+        build(&b, "{{b}, {a, a}, [1, 2], [1, 3], #{a => 1}, #{a => 2}, #{a => ~f}, ~f}", 1.0, 1.0);
 
     ck_assert_int_eq(ph_match(t, "{~t, ~t, ~t, ~t, ~t, ~t, ~t, ~t}", &x[0], &x[1], &x[2], &x[3],
                               &x[4], &x[5], &x[6], &x[7]),
@@ -1353,17 +1406,14 @@ START_TEST(test_format)
                       3.5, "str", 0.1, 1e20, 1, "\x01\x02", (size_t)2);
 
     ck_assert_str_eq(fmt_of(t, out, sizeof out),
-                     "{ok, [1, 2], <<\"hi\">>, 'Q a', 3.5, <<\"str\">>, -5, 'it\\'s', "
-                     "#{k => []}, {}, 0.1, 1.0e20, true, <<1,2>>}");
+                     "{ok,[1,2],<<\"hi\">>,'Q a',3.5,<<\"str\">>,-5,'it\\'s',#{k => []},{},0.1,"
+                     "1.0e20,true,<<1,2>>}");
     ph_buf_free(&b);
     ck_assert_str_eq(fmt_of(raw("\x6b\x00\x03\x61\x62\x63"), out, sizeof out), "\"abc\"");
-    ck_assert_str_eq(fmt_of(raw("\x6b\x00\x02\x01\x02"), out, sizeof out), "[1, 2]");
-    ck_assert_str_eq(fmt_of(raw("\x6c\x00\x00\x00\x01\x61\x01\x61\x02"), out, sizeof out),
-                     "[1 | 2]");
-    ck_assert_str_eq(fmt_of(raw("\x4d\x00\x00\x00\x02\x03\x01\xe0"), out, sizeof out),
-                     "<<1,7:3>>");
-    ck_assert_str_eq(fmt_of(raw("\x46\x40\x59\x00\x00\x00\x00\x00\x00"), out, sizeof out),
-                     "100.0");
+    ck_assert_str_eq(fmt_of(raw("\x6b\x00\x02\x01\x02"), out, sizeof out), "[1,2]");
+    ck_assert_str_eq(fmt_of(raw("\x6c\x00\x00\x00\x01\x61\x01\x61\x02"), out, sizeof out), "[1|2]");
+    ck_assert_str_eq(fmt_of(raw("\x4d\x00\x00\x00\x02\x03\x01\xe0"), out, sizeof out), "<<1,7:3>>");
+    ck_assert_str_eq(fmt_of(raw("\x46\x40\x59\x00\x00\x00\x00\x00\x00"), out, sizeof out), "100.0");
     /* 2^100 and -2^64 */
     ck_assert_str_eq(fmt_of(raw("\x6e\x0d\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
                                 "\x10"),
@@ -1377,6 +1427,38 @@ START_TEST(test_format)
 }
 END_TEST
 
+/* Bytes and text from OTP 25: term_to_binary(T) and io_lib:format("~0p", [T]). */
+START_TEST(test_format_like_beam)
+{
+    static const char bytes[] = "\x68\x0e\x64\x00\x01\x61\x64\x00\x03\x42\x20\x63\x6b\x00\x03\x01"
+                                "\x02\x03\x6b\x00\x03\x61\x62\x63\x6d\x00\x00\x00\x02\x68\x69\x6d"
+                                "\x00\x00\x00\x03\x01\x02\x03\x74\x00\x00\x00\x01\x64\x00\x01\x6b"
+                                "\x64\x00\x01\x76\x6a\x68\x00\x6c\x00\x00\x00\x01\x64\x00\x01\x61"
+                                "\x64\x00\x01\x62\x4d\x00\x00\x00\x01\x03\x20\x64\x00\x04\x69\x74"
+                                "\x27\x73\x6b\x00\x03\x61\x22\x62\x6d\x00\x00\x00\x02\x71\x5c";
+    static const struct {
+        const char *bytes;
+        const char *text;
+    } floats[] = {
+        {"\x46\x3e\xe4\xf8\xb5\x88\xe3\x68\xf1", "1.0e-5"},
+        {"\x46\x41\x9d\x6f\x34\x54\x00\x00\x00", "123456789.0"},
+        {"\x46\x3f\xd3\x33\x33\x33\x33\x33\x34", "0.30000000000000004"},
+        {"\x46\x80\x00\x00\x00\x00\x00\x00\x00", "-0.0"},
+        {"\x46\x00\x00\x00\x00\x00\x00\x00\x01", "5.0e-324"},
+        {"\x46\x43\x0c\x6b\xf5\x26\x34\x00\x00", "1.0e15"},
+        {"\x46\x7f\xef\xff\xff\xff\xff\xff\xff", "1.7976931348623157e308"},
+        {"\x46\x40\x93\x4a\x45\x6d\x5c\xfa\xad", "1234.5678"},
+    };
+    char out[256];
+
+    ck_assert_str_eq(fmt_of(raw(bytes), out, sizeof out),
+                     "{a,'B c',[1,2,3],\"abc\",<<\"hi\">>,<<1,2,3>>,#{k => v},[],{},[a|b],<<1:3>>,"
+                     "'it\\'s',\"a\\\"b\",<<\"q\\\\\">>}");
+    for (size_t i = 0; i < sizeof floats / sizeof floats[0]; i++)
+        ck_assert_str_eq(fmt_of(raw(floats[i].bytes), out, sizeof out), floats[i].text);
+}
+END_TEST
+
 START_TEST(test_format_identities)
 {
     char out[256];
@@ -1387,14 +1469,14 @@ START_TEST(test_format_identities)
     strcpy(pid.node, "n@h");
     strcpy(ref.node, "n@h");
     ph_term t = build(&b, "{~p, ~r}", &pid, &ref);
-    ck_assert_str_eq(fmt_of(t, out, sizeof out), "{<n@h.9.1>, #Ref<n@h.1.2.3>}");
+    ck_assert_str_eq(fmt_of(t, out, sizeof out), "{<n@h.9.1>,#Ref<n@h.1.2.3>}");
     ph_buf_free(&b);
     for (int i = 0; i < NVECTORS; i++)
         ck_assert_uint_gt(strlen(fmt_of(raw(vectors[i].bytes), out, sizeof out)), 0);
     /* the vectors hold fun erlang:abs/1 */
     ck_assert_str_eq(
-        fmt_of(raw("\x71\x64\x00\x06\x65\x72\x6c\x61\x6e\x67\x64\x00\x03\x61\x62\x73\x61\x01"),
-               out, sizeof out),
+        fmt_of(raw("\x71\x64\x00\x06\x65\x72\x6c\x61\x6e\x67\x64\x00\x03\x61\x62\x73\x61\x01"), out,
+               sizeof out),
         "fun erlang:abs/1");
 }
 END_TEST
@@ -1408,6 +1490,7 @@ START_TEST(test_format_truncation)
     memset(out, 'X', sizeof out);
     ck_assert_str_eq(fmt_of(t, out, 10), "{a_lon...");
     ck_assert_int_eq(out[10], 'X'); /* nothing past out_size */
+    ck_assert_str_eq(fmt_of(t, out, sizeof out), "{a_long_atom...");
     ck_assert_str_eq(fmt_of(t, out, 4), "...");
     ck_assert_str_eq(fmt_of(t, out, 3), "..");
     ck_assert_str_eq(fmt_of(t, out, 1), "");
@@ -1542,6 +1625,7 @@ static Suite *term_suite(void)
     tcase_add_test(basics, test_map_get);
     tcase_add_test(basics, test_map_get_atom_encodings);
     tcase_add_test(basics, test_format);
+    tcase_add_test(basics, test_format_like_beam);
     tcase_add_test(basics, test_format_identities);
     tcase_add_test(basics, test_format_truncation);
     tcase_add_test(basics, test_big_binary);
