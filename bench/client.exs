@@ -2,8 +2,12 @@
 # workers and the same jobs on a BEAM node, alternating rounds so both see
 # the same machine load. Prints one JSON object per scenario.
 #
-#   elixir --name ... --cookie ... bench/client.exs PHNODE BEAMNODE ROUNDS
-[ph, bs, rounds] = System.argv()
+#   elixir --name ... --cookie ... bench/client.exs PHNODE BEAMNODE ROUNDS PH_OSPID BEAM_OSPID
+#
+# Besides the rates, each scenario reports the CPU time the server process
+# used per operation (from /proc/PID/stat): that shows each server's own
+# cost even when the shared client is what limits the rate.
+[ph, bs, rounds, ph_os, bs_os] = System.argv()
 ph = String.to_atom(ph)
 bs = String.to_atom(bs)
 rounds = String.to_integer(rounds)
@@ -57,22 +61,40 @@ defmodule Bench do
 
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
 
-  def report(name, ph_rates, beam_rates, unit) do
-    p = median(ph_rates)
-    b = median(beam_rates)
+  # utime + stime of an OS process, in microseconds
+  def cpu_us(os_pid) do
+    fields = File.read!("/proc/#{os_pid}/stat") |> String.split(")") |> List.last() |> String.split()
+    ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
+    div(ticks * 1_000_000, 100)
+  end
+
+  # {rate, server CPU microseconds per operation}
+  def measured(os_pid, ops, fun) do
+    c0 = cpu_us(os_pid)
+    rate = fun.()
+    {rate, (cpu_us(os_pid) - c0) / ops}
+  end
+
+  def report(name, ph_runs, beam_runs, unit) do
+    p = median(Enum.map(ph_runs, &elem(&1, 0)))
+    b = median(Enum.map(beam_runs, &elem(&1, 0)))
+    pc = median(Enum.map(ph_runs, &elem(&1, 1)))
+    bc = median(Enum.map(beam_runs, &elem(&1, 1)))
     IO.puts(
       ~s({"scenario": "#{name}", "unit": "#{unit}", "phnode": #{round(p)}, "beam": #{round(b)}, ) <>
-        ~s("ratio": #{Float.round(p / b, 2)}, "phnode_rounds": #{inspect(Enum.map(ph_rates, &round/1))}, ) <>
-        ~s("beam_rounds": #{inspect(Enum.map(beam_rates, &round/1))}})
+        ~s("ratio": #{Float.round(p / b, 2)}, ) <>
+        ~s("phnode_cpu_us_per_op": #{Float.round(pc, 1)}, "beam_cpu_us_per_op": #{Float.round(bc, 1)}, ) <>
+        ~s("phnode_rounds": #{inspect(Enum.map(ph_runs, &round(elem(&1, 0))))}, ) <>
+        ~s("beam_rounds": #{inspect(Enum.map(beam_runs, &round(elem(&1, 0))))}})
     )
   end
 
-  def compare(name, unit, rounds, ph_fun, beam_fun) do
+  def compare(name, unit, rounds, {ph_os, bs_os, ops}, ph_fun, beam_fun) do
     ph_fun.()
     beam_fun.()
     {p, b} =
       Enum.reduce(1..rounds, {[], []}, fn _, {ps, bs} ->
-        {[ph_fun.() | ps], [beam_fun.() | bs]}
+        {[measured(ph_os, ops, ph_fun) | ps], [measured(bs_os, ops, beam_fun) | bs]}
       end)
 
     report(name, p, b, unit)
@@ -86,14 +108,14 @@ ph_counter = Bench.spawn_ph(ph, :counter, [0])
 beam_echo = :rpc.call(bs, :erlang, :whereis, [:ph_bench_echo])
 beam_counter = :rpc.call(bs, :erlang, :whereis, [:ph_bench_counter])
 
-Bench.compare("sequential_call_by_pid", "calls/s", rounds,
+Bench.compare("sequential_call_by_pid", "calls/s", rounds, {ph_os, bs_os, 20_000},
   fn -> Bench.sequential(ph_echo, 20_000) end,
   fn -> Bench.sequential(beam_echo, 20_000) end)
 
-Bench.compare("concurrent_8_callers", "calls/s", rounds,
+Bench.compare("concurrent_8_callers", "calls/s", rounds, {ph_os, bs_os, 40_000},
   fn -> Bench.concurrent(ph_echo, 8, 5_000) end,
   fn -> Bench.concurrent(beam_echo, 8, 5_000) end)
 
-Bench.compare("one_way_200k_sends", "msgs/s", rounds,
+Bench.compare("one_way_200k_sends", "msgs/s", rounds, {ph_os, bs_os, 200_000},
   fn -> Bench.one_way(ph_counter, 200_000) end,
   fn -> Bench.one_way(beam_counter, 200_000) end)

@@ -25,16 +25,19 @@ erlc -o "$TMP" bench/beam/ph_bench_server.erl
 PH="phbench_$SUFFIX@127.0.0.1"
 BS="beambench_$SUFFIX@127.0.0.1"
 "$BUILD/phnode" --name "$PH" --cookie "$COOKIE" --log-level warning 2>"$TMP/phnode.log" &
-PIDS+=($!)
-erl -name "$BS" -setcookie "$COOKIE" -noshell -pa "$TMP" \
+PH_OSPID=$!
+PIDS+=($PH_OSPID)
+# exec: the pid is beam.smp's own, for the CPU accounting
+bash -c 'exec erl "$@"' erl -name "$BS" -setcookie "$COOKIE" -noshell -pa "$TMP" \
     -eval 'ok = ph_bench_server:start()' >"$TMP/beam.log" 2>&1 &
-PIDS+=($!)
+BEAM_OSPID=$!
+PIDS+=($BEAM_OSPID)
 for _ in $(seq 1 50); do
   erl_call -name "$BS" -c "$COOKIE" -a 'erlang node' >/dev/null 2>&1 && break || sleep 0.2
 done
 
 echo "== calls and sends (phnode vs a BEAM gen_server on another node), $ROUNDS rounds"
-elixir --name "benchclient_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/client.exs "$PH" "$BS" "$ROUNDS" | tee "$OUT"
+elixir --name "benchclient_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/client.exs "$PH" "$BS" "$ROUNDS" "$PH_OSPID" "$BEAM_OSPID" | tee "$OUT"
 
 echo "== 100k idle counter workers in one node"
 C_SPAWN=$("$BUILD/bench/spawn_bench" 100000)
