@@ -117,8 +117,8 @@ int main(int argc, char **argv)
         if (peer != ATOM_NONE)
             connection_request(peer);
     }
-    LOG_I("phnode", "ready: node=%s port=%d creation=%u schedulers=%u net_ticktime=%u",
-          node.name, node.listen_port, node.creation, opts.schedulers, opts.net_ticktime);
+    LOG_I("phnode", "ready: node=%s port=%d creation=%u schedulers=%u net_ticktime=%u", node.name,
+          node.listen_port, node.creation, opts.schedulers, opts.net_ticktime);
 
     int sig = 0;
     sigwait(&signals, &sig);

@@ -22,15 +22,15 @@ void options_usage(const char *prog)
             prog);
 }
 
-static int parse_uint(const char *flag, const char *text, unsigned min, unsigned max,
-                      unsigned *out, char *err, size_t err_size)
+static int parse_uint(const char *flag, const char *text, unsigned min, unsigned max, unsigned *out,
+                      char *err, size_t err_size)
 {
     char *end;
     errno = 0;
     unsigned long v = strtoul(text, &end, 10);
     if (errno || end == text || *end || v < min || v > max || text[0] == '-') {
-        snprintf(err, err_size, "%s must be an integer between %u and %u, got '%s'", flag, min,
-                 max, text);
+        snprintf(err, err_size, "%s must be an integer between %u and %u, got '%s'", flag, min, max,
+                 text);
         return -1;
     }
     *out = (unsigned)v;
@@ -88,12 +88,12 @@ static int config_strings(json_t *root, const char *key, const char **list, int 
     return 0;
 }
 
-static const char *const known_fields[] = {"net_ticktime", "schedulers",    "worker_libs",
-                                           "join",         "log_level",     "port",
+static const char *const known_fields[] = {"net_ticktime",  "schedulers",  "worker_libs",
+                                           "join",          "log_level",   "port",
                                            "max_processes", "busy_poll_us"};
 
-static int load_config(options *o, int set_ticktime, int set_schedulers, int set_port,
-                       int set_max, int set_busy, char *err, size_t err_size)
+static int load_config(options *o, int set_ticktime, int set_schedulers, int set_port, int set_max,
+                       int set_busy, char *err, size_t err_size)
 {
     json_error_t jerr;
     json_t *root = json_load_file(o->config_path, JSON_REJECT_DUPLICATES, &jerr);
@@ -119,8 +119,7 @@ static int load_config(options *o, int set_ticktime, int set_schedulers, int set
         }
     }
     unsigned port = 0;
-    if (config_uint(root, "net_ticktime", 1, 3600, &o->net_ticktime, set_ticktime, err,
-                    err_size) ||
+    if (config_uint(root, "net_ticktime", 1, 3600, &o->net_ticktime, set_ticktime, err, err_size) ||
         config_uint(root, "schedulers", 1, 64, &o->schedulers, set_schedulers, err, err_size) ||
         config_uint(root, "port", 0, 65535, &port, set_port, err, err_size) ||
         config_uint(root, "max_processes", 16, 1u << 20, &o->max_processes, set_max, err,
@@ -180,8 +179,7 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
             o->config_path = optarg;
             break;
         case 'w':
-            if (add_list(o->worker_libs, &o->n_worker_libs, optarg, "--worker-lib", err,
-                         err_size))
+            if (add_list(o->worker_libs, &o->n_worker_libs, optarg, "--worker-lib", err, err_size))
                 return -1;
             break;
         case 'j':
@@ -236,9 +234,8 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         snprintf(err, err_size, "unexpected argument '%s'", argv[optind]);
         return -1;
     }
-    if (o->config_path &&
-        load_config(o, set_ticktime, set_schedulers, set_port, set_max, set_busy, err,
-                    err_size) != 0)
+    if (o->config_path && load_config(o, set_ticktime, set_schedulers, set_port, set_max, set_busy,
+                                      err, err_size) != 0)
         return -1;
     if (!o->name) {
         snprintf(err, err_size, "--name NAME@HOST is required");

@@ -215,8 +215,7 @@ int conn_write(conn *c, chunk *ch)
 
 /* --- sending ------------------------------------------------------------ */
 
-int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *msg,
-                    size_t msg_len)
+int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *msg, size_t msg_len)
 {
     chunk *ch = chunk_new(FRAMING_HEADER_LEN + ctl_len + msg_len);
     if (!ch) {
@@ -429,8 +428,7 @@ void connection_connect_failed(uint32_t node)
     if (was_up)
         return;
     if (dropped)
-        LOG_W("dist", "cannot connect to %s; dropped the messages waiting for it",
-              atom_text(node));
+        LOG_W("dist", "cannot connect to %s; dropped the messages waiting for it", atom_text(node));
     free_chunks(dropped);
     route_nodedown(node);
 }

@@ -160,10 +160,9 @@ int control_dispatch(uint32_t peer, const char *body, size_t len)
     case DOP_SEND_SENDER:
     case DOP_SEND_SENDER_TT: {
         int tt = op == DOP_SEND_TT || op == DOP_SEND_SENDER_TT;
-        if (expect_arity(&d, tt ? 4 : 3) || (op >= DOP_SEND_SENDER ? dec_pid(&d, &from)
-                                                                   : dec_skip(&d)) ||
-            dec_pid(&d, &to) || (tt && dec_skip(&d)) ||
-            message_span(body, len, d.index, &msg, &msg_len))
+        if (expect_arity(&d, tt ? 4 : 3) ||
+            (op >= DOP_SEND_SENDER ? dec_pid(&d, &from) : dec_skip(&d)) || dec_pid(&d, &to) ||
+            (tt && dec_skip(&d)) || message_span(body, len, d.index, &msg, &msg_len))
             return -1;
         if (op < DOP_SEND_SENDER)
             from = (ph_pid){peer, 0, 0, 0}; /* SEND carries no sender */
@@ -173,8 +172,8 @@ int control_dispatch(uint32_t peer, const char *body, size_t len)
     }
     case DOP_REG_SEND:
     case DOP_REG_SEND_TT:
-        if (expect_arity(&d, op == DOP_REG_SEND ? 4 : 5) || dec_pid(&d, &from) ||
-            dec_skip(&d) || dec_atom(&d, &name) || (op == DOP_REG_SEND_TT && dec_skip(&d)) ||
+        if (expect_arity(&d, op == DOP_REG_SEND ? 4 : 5) || dec_pid(&d, &from) || dec_skip(&d) ||
+            dec_atom(&d, &name) || (op == DOP_REG_SEND_TT && dec_skip(&d)) ||
             message_span(body, len, d.index, &msg, &msg_len))
             return -1;
         route_reg_send(from, runtime_self_node(), name, msg, msg_len);
@@ -241,8 +240,8 @@ int control_dispatch(uint32_t peer, const char *body, size_t len)
         return 0;
     case DOP_MONITOR_P_EXIT:
     case DOP_PAYLOAD_MONITOR_P_EXIT:
-        if (expect_arity(&d, op == DOP_MONITOR_P_EXIT ? 5 : 4) ||
-            dec_proc(&d, &from, &name) || dec_pid(&d, &to) || dec_ref(&d, &ref))
+        if (expect_arity(&d, op == DOP_MONITOR_P_EXIT ? 5 : 4) || dec_proc(&d, &from, &name) ||
+            dec_pid(&d, &to) || dec_ref(&d, &ref))
             return -1;
         if (name != ATOM_NONE)
             from.node = peer; /* a by-name monitor: name@peer */
@@ -263,8 +262,9 @@ int control_dispatch(uint32_t peer, const char *body, size_t len)
     case DOP_ALIAS_SEND:
     case DOP_ALIAS_SEND_TT:
     default:
-        LOG_I("control", "%s sent distribution operation %ld, which this node does not handle; "
-                         "ignored",
+        LOG_I("control",
+              "%s sent distribution operation %ld, which this node does not handle; "
+              "ignored",
               atom_text(peer), op);
         return rc;
     }

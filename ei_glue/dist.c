@@ -97,8 +97,7 @@ int dist_link(ph_pid from, ph_pid to)
 
 int dist_unlink_id(ph_pid from, ph_pid to, uint64_t id)
 {
-    if (begin(4, DOP_UNLINK_ID) || ei_x_encode_ulonglong(ctl, id) || enc_pid(from) ||
-        enc_pid(to))
+    if (begin(4, DOP_UNLINK_ID) || ei_x_encode_ulonglong(ctl, id) || enc_pid(from) || enc_pid(to))
         return encode_failed("UNLINK_ID");
     return send_to(to.node, NULL, 0);
 }
@@ -129,8 +128,7 @@ int dist_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, co
     return send_to(name == ATOM_NONE ? target.node : node, NULL, 0);
 }
 
-int dist_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name,
-                   const ph_ref *ref)
+int dist_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, const ph_ref *ref)
 {
     if (begin(4, DOP_DEMONITOR_P) || enc_pid(watcher) ||
         (name == ATOM_NONE ? enc_pid(target) : enc_atom(name)) || ph_encode_ref(ctl, ref))

@@ -25,8 +25,7 @@ int dist_unlink_id(ph_pid from, ph_pid to, uint64_t id);
 int dist_unlink_id_ack(ph_pid from, ph_pid to, uint64_t id);
 int dist_exit(ph_pid from, ph_pid to, const char *reason, uint32_t len, int exit2);
 int dist_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, const ph_ref *ref);
-int dist_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name,
-                   const ph_ref *ref);
+int dist_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, const ph_ref *ref);
 int dist_monitor_exit(ph_pid watched, uint32_t name, ph_pid watcher, const ph_ref *ref,
                       const char *reason, uint32_t len);
 

@@ -126,8 +126,7 @@ static int process_frames(conn *c, int *frames)
                     LOG_E("io", "no memory for a %zu-byte frame from %s", f.total,
                           atom_text(c->node));
                     rc = -1;
-                }
-                else {
+                } else {
                     c->rbuf = n;
                     c->rcap = f.total;
                 }

@@ -37,8 +37,7 @@ int node_default_cookie(char *out, size_t size, char *err, size_t err_size)
     snprintf(path, sizeof path, "%s/.erlang.cookie", home ? home : "");
     FILE *f = fopen(path, "r");
     if (!f) {
-        snprintf(err, err_size, "no --cookie given and cannot read %s: %s", path,
-                 strerror(errno));
+        snprintf(err, err_size, "no --cookie given and cannot read %s: %s", path, strerror(errno));
         return -1;
     }
     size_t n = fread(out, 1, size - 1, f);
@@ -65,8 +64,7 @@ static int resolve_host(const char *host, struct in_addr *addr)
     return 0;
 }
 
-int node_init(node_identity *node, const char *name, const char *cookie, char *err,
-              size_t err_size)
+int node_init(node_identity *node, const char *name, const char *cookie, char *err, size_t err_size)
 {
     memset(node, 0, sizeof *node);
     node->listen_fd = node->epmd_fd = -1;

@@ -106,7 +106,8 @@ uint32_t atom_intern(const char *text)
         return ATOM_NONE;
     uint64_t h = hash_text(text);
     uint32_t free_slot;
-    uint32_t result = probe(atomic_load_explicit(&table, memory_order_acquire), text, h, &free_slot);
+    uint32_t result =
+        probe(atomic_load_explicit(&table, memory_order_acquire), text, h, &free_slot);
     if (result != ATOM_NONE)
         return result;
     pthread_mutex_lock(&lock);

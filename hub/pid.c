@@ -7,8 +7,7 @@
 
 int ph_pid_equal(ph_pid a, ph_pid b)
 {
-    return a.node == b.node && a.num == b.num && a.serial == b.serial &&
-           a.creation == b.creation;
+    return a.node == b.node && a.num == b.num && a.serial == b.serial && a.creation == b.creation;
 }
 
 int ph_ref_equal(const ph_ref *a, const ph_ref *b)

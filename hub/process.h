@@ -26,15 +26,15 @@
 #include <stdint.h>
 
 typedef enum sig_kind {
-    SIG_MESSAGE,     /* payload: the message */
-    SIG_LINK,        /* from links to us */
-    SIG_UNLINK,      /* from unlinks (id) */
-    SIG_UNLINK_ACK,  /* from acknowledges our unlink (id) */
-    SIG_EXIT,        /* link exit from `from`, payload: reason */
-    SIG_EXIT2,       /* exit/2 from `from`, payload: reason */
-    SIG_DOWN,        /* a monitor we hold fired: from (or name@from.node), ref, payload */
-    SIG_NODEDOWN,    /* connection to node from.node lost */
-    SIG_SHUTDOWN,    /* orderly node shutdown: stop with reason shutdown */
+    SIG_MESSAGE,    /* payload: the message */
+    SIG_LINK,       /* from links to us */
+    SIG_UNLINK,     /* from unlinks (id) */
+    SIG_UNLINK_ACK, /* from acknowledges our unlink (id) */
+    SIG_EXIT,       /* link exit from `from`, payload: reason */
+    SIG_EXIT2,      /* exit/2 from `from`, payload: reason */
+    SIG_DOWN,       /* a monitor we hold fired: from (or name@from.node), ref, payload */
+    SIG_NODEDOWN,   /* connection to node from.node lost */
+    SIG_SHUTDOWN,   /* orderly node shutdown: stop with reason shutdown */
 } sig_kind;
 
 /* One signal in a mailbox. payload is an external-format term that starts
@@ -54,9 +54,9 @@ proc_signal *signal_new(sig_kind kind, ph_pid from, const char *payload, uint32_
 void signal_free(proc_signal *s);
 
 typedef enum relation_kind {
-    REL_LINK,          /* linked with pid */
-    REL_MONITORED_BY,  /* pid monitors us with ref */
-    REL_MONITORING,    /* we monitor pid with ref */
+    REL_LINK,         /* linked with pid */
+    REL_MONITORED_BY, /* pid monitors us with ref */
+    REL_MONITORING,   /* we monitor pid with ref */
 } relation_kind;
 
 typedef struct relation {
@@ -69,9 +69,9 @@ typedef struct relation {
 typedef struct process {
     ph_pid pid;
     _Atomic uint32_t refs;
-    _Atomic uint32_t scheduled; /* 1 while in the run queue or running */
-    _Atomic(proc_signal *) inbox;    /* LIFO pushed by any thread */
-    proc_signal *queue_head;         /* FIFO, scheduler-owned */
+    _Atomic uint32_t scheduled;   /* 1 while in the run queue or running */
+    _Atomic(proc_signal *) inbox; /* LIFO pushed by any thread */
+    proc_signal *queue_head;      /* FIFO, scheduler-owned */
     proc_signal *queue_tail;
     struct process *runq_next;
     const ph_worker_module *module;

@@ -52,8 +52,7 @@ int relation_find(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)
     return found;
 }
 
-static int add_locked(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref,
-                      uint32_t name)
+static int add_locked(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref, uint32_t name)
 {
     if (p->n_relations == p->cap_relations) {
         uint32_t cap = p->cap_relations ? p->cap_relations * 2 : 2;

@@ -141,8 +141,7 @@ void route_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, 
     }
 }
 
-void route_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name,
-                     const ph_ref *ref)
+void route_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, const ph_ref *ref)
 {
     uint32_t target_node = name == ATOM_NONE ? target.node : node;
     if (!node_is_local(target_node)) {

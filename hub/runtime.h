@@ -7,11 +7,11 @@
 #include <stdint.h>
 
 typedef struct runtime_config {
-    const char *node_name;   /* "name@host" */
-    uint32_t creation;       /* fresh per start */
-    unsigned schedulers;     /* scheduler threads */
-    uint32_t max_processes;  /* capacity of the process table */
-    unsigned busy_poll_us;   /* idle poller's non-blocking checks before sleeping */
+    const char *node_name;  /* "name@host" */
+    uint32_t creation;      /* fresh per start */
+    unsigned schedulers;    /* scheduler threads */
+    uint32_t max_processes; /* capacity of the process table */
+    unsigned busy_poll_us;  /* idle poller's non-blocking checks before sleeping */
 } runtime_config;
 
 int runtime_init(const runtime_config *config);

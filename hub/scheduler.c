@@ -52,8 +52,8 @@ typedef struct scheduler {
 
 static atomic_flag runq_lock = ATOMIC_FLAG_INIT;
 static const scheduler_io *io;
-static _Atomic int poll_role;        /* 1 while some thread polls */
-static int poller_blocking;          /* a scheduler waits in poll(-1); under runq_lock */
+static _Atomic int poll_role; /* 1 while some thread polls */
+static int poller_blocking;   /* a scheduler waits in poll(-1); under runq_lock */
 static _Atomic uint64_t last_poll_us;
 #define BUSY_POLL_INTERVAL_US 1000
 static process *runq_head, *runq_tail;

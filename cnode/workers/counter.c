@@ -48,7 +48,7 @@ static ph_result counter_call(ph_ctx *ctx, void *state, ph_term request, const p
     }
     if (ph_match(request, "mode") == 1)
         return ph_build(reply, "~a", c->mode[0] ? c->mode : "undefined") == 0 ? PH_REPLY
-                                                                             : PH_NOREPLY;
+                                                                              : PH_NOREPLY;
     return ph_build(reply, "{error, {unknown_call, ~t}}", request) == 0 ? PH_REPLY : PH_NOREPLY;
 }
 

@@ -91,8 +91,8 @@ static ph_result kv_call(ph_ctx *ctx, void *state, ph_term request, const ph_fro
     }
     if (ph_match(request, "{get, ~t}", &key) == 1) {
         kv_entry *e = kv_find(m, key);
-        int rc = e ? ph_build(reply, "{ok, ~t}", ph_buf_term(&e->value))
-                   : ph_build(reply, "not_found");
+        int rc =
+            e ? ph_build(reply, "{ok, ~t}", ph_buf_term(&e->value)) : ph_build(reply, "not_found");
         return rc == 0 ? PH_REPLY : PH_NOREPLY;
     }
     if (ph_match(request, "keys") == 1) {

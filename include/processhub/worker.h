@@ -171,8 +171,8 @@ typedef struct ph_spawn_opts {
  * success 0 and *pid. On failure -1 and the error term appended to error
  * (if error is not NULL): {unknown_module, M}, {already_started, Pid}, or
  * the init stop reason. ctx may be NULL outside a worker. */
-int ph_spawn(ph_ctx *ctx, const char *module, ph_term args, const ph_spawn_opts *opts,
-             ph_pid *pid, ph_buf *error);
+int ph_spawn(ph_ctx *ctx, const char *module, ph_term args, const ph_spawn_opts *opts, ph_pid *pid,
+             ph_buf *error);
 int ph_whereis(const char *name, ph_pid *pid);
 
 /* Registers the modules of a worker library (compiled in or loaded). */

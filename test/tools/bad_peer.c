@@ -102,7 +102,8 @@ int main(int argc, char **argv)
         return 2;
     }
     /* 'p', version, then the small tuple {bogus} instead of {Op, ...}. */
-    const unsigned char frame[] = {0, 0, 0, 12, 'p', 131, 104, 1, 119, 5, 'b', 'o', 'g', 'u', 's', 0};
+    const unsigned char frame[] = {0,   0, 0,   12,  'p', 131, 104, 1,
+                                   119, 5, 'b', 'o', 'g', 'u', 's', 0};
     if (write(fd, frame, 4 + 12) < 0)
         return 0;
     return wait_closed(fd);
