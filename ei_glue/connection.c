@@ -47,6 +47,17 @@ chunk *chunk_new(size_t len)
     return ch;
 }
 
+/* Appends ch to the list head/tail and adds its length to *bytes. */
+static void chunk_append(chunk **head, chunk **tail, size_t *bytes, chunk *ch)
+{
+    if (*tail)
+        (*tail)->next = ch;
+    else
+        *head = ch;
+    *tail = ch;
+    *bytes += ch->len;
+}
+
 static void free_chunks(chunk *ch)
 {
     while (ch) {
@@ -190,12 +201,7 @@ int conn_write(conn *c, chunk *ch)
         free(ch);
         return -1;
     }
-    if (c->out_tail)
-        c->out_tail->next = ch;
-    else
-        c->out_head = ch;
-    c->out_tail = ch;
-    c->out_bytes += ch->len;
+    chunk_append(&c->out_head, &c->out_tail, &c->out_bytes, ch);
     if (cork.depth > 0 && !c->epollout_armed && cork_add(c) == 0) {
         atomic_store_explicit(&c->last_write_ms, monotonic_ms(), memory_order_relaxed);
         pthread_mutex_unlock(&c->out_lock);
@@ -246,12 +252,7 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
         free(ch);
         return -1;
     } else {
-        if (p->pending_tail)
-            p->pending_tail->next = ch;
-        else
-            p->pending_head = ch;
-        p->pending_tail = ch;
-        p->pending_bytes += ch->len;
+        chunk_append(&p->pending_head, &p->pending_tail, &p->pending_bytes, ch);
         if (p->state == PEER_IDLE) {
             p->state = PEER_CONNECTING;
             start_connect = 1;

@@ -155,9 +155,8 @@ static scheduler *unpark_one_locked(void)
     return s;
 }
 
-static void runq_push(process *p)
+static void runq_append_locked(process *p)
 {
-    lock_runq();
     p->runq_next = NULL;
     if (runq_tail)
         runq_tail->runq_next = p;
@@ -165,6 +164,12 @@ static void runq_push(process *p)
         runq_head = p;
     runq_tail = p;
     atomic_fetch_add(&runq_len, 1);
+}
+
+static void runq_push(process *p)
+{
+    lock_runq();
+    runq_append_locked(p);
     scheduler *wake = unpark_one_locked();
     int interrupt = !wake && poller_blocking && !on_scheduler_polling();
     unlock_runq();
@@ -220,14 +225,7 @@ void scheduler_defer_end(int keep_one)
     int self_runs = on_scheduler && keep_one ? 1 : 0;
     lock_runq();
     for (int i = 0; i < deferred.n; i++) {
-        process *p = deferred.list[i];
-        p->runq_next = NULL;
-        if (runq_tail)
-            runq_tail->runq_next = p;
-        else
-            runq_head = p;
-        runq_tail = p;
-        atomic_fetch_add(&runq_len, 1);
+        runq_append_locked(deferred.list[i]);
         if (i < self_runs)
             continue;
         scheduler *s = unpark_one_locked();
