@@ -32,6 +32,8 @@ static uint32_t *free_ring;
 static uint32_t free_head, free_count;
 static pthread_mutex_t free_lock = PTHREAD_MUTEX_INITIALIZER;
 static _Atomic uint32_t live_count;
+/* One past the highest slot ever handed out: scans stop there. */
+static _Atomic uint32_t high_water;
 
 int process_table_init(uint32_t cap)
 {
@@ -52,6 +54,7 @@ int process_table_init(uint32_t cap)
         free_ring[i - 1] = i;
     free_head = 0;
     free_count = cap - 1;
+    atomic_store(&high_water, 1);
     for (int i = 0; i < SHARDS; i++)
         pthread_mutex_init(&shard_locks[i], NULL);
     atomic_store(&live_count, 0);
@@ -84,6 +87,8 @@ static int alloc_slot(uint32_t *index)
     *index = free_ring[free_head];
     free_head = (free_head + 1) % capacity;
     free_count--;
+    if (*index + 1 > atomic_load(&high_water))
+        atomic_store(&high_water, *index + 1);
     pthread_mutex_unlock(&free_lock);
     return 0;
 }
@@ -128,7 +133,7 @@ void process_publish(process *p)
     uint32_t index = pid_id(p->pid) & (MAX_CAPACITY - 1);
     process_ref(p); /* the table's reference */
     pthread_mutex_lock(&shard_locks[index % SHARDS]);
-    slots[index] = p;
+    __atomic_store_n(&slots[index], p, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&shard_locks[index % SHARDS]);
     atomic_fetch_add(&live_count, 1);
 }
@@ -139,7 +144,7 @@ void process_unpublish(process *p)
     int removed = 0;
     pthread_mutex_lock(&shard_locks[index % SHARDS]);
     if (slots[index] == p) {
-        slots[index] = NULL;
+        __atomic_store_n(&slots[index], NULL, __ATOMIC_RELAXED);
         removed = 1;
     }
     pthread_mutex_unlock(&shard_locks[index % SHARDS]);
@@ -197,7 +202,12 @@ void process_put(process *p)
 
 void process_for_each(void (*fn)(process *p, void *arg), void *arg)
 {
-    for (uint32_t i = 0; i < capacity; i++) {
+    uint32_t end = atomic_load(&high_water);
+    for (uint32_t i = 0; i < end; i++) {
+        /* Empty slots are skipped without their lock; a process published
+         * during the scan may be missed, as with any snapshot. */
+        if (!__atomic_load_n(&slots[i], __ATOMIC_RELAXED))
+            continue;
         process *p = NULL;
         pthread_mutex_lock(&shard_locks[i % SHARDS]);
         if (slots[i]) {
