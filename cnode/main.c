@@ -12,6 +12,7 @@
 #include "ei_glue/connection.h"
 #include "ei_glue/node.h"
 #include "hub/atoms.h"
+#include "hub/hub.h"
 #include "hub/log.h"
 #include "hub/modules.h"
 #include "hub/names.h"
@@ -100,6 +101,10 @@ int main(int argc, char **argv)
     int status = 0;
     if (load_modules(&opts) != 0 || system_processes_start() != 0) {
         status = fail("cannot load the worker modules (see the log above)");
+        goto stop_runtime;
+    }
+    if (hub_start(&opts.hub) != 0) {
+        status = fail("the hub did not start (see the log above)");
         goto stop_runtime;
     }
     dist_config dc = {.net_ticktime = opts.net_ticktime, .connect_timeout_ms = 5000};

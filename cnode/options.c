@@ -1,6 +1,8 @@
 /* options.c - command line and JSON configuration; see docs/configuration.md. */
 #include "cnode/options.h"
 
+#include "cnode/hub_config.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -113,6 +115,7 @@ static int load_config(options *o, int set_ticktime, int set_schedulers, int set
         int known = 0;
         for (size_t i = 0; i < sizeof known_fields / sizeof known_fields[0]; i++)
             known |= strcmp(key, known_fields[i]) == 0;
+        known |= hub_config_is_field(key);
         if (!known) {
             snprintf(err, err_size, "config %s: unknown field \"%s\"", o->config_path, key);
             return -1;
@@ -130,6 +133,8 @@ static int load_config(options *o, int set_ticktime, int set_schedulers, int set
         return -1;
     if (!set_port && json_object_get(root, "port"))
         o->port = (int)port;
+    if (hub_config_from_json(&o->hub, root, err, err_size) != 0)
+        return -1;
     json_t *level = json_object_get(root, "log_level");
     if (level && !o->log_level) {
         if (!json_is_string(level)) {
@@ -160,6 +165,10 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         {NULL, 0, NULL, 0},
     };
     memset(o, 0, sizeof *o);
+    if (hub_config_defaults(&o->hub) != 0) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
     o->net_ticktime = 60;
     o->busy_poll_us = 25;
     int set_ticktime = 0, set_schedulers = 0, set_port = 0, set_max = 0, set_busy = 0;
@@ -250,6 +259,7 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
 
 void options_free(options *o)
 {
+    hub_config_free(&o->hub);
     if (o->config_json)
         json_decref(o->config_json);
     o->config_json = NULL;

@@ -2,6 +2,8 @@
 #ifndef PH_OPTIONS_H
 #define PH_OPTIONS_H
 
+#include "hub/hub.h"
+
 #include <stddef.h>
 
 #define OPT_MAX_LIST 64
@@ -22,6 +24,7 @@ typedef struct options {
     const char *log_level;
     int help, version;
     void *config_json; /* keeps strings from the config file alive */
+    hub_config hub;
 } options;
 
 /* Parses argv, then the config file (command line wins). Returns 0, or -1

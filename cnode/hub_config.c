@@ -1,0 +1,233 @@
+/* hub_config.c - see hub_config.h and docs/configuration.md. */
+#include "cnode/hub_config.h"
+
+#include <string.h>
+
+static const char *const hub_fields[] = {
+    "hub_id",
+    "child_specs",
+    "hooks",
+    "distribution_strategy",
+    "redundancy_strategy",
+    "migration_strategy",
+    "synchronization_strategy",
+    "partition_tolerance_strategy",
+    "hubs_discover_interval",
+    "deadlock_recovery_timeout",
+    "storage_purge_interval",
+    "migr_base_timeout",
+    "dsup_max_restarts",
+    "dsup_max_seconds",
+    "dsup_shutdown_timeout",
+};
+
+/* The strategy types this version runs (the defaults). */
+static const struct {
+    const char *field, *type;
+} strategies[] = {
+    {"distribution_strategy", "consistent_hashing"},
+    {"redundancy_strategy", "singularity"},
+    {"migration_strategy", "cold_swap"},
+    {"synchronization_strategy", "pubsub"},
+    {"partition_tolerance_strategy", "divergence"},
+};
+
+int hub_config_is_field(const char *key)
+{
+    for (size_t i = 0; i < sizeof hub_fields / sizeof hub_fields[0]; i++)
+        if (strcmp(key, hub_fields[i]) == 0)
+            return 1;
+    return 0;
+}
+
+static int fail(char *err, size_t size, const char *field, const char *problem)
+{
+    snprintf(err, size, "config field \"%s\": %s", field, problem);
+    return -1;
+}
+
+/* JSON -> Erlang term: integers, floats, strings as binaries, arrays as
+ * lists, objects as maps with binary keys, true/false, null as nil. */
+static int json_to_term(ph_buf *b, json_t *v)
+{
+    size_t i;
+    const char *k;
+    json_t *e;
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+        return ei_x_encode_longlong(b, json_integer_value(v)) == 0 ? 0 : -1;
+    case JSON_REAL:
+        return ei_x_encode_double(b, json_real_value(v)) == 0 ? 0 : -1;
+    case JSON_STRING:
+        return ei_x_encode_binary(b, json_string_value(v), (long)json_string_length(v)) == 0 ? 0
+                                                                                              : -1;
+    case JSON_TRUE:
+        return ei_x_encode_atom(b, "true") == 0 ? 0 : -1;
+    case JSON_FALSE:
+        return ei_x_encode_atom(b, "false") == 0 ? 0 : -1;
+    case JSON_NULL:
+        return ei_x_encode_atom(b, "nil") == 0 ? 0 : -1;
+    case JSON_ARRAY:
+        if (json_array_size(v) && ei_x_encode_list_header(b, (long)json_array_size(v)) != 0)
+            return -1;
+        json_array_foreach(v, i, e) if (json_to_term(b, e) != 0) return -1;
+        return ei_x_encode_empty_list(b) == 0 ? 0 : -1;
+    case JSON_OBJECT:
+        if (ei_x_encode_map_header(b, (long)json_object_size(v)) != 0)
+            return -1;
+        json_object_foreach(v, k, e)
+        {
+            if (ei_x_encode_binary(b, k, (long)strlen(k)) != 0 || json_to_term(b, e) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static int encode_atom_field(ph_buf *b, json_t *spec, const char *key, const char *dflt,
+                             char *err, size_t size, size_t index)
+{
+    json_t *v = json_object_get(spec, key);
+    char field[64];
+    snprintf(field, sizeof field, "child_specs[%zu].%s", index, key);
+    if (!v)
+        return dflt ? (ei_x_encode_atom(b, dflt) == 0 ? 0 : -1) : fail(err, size, field, "missing");
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 255)
+        return fail(err, size, field, "must be a non-empty string");
+    return ei_x_encode_atom(b, json_string_value(v)) == 0 ? 0 : -1;
+}
+
+/* {"id": "c1", "start": {"module": "counter", "function": "start_link",
+ *  "args": [5]}, "restart": "permanent", "shutdown": 5000 | "brutal_kill"} */
+static int encode_spec(ph_buf *b, json_t *spec, size_t index, char *err, size_t size)
+{
+    char field[64];
+    snprintf(field, sizeof field, "child_specs[%zu]", index);
+    if (!json_is_object(spec))
+        return fail(err, size, field, "must be an object");
+    const char *key;
+    json_t *v;
+    json_object_foreach(spec, key, v)
+    {
+        if (strcmp(key, "id") && strcmp(key, "start") && strcmp(key, "restart") &&
+            strcmp(key, "shutdown")) {
+            snprintf(field, sizeof field, "child_specs[%zu].%s", index, key);
+            return fail(err, size, field, "unknown field");
+        }
+    }
+    json_t *id = json_object_get(spec, "id"), *start = json_object_get(spec, "start");
+    json_t *shutdown = json_object_get(spec, "shutdown");
+    snprintf(field, sizeof field, "child_specs[%zu].id", index);
+    if (!json_is_string(id) || json_string_length(id) == 0)
+        return fail(err, size, field, "must be a non-empty string");
+    snprintf(field, sizeof field, "child_specs[%zu].start", index);
+    if (!json_is_object(start))
+        return fail(err, size, field, "must be an object with module, function and args");
+    json_t *args = json_object_get(start, "args");
+    if (ei_x_encode_map_header(b, shutdown ? 4 : 3) != 0 || ei_x_encode_atom(b, "id") != 0 ||
+        json_to_term(b, id) != 0 || ei_x_encode_atom(b, "start") != 0 ||
+        ei_x_encode_tuple_header(b, 3) != 0 ||
+        encode_atom_field(b, start, "module", NULL, err, size, index) != 0 ||
+        encode_atom_field(b, start, "function", "start_link", err, size, index) != 0)
+        return -1;
+    if (args ? json_to_term(b, args) != 0 : ei_x_encode_empty_list(b) != 0)
+        return -1;
+    if (ei_x_encode_atom(b, "restart") != 0)
+        return -1;
+    json_t *restart = json_object_get(spec, "restart");
+    const char *r = restart ? json_string_value(restart) : "permanent";
+    snprintf(field, sizeof field, "child_specs[%zu].restart", index);
+    if (!r || (strcmp(r, "permanent") && strcmp(r, "transient") && strcmp(r, "temporary")))
+        return fail(err, size, field, "must be \"permanent\", \"transient\" or \"temporary\"");
+    if (ei_x_encode_atom(b, r) != 0)
+        return -1;
+    if (shutdown) {
+        snprintf(field, sizeof field, "child_specs[%zu].shutdown", index);
+        if (ei_x_encode_atom(b, "shutdown") != 0)
+            return -1;
+        if (json_is_integer(shutdown) && json_integer_value(shutdown) >= 0)
+            return ei_x_encode_long(b, (long)json_integer_value(shutdown)) == 0 ? 0 : -1;
+        if (json_is_string(shutdown) && strcmp(json_string_value(shutdown), "brutal_kill") == 0)
+            return ei_x_encode_atom(b, "brutal_kill") == 0 ? 0 : -1;
+        return fail(err, size, field, "must be milliseconds or \"brutal_kill\"");
+    }
+    return 0;
+}
+
+static int read_ms(json_t *root, const char *field, unsigned min, unsigned *out, char *err,
+                   size_t size)
+{
+    json_t *v = json_object_get(root, field);
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < (json_int_t)min ||
+        json_integer_value(v) > 0x7fffffff) {
+        char problem[64];
+        snprintf(problem, sizeof problem, "must be an integer >= %u", min);
+        return fail(err, size, field, problem);
+    }
+    *out = (unsigned)json_integer_value(v);
+    return 0;
+}
+
+static int check_strategy(json_t *root, const char *field, const char *type, char *err,
+                          size_t size)
+{
+    json_t *v = json_object_get(root, field);
+    if (!v)
+        return 0;
+    json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
+    if (!json_is_string(t))
+        return fail(err, size, field, "must be an object with a \"type\"");
+    if (strcmp(json_string_value(t), type) != 0) {
+        char problem[160];
+        snprintf(problem, sizeof problem, "type \"%s\" is not available in this version (only \"%s\")",
+                 json_string_value(t), type);
+        return fail(err, size, field, problem);
+    }
+    return 0;
+}
+
+int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size)
+{
+    json_t *v = json_object_get(root, "hub_id");
+    if (v) {
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 255)
+            return fail(err, err_size, "hub_id", "must be a non-empty string of at most 255 bytes");
+        snprintf(c->hub_id, sizeof c->hub_id, "%s", json_string_value(v));
+    }
+    v = json_object_get(root, "child_specs");
+    if (v) {
+        if (!json_is_array(v))
+            return fail(err, err_size, "child_specs", "must be an array of child specs");
+        ph_buf_reset(&c->child_specs);
+        size_t i;
+        json_t *spec;
+        if (json_array_size(v) &&
+            ei_x_encode_list_header(&c->child_specs, (long)json_array_size(v)) != 0)
+            return fail(err, err_size, "child_specs", "out of memory");
+        json_array_foreach(v, i, spec) if (encode_spec(&c->child_specs, spec, i, err, err_size) != 0)
+            return -1;
+        if (ei_x_encode_empty_list(&c->child_specs) != 0)
+            return fail(err, err_size, "child_specs", "out of memory");
+    }
+    v = json_object_get(root, "hooks");
+    if (v && (!json_is_object(v) || json_object_size(v) != 0))
+        return fail(err, err_size, "hooks",
+                    "hook handlers are registered at run time with {register_hook_handlers, ...} "
+                    "(C handlers with ph_hub_register_hook); only {} is accepted here");
+    for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++)
+        if (check_strategy(root, strategies[i].field, strategies[i].type, err, err_size) != 0)
+            return -1;
+    if (read_ms(root, "hubs_discover_interval", 1, &c->hubs_discover_interval, err, err_size) ||
+        read_ms(root, "deadlock_recovery_timeout", 1, &c->deadlock_recovery_timeout, err,
+                err_size) ||
+        read_ms(root, "storage_purge_interval", 1, &c->storage_purge_interval, err, err_size) ||
+        read_ms(root, "migr_base_timeout", 1, &c->migr_base_timeout, err, err_size) ||
+        read_ms(root, "dsup_max_restarts", 0, &c->dsup_max_restarts, err, err_size) ||
+        read_ms(root, "dsup_max_seconds", 1, &c->dsup_max_seconds, err, err_size) ||
+        read_ms(root, "dsup_shutdown_timeout", 0, &c->dsup_shutdown_timeout, err, err_size))
+        return -1;
+    return 0;
+}

@@ -1,0 +1,1178 @@
+/*
+ * hub.c - the hub process: ProcessHub's API on this node (docs/api.md).
+ *
+ * One process, registered as hub_id, does everything for the node: it
+ * answers the API, owns the registry and the hook handlers, and is the
+ * supervisor of the children started here (they are linked to it and it
+ * traps exits). Doing it in one process keeps the registry, the supervisor
+ * and the hooks consistent without locks; starting a child is cheap enough
+ * (the worker's init runs inline) that this is also the fast way.
+ */
+#include "hub/hub.h"
+
+#include "hub/atoms.h"
+#include "hub/hooks.h"
+#include "hub/log.h"
+#include "hub/registry.h"
+#include "hub/runtime.h"
+#include "hub/timers.h"
+
+#include <processhub/worker.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_SHUTDOWN_MS 5000
+#define SHUTDOWN_BRUTAL (-1)
+#define SHUTDOWN_INFINITY (-2)
+
+typedef enum restart_kind { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY } restart_kind;
+
+/* A child spec, parsed; the terms are views into the spec. */
+typedef struct spec_info {
+    ph_term id;
+    char module[PH_ATOM_BUF];
+    ph_term args;
+    restart_kind restart;
+    long shutdown_ms;
+} spec_info;
+
+/* --- growing lists of encoded terms ------------------------------------- */
+
+typedef struct elist {
+    ph_buf b;
+    int n;
+} elist;
+
+static int elist_init(elist *l)
+{
+    l->n = 0;
+    return ph_buf_init(&l->b);
+}
+
+static void elist_free(elist *l)
+{
+    ph_buf_free(&l->b);
+}
+
+static void elist_add(elist *l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (ph_vbuild(&l->b, fmt, ap) == 0)
+        l->n++;
+    va_end(ap);
+}
+
+static int elist_to(ph_buf *out, const elist *l)
+{
+    if (l->n && (ei_x_encode_list_header(out, l->n) != 0 ||
+                 ei_x_append_buf(out, l->b.buff, l->b.index) != 0))
+        return -1;
+    return ei_x_encode_empty_list(out) == 0 ? 0 : -1;
+}
+
+static ph_term elist_term(elist *l, ph_buf *scratch)
+{
+    ph_buf_reset(scratch);
+    elist_to(scratch, l);
+    return ph_buf_term(scratch);
+}
+
+/* A pid as a term, in a small buffer the caller provides. */
+static ph_term pid_term(ph_pid pid, ph_buf *tmp)
+{
+    ph_buf_reset(tmp);
+    ph_encode_pid(tmp, pid);
+    return ph_buf_term(tmp);
+}
+
+/* --- the hub's state ---------------------------------------------------- */
+
+typedef struct stop_wait {
+    ph_from *from;
+    int outstanding;
+    elist stopped;
+    elist errors;
+} stop_wait;
+
+typedef struct child {
+    ph_pid pid;
+    uint8_t restart;
+    uint8_t stopping;
+    long shutdown_ms;
+    stop_wait *wait;
+    uint16_t key_len;
+    char key[];
+} child;
+
+typedef struct hub {
+    hub_config cfg;
+    uint32_t self_node;
+    registry *reg;
+    hooks *hooks;
+    child **children; /* open addressing by pid, NULL = empty, GONE = deleted */
+    uint32_t cap, count, used;
+    uint64_t *restarts; /* ring of restart times (ms), dsup_max_restarts long */
+    uint32_t restart_next, restart_n;
+} hub;
+
+static child gone_child;
+#define GONE (&gone_child)
+
+static const hub_config *start_config;
+
+/* --- children by pid ---------------------------------------------------- */
+
+static uint32_t pid_hash(ph_pid pid)
+{
+    return (pid.num * 2654435761u) ^ (pid.serial * 40503u);
+}
+
+static int children_grow(hub *h)
+{
+    uint32_t cap = h->cap ? (h->count * 4 > h->cap ? h->cap * 2 : h->cap) : 64;
+    child **n = calloc(cap, sizeof *n);
+    if (!n)
+        return -1;
+    for (uint32_t i = 0; i < h->cap; i++) {
+        child *c = h->children[i];
+        if (!c || c == GONE)
+            continue;
+        uint32_t j = pid_hash(c->pid) & (cap - 1);
+        while (n[j])
+            j = (j + 1) & (cap - 1);
+        n[j] = c;
+    }
+    free(h->children);
+    h->children = n;
+    h->cap = cap;
+    h->used = h->count;
+    return 0;
+}
+
+static child *child_find(hub *h, ph_pid pid, uint32_t *slot)
+{
+    if (!h->cap)
+        return NULL;
+    for (uint32_t i = pid_hash(pid) & (h->cap - 1), n = 0; n < h->cap;
+         i = (i + 1) & (h->cap - 1), n++) {
+        child *c = h->children[i];
+        if (!c)
+            return NULL;
+        if (c != GONE && ph_pid_equal(c->pid, pid)) {
+            if (slot)
+                *slot = i;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len,
+                        const spec_info *s)
+{
+    if ((h->used + 1) * 4 > h->cap * 3 && children_grow(h) != 0)
+        return NULL;
+    child *c = calloc(1, sizeof *c + key_len);
+    if (!c)
+        return NULL;
+    c->pid = pid;
+    c->restart = (uint8_t)s->restart;
+    c->shutdown_ms = s->shutdown_ms;
+    c->key_len = key_len;
+    memcpy(c->key, key, key_len);
+    uint32_t i = pid_hash(pid) & (h->cap - 1);
+    while (h->children[i] && h->children[i] != GONE)
+        i = (i + 1) & (h->cap - 1);
+    if (!h->children[i])
+        h->used++;
+    h->children[i] = c;
+    h->count++;
+    return c;
+}
+
+static void child_remove(hub *h, child *c)
+{
+    uint32_t slot;
+    if (child_find(h, c->pid, &slot) == c) {
+        h->children[slot] = GONE;
+        h->count--;
+    }
+    free(c);
+}
+
+/* --- child specs -------------------------------------------------------- */
+
+static int parse_spec(ph_term spec, spec_info *s)
+{
+    ph_term start, v;
+    char fun[PH_ATOM_BUF], atom[PH_ATOM_BUF];
+    memset(s, 0, sizeof *s);
+    if (ph_term_type(spec, NULL) != ERL_MAP_EXT || ph_map_get_atom(spec, "id", &s->id) != 1)
+        return -1;
+    int t = ph_term_type(s->id, NULL);
+    if (t != ERL_ATOM_EXT && t != ERL_BINARY_EXT)
+        return -1;
+    if (ph_map_get_atom(spec, "start", &start) != 1 ||
+        ph_match(start, "{~a, ~a, ~t}", s->module, fun, &s->args) != 1)
+        return -1;
+    s->restart = RESTART_PERMANENT;
+    if (ph_map_get_atom(spec, "restart", &v) == 1) {
+        if (ph_match(v, "~a", atom) != 1)
+            return -1;
+        if (strcmp(atom, "permanent") == 0)
+            s->restart = RESTART_PERMANENT;
+        else if (strcmp(atom, "transient") == 0)
+            s->restart = RESTART_TRANSIENT;
+        else if (strcmp(atom, "temporary") == 0)
+            s->restart = RESTART_TEMPORARY;
+        else
+            return -1;
+    }
+    s->shutdown_ms = DEFAULT_SHUTDOWN_MS;
+    if (ph_map_get_atom(spec, "shutdown", &v) == 1) {
+        if (ph_match(v, "brutal_kill") == 1)
+            s->shutdown_ms = SHUTDOWN_BRUTAL;
+        else if (ph_match(v, "infinity") == 1)
+            s->shutdown_ms = SHUTDOWN_INFINITY;
+        else if (ph_match(v, "~i", &s->shutdown_ms) != 1 || s->shutdown_ms < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* --- hooks -------------------------------------------------------------- */
+
+static void fire(hub *h, ph_ctx *ctx, const char *key, ph_term data)
+{
+    hooks_dispatch(h->hooks, ctx, key, &data, NULL);
+}
+
+static void fire_insert(hub *h, ph_ctx *ctx, const reg_row *row)
+{
+    if (!hooks_has(h->hooks, "registry_pid_insert_hook"))
+        return;
+    ph_buf b;
+    if (ph_buf_init(&b) != 0)
+        return;
+    if (ei_x_encode_tuple_header(&b, 2) == 0 && ph_buf_append_term(&b, reg_row_key(row)) == 0 &&
+        registry_encode_nodes(&b, row) == 0)
+        fire(h, ctx, "registry_pid_insert_hook", ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
+static void fire_remove(hub *h, ph_ctx *ctx, ph_term key, uint32_t node)
+{
+    if (!hooks_has(h->hooks, "registry_pid_remove_hook"))
+        return;
+    ph_buf b;
+    if (ph_buf_init(&b) != 0)
+        return;
+    if (ph_build(&b, "{~t, [~a]}", key, atom_text(node)) == 0)
+        fire(h, ctx, "registry_pid_remove_hook", ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
+/* Removes this node from the child's registry row (remove hook). */
+static void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_len)
+{
+    reg_row *row = registry_get(h->reg, key, key_len);
+    if (!row)
+        return;
+    ph_buf k;
+    if (ph_buf_init(&k) != 0)
+        return;
+    ph_buf_append_term(&k, reg_row_key(row));
+    registry_remove_node(h->reg, row, h->self_node);
+    fire_remove(h, ctx, ph_buf_term(&k), h->self_node);
+    ph_buf_free(&k);
+}
+
+/* --- options ------------------------------------------------------------- */
+
+typedef struct start_opts {
+    int awaitable, check_existing, rollback, disable_logging;
+    long timeout;
+    ph_term metadata;
+    ph_term all; /* the options as given */
+} start_opts;
+
+static const char empty_map_bytes[] = {'t', 0, 0, 0, 0};
+
+/* Reads the keyword list; on a bad option writes {error, ...} to reply. */
+static int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
+{
+    ph_iter it;
+    ph_term opt, v;
+    char key[PH_ATOM_BUF];
+    memset(o, 0, sizeof *o);
+    o->check_existing = 1;
+    o->timeout = 10000;
+    o->metadata = (ph_term){empty_map_bytes, 0};
+    o->all = opts;
+    if (ph_term_type(opts, NULL) == ERL_SMALL_TUPLE_EXT || ph_iter_begin(&it, opts) < 0) {
+        ph_build(reply, "{error, {bad_options, ~t}}", opts);
+        return -1;
+    }
+    while (ph_iter_next(&it, &opt) > 0) {
+        int ok = ph_match(opt, "{~a, ~t}", key, &v) == 1;
+        if (ok && strcmp(key, "awaitable") == 0)
+            ok = ph_match(v, "~B", &o->awaitable) == 1;
+        else if (ok && strcmp(key, "check_existing") == 0)
+            ok = ph_match(v, "~B", &o->check_existing) == 1;
+        else if (ok && strcmp(key, "disable_logging") == 0)
+            ok = ph_match(v, "~B", &o->disable_logging) == 1;
+        else if (ok && strcmp(key, "timeout") == 0)
+            ok = ph_match(v, "~i", &o->timeout) == 1 && o->timeout >= 0;
+        else if (ok && strcmp(key, "await_timeout") == 0)
+            ok = ph_match(v, "~i", &(long){0}) == 1;
+        else if (ok && strcmp(key, "on_failure") == 0) {
+            o->rollback = ph_match(v, "rollback") == 1;
+            ok = o->rollback || ph_match(v, "continue") == 1;
+        } else if (ok && strcmp(key, "metadata") == 0) {
+            ok = ph_term_type(v, NULL) == ERL_MAP_EXT;
+            if (ok)
+                o->metadata = v;
+        } else if (ok && strcmp(key, "child_mapping") == 0) {
+            ph_iter m;
+            ph_term k, nodes;
+            ok = ph_term_type(v, NULL) == ERL_MAP_EXT && ph_iter_begin(&m, v) >= 0;
+            while (ok && ph_iter_next(&m, &k) > 0 && ph_iter_next(&m, &nodes) > 0)
+                ok = ph_term_type(nodes, NULL) == ERL_LIST_EXT ||
+                     ph_term_type(nodes, NULL) == ERL_NIL_EXT;
+        }
+        if (!ok) {
+            ph_build(reply, "{error, {bad_option, ~t}}", opt);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- starting children --------------------------------------------------- */
+
+/* Spawns the child of s, linked to the hub. 0 and *pid, or -1 and the
+ * reason appended to reason. */
+static int spawn_child(ph_ctx *ctx, const spec_info *s, ph_pid *pid, ph_buf *reason)
+{
+    ph_spawn_opts so = {.name = NULL, .link = 1};
+    return ph_spawn(ctx, s->module, s->args, &so, pid, reason);
+}
+
+typedef struct start_result {
+    elist started, errors, post, startups;
+    elist started_keys; /* registry keys of the children started, for rollback */
+} start_result;
+
+static void result_free(start_result *r)
+{
+    elist_free(&r->started);
+    elist_free(&r->errors);
+    elist_free(&r->post);
+    elist_free(&r->startups);
+    elist_free(&r->started_keys);
+}
+
+static int result_init(start_result *r)
+{
+    return elist_init(&r->started) | elist_init(&r->errors) | elist_init(&r->post) |
+           elist_init(&r->startups) | elist_init(&r->started_keys);
+}
+
+static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r,
+                      ph_buf *scratch)
+{
+    const char *node = atom_text(h->self_node);
+    spec_info s;
+    ph_buf key, reason, pidb;
+    if (ph_buf_init(&key) != 0 || ph_buf_init(&reason) != 0 || ph_buf_init(&pidb) != 0)
+        return;
+    if (parse_spec(spec, &s) != 0 || registry_key(s.id, &key) != 0) {
+        ph_term cid;
+        if (ph_term_type(spec, NULL) != ERL_MAP_EXT || ph_map_get_atom(spec, "id", &cid) != 1)
+            cid = (ph_term){NULL, 0};
+        if (cid.buf)
+            elist_add(&r->errors, "{~t, ~a, {bad_spec, ~t}}", cid, node, spec);
+        else
+            elist_add(&r->errors, "{undefined, ~a, {bad_spec, ~t}}", node, spec);
+        goto out;
+    }
+    reg_row *row = registry_get(h->reg, key.buff, (uint32_t)key.index);
+    if (row) {
+        /* In the registry already: started earlier in this call, or a
+         * running child with check_existing off. */
+        ph_pid running = row->n_nodes ? row->nodes[0].pid : (ph_pid){0};
+        elist_add(&r->errors, "{~t, ~a, {already_started, ~t}}", s.id, node,
+                  pid_term(running, &pidb));
+        elist_add(&r->post, "{~t, {error, {already_started, ~t}}, ~t, [~a]}", s.id,
+                  pid_term(running, &pidb), ph_buf_term(&pidb), node);
+        goto out;
+    }
+    ph_pid pid;
+    if (spawn_child(ctx, &s, &pid, &reason) != 0) {
+        if (!o->disable_logging) {
+            char text[256];
+            LOG_W("hub", "child %s failed to start: %s",
+                  ph_term_format(s.id, text, sizeof text) ? text : "?",
+                  ph_term_format(ph_buf_term(&reason), text + 128, 128));
+        }
+        elist_add(&r->errors, "{~t, ~a, ~t}", s.id, node, ph_buf_term(&reason));
+        elist_add(&r->post, "{~t, {error, ~t}, nil, [~a]}", s.id, ph_buf_term(&reason), node);
+        goto out;
+    }
+    reg_node_pid np = {h->self_node, pid};
+    row = registry_put(h->reg, key.buff, (uint32_t)key.index, spec, o->metadata, &np, 1);
+    if (!row || !child_add(h, pid, key.buff, (uint16_t)key.index, &s)) {
+        LOG_E("hub", "out of memory registering a child");
+        ph_exit(ctx, pid, (ph_term){"\x77\x04kill", 0});
+        elist_add(&r->errors, "{~t, ~a, enomem}", s.id, node);
+        goto out;
+    }
+    fire_insert(h, ctx, row);
+    ph_term pt = pid_term(pid, &pidb);
+    elist_add(&r->started, "{~t, [{~a, ~t}]}", s.id, node, pt);
+    elist_add(&r->post, "{~t, {ok, ~t}, ~t, [~a]}", s.id, pt, pt, node);
+    elist_add(&r->startups, "#{cid => ~t, pid => ~t}", s.id, pt);
+    elist_add(&r->started_keys, "~t", ph_buf_term(&key));
+out:
+    (void)scratch;
+    ph_buf_free(&key);
+    ph_buf_free(&reason);
+    ph_buf_free(&pidb);
+}
+
+static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
+
+/* Starts a batch; writes the reply (awaitable result, or nothing when the
+ * caller replied already). Returns -1 when the whole call is refused
+ * (reply holds the error). */
+static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *result_out)
+{
+    ph_iter it;
+    ph_term spec;
+    ph_buf scratch, key;
+    start_result r;
+    int n = ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT ? -1 : ph_iter_begin(&it, list);
+    if (n < 0 || ph_term_type(list, NULL) == ERL_MAP_EXT) {
+        ph_build(result_out, "{error, {bad_children, ~t}}", list);
+        return -1;
+    }
+    if (n == 0) {
+        ph_build(result_out, "{error, no_children}");
+        return -1;
+    }
+    if (ph_buf_init(&scratch) != 0 || ph_buf_init(&key) != 0)
+        return -1;
+    if (o->check_existing) {
+        elist existing;
+        elist_init(&existing);
+        while (ph_iter_next(&it, &spec) > 0) {
+            spec_info s;
+            ph_buf_reset(&key);
+            if (parse_spec(spec, &s) == 0 && registry_key(s.id, &key) == 0 &&
+                registry_get(h->reg, key.buff, (uint32_t)key.index))
+                elist_add(&existing, "~t", s.id);
+        }
+        if (existing.n > 0) {
+            ph_build(result_out, "{error, {already_started, ~t}}", elist_term(&existing, &scratch));
+            elist_free(&existing);
+            ph_buf_free(&scratch);
+            ph_buf_free(&key);
+            return -1;
+        }
+        elist_free(&existing);
+        ph_iter_begin(&it, list);
+    }
+    result_init(&r);
+    if (hooks_has(h->hooks, "pre_children_start_hook")) {
+        elist data;
+        elist_init(&data);
+        while (ph_iter_next(&it, &spec) > 0) {
+            spec_info s;
+            if (parse_spec(spec, &s) == 0)
+                elist_add(&data, "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, "
+                                 "metadata => ~t}",
+                          h->cfg.hub_id, atom_text(h->self_node), s.id, spec, o->metadata);
+        }
+        ph_buf d;
+        ph_buf_init(&d);
+        ph_build(&d, "#{children => ~t, start_opts => ~t}", elist_term(&data, &scratch), o->all);
+        fire(h, ctx, "pre_children_start_hook", ph_buf_term(&d));
+        ph_buf_free(&d);
+        elist_free(&data);
+        ph_iter_begin(&it, list);
+    }
+    while (ph_iter_next(&it, &spec) > 0) {
+        ph_term effective = spec;
+        ph_buf altered;
+        int have_altered = 0;
+        if (hooks_has(h->hooks, "child_data_alter_hook")) {
+            /* C handlers may rewrite the child data before it starts. */
+            spec_info s;
+            if (parse_spec(spec, &s) == 0 && ph_buf_init(&altered) == 0) {
+                have_altered = 1;
+                ph_buf d;
+                ph_buf_init(&d);
+                ph_build(&d,
+                         "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, "
+                         "metadata => ~t}",
+                         h->cfg.hub_id, atom_text(h->self_node), s.id, spec, o->metadata);
+                ph_term data = ph_buf_term(&d);
+                hooks_dispatch(h->hooks, ctx, "child_data_alter_hook", &data, &altered);
+                ph_term new_spec;
+                if (data.buf == altered.buff && ph_map_get_atom(data, "child_spec", &new_spec) == 1)
+                    effective = new_spec;
+                ph_buf_free(&d);
+            }
+        }
+        start_one(h, ctx, effective, o, &r, &scratch);
+        if (have_altered)
+            ph_buf_free(&altered);
+    }
+    fire(h, ctx, "post_children_start_hook", elist_term(&r.post, &scratch));
+    if (r.startups.n)
+        fire(h, ctx, "process_startups_hook", elist_term(&r.startups, &scratch));
+    int rollback = o->rollback && r.errors.n > 0;
+    if (rollback) {
+        /* Stop every child of this call that started. */
+        ph_iter ki;
+        ph_term k;
+        ph_iter_begin(&ki, elist_term(&r.started_keys, &scratch));
+        ph_buf keys;
+        ph_buf_init(&keys);
+        elist_to(&keys, &r.started_keys);
+        ph_iter_begin(&ki, ph_buf_term(&keys));
+        while (ph_iter_next(&ki, &k) > 0) {
+            int end = ph_term_end(k);
+            reg_row *row = registry_get(h->reg, k.buf + k.index, (uint32_t)(end - k.index));
+            if (row && row->n_nodes) {
+                child *c = child_find(h, row->nodes[0].pid, NULL);
+                unregister_local(h, ctx, k.buf + k.index, (uint16_t)(end - k.index));
+                if (c)
+                    begin_stop(h, ctx, c, NULL);
+            }
+        }
+        ph_buf_free(&keys);
+    }
+    ph_buf started, errors;
+    ph_buf_init(&started);
+    ph_buf_init(&errors);
+    elist_to(&started, &r.started);
+    elist_to(&errors, &r.errors);
+    ph_build(result_out, "{ok, #{status => ~a, started => ~t, errors => ~t, rollback => ~B}}",
+             r.errors.n ? "error" : "ok", ph_buf_term(&started), ph_buf_term(&errors), rollback);
+    ph_buf_free(&started);
+    ph_buf_free(&errors);
+    result_free(&r);
+    ph_buf_free(&scratch);
+    ph_buf_free(&key);
+    return r.errors.n ? 1 : 0;
+}
+
+/* --- stopping children -------------------------------------------------- */
+
+static void stop_wait_done(stop_wait *w)
+{
+    if (w->outstanding > 0 || !w->from)
+        return;
+    ph_buf b, s, e;
+    ph_buf_init(&b);
+    ph_buf_init(&s);
+    ph_buf_init(&e);
+    elist_to(&s, &w->stopped);
+    elist_to(&e, &w->errors);
+    ph_build(&b, "{ok, #{status => ~a, stopped => ~t, errors => ~t}}",
+             w->errors.n ? "error" : "ok", ph_buf_term(&s), ph_buf_term(&e));
+    ph_reply(w->from, ph_buf_term(&b));
+    ph_buf_free(&b);
+    ph_buf_free(&s);
+    ph_buf_free(&e);
+    elist_free(&w->stopped);
+    elist_free(&w->errors);
+    free(w);
+}
+
+static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
+{
+    (void)h;
+    c->stopping = 1;
+    c->wait = w;
+    if (w)
+        w->outstanding++;
+    ph_buf reason, tmo;
+    ph_buf_init(&reason);
+    ph_build(&reason, c->shutdown_ms == SHUTDOWN_BRUTAL ? "kill" : "shutdown");
+    ph_exit(ctx, c->pid, ph_buf_term(&reason));
+    ph_buf_free(&reason);
+    if (c->shutdown_ms >= 0) {
+        /* Killed if it has not stopped by then (OTP's shutdown timeout). */
+        ph_ref timer;
+        ph_buf_init(&tmo);
+        ei_x_encode_tuple_header(&tmo, 2);
+        ei_x_encode_atom(&tmo, "$hub_shutdown_timeout");
+        ph_encode_pid(&tmo, c->pid);
+        ph_send_after(ctx, (unsigned)c->shutdown_ms, ph_buf_term(&tmo), &timer);
+        ph_buf_free(&tmo);
+    }
+}
+
+static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w)
+{
+    ph_iter it;
+    ph_term cid;
+    ph_buf key;
+    const char *node = atom_text(h->self_node);
+    if (ph_buf_init(&key) != 0)
+        return;
+    ph_iter_begin(&it, list);
+    while (ph_iter_next(&it, &cid) > 0) {
+        ph_buf_reset(&key);
+        reg_row *row = NULL;
+        if (registry_key(cid, &key) == 0)
+            row = registry_get(h->reg, key.buff, (uint32_t)key.index);
+        child *c = NULL;
+        for (uint16_t i = 0; row && i < row->n_nodes && !c; i++)
+            if (row->nodes[i].node == h->self_node)
+                c = child_find(h, row->nodes[i].pid, NULL);
+        if (!c) {
+            if (w)
+                elist_add(&w->errors, "{~t, ~a, not_found}", cid, node);
+            continue;
+        }
+        if (w)
+            elist_add(&w->stopped, "{~t, [~a]}", cid, node);
+        unregister_local(h, ctx, key.buff, (uint16_t)key.index);
+        if (!c->stopping)
+            begin_stop(h, ctx, c, w);
+    }
+    ph_buf_free(&key);
+}
+
+/* --- exits of children (supervision) ----------------------------------- */
+
+static int is_shutdown_reason(ph_term reason)
+{
+    return ph_match(reason, "normal") == 1 || ph_match(reason, "shutdown") == 1 ||
+           ph_match(reason, "{shutdown, _}") == 1;
+}
+
+/* Restart intensity: 0 if another restart is allowed now. */
+static int intensity_exceeded(hub *h)
+{
+    if (h->cfg.dsup_max_restarts == 0)
+        return 1;
+    uint64_t now = monotonic_ms();
+    uint64_t window = (uint64_t)h->cfg.dsup_max_seconds * 1000u;
+    uint32_t max = h->cfg.dsup_max_restarts;
+    if (h->restart_n == max && now - h->restarts[h->restart_next] <= window)
+        return 1;
+    h->restarts[h->restart_next] = now;
+    h->restart_next = (h->restart_next + 1) % max;
+    if (h->restart_n < max)
+        h->restart_n++;
+    return 0;
+}
+
+static void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason)
+{
+    if (c->stopping) {
+        if (c->wait) {
+            c->wait->outstanding--;
+            stop_wait_done(c->wait);
+        }
+        child_remove(h, c);
+        return;
+    }
+    reg_row *row = registry_get(h->reg, c->key, c->key_len);
+    int restart = row && (c->restart == RESTART_PERMANENT ||
+                          (c->restart == RESTART_TRANSIENT && !is_shutdown_reason(reason)));
+    char text[200];
+    if (restart && intensity_exceeded(h)) {
+        LOG_E("hub", "%s: restart intensity exceeded (%u restarts in %u s): %s not restarted",
+              h->cfg.hub_id, h->cfg.dsup_max_restarts, h->cfg.dsup_max_seconds,
+              ph_term_format(reg_row_key(row), text, sizeof text));
+        restart = 0;
+    }
+    if (restart) {
+        spec_info s;
+        ph_buf why;
+        ph_pid pid;
+        ph_buf_init(&why);
+        if (parse_spec(reg_row_spec(row), &s) == 0 && spawn_child(ctx, &s, &pid, &why) == 0) {
+            child *nc = child_add(h, pid, c->key, c->key_len, &s);
+            registry_set_node(h->reg, row, h->self_node, pid);
+            child_remove(h, c);
+            if (nc) {
+                fire_insert(h, ctx, row);
+                if (hooks_has(h->hooks, "child_process_pid_update_hook")) {
+                    ph_buf d;
+                    ph_buf_init(&d);
+                    ph_build(&d, "{~a, ~t}", atom_text(h->self_node), reg_row_key(row));
+                    fire(h, ctx, "child_process_pid_update_hook", ph_buf_term(&d));
+                    ph_buf_free(&d);
+                }
+            }
+            ph_buf_free(&why);
+            return;
+        }
+        LOG_E("hub", "%s: restart of %s failed: %s", h->cfg.hub_id,
+              ph_term_format(reg_row_key(row), text, 100),
+              ph_term_format(ph_buf_term(&why), text + 100, 100));
+        ph_buf_free(&why);
+    }
+    unregister_local(h, ctx, c->key, c->key_len);
+    child_remove(h, c);
+}
+
+/* --- queries ------------------------------------------------------------- */
+
+static ph_result reply_lookup(hub *h, ph_term cid, int with_metadata, ph_buf *reply)
+{
+    ph_buf key;
+    ph_buf_init(&key);
+    reg_row *row = registry_key(cid, &key) == 0
+                       ? registry_get(h->reg, key.buff, (uint32_t)key.index)
+                       : NULL;
+    ph_buf_free(&key);
+    if (!row)
+        return ph_build(reply, "nil") == 0 ? PH_REPLY : PH_NOREPLY;
+    ei_x_encode_tuple_header(reply, with_metadata ? 3 : 2);
+    ph_buf_append_term(reply, reg_row_spec(row));
+    registry_encode_nodes(reply, row);
+    if (with_metadata)
+        ph_buf_append_term(reply, reg_row_meta(row));
+    return PH_REPLY;
+}
+
+static ph_result reply_pids(hub *h, ph_term cid, int first_only, ph_buf *reply)
+{
+    ph_buf key;
+    ph_buf_init(&key);
+    reg_row *row = registry_key(cid, &key) == 0
+                       ? registry_get(h->reg, key.buff, (uint32_t)key.index)
+                       : NULL;
+    ph_buf_free(&key);
+    if (first_only) {
+        if (!row || !row->n_nodes)
+            ph_build(reply, "nil");
+        else
+            ph_encode_pid(reply, row->nodes[0].pid);
+        return PH_REPLY;
+    }
+    for (uint16_t i = 0; row && i < row->n_nodes; i++) {
+        ei_x_encode_list_header(reply, 1);
+        ph_encode_pid(reply, row->nodes[i].pid);
+    }
+    ei_x_encode_empty_list(reply);
+    return PH_REPLY;
+}
+
+static int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid)
+{
+    for (uint16_t i = 0; i < row->n_nodes; i++)
+        if (row->nodes[i].node == h->self_node) {
+            *pid = row->nodes[i].pid;
+            return 1;
+        }
+    return 0;
+}
+
+static ph_result reply_process_list(hub *h, int local, ph_buf *reply)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    ph_pid pid;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        if (local && !row_local_pid(h, row, &pid))
+            continue;
+        ei_x_encode_list_header(reply, 1);
+        ei_x_encode_tuple_header(reply, 2);
+        ph_buf_append_term(reply, reg_row_key(row));
+        if (local)
+            ph_encode_pid(reply, pid);
+        else
+            registry_encode_nodes(reply, row);
+    }
+    ei_x_encode_empty_list(reply);
+    return PH_REPLY;
+}
+
+static ph_result reply_dump(hub *h, ph_buf *reply)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    ei_x_encode_map_header(reply, registry_count(h->reg));
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        ph_buf_append_term(reply, reg_row_key(row));
+        ei_x_encode_tuple_header(reply, 3);
+        ph_buf_append_term(reply, reg_row_spec(row));
+        registry_encode_nodes(reply, row);
+        ph_buf_append_term(reply, reg_row_meta(row));
+    }
+    return PH_REPLY;
+}
+
+static ph_result reply_tag_query(hub *h, ph_term tag, ph_buf *reply)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    ph_term v;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        if (ph_map_get_atom(reg_row_meta(row), "tag", &v) != 1 || !ph_term_equal(v, tag))
+            continue;
+        ei_x_encode_list_header(reply, 1);
+        ei_x_encode_tuple_header(reply, 2);
+        ph_buf_append_term(reply, reg_row_key(row));
+        registry_encode_nodes(reply, row);
+    }
+    ei_x_encode_empty_list(reply);
+    return PH_REPLY;
+}
+
+static void encode_which_children(hub *h, ph_buf *reply)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    ph_pid pid;
+    ei_x_encode_tuple_header(reply, 2);
+    ei_x_encode_atom(reply, atom_text(h->self_node));
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        spec_info s;
+        if (!row_local_pid(h, row, &pid) || parse_spec(reg_row_spec(row), &s) != 0)
+            continue;
+        ei_x_encode_list_header(reply, 1);
+        ei_x_encode_tuple_header(reply, 4);
+        ph_buf_append_term(reply, reg_row_key(row));
+        ph_encode_pid(reply, pid);
+        ei_x_encode_atom(reply, "worker");
+        ph_build(reply, "[~a]", s.module);
+    }
+    ei_x_encode_empty_list(reply);
+}
+
+static int has_option(ph_term opts, const char *name)
+{
+    ph_iter it;
+    ph_term e;
+    if (ph_iter_begin(&it, opts) < 0)
+        return 0;
+    while (ph_iter_next(&it, &e) > 0)
+        if (ph_match(e, "~a", (char[PH_ATOM_BUF]){0}) == 1) {
+            char a[PH_ATOM_BUF];
+            ph_match(e, "~a", a);
+            if (strcmp(a, name) == 0)
+                return 1;
+        }
+    return 0;
+}
+
+/* --- the API ------------------------------------------------------------ */
+
+static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
+                              const ph_from *from, ph_buf *reply)
+{
+    start_opts o;
+    if (parse_opts(opts_term, &o, reply) != 0)
+        return PH_REPLY;
+    if (!o.awaitable) {
+        /* Validate what can be refused as a whole, then answer at once. */
+        ph_buf result;
+        ph_buf_init(&result);
+        ph_iter it;
+        int n = ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT ? -1 : ph_iter_begin(&it, list);
+        if (n <= 0 || ph_term_type(list, NULL) == ERL_MAP_EXT) {
+            start_batch(h, ctx, list, &o, reply);
+            ph_buf_free(&result);
+            return PH_REPLY;
+        }
+        ph_from *later = ph_from_copy(from);
+        int rc = start_batch(h, ctx, list, &o, &result);
+        ph_buf ok;
+        ph_buf_init(&ok);
+        if (rc < 0)
+            ph_reply(later, ph_buf_term(&result));
+        else
+            ph_build(&ok, "{ok, start_initiated}"), ph_reply(later, ph_buf_term(&ok));
+        ph_buf_free(&ok);
+        ph_buf_free(&result);
+        return PH_NOREPLY;
+    }
+    start_batch(h, ctx, list, &o, reply);
+    return PH_REPLY;
+}
+
+static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
+                             const ph_from *from, ph_buf *reply)
+{
+    start_opts o;
+    ph_iter it;
+    if (parse_opts(opts_term, &o, reply) != 0)
+        return PH_REPLY;
+    if (ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT || ph_term_type(list, NULL) == ERL_MAP_EXT ||
+        ph_iter_begin(&it, list) < 0) {
+        ph_build(reply, "{error, {bad_child_ids, ~t}}", list);
+        return PH_REPLY;
+    }
+    if (!o.awaitable) {
+        stop_batch(h, ctx, list, NULL);
+        ph_build(reply, "{ok, stop_initiated}");
+        return PH_REPLY;
+    }
+    stop_wait *w = calloc(1, sizeof *w);
+    if (!w || elist_init(&w->stopped) != 0 || elist_init(&w->errors) != 0) {
+        free(w);
+        ph_build(reply, "{error, enomem}");
+        return PH_REPLY;
+    }
+    w->from = ph_from_copy(from);
+    w->outstanding = 1; /* held until the batch is set up */
+    stop_batch(h, ctx, list, w);
+    w->outstanding--;
+    stop_wait_done(w);
+    return PH_NOREPLY;
+}
+
+static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *from,
+                          ph_buf *reply)
+{
+    hub *h = state;
+    ph_term a, b;
+    char key[PH_ATOM_BUF];
+    if (ph_match(req, "{start_children, ~t, ~t}", &a, &b) == 1)
+        return handle_start(h, ctx, a, b, from, reply);
+    if (ph_match(req, "{start_child, ~t, ~t}", &a, &b) == 1) {
+        ph_buf one;
+        ph_buf_init(&one);
+        ph_build(&one, "[~t]", a);
+        ph_result r = handle_start(h, ctx, ph_buf_term(&one), b, from, reply);
+        ph_buf_free(&one);
+        return r;
+    }
+    if (ph_match(req, "{stop_children, ~t, ~t}", &a, &b) == 1)
+        return handle_stop(h, ctx, a, b, from, reply);
+    if (ph_match(req, "{stop_child, ~t, ~t}", &a, &b) == 1) {
+        ph_buf one;
+        ph_buf_init(&one);
+        ph_build(&one, "[~t]", a);
+        ph_result r = handle_stop(h, ctx, ph_buf_term(&one), b, from, reply);
+        ph_buf_free(&one);
+        return r;
+    }
+    if (ph_match(req, "{get_pid, ~t}", &a) == 1)
+        return reply_pids(h, a, 1, reply);
+    if (ph_match(req, "{get_pids, ~t}", &a) == 1)
+        return reply_pids(h, a, 0, reply);
+    if (ph_match(req, "{child_lookup, ~t}", &a) == 1)
+        return reply_lookup(h, a, 0, reply);
+    if (ph_match(req, "{child_lookup, ~t, ~t}", &a, &b) == 1) {
+        int with = 0;
+        ph_iter it;
+        ph_term e;
+        if (ph_iter_begin(&it, b) >= 0)
+            while (ph_iter_next(&it, &e) > 0)
+                if (ph_match(e, "{with_metadata, true}") == 1)
+                    with = 1;
+        return reply_lookup(h, a, with, reply);
+    }
+    if (ph_match(req, "{process_list, global}") == 1)
+        return reply_process_list(h, 0, reply);
+    if (ph_match(req, "{process_list, local}") == 1)
+        return reply_process_list(h, 1, reply);
+    if (ph_match(req, "registry_dump") == 1)
+        return reply_dump(h, reply);
+    if (ph_match(req, "{tag_query, ~t}", &a) == 1)
+        return reply_tag_query(h, a, reply);
+    if (ph_match(req, "{which_children, ~t}", &a) == 1) {
+        int global = has_option(a, "global");
+        if (global)
+            ei_x_encode_list_header(reply, 1);
+        encode_which_children(h, reply);
+        if (global)
+            ei_x_encode_empty_list(reply);
+        return PH_REPLY;
+    }
+    if (ph_match(req, "{nodes, ~t}", &a) == 1) {
+        if (has_option(a, "include_local"))
+            ph_build(reply, "[~a]", atom_text(h->self_node));
+        else
+            ph_build(reply, "[]");
+        return PH_REPLY;
+    }
+    if (ph_match(req, "is_alive") == 1)
+        return ph_build(reply, "true") == 0 ? PH_REPLY : PH_NOREPLY;
+    if (ph_match(req, "is_locked") == 1 || ph_match(req, "is_partitioned") == 1)
+        return ph_build(reply, "false") == 0 ? PH_REPLY : PH_NOREPLY;
+    if (ph_match(req, "{register_hook_handlers, ~a, ~t}", key, &a) == 1) {
+        int rc = hooks_register_terms(h->hooks, key, a, ph_from_pid(from).node);
+        if (rc == 0)
+            ph_build(reply, "ok");
+        else if (rc == -1)
+            ph_build(reply, "{error, failed_to_register_some_handlers}");
+        else
+            ph_build(reply, "{error, {bad_handlers, ~t}}", a);
+        return PH_REPLY;
+    }
+    if (ph_match(req, "{cancel_hook_handlers, ~a, ~t}", key, &a) == 1) {
+        hooks_cancel_terms(h->hooks, key, a);
+        return ph_build(reply, "ok") == 0 ? PH_REPLY : PH_NOREPLY;
+    }
+    ph_build(reply, "{error, {unknown_request, ~t}}", req);
+    return PH_REPLY;
+}
+
+static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
+{
+    hub *h = state;
+    ph_term p, reason;
+    ph_pid pid;
+    if (ph_match(msg, "{'EXIT', ~t, ~t}", &p, &reason) == 1 && ph_decode_pid(p, &pid) == 0) {
+        child *c = child_find(h, pid, NULL);
+        if (c)
+            child_exited(h, ctx, c, reason);
+        return PH_OK;
+    }
+    if (ph_match(msg, "{'$hub_shutdown_timeout', ~t}", &p) == 1 && ph_decode_pid(p, &pid) == 0) {
+        child *c = child_find(h, pid, NULL);
+        if (c && c->stopping) {
+            ph_buf k;
+            ph_buf_init(&k);
+            ph_build(&k, "kill");
+            ph_exit(ctx, pid, ph_buf_term(&k));
+            ph_buf_free(&k);
+        }
+        return PH_OK;
+    }
+    if (ph_match(msg, "{rex, _}") == 1)
+        return PH_OK; /* results of M/F/A hook handlers */
+    return PH_OK;
+}
+
+static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
+{
+    (void)args;
+    hub *h = calloc(1, sizeof *h);
+    if (!h)
+        return PH_STOP;
+    h->cfg = *start_config;
+    h->cfg.child_specs.buff = NULL; /* not owned */
+    h->self_node = runtime_self_node();
+    h->reg = registry_new();
+    h->hooks = hooks_new();
+    uint32_t max = h->cfg.dsup_max_restarts ? h->cfg.dsup_max_restarts : 1;
+    h->restarts = calloc(max, sizeof *h->restarts);
+    if (!h->reg || !h->hooks || !h->restarts || children_grow(h) != 0) {
+        ph_stop_reasonf(ctx, "enomem");
+        goto fail;
+    }
+    hooks_install_pending(h->hooks);
+    ph_trap_exit(ctx, 1);
+    *state = h;
+    ph_term specs = ph_buf_term(&start_config->child_specs);
+    ph_iter it;
+    if (ph_iter_begin(&it, specs) > 0) {
+        start_opts o;
+        ph_buf result, none;
+        ph_buf_init(&result);
+        ph_buf_init(&none);
+        ph_build(&none, "[]");
+        parse_opts(ph_buf_term(&none), &o, &result);
+        int rc = start_batch(h, ctx, specs, &o, &result);
+        if (rc != 0) {
+            char text[512];
+            LOG_E("hub", "%s: static children failed to start: %s", h->cfg.hub_id,
+                  ph_term_format(ph_buf_term(&result), text, sizeof text));
+            ph_stop_reasonf(ctx, "{static_children_failed, ~t}", ph_buf_term(&result));
+            ph_buf_free(&result);
+            ph_buf_free(&none);
+            return PH_STOP; /* terminate frees the state */
+        }
+        ph_buf_free(&result);
+        ph_buf_free(&none);
+    }
+    return PH_OK;
+fail:
+    registry_free(h->reg);
+    hooks_free(h->hooks);
+    free(h->restarts);
+    free(h->children);
+    free(h);
+    return PH_STOP;
+}
+
+static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
+{
+    hub *h = state;
+    if (!h)
+        return;
+    fire(h, ctx, "coordinator_shutdown_hook", reason);
+    /* Children are linked: they get the hub's exit signal. Free the books. */
+    for (uint32_t i = 0; i < h->cap; i++) {
+        child *c = h->children[i];
+        if (c && c != GONE) {
+            if (c->wait) {
+                c->wait->outstanding--;
+                stop_wait_done(c->wait);
+            }
+            free(c);
+        }
+    }
+    free(h->children);
+    registry_free(h->reg);
+    hooks_free(h->hooks);
+    free(h->restarts);
+    free(h);
+}
+
+static const ph_worker_module hub_module = {
+    .name = "$hub",
+    .init = hub_init,
+    .handle_call = hub_call,
+    .handle_info = hub_info,
+    .terminate = hub_terminate,
+    .system = 1,
+};
+
+int hub_config_defaults(hub_config *c)
+{
+    memset(c, 0, sizeof *c);
+    strcpy(c->hub_id, "my_hub");
+    c->hubs_discover_interval = 10000;
+    c->deadlock_recovery_timeout = 60000;
+    c->storage_purge_interval = 15000;
+    c->migr_base_timeout = 15000;
+    c->dsup_max_restarts = 100;
+    c->dsup_max_seconds = 4;
+    c->dsup_shutdown_timeout = 60000;
+    if (ph_buf_init(&c->child_specs) != 0)
+        return -1;
+    return ph_build(&c->child_specs, "[]");
+}
+
+void hub_config_free(hub_config *c)
+{
+    if (c->child_specs.buff)
+        ph_buf_free(&c->child_specs);
+}
+
+int hub_start(const hub_config *c)
+{
+    if (!ph_find_module(hub_module.name) && ph_register_module(&hub_module) != 0)
+        return -1;
+    start_config = c;
+    ph_buf args, error;
+    ph_buf_init(&args);
+    ph_buf_init(&error);
+    ph_build(&args, "[]");
+    ph_spawn_opts opts = {.name = c->hub_id};
+    ph_pid pid;
+    int rc = ph_spawn(NULL, hub_module.name, ph_buf_term(&args), &opts, &pid, &error);
+    if (rc != 0) {
+        char text[512];
+        LOG_E("hub", "hub %s did not start: %s", c->hub_id,
+              ph_term_format(ph_buf_term(&error), text, sizeof text));
+    }
+    ph_buf_free(&args);
+    ph_buf_free(&error);
+    return rc;
+}

@@ -1,0 +1,32 @@
+/*
+ * hub.h - the hub on this node: the process registered as hub_id that
+ * answers ProcessHub's API (docs/api.md), keeps the registry, supervises
+ * the children started here and fires the hooks.
+ */
+#ifndef PH_HUB_H
+#define PH_HUB_H
+
+#include <processhub/term.h>
+#include <stdint.h>
+
+typedef struct hub_config {
+    char hub_id[256];
+    ph_buf child_specs; /* a list of child spec maps ([] when none) */
+    unsigned hubs_discover_interval;
+    unsigned deadlock_recovery_timeout;
+    unsigned storage_purge_interval;
+    unsigned migr_base_timeout;
+    unsigned dsup_max_restarts;
+    unsigned dsup_max_seconds;
+    unsigned dsup_shutdown_timeout;
+} hub_config;
+
+/* Defaults of %ProcessHub{}, hub_id my_hub and no static children. */
+int hub_config_defaults(hub_config *c);
+void hub_config_free(hub_config *c);
+
+/* Starts the hub process (static children first). 0, or -1 with the reason
+ * logged (e.g. a static child failed to start). */
+int hub_start(const hub_config *c);
+
+#endif

@@ -1,0 +1,261 @@
+/* registry.c - open-addressing hash of rows keyed by canonical id bytes;
+ * each row is one allocation (key, spec and metadata inline). */
+#include "hub/registry.h"
+
+#include "hub/atoms.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct registry {
+    reg_row **slots; /* NULL = empty, TOMBSTONE = deleted */
+    uint32_t cap;
+    uint32_t count;
+    uint32_t used; /* count + tombstones */
+};
+
+static reg_row tombstone_row;
+#define TOMBSTONE (&tombstone_row)
+
+static uint32_t hash_bytes(const char *p, uint32_t n)
+{
+    uint32_t h = 2166136261u;
+    for (uint32_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+
+registry *registry_new(void)
+{
+    registry *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->cap = 64;
+    r->slots = calloc(r->cap, sizeof *r->slots);
+    if (!r->slots) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void free_row(reg_row *row)
+{
+    if (row->nodes != &row->inline_node)
+        free(row->nodes);
+    free(row);
+}
+
+void registry_free(registry *r)
+{
+    if (!r)
+        return;
+    for (uint32_t i = 0; i < r->cap; i++)
+        if (r->slots[i] && r->slots[i] != TOMBSTONE)
+            free_row(r->slots[i]);
+    free(r->slots);
+    free(r);
+}
+
+uint32_t registry_count(const registry *r)
+{
+    return r->count;
+}
+
+int registry_key(ph_term id, ph_buf *out)
+{
+    char atom[PH_ATOM_BUF];
+    const char *bin;
+    size_t bin_len;
+    if (ph_match(id, "~a", atom) == 1)
+        return ei_x_encode_atom(out, atom) == 0 ? 0 : -1;
+    if (ph_match(id, "~b", &bin, &bin_len) == 1 && bin_len <= 60000)
+        return ei_x_encode_binary(out, bin, (long)bin_len) == 0 ? 0 : -1;
+    return -1;
+}
+
+static uint32_t find_slot(const registry *r, const char *key, uint32_t key_len, uint32_t h,
+                          int *found)
+{
+    uint32_t first_free = UINT32_MAX;
+    for (uint32_t i = h & (r->cap - 1), n = 0; n < r->cap; i = (i + 1) & (r->cap - 1), n++) {
+        reg_row *row = r->slots[i];
+        if (!row) {
+            *found = 0;
+            return first_free != UINT32_MAX ? first_free : i;
+        }
+        if (row == TOMBSTONE) {
+            if (first_free == UINT32_MAX)
+                first_free = i;
+            continue;
+        }
+        if (row->hash == h && row->key_len == key_len && memcmp(row->data, key, key_len) == 0) {
+            *found = 1;
+            return i;
+        }
+    }
+    *found = 0;
+    return first_free;
+}
+
+reg_row *registry_get(registry *r, const char *key, uint32_t key_len)
+{
+    int found;
+    uint32_t i = find_slot(r, key, key_len, hash_bytes(key, key_len), &found);
+    return found ? r->slots[i] : NULL;
+}
+
+static int grow(registry *r)
+{
+    uint32_t cap = r->count * 4 > r->cap ? r->cap * 2 : r->cap; /* rehash drops tombstones */
+    reg_row **slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return -1;
+    for (uint32_t i = 0; i < r->cap; i++) {
+        reg_row *row = r->slots[i];
+        if (!row || row == TOMBSTONE)
+            continue;
+        uint32_t j = row->hash & (cap - 1);
+        while (slots[j])
+            j = (j + 1) & (cap - 1);
+        slots[j] = row;
+    }
+    free(r->slots);
+    r->slots = slots;
+    r->cap = cap;
+    r->used = r->count;
+    return 0;
+}
+
+static int set_nodes(reg_row *row, const reg_node_pid *nodes, uint16_t n)
+{
+    reg_node_pid *dst = &row->inline_node;
+    if (n > 1) {
+        dst = malloc(n * sizeof *dst);
+        if (!dst)
+            return -1;
+    }
+    if (n)
+        memcpy(dst, nodes, n * sizeof *dst);
+    if (row->nodes && row->nodes != &row->inline_node)
+        free(row->nodes);
+    row->nodes = dst;
+    row->n_nodes = n;
+    return 0;
+}
+
+reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
+                      ph_term metadata, const reg_node_pid *nodes, uint16_t n_nodes)
+{
+    int spec_end = ph_term_end(spec), meta_end = ph_term_end(metadata);
+    if (spec_end < 0 || meta_end < 0 || key_len > 0xffff)
+        return NULL;
+    uint32_t spec_len = (uint32_t)(spec_end - spec.index);
+    uint32_t meta_len = (uint32_t)(meta_end - metadata.index);
+    if ((r->used + 1) * 4 > r->cap * 3 && grow(r) != 0)
+        return NULL;
+    uint32_t h = hash_bytes(key, key_len);
+    int found;
+    uint32_t slot = find_slot(r, key, key_len, h, &found);
+    reg_row *old = found ? r->slots[slot] : NULL;
+    reg_row *row = malloc(sizeof *row + key_len + spec_len + meta_len);
+    if (!row)
+        return NULL;
+    row->hash = h;
+    row->key_len = (uint16_t)key_len;
+    row->spec_len = spec_len;
+    row->meta_len = meta_len;
+    row->nodes = NULL;
+    row->n_nodes = 0;
+    memcpy(row->data, key, key_len);
+    memcpy(row->data + key_len, spec.buf + spec.index, spec_len);
+    memcpy(row->data + key_len + spec_len, metadata.buf + metadata.index, meta_len);
+    const reg_node_pid *src = nodes ? nodes : (old ? old->nodes : NULL);
+    uint16_t n = nodes ? n_nodes : (old ? old->n_nodes : 0);
+    if (set_nodes(row, src, n) != 0) {
+        free(row);
+        return NULL;
+    }
+    if (old) {
+        free_row(old);
+    } else {
+        r->count++;
+        if (!r->slots[slot])
+            r->used++;
+    }
+    r->slots[slot] = row;
+    return row;
+}
+
+int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid)
+{
+    (void)r;
+    for (uint16_t i = 0; i < row->n_nodes; i++) {
+        if (row->nodes[i].node == node) {
+            row->nodes[i].pid = pid;
+            return 0;
+        }
+    }
+    reg_node_pid *n = malloc((row->n_nodes + 1u) * sizeof *n);
+    if (!n)
+        return -1;
+    if (row->n_nodes)
+        memcpy(n, row->nodes, row->n_nodes * sizeof *n);
+    n[row->n_nodes] = (reg_node_pid){node, pid};
+    int rc = set_nodes(row, n, (uint16_t)(row->n_nodes + 1));
+    free(n);
+    return rc;
+}
+
+void registry_delete(registry *r, reg_row *row)
+{
+    int found;
+    uint32_t slot = find_slot(r, row->data, row->key_len, row->hash, &found);
+    if (!found)
+        return;
+    r->slots[slot] = TOMBSTONE;
+    r->count--;
+    free_row(row);
+}
+
+int registry_remove_node(registry *r, reg_row *row, uint32_t node)
+{
+    for (uint16_t i = 0; i < row->n_nodes; i++) {
+        if (row->nodes[i].node != node)
+            continue;
+        row->nodes[i] = row->nodes[row->n_nodes - 1];
+        row->n_nodes--;
+        if (row->n_nodes == 0) {
+            registry_delete(r, row);
+            return 1;
+        }
+        if (row->n_nodes == 1 && row->nodes != &row->inline_node) {
+            row->inline_node = row->nodes[0];
+            free(row->nodes);
+            row->nodes = &row->inline_node;
+        }
+        return 0;
+    }
+    return 0;
+}
+
+reg_row *registry_next(registry *r, uint32_t *i)
+{
+    while (*i < r->cap) {
+        reg_row *row = r->slots[(*i)++];
+        if (row && row != TOMBSTONE)
+            return row;
+    }
+    return NULL;
+}
+
+int registry_encode_nodes(ph_buf *b, const reg_row *row)
+{
+    for (uint16_t i = 0; i < row->n_nodes; i++) {
+        if (ei_x_encode_list_header(b, 1) != 0 || ei_x_encode_tuple_header(b, 2) != 0 ||
+            ei_x_encode_atom(b, atom_text(row->nodes[i].node)) != 0 ||
+            ph_encode_pid(b, row->nodes[i].pid) != 0)
+            return -1;
+    }
+    return ei_x_encode_empty_list(b) == 0 ? 0 : -1;
+}

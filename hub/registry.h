@@ -1,0 +1,72 @@
+/*
+ * registry.h - the hub's process registry: child id -> {child spec,
+ * [{node, pid}], metadata}, one row per child, one {node, pid} per replica.
+ *
+ * Owned by the hub process (one thread at a time), so it takes no locks.
+ * Ids are atoms or binaries, kept in a canonical encoding so that the same
+ * id sent by different nodes finds the same row.
+ */
+#ifndef PH_REGISTRY_H
+#define PH_REGISTRY_H
+
+#include <processhub/worker.h>
+#include <stdint.h>
+
+typedef struct reg_node_pid {
+    uint32_t node;
+    ph_pid pid;
+} reg_node_pid;
+
+typedef struct reg_row {
+    uint32_t hash;
+    uint16_t key_len;
+    uint16_t n_nodes;
+    uint32_t spec_len;
+    uint32_t meta_len;
+    reg_node_pid *nodes; /* n_nodes entries; points at inline_node when n_nodes <= 1 */
+    reg_node_pid inline_node;
+    char data[]; /* key, spec, metadata: encoded terms without version byte */
+} reg_row;
+
+typedef struct registry registry;
+
+registry *registry_new(void);
+void registry_free(registry *r);
+uint32_t registry_count(const registry *r);
+
+/* Canonical key bytes of an id term (atom or binary): 0 and the key in
+ * out (a ph_buf the caller owns), -1 if the term is not a valid id. */
+int registry_key(ph_term id, ph_buf *out);
+
+reg_row *registry_get(registry *r, const char *key, uint32_t key_len);
+/* Inserts or replaces the row for key. On replace the node list is kept
+ * unless nodes is given. Returns the row or NULL when out of memory. */
+reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
+                      ph_term metadata, const reg_node_pid *nodes, uint16_t n_nodes);
+/* Sets node's pid in the row (adds the node if missing). 0 or -1. */
+int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid);
+/* Removes node from the row; deletes the row when no node is left.
+ * Returns 1 if the row was deleted. */
+int registry_remove_node(registry *r, reg_row *row, uint32_t node);
+void registry_delete(registry *r, reg_row *row);
+
+static inline ph_term reg_row_key(const reg_row *row)
+{
+    return (ph_term){row->data, 0};
+}
+static inline ph_term reg_row_spec(const reg_row *row)
+{
+    return (ph_term){row->data + row->key_len, 0};
+}
+static inline ph_term reg_row_meta(const reg_row *row)
+{
+    return (ph_term){row->data + row->key_len + row->spec_len, 0};
+}
+
+/* Iteration: i from 0; returns the next row or NULL at the end. */
+reg_row *registry_next(registry *r, uint32_t *i);
+
+/* Appends [{Node, Pid}] of the row. */
+int registry_encode_nodes(ph_buf *b, const reg_row *row);
+
+#endif
