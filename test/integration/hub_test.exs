@@ -150,17 +150,18 @@ defmodule PhNode.HubTest do
     id
   end
 
-  # a bad input: the whole request refused, or one per-child {:bad_spec, _} error
-  defp assert_bad_spec_result(res, node, what) do
+  # a bad input: the whole request refused, or one per-child {:bad_spec, _} error;
+  # nil if so, else a description of the problem
+  defp bad_spec_problem(res, node, what) do
     case res do
       {:error, _} ->
-        :ok
+        nil
 
       {:ok, %{status: :error, started: [], errors: [{_, ^node, {:bad_spec, _}}]}} ->
-        :ok
+        nil
 
       other ->
-        flunk("#{what}: expected {:error, _} or one {:bad_spec, _} error, got #{inspect(other)}")
+        "#{what}: expected {:error, _} or one {:bad_spec, _} error, got #{inspect(other)}"
     end
   end
 
@@ -268,8 +269,7 @@ defmodule PhNode.HubTest do
 
       assert {:ok, res} = start_await(hub, [spec(c, :counter, [2])], check_existing: false)
 
-      assert %{status: :error, started: [], errors: [{^c, ^node, {:already_started, ^pid}}]} =
-               res
+      assert %{status: :error, started: [], errors: [{^c, ^node, {:already_started, ^pid}}]} = res
 
       assert res.rollback == false
       # the registry still has the first one, with its state
@@ -283,8 +283,7 @@ defmodule PhNode.HubTest do
       s = spec(c, :counter, [4])
       assert {:ok, res} = start_await(hub, [s, s])
 
-      assert %{status: :error, started: [{^c, [{^node, pid}]}], errors: [{^c, ^node, err}]} =
-               res
+      assert %{status: :error, started: [{^c, [{^node, pid}]}], errors: [{^c, ^node, err}]} = res
 
       assert err == {:already_started, pid}
       assert call(hub, {:get_pids, c}) == [pid]
@@ -356,10 +355,30 @@ defmodule PhNode.HubTest do
 
       # without a failure, rollback changes nothing
       ok = cid("rb_fine")
+
       assert {:ok, %{status: :ok, rollback: false}} =
                start_await(hub, [spec(ok)], on_failure: :rollback)
 
       assert is_pid(call(hub, {:get_pid, ok}))
+    end
+
+    test "§14.8 on_failure: :rollback without awaitable -> :start_initiated, nothing left",
+         %{hub: hub} do
+      [good, bad] = [cid("rbn_good"), cid("rbn_bad")]
+
+      assert call(
+               hub,
+               {:start_children, [spec(good, :counter, [1]), spec(bad, :no_such_module_rb, [])],
+                [on_failure: :rollback]}
+             ) == {:ok, :start_initiated}
+
+      assert wait_until(fn ->
+               call(hub, {:child_lookup, good}) == nil and call(hub, {:child_lookup, bad}) == nil
+             end),
+             "rollback without awaitable left #{inspect(call(hub, {:child_lookup, good}))}"
+
+      Process.sleep(100)
+      assert call(hub, {:child_lookup, good}) == nil
     end
 
     # §14.9 (stray messages vs Future.await) and §14.10 (Future.await input checks)
@@ -369,7 +388,10 @@ defmodule PhNode.HubTest do
          %{hub: hub, node: node} do
       unknown = cid("never_started")
       {ms, res} = PhTest.timed_call(hub, {:stop_children, [unknown], [awaitable: true]}, 5000)
-      assert {:ok, {:ok, %{status: :error, stopped: [], errors: [{^unknown, ^node, :not_found}]}}} = res
+
+      assert {:ok, {:ok, %{status: :error, stopped: [], errors: [{^unknown, ^node, :not_found}]}}} =
+               res
+
       assert ms < 2000, "stop of an unknown id took #{ms} ms"
 
       c = cid("stop_me")
@@ -382,7 +404,8 @@ defmodule PhNode.HubTest do
       k = cid("stop_known")
       start_one!(hub, spec(k))
 
-      assert {:ok, %{status: :error, stopped: [{^k, [^node]}], errors: [{^unknown, ^node, :not_found}]}} =
+      assert {:ok,
+              %{status: :error, stopped: [{^k, [^node]}], errors: [{^unknown, ^node, :not_found}]}} =
                stop_await(hub, [k, unknown])
 
       assert call(hub, {:child_lookup, k}) == nil
@@ -424,7 +447,13 @@ defmodule PhNode.HubTest do
     test "§14.14 metadata given at start comes back from registry_dump and child_lookup",
          %{hub: hub, node: node} do
       [a, b] = [cid("meta_a"), bid("meta_b")]
-      meta = %{"k" => [1, 2.5, "v"], :tag => "meta_#{System.unique_integer([:positive])}", :n => %{x: {1, :two}}}
+
+      meta = %{
+        "k" => [1, 2.5, "v"],
+        :tag => "meta_#{System.unique_integer([:positive])}",
+        :n => %{x: {1, :two}}
+      }
+
       pids = start_ok!(hub, [spec(a), spec(b, :echo, [])], metadata: meta)
 
       dump = call(hub, :registry_dump)
@@ -434,7 +463,10 @@ defmodule PhNode.HubTest do
         pid = pids[id]
         assert {sp, [{^node, ^pid}], ^meta} = Map.fetch!(dump, id)
         assert_spec(sp, %{id: id})
-        assert {sp2, [{^node, ^pid}], ^meta} = call(hub, {:child_lookup, id, [with_metadata: true]})
+
+        assert {sp2, [{^node, ^pid}], ^meta} =
+                 call(hub, {:child_lookup, id, [with_metadata: true]})
+
         assert sp2 == sp
         assert {^sp, [{^node, ^pid}]} = call(hub, {:child_lookup, id})
       end
@@ -475,6 +507,7 @@ defmodule PhNode.HubTest do
 
       # the same id again, alone or in a batch
       dup = %{id: id, pid: self(), p: 0}
+
       assert call(hub, {:register_hook_handlers, key, [dup]}) ==
                {:error, :failed_to_register_some_handlers}
 
@@ -490,7 +523,8 @@ defmodule PhNode.HubTest do
 
       assert call(
                hub,
-               {:register_hook_handlers, key, [%{id: twin, pid: self(), p: 0}, %{id: twin, pid: self(), p: 1}]}
+               {:register_hook_handlers, key,
+                [%{id: twin, pid: self(), p: 0}, %{id: twin, pid: self(), p: 1}]}
              ) == {:error, :failed_to_register_some_handlers}
 
       # cancel whatever the failed batches may have registered, so exactly `id` is left
@@ -654,8 +688,86 @@ defmodule PhNode.HubTest do
       assert {^sp, [{^node, ^pid}], %{tag: "lk_tag", owner: :me}} =
                call(hub, {:child_lookup, c, [with_metadata: true]})
 
+      assert {^sp, [{^node, ^pid}]} = call(hub, {:child_lookup, c, [with_metadata: false]})
+      assert {^sp, [{^node, ^pid}]} = call(hub, {:child_lookup, c, []})
       assert call(hub, {:get_pid, c}) == pid
       assert call(hub, {:get_pids, c}) == [pid]
+    end
+
+    test "1000 children in one call: all registered, then all stopped", %{hub: hub, node: node} do
+      prefix = bid("big")
+      ids = for i <- 1..1000, do: "#{prefix}_#{i}"
+
+      {us, pids} =
+        :timer.tc(fn ->
+          start_ok!(hub, Enum.map(ids, &spec(&1, :echo, [])), metadata: %{tag: prefix})
+        end)
+
+      assert map_size(pids) == 1000
+      assert length(Enum.uniq(Map.values(pids))) == 1000
+      assert length(call(hub, {:tag_query, prefix})) == 1000
+      local = Map.new(call(hub, {:process_list, :local}))
+      for id <- ids, do: assert(local[id] == pids[id])
+      {^node, kids} = call(hub, {:which_children, []})
+      kid_ids = MapSet.new(kids, &elem(&1, 0))
+      assert Enum.all?(ids, &MapSet.member?(kid_ids, &1))
+
+      assert {:ok, %{status: :ok, stopped: stopped, errors: []}} = stop_await(hub, ids)
+      assert length(stopped) == 1000
+      assert call(hub, {:tag_query, prefix}) == []
+      dump = call(hub, :registry_dump)
+      refute Enum.any?(ids, &Map.has_key?(dump, &1))
+      assert us < 20_000_000
+    end
+
+    test "concurrent callers: distinct ids all start; one id raced by 20 callers starts once",
+         %{hub: hub, node: node} do
+      prefix = bid("conc")
+
+      results =
+        1..20
+        |> Enum.map(fn t ->
+          Task.async(fn ->
+            specs = for i <- 1..25, do: spec("#{prefix}_#{t}_#{i}", :counter, [i])
+            start_await(hub, specs)
+          end)
+        end)
+        |> Task.await_many(30_000)
+
+      for r <- results, do: assert({:ok, %{status: :ok, errors: []}} = r)
+
+      assert length(
+               Enum.filter(
+                 call(hub, {:process_list, :local}),
+                 &String.starts_with?(to_string(elem(&1, 0)), prefix)
+               )
+             ) == 500
+
+      race = bid("race")
+
+      outcomes =
+        1..20
+        |> Enum.map(fn _ -> Task.async(fn -> start_await(hub, [spec(race, :echo, [])]) end) end)
+        |> Task.await_many(30_000)
+
+      winners = for {:ok, %{status: :ok, started: [{^race, [{^node, p}]}]}} <- outcomes, do: p
+      assert [winner] = winners, inspect(outcomes)
+
+      for o <- outcomes, not match?({:ok, %{status: :ok}}, o) do
+        assert o == {:error, {:already_started, [race]}} or
+                 match?(
+                   {:ok,
+                    %{
+                      status: :error,
+                      started: [],
+                      errors: [{^race, ^node, {:already_started, _}}]
+                    }},
+                   o
+                 ),
+               inspect(o)
+      end
+
+      assert call(hub, {:get_pids, race}) == [winner]
     end
 
     test "registry_dump", %{hub: hub, node: node} do
@@ -728,7 +840,9 @@ defmodule PhNode.HubTest do
       pids = start_ok!(hub, Enum.map(ids, &spec(&1, :echo, [])), metadata: %{tag: tag})
 
       for id <- ids do
-        assert {_, [{^node, p}], %{tag: ^tag}} = call(hub, {:child_lookup, id, [with_metadata: true]})
+        assert {_, [{^node, p}], %{tag: ^tag}} =
+                 call(hub, {:child_lookup, id, [with_metadata: true]})
+
         assert p == pids[id]
       end
 
@@ -738,8 +852,7 @@ defmodule PhNode.HubTest do
     test "child_mapping is accepted as a map of lists, refused otherwise", %{hub: hub, node: node} do
       c = cid("cm")
 
-      assert {:ok, %{status: :ok}} =
-               start_await(hub, [spec(c)], child_mapping: %{c => [node]})
+      assert {:ok, %{status: :ok}} = start_await(hub, [spec(c)], child_mapping: %{c => [node]})
 
       bad = cid("cm_bad")
       res = start_await(hub, [spec(bad)], child_mapping: [{bad, [node]}])
@@ -751,6 +864,7 @@ defmodule PhNode.HubTest do
       c = cid("logged_failure")
       off = PhTest.log_size(ph)
       assert {:ok, %{status: :error}} = start_await(hub, [spec(c, :no_such_module_logged, [])])
+
       assert PhTest.wait_log(ph, Atom.to_string(c), 3000, off),
              "no log line naming #{c} after a failed start"
 
@@ -790,13 +904,27 @@ defmodule PhNode.HubTest do
 
       before = Map.keys(call(hub, :registry_dump))
 
-      for {what, s} <- bad do
-        assert_bad_spec_result(start_await(hub, [s]), node, what)
-        assert_bad_spec_result(call(hub, {:start_child, s, [awaitable: true]}), node, what <> " (start_child)")
-        # not awaitable: either refused or :start_initiated, and nothing starts
-        res = call(hub, {:start_children, [s], []})
-        assert res == {:ok, :start_initiated} or match?({:error, _}, res), "#{what}: #{inspect(res)}"
-      end
+      problems =
+        Enum.flat_map(bad, fn {what, s} ->
+          res = call(hub, {:start_children, [s], []})
+
+          [
+            bad_spec_problem(start_await(hub, [s]), node, what),
+            bad_spec_problem(
+              call(hub, {:start_child, s, [awaitable: true]}),
+              node,
+              what <> " (start_child)"
+            ),
+            # not awaitable: either refused or :start_initiated, and nothing starts
+            if(res == {:ok, :start_initiated} or match?({:error, _}, res),
+              do: nil,
+              else: "#{what} (not awaitable): #{inspect(res)}"
+            )
+          ]
+        end)
+        |> Enum.reject(&is_nil/1)
+
+      assert problems == [], Enum.join(problems, "\n")
 
       Process.sleep(200)
       assert call(hub, {:child_lookup, c}) == nil
@@ -814,7 +942,10 @@ defmodule PhNode.HubTest do
       [good, b] = [cid("mix_good"), cid("mix_bad")]
       bad_spec = %{id: b, start: {:counter, :start_link, [1]}, restart: :sometimes}
       assert {:ok, res} = start_await(hub, [spec(good), bad_spec])
-      assert %{status: :error, started: [{^good, [{^node, pid}]}], errors: [{^b, ^node, err}]} = res
+
+      assert %{status: :error, started: [{^good, [{^node, pid}]}], errors: [{^b, ^node, err}]} =
+               res
+
       assert err == {:bad_spec, bad_spec}
       assert call(hub, {:get_pid, good}) == pid
       assert call(hub, {:child_lookup, b}) == nil
@@ -844,12 +975,14 @@ defmodule PhNode.HubTest do
         {:process_list, :everywhere}
       ]
 
-      for req <- bad do
-        {ms, res} = PhTest.timed_call(hub, req, 5000)
+      # all of them, then one assertion listing every wrong answer
+      wrong =
+        for req <- bad,
+            {ms, res} = PhTest.timed_call(hub, req, 5000),
+            not match?({:ok, {:error, _}}, res),
+            do: "request #{inspect(req, limit: 8)} -> #{inspect(res)} after #{ms} ms"
 
-        assert match?({:ok, {:error, _}}, res),
-               "request #{inspect(req, limit: 8)} -> #{inspect(res)} after #{ms} ms"
-      end
+      assert wrong == [], Enum.join(wrong, "\n")
 
       # not calls at all
       send(hub, :garbage)
@@ -912,6 +1045,10 @@ defmodule PhNode.HubTest do
       assert {_, [{^node, ^new}]} = call(hub, {:child_lookup, c})
       assert {^node, kids} = call(hub, {:which_children, []})
       assert {c, new, :worker, [:crasher]} in kids
+
+      # spec and metadata survive the restart
+      assert {sp, [{^node, ^new}], %{}} = call(hub, {:child_lookup, c, [with_metadata: true]})
+      assert_spec(sp, %{id: c, start: {:crasher, :start_link, []}})
 
       # a permanent child that stops :normal is restarted too
       assert GenServer.call(new, {:stop, :normal}) == :ok
@@ -1023,7 +1160,10 @@ defmodule PhNode.HubTest do
       assert %{children: children, start_opts: opts} = data
       assert is_list(opts)
       assert [child] = Enum.filter(children, &(&1.child_id == c))
-      assert %{hub_id: :my_hub, nodes: [^node], child_id: ^c, child_spec: cs, metadata: ^meta} = child
+
+      assert %{hub_id: :my_hub, nodes: [^node], child_id: ^c, child_spec: cs, metadata: ^meta} =
+               child
+
       assert_spec(cs, s)
     end
 
@@ -1099,6 +1239,24 @@ defmodule PhNode.HubTest do
       assert_receive {:DOWN, ^ref, :process, ^dead, _}
       hook!(hub, :registry_pid_insert_hook, pid: dead)
       hook!(hub, :registry_pid_insert_hook, p: 1)
+      key = :registry_pid_insert_hook
+      # an mfa handler that fails on this node (undefined function), and one without p
+      bad_id = PhTest.unique_atom("h_badmfa")
+      nop_id = PhTest.unique_atom("h_nop")
+      on_exit(fn -> safe_call(hub, {:cancel_hook_handlers, key, [bad_id, nop_id]}) end)
+
+      assert call(
+               hub,
+               {:register_hook_handlers, key,
+                [%{id: bad_id, m: :no_such_module_h, f: :nope, a: [:_], p: 9}]}
+             ) ==
+               :ok
+
+      assert call(
+               hub,
+               {:register_hook_handlers, key, [%{id: nop_id, m: :erlang, f: :is_atom, a: [:_]}]}
+             ) == :ok
+
       c = cid("deadh")
       pid = start_one!(hub, spec(c))
       assert_receive {:process_hub, :registry_pid_insert_hook, {^c, [{^node, ^pid}]}}, 5000
@@ -1160,7 +1318,14 @@ defmodule PhNode.HubTest do
       assert null in [nil, :null], "JSON null became #{inspect(null)}"
 
       assert {c1spec, _} = call(hub, {:child_lookup, "c1"})
-      assert_spec(c1spec, %{id: "c1", start: {:counter, :start_link, [5]}, restart: :permanent, shutdown: 5000})
+
+      assert_spec(c1spec, %{
+        id: "c1",
+        start: {:counter, :start_link, [5]},
+        restart: :permanent,
+        shutdown: 5000
+      })
+
       assert {t1spec, _} = call(hub, {:child_lookup, "t1"})
       assert t1spec.restart == :temporary
       assert t1spec.shutdown == :brutal_kill
@@ -1207,11 +1372,20 @@ defmodule PhNode.HubTest do
 
           problem =
             cond do
-              status == :timeout -> "did not exit within 10 s"
-              status != 2 -> "exited #{status}, expected 2"
-              length(msg_lines) != 1 -> "expected one 'phnode: ...' line, got #{length(msg_lines)}"
-              not String.contains?(out, field) -> "the message does not name #{field}"
-              true -> nil
+              status == :timeout ->
+                "did not exit within 10 s"
+
+              status != 2 ->
+                "exited #{status}, expected 2"
+
+              length(msg_lines) != 1 ->
+                "expected one 'phnode: ...' line, got #{length(msg_lines)}"
+
+              not String.contains?(out, field) ->
+                "the message does not name #{field}"
+
+              true ->
+                nil
             end
 
           if problem,

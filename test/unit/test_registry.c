@@ -1,0 +1,250 @@
+/* Unit tests: the hub's registry (hub/registry.c) and hook ordering
+ * (hub/hooks.c, C handlers). */
+#include "hub/atoms.h"
+#include "hub/hooks.h"
+#include "hub/registry.h"
+
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+static ph_buf key_of(const char *fmt, const char *text)
+{
+    ph_buf id, key;
+    ph_buf_init(&id);
+    ph_buf_init(&key);
+    ck_assert_int_eq(ph_build(&id, fmt, text), 0);
+    ck_assert_int_eq(registry_key(ph_buf_term(&id), &key), 0);
+    ph_buf_free(&id);
+    return key;
+}
+
+static ph_buf term_of(const char *fmt)
+{
+    ph_buf b;
+    ph_buf_init(&b);
+    ck_assert_int_eq(ph_build(&b, fmt), 0);
+    return b;
+}
+
+START_TEST(keys_are_canonical)
+{
+    /* An atom id encoded as ATOM_EXT ('d') and as SMALL_ATOM_UTF8_EXT give
+     * the same key. */
+    const char latin1[] = {'d', 0, 3, 'a', 'b', 'c'};
+    ph_buf k1, k2 = key_of("~a", "abc");
+    ph_buf_init(&k1);
+    ck_assert_int_eq(registry_key((ph_term){latin1, 0}, &k1), 0);
+    ck_assert_int_eq(k1.index, k2.index);
+    ck_assert_mem_eq(k1.buff, k2.buff, (size_t)k1.index);
+    /* binaries are ids too, and differ from the atom of the same text */
+    ph_buf k3 = key_of("~s", "abc");
+    ck_assert(k3.index != k2.index || memcmp(k3.buff, k2.buff, (size_t)k3.index) != 0);
+    /* integers, tuples, pids are not ids */
+    ph_buf bad = term_of("{a, 1}"), out;
+    ph_buf_init(&out);
+    ck_assert_int_eq(registry_key(ph_buf_term(&bad), &out), -1);
+    ph_buf_free(&bad);
+    bad = term_of("42");
+    ck_assert_int_eq(registry_key(ph_buf_term(&bad), &out), -1);
+    ph_buf_free(&bad);
+    ph_buf_free(&out);
+    ph_buf_free(&k1);
+    ph_buf_free(&k2);
+    ph_buf_free(&k3);
+}
+END_TEST
+
+START_TEST(put_get_replace_delete)
+{
+    registry *r = registry_new();
+    uint32_t node_a = atom_intern("a@h"), node_b = atom_intern("b@h");
+    ph_buf key = key_of("~s", "child-1"), spec = term_of("#{id => \"child-1\"}");
+    ph_buf meta = term_of("#{tag => web}"), meta2 = term_of("#{}");
+    reg_node_pid np = {node_a, {node_a, 1, 2, 3}};
+    reg_row *row = registry_put(r, key.buff, (uint32_t)key.index, ph_buf_term(&spec),
+                                ph_buf_term(&meta), &np, 1);
+    ck_assert_ptr_nonnull(row);
+    ck_assert_uint_eq(registry_count(r), 1);
+    ck_assert_ptr_eq(registry_get(r, key.buff, (uint32_t)key.index), row);
+    ck_assert(ph_term_equal(reg_row_spec(row), ph_buf_term(&spec)));
+    ck_assert(ph_term_equal(reg_row_meta(row), ph_buf_term(&meta)));
+    /* a second replica, then a pid change on the first */
+    ck_assert_int_eq(registry_set_node(r, row, node_b, (ph_pid){node_b, 7, 0, 1}), 0);
+    ck_assert_int_eq(row->n_nodes, 2);
+    ck_assert_int_eq(registry_set_node(r, row, node_a, (ph_pid){node_a, 9, 0, 3}), 0);
+    ck_assert_int_eq(row->n_nodes, 2);
+    ck_assert_uint_eq(row->nodes[0].pid.num, 9);
+    /* replacing the row keeps the nodes when none are given */
+    row = registry_put(r, key.buff, (uint32_t)key.index, ph_buf_term(&spec), ph_buf_term(&meta2),
+                       NULL, 0);
+    ck_assert_int_eq(row->n_nodes, 2);
+    ck_assert_uint_eq(registry_count(r), 1);
+    ck_assert(ph_term_equal(reg_row_meta(row), ph_buf_term(&meta2)));
+    /* removing nodes: the row goes with the last one */
+    ck_assert_int_eq(registry_remove_node(r, row, node_a), 0);
+    ck_assert_int_eq(row->n_nodes, 1);
+    ck_assert_uint_eq(row->nodes[0].node, node_b);
+    ck_assert_int_eq(registry_remove_node(r, row, node_b), 1);
+    ck_assert_uint_eq(registry_count(r), 0);
+    ck_assert_ptr_null(registry_get(r, key.buff, (uint32_t)key.index));
+    registry_free(r);
+    ph_buf_free(&key);
+    ph_buf_free(&spec);
+    ph_buf_free(&meta);
+    ph_buf_free(&meta2);
+}
+END_TEST
+
+START_TEST(many_rows_iterate_once_each)
+{
+    registry *r = registry_new();
+    uint32_t node = atom_intern("a@h");
+    ph_buf spec = term_of("#{}");
+    char name[32];
+    for (int i = 0; i < 20000; i++) {
+        snprintf(name, sizeof name, "c%d", i);
+        ph_buf key = key_of("~s", name);
+        reg_node_pid np = {node, {node, (uint32_t)i, 0, 1}};
+        ck_assert_ptr_nonnull(registry_put(r, key.buff, (uint32_t)key.index, ph_buf_term(&spec),
+                                           ph_buf_term(&spec), &np, 1));
+        ph_buf_free(&key);
+    }
+    /* delete every other one: tombstones must not hide the rest */
+    for (int i = 0; i < 20000; i += 2) {
+        snprintf(name, sizeof name, "c%d", i);
+        ph_buf key = key_of("~s", name);
+        reg_row *row = registry_get(r, key.buff, (uint32_t)key.index);
+        ck_assert_ptr_nonnull(row);
+        registry_delete(r, row);
+        ph_buf_free(&key);
+    }
+    ck_assert_uint_eq(registry_count(r), 10000);
+    uint32_t i = 0, seen = 0;
+    char *marks = calloc(20000, 1);
+    reg_row *row;
+    while ((row = registry_next(r, &i)) != NULL) {
+        uint32_t n = row->nodes[0].pid.num;
+        ck_assert(n % 2 == 1);
+        ck_assert(!marks[n]);
+        marks[n] = 1;
+        seen++;
+    }
+    ck_assert_uint_eq(seen, 10000);
+    free(marks);
+    registry_free(r);
+    ph_buf_free(&spec);
+}
+END_TEST
+
+/* --- hooks: C handlers ---------------------------------------------------- */
+
+static char order[64];
+
+static int record_handler(void *arg, const char *key, ph_term data, ph_buf *altered)
+{
+    (void)key;
+    (void)data;
+    (void)altered;
+    strncat(order, arg, sizeof order - strlen(order) - 1);
+    return 0;
+}
+
+/* Alter hook: appends its arg to the binary it is given. */
+static int alter_handler(void *arg, const char *key, ph_term data, ph_buf *altered)
+{
+    (void)key;
+    const char *bin;
+    size_t len;
+    char text[64];
+    if (ph_match(data, "~b", &bin, &len) != 1 || len > 32)
+        return 0;
+    memcpy(text, bin, len);
+    text[len] = '\0';
+    strcat(text, arg);
+    return ph_build(altered, "~s", text) == 0 ? 1 : 0;
+}
+
+START_TEST(hooks_run_by_priority_and_cancel)
+{
+    hooks *h = hooks_new();
+    order[0] = '\0';
+    ck_assert_int_eq(hooks_register_c(h, "k", "low", 0, record_handler, "L"), 0);
+    ck_assert_int_eq(hooks_register_c(h, "k", "high", 100, record_handler, "H"), 0);
+    ck_assert_int_eq(hooks_register_c(h, "k", "mid", 50, record_handler, "M"), 0);
+    ck_assert_int_eq(hooks_register_c(h, "k", "mid2", 50, record_handler, "m"), 0);
+    ck_assert_int_eq(hooks_register_c(h, "k", "mid", 7, record_handler, "X"), -1); /* duplicate */
+    ph_buf data = term_of("ok"), ids = term_of("[\"mid\", \"unknown\"]");
+    ph_term d = ph_buf_term(&data);
+    hooks_dispatch(h, NULL, "k", &d, NULL);
+    ck_assert_str_eq(order, "HMmL");
+    hooks_cancel_terms(h, "k", ph_buf_term(&ids));
+    hooks_cancel_terms(h, "no_such_key", ph_buf_term(&ids));
+    order[0] = '\0';
+    hooks_dispatch(h, NULL, "k", &d, NULL);
+    ck_assert_str_eq(order, "HmL");
+    ck_assert(!hooks_has(h, "other"));
+    hooks_free(h);
+    ph_buf_free(&data);
+    ph_buf_free(&ids);
+}
+END_TEST
+
+START_TEST(alter_hooks_chain)
+{
+    hooks *h = hooks_new();
+    ck_assert_int_eq(hooks_register_c(h, "alter", "a", 10, alter_handler, "-a"), 0);
+    ck_assert_int_eq(hooks_register_c(h, "alter", "b", 5, alter_handler, "-b"), 0);
+    ph_buf data = term_of("\"x\""), altered;
+    ph_buf_init(&altered);
+    ph_term d = ph_buf_term(&data);
+    hooks_dispatch(h, NULL, "alter", &d, &altered);
+    ph_buf want = term_of("\"x-a-b\"");
+    ck_assert(ph_term_equal(d, ph_buf_term(&want)));
+    hooks_free(h);
+    ph_buf_free(&data);
+    ph_buf_free(&altered);
+    ph_buf_free(&want);
+}
+END_TEST
+
+START_TEST(handler_terms_are_validated)
+{
+    hooks *h = hooks_new();
+    uint32_t node = atom_intern("beam@h");
+    ph_buf good = term_of("[#{id => a, m => erlang, f => send, a => [x, '_'], p => 3}]");
+    ph_buf dup = term_of("[#{id => b, m => m, f => f, a => []}, #{id => b, m => m, f => f, a => []}]");
+    ph_buf bad = term_of("[#{m => m}]"), not_list = term_of("{a}");
+    ck_assert_int_eq(hooks_register_terms(h, "k", ph_buf_term(&good), node), 0);
+    ck_assert_int_eq(hooks_register_terms(h, "k", ph_buf_term(&good), node), -1);
+    ck_assert_int_eq(hooks_register_terms(h, "k", ph_buf_term(&dup), node), -1);
+    ck_assert_int_eq(hooks_register_terms(h, "k", ph_buf_term(&bad), node), -2);
+    ck_assert_int_eq(hooks_register_terms(h, "k", ph_buf_term(&not_list), node), -2);
+    ck_assert(hooks_has(h, "k"));
+    hooks_free(h);
+    ph_buf_free(&good);
+    ph_buf_free(&dup);
+    ph_buf_free(&bad);
+    ph_buf_free(&not_list);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("registry");
+    TCase *tc = tcase_create("registry");
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, keys_are_canonical);
+    tcase_add_test(tc, put_get_replace_delete);
+    tcase_add_test(tc, many_rows_iterate_once_each);
+    tcase_add_test(tc, hooks_run_by_priority_and_cancel);
+    tcase_add_test(tc, alter_hooks_chain);
+    tcase_add_test(tc, handler_terms_are_validated);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    atoms_shutdown();
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
