@@ -101,6 +101,57 @@ defmodule Bench do
   end
 end
 
+defmodule BenchCounter do
+  use GenServer
+  def start_link(n), do: GenServer.start_link(__MODULE__, n, name: {:via, Registry, {BenchReg, n}})
+  def init(n), do: {:ok, n}
+end
+
+defmodule HubBench do
+  def rss_bytes(os_pid) do
+    File.read!("/proc/#{os_pid}/status")
+    |> String.split("\n")
+    |> Enum.find_value(fn l -> if String.starts_with?(l, "VmRSS:"), do: l end)
+    |> String.split()
+    |> Enum.at(1)
+    |> String.to_integer()
+    |> Kernel.*(1024)
+  end
+
+  # One awaitable start_children of n counters on phnode: {ms, bytes per child}.
+  def phnode_start(ph, os_pid, n) do
+    specs = for i <- 1..n, do: %{id: "b#{i}", start: {:counter, :start_link, [0]}}
+    before = rss_bytes(os_pid)
+    t0 = System.monotonic_time(:microsecond)
+    {:ok, %{status: :ok, started: started}} =
+      GenServer.call({:my_hub, ph}, {:start_children, specs, [awaitable: true]}, :infinity)
+    ms = (System.monotonic_time(:microsecond) - t0) / 1000
+    ^n = length(started)
+    bytes = div(rss_bytes(os_pid) - before, n)
+    ids = for i <- 1..n, do: "b#{i}"
+    {:ok, _} = GenServer.call({:my_hub, ph}, {:stop_children, ids, [awaitable: true]}, :infinity)
+    {ms, bytes}
+  end
+
+  # DynamicSupervisor + Registry starting n gen_servers on this node.
+  def beam_start(n) do
+    {:ok, reg} = Registry.start_link(keys: :unique, name: BenchReg)
+    {:ok, sup} = DynamicSupervisor.start_link(strategy: :one_for_one, max_children: :infinity)
+    :erlang.garbage_collect()
+    before = :erlang.memory(:total)
+    t0 = System.monotonic_time(:microsecond)
+    for i <- 1..n, do: {:ok, _} = DynamicSupervisor.start_child(sup, {BenchCounter, "b#{i}"})
+    ms = (System.monotonic_time(:microsecond) - t0) / 1000
+    bytes = div(:erlang.memory(:total) - before, n)
+    Process.unlink(sup)
+    Process.exit(sup, :kill)
+    Process.unlink(reg)
+    Process.exit(reg, :kill)
+    Process.sleep(200)
+    {ms, bytes}
+  end
+end
+
 true = Node.connect(bs)
 :pong = Node.ping(ph)
 ph_echo = Bench.spawn_ph(ph, :echo, [])
@@ -119,3 +170,21 @@ Bench.compare("concurrent_8_callers", "calls/s", rounds, {ph_os, bs_os, 40_000},
 Bench.compare("one_way_200k_sends", "msgs/s", rounds, {ph_os, bs_os, 200_000},
   fn -> Bench.one_way(ph_counter, 200_000) end,
   fn -> Bench.one_way(beam_counter, 200_000) end)
+
+# The hub: get_pid from the registry vs a gen_server answering from ETS.
+{:ok, _} = GenServer.call({:my_hub, ph}, {:start_child, %{id: "c1", start: {:counter, :start_link, [0]}}, []})
+beam_registry = :rpc.call(bs, :erlang, :whereis, [:ph_bench_registry])
+get_pid = fn target -> fn -> for _ <- 1..20_000, do: true = is_pid(GenServer.call(target, {:get_pid, "c1"})) end end
+Bench.compare("hub_get_pid", "calls/s", rounds, {ph_os, bs_os, 20_000},
+  fn -> 20_000 * 1_000_000 / Bench.timed(get_pid.({:my_hub, ph})) end,
+  fn -> 20_000 * 1_000_000 / Bench.timed(get_pid.(beam_registry)) end)
+
+# The hub: 100k children with one awaitable start_children.
+n = 100_000
+{ph_ms, ph_bytes} = HubBench.phnode_start(ph, ph_os, n)
+{b_ms, b_bytes} = HubBench.beam_start(n)
+IO.puts(
+  ~s({"scenario": "hub_start_100k_children", "phnode_ms": #{round(ph_ms)}, "beam_ms": #{round(b_ms)}, ) <>
+    ~s("speedup": #{Float.round(b_ms / ph_ms, 1)}, "phnode_bytes_per_child": #{ph_bytes}, ) <>
+    ~s("beam_bytes_per_child": #{b_bytes}, "beam": "DynamicSupervisor + Registry on one node"})
+)

@@ -477,6 +477,28 @@ int ph_buf_init_versioned(ph_buf *b)
     return ei_x_new_with_version(b) == 0 ? 0 : -1;
 }
 
+int ph_buf_reserve(ph_buf *b, size_t extra)
+{
+    if (!b || !b->buff || b->index < 0 || extra > (size_t)(INT_MAX / 2))
+        return -1;
+    /* ei reallocates (to the exact size) unless 100 bytes beyond what it
+     * writes are free: keep more than that. */
+    size_t need = (size_t)b->index + extra + 256;
+    if (need <= (size_t)b->buffsz)
+        return 0;
+    size_t size = (size_t)b->buffsz * 2;
+    if (size < need + 64)
+        size = need + 64;
+    if (size > (size_t)INT_MAX)
+        size = (size_t)INT_MAX;
+    char *n = realloc(b->buff, size); /* ei allocates with malloc */
+    if (!n)
+        return -1;
+    b->buff = n;
+    b->buffsz = (int)size;
+    return 0;
+}
+
 void ph_buf_reset(ph_buf *b)
 {
     b->index = has_version(b) ? 1 : 0;
@@ -561,6 +583,8 @@ int ph_buf_append_term(ph_buf *b, ph_term t)
     int n = (int)(end - t.index);
     if (points_into(b, t.buf))
         return append_own(b, (int)(t.buf - b->buff) + t.index, n);
+    if (ph_buf_reserve(b, (size_t)n) != 0)
+        return -1;
     return ei_x_append_buf(b, t.buf + t.index, n) == 0 ? 0 : -1;
 }
 
@@ -1722,7 +1746,7 @@ int ph_vbuild(ph_buf *b, const char *fmt, va_list ap)
 {
     struct builder bd = {.b = b, .p = fmt};
 
-    if (!b || !syntax_ok(fmt, MODE_BUILD))
+    if (!b || !syntax_ok(fmt, MODE_BUILD) || ph_buf_reserve(b, 64) != 0)
         return -1;
     int old = b->index;
     va_copy(bd.ap, ap);

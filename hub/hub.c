@@ -204,42 +204,82 @@ static void child_remove(hub *h, child *c)
 
 /* --- child specs -------------------------------------------------------- */
 
+static int atom_at(const char *buf, int *index, char *out)
+{
+    int type, size;
+    if (ei_get_type(buf, index, &type, &size) != 0 ||
+        (type != ERL_ATOM_EXT && type != ERL_SMALL_ATOM_EXT && type != ERL_ATOM_UTF8_EXT &&
+         type != ERL_SMALL_ATOM_UTF8_EXT))
+        return -1;
+    return ei_decode_atom(buf, index, out);
+}
+
+/* One pass over the spec map with ei (the message was validated when it
+ * arrived; this is the hot path of a 100k-child start). */
 static int parse_spec(ph_term spec, spec_info *s)
 {
-    ph_term start, v;
-    char fun[PH_ATOM_BUF], atom[PH_ATOM_BUF];
+    const char *buf = spec.buf;
+    int index = spec.index, arity, type, size;
+    char key[PH_ATOM_BUF], atom[PH_ATOM_BUF], fun[PH_ATOM_BUF];
+    int have_id = 0, have_start = 0;
     memset(s, 0, sizeof *s);
-    if (ph_term_type(spec, NULL) != ERL_MAP_EXT || ph_map_get_atom(spec, "id", &s->id) != 1)
-        return -1;
-    int t = ph_term_type(s->id, NULL);
-    if (t != ERL_ATOM_EXT && t != ERL_BINARY_EXT)
-        return -1;
-    if (ph_map_get_atom(spec, "start", &start) != 1 ||
-        ph_match(start, "{~a, ~a, ~t}", s->module, fun, &s->args) != 1)
-        return -1;
     s->restart = RESTART_PERMANENT;
-    if (ph_map_get_atom(spec, "restart", &v) == 1) {
-        if (ph_match(v, "~a", atom) != 1)
-            return -1;
-        if (strcmp(atom, "permanent") == 0)
-            s->restart = RESTART_PERMANENT;
-        else if (strcmp(atom, "transient") == 0)
-            s->restart = RESTART_TRANSIENT;
-        else if (strcmp(atom, "temporary") == 0)
-            s->restart = RESTART_TEMPORARY;
-        else
-            return -1;
-    }
     s->shutdown_ms = DEFAULT_SHUTDOWN_MS;
-    if (ph_map_get_atom(spec, "shutdown", &v) == 1) {
-        if (ph_match(v, "brutal_kill") == 1)
-            s->shutdown_ms = SHUTDOWN_BRUTAL;
-        else if (ph_match(v, "infinity") == 1)
-            s->shutdown_ms = SHUTDOWN_INFINITY;
-        else if (ph_match(v, "~i", &s->shutdown_ms) != 1 || s->shutdown_ms < 0)
+    if (!buf || ei_decode_map_header(buf, &index, &arity) != 0)
+        return -1;
+    for (int i = 0; i < arity; i++) {
+        if (atom_at(buf, &index, key) != 0) {
+            if (ei_skip_term(buf, &index) != 0 || ei_skip_term(buf, &index) != 0)
+                return -1;
+            continue;
+        }
+        int value = index;
+        if (strcmp(key, "id") == 0) {
+            if (ei_get_type(buf, &index, &type, &size) != 0 ||
+                (type != ERL_BINARY_EXT && type != ERL_ATOM_EXT && type != ERL_SMALL_ATOM_EXT &&
+                 type != ERL_ATOM_UTF8_EXT && type != ERL_SMALL_ATOM_UTF8_EXT))
+                return -1;
+            s->id = (ph_term){buf, value};
+            have_id = 1;
+        } else if (strcmp(key, "start") == 0) {
+            int t = index;
+            if (ei_decode_tuple_header(buf, &t, &size) != 0 || size != 3 ||
+                atom_at(buf, &t, s->module) != 0 || atom_at(buf, &t, fun) != 0)
+                return -1;
+            s->args = (ph_term){buf, t};
+            have_start = 1;
+        } else if (strcmp(key, "restart") == 0) {
+            int t = index;
+            if (atom_at(buf, &t, atom) != 0)
+                return -1;
+            if (strcmp(atom, "permanent") == 0)
+                s->restart = RESTART_PERMANENT;
+            else if (strcmp(atom, "transient") == 0)
+                s->restart = RESTART_TRANSIENT;
+            else if (strcmp(atom, "temporary") == 0)
+                s->restart = RESTART_TEMPORARY;
+            else
+                return -1;
+        } else if (strcmp(key, "shutdown") == 0) {
+            int t = index;
+            long ms;
+            if (atom_at(buf, &t, atom) == 0) {
+                if (strcmp(atom, "brutal_kill") == 0)
+                    s->shutdown_ms = SHUTDOWN_BRUTAL;
+                else if (strcmp(atom, "infinity") == 0)
+                    s->shutdown_ms = SHUTDOWN_INFINITY;
+                else
+                    return -1;
+            } else if (t = index, ei_decode_long(buf, &t, &ms) == 0 && ms >= 0) {
+                s->shutdown_ms = ms;
+            } else {
+                return -1;
+            }
+        }
+        if (ei_skip_term(buf, &index) != 0)
             return -1;
     }
-    return 0;
+    return have_id && have_start ? 0 : -1;
 }
 
 /* --- hooks -------------------------------------------------------------- */
@@ -293,6 +333,7 @@ static void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_
 
 typedef struct start_opts {
     int awaitable, check_existing, rollback, disable_logging;
+    int want_post; /* post-start hooks are registered: build their data */
     long timeout;
     ph_term metadata;
     ph_term all; /* the options as given */
@@ -430,11 +471,21 @@ static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, st
         goto out;
     }
     fire_insert(h, ctx, row);
-    ph_term pt = pid_term(pid, &pidb);
-    elist_add(&r->started, "{~t, [{~a, ~t}]}", s.id, node, pt);
-    elist_add(&r->post, "{~t, {ok, ~t}, ~t, [~a]}", s.id, pt, pt, node);
-    elist_add(&r->startups, "#{cid => ~t, pid => ~t}", s.id, pt);
-    elist_add(&r->started_keys, "~t", ph_buf_term(&key));
+    /* {Cid, [{Node, Pid}]}, encoded directly: this runs per child */
+    ph_buf *st = &r->started.b;
+    if (ph_buf_reserve(st, 64u + (uint32_t)key.index) == 0 &&
+        ei_x_encode_tuple_header(st, 2) == 0 && ph_buf_append_term(st, reg_row_key(row)) == 0 &&
+        ei_x_encode_list_header(st, 1) == 0 && ei_x_encode_tuple_header(st, 2) == 0 &&
+        ei_x_encode_atom(st, node) == 0 && ph_encode_pid(st, pid) == 0 &&
+        ei_x_encode_empty_list(st) == 0)
+        r->started.n++;
+    if (o->want_post) {
+        ph_term pt = pid_term(pid, &pidb);
+        elist_add(&r->post, "{~t, {ok, ~t}, ~t, [~a]}", s.id, pt, pt, node);
+        elist_add(&r->startups, "#{cid => ~t, pid => ~t}", s.id, pt);
+    }
+    if (o->rollback)
+        elist_add(&r->started_keys, "~t", ph_buf_term(&key));
 out:
     (void)scratch;
     ph_buf_free(&key);
@@ -485,6 +536,8 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
         ph_iter_begin(&it, list);
     }
     result_init(&r);
+    ((start_opts *)o)->want_post = hooks_has(h->hooks, "post_children_start_hook") ||
+                                   hooks_has(h->hooks, "process_startups_hook");
     if (hooks_has(h->hooks, "pre_children_start_hook")) {
         elist data;
         elist_init(&data);
@@ -530,9 +583,11 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
         if (have_altered)
             ph_buf_free(&altered);
     }
-    fire(h, ctx, "post_children_start_hook", elist_term(&r.post, &scratch));
-    if (r.startups.n)
-        fire(h, ctx, "process_startups_hook", elist_term(&r.startups, &scratch));
+    if (o->want_post) {
+        fire(h, ctx, "post_children_start_hook", elist_term(&r.post, &scratch));
+        if (r.startups.n)
+            fire(h, ctx, "process_startups_hook", elist_term(&r.startups, &scratch));
+    }
     int rollback = o->rollback && r.errors.n > 0;
     if (rollback) {
         /* Stop every child of this call that started. */
@@ -786,6 +841,7 @@ static ph_result reply_process_list(hub *h, int local, ph_buf *reply)
     while ((row = registry_next(h->reg, &i)) != NULL) {
         if (local && !row_local_pid(h, row, &pid))
             continue;
+        ph_buf_reserve(reply, 128);
         ei_x_encode_list_header(reply, 1);
         ei_x_encode_tuple_header(reply, 2);
         ph_buf_append_term(reply, reg_row_key(row));
@@ -804,6 +860,7 @@ static ph_result reply_dump(hub *h, ph_buf *reply)
     reg_row *row;
     ei_x_encode_map_header(reply, registry_count(h->reg));
     while ((row = registry_next(h->reg, &i)) != NULL) {
+        ph_buf_reserve(reply, 128);
         ph_buf_append_term(reply, reg_row_key(row));
         ei_x_encode_tuple_header(reply, 3);
         ph_buf_append_term(reply, reg_row_spec(row));

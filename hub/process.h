@@ -79,6 +79,11 @@ typedef struct process {
     relation *relations;
     uint32_t n_relations;
     uint32_t cap_relations;
+    /* Hash index over relations by pid (positions + 1, 0 = empty), built
+     * once a process has many: a hub supervising 100k children must not
+     * scan 100k links for every exit. */
+    uint32_t *relation_index;
+    uint32_t relation_index_cap;
     uint32_t name; /* registered name or ATOM_NONE */
     atomic_flag relations_lock;
     uint8_t trap_exit;
@@ -152,8 +157,10 @@ int relation_add(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref, 
  * Returns 1 when one was removed. */
 int relation_remove(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref);
 int relation_find(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref);
-/* Removes the MONITORING relation with ref; 1 and the relation in *out if found. */
-int relation_take_monitoring(process *p, const ph_ref *ref, relation *out);
+/* Removes the MONITORING relation with ref; 1 and the relation in *out if
+ * found. watched: the monitored pid when known (faster), else NULL. */
+int relation_take_monitoring(process *p, const ph_ref *ref, const ph_pid *watched, relation *out);
+void relations_free(process *p);
 /* Adds a monitor held on p by watcher. 0, or -1 when p is no longer alive
  * (or out of memory): the caller answers with DOWN noproc. */
 int process_add_monitor(process *p, ph_pid watcher, const ph_ref *ref, uint32_t name);

@@ -36,12 +36,91 @@ static void unlock_relations(process *p)
     atomic_flag_clear_explicit(&p->relations_lock, memory_order_release);
 }
 
+#define INDEX_FROM 16
+
+static uint32_t pid_slot_hash(ph_pid pid)
+{
+    return (pid.num * 2654435761u) ^ (pid.serial * 40503u) ^ (pid.node * 97u);
+}
+
+static void index_insert(process *p, uint32_t pos)
+{
+    uint32_t mask = p->relation_index_cap - 1;
+    uint32_t i = pid_slot_hash(p->relations[pos].pid) & mask;
+    while (p->relation_index[i])
+        i = (i + 1) & mask;
+    p->relation_index[i] = pos + 1;
+}
+
+/* (Re)builds the index for the current relations; without memory the
+ * process just keeps scanning. */
+static void index_rebuild(process *p)
+{
+    uint32_t cap = 64;
+    while (cap < p->n_relations * 2 + 2)
+        cap *= 2;
+    uint32_t *idx = calloc(cap, sizeof *idx);
+    free(p->relation_index);
+    p->relation_index = idx;
+    p->relation_index_cap = idx ? cap : 0;
+    for (uint32_t i = 0; idx && i < p->n_relations; i++)
+        index_insert(p, i);
+}
+
+/* Slot holding position pos (linear probing from its pid's hash). */
+static uint32_t index_slot_of(const process *p, uint32_t pos)
+{
+    uint32_t mask = p->relation_index_cap - 1;
+    uint32_t i = pid_slot_hash(p->relations[pos].pid) & mask;
+    while (p->relation_index[i] && p->relation_index[i] != pos + 1)
+        i = (i + 1) & mask;
+    return i;
+}
+
+/* Deletes slot i, shifting later entries of the cluster back. */
+static void index_delete_slot(process *p, uint32_t i)
+{
+    uint32_t mask = p->relation_index_cap - 1;
+    p->relation_index[i] = 0;
+    for (uint32_t j = (i + 1) & mask; p->relation_index[j]; j = (j + 1) & mask) {
+        uint32_t pos = p->relation_index[j] - 1;
+        uint32_t home = pid_slot_hash(p->relations[pos].pid) & mask;
+        /* move it back if its home is not in (i, j] */
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            p->relation_index[i] = p->relation_index[j];
+            p->relation_index[j] = 0;
+            i = j;
+        }
+    }
+}
+
 static int find_locked(const process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)
 {
+    if (p->relation_index && (!ref || kind != REL_MONITORING || pid.num || pid.serial)) {
+        uint32_t mask = p->relation_index_cap - 1;
+        for (uint32_t i = pid_slot_hash(pid) & mask; p->relation_index[i]; i = (i + 1) & mask) {
+            uint32_t pos = p->relation_index[i] - 1;
+            const relation *r = &p->relations[pos];
+            if (ph_pid_equal(r->pid, pid) && relation_matches(r, kind, pid, ref))
+                return (int)pos;
+        }
+        return -1;
+    }
     for (uint32_t i = 0; i < p->n_relations; i++)
         if (relation_matches(&p->relations[i], kind, pid, ref))
             return (int)i;
     return -1;
+}
+
+void relations_free(process *p)
+{
+    free(p->relations);
+    free(p->relation_index);
+    p->relations = NULL;
+    p->relation_index = NULL;
+    p->relation_index_cap = 0;
+    p->cap_relations = 0;
+    __atomic_store_n(&p->n_relations, 0, __ATOMIC_RELAXED);
 }
 
 int relation_find(process *p, relation_kind kind, ph_pid pid, const ph_ref *ref)
@@ -70,6 +149,10 @@ static int add_locked(process *p, relation_kind kind, ph_pid pid, const ph_ref *
     if (ref)
         r->ref = *ref;
     __atomic_store_n(&p->n_relations, p->n_relations + 1, __ATOMIC_RELAXED);
+    if (p->relation_index && p->n_relations * 2 <= p->relation_index_cap)
+        index_insert(p, p->n_relations - 1);
+    else if (p->n_relations >= INDEX_FROM)
+        index_rebuild(p);
     return 0;
 }
 
@@ -91,7 +174,13 @@ int process_add_monitor(process *p, ph_pid watcher, const ph_ref *ref, uint32_t 
 
 static void remove_at_locked(process *p, uint32_t i)
 {
-    p->relations[i] = p->relations[p->n_relations - 1];
+    uint32_t last = p->n_relations - 1;
+    if (p->relation_index) {
+        index_delete_slot(p, index_slot_of(p, i));
+        if (i != last) /* the last relation moves to i */
+            p->relation_index[index_slot_of(p, last)] = i + 1;
+    }
+    p->relations[i] = p->relations[last];
     /* The array keeps its capacity: a worker that serves calls gains and
      * loses a monitor on every call. It is freed when the process ends. */
     __atomic_store_n(&p->n_relations, p->n_relations - 1, __ATOMIC_RELAXED);
@@ -107,10 +196,10 @@ int relation_remove(process *p, relation_kind kind, ph_pid pid, const ph_ref *re
     return i >= 0;
 }
 
-int relation_take_monitoring(process *p, const ph_ref *ref, relation *out)
+int relation_take_monitoring(process *p, const ph_ref *ref, const ph_pid *watched, relation *out)
 {
     lock_relations(p);
-    int i = find_locked(p, REL_MONITORING, (ph_pid){0}, ref);
+    int i = find_locked(p, REL_MONITORING, watched ? *watched : (ph_pid){0}, ref);
     if (i >= 0) {
         *out = p->relations[i];
         remove_at_locked(p, (uint32_t)i);
@@ -130,8 +219,7 @@ static uint32_t take_relations(process *p, uint32_t node, int all, relation **ou
         taken = p->relations;
         n = p->n_relations;
         p->relations = NULL;
-        p->cap_relations = 0;
-        __atomic_store_n(&p->n_relations, 0, __ATOMIC_RELAXED);
+        relations_free(p);
     } else {
         for (uint32_t i = 0; i < p->n_relations; i++)
             n += p->relations[i].pid.node == node;
@@ -279,7 +367,7 @@ static void handle_signal(process *p, proc_signal *s)
         break;
     case SIG_DOWN: {
         relation r;
-        if (relation_take_monitoring(p, &s->ref, &r))
+        if (relation_take_monitoring(p, &s->ref, s->name == ATOM_NONE ? &s->from : NULL, &r))
             deliver_down_message(p, s);
         break;
     }

@@ -195,7 +195,7 @@ void process_put(process *p)
         rev = p->queue_head;
     }
     process_answer_dead_signals(p->pid, rev);
-    free(p->relations);
+    relations_free(p);
     release_slot(pid_id(p->pid) & (MAX_CAPACITY - 1));
     free(p);
 }

@@ -251,6 +251,8 @@ reg_row *registry_next(registry *r, uint32_t *i)
 
 int registry_encode_nodes(ph_buf *b, const reg_row *row)
 {
+    if (ph_buf_reserve(b, 80u * row->n_nodes + 8) != 0)
+        return -1;
     for (uint16_t i = 0; i < row->n_nodes; i++) {
         if (ei_x_encode_list_header(b, 1) != 0 || ei_x_encode_tuple_header(b, 2) != 0 ||
             ei_x_encode_atom(b, atom_text(row->nodes[i].node)) != 0 ||

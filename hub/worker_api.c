@@ -110,7 +110,7 @@ int ph_demonitor(ph_ctx *ctx, const ph_ref *ref)
 {
     process *p = ctx->proc;
     relation r;
-    if (!relation_take_monitoring(p, ref, &r))
+    if (!relation_take_monitoring(p, ref, NULL, &r))
         return 0;
     route_demonitor(p->pid, r.pid, r.pid.node, r.name, ref);
     return 1;

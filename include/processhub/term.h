@@ -88,6 +88,11 @@ typedef struct ph_term {
 int ph_buf_init(ph_buf *b);
 int ph_buf_init_versioned(ph_buf *b);
 void ph_buf_reset(ph_buf *b);
+/* Makes room for at least extra more bytes, growing geometrically (ei's own
+ * growth is linear, which makes building a large term quadratic). ph_build
+ * and ph_buf_append_term call it; call it before long runs of ei_x_encode_*.
+ * 0 or -1. */
+int ph_buf_reserve(ph_buf *b, size_t extra);
 void ph_buf_free(ph_buf *b);
 
 /* Appends one term described by fmt. Returns 0, or -1 on a malformed

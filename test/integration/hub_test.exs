@@ -434,6 +434,37 @@ defmodule PhNode.HubTest do
       assert GenServer.call(p1b, :get) == 11
     end
 
+    test "unicode and long ids come back exactly as given", %{hub: hub, node: node} do
+      n = System.unique_integer([:positive])
+      ua = :"ünïcödé_атом_#{n}"
+      ub = "ключ_🔑_#{n}"
+      long = String.duplicate("l", 5000) <> "_#{n}"
+      hook!(hub, :registry_pid_insert_hook)
+      pids = start_ok!(hub, [spec(ua), spec(ub), spec(long)])
+      assert Map.keys(pids) |> Enum.sort() == Enum.sort([ua, ub, long])
+
+      for id <- [ua, ub, long] do
+        pid = pids[id]
+        assert_receive {:process_hub, :registry_pid_insert_hook, {^id, [{^node, ^pid}]}}, 5000
+        assert call(hub, {:get_pid, id}) == pid
+        assert {sp, [{^node, ^pid}]} = call(hub, {:child_lookup, id})
+        assert sp.id == id
+        assert {id, [{node, pid}]} in call(hub, {:process_list, :global})
+        assert {id, pid} in call(hub, {:process_list, :local})
+        assert Map.has_key?(call(hub, :registry_dump), id)
+        {^node, kids} = call(hub, {:which_children, []})
+        assert {id, pid, :worker, [:counter]} in kids
+      end
+
+      # a restart keeps the id intact too
+      Process.exit(pids[ua], :kill)
+      assert is_pid(wait_new_pid(hub, ua, pids[ua]))
+
+      assert {:ok, %{status: :ok, stopped: stopped}} = stop_await(hub, [ua, ub, long])
+      assert Enum.sort(stopped) == Enum.sort([{ua, [node]}, {ub, [node]}, {long, [node]}])
+      for id <- [ua, ub, long], do: assert(call(hub, {:child_lookup, id}) == nil)
+    end
+
     test "§14.13 lookups of an unknown id -> nil / [] / nil", %{hub: hub} do
       u = cid("unknown")
       assert call(hub, {:child_lookup, u}) == nil
@@ -720,6 +751,41 @@ defmodule PhNode.HubTest do
       assert us < 20_000_000
     end
 
+    test "churn: 10 rounds of 500 starts and stops leave the registry as it was",
+         %{hub: hub} do
+      before = map_size(call(hub, :registry_dump))
+      prefix = bid("churn")
+
+      for r <- 1..10 do
+        ids = for i <- 1..500, do: "#{prefix}_#{r}_#{i}"
+        pids = start_ok!(hub, Enum.map(ids, &spec(&1, :echo, [])))
+        assert map_size(pids) == 500
+        assert call(hub, {:get_pid, "#{prefix}_#{r}_250"}) == pids["#{prefix}_#{r}_250"]
+        assert {:ok, %{status: :ok, errors: []}} = stop_await(hub, ids)
+      end
+
+      assert map_size(call(hub, :registry_dump)) == before
+      assert length(call(hub, {:process_list, :local})) == before
+      {_, kids} = call(hub, {:which_children, []})
+      assert length(kids) == before
+      # ids of the first round can be used again
+      p = start_one!(hub, spec("#{prefix}_1_1", :counter, [6]))
+      assert GenServer.call(p, :get) == 6
+    end
+
+    test "large terms in args, spec and metadata", %{hub: hub, node: node} do
+      c = bid("large")
+      big = :crypto.strong_rand_bytes(1_000_000)
+      meta = %{tag: "large", blob: big, list: Enum.to_list(1..10_000)}
+      s = spec(c, :echo, [big, Enum.to_list(1..10_000)])
+      pid = start_one!(hub, s, metadata: meta)
+      assert GenServer.call(pid, :ping) == :ping
+      assert {sp, [{^node, ^pid}], ^meta} = call(hub, {:child_lookup, c, [with_metadata: true]})
+      assert sp.start == s.start
+      assert {^sp, [{^node, ^pid}], ^meta} = Map.fetch!(call(hub, :registry_dump), c)
+      assert {:ok, %{status: :ok}} = stop_await(hub, [c])
+    end
+
     test "concurrent callers: distinct ids all start; one id raced by 20 callers starts once",
          %{hub: hub, node: node} do
       prefix = bid("conc")
@@ -860,6 +926,29 @@ defmodule PhNode.HubTest do
       assert call(hub, {:child_lookup, bad}) == nil
     end
 
+    test "the log line of a failed start names a long id in full", %{ph: ph, hub: hub} do
+      id =
+        "long_failing_id_" <>
+          String.duplicate("z", 140) <> "_#{System.unique_integer([:positive])}"
+
+      off = PhTest.log_size(ph)
+
+      assert {:ok, %{status: :error, errors: [{^id, _, {:unknown_module, :nope_long}}]}} =
+               start_await(hub, [spec(id, :nope_long, [])])
+
+      assert PhTest.wait_log(ph, "long_failing_id_", 3000, off), "no log line for the failure"
+
+      line =
+        PhTest.log_since(ph.log, off)
+        |> String.split("\n")
+        |> Enum.find(&String.contains?(&1, "long_failing_id_"))
+
+      assert String.contains?(line, id), "the log line does not name #{id} in full:\n#{line}"
+
+      assert String.contains?(line, "{unknown_module,nope_long}"),
+             "the log line does not give the reason:\n#{line}"
+    end
+
     test "disable_logging: a failed start is logged unless disabled", %{ph: ph, hub: hub} do
       c = cid("logged_failure")
       off = PhTest.log_size(ph)
@@ -972,6 +1061,11 @@ defmodule PhNode.HubTest do
         {:start_children},
         {:start_children, [s]},
         {:start_children, [s], [], :extra},
+        {:start_children, [s], [awaitable: :yes]},
+        {:start_children, [s], [timeout: -1]},
+        {:start_children, [s], [metadata: :not_a_map]},
+        {:start_children, [s], [on_failure: :explode]},
+        {:start_children, [s], [child_mapping: :not_a_map]},
         {:process_list, :everywhere}
       ]
 
@@ -1012,6 +1106,38 @@ defmodule PhNode.HubTest do
       assert {_, {:exit, {:noproc, _}}} = PhTest.timed_call(pid, :get, 5000)
       # not restarted: stopping is not a crash
       Process.sleep(200)
+      assert call(hub, {:child_lookup, c}) == nil
+    end
+
+    test "an awaitable stop answers after the child is gone, even when it is busy",
+         %{hub: hub, node: node} do
+      c = cid("busy")
+      pid = start_one!(hub, spec(c, :crasher, [], shutdown: 100))
+      # the sleep may complete (and reply) before the exit signal is handled
+      busy =
+        Task.async(fn ->
+          try do
+            GenServer.call(pid, {:sleep, 800}, 5000)
+          catch
+            :exit, reason -> {:exit, reason}
+          end
+        end)
+
+      Process.sleep(50)
+      t0 = PhTest.now_ms()
+      stopper = Task.async(fn -> stop_await(hub, [c]) end)
+      # the hub is not blocked meanwhile
+      Process.sleep(100)
+      {ms, alive} = PhTest.timed_call(hub, :is_alive, 5000)
+      assert alive == {:ok, true}
+      assert ms < 300, "the hub took #{ms} ms to answer while a stop was pending"
+      assert {:ok, %{status: :ok, stopped: [{^c, [^node]}]}} = Task.await(stopper, 10_000)
+      elapsed = PhTest.now_ms() - t0
+      # the child is dead when the reply arrives
+      ref = Process.monitor(pid)
+      assert_receive {:DOWN, ^ref, :process, ^pid, :noproc}, 2000
+      assert elapsed >= 500, "stop answered after #{elapsed} ms, before the busy child could exit"
+      Task.await(busy)
       assert call(hub, {:child_lookup, c}) == nil
     end
 
@@ -1346,6 +1472,38 @@ defmodule PhNode.HubTest do
       assert GenServer.call(start_one!(hub, spec("dyn", :counter, [8])), :get) == 8
     end
 
+    test "a static child that cannot start: phnode exits 2 and the log names it" do
+      specs = [
+        json_spec("fine", "counter", [1]),
+        json_spec("static_bad_child", "no_such_static_module", [])
+      ]
+
+      path = write_config(%{"child_specs" => specs})
+      n = "#{PhTest.unique_name("badstatic")}@127.0.0.1"
+      args = ["--name", n, "--cookie", PhTest.cookie(), "--config", path]
+      {out, status} = PhTest.cmd(PhTest.phnode(), args, timeout: 10_000)
+      assert status == 2, "status #{inspect(status)}:\n#{out}"
+      assert String.contains?(out, "static_bad_child"), out
+      refute String.contains?(out, "ready: node="), out
+    end
+
+    test "SIGTERM: hub children stop with :shutdown, coordinator_shutdown_hook fires" do
+      ph = start_config_node(%{"hub_id" => "hub_term_#{System.unique_integer([:positive])}"})
+      [hub_name] = Regex.run(~r/hub_term_\d+/, File.read!(Enum.at(ph.args, -1)))
+      hub = {String.to_atom(hub_name), ph.node}
+      hook!(hub, :coordinator_shutdown_hook)
+      pids = start_ok!(hub, for(i <- 1..3, do: spec("t#{i}", :counter, [i])))
+      refs = for {_, pid} <- pids, do: {Process.monitor(pid), pid}
+      assert PhTest.stop_node(ph) == {:ok, 0}
+
+      for {ref, pid} <- refs do
+        assert_receive {:DOWN, ^ref, :process, ^pid, reason}, 5000
+        assert reason == :shutdown, "#{inspect(pid)} went down with #{inspect(reason)}"
+      end
+
+      assert_receive {:process_hub, :coordinator_shutdown_hook, _}, 1000
+    end
+
     test "config errors in the hub fields: exit status 2, one message naming the field" do
       n = "#{PhTest.unique_name("badhub")}@127.0.0.1"
       ok = json_spec("x", "counter", [1])
@@ -1359,6 +1517,10 @@ defmodule PhNode.HubTest do
         {%{"child_specs" => [Map.put(ok, "restart", 7)]}, "restart"},
         {%{"child_specs" => [Map.delete(ok, "id")]}, "id"},
         {%{"child_specs" => [Map.put(ok, "start", "counter")]}, "start"},
+        {%{"child_specs" => [put_in(ok, ["start", "modul"], "counter")]}, "modul"},
+        {%{"child_specs" => [put_in(ok, ["start", "module"], 5)]}, "module"},
+        {%{"child_specs" => [put_in(ok, ["start", "function"], 5)]}, "function"},
+        {%{"child_specs" => [Map.put(ok, "shutdown", "soon")]}, "shutdown"},
         {%{"dsup_max_restarts" => "x"}, "dsup_max_restarts"},
         {%{"dsup_max_seconds" => -1}, "dsup_max_seconds"}
       ]
@@ -1367,13 +1529,13 @@ defmodule PhNode.HubTest do
         Enum.flat_map(cases, fn {cfg, field} ->
           path = write_config(cfg)
           args = ["--name", n, "--cookie", PhTest.cookie(), "--config", path]
-          {out, status} = PhTest.cmd(PhTest.phnode(), args, timeout: 10_000, only_stderr: true)
+          {out, status} = PhTest.cmd(PhTest.phnode(), args, timeout: 4000, only_stderr: true)
           msg_lines = Regex.scan(~r/^phnode: .*$/m, out)
 
           problem =
             cond do
               status == :timeout ->
-                "did not exit within 10 s"
+                "did not exit within 4 s (it started)"
 
               status != 2 ->
                 "exited #{status}, expected 2"

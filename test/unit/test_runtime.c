@@ -498,6 +498,42 @@ START_TEST(send_after_and_cancel)
 }
 END_TEST
 
+static int log_count(const char *text)
+{
+    int n = 0;
+    pthread_mutex_lock(&log_lock);
+    for (const char *p = event_log; (p = strstr(p, text)) != NULL; p++)
+        n++;
+    pthread_mutex_unlock(&log_lock);
+    return n;
+}
+
+START_TEST(many_links_use_the_index_correctly)
+{
+    /* 60 links exceed the threshold where relations get a hash index. */
+    enum { N = 60 };
+    ph_pid a = spawn_rec(1, 1), others[N];
+    for (int i = 0; i < N; i++) {
+        others[i] = spawn_rec(100 + i, 0);
+        send_with_pid(a, "link", others[i]);
+    }
+    settle();
+    for (int i = 0; i < 20; i++) /* unlinked: their exits must not arrive */
+        send_with_pid(a, "unlink", others[i]);
+    ck_assert(wait_for("1: unlinked", 2000));
+    settle();
+    for (int i = 0; i < N; i++)
+        send_fmt(others[i], "{stop, {gone, ~i}}", (long)i);
+    for (int i = 0; i < N; i++)
+        ck_assert(becomes_dead(others[i]));
+    settle();
+    ck_assert_int_eq(log_count("1: EXIT {gone,"), N - 20);
+    ck_assert(!log_has("1: EXIT {gone,5}"));
+    ck_assert(log_has("1: EXIT {gone,59}"));
+    ck_assert(is_alive(a));
+}
+END_TEST
+
 START_TEST(many_processes_and_shutdown)
 {
     for (long i = 0; i < 2000; i++)
@@ -529,6 +565,7 @@ int main(void)
     tcase_add_test(tc, spawn_failures_give_reasons);
     tcase_add_test(tc, send_after_and_cancel);
     tcase_add_test(tc, many_processes_and_shutdown);
+    tcase_add_test(tc, many_links_use_the_index_correctly);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
