@@ -124,6 +124,13 @@ static int encode_spec(ph_buf *b, json_t *spec, size_t index, char *err, size_t 
     snprintf(field, sizeof field, "child_specs[%zu].start", index);
     if (!json_is_object(start))
         return fail(err, size, field, "must be an object with module, function and args");
+    json_object_foreach(start, key, v)
+    {
+        if (strcmp(key, "module") && strcmp(key, "function") && strcmp(key, "args")) {
+            snprintf(field, sizeof field, "child_specs[%zu].start.%s", index, key);
+            return fail(err, size, field, "unknown field");
+        }
+    }
     json_t *args = json_object_get(start, "args");
     if (ei_x_encode_map_header(b, shutdown ? 4 : 3) != 0 || ei_x_encode_atom(b, "id") != 0 ||
         json_to_term(b, id) != 0 || ei_x_encode_atom(b, "start") != 0 ||

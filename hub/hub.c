@@ -14,6 +14,7 @@
 #include "hub/hooks.h"
 #include "hub/log.h"
 #include "hub/registry.h"
+#include "hub/route.h"
 #include "hub/runtime.h"
 #include "hub/timers.h"
 
@@ -85,6 +86,47 @@ static ph_term pid_term(ph_pid pid, ph_buf *tmp)
     ph_buf_reset(tmp);
     ph_encode_pid(tmp, pid);
     return ph_buf_term(tmp);
+}
+
+/* --- proper lists, walked with ei ---------------------------------------- */
+
+/* The hub's requests were validated as a whole when they arrived, so the
+ * big ones (100k child specs) are walked with ei alone rather than with
+ * the ph_* helpers, which check every term they are given again. */
+typedef struct list_walk {
+    const char *buf;
+    int index;
+    int left;
+} list_walk;
+
+/* Element count of a proper list (0 for []), or -1 for anything else. */
+static int list_begin(list_walk *w, ph_term list)
+{
+    int type, size, index = list.index;
+    w->buf = list.buf;
+    w->left = 0;
+    if (!list.buf || ei_get_type(list.buf, &index, &type, &size) != 0)
+        return -1;
+    if (type == ERL_NIL_EXT) {
+        w->index = index + 1;
+        return 0;
+    }
+    if (type != ERL_LIST_EXT || ei_decode_list_header(list.buf, &index, &size) != 0)
+        return -1;
+    w->index = index;
+    w->left = size;
+    return size;
+}
+
+static int list_next(list_walk *w, ph_term *e)
+{
+    if (w->left <= 0)
+        return 0;
+    *e = (ph_term){w->buf, w->index};
+    if (ei_skip_term(w->buf, &w->index) != 0)
+        return -1;
+    w->left--;
+    return 1;
 }
 
 /* --- the hub's state ---------------------------------------------------- */
@@ -397,7 +439,7 @@ static int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
  * reason appended to reason. */
 static int spawn_child(ph_ctx *ctx, const spec_info *s, ph_pid *pid, ph_buf *reason)
 {
-    ph_spawn_opts so = {.name = NULL, .link = 1};
+    ph_spawn_opts so = {.name = NULL, .supervised = 1};
     return ph_spawn(ctx, s->module, s->args, &so, pid, reason);
 }
 
@@ -453,10 +495,10 @@ static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, st
     ph_pid pid;
     if (spawn_child(ctx, &s, &pid, &reason) != 0) {
         if (!o->disable_logging) {
-            char text[256];
+            char id_text[1100], reason_text[512];
             LOG_W("hub", "child %s failed to start: %s",
-                  ph_term_format(s.id, text, sizeof text) ? text : "?",
-                  ph_term_format(ph_buf_term(&reason), text + 128, 128));
+                  ph_term_format(s.id, id_text, sizeof id_text),
+                  ph_term_format(ph_buf_term(&reason), reason_text, sizeof reason_text));
         }
         elist_add(&r->errors, "{~t, ~a, ~t}", s.id, node, ph_buf_term(&reason));
         elist_add(&r->post, "{~t, {error, ~t}, nil, [~a]}", s.id, ph_buf_term(&reason), node);
@@ -500,12 +542,12 @@ static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
  * (reply holds the error). */
 static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *result_out)
 {
-    ph_iter it;
+    list_walk it;
     ph_term spec;
     ph_buf scratch, key;
     start_result r;
-    int n = ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT ? -1 : ph_iter_begin(&it, list);
-    if (n < 0 || ph_term_type(list, NULL) == ERL_MAP_EXT) {
+    int n = list_begin(&it, list);
+    if (n < 0) {
         ph_build(result_out, "{error, {bad_children, ~t}}", list);
         return -1;
     }
@@ -518,7 +560,7 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
     if (o->check_existing) {
         elist existing;
         elist_init(&existing);
-        while (ph_iter_next(&it, &spec) > 0) {
+        while (list_next(&it, &spec) > 0) {
             spec_info s;
             ph_buf_reset(&key);
             if (parse_spec(spec, &s) == 0 && registry_key(s.id, &key) == 0 &&
@@ -533,7 +575,7 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
             return -1;
         }
         elist_free(&existing);
-        ph_iter_begin(&it, list);
+        list_begin(&it, list);
     }
     result_init(&r);
     ((start_opts *)o)->want_post = hooks_has(h->hooks, "post_children_start_hook") ||
@@ -541,7 +583,7 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
     if (hooks_has(h->hooks, "pre_children_start_hook")) {
         elist data;
         elist_init(&data);
-        while (ph_iter_next(&it, &spec) > 0) {
+        while (list_next(&it, &spec) > 0) {
             spec_info s;
             if (parse_spec(spec, &s) == 0)
                 elist_add(&data, "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, "
@@ -554,9 +596,9 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
         fire(h, ctx, "pre_children_start_hook", ph_buf_term(&d));
         ph_buf_free(&d);
         elist_free(&data);
-        ph_iter_begin(&it, list);
+        list_begin(&it, list);
     }
-    while (ph_iter_next(&it, &spec) > 0) {
+    while (list_next(&it, &spec) > 0) {
         ph_term effective = spec;
         ph_buf altered;
         int have_altered = 0;
@@ -936,9 +978,8 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         /* Validate what can be refused as a whole, then answer at once. */
         ph_buf result;
         ph_buf_init(&result);
-        ph_iter it;
-        int n = ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT ? -1 : ph_iter_begin(&it, list);
-        if (n <= 0 || ph_term_type(list, NULL) == ERL_MAP_EXT) {
+        list_walk it;
+        if (list_begin(&it, list) <= 0) {
             start_batch(h, ctx, list, &o, reply);
             ph_buf_free(&result);
             return PH_REPLY;
@@ -955,7 +996,10 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         ph_buf_free(&result);
         return PH_NOREPLY;
     }
+    uint64_t t0 = monotonic_ms();
     start_batch(h, ctx, list, &o, reply);
+    LOG_D("hub", "%s: start batch took %llu ms", h->cfg.hub_id,
+          (unsigned long long)(monotonic_ms() - t0));
     return PH_REPLY;
 }
 
@@ -996,8 +1040,18 @@ static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *
     hub *h = state;
     ph_term a, b;
     char key[PH_ATOM_BUF];
-    if (ph_match(req, "{start_children, ~t, ~t}", &a, &b) == 1)
-        return handle_start(h, ctx, a, b, from, reply);
+    /* The requests that carry many children are recognised with ei alone
+     * (see list_walk); the small ones with ph_match. */
+    char tag[PH_ATOM_BUF];
+    int index = req.index, arity;
+    if (ei_decode_tuple_header(req.buf, &index, &arity) == 0 && arity == 3 &&
+        atom_at(req.buf, &index, tag) == 0 && strcmp(tag, "start_children") == 0) {
+        a = (ph_term){req.buf, index};
+        if (ei_skip_term(req.buf, &index) == 0) {
+            b = (ph_term){req.buf, index};
+            return handle_start(h, ctx, a, b, from, reply);
+        }
+    }
     if (ph_match(req, "{start_child, ~t, ~t}", &a, &b) == 1) {
         ph_buf one;
         ph_buf_init(&one);
@@ -1071,6 +1125,11 @@ static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *
         return PH_REPLY;
     }
     if (ph_match(req, "{cancel_hook_handlers, ~a, ~t}", key, &a) == 1) {
+        list_walk w;
+        if (list_begin(&w, a) < 0) {
+            ph_build(reply, "{error, {bad_handler_ids, ~t}}", a);
+            return PH_REPLY;
+        }
         hooks_cancel_terms(h->hooks, key, a);
         return ph_build(reply, "ok") == 0 ? PH_REPLY : PH_NOREPLY;
     }
@@ -1163,10 +1222,19 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     if (!h)
         return;
     fire(h, ctx, "coordinator_shutdown_hook", reason);
-    /* Children are linked: they get the hub's exit signal. Free the books. */
+    /* Children are supervised (an implicit link): they get the hub's exit
+     * reason as a link exit signal. Free the books. */
+    uint32_t len;
+    const char *bytes;
+    ph_buf rb;
+    ph_buf_init_versioned(&rb);
+    ph_buf_append_term(&rb, reason);
+    bytes = rb.buff;
+    len = (uint32_t)rb.index;
     for (uint32_t i = 0; i < h->cap; i++) {
         child *c = h->children[i];
         if (c && c != GONE) {
+            route_exit(ph_self(ctx), c->pid, bytes, len, 0);
             if (c->wait) {
                 c->wait->outstanding--;
                 stop_wait_done(c->wait);
@@ -1174,6 +1242,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
             free(c);
         }
     }
+    ph_buf_free(&rb);
     free(h->children);
     registry_free(h->reg);
     hooks_free(h->hooks);

@@ -50,6 +50,9 @@ typedef struct proc_signal {
     char payload[];
 } proc_signal;
 
+/* signal.id of a SIG_EXIT that a supervised child sends its parent */
+#define EXIT_FROM_SUPERVISED_CHILD 1
+
 proc_signal *signal_new(sig_kind kind, ph_pid from, const char *payload, uint32_t len);
 void signal_free(proc_signal *s);
 
@@ -85,6 +88,8 @@ typedef struct process {
     uint32_t *relation_index;
     uint32_t relation_index_cap;
     uint32_t name; /* registered name or ATOM_NONE */
+    ph_pid parent; /* ph_spawn_opts.supervised: an implicit link; node 0 when none */
+    uint8_t has_parent;
     atomic_flag relations_lock;
     uint8_t trap_exit;
     uint8_t alive; /* written under relations_lock */

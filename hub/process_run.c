@@ -292,6 +292,11 @@ static void deliver_down_message(process *p, const proc_signal *s)
 
 /* --- exit signals ------------------------------------------------------ */
 
+static int is_parent(const process *p, ph_pid pid)
+{
+    return p->has_parent && ph_pid_equal(p->parent, pid);
+}
+
 static void handle_link_exit(process *p, ph_pid from, const char *reason, uint32_t len)
 {
     if (p->trap_exit)
@@ -359,7 +364,8 @@ static void handle_signal(process *p, proc_signal *s)
     case SIG_UNLINK_ACK:
         break; /* the link was removed when the unlink was sent */
     case SIG_EXIT:
-        if (relation_remove(p, REL_LINK, s->from, NULL))
+        if (relation_remove(p, REL_LINK, s->from, NULL) || is_parent(p, s->from) ||
+            s->id == EXIT_FROM_SUPERVISED_CHILD)
             handle_link_exit(p, s->from, s->payload, s->len);
         break;
     case SIG_EXIT2:
@@ -448,6 +454,17 @@ void process_exit(process *p, const char *reason, uint32_t len)
               text);
     }
     process_unpublish(p);
+    if (p->has_parent) {
+        /* The parent holds no link entry for us: mark the signal. */
+        process *parent = process_get(p->parent);
+        proc_signal *s = parent ? signal_new(SIG_EXIT, p->pid, reason, len) : NULL;
+        if (s) {
+            s->id = EXIT_FROM_SUPERVISED_CHILD;
+            process_push(parent, s);
+        }
+        if (parent)
+            process_put(parent);
+    }
     uint32_t n = take_relations(p, 0, 1, &relations);
     for (uint32_t i = 0; i < n; i++) {
         relation *r = &relations[i];

@@ -67,8 +67,10 @@ int registry_key(ph_term id, ph_buf *out)
     char atom[PH_ATOM_BUF];
     const char *bin;
     size_t bin_len;
-    if (ph_match(id, "~a", atom) == 1)
-        return ei_x_encode_atom(out, atom) == 0 ? 0 : -1;
+    if (ph_match(id, "~a", atom) == 1) /* ~a gives UTF-8 text */
+        return ei_x_encode_atom_len_as(out, atom, (int)strlen(atom), ERLANG_UTF8, ERLANG_UTF8) == 0
+                   ? 0
+                   : -1;
     if (ph_match(id, "~b", &bin, &bin_len) == 1 && bin_len <= 60000)
         return ei_x_encode_binary(out, bin, (long)bin_len) == 0 ? 0 : -1;
     return -1;

@@ -68,7 +68,10 @@ int ph_spawn(ph_ctx *ctx, const char *module_name, ph_term args, const ph_spawn_
         }
         context_release(&c);
     }
-    if (opts && opts->link && ctx) {
+    if (opts && opts->supervised && ctx) {
+        p->parent = ctx->proc->pid;
+        p->has_parent = 1;
+    } else if (opts && opts->link && ctx) {
         relation_add(p, REL_LINK, ctx->proc->pid, NULL, ATOM_NONE);
         relation_add(ctx->proc, REL_LINK, p->pid, NULL, ATOM_NONE);
     }

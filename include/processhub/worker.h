@@ -165,6 +165,13 @@ int ph_cancel_timer(const ph_ref *timer);
 typedef struct ph_spawn_opts {
     const char *name; /* register under this name (NULL: none) */
     int link;         /* link to the spawning worker (ctx must not be NULL) */
+    /* Supervised by the spawning worker: like a link, but kept in the
+     * child alone (the spawner tracks its children itself, as a supervisor
+     * does), so a worker with 100k children holds no 100k-entry link
+     * table. The spawner gets {'EXIT', Child, Reason} (it should trap
+     * exits); when the spawner sends the child an exit signal, or exits,
+     * the child reacts as to a linked process. */
+    int supervised;
 } ph_spawn_opts;
 
 /* Starts a worker of module with args; runs init before returning. On
