@@ -1052,6 +1052,11 @@ static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *
             return handle_start(h, ctx, a, b, from, reply);
         }
     }
+    /* The lookup that callers make most, first and without ph_match. */
+    index = req.index;
+    if (ei_decode_tuple_header(req.buf, &index, &arity) == 0 && arity == 2 &&
+        atom_at(req.buf, &index, tag) == 0 && strcmp(tag, "get_pid") == 0)
+        return reply_pids(h, (ph_term){req.buf, index}, 1, reply);
     if (ph_match(req, "{start_child, ~t, ~t}", &a, &b) == 1) {
         ph_buf one;
         ph_buf_init(&one);

@@ -67,6 +67,11 @@ int registry_key(ph_term id, ph_buf *out)
     char atom[PH_ATOM_BUF];
     const char *bin;
     size_t bin_len;
+    int type, size, index = id.index;
+    /* A binary's encoding is canonical already: copy it (the hot path). */
+    if (id.buf && ei_get_type(id.buf, &index, &type, &size) == 0 && type == ERL_BINARY_EXT &&
+        size <= 60000)
+        return ei_x_append_buf(out, id.buf + id.index, 5 + size) == 0 ? 0 : -1;
     if (ph_match(id, "~a", atom) == 1) /* ~a gives UTF-8 text */
         return ei_x_encode_atom_len_as(out, atom, (int)strlen(atom), ERLANG_UTF8, ERLANG_UTF8) == 0
                    ? 0

@@ -28,7 +28,7 @@ defmodule PhNode.HubTest do
     end
 
     # the shared node: default configuration, so the hub is `my_hub`
-    ph = PhTest.start_node(ticktime: @ticktime, args: ["--schedulers", "2"])
+    ph = PhTest.start_node(ticktime: @ticktime, worker_lib: true, args: ["--schedulers", "2"])
     on_exit(fn -> PhTest.stop_node(ph) end)
     %{ph: ph, node: ph.node, hub: {:my_hub, ph.node}}
   end
@@ -1208,22 +1208,61 @@ defmodule PhNode.HubTest do
       refute Enum.any?(kids, &match?({^c, _, _, _}, &1))
     end
 
-    test "restart intensity exceeded (3 in 5 s, 5 crashes): the hub survives and keeps answering" do
+    test "dsup_max_restarts 0: a crashed permanent child is never restarted" do
+      ph = start_config_node(%{"dsup_max_restarts" => 0})
+      node = ph.node
+      hub = {:my_hub, node}
+      pid = start_one!(hub, spec("never", :counter, [1], restart: :permanent))
+      Process.exit(pid, :kill)
+
+      assert wait_unregistered(hub, "never"),
+             "still registered: #{inspect(call(hub, {:child_lookup, "never"}))}"
+
+      assert call(hub, :is_alive) == true
+    end
+
+    test "a child from a --worker-lib module (greeter) is supervised like the bundled ones",
+         %{hub: hub, node: node} do
+      c = cid("greeter")
+      pid = start_one!(hub, spec(c, :greeter, []))
+      assert GenServer.call(pid, {:hello, "hub"}) == {:hello, "hub", :from_library}
+      {^node, kids} = call(hub, {:which_children, []})
+      assert {c, pid, :worker, [:greeter]} in kids
+      Process.exit(pid, :kill)
+      new = wait_new_pid(hub, c, pid)
+      assert is_pid(new)
+      assert GenServer.call(new, {:hello, 1}) == {:hello, 1, :from_library}
+      assert {:ok, %{status: :ok}} = stop_await(hub, [c])
+    end
+
+    # docs/api.md "Supervision": more than dsup_max_restarts restarts within
+    # dsup_max_seconds -> the crashing child is not restarted and leaves the registry;
+    # the healthy children keep running (OTP would restart the whole supervisor).
+    test "restart intensity exceeded (3 in 5 s): the hub survives, the crashing child leaves" do
       ph = start_config_node(%{"dsup_max_restarts" => 3, "dsup_max_seconds" => 5})
       node = ph.node
       hub = {:my_hub, node}
+      hook!(hub, :registry_pid_remove_hook)
       c = "boom"
       start_one!(hub, spec(c, :crasher, [], restart: :permanent))
       bystander = start_one!(hub, spec("bystander", :counter, [1]))
       assert GenServer.call(bystander, {:add, 1}) == 2
+      off = PhTest.log_size(ph)
 
+      # crash it until it is gone (at most 6 times)
       crashes =
-        Enum.reduce_while(1..5, 0, fn _, n ->
+        Enum.reduce_while(1..6, 0, fn _, n ->
           case safe_call(hub, {:get_pid, c}) do
             pid when is_pid(pid) ->
               catch_exit(GenServer.call(pid, {:crash, :again}, 2000))
-              # wait for the restart (or give up: the hub may stop restarting it)
-              wait_new_pid(hub, c, pid, 1000)
+
+              wait_until(fn ->
+                case call(hub, {:get_pid, c}) do
+                  ^pid -> nil
+                  _ -> true
+                end
+              end)
+
               {:cont, n + 1}
 
             _ ->
@@ -1231,7 +1270,14 @@ defmodule PhNode.HubTest do
           end
         end)
 
-      assert crashes >= 4, "only #{crashes} crashes happened"
+      # 3 restarts allowed; the 4th crash is not restarted
+      assert crashes == 4, "#{crashes} crashes until the child was given up"
+      assert_receive {:process_hub, :registry_pid_remove_hook, {"boom", [^node]}}, 2000
+      assert call(hub, {:child_lookup, c}) == nil
+      assert PhTest.wait_log(ph, "restart intensity exceeded", 3000, off)
+      # the healthy child was left alone
+      assert call(hub, {:get_pid, "bystander"}) == bystander
+      assert GenServer.call(bystander, :get) == 2
       assert PhTest.alive?(ph), "phnode exited:\n" <> PhTest.log_tail(ph.log)
       assert call(hub, :is_alive) == true
       assert is_list(call(hub, {:process_list, :global}))
