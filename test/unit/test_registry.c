@@ -5,6 +5,7 @@
 #include "hub/registry.h"
 
 #include <check.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,36 @@ START_TEST(many_rows_iterate_once_each)
 }
 END_TEST
 
+START_TEST(row_overhead_is_small)
+{
+    /* Goal: at most 200 bytes per registry row beyond the child spec. */
+    enum { N = 100000 };
+    registry *r = registry_new();
+    uint32_t node = atom_intern("a@h");
+    ph_buf spec = term_of("#{id => \"b1\", start => {counter, start_link, [0]}}");
+    ph_buf meta = term_of("#{}");
+    int spec_len = spec.index;
+    char name[32];
+    struct mallinfo2 before = mallinfo2();
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "b%d", i);
+        ph_buf key = key_of("~s", name);
+        reg_node_pid np = {node, {node, (uint32_t)i, 0, 1}};
+        ck_assert_ptr_nonnull(registry_put(r, key.buff, (uint32_t)key.index, ph_buf_term(&spec),
+                                           ph_buf_term(&meta), &np, 1));
+        ph_buf_free(&key);
+    }
+    struct mallinfo2 after = mallinfo2();
+    size_t used = (after.uordblks + after.hblkhd) - (before.uordblks + before.hblkhd);
+    size_t per_row = used / N;
+    fprintf(stderr, "registry: %zu bytes per row, %d of them the spec\n", per_row, spec_len);
+    ck_assert_uint_le(per_row, 200 + (size_t)spec_len);
+    registry_free(r);
+    ph_buf_free(&spec);
+    ph_buf_free(&meta);
+}
+END_TEST
+
 /* --- hooks: C handlers ---------------------------------------------------- */
 
 static char order[64];
@@ -237,6 +268,7 @@ int main(void)
     tcase_add_test(tc, keys_are_canonical);
     tcase_add_test(tc, put_get_replace_delete);
     tcase_add_test(tc, many_rows_iterate_once_each);
+    tcase_add_test(tc, row_overhead_is_small);
     tcase_add_test(tc, hooks_run_by_priority_and_cancel);
     tcase_add_test(tc, alter_hooks_chain);
     tcase_add_test(tc, handler_terms_are_validated);
