@@ -1169,6 +1169,8 @@ static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
     return PH_OK;
 }
 
+static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason);
+
 static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
 {
     (void)args;
@@ -1204,9 +1206,15 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
             LOG_E("hub", "%s: static children failed to start: %s", h->cfg.hub_id,
                   ph_term_format(ph_buf_term(&result), text, sizeof text));
             ph_stop_reasonf(ctx, "{static_children_failed, ~t}", ph_buf_term(&result));
+            /* init failed, so terminate will not run: stop the children that
+             * did start and free the books here. */
+            ph_buf_reset(&none);
+            ph_build(&none, "shutdown");
+            hub_terminate(ctx, h, ph_buf_term(&none));
+            *state = NULL;
             ph_buf_free(&result);
             ph_buf_free(&none);
-            return PH_STOP; /* terminate frees the state */
+            return PH_STOP;
         }
         ph_buf_free(&result);
         ph_buf_free(&none);
