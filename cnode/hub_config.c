@@ -60,7 +60,7 @@ static int json_to_term(ph_buf *b, json_t *v)
         return ei_x_encode_double(b, json_real_value(v)) == 0 ? 0 : -1;
     case JSON_STRING:
         return ei_x_encode_binary(b, json_string_value(v), (long)json_string_length(v)) == 0 ? 0
-                                                                                              : -1;
+                                                                                             : -1;
     case JSON_TRUE:
         return ei_x_encode_atom(b, "true") == 0 ? 0 : -1;
     case JSON_FALSE:
@@ -85,8 +85,8 @@ static int json_to_term(ph_buf *b, json_t *v)
     return -1;
 }
 
-static int encode_atom_field(ph_buf *b, json_t *spec, const char *key, const char *dflt,
-                             char *err, size_t size, size_t index)
+static int encode_atom_field(ph_buf *b, json_t *spec, const char *key, const char *dflt, char *err,
+                             size_t size, size_t index)
 {
     json_t *v = json_object_get(spec, key);
     char field[64];
@@ -178,8 +178,7 @@ static int read_ms(json_t *root, const char *field, unsigned min, unsigned *out,
     return 0;
 }
 
-static int check_strategy(json_t *root, const char *field, const char *type, char *err,
-                          size_t size)
+static int check_strategy(json_t *root, const char *field, const char *type, char *err, size_t size)
 {
     json_t *v = json_object_get(root, field);
     if (!v)
@@ -189,8 +188,9 @@ static int check_strategy(json_t *root, const char *field, const char *type, cha
         return fail(err, size, field, "must be an object with a \"type\"");
     if (strcmp(json_string_value(t), type) != 0) {
         char problem[160];
-        snprintf(problem, sizeof problem, "type \"%s\" is not available in this version (only \"%s\")",
-                 json_string_value(t), type);
+        snprintf(problem, sizeof problem,
+                 "type \"%s\" is not available in this version (only \"%s\")", json_string_value(t),
+                 type);
         return fail(err, size, field, problem);
     }
     return 0;
@@ -214,8 +214,8 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
         if (json_array_size(v) &&
             ei_x_encode_list_header(&c->child_specs, (long)json_array_size(v)) != 0)
             return fail(err, err_size, "child_specs", "out of memory");
-        json_array_foreach(v, i, spec) if (encode_spec(&c->child_specs, spec, i, err, err_size) != 0)
-            return -1;
+        json_array_foreach(v, i, spec) if (encode_spec(&c->child_specs, spec, i, err, err_size) !=
+                                           0) return -1;
         if (ei_x_encode_empty_list(&c->child_specs) != 0)
             return fail(err, err_size, "child_specs", "out of memory");
     }

@@ -248,9 +248,10 @@ static void apply_mfa(ph_ctx *ctx, const handler *hd, ph_term data)
     if (ph_buf_init(&b) != 0)
         return;
     int n = ph_iter_begin(&it, args);
-    int ok = n >= 0 && ei_x_encode_tuple_header(&b, 2) == 0 && ph_encode_pid(&b, ph_self(ctx)) == 0 &&
-             ei_x_encode_tuple_header(&b, 5) == 0 && ei_x_encode_atom(&b, "call") == 0 &&
-             ph_buf_append_term(&b, m) == 0 && ph_buf_append_term(&b, f) == 0;
+    int ok = n >= 0 && ei_x_encode_tuple_header(&b, 2) == 0 &&
+             ph_encode_pid(&b, ph_self(ctx)) == 0 && ei_x_encode_tuple_header(&b, 5) == 0 &&
+             ei_x_encode_atom(&b, "call") == 0 && ph_buf_append_term(&b, m) == 0 &&
+             ph_buf_append_term(&b, f) == 0;
     while (ok && ph_iter_next(&it, &a) > 0) {
         ok = ei_x_encode_list_header(&b, 1) == 0 &&
              ph_buf_append_term(&b, ph_match(a, "'_'") == 1 ? data : a) == 0;

@@ -22,8 +22,8 @@ void hooks_free(hooks *h);
  * registered for key or repeats within list (nothing is registered then);
  * -2 when a handler term is malformed. */
 int hooks_register_terms(hooks *h, const char *key, ph_term list, uint32_t from_node);
-int hooks_register_c(hooks *h, const char *key, const char *id, int priority,
-                     ph_hub_hook_fn fn, void *arg);
+int hooks_register_c(hooks *h, const char *key, const char *id, int priority, ph_hub_hook_fn fn,
+                     void *arg);
 /* Removes the handlers whose ids are in list (unknown ids are fine). */
 void hooks_cancel_terms(hooks *h, const char *key, ph_term list);
 int hooks_has(const hooks *h, const char *key);

@@ -211,8 +211,7 @@ static child *child_find(hub *h, ph_pid pid, uint32_t *slot)
     return NULL;
 }
 
-static child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len,
-                        const spec_info *s)
+static child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len, const spec_info *s)
 {
     if ((h->used + 1) * 4 > h->cap * 3 && children_grow(h) != 0)
         return NULL;
@@ -586,8 +585,9 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
         while (list_next(&it, &spec) > 0) {
             spec_info s;
             if (parse_spec(spec, &s) == 0)
-                elist_add(&data, "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, "
-                                 "metadata => ~t}",
+                elist_add(&data,
+                          "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, "
+                          "metadata => ~t}",
                           h->cfg.hub_id, atom_text(h->self_node), s.id, spec, o->metadata);
         }
         ph_buf d;
@@ -679,8 +679,8 @@ static void stop_wait_done(stop_wait *w)
     ph_buf_init(&e);
     elist_to(&s, &w->stopped);
     elist_to(&e, &w->errors);
-    ph_build(&b, "{ok, #{status => ~a, stopped => ~t, errors => ~t}}",
-             w->errors.n ? "error" : "ok", ph_buf_term(&s), ph_buf_term(&e));
+    ph_build(&b, "{ok, #{status => ~a, stopped => ~t, errors => ~t}}", w->errors.n ? "error" : "ok",
+             ph_buf_term(&s), ph_buf_term(&e));
     ph_reply(w->from, ph_buf_term(&b));
     ph_buf_free(&b);
     ph_buf_free(&s);
@@ -828,9 +828,8 @@ static ph_result reply_lookup(hub *h, ph_term cid, int with_metadata, ph_buf *re
 {
     ph_buf key;
     ph_buf_init(&key);
-    reg_row *row = registry_key(cid, &key) == 0
-                       ? registry_get(h->reg, key.buff, (uint32_t)key.index)
-                       : NULL;
+    reg_row *row =
+        registry_key(cid, &key) == 0 ? registry_get(h->reg, key.buff, (uint32_t)key.index) : NULL;
     ph_buf_free(&key);
     if (!row)
         return ph_build(reply, "nil") == 0 ? PH_REPLY : PH_NOREPLY;
@@ -846,9 +845,8 @@ static ph_result reply_pids(hub *h, ph_term cid, int first_only, ph_buf *reply)
 {
     ph_buf key;
     ph_buf_init(&key);
-    reg_row *row = registry_key(cid, &key) == 0
-                       ? registry_get(h->reg, key.buff, (uint32_t)key.index)
-                       : NULL;
+    reg_row *row =
+        registry_key(cid, &key) == 0 ? registry_get(h->reg, key.buff, (uint32_t)key.index) : NULL;
     ph_buf_free(&key);
     if (first_only) {
         if (!row || !row->n_nodes)
@@ -1010,8 +1008,8 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
     ph_iter it;
     if (parse_opts(opts_term, &o, reply) != 0)
         return PH_REPLY;
-    if (ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT || ph_term_type(list, NULL) == ERL_MAP_EXT ||
-        ph_iter_begin(&it, list) < 0) {
+    if (ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT ||
+        ph_term_type(list, NULL) == ERL_MAP_EXT || ph_iter_begin(&it, list) < 0) {
         ph_build(reply, "{error, {bad_child_ids, ~t}}", list);
         return PH_REPLY;
     }
@@ -1034,8 +1032,7 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
     return PH_NOREPLY;
 }
 
-static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *from,
-                          ph_buf *reply)
+static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *from, ph_buf *reply)
 {
     hub *h = state;
     ph_term a, b;

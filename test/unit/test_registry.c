@@ -244,7 +244,8 @@ START_TEST(handler_terms_are_validated)
     hooks *h = hooks_new();
     uint32_t node = atom_intern("beam@h");
     ph_buf good = term_of("[#{id => a, m => erlang, f => send, a => [x, '_'], p => 3}]");
-    ph_buf dup = term_of("[#{id => b, m => m, f => f, a => []}, #{id => b, m => m, f => f, a => []}]");
+    ph_buf dup =
+        term_of("[#{id => b, m => m, f => f, a => []}, #{id => b, m => m, f => f, a => []}]");
     ph_buf bad = term_of("[#{m => m}]"), not_list = term_of("{a}");
     ck_assert_int_eq(hooks_register_terms(h, "k", ph_buf_term(&good), node), 0);
     ck_assert_int_eq(hooks_register_terms(h, "k", ph_buf_term(&good), node), -1);

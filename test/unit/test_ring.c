@@ -1,0 +1,141 @@
+/* Unit tests: ConsistentHashing placement against the vectors produced by
+ * the real hash_ring library (../shared/vectors/ring_vectors.json, or the
+ * file named by PH_RING_VECTORS). */
+#include "strategies/distribution/consistent_hashing.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *vectors_path(void)
+{
+    const char *p = getenv("PH_RING_VECTORS");
+    return p ? p : "../shared/vectors/ring_vectors.json";
+}
+
+static ph_buf key_term(const char *key, const char *type)
+{
+    ph_buf b;
+    ph_buf_init(&b);
+    if (strcmp(type, "atom") == 0)
+        ck_assert_int_eq(
+            ei_x_encode_atom_len_as(&b, key, (int)strlen(key), ERLANG_UTF8, ERLANG_UTF8), 0);
+    else
+        ck_assert_int_eq(ph_build(&b, "~s", key), 0);
+    return b;
+}
+
+START_TEST(every_vector_matches)
+{
+    json_error_t err;
+    json_t *root = json_load_file(vectors_path(), 0, &err);
+    ck_assert_msg(root != NULL, "cannot read %s: %s", vectors_path(), err.text);
+    ck_assert_int_eq(json_integer_value(json_object_get(root, "vnodes_per_node")), 256);
+    size_t i, j, k, checked = 0;
+    json_t *rg, *pl, *nd;
+    json_array_foreach(json_object_get(root, "rings"), i, rg)
+    {
+        ring *r = ring_new(RING_ATOMS_OTP25);
+        json_array_foreach(json_object_get(rg, "nodes"), j, nd)
+            ck_assert_int_eq(ring_add_node(r, json_string_value(nd)), 0);
+        json_array_foreach(json_object_get(rg, "placements"), j, pl)
+        {
+            const char *key = json_string_value(json_object_get(pl, "key"));
+            ph_buf kb = key_term(key, json_string_value(json_object_get(pl, "key_type")));
+            int64_t h = ring_key_hash(r, ph_buf_term(&kb));
+            ck_assert_msg(h == (int64_t)json_integer_value(json_object_get(pl, "key_hash")),
+                          "hash of %s", key);
+            int rf = (int)json_integer_value(json_object_get(pl, "rf"));
+            const char *got[16];
+            int n = ring_key_nodes(r, ph_buf_term(&kb), rf, got, 16);
+            json_t *want = json_object_get(pl, "nodes");
+            ck_assert_int_eq(n, (int)json_array_size(want));
+            json_array_foreach(want, k, nd)
+                ck_assert_msg(strcmp(got[k], json_string_value(nd)) == 0,
+                              "ring %zu key %s rf %d position %zu: %s, want %s", i, key, rf, k,
+                              got[k], json_string_value(nd));
+            ph_buf_free(&kb);
+            checked++;
+        }
+        ring_free(r);
+    }
+    ck_assert_uint_gt(checked, 0);
+    json_decref(root);
+}
+END_TEST
+
+START_TEST(documented_otp26_orders)
+{
+    /* processhub-behaviour.md §7.1: a, b, c ring with OTP 26 atom encoding */
+    ring *r = ring_new(RING_ATOMS_OTP26);
+    ck_assert_int_eq(ring_add_node(r, "a@127.0.0.1"), 0);
+    ck_assert_int_eq(ring_add_node(r, "b@127.0.0.1"), 0);
+    ck_assert_int_eq(ring_add_node(r, "c@127.0.0.1"), 0);
+    ph_buf k = key_term("child1", "binary");
+    const char *got[3];
+    ck_assert_int_eq(ring_key_nodes(r, ph_buf_term(&k), 3, got, 3), 3);
+    ck_assert_str_eq(got[0], "b@127.0.0.1");
+    ck_assert_str_eq(got[1], "c@127.0.0.1");
+    ck_assert_str_eq(got[2], "a@127.0.0.1");
+    ph_buf_free(&k);
+    k = key_term("my_child", "atom");
+    ck_assert_int_eq(ring_key_hash(r, ph_buf_term(&k)), 0xc1a085c8);
+    ph_buf_free(&k);
+    ring_free(r);
+}
+END_TEST
+
+START_TEST(membership_changes_move_only_affected_keys)
+{
+    ring *r = ring_new(RING_ATOMS_OTP25);
+    ring_add_node(r, "a@h");
+    ring_add_node(r, "b@h");
+    ring_add_node(r, "c@h");
+    enum { N = 2000 };
+    const char *before[N];
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        ph_buf k = key_term(key, "binary");
+        ck_assert_int_eq(ring_key_nodes(r, ph_buf_term(&k), 1, &before[i], 1), 1);
+        before[i] = strdup(before[i]);
+        ph_buf_free(&k);
+    }
+    ck_assert_int_eq(ring_add_node(r, "d@h"), 0);
+    ck_assert_int_eq(ring_add_node(r, "d@h"), -1);
+    int moved = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        ph_buf k = key_term(key, "binary");
+        const char *now;
+        ring_key_nodes(r, ph_buf_term(&k), 1, &now, 1);
+        if (strcmp(now, before[i]) != 0) {
+            ck_assert_str_eq(now, "d@h"); /* a key only ever moves to the new node */
+            moved++;
+        }
+        ph_buf_free(&k);
+        free((char *)before[i]);
+    }
+    ck_assert(moved > N / 8 && moved < N / 2);
+    ck_assert_int_eq(ring_remove_node(r, "zz@h"), -1);
+    ck_assert_int_eq(ring_node_count(r), 4);
+    ring_free(r);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("ring");
+    TCase *tc = tcase_create("ring");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, every_vector_matches);
+    tcase_add_test(tc, documented_otp26_orders);
+    tcase_add_test(tc, membership_changes_move_only_affected_keys);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
