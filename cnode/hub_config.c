@@ -162,6 +162,70 @@ static int encode_spec(ph_buf *b, json_t *spec, size_t index, char *err, size_t 
     return 0;
 }
 
+/* A hook argument: "_" is the hook data, ":name" an atom, the rest as JSON. */
+static int encode_hook_arg(ph_buf *b, json_t *a)
+{
+    const char *s = json_is_string(a) ? json_string_value(a) : NULL;
+    if (s && strcmp(s, "_") == 0)
+        return ei_x_encode_atom(b, "_") == 0 ? 0 : -1;
+    if (s && s[0] == ':' && s[1] && strlen(s) <= 256)
+        return ei_x_encode_atom_len_as(b, s + 1, (int)strlen(s + 1), ERLANG_UTF8, ERLANG_UTF8) == 0
+                   ? 0
+                   : -1;
+    return json_to_term(b, a);
+}
+
+/* "hooks": {"hook_key": [{"id": "h1", "node": "beam@host", "m": "mod",
+ *  "f": "fun", "a": [":atom", "_", 1], "p": 10}]} -> [{Key, Node, Handler}] */
+static int encode_hooks(ph_buf *b, json_t *hooks, char *err, size_t size)
+{
+    if (!json_is_object(hooks))
+        return fail(err, size, "hooks", "must be an object of hook key -> list of handlers");
+    ph_buf_reset(b);
+    const char *key;
+    json_t *list;
+    json_object_foreach(hooks, key, list)
+    {
+        char field[320];
+        size_t i;
+        json_t *h;
+        snprintf(field, sizeof field, "hooks.%s", key);
+        if (!json_is_array(list) || strlen(key) > 255)
+            return fail(err, size, field, "must be a list of handlers");
+        json_array_foreach(list, i, h)
+        {
+            snprintf(field, sizeof field, "hooks.%s[%zu]", key, i);
+            json_t *id = json_object_get(h, "id"), *node = json_object_get(h, "node");
+            json_t *m = json_object_get(h, "m"), *f = json_object_get(h, "f");
+            json_t *a = json_object_get(h, "a"), *p = json_object_get(h, "p");
+            if (!json_is_object(h) || !json_is_string(id) || !json_is_string(node) ||
+                !strchr(json_string_value(node), '@') || !json_is_string(m) || !json_is_string(f) ||
+                (a && !json_is_array(a)) || (p && !json_is_integer(p)))
+                return fail(err, size, field,
+                            "must be {\"id\", \"node\", \"m\", \"f\", \"a\": [...], \"p\"}");
+            size_t j;
+            json_t *arg;
+            if (ei_x_encode_list_header(b, 1) != 0 || ei_x_encode_tuple_header(b, 3) != 0 ||
+                ei_x_encode_atom(b, key) != 0 ||
+                ei_x_encode_atom(b, json_string_value(node)) != 0 ||
+                ei_x_encode_map_header(b, 5) != 0 || ei_x_encode_atom(b, "id") != 0 ||
+                json_to_term(b, id) != 0 || ei_x_encode_atom(b, "m") != 0 ||
+                ei_x_encode_atom(b, json_string_value(m)) != 0 || ei_x_encode_atom(b, "f") != 0 ||
+                ei_x_encode_atom(b, json_string_value(f)) != 0 || ei_x_encode_atom(b, "a") != 0)
+                return fail(err, size, field, "cannot be encoded");
+            if (a && json_array_size(a) &&
+                ei_x_encode_list_header(b, (long)json_array_size(a)) != 0)
+                return -1;
+            if (a)
+                json_array_foreach(a, j, arg) if (encode_hook_arg(b, arg) != 0) return -1;
+            if (ei_x_encode_empty_list(b) != 0 || ei_x_encode_atom(b, "p") != 0 ||
+                ei_x_encode_long(b, p ? (long)json_integer_value(p) : 0) != 0)
+                return -1;
+        }
+    }
+    return ei_x_encode_empty_list(b) == 0 ? 0 : -1;
+}
+
 static int read_ms(json_t *root, const char *field, unsigned min, unsigned *out, char *err,
                    size_t size)
 {
@@ -220,10 +284,8 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
             return fail(err, err_size, "child_specs", "out of memory");
     }
     v = json_object_get(root, "hooks");
-    if (v && (!json_is_object(v) || json_object_size(v) != 0))
-        return fail(err, err_size, "hooks",
-                    "hook handlers are registered at run time with {register_hook_handlers, ...} "
-                    "(C handlers with ph_hub_register_hook); only {} is accepted here");
+    if (v && encode_hooks(&c->hooks, v, err, err_size) != 0)
+        return -1;
     for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++)
         if (check_strategy(root, strategies[i].field, strategies[i].type, err, err_size) != 0)
             return -1;

@@ -873,6 +873,19 @@ static int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid)
     return 0;
 }
 
+/* Appends one list cell [{Cid, PidOrNodePids} | ...] for row. */
+static void append_cid_cell(ph_buf *reply, const reg_row *row, const ph_pid *local_pid)
+{
+    ph_buf_reserve(reply, 128);
+    ei_x_encode_list_header(reply, 1);
+    ei_x_encode_tuple_header(reply, 2);
+    ph_buf_append_term(reply, reg_row_key(row));
+    if (local_pid)
+        ph_encode_pid(reply, *local_pid);
+    else
+        registry_encode_nodes(reply, row);
+}
+
 static ph_result reply_process_list(hub *h, int local, ph_buf *reply)
 {
     uint32_t i = 0;
@@ -881,14 +894,7 @@ static ph_result reply_process_list(hub *h, int local, ph_buf *reply)
     while ((row = registry_next(h->reg, &i)) != NULL) {
         if (local && !row_local_pid(h, row, &pid))
             continue;
-        ph_buf_reserve(reply, 128);
-        ei_x_encode_list_header(reply, 1);
-        ei_x_encode_tuple_header(reply, 2);
-        ph_buf_append_term(reply, reg_row_key(row));
-        if (local)
-            ph_encode_pid(reply, pid);
-        else
-            registry_encode_nodes(reply, row);
+        append_cid_cell(reply, row, local ? &pid : NULL);
     }
     ei_x_encode_empty_list(reply);
     return PH_REPLY;
@@ -918,10 +924,7 @@ static ph_result reply_tag_query(hub *h, ph_term tag, ph_buf *reply)
     while ((row = registry_next(h->reg, &i)) != NULL) {
         if (ph_map_get_atom(reg_row_meta(row), "tag", &v) != 1 || !ph_term_equal(v, tag))
             continue;
-        ei_x_encode_list_header(reply, 1);
-        ei_x_encode_tuple_header(reply, 2);
-        ph_buf_append_term(reply, reg_row_key(row));
-        registry_encode_nodes(reply, row);
+        append_cid_cell(reply, row, NULL);
     }
     ei_x_encode_empty_list(reply);
     return PH_REPLY;
@@ -954,13 +957,10 @@ static int has_option(ph_term opts, const char *name)
     ph_term e;
     if (ph_iter_begin(&it, opts) < 0)
         return 0;
+    char a[PH_ATOM_BUF];
     while (ph_iter_next(&it, &e) > 0)
-        if (ph_match(e, "~a", (char[PH_ATOM_BUF]){0}) == 1) {
-            char a[PH_ATOM_BUF];
-            ph_match(e, "~a", a);
-            if (strcmp(a, name) == 0)
-                return 1;
-        }
+        if (ph_match(e, "~a", a) == 1 && strcmp(a, name) == 0)
+            return 1;
     return 0;
 }
 
@@ -1176,6 +1176,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         return PH_STOP;
     h->cfg = *start_config;
     h->cfg.child_specs.buff = NULL; /* not owned */
+    h->cfg.hooks.buff = NULL;
     h->self_node = runtime_self_node();
     h->reg = registry_new();
     h->hooks = hooks_new();
@@ -1186,6 +1187,22 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         goto fail;
     }
     hooks_install_pending(h->hooks);
+    /* M/F/A handlers from the config file: {HookKey, Node, Handler} */
+    list_walk hw;
+    ph_term entry, hk, hn, handler;
+    list_begin(&hw, ph_buf_term(&start_config->hooks));
+    while (list_next(&hw, &entry) > 0) {
+        char key[PH_ATOM_BUF], node[PH_ATOM_BUF];
+        ph_buf one;
+        if (ph_match(entry, "{~t, ~t, ~t}", &hk, &hn, &handler) != 1 ||
+            ph_match(hk, "~a", key) != 1 || ph_match(hn, "~a", node) != 1 || ph_buf_init(&one) != 0)
+            continue;
+        ph_build(&one, "[~t]", handler);
+        if (hooks_register_terms(h->hooks, key, ph_buf_term(&one), atom_intern(node)) != 0)
+            LOG_W("hub", "%s: hook handler from the config not registered for %s", h->cfg.hub_id,
+                  key);
+        ph_buf_free(&one);
+    }
     ph_trap_exit(ctx, 1);
     *state = h;
     ph_term specs = ph_buf_term(&start_config->child_specs);
@@ -1280,15 +1297,17 @@ int hub_config_defaults(hub_config *c)
     c->dsup_max_restarts = 100;
     c->dsup_max_seconds = 4;
     c->dsup_shutdown_timeout = 60000;
-    if (ph_buf_init(&c->child_specs) != 0)
+    if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0)
         return -1;
-    return ph_build(&c->child_specs, "[]");
+    return ph_build(&c->child_specs, "[]") == 0 && ph_build(&c->hooks, "[]") == 0 ? 0 : -1;
 }
 
 void hub_config_free(hub_config *c)
 {
     if (c->child_specs.buff)
         ph_buf_free(&c->child_specs);
+    if (c->hooks.buff)
+        ph_buf_free(&c->hooks);
 }
 
 int hub_start(const hub_config *c)

@@ -12,6 +12,7 @@
 typedef struct hub_config {
     char hub_id[256];
     ph_buf child_specs; /* a list of child spec maps ([] when none) */
+    ph_buf hooks;       /* [{HookKey, Node, Handler}]: M/F/A handlers from the config */
     unsigned hubs_discover_interval;
     unsigned deadlock_recovery_timeout;
     unsigned storage_purge_interval;

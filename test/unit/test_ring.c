@@ -1,6 +1,7 @@
 /* Unit tests: ConsistentHashing placement against the vectors produced by
- * the real hash_ring library (../shared/vectors/ring_vectors.json, or the
- * file named by PH_RING_VECTORS). */
+ * the real hash_ring library: the file named by PH_RING_VECTORS, else
+ * ../shared/vectors/ring_vectors.json (the project's shared folder), else
+ * test/data/ring_vectors.json (a copy of it, for checkouts without it). */
 #include "strategies/distribution/consistent_hashing.h"
 
 #include <check.h>
@@ -8,10 +9,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <unistd.h>
+
 static const char *vectors_path(void)
 {
     const char *p = getenv("PH_RING_VECTORS");
-    return p ? p : "../shared/vectors/ring_vectors.json";
+    if (p)
+        return p;
+    if (access("../shared/vectors/ring_vectors.json", R_OK) == 0)
+        return "../shared/vectors/ring_vectors.json";
+    return "test/data/ring_vectors.json";
 }
 
 static ph_buf key_term(const char *key, const char *type)
