@@ -195,6 +195,16 @@ static int encode_hooks(ph_buf *b, json_t *hooks, char *err, size_t size)
         json_array_foreach(list, i, h)
         {
             snprintf(field, sizeof field, "hooks.%s[%zu]", key, i);
+            const char *hk;
+            json_t *hv;
+            if (json_is_object(h))
+                json_object_foreach(h, hk, hv) if (strcmp(hk, "id") && strcmp(hk, "node") &&
+                                                   strcmp(hk, "m") && strcmp(hk, "f") &&
+                                                   strcmp(hk, "a") && strcmp(hk, "p"))
+                {
+                    snprintf(field, sizeof field, "hooks.%s[%zu].%s", key, i, hk);
+                    return fail(err, size, field, "unknown field");
+                }
             json_t *id = json_object_get(h, "id"), *node = json_object_get(h, "node");
             json_t *m = json_object_get(h, "m"), *f = json_object_get(h, "f");
             json_t *a = json_object_get(h, "a"), *p = json_object_get(h, "p");

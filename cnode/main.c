@@ -103,6 +103,13 @@ int main(int argc, char **argv)
         status = fail("cannot load the worker modules (see the log above)");
         goto stop_runtime;
     }
+    /* The hub announces itself to the --join nodes (and keeps doing so). */
+    ph_buf_reset(&opts.hub.seeds);
+    for (int i = 0; i < opts.n_join; i++) {
+        ei_x_encode_list_header(&opts.hub.seeds, 1);
+        ei_x_encode_atom(&opts.hub.seeds, opts.join[i]);
+    }
+    ei_x_encode_empty_list(&opts.hub.seeds);
     if (hub_start(&opts.hub) != 0) {
         status = fail("the hub did not start (see the log above)");
         goto stop_runtime;
@@ -117,11 +124,7 @@ int main(int argc, char **argv)
         status = fail("cannot start the I/O threads");
         goto stop_node;
     }
-    for (int i = 0; i < opts.n_join; i++) {
-        uint32_t peer = atom_intern(opts.join[i]);
-        if (peer != ATOM_NONE)
-            connection_request(peer);
-    }
+    hub_network_ready(&opts.hub);
     LOG_I("phnode", "ready: node=%s port=%d creation=%u schedulers=%u net_ticktime=%u", node.name,
           node.listen_port, node.creation, opts.schedulers, opts.net_ticktime);
 

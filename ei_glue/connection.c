@@ -34,6 +34,7 @@ static pthread_mutex_t peers_lock = PTHREAD_MUTEX_INITIALIZER;
 static peer *buckets[PEER_BUCKETS];
 static dist_config config;
 static int stopping;
+static int started; /* connections_start ran: connecting out is possible */
 static ei_cnode *cnode;
 
 chunk *chunk_new(size_t len)
@@ -94,9 +95,23 @@ int connections_init(ei_cnode *ec, const dist_config *cfg)
 
 int connections_start(int listen_fd)
 {
-    if (io_loop_start() != 0)
+    if (io_loop_start() != 0 || handshake_start(cnode, listen_fd, config.connect_timeout_ms) != 0)
         return -1;
-    return handshake_start(cnode, listen_fd, config.connect_timeout_ms);
+    /* Messages sent during start-up (static children's hooks, the hub's
+     * first announcement) waited for this: connect for them now. */
+    uint32_t waiting[256];
+    int n = 0;
+    pthread_mutex_lock(&peers_lock);
+    started = 1;
+    for (int b = 0; b < PEER_BUCKETS; b++)
+        for (peer *p = buckets[b]; p && n < 256; p = p->next)
+            if (p->state == PEER_CONNECTING)
+                waiting[n++] = p->node;
+    pthread_mutex_unlock(&peers_lock);
+    for (int i = 0; i < n; i++)
+        if (handshake_connect_async(waiting[i]) != 0)
+            connection_connect_failed(waiting[i]);
+    return 0;
 }
 
 unsigned connections_ticktime(void)
@@ -255,7 +270,7 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
         chunk_append(&p->pending_head, &p->pending_tail, &p->pending_bytes, ch);
         if (p->state == PEER_IDLE) {
             p->state = PEER_CONNECTING;
-            start_connect = 1;
+            start_connect = started;
         }
     }
     pthread_mutex_unlock(&peers_lock);
@@ -275,7 +290,7 @@ void connection_request(uint32_t node)
     peer *p = stopping ? NULL : peer_find_locked(node, 1);
     if (p && p->state == PEER_IDLE) {
         p->state = PEER_CONNECTING;
-        start = 1;
+        start = started;
     }
     pthread_mutex_unlock(&peers_lock);
     if (start && handshake_connect_async(node) != 0)
@@ -456,6 +471,7 @@ void connections_stop(void)
 {
     pthread_mutex_lock(&peers_lock);
     stopping = 1;
+    started = 0;
     pthread_mutex_unlock(&peers_lock);
     handshake_stop();
     /* Let queued frames (exit signals of stopping workers) reach the peers. */

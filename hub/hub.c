@@ -13,6 +13,7 @@
 #include "hub/atoms.h"
 #include "hub/hooks.h"
 #include "hub/log.h"
+#include "hub/membership.h"
 #include "hub/registry.h"
 #include "hub/route.h"
 #include "hub/runtime.h"
@@ -120,8 +121,15 @@ static int list_begin(list_walk *w, ph_term list)
 
 static int list_next(list_walk *w, ph_term *e)
 {
-    if (w->left <= 0)
-        return 0;
+    if (w->left <= 0) {
+        /* [A | [B | []]] is a proper list too: follow a tail that is a list. */
+        int type, size, index = w->index;
+        if (!w->buf || ei_get_type(w->buf, &index, &type, &size) != 0 || type != ERL_LIST_EXT ||
+            ei_decode_list_header(w->buf, &index, &size) != 0 || size <= 0)
+            return 0;
+        w->index = index;
+        w->left = size;
+    }
     *e = (ph_term){w->buf, w->index};
     if (ei_skip_term(w->buf, &w->index) != 0)
         return -1;
@@ -157,6 +165,8 @@ typedef struct hub {
     uint32_t cap, count, used;
     uint64_t *restarts; /* ring of restart times (ms), dsup_max_restarts long */
     uint32_t restart_next, restart_n;
+    membership members; /* the other hub nodes */
+    ph_buf seeds;       /* [Node] to announce ourselves to */
 } hub;
 
 static child gone_child;
@@ -964,6 +974,109 @@ static int has_option(ph_term opts, const char *name)
     return 0;
 }
 
+/* --- membership (docs/protocol.md, "Between hub nodes") ---------------- */
+
+/* {'$ph_hub', Kind, HubPid, [MemberNode]} to the hub on node. */
+static void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, const char *kind)
+{
+    ph_buf b;
+    if (ph_buf_init(&b) != 0)
+        return;
+    ph_buf_reserve(&b, 64u + 64u * (uint32_t)h->members.n);
+    ei_x_encode_tuple_header(&b, 4);
+    ei_x_encode_atom(&b, "$ph_hub");
+    ei_x_encode_atom(&b, kind);
+    ph_encode_pid(&b, ph_self(ctx));
+    for (int i = 0; i < h->members.n; i++) {
+        ei_x_encode_list_header(&b, 1);
+        ei_x_encode_atom(&b, atom_text(h->members.members[i].node));
+    }
+    ei_x_encode_empty_list(&b);
+    ph_send_named(ctx, h->cfg.hub_id, atom_text(node), ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
+static void fire_node_hook(hub *h, ph_ctx *ctx, const char *key, uint32_t node)
+{
+    ph_buf b;
+    if (!hooks_has(h->hooks, key) || ph_buf_init(&b) != 0)
+        return;
+    if (ph_build(&b, "~a", atom_text(node)) == 0)
+        fire(h, ctx, key, ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
+static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
+{
+    uint32_t node = e->node;
+    ph_demonitor(ctx, &e->monitor);
+    LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
+    fire_node_hook(h, ctx, "pre_cluster_leave_hook", node);
+    membership_remove(&h->members, e);
+    fire_node_hook(h, ctx, "post_cluster_leave_hook", node);
+}
+
+/* hello / welcome from another hub: it joins (or is known already), and
+ * the members it knows are greeted in turn. */
+static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int reply)
+{
+    if (from.node == h->self_node)
+        return;
+    member *e = membership_find(&h->members, from.node);
+    if (e && !ph_pid_equal(e->hub, from)) {
+        member_left(h, ctx, e, "its hub restarted"); /* a new incarnation */
+        e = NULL;
+    }
+    if (!e) {
+        ph_ref mon;
+        if (ph_monitor(ctx, from, &mon) != 0 || membership_add(&h->members, from.node, from, &mon) != 0) {
+            LOG_E("hub", "%s: out of memory adding a member", h->cfg.hub_id);
+            return;
+        }
+        LOG_I("hub", "%s: %s joined the hub cluster", h->cfg.hub_id, atom_text(from.node));
+        fire_node_hook(h, ctx, "pre_cluster_join_hook", from.node);
+        fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
+    }
+    if (reply)
+        send_hub_message(h, ctx, from.node, "welcome");
+    list_walk w;
+    ph_term t;
+    char name[PH_ATOM_BUF];
+    if (list_begin(&w, their_members) < 0)
+        return;
+    while (list_next(&w, &t) > 0) {
+        uint32_t node;
+        if (ph_match(t, "~a", name) != 1 || (node = atom_intern(name)) == ATOM_NONE ||
+            node == h->self_node || membership_find(&h->members, node))
+            continue;
+        send_hub_message(h, ctx, node, "hello");
+    }
+}
+
+/* Announces this hub to the seeds and the members (heals a split). */
+static void announce(hub *h, ph_ctx *ctx)
+{
+    list_walk w;
+    ph_term t;
+    char name[PH_ATOM_BUF];
+    list_begin(&w, ph_buf_term(&h->seeds));
+    while (list_next(&w, &t) > 0) {
+        uint32_t node;
+        if (ph_match(t, "~a", name) == 1 && (node = atom_intern(name)) != ATOM_NONE &&
+            node != h->self_node)
+            send_hub_message(h, ctx, node, "hello");
+    }
+    for (int i = 0; i < h->members.n; i++)
+        send_hub_message(h, ctx, h->members.members[i].node, "hello");
+    ph_buf tick;
+    ph_ref timer;
+    if (ph_buf_init(&tick) == 0) {
+        ph_build(&tick, "{'$ph_hub', announce}");
+        ph_send_after(ctx, h->cfg.hubs_discover_interval, ph_buf_term(&tick), &timer);
+        ph_buf_free(&tick);
+    }
+}
+
 /* --- the API ------------------------------------------------------------ */
 
 static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
@@ -1106,10 +1219,15 @@ static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *
         return PH_REPLY;
     }
     if (ph_match(req, "{nodes, ~t}", &a) == 1) {
-        if (has_option(a, "include_local"))
-            ph_build(reply, "[~a]", atom_text(h->self_node));
-        else
-            ph_build(reply, "[]");
+        if (has_option(a, "include_local")) {
+            ei_x_encode_list_header(reply, 1);
+            ei_x_encode_atom(reply, atom_text(h->self_node));
+        }
+        for (int i = 0; i < h->members.n; i++) {
+            ei_x_encode_list_header(reply, 1);
+            ei_x_encode_atom(reply, atom_text(h->members.members[i].node));
+        }
+        ei_x_encode_empty_list(reply);
         return PH_REPLY;
     }
     if (ph_match(req, "is_alive") == 1)
@@ -1163,10 +1281,40 @@ static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
     }
     if (ph_match(msg, "{rex, _}") == 1)
         return PH_OK; /* results of M/F/A hook handlers */
+    ph_term members, ref_term;
+    char kind[PH_ATOM_BUF];
+    if (ph_match(msg, "{'$ph_hub', ~a, ~t, ~t}", kind, &p, &members) == 1 &&
+        ph_decode_pid(p, &pid) == 0) {
+        if (strcmp(kind, "hello") == 0 || strcmp(kind, "welcome") == 0)
+            handle_hello(h, ctx, pid, members, strcmp(kind, "hello") == 0);
+        else if (strcmp(kind, "leave") == 0) {
+            member *e = membership_find(&h->members, pid.node);
+            if (e && ph_pid_equal(e->hub, pid))
+                member_left(h, ctx, e, "left");
+        }
+        return PH_OK;
+    }
+    if (ph_match(msg, "{'$ph_hub', announce}") == 1) {
+        announce(h, ctx);
+        return PH_OK;
+    }
+    ph_ref ref;
+    if (ph_match(msg, "{'DOWN', ~t, process, _, ~t}", &ref_term, &reason) == 1 &&
+        ph_decode_ref(ref_term, &ref) == 0) {
+        member *e = membership_find_monitor(&h->members, &ref);
+        if (e) {
+            char why[128];
+            member_left(h, ctx, e, ph_term_format(reason, why, sizeof why));
+        }
+        return PH_OK;
+    }
+    char text[200];
+    LOG_D("hub", "%s: ignored message %s", h->cfg.hub_id, ph_term_format(msg, text, sizeof text));
     return PH_OK;
 }
 
 static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason);
+static void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, const char *kind);
 
 static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
 {
@@ -1177,6 +1325,11 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->cfg = *start_config;
     h->cfg.child_specs.buff = NULL; /* not owned */
     h->cfg.hooks.buff = NULL;
+    h->cfg.seeds.buff = NULL;
+    if (ph_buf_init(&h->seeds) != 0 || ph_buf_append_term(&h->seeds, ph_buf_term(&start_config->seeds)) != 0) {
+        ph_stop_reasonf(ctx, "enomem");
+        goto fail;
+    }
     h->self_node = runtime_self_node();
     h->reg = registry_new();
     h->hooks = hooks_new();
@@ -1233,8 +1386,11 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         ph_buf_free(&result);
         ph_buf_free(&none);
     }
+    /* The first announcement waits for hub_network_ready(). */
     return PH_OK;
 fail:
+    if (h->seeds.buff)
+        ph_buf_free(&h->seeds);
     registry_free(h->reg);
     hooks_free(h->hooks);
     free(h->restarts);
@@ -1270,6 +1426,12 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
         }
     }
     ph_buf_free(&rb);
+    /* Tell the other members now rather than let them wait for the DOWN. */
+    for (int i = 0; i < h->members.n; i++)
+        send_hub_message(h, ctx, h->members.members[i].node, "leave");
+    membership_free(&h->members);
+    if (h->seeds.buff)
+        ph_buf_free(&h->seeds);
     free(h->children);
     registry_free(h->reg);
     hooks_free(h->hooks);
@@ -1297,9 +1459,13 @@ int hub_config_defaults(hub_config *c)
     c->dsup_max_restarts = 100;
     c->dsup_max_seconds = 4;
     c->dsup_shutdown_timeout = 60000;
-    if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0)
+    if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0 ||
+        ph_buf_init(&c->seeds) != 0)
         return -1;
-    return ph_build(&c->child_specs, "[]") == 0 && ph_build(&c->hooks, "[]") == 0 ? 0 : -1;
+    return ph_build(&c->child_specs, "[]") == 0 && ph_build(&c->hooks, "[]") == 0 &&
+                   ph_build(&c->seeds, "[]") == 0
+               ? 0
+               : -1;
 }
 
 void hub_config_free(hub_config *c)
@@ -1308,6 +1474,18 @@ void hub_config_free(hub_config *c)
         ph_buf_free(&c->child_specs);
     if (c->hooks.buff)
         ph_buf_free(&c->hooks);
+    if (c->seeds.buff)
+        ph_buf_free(&c->seeds);
+}
+
+void hub_network_ready(const hub_config *c)
+{
+    ph_buf b;
+    if (ph_buf_init(&b) != 0)
+        return;
+    if (ph_build(&b, "{'$ph_hub', announce}") == 0)
+        ph_send_named(NULL, c->hub_id, NULL, ph_buf_term(&b));
+    ph_buf_free(&b);
 }
 
 int hub_start(const hub_config *c)

@@ -13,6 +13,7 @@ typedef struct hub_config {
     char hub_id[256];
     ph_buf child_specs; /* a list of child spec maps ([] when none) */
     ph_buf hooks;       /* [{HookKey, Node, Handler}]: M/F/A handlers from the config */
+    ph_buf seeds;       /* [Node]: hub nodes to join (--join, "join") */
     unsigned hubs_discover_interval;
     unsigned deadlock_recovery_timeout;
     unsigned storage_purge_interval;
@@ -29,5 +30,8 @@ void hub_config_free(hub_config *c);
 /* Starts the hub process (static children first). 0, or -1 with the reason
  * logged (e.g. a static child failed to start). */
 int hub_start(const hub_config *c);
+/* The distribution is up: the hub announces itself to its seeds now and
+ * every hubs_discover_interval from then on. */
+void hub_network_ready(const hub_config *c);
 
 #endif

@@ -1518,6 +1518,59 @@ defmodule PhNode.HubTest do
       assert GenServer.call(start_one!(hub, spec("dyn", :counter, [8])), :get) == 8
     end
 
+    test "hooks from the config file: M/F/A handlers run on the given node, static children included" do
+      sink = PhTest.unique_atom("cfg_sink")
+      Process.register(self(), sink)
+      me = Atom.to_string(node())
+
+      handler = fn id, p ->
+        %{
+          "id" => id,
+          "node" => me,
+          "m" => "erlang",
+          "f" => "send",
+          "a" => [":#{sink}", "_"],
+          "p" => p
+        }
+      end
+
+      ph =
+        start_config_node(%{
+          "child_specs" => [json_spec("st1", "counter", [1])],
+          "hooks" => %{
+            "registry_pid_insert_hook" => [handler.("cfg_ins", 3)],
+            "registry_pid_remove_hook" => [Map.delete(handler.("cfg_rem", 0), "p")]
+          }
+        })
+
+      node = ph.node
+      hub = {:my_hub, node}
+      st1 = call(hub, {:get_pid, "st1"})
+      assert is_pid(st1)
+
+      d1 = start_one!(hub, spec("d1", :echo, []))
+      assert_receive {"d1", [{^node, ^d1}]}, 5000
+      assert {:ok, %{status: :ok}} = stop_await(hub, ["d1"])
+      assert_receive {"d1", [^node]}, 5000
+
+      # a config handler is cancelled like any other (its id is the JSON string)
+      assert call(hub, {:cancel_hook_handlers, :registry_pid_insert_hook, ["cfg_ins"]}) == :ok
+      start_one!(hub, spec("d2", :echo, []))
+      refute_receive {"d2", _}, 500
+      # and its id is free again
+      assert call(
+               hub,
+               {:register_hook_handlers, :registry_pid_insert_hook,
+                [%{id: "cfg_ins", pid: self(), p: 0}]}
+             ) == :ok
+
+      # the static child's registration was hooked too (checked last: the message,
+      # if it came, has been waiting in the mailbox since start-up)
+      assert_received {"st1", [{^node, ^st1}]},
+                      "no registry_pid_insert_hook for the static child st1; log:\n" <>
+                        PhTest.log_tail(ph.log, 10)
+    end
+
     test "a static child that cannot start: phnode exits 2 and the log names it" do
       specs = [
         json_spec("fine", "counter", [1]),
@@ -1567,6 +1620,32 @@ defmodule PhNode.HubTest do
         {%{"child_specs" => [put_in(ok, ["start", "module"], 5)]}, "module"},
         {%{"child_specs" => [put_in(ok, ["start", "function"], 5)]}, "function"},
         {%{"child_specs" => [Map.put(ok, "shutdown", "soon")]}, "shutdown"},
+        {%{"hooks" => []}, "hooks"},
+        {%{"hooks" => %{"registry_pid_insert_hook" => [%{"id" => "h"}]}},
+         "registry_pid_insert_hook"},
+        {%{"hooks" => %{"registry_pid_insert_hook" => %{"id" => "h"}}},
+         "registry_pid_insert_hook"},
+        {%{
+           "hooks" => %{
+             "registry_pid_insert_hook" => [
+               %{
+                 "id" => "h",
+                 "node" => "a@b",
+                 "m" => "erlang",
+                 "f" => "send",
+                 "a" => [],
+                 "colour" => 1
+               }
+             ]
+           }
+         }, "colour"},
+        {%{
+           "hooks" => %{
+             "registry_pid_insert_hook" => [
+               %{"id" => "h", "node" => "no_at_sign", "m" => "erlang", "f" => "send", "a" => []}
+             ]
+           }
+         }, "registry_pid_insert_hook"},
         {%{"dsup_max_restarts" => "x"}, "dsup_max_restarts"},
         {%{"dsup_max_seconds" => -1}, "dsup_max_seconds"}
       ]
