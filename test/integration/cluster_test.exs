@@ -1,0 +1,98 @@
+# Hub cluster membership: phnodes with the same hub_id find each other
+# through --join seeds and each other's member lists, and notice when a
+# member dies (kill -9) or leaves (SIGTERM). Run by test/integration/run.sh.
+Code.require_file("support/ph_test.exs", __DIR__)
+PhTest.init()
+
+ExUnit.start(
+  formatters: [ExUnit.CLIFormatter, PhTest.Formatter],
+  trace: true,
+  timeout: 60_000
+)
+
+defmodule PhNode.ClusterTest do
+  use ExUnit.Case, async: false
+
+  @ticktime 2
+
+  defp members(n), do: GenServer.call({:my_hub, n.node}, {:nodes, []}) |> Enum.sort()
+
+  defp wait_until(fun, ms) do
+    deadline = PhTest.now_ms() + ms
+
+    Stream.repeatedly(fn ->
+      ok = fun.()
+      unless ok, do: Process.sleep(50)
+      ok
+    end)
+    |> Enum.find(fn ok -> ok or PhTest.now_ms() > deadline end)
+  end
+
+  defp start(args), do: PhTest.start_node(ticktime: @ticktime, args: args)
+
+  test "members find each other through a chain of seeds, and notice deaths and leaves" do
+    a = start([])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+
+    hook_keys = [:pre_cluster_join_hook, :post_cluster_join_hook, :pre_cluster_leave_hook, :post_cluster_leave_hook]
+
+    for key <- hook_keys do
+      assert :ok ==
+               GenServer.call({:my_hub, a.node}, {:register_hook_handlers, key, [%{id: :t, pid: self()}]})
+    end
+
+    b = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    c = start(["--join", Atom.to_string(b.node)])
+    on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
+
+    # c only knows b, but learns a from b's member list
+    assert wait_until(
+             fn ->
+               members(a) == Enum.sort([b.node, c.node]) and members(b) == Enum.sort([a.node, c.node]) and
+                 members(c) == Enum.sort([a.node, b.node])
+             end,
+             10_000
+           ),
+           "members: a #{inspect(members(a))}, b #{inspect(members(b))}, c #{inspect(members(c))}"
+
+    assert GenServer.call({:my_hub, a.node}, {:nodes, [:include_local]}) |> Enum.sort() ==
+             Enum.sort([a.node, b.node, c.node])
+
+    bn = b.node
+    cn = c.node
+    assert_receive {:process_hub, :pre_cluster_join_hook, ^bn}, 5000
+    assert_receive {:process_hub, :post_cluster_join_hook, ^bn}, 5000
+    assert_receive {:process_hub, :post_cluster_join_hook, ^cn}, 5000
+
+    # kill -9: the connection closes, the others drop the member at once
+    t0 = PhTest.now_ms()
+    PhTest.kill_node(c)
+    assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 5_000)
+    assert PhTest.now_ms() - t0 < 3_000
+    assert_receive {:process_hub, :pre_cluster_leave_hook, ^cn}, 5000
+    assert_receive {:process_hub, :post_cluster_leave_hook, ^cn}, 5000
+
+    # SIGTERM: b says goodbye
+    assert PhTest.stop_node(b) == {:ok, 0}
+    assert wait_until(fn -> members(a) == [] end, 3_000)
+    assert_receive {:process_hub, :post_cluster_leave_hook, ^bn}, 5000
+
+    # a restarted member rejoins through its seed
+    c2 = PhTest.start_node(name: c.alive, ticktime: @ticktime, args: ["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(c2), do: PhTest.kill_node(c2) end)
+    assert wait_until(fn -> members(a) == [c2.node] and members(c2) == [a.node] end, 10_000)
+  end
+
+  test "a hub with another hub_id is not a member" do
+    a = start([])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    cfg = Path.join(PhTest.tmp_dir(), "other_hub_#{System.unique_integer([:positive])}.json")
+    File.write!(cfg, ~s({"hub_id": "other_hub"}))
+    o = start(["--config", cfg, "--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(o), do: PhTest.kill_node(o) end)
+    Process.sleep(1_000)
+    assert members(a) == []
+    assert GenServer.call({:other_hub, o.node}, {:nodes, []}) == []
+  end
+end
