@@ -167,6 +167,11 @@ typedef struct hub {
     uint32_t restart_next, restart_n;
     membership members; /* the other hub nodes */
     ph_buf seeds;       /* [Node] to announce ourselves to */
+    /* Registry changes of this node not yet published to the members:
+     * elements {Cid, Spec, Pid, Meta} and Cid. Flushed after each
+     * request or message, so a batch of 100k starts is one message. */
+    elist sync_registered;
+    elist sync_unregistered;
 } hub;
 
 static child gone_child;
@@ -365,6 +370,56 @@ static void fire_remove(hub *h, ph_ctx *ctx, ph_term key, uint32_t node)
     ph_buf_free(&b);
 }
 
+/* --- publishing registry changes to the other members ---------------- */
+
+static void note_registered(hub *h, const reg_row *row, ph_pid pid)
+{
+    if (h->members.n == 0)
+        return;
+    ph_buf *b = &h->sync_registered.b;
+    if (ph_buf_reserve(b, 128u + row->key_len + row->spec_len + row->meta_len) == 0 &&
+        ei_x_encode_tuple_header(b, 4) == 0 && ph_buf_append_term(b, reg_row_key(row)) == 0 &&
+        ph_buf_append_term(b, reg_row_spec(row)) == 0 && ph_encode_pid(b, pid) == 0 &&
+        ph_buf_append_term(b, reg_row_meta(row)) == 0)
+        h->sync_registered.n++;
+}
+
+static void note_unregistered(hub *h, ph_term cid)
+{
+    if (h->members.n == 0)
+        return;
+    if (ph_buf_append_term(&h->sync_unregistered.b, cid) == 0)
+        h->sync_unregistered.n++;
+}
+
+/* {'$ph_hub', Kind, Node, List} to one member, or to all (node 0). */
+static void send_sync(hub *h, ph_ctx *ctx, uint32_t only, const char *kind, const elist *l)
+{
+    ph_buf b;
+    if (ph_buf_init(&b) != 0 || ph_buf_reserve(&b, (size_t)l->b.index + 512) != 0)
+        return;
+    ei_x_encode_tuple_header(&b, 4);
+    ei_x_encode_atom(&b, "$ph_hub");
+    ei_x_encode_atom(&b, kind);
+    ei_x_encode_atom(&b, atom_text(h->self_node));
+    elist_to(&b, l);
+    for (int i = 0; i < h->members.n; i++)
+        if (!only || h->members.members[i].node == only)
+            ph_send(ctx, h->members.members[i].hub, ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
+static void flush_sync(hub *h, ph_ctx *ctx)
+{
+    if (h->sync_registered.n)
+        send_sync(h, ctx, 0, "registered", &h->sync_registered);
+    if (h->sync_unregistered.n)
+        send_sync(h, ctx, 0, "unregistered", &h->sync_unregistered);
+    ph_buf_reset(&h->sync_registered.b);
+    ph_buf_reset(&h->sync_unregistered.b);
+    h->sync_registered.n = h->sync_unregistered.n = 0;
+}
+
 /* Removes this node from the child's registry row (remove hook). */
 static void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_len)
 {
@@ -375,6 +430,7 @@ static void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_
     if (ph_buf_init(&k) != 0)
         return;
     ph_buf_append_term(&k, reg_row_key(row));
+    note_unregistered(h, ph_buf_term(&k));
     registry_remove_node(h->reg, row, h->self_node);
     fire_remove(h, ctx, ph_buf_term(&k), h->self_node);
     ph_buf_free(&k);
@@ -522,6 +578,7 @@ static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, st
         goto out;
     }
     fire_insert(h, ctx, row);
+    note_registered(h, row, pid);
     /* {Cid, [{Node, Pid}]}, encoded directly: this runs per child */
     ph_buf *st = &r->started.b;
     if (ph_buf_reserve(st, 64u + (uint32_t)key.index) == 0 &&
@@ -742,6 +799,21 @@ static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w)
         for (uint16_t i = 0; row && i < row->n_nodes && !c; i++)
             if (row->nodes[i].node == h->self_node)
                 c = child_find(h, row->nodes[i].pid, NULL);
+        if (!c && row && row->n_nodes) {
+            /* Runs on other members: they stop it (not awaited here). */
+            for (uint16_t i = 0; i < row->n_nodes; i++) {
+                member *m = membership_find(&h->members, row->nodes[i].node);
+                ph_buf msg;
+                if (!m || ph_buf_init(&msg) != 0)
+                    continue;
+                if (ph_build(&msg, "{'$ph_hub', stop, ~a, [~t]}", atom_text(h->self_node), cid) == 0)
+                    ph_send(ctx, m->hub, ph_buf_term(&msg));
+                ph_buf_free(&msg);
+                if (w)
+                    elist_add(&w->stopped, "{~t, [~a]}", cid, atom_text(row->nodes[i].node));
+            }
+            continue;
+        }
         if (!c) {
             if (w)
                 elist_add(&w->errors, "{~t, ~a, not_found}", cid, node);
@@ -812,6 +884,7 @@ static void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason)
             child_remove(h, c);
             if (nc) {
                 fire_insert(h, ctx, row);
+                note_registered(h, row, pid);
                 if (hooks_has(h->hooks, "child_process_pid_update_hook")) {
                     ph_buf d;
                     ph_buf_init(&d);
@@ -1006,6 +1079,100 @@ static void fire_node_hook(hub *h, ph_ctx *ctx, const char *key, uint32_t node)
     ph_buf_free(&b);
 }
 
+/* The rows this node runs, to a member that just joined (it learns the
+ * whole registry from all members this way). */
+static void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node)
+{
+    elist l;
+    uint32_t i = 0;
+    reg_row *row;
+    ph_pid pid;
+    if (elist_init(&l) != 0)
+        return;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        if (!row_local_pid(h, row, &pid))
+            continue;
+        ph_buf *b = &l.b;
+        if (ph_buf_reserve(b, 128u + row->key_len + row->spec_len + row->meta_len) == 0 &&
+            ei_x_encode_tuple_header(b, 4) == 0 && ph_buf_append_term(b, reg_row_key(row)) == 0 &&
+            ph_buf_append_term(b, reg_row_spec(row)) == 0 && ph_encode_pid(b, pid) == 0 &&
+            ph_buf_append_term(b, reg_row_meta(row)) == 0)
+            l.n++;
+    }
+    if (l.n)
+        send_sync(h, ctx, node, "registered", &l);
+    elist_free(&l);
+}
+
+/* A member's rows as it published them. */
+static void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
+{
+    list_walk w;
+    ph_term e, cid, spec, p, meta;
+    ph_pid pid;
+    ph_buf key;
+    if (node == h->self_node || list_begin(&w, list) < 0 || ph_buf_init(&key) != 0)
+        return;
+    while (list_next(&w, &e) > 0) {
+        ph_buf_reset(&key);
+        if (ph_match(e, "{~t, ~t, ~t, ~t}", &cid, &spec, &p, &meta) != 1 ||
+            ph_decode_pid(p, &pid) != 0 || pid.node != node || registry_key(cid, &key) != 0)
+            continue;
+        reg_row *row = registry_get(h->reg, key.buff, (uint32_t)key.index);
+        if (row)
+            registry_set_node(h->reg, row, node, pid);
+        else {
+            reg_node_pid np = {node, pid};
+            row = registry_put(h->reg, key.buff, (uint32_t)key.index, spec, meta, &np, 1);
+        }
+        if (row)
+            fire_insert(h, ctx, row);
+    }
+    ph_buf_free(&key);
+}
+
+static void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
+{
+    list_walk w;
+    ph_term cid;
+    ph_buf key;
+    if (node == h->self_node || list_begin(&w, list) < 0 || ph_buf_init(&key) != 0)
+        return;
+    while (list_next(&w, &cid) > 0) {
+        ph_buf_reset(&key);
+        reg_row *row = registry_key(cid, &key) == 0
+                           ? registry_get(h->reg, key.buff, (uint32_t)key.index)
+                           : NULL;
+        if (!row)
+            continue;
+        registry_remove_node(h->reg, row, node);
+        fire_remove(h, ctx, cid, node);
+    }
+    ph_buf_free(&key);
+}
+
+/* A member left: its children leave every row (they ran there). */
+static void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    ph_buf key;
+    if (ph_buf_init(&key) != 0)
+        return;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        int hosted = 0;
+        for (uint16_t j = 0; j < row->n_nodes; j++)
+            hosted |= row->nodes[j].node == node;
+        if (!hosted)
+            continue;
+        ph_buf_reset(&key);
+        ph_buf_append_term(&key, reg_row_key(row));
+        registry_remove_node(h->reg, row, node); /* may free row; iteration goes on */
+        fire_remove(h, ctx, ph_buf_term(&key), node);
+    }
+    ph_buf_free(&key);
+}
+
 static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
 {
     uint32_t node = e->node;
@@ -1013,6 +1180,7 @@ static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
     fire_node_hook(h, ctx, "pre_cluster_leave_hook", node);
     membership_remove(&h->members, e);
+    drop_node_rows(h, ctx, node);
     fire_node_hook(h, ctx, "post_cluster_leave_hook", node);
 }
 
@@ -1027,6 +1195,7 @@ static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members
         member_left(h, ctx, e, "its hub restarted"); /* a new incarnation */
         e = NULL;
     }
+    int joined = 0;
     if (!e) {
         ph_ref mon;
         if (ph_monitor(ctx, from, &mon) != 0 || membership_add(&h->members, from.node, from, &mon) != 0) {
@@ -1035,10 +1204,15 @@ static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members
         }
         LOG_I("hub", "%s: %s joined the hub cluster", h->cfg.hub_id, atom_text(from.node));
         fire_node_hook(h, ctx, "pre_cluster_join_hook", from.node);
-        fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
+        joined = 1;
     }
+    /* welcome first: the newcomer accepts our rows only from a member */
     if (reply)
         send_hub_message(h, ctx, from.node, "welcome");
+    if (joined) {
+        send_local_registry(h, ctx, from.node);
+        fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
+    }
     list_walk w;
     ph_term t;
     char name[PH_ATOM_BUF];
@@ -1145,7 +1319,8 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
     return PH_NOREPLY;
 }
 
-static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *from, ph_buf *reply)
+static ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *from,
+                                ph_buf *reply)
 {
     hub *h = state;
     ph_term a, b;
@@ -1257,7 +1432,7 @@ static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *
     return PH_REPLY;
 }
 
-static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
+static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
 {
     hub *h = state;
     ph_term p, reason;
@@ -1294,6 +1469,23 @@ static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
         }
         return PH_OK;
     }
+    ph_term node_term, list;
+    char node_name[PH_ATOM_BUF];
+    if (ph_match(msg, "{'$ph_hub', ~a, ~t, ~t}", kind, &node_term, &list) == 1 &&
+        ph_match(node_term, "~a", node_name) == 1 &&
+        (strcmp(kind, "registered") == 0 || strcmp(kind, "unregistered") == 0 ||
+         strcmp(kind, "stop") == 0)) {
+        uint32_t node = atom_intern(node_name);
+        if (!membership_find(&h->members, node))
+            return PH_OK; /* not (yet) a member: its hello will bring the rows */
+        if (strcmp(kind, "registered") == 0)
+            apply_registered(h, ctx, node, list);
+        else if (strcmp(kind, "unregistered") == 0)
+            apply_unregistered(h, ctx, node, list);
+        else
+            stop_batch(h, ctx, list, NULL);
+        return PH_OK;
+    }
     if (ph_match(msg, "{'$ph_hub', announce}") == 1) {
         announce(h, ctx);
         return PH_OK;
@@ -1311,6 +1503,22 @@ static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
     char text[200];
     LOG_D("hub", "%s: ignored message %s", h->cfg.hub_id, ph_term_format(msg, text, sizeof text));
     return PH_OK;
+}
+
+/* Every request and message: then the registry changes it made go to the
+ * other members in one message each. */
+static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *from, ph_buf *reply)
+{
+    ph_result r = hub_call_inner(ctx, state, req, from, reply);
+    flush_sync(state, ctx);
+    return r;
+}
+
+static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
+{
+    ph_result r = hub_info_inner(ctx, state, msg);
+    flush_sync(state, ctx);
+    return r;
 }
 
 static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason);
@@ -1333,6 +1541,10 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->self_node = runtime_self_node();
     h->reg = registry_new();
     h->hooks = hooks_new();
+    if (elist_init(&h->sync_registered) != 0 || elist_init(&h->sync_unregistered) != 0) {
+        ph_stop_reasonf(ctx, "enomem");
+        goto fail;
+    }
     uint32_t max = h->cfg.dsup_max_restarts ? h->cfg.dsup_max_restarts : 1;
     h->restarts = calloc(max, sizeof *h->restarts);
     if (!h->reg || !h->hooks || !h->restarts || children_grow(h) != 0) {
@@ -1391,6 +1603,10 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
 fail:
     if (h->seeds.buff)
         ph_buf_free(&h->seeds);
+    if (h->sync_registered.b.buff)
+        elist_free(&h->sync_registered);
+    if (h->sync_unregistered.b.buff)
+        elist_free(&h->sync_unregistered);
     registry_free(h->reg);
     hooks_free(h->hooks);
     free(h->restarts);
@@ -1432,6 +1648,8 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     membership_free(&h->members);
     if (h->seeds.buff)
         ph_buf_free(&h->seeds);
+    elist_free(&h->sync_registered);
+    elist_free(&h->sync_unregistered);
     free(h->children);
     registry_free(h->reg);
     hooks_free(h->hooks);
