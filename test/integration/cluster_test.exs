@@ -84,6 +84,61 @@ defmodule PhNode.ClusterTest do
     assert wait_until(fn -> members(a) == [c2.node] and members(c2) == [a.node] end, 10_000)
   end
 
+  defp dump(n), do: GenServer.call({:my_hub, n.node}, :registry_dump)
+
+  test "registries are synchronised: starts, stops, late joiners, dead members" do
+    a = start([])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    b = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    c = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
+    assert wait_until(fn -> length(members(a)) == 2 and length(members(c)) == 2 end, 10_000)
+
+    specs = for i <- 1..300, do: %{id: "s#{i}", start: {:counter, :start_link, [i]}, restart: :transient}
+    assert {:ok, %{status: :ok, started: started}} =
+             GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true, metadata: %{tag: :sync}]})
+    assert length(started) == 300
+
+    # every node's copy is the same
+    assert wait_until(fn -> map_size(dump(b)) == 300 and map_size(dump(c)) == 300 end, 5_000)
+    assert dump(a) == dump(b)
+    assert dump(a) == dump(c)
+    assert length(GenServer.call({:my_hub, c.node}, {:tag_query, :sync})) == 300
+
+    # lookups on c reach children running on a
+    pid = GenServer.call({:my_hub, c.node}, {:get_pid, "s42"})
+    assert node(pid) == a.node
+    assert GenServer.call(pid, :get) == 42
+
+    # a restart (new pid) reaches every copy
+    Process.exit(pid, :boom)
+    assert wait_until(fn -> GenServer.call({:my_hub, b.node}, {:get_pid, "s42"}) not in [pid, nil] end, 5_000)
+    assert dump(a) == dump(b)
+
+    # a stop asked of b is done by a and leaves every copy
+    assert {:ok, %{status: :ok}} = GenServer.call({:my_hub, b.node}, {:stop_children, ["s1", "s2"], [awaitable: true]})
+    assert wait_until(fn -> Enum.all?([a, b, c], &(map_size(dump(&1)) == 298)) end, 5_000)
+    assert GenServer.call({:my_hub, a.node}, {:get_pid, "s1"}) == nil
+
+    # a transient child that stops normally leaves every copy
+    GenServer.call({:my_hub, a.node}, {:start_child, %{id: "cr", start: {:crasher, :start_link, []}, restart: :transient}, [awaitable: true]})
+    assert wait_until(fn -> GenServer.call({:my_hub, c.node}, {:get_pid, "cr"}) != nil end, 5_000)
+    cr = GenServer.call({:my_hub, c.node}, {:get_pid, "cr"})
+    assert GenServer.call(cr, {:stop, :normal}) == :ok
+    assert wait_until(fn -> GenServer.call({:my_hub, c.node}, {:get_pid, "cr"}) == nil end, 5_000)
+
+    # a late joiner gets the whole registry
+    d = start(["--join", Atom.to_string(c.node)])
+    on_exit(fn -> if PhTest.alive?(d), do: PhTest.kill_node(d) end)
+    assert wait_until(fn -> map_size(dump(d)) == 298 end, 10_000)
+    assert dump(d) == dump(a)
+
+    # a member killed takes its rows with it (failover comes with redistribution)
+    PhTest.kill_node(a)
+    assert wait_until(fn -> Enum.all?([b, c, d], &(dump(&1) == %{})) end, 5_000)
+  end
+
   test "a hub with another hub_id is not a member" do
     a = start([])
     on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
