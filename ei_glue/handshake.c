@@ -15,6 +15,8 @@
 #include <unistd.h>
 
 #define ACCEPT_TIMEOUT_MS 5000
+#define CONNECT_ATTEMPTS 3
+#define RETRY_DELAY_US (200 * 1000)
 
 static ei_cnode *cnode;
 static int listen_fd = -1;
@@ -56,14 +58,25 @@ static void *connector_main(void *arg)
     uint32_t node = (uint32_t)(uintptr_t)arg;
     char name[MAXATOMLEN_UTF8];
     snprintf(name, sizeof name, "%s", atom_text(node));
-    int fd = ei_connect_tmo(cnode, name, connect_timeout);
-    if (fd < 0) {
-        LOG_W("handshake", "cannot connect to %s: %s", name,
-              erl_errno ? strerror(erl_errno) : "handshake refused");
-        connection_connect_failed(node);
-    } else {
-        connection_adopt(fd, node, 0);
+    /* A refused handshake is often the peer dialing us at the same moment
+     * (it answers "nok" and its own connection wins): give that connection
+     * time to arrive before dropping the messages that wait. */
+    int fd = -1;
+    for (int attempt = 0; attempt < CONNECT_ATTEMPTS && fd < 0; attempt++) {
+        if (attempt > 0) {
+            usleep(RETRY_DELAY_US);
+            if (connection_is_up(node) || !atomic_load(&accepting))
+                break;
+        }
+        fd = ei_connect_tmo(cnode, name, connect_timeout);
+        if (fd < 0)
+            LOG_W("handshake", "cannot connect to %s (attempt %d): %s", name, attempt + 1,
+                  erl_errno ? strerror(erl_errno) : "handshake refused");
     }
+    if (fd >= 0)
+        connection_adopt(fd, node, 0);
+    else
+        connection_connect_failed(node);
     atomic_fetch_sub(&connectors, 1);
     return NULL;
 }

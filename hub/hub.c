@@ -16,6 +16,7 @@
 #include "hub/membership.h"
 #include "hub/registry.h"
 #include "hub/route.h"
+#include "strategies/distribution/consistent_hashing.h"
 #include "hub/runtime.h"
 #include "hub/timers.h"
 
@@ -172,7 +173,22 @@ typedef struct hub {
      * request or message, so a batch of 100k starts is one message. */
     elist sync_registered;
     elist sync_unregistered;
+    ring *ring;                    /* ConsistentHashing over this node and the members */
+    struct pending_start *pending; /* awaitable starts waiting for other members */
 } hub;
+
+/* An awaitable start whose children were placed on other members too. */
+typedef struct pending_start {
+    struct pending_start *next;
+    ph_ref id;
+    ph_from *from;
+    int rollback;
+    elist started, errors;
+    uint32_t waiting[64]; /* nodes that have not answered */
+    int n_waiting;
+} pending_start;
+
+static void pending_node_gone(hub *h, ph_ctx *ctx, uint32_t node);
 
 static child gone_child;
 #define GONE (&gone_child)
@@ -806,7 +822,8 @@ static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w)
                 ph_buf msg;
                 if (!m || ph_buf_init(&msg) != 0)
                     continue;
-                if (ph_build(&msg, "{'$ph_hub', stop, ~a, [~t]}", atom_text(h->self_node), cid) == 0)
+                if (ph_build(&msg, "{'$ph_hub', stop, ~a, [~t]}", atom_text(h->self_node), cid) ==
+                    0)
                     ph_send(ctx, m->hub, ph_buf_term(&msg));
                 ph_buf_free(&msg);
                 if (w)
@@ -1180,6 +1197,8 @@ static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
     fire_node_hook(h, ctx, "pre_cluster_leave_hook", node);
     membership_remove(&h->members, e);
+    ring_remove_node(h->ring, atom_text(node));
+    pending_node_gone(h, ctx, node);
     drop_node_rows(h, ctx, node);
     fire_node_hook(h, ctx, "post_cluster_leave_hook", node);
 }
@@ -1198,12 +1217,14 @@ static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members
     int joined = 0;
     if (!e) {
         ph_ref mon;
-        if (ph_monitor(ctx, from, &mon) != 0 || membership_add(&h->members, from.node, from, &mon) != 0) {
+        if (ph_monitor(ctx, from, &mon) != 0 ||
+            membership_add(&h->members, from.node, from, &mon) != 0) {
             LOG_E("hub", "%s: out of memory adding a member", h->cfg.hub_id);
             return;
         }
         LOG_I("hub", "%s: %s joined the hub cluster", h->cfg.hub_id, atom_text(from.node));
         fire_node_hook(h, ctx, "pre_cluster_join_hook", from.node);
+        ring_add_node(h->ring, atom_text(from.node));
         joined = 1;
     }
     /* welcome first: the newcomer accepts our rows only from a member */
@@ -1251,6 +1272,295 @@ static void announce(hub *h, ph_ctx *ctx)
     }
 }
 
+/* --- placement: starts across the cluster ------------------------------ */
+
+/* Appends the elements of list (a term) to l. */
+static void elist_extend(elist *l, ph_term list)
+{
+    list_walk w;
+    ph_term e;
+    if (list_begin(&w, list) < 0)
+        return;
+    while (list_next(&w, &e) > 0)
+        if (ph_buf_append_term(&l->b, e) == 0)
+            l->n++;
+}
+
+/* Merges a start result {ok, #{started, errors, ...}} into started/errors. */
+static void merge_result(elist *started, elist *errors, ph_term result)
+{
+    ph_term map, v;
+    if (ph_match(result, "{ok, ~t}", &map) != 1)
+        return;
+    if (ph_map_get_atom(map, "started", &v) == 1)
+        elist_extend(started, v);
+    if (ph_map_get_atom(map, "errors", &v) == 1)
+        elist_extend(errors, v);
+}
+
+static void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps)
+{
+    int rollback = ps->rollback && ps->errors.n > 0;
+    if (rollback) {
+        /* Stop what started anywhere (stop_batch forwards to members). */
+        elist cids;
+        list_walk w;
+        ph_term e, cid;
+        ph_buf b, l;
+        elist_init(&cids);
+        ph_buf_init(&b);
+        ph_buf_init(&l);
+        elist_to(&b, &ps->started);
+        list_begin(&w, ph_buf_term(&b));
+        while (list_next(&w, &e) > 0)
+            if (ph_match(e, "{~t, _}", &cid) == 1)
+                elist_add(&cids, "~t", cid);
+        elist_to(&l, &cids);
+        stop_batch(h, ctx, ph_buf_term(&l), NULL);
+        elist_free(&cids);
+        ph_buf_free(&b);
+        ph_buf_free(&l);
+    }
+    ph_buf out, s, e;
+    ph_buf_init(&out);
+    ph_buf_init(&s);
+    ph_buf_init(&e);
+    elist_to(&s, &ps->started);
+    elist_to(&e, &ps->errors);
+    ph_build(&out, "{ok, #{status => ~a, started => ~t, errors => ~t, rollback => ~B}}",
+             ps->errors.n ? "error" : "ok", ph_buf_term(&s), ph_buf_term(&e), rollback);
+    ph_reply(ps->from, ph_buf_term(&out));
+    ps->from = NULL;
+    ph_buf_free(&out);
+    ph_buf_free(&s);
+    ph_buf_free(&e);
+}
+
+static void pending_free(hub *h, pending_start *ps)
+{
+    for (pending_start **pp = &h->pending; *pp; pp = &(*pp)->next)
+        if (*pp == ps) {
+            *pp = ps->next;
+            break;
+        }
+    ph_from_free(ps->from);
+    elist_free(&ps->started);
+    elist_free(&ps->errors);
+    free(ps);
+}
+
+static pending_start *pending_find(hub *h, const ph_ref *id)
+{
+    for (pending_start *ps = h->pending; ps; ps = ps->next)
+        if (ph_ref_equal(&ps->id, id))
+            return ps;
+    return NULL;
+}
+
+/* node answered (or can no longer answer) for ps; replies when all did. */
+static void pending_node_done(hub *h, ph_ctx *ctx, pending_start *ps, uint32_t node)
+{
+    for (int i = 0; i < ps->n_waiting; i++)
+        if (ps->waiting[i] == node) {
+            ps->waiting[i] = ps->waiting[--ps->n_waiting];
+            break;
+        }
+    if (ps->n_waiting == 0) {
+        pending_reply(h, ctx, ps);
+        pending_free(h, ps);
+    }
+}
+
+/* A member left while starts waited for it: its part fails now. */
+static void pending_node_gone(hub *h, ph_ctx *ctx, uint32_t node)
+{
+    pending_start *ps = h->pending;
+    while (ps) {
+        pending_start *next = ps->next; /* ps may be freed below */
+        for (int i = 0; i < ps->n_waiting; i++)
+            if (ps->waiting[i] == node) {
+                elist_add(&ps->errors, "{undefined, ~a, node_down}", atom_text(node));
+                pending_node_done(h, ctx, ps, node);
+                break;
+            }
+        ps = next;
+    }
+}
+
+/* Splits list by ring owner: the local part into local, one list per
+ * remote owner into remote[] (owners in nodes[]). Returns the number of
+ * remote owners. */
+#define MAX_OWNERS 64
+static int split_by_owner(hub *h, ph_term list, elist *local, elist *remote, uint32_t *nodes)
+{
+    list_walk w;
+    ph_term spec;
+    int n = 0;
+    list_begin(&w, list);
+    while (list_next(&w, &spec) > 0) {
+        spec_info s;
+        const char *owner = NULL;
+        uint32_t node = h->self_node;
+        if (parse_spec(spec, &s) == 0 && ring_key_nodes(h->ring, s.id, 1, &owner, 1) == 1)
+            node = atom_intern(owner);
+        elist *target = local;
+        if (node != h->self_node && membership_find(&h->members, node)) {
+            int i = 0;
+            while (i < n && nodes[i] != node)
+                i++;
+            if (i == n && n < MAX_OWNERS) {
+                nodes[n] = node;
+                elist_init(&remote[n]);
+                n++;
+            }
+            if (i < n)
+                target = &remote[i];
+        }
+        if (ph_buf_append_term(&target->b, spec) == 0)
+            target->n++;
+    }
+    return n;
+}
+
+/* A start with members: children go to their ring owners. */
+static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
+                              const start_opts *o, const ph_from *from, ph_buf *reply)
+{
+    elist local, remote[MAX_OWNERS];
+    uint32_t nodes[MAX_OWNERS];
+    ph_buf lb;
+    if (o->check_existing) {
+        /* the whole call is refused if any id exists anywhere in the cluster */
+        elist existing;
+        list_walk w;
+        ph_term spec;
+        ph_buf key;
+        elist_init(&existing);
+        ph_buf_init(&key);
+        list_begin(&w, list);
+        while (list_next(&w, &spec) > 0) {
+            spec_info s;
+            ph_buf_reset(&key);
+            if (parse_spec(spec, &s) == 0 && registry_key(s.id, &key) == 0 &&
+                registry_get(h->reg, key.buff, (uint32_t)key.index))
+                elist_add(&existing, "~t", s.id);
+        }
+        ph_buf_free(&key);
+        if (existing.n) {
+            ph_buf l;
+            ph_buf_init(&l);
+            elist_to(&l, &existing);
+            ph_build(reply, "{error, {already_started, ~t}}", ph_buf_term(&l));
+            ph_buf_free(&l);
+            elist_free(&existing);
+            return PH_REPLY;
+        }
+        elist_free(&existing);
+    }
+    elist_init(&local);
+    int n = split_by_owner(h, list, &local, remote, nodes);
+    pending_start *ps = NULL;
+    if (o->awaitable) {
+        ps = calloc(1, sizeof *ps);
+        if (!ps || elist_init(&ps->started) != 0 || elist_init(&ps->errors) != 0) {
+            free(ps);
+            ph_build(reply, "{error, enomem}");
+            goto out;
+        }
+        ps->id = ph_make_ref();
+        ps->from = ph_from_copy(from);
+        ps->rollback = o->rollback;
+        ps->next = h->pending;
+        h->pending = ps;
+    }
+    for (int i = 0; i < n; i++) {
+        member *m = membership_find(&h->members, nodes[i]);
+        ph_buf msg, l, idb;
+        ph_buf_init(&msg);
+        ph_buf_init(&l);
+        ph_buf_init(&idb);
+        elist_to(&l, &remote[i]);
+        if (ps)
+            ph_encode_ref(&idb, &ps->id);
+        else
+            ph_build(&idb, "undefined");
+        ei_x_encode_tuple_header(&msg, 6);
+        ei_x_encode_atom(&msg, "$ph_hub");
+        ei_x_encode_atom(&msg, "start");
+        ph_buf_append_term(&msg, ph_buf_term(&idb));
+        ph_encode_pid(&msg, ph_self(ctx));
+        ph_buf_append_term(&msg, ph_buf_term(&l));
+        ph_buf_append_term(&msg, opts_term);
+        ph_send(ctx, m->hub, ph_buf_term(&msg));
+        if (ps && ps->n_waiting < 64)
+            ps->waiting[ps->n_waiting++] = nodes[i];
+        ph_buf_free(&msg);
+        ph_buf_free(&l);
+        ph_buf_free(&idb);
+    }
+    ph_buf_init(&lb);
+    if (local.n) {
+        ph_buf result, l;
+        ph_buf_init(&result);
+        ph_buf_init(&l);
+        elist_to(&l, &local);
+        start_opts lo = *o;
+        lo.check_existing = 0; /* checked above for the whole call */
+        lo.rollback = 0;       /* decided when every part has answered */
+        start_batch(h, ctx, ph_buf_term(&l), &lo, &result);
+        if (ps)
+            merge_result(&ps->started, &ps->errors, ph_buf_term(&result));
+        ph_buf_free(&result);
+        ph_buf_free(&l);
+    }
+    ph_buf_free(&lb);
+    if (!ps) {
+        ph_build(reply, "{ok, start_initiated}");
+    } else if (ps->n_waiting == 0) {
+        pending_reply(h, ctx, ps);
+        pending_free(h, ps);
+    } else {
+        ph_buf t;
+        ph_ref timer;
+        ph_buf_init(&t);
+        ei_x_encode_tuple_header(&t, 3);
+        ei_x_encode_atom(&t, "$ph_hub");
+        ei_x_encode_atom(&t, "start_timeout");
+        ph_encode_ref(&t, &ps->id);
+        ph_send_after(ctx, (unsigned)o->timeout, ph_buf_term(&t), &timer);
+        ph_buf_free(&t);
+    }
+out:
+    elist_free(&local);
+    for (int i = 0; i < n; i++)
+        elist_free(&remote[i]);
+    return ps ? PH_NOREPLY : PH_REPLY;
+}
+
+/* {'$ph_hub', start, Id, ReplyTo, Specs, Opts}: children placed here. */
+static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
+                                ph_term opts_term)
+{
+    start_opts o;
+    ph_buf result, msg;
+    ph_buf_init(&result);
+    ph_buf_init(&msg);
+    if (parse_opts(opts_term, &o, &result) == 0) {
+        o.check_existing = 0; /* the caller checked; a duplicate still fails here */
+        o.rollback = 0;
+        start_batch(h, ctx, specs, &o, &result);
+    }
+    /* The rows first: the caller may act on them (rollback) when the result comes. */
+    flush_sync(h, ctx);
+    if (ph_match(id, "undefined") != 1) {
+        ph_build(&msg, "{'$ph_hub', start_result, ~t, ~a, ~t}", id, atom_text(h->self_node),
+                 ph_buf_term(&result));
+        ph_send(ctx, reply_to, ph_buf_term(&msg));
+    }
+    ph_buf_free(&result);
+    ph_buf_free(&msg);
+}
+
 /* --- the API ------------------------------------------------------------ */
 
 static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
@@ -1259,6 +1569,9 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
     start_opts o;
     if (parse_opts(opts_term, &o, reply) != 0)
         return PH_REPLY;
+    list_walk lw;
+    if (h->members.n > 0 && list_begin(&lw, list) > 0)
+        return start_placed(h, ctx, list, opts_term, &o, from, reply);
     if (!o.awaitable) {
         /* Validate what can be refused as a whole, then answer at once. */
         ph_buf result;
@@ -1486,6 +1799,35 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
             stop_batch(h, ctx, list, NULL);
         return PH_OK;
     }
+    ph_term id_term, specs, result;
+    if (ph_match(msg, "{'$ph_hub', start, ~t, ~t, ~t, ~t}", &id_term, &p, &specs, &list) == 1 &&
+        ph_decode_pid(p, &pid) == 0) {
+        handle_remote_start(h, ctx, id_term, pid, specs, list);
+        return PH_OK;
+    }
+    ph_ref rid;
+    if (ph_match(msg, "{'$ph_hub', start_result, ~t, ~a, ~t}", &id_term, node_name, &result) == 1 &&
+        ph_decode_ref(id_term, &rid) == 0) {
+        pending_start *ps = pending_find(h, &rid);
+        if (ps) {
+            merge_result(&ps->started, &ps->errors, result);
+            pending_node_done(h, ctx, ps, atom_intern(node_name));
+        }
+        return PH_OK;
+    }
+    if (ph_match(msg, "{'$ph_hub', start_timeout, ~t}", &id_term) == 1 &&
+        ph_decode_ref(id_term, &rid) == 0) {
+        pending_start *ps = pending_find(h, &rid);
+        if (ps) {
+            for (int i = 0; i < ps->n_waiting; i++)
+                elist_add(&ps->errors, "{undefined, ~a, node_receive_timeout}",
+                          atom_text(ps->waiting[i]));
+            ps->n_waiting = 0;
+            pending_reply(h, ctx, ps);
+            pending_free(h, ps);
+        }
+        return PH_OK;
+    }
     if (ph_match(msg, "{'$ph_hub', announce}") == 1) {
         announce(h, ctx);
         return PH_OK;
@@ -1534,14 +1876,17 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->cfg.child_specs.buff = NULL; /* not owned */
     h->cfg.hooks.buff = NULL;
     h->cfg.seeds.buff = NULL;
-    if (ph_buf_init(&h->seeds) != 0 || ph_buf_append_term(&h->seeds, ph_buf_term(&start_config->seeds)) != 0) {
+    if (ph_buf_init(&h->seeds) != 0 ||
+        ph_buf_append_term(&h->seeds, ph_buf_term(&start_config->seeds)) != 0) {
         ph_stop_reasonf(ctx, "enomem");
         goto fail;
     }
     h->self_node = runtime_self_node();
     h->reg = registry_new();
     h->hooks = hooks_new();
-    if (elist_init(&h->sync_registered) != 0 || elist_init(&h->sync_unregistered) != 0) {
+    h->ring = ring_new(RING_ATOMS_OTP25);
+    if (!h->ring || ring_add_node(h->ring, atom_text(h->self_node)) != 0 ||
+        elist_init(&h->sync_registered) != 0 || elist_init(&h->sync_unregistered) != 0) {
         ph_stop_reasonf(ctx, "enomem");
         goto fail;
     }
@@ -1601,6 +1946,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     /* The first announcement waits for hub_network_ready(). */
     return PH_OK;
 fail:
+    ring_free(h->ring);
     if (h->seeds.buff)
         ph_buf_free(&h->seeds);
     if (h->sync_registered.b.buff)
@@ -1650,6 +1996,15 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
         ph_buf_free(&h->seeds);
     elist_free(&h->sync_registered);
     elist_free(&h->sync_unregistered);
+    ring_free(h->ring);
+    while (h->pending) {
+        pending_start *ps = h->pending;
+        h->pending = ps->next;
+        ph_from_free(ps->from);
+        elist_free(&ps->started);
+        elist_free(&ps->errors);
+        free(ps);
+    }
     free(h->children);
     registry_free(h->reg);
     hooks_free(h->hooks);

@@ -100,15 +100,19 @@ defmodule PhNode.ClusterTest do
              GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true, metadata: %{tag: :sync}]})
     assert length(started) == 300
 
+    # children are placed on their ring owners: every member runs some
+    hosts = started |> Enum.map(fn {_, [{n, _}]} -> n end) |> Enum.uniq() |> Enum.sort()
+    assert hosts == Enum.sort([a.node, b.node, c.node])
+
     # every node's copy is the same
     assert wait_until(fn -> map_size(dump(b)) == 300 and map_size(dump(c)) == 300 end, 5_000)
     assert dump(a) == dump(b)
     assert dump(a) == dump(c)
     assert length(GenServer.call({:my_hub, c.node}, {:tag_query, :sync})) == 300
 
-    # lookups on c reach children running on a
+    # lookups on any node reach children running anywhere
     pid = GenServer.call({:my_hub, c.node}, {:get_pid, "s42"})
-    assert node(pid) == a.node
+    assert node(pid) in [a.node, b.node, c.node]
     assert GenServer.call(pid, :get) == 42
 
     # a restart (new pid) reaches every copy
@@ -116,13 +120,14 @@ defmodule PhNode.ClusterTest do
     assert wait_until(fn -> GenServer.call({:my_hub, b.node}, {:get_pid, "s42"}) not in [pid, nil] end, 5_000)
     assert dump(a) == dump(b)
 
-    # a stop asked of b is done by a and leaves every copy
+    # a stop asked of b is done where the children run and leaves every copy
     assert {:ok, %{status: :ok}} = GenServer.call({:my_hub, b.node}, {:stop_children, ["s1", "s2"], [awaitable: true]})
     assert wait_until(fn -> Enum.all?([a, b, c], &(map_size(dump(&1)) == 298)) end, 5_000)
     assert GenServer.call({:my_hub, a.node}, {:get_pid, "s1"}) == nil
 
     # a transient child that stops normally leaves every copy
-    GenServer.call({:my_hub, a.node}, {:start_child, %{id: "cr", start: {:crasher, :start_link, []}, restart: :transient}, [awaitable: true]})
+    {:ok, %{status: :ok}} =
+      GenServer.call({:my_hub, a.node}, {:start_child, %{id: "cr", start: {:crasher, :start_link, []}, restart: :transient}, [awaitable: true]})
     assert wait_until(fn -> GenServer.call({:my_hub, c.node}, {:get_pid, "cr"}) != nil end, 5_000)
     cr = GenServer.call({:my_hub, c.node}, {:get_pid, "cr"})
     assert GenServer.call(cr, {:stop, :normal}) == :ok
@@ -135,8 +140,49 @@ defmodule PhNode.ClusterTest do
     assert dump(d) == dump(a)
 
     # a member killed takes its rows with it (failover comes with redistribution)
+    on_a = dump(a) |> Enum.count(fn {_, {_, nps, _}} -> Keyword.has_key?(nps, a.node) end)
+    assert on_a > 0
     PhTest.kill_node(a)
-    assert wait_until(fn -> Enum.all?([b, c, d], &(dump(&1) == %{})) end, 5_000)
+    assert wait_until(fn -> Enum.all?([b, c, d], &(map_size(dump(&1)) == 298 - on_a)) end, 5_000)
+    assert dump(b) == dump(c)
+    assert dump(b) == dump(d)
+    refute Enum.any?(dump(b), fn {_, {_, nps, _}} -> Keyword.has_key?(nps, a.node) end)
+  end
+
+  test "starts from any node: one copy per id, remote errors collected" do
+    a = start([])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    b = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    c = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
+    assert wait_until(fn -> length(members(a)) == 2 and length(members(b)) == 2 and length(members(c)) == 2 end, 10_000)
+
+    # the same 200 ids started concurrently through two nodes: each runs once
+    specs = for i <- 1..200, do: %{id: "r#{i}", start: {:counter, :start_link, [i]}}
+    opts = [awaitable: true, check_existing: false]
+    t1 = Task.async(fn -> GenServer.call({:my_hub, a.node}, {:start_children, specs, opts}, 30_000) end)
+    t2 = Task.async(fn -> GenServer.call({:my_hub, b.node}, {:start_children, specs, opts}, 30_000) end)
+    {:ok, r1} = Task.await(t1, 30_000)
+    {:ok, r2} = Task.await(t2, 30_000)
+    assert length(r1.started) + length(r2.started) == 200
+    assert length(r1.errors) + length(r2.errors) == 200
+    assert Enum.all?(r1.errors ++ r2.errors, &match?({_, _, {:already_started, _}}, &1))
+    assert wait_until(fn -> Enum.all?([a, b, c], &(map_size(dump(&1)) == 200)) end, 5_000)
+    assert Enum.all?(dump(c), fn {_, {_, nps, _}} -> length(nps) == 1 end)
+
+    # per-child errors come back from whichever node owns the child
+    bad = for i <- 1..30, do: %{id: "bad#{i}", start: {:no_such_module, :start_link, []}}
+    {:ok, r} = GenServer.call({:my_hub, c.node}, {:start_children, bad, [awaitable: true]})
+    assert r.status == :error and r.started == [] and length(r.errors) == 30
+    error_nodes = r.errors |> Enum.map(fn {_, n, {:unknown_module, :no_such_module}} -> n end) |> Enum.uniq()
+    assert length(error_nodes) > 1
+
+    # rollback across nodes: nothing of the call survives
+    mixed = (for i <- 1..30, do: %{id: "ok#{i}", start: {:counter, :start_link, [0]}}) ++ [%{id: "broken", start: {:counter, :start_link, ["x"]}}]
+    {:ok, rr} = GenServer.call({:my_hub, a.node}, {:start_children, mixed, [awaitable: true, on_failure: :rollback]})
+    assert rr.rollback == true and rr.status == :error
+    assert wait_until(fn -> Enum.all?([a, b, c], fn n -> Enum.all?(1..30, &(GenServer.call({:my_hub, n.node}, {:get_pid, "ok#{&1}"}) == nil)) end) end, 5_000)
   end
 
   test "a hub with another hub_id is not a member" do
