@@ -544,6 +544,16 @@ static int result_init(start_result *r)
            elist_init(&r->startups) | elist_init(&r->started_keys);
 }
 
+static int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid)
+{
+    for (uint16_t i = 0; i < row->n_nodes; i++)
+        if (row->nodes[i].node == h->self_node) {
+            *pid = row->nodes[i].pid;
+            return 1;
+        }
+    return 0;
+}
+
 static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r,
                       ph_buf *scratch)
 {
@@ -563,10 +573,11 @@ static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, st
         goto out;
     }
     reg_row *row = registry_get(h->reg, key.buff, (uint32_t)key.index);
-    if (row) {
-        /* In the registry already: started earlier in this call, or a
-         * running child with check_existing off. */
-        ph_pid running = row->n_nodes ? row->nodes[0].pid : (ph_pid){0};
+    ph_pid running;
+    if (row && row_local_pid(h, row, &running)) {
+        /* Running here already: started earlier in this call, or a running
+         * child with check_existing off. (A row of another node is a child
+         * moving here, or one whose node left.) */
         elist_add(&r->errors, "{~t, ~a, {already_started, ~t}}", s.id, node,
                   pid_term(running, &pidb));
         elist_add(&r->post, "{~t, {error, {already_started, ~t}}, ~t, [~a]}", s.id,
@@ -963,16 +974,6 @@ static ph_result reply_pids(hub *h, ph_term cid, int first_only, ph_buf *reply)
     return PH_REPLY;
 }
 
-static int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid)
-{
-    for (uint16_t i = 0; i < row->n_nodes; i++)
-        if (row->nodes[i].node == h->self_node) {
-            *pid = row->nodes[i].pid;
-            return 1;
-        }
-    return 0;
-}
-
 /* Appends one list cell [{Cid, PidOrNodePids} | ...] for row. */
 static void append_cid_cell(ph_buf *reply, const reg_row *row, const ph_pid *local_pid)
 {
@@ -1190,6 +1191,9 @@ static void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node)
     ph_buf_free(&key);
 }
 
+static void failover(hub *h, ph_ctx *ctx, uint32_t gone);
+static void redistribute(hub *h, ph_ctx *ctx);
+
 static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
 {
     uint32_t node = e->node;
@@ -1199,7 +1203,7 @@ static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     membership_remove(&h->members, e);
     ring_remove_node(h->ring, atom_text(node));
     pending_node_gone(h, ctx, node);
-    drop_node_rows(h, ctx, node);
+    failover(h, ctx, node);
     fire_node_hook(h, ctx, "post_cluster_leave_hook", node);
 }
 
@@ -1232,6 +1236,7 @@ static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members
         send_hub_message(h, ctx, from.node, "welcome");
     if (joined) {
         send_local_registry(h, ctx, from.node);
+        redistribute(h, ctx);
         fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
     }
     list_walk w;
@@ -1559,6 +1564,104 @@ static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to
     }
     ph_buf_free(&result);
     ph_buf_free(&msg);
+}
+
+/* --- failover and redistribution (ColdSwap) ---------------------------- */
+
+/* A member left: the children that ran only there are started again by
+ * their new ring owner. Every node has the same registry and ring, so each
+ * child is restarted exactly once, by the node that now owns it. */
+static void failover(hub *h, ph_ctx *ctx, uint32_t gone)
+{
+    elist specs, metas;
+    uint32_t i = 0;
+    reg_row *row;
+    if (elist_init(&specs) != 0 || elist_init(&metas) != 0)
+        return;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        const char *owner = NULL;
+        if (row->n_nodes != 1 || row->nodes[0].node != gone ||
+            ring_key_nodes(h->ring, reg_row_key(row), 1, &owner, 1) != 1 ||
+            atom_intern(owner) != h->self_node)
+            continue;
+        if (ph_buf_append_term(&specs.b, reg_row_spec(row)) == 0 &&
+            ph_buf_append_term(&metas.b, reg_row_meta(row)) == 0) {
+            specs.n++;
+            metas.n++;
+        }
+    }
+    drop_node_rows(h, ctx, gone);
+    if (specs.n) {
+        ph_buf sl, ml;
+        ph_buf_init(&sl);
+        ph_buf_init(&ml);
+        elist_to(&sl, &specs);
+        elist_to(&ml, &metas);
+        list_walk ws, wm;
+        ph_term spec, meta;
+        start_result r;
+        result_init(&r);
+        ph_buf scratch;
+        ph_buf_init(&scratch);
+        list_begin(&ws, ph_buf_term(&sl));
+        list_begin(&wm, ph_buf_term(&ml));
+        while (list_next(&ws, &spec) > 0 && list_next(&wm, &meta) > 0) {
+            start_opts o;
+            memset(&o, 0, sizeof o);
+            o.metadata = meta;
+            o.timeout = 10000;
+            start_one(h, ctx, spec, &o, &r, &scratch);
+        }
+        LOG_I("hub", "%s: %d child(ren) of %s restarted here, %d failed", h->cfg.hub_id,
+              r.started.n, atom_text(gone), r.errors.n);
+        result_free(&r);
+        ph_buf_free(&scratch);
+        ph_buf_free(&sl);
+        ph_buf_free(&ml);
+    }
+    elist_free(&specs);
+    elist_free(&metas);
+}
+
+/* A member joined: the children here whose ring owner is now another node
+ * move there (ColdSwap: started there, stopped here). */
+static void redistribute(hub *h, ph_ctx *ctx)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    elist ids;
+    ph_buf msg, pidb;
+    ph_pid pid;
+    if (elist_init(&ids) != 0 || ph_buf_init(&msg) != 0 || ph_buf_init(&pidb) != 0)
+        return;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        const char *owner = NULL;
+        if (!row_local_pid(h, row, &pid) ||
+            ring_key_nodes(h->ring, reg_row_key(row), 1, &owner, 1) != 1)
+            continue;
+        uint32_t node = atom_intern(owner);
+        member *m = node != h->self_node ? membership_find(&h->members, node) : NULL;
+        if (!m)
+            continue;
+        ph_buf_reset(&msg);
+        if (ph_build(&msg,
+                     "{'$ph_hub', start, undefined, ~t, [~t], [{metadata, ~t}, {check_existing, "
+                     "false}]}",
+                     pid_term(ph_self(ctx), &pidb), reg_row_spec(row), reg_row_meta(row)) == 0)
+            ph_send(ctx, m->hub, ph_buf_term(&msg));
+        elist_add(&ids, "~t", reg_row_key(row));
+    }
+    if (ids.n) {
+        LOG_I("hub", "%s: %d child(ren) move to their new owners", h->cfg.hub_id, ids.n);
+        ph_buf l;
+        ph_buf_init(&l);
+        elist_to(&l, &ids);
+        stop_batch(h, ctx, ph_buf_term(&l), NULL);
+        ph_buf_free(&l);
+    }
+    elist_free(&ids);
+    ph_buf_free(&msg);
+    ph_buf_free(&pidb);
 }
 
 /* --- the API ------------------------------------------------------------ */

@@ -139,14 +139,18 @@ defmodule PhNode.ClusterTest do
     assert wait_until(fn -> map_size(dump(d)) == 298 end, 10_000)
     assert dump(d) == dump(a)
 
-    # a member killed takes its rows with it (failover comes with redistribution)
+    # a member killed: its children run again on the others, every copy agrees
     on_a = dump(a) |> Enum.count(fn {_, {_, nps, _}} -> Keyword.has_key?(nps, a.node) end)
     assert on_a > 0
     PhTest.kill_node(a)
-    assert wait_until(fn -> Enum.all?([b, c, d], &(map_size(dump(&1)) == 298 - on_a)) end, 5_000)
-    assert dump(b) == dump(c)
-    assert dump(b) == dump(d)
-    refute Enum.any?(dump(b), fn {_, {_, nps, _}} -> Keyword.has_key?(nps, a.node) end)
+    assert wait_until(
+             fn ->
+               Enum.all?([b, c, d], &(map_size(dump(&1)) == 298)) and dump(b) == dump(c) and
+                 dump(b) == dump(d) and
+                 not Enum.any?(dump(b), fn {_, {_, nps, _}} -> Keyword.has_key?(nps, a.node) end)
+             end,
+             5_000
+           )
   end
 
   test "starts from any node: one copy per id, remote errors collected" do
@@ -183,6 +187,76 @@ defmodule PhNode.ClusterTest do
     {:ok, rr} = GenServer.call({:my_hub, a.node}, {:start_children, mixed, [awaitable: true, on_failure: :rollback]})
     assert rr.rollback == true and rr.status == :error
     assert wait_until(fn -> Enum.all?([a, b, c], fn n -> Enum.all?(1..30, &(GenServer.call({:my_hub, n.node}, {:get_pid, "ok#{&1}"}) == nil)) end) end, 5_000)
+  end
+
+  # cid => {node, pid}
+  defp placement(n) do
+    for {cid, {_, [{node, pid}], _}} <- dump(n), into: %{}, do: {cid, {node, pid}}
+  end
+
+  test "failover on kill -9, redistribution on join, handover on graceful leave" do
+    a = start([])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    b = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    c = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
+    assert wait_until(fn -> length(members(a)) == 2 and length(members(b)) == 2 and length(members(c)) == 2 end, 10_000)
+
+    specs = for i <- 1..600, do: %{id: "m#{i}", start: {:counter, :start_link, [i]}}
+    {:ok, %{status: :ok}} = GenServer.call({:my_hub, b.node}, {:start_children, specs, [awaitable: true]})
+    assert wait_until(fn -> map_size(dump(a)) == 600 and dump(a) == dump(c) end, 5_000)
+    before = placement(a)
+
+    # kill -9: c's children run again on a and b; nobody else moved
+    PhTest.kill_node(c)
+    assert wait_until(
+             fn ->
+               p = placement(a)
+               map_size(p) == 600 and p == placement(b) and
+                 Enum.all?(p, fn {_, {n, _}} -> n in [a.node, b.node] end)
+             end,
+             5_000
+           )
+    after_kill = placement(a)
+    for {cid, {n, pid}} <- before, n != c.node, do: assert(after_kill[cid] == {n, pid}, "#{cid} moved")
+    moved = for {cid, {n, _}} <- before, n == c.node, do: cid
+    assert moved != []
+    # the restarted children work (fresh state from their spec)
+    {_, pid} = after_kill[hd(moved)]
+    assert is_integer(GenServer.call(pid, :get))
+
+    # a fourth node joins: only children whose owner is now d move, all to d
+    d = start(["--join", Atom.to_string(b.node)])
+    on_exit(fn -> if PhTest.alive?(d), do: PhTest.kill_node(d) end)
+    assert wait_until(
+             fn ->
+               p = placement(a)
+               map_size(p) == 600 and Enum.any?(p, fn {_, {n, _}} -> n == d.node end) and
+                 p == placement(d) and p == placement(b)
+             end,
+             10_000
+           )
+    Process.sleep(300)
+    after_join = placement(a)
+    assert after_join == placement(d)
+    for {cid, {n, pid}} <- after_kill do
+      case after_join[cid] do
+        {^n, ^pid} -> :ok
+        {new, _} -> assert new == d.node, "#{cid} moved from #{n} to #{new}, not to the new node"
+      end
+    end
+
+    # graceful leave of b: its children are started on the others, none lost
+    assert PhTest.stop_node(b) == {:ok, 0}
+    assert wait_until(
+             fn ->
+               p = placement(a)
+               map_size(p) == 600 and p == placement(d) and
+                 Enum.all?(p, fn {_, {n, _}} -> n in [a.node, d.node] end)
+             end,
+             10_000
+           )
   end
 
   test "a hub with another hub_id is not a member" do
