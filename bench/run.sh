@@ -39,6 +39,29 @@ done
 echo "== calls and sends (phnode vs a BEAM gen_server on another node), $ROUNDS rounds"
 elixir --name "benchclient_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/client.exs "$PH" "$BS" "$ROUNDS" "$PH_OSPID" "$BEAM_OSPID" | tee "$OUT"
 
+echo "== hub cluster: 3 phnodes vs 3 BEAM nodes with pg"
+erlc -o "$TMP" bench/beam/ph_bench_pg.erl
+CP1="phc1_$SUFFIX@127.0.0.1"; CP2="phc2_$SUFFIX@127.0.0.1"; CP3="phc3_$SUFFIX@127.0.0.1"
+"$BUILD/phnode" --name "$CP1" --cookie "$COOKIE" --log-level warning 2>"$TMP/c1.log" &
+PIDS+=($!)
+"$BUILD/phnode" --name "$CP2" --cookie "$COOKIE" --log-level warning --join "$CP1" 2>"$TMP/c2.log" &
+PIDS+=($!)
+"$BUILD/phnode" --name "$CP3" --cookie "$COOKIE" --log-level warning --join "$CP1" 2>"$TMP/c3.log" &
+CP3_OSPID=$!
+PIDS+=($CP3_OSPID)
+BEAMS=()
+for i in 1 2 3; do
+  B="beampg${i}_$SUFFIX@127.0.0.1"
+  BEAMS+=("$B")
+  erl -name "$B" -setcookie "$COOKIE" -noshell -pa "$TMP" -eval 'ok = ph_bench_pg:start()' >"$TMP/pg$i.log" 2>&1 &
+  PIDS+=($!)
+done
+for B in "${BEAMS[@]}"; do
+  for _ in $(seq 1 50); do erl_call -name "$B" -c "$COOKIE" -a 'erlang node' >/dev/null 2>&1 && break || sleep 0.2; done
+done
+elixir --name "benchcluster_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
+  "$CP1" "$CP2" "$CP3" "$CP3_OSPID" "${BEAMS[@]}" | tee -a "$OUT"
+
 echo "== 100k idle counter workers in one node"
 C_SPAWN=$("$BUILD/bench/spawn_bench" 100000)
 B_SPAWN=$(erl -noshell -pa "$TMP" -eval '{Us, Bytes} = ph_bench_server:spawn_many(100000), io:format("{\"workers\": 100000, \"spawn_ms\": ~p, \"bytes_per_worker\": ~p}~n", [Us div 1000, Bytes]), halt().')

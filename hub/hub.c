@@ -1798,6 +1798,8 @@ static ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_
         return reply_process_list(h, 1, reply);
     if (ph_match(req, "registry_dump") == 1)
         return reply_dump(h, reply);
+    if (ph_match(req, "registry_count") == 1)
+        return ph_build(reply, "~i", (long)registry_count(h->reg)) == 0 ? PH_REPLY : PH_NOREPLY;
     if (ph_match(req, "{tag_query, ~t}", &a) == 1)
         return reply_tag_query(h, a, reply);
     if (ph_match(req, "{which_children, ~t}", &a) == 1) {

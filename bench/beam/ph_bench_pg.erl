@@ -1,0 +1,31 @@
+%% The BEAM side of the cluster benchmark: 100k pg joins on one node, timed
+%% until every other node of the scope sees all of them.
+-module(ph_bench_pg).
+-export([start/0, joins/2]).
+
+start() ->
+    {ok, _} = pg:start(ph_bench_pg),
+    ok.
+
+%% N processes join one group each on this node; returns the milliseconds
+%% until every node in Others sees N groups.
+joins(N, Others) ->
+    [true = net_kernel:connect_node(O) || O <- Others],
+    timer:sleep(500), %% let the pg scopes discover each other
+    T0 = erlang:monotonic_time(millisecond),
+    Parent = self(),
+    _ = [spawn(fun() ->
+                   ok = pg:join(ph_bench_pg, {g, I}, self()),
+                   Parent ! joined,
+                   receive stop -> ok end
+               end) || I <- lists:seq(1, N)],
+    [receive joined -> ok end || _ <- lists:seq(1, N)],
+    wait_seen(N, Others),
+    erlang:monotonic_time(millisecond) - T0.
+
+wait_seen(N, Others) ->
+    Counts = [erpc:call(O, fun() -> length(pg:which_groups(ph_bench_pg)) end) || O <- Others],
+    case lists:all(fun(C) -> C >= N end, Counts) of
+        true -> ok;
+        false -> timer:sleep(5), wait_seen(N, Others)
+    end.
