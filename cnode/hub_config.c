@@ -299,6 +299,9 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
     for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++)
         if (check_strategy(root, strategies[i].field, strategies[i].type, err, err_size) != 0)
             return -1;
+    json_t *sync = json_object_get(root, "synchronization_strategy");
+    if (sync && read_ms(sync, "sync_interval", 1, &c->sync_interval, err, err_size) != 0)
+        return -1;
     if (read_ms(root, "hubs_discover_interval", 1, &c->hubs_discover_interval, err, err_size) ||
         read_ms(root, "deadlock_recovery_timeout", 1, &c->deadlock_recovery_timeout, err,
                 err_size) ||

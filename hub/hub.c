@@ -175,6 +175,8 @@ typedef struct hub {
     elist sync_unregistered;
     ring *ring;                    /* ConsistentHashing over this node and the members */
     struct pending_start *pending; /* awaitable starts waiting for other members */
+    int repairing;                 /* the periodic repair timer runs */
+    int test_drop_syncs;           /* PHNODE_TEST_DROP_SYNC: updates still to drop */
 } hub;
 
 /* An awaitable start whose children were placed on other members too. */
@@ -427,6 +429,15 @@ static void send_sync(hub *h, ph_ctx *ctx, uint32_t only, const char *kind, cons
 
 static void flush_sync(hub *h, ph_ctx *ctx)
 {
+    if (h->test_drop_syncs > 0 && (h->sync_registered.n || h->sync_unregistered.n)) {
+        /* test-only: lose this update, for the periodic repair to fix */
+        h->test_drop_syncs--;
+        LOG_W("hub", "%s: PHNODE_TEST_DROP_SYNC: dropped a registry update", h->cfg.hub_id);
+        ph_buf_reset(&h->sync_registered.b);
+        ph_buf_reset(&h->sync_unregistered.b);
+        h->sync_registered.n = h->sync_unregistered.n = 0;
+        return;
+    }
     if (h->sync_registered.n)
         send_sync(h, ctx, 0, "registered", &h->sync_registered);
     if (h->sync_unregistered.n)
@@ -1120,6 +1131,88 @@ static void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node)
     if (l.n)
         send_sync(h, ctx, node, "registered", &l);
     elist_free(&l);
+}
+
+/* Periodic repair (PubSub sync_interval): every node sends the rows it
+ * runs to every member; a receiver adds what it missed ("append") and
+ * drops what it believes the sender runs but the sender no longer does
+ * ("detach"). */
+static void send_repair(hub *h, ph_ctx *ctx)
+{
+    for (int i = 0; i < h->members.n; i++) {
+        elist l;
+        uint32_t it = 0;
+        reg_row *row;
+        ph_pid pid;
+        if (elist_init(&l) != 0)
+            return;
+        while ((row = registry_next(h->reg, &it)) != NULL) {
+            if (!row_local_pid(h, row, &pid))
+                continue;
+            ph_buf *b = &l.b;
+            if (ph_buf_reserve(b, 128u + row->key_len + row->spec_len + row->meta_len) == 0 &&
+                ei_x_encode_tuple_header(b, 4) == 0 &&
+                ph_buf_append_term(b, reg_row_key(row)) == 0 &&
+                ph_buf_append_term(b, reg_row_spec(row)) == 0 && ph_encode_pid(b, pid) == 0 &&
+                ph_buf_append_term(b, reg_row_meta(row)) == 0)
+                l.n++;
+        }
+        send_sync(h, ctx, h->members.members[i].node, "repair", &l);
+        elist_free(&l);
+    }
+    ph_buf tick;
+    ph_ref timer;
+    if (ph_buf_init(&tick) == 0) {
+        ph_build(&tick, "{'$ph_hub', repair_tick}");
+        ph_send_after(ctx, h->cfg.sync_interval, ph_buf_term(&tick), &timer);
+        ph_buf_free(&tick);
+    }
+}
+
+static void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
+static void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
+
+static void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
+{
+    apply_registered(h, ctx, node, list); /* append */
+    /* detach: rows on node that the list does not name */
+    registry *seen = registry_new();
+    list_walk w;
+    ph_term e, cid;
+    ph_buf key;
+    if (!seen || ph_buf_init(&key) != 0) {
+        registry_free(seen);
+        return;
+    }
+    list_begin(&w, list);
+    while (list_next(&w, &e) > 0) {
+        ph_buf_reset(&key);
+        if (ph_match(e, "{~t, _, _, _}", &cid) == 1 && registry_key(cid, &key) == 0)
+            registry_put(seen, key.buff, (uint32_t)key.index, cid, cid, NULL, 0);
+    }
+    elist stale;
+    elist_init(&stale);
+    uint32_t it = 0;
+    reg_row *row;
+    while ((row = registry_next(h->reg, &it)) != NULL) {
+        int on_node = 0;
+        for (uint16_t j = 0; j < row->n_nodes; j++)
+            on_node |= row->nodes[j].node == node;
+        if (on_node && !registry_get(seen, row->data, row->key_len))
+            elist_add(&stale, "~t", reg_row_key(row));
+    }
+    if (stale.n) {
+        ph_buf l;
+        ph_buf_init(&l);
+        elist_to(&l, &stale);
+        LOG_I("hub", "%s: repair with %s detached %d stale row(s)", h->cfg.hub_id, atom_text(node),
+              stale.n);
+        apply_unregistered(h, ctx, node, ph_buf_term(&l));
+        ph_buf_free(&l);
+    }
+    elist_free(&stale);
+    ph_buf_free(&key);
+    registry_free(seen);
 }
 
 /* A member's rows as it published them. */
@@ -1892,7 +1985,7 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     if (ph_match(msg, "{'$ph_hub', ~a, ~t, ~t}", kind, &node_term, &list) == 1 &&
         ph_match(node_term, "~a", node_name) == 1 &&
         (strcmp(kind, "registered") == 0 || strcmp(kind, "unregistered") == 0 ||
-         strcmp(kind, "stop") == 0)) {
+         strcmp(kind, "stop") == 0 || strcmp(kind, "repair") == 0)) {
         uint32_t node = atom_intern(node_name);
         if (!membership_find(&h->members, node))
             return PH_OK; /* not (yet) a member: its hello will bring the rows */
@@ -1900,6 +1993,8 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
             apply_registered(h, ctx, node, list);
         else if (strcmp(kind, "unregistered") == 0)
             apply_unregistered(h, ctx, node, list);
+        else if (strcmp(kind, "repair") == 0)
+            apply_repair(h, ctx, node, list);
         else
             stop_batch(h, ctx, list, NULL);
         return PH_OK;
@@ -1933,7 +2028,21 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         }
         return PH_OK;
     }
+    if (ph_match(msg, "{'$ph_hub', repair_tick}") == 1) {
+        send_repair(h, ctx);
+        return PH_OK;
+    }
     if (ph_match(msg, "{'$ph_hub', announce}") == 1) {
+        if (!h->repairing) {
+            h->repairing = 1;
+            ph_buf tick;
+            ph_ref timer;
+            if (ph_buf_init(&tick) == 0) {
+                ph_build(&tick, "{'$ph_hub', repair_tick}");
+                ph_send_after(ctx, h->cfg.sync_interval, ph_buf_term(&tick), &timer);
+                ph_buf_free(&tick);
+            }
+        }
         announce(h, ctx);
         return PH_OK;
     }
@@ -2002,6 +2111,8 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         goto fail;
     }
     hooks_install_pending(h->hooks);
+    const char *drop = getenv("PHNODE_TEST_DROP_SYNC");
+    h->test_drop_syncs = drop ? atoi(drop) : 0;
     /* M/F/A handlers from the config file: {HookKey, Node, Handler} */
     list_walk hw;
     ph_term entry, hk, hn, handler;
@@ -2137,6 +2248,7 @@ int hub_config_defaults(hub_config *c)
     c->dsup_max_restarts = 100;
     c->dsup_max_seconds = 4;
     c->dsup_shutdown_timeout = 60000;
+    c->sync_interval = 15000;
     if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0 ||
         ph_buf_init(&c->seeds) != 0)
         return -1;

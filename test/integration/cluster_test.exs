@@ -259,6 +259,32 @@ defmodule PhNode.ClusterTest do
            )
   end
 
+  test "periodic repair fixes a lost registry update" do
+    cfg = Path.join(PhTest.tmp_dir(), "repair_#{System.unique_integer([:positive])}.json")
+    File.write!(cfg, ~s({"synchronization_strategy": {"type": "pubsub", "sync_interval": 700}}))
+    a = start(["--config", cfg])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    # b loses its first two registry updates (test-only switch)
+    b = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg, "--join", Atom.to_string(a.node)],
+                          env: [{"PHNODE_TEST_DROP_SYNC", "2"}])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+
+    # started through b: the children b owns are announced in an update that is dropped
+    specs = for i <- 1..100, do: %{id: "q#{i}", start: {:counter, :start_link, [i]}}
+    {:ok, %{status: :ok}} = GenServer.call({:my_hub, b.node}, {:start_children, specs, [awaitable: true]})
+    on_b = dump(b) |> Enum.count(fn {_, {_, nps, _}} -> Keyword.has_key?(nps, b.node) end)
+    assert on_b > 0
+    assert PhTest.wait_log(b, "dropped a registry update", 5_000)
+    # then a stop on b whose update is dropped too: a keeps a stale row
+    {:ok, _} = GenServer.call({:my_hub, b.node}, {:stop_children, ["q1", "q2", "q3"], [awaitable: true]})
+
+    # the repair (every 700 ms) makes both copies agree
+    assert wait_until(fn -> dump(a) == dump(b) end, 5_000),
+           "a has #{map_size(dump(a))} rows, b #{map_size(dump(b))}"
+    assert map_size(dump(a)) == 97
+  end
+
   test "a hub with another hub_id is not a member" do
     a = start([])
     on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)

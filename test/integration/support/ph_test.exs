@@ -108,7 +108,7 @@ defmodule PhTest do
         Keyword.get(opts, :args, [])
 
     offset = file_size(log)
-    {owner, os_pid} = spawn_owner(phnode(), args, log)
+    {owner, os_pid} = spawn_owner(phnode(), args, log, Keyword.get(opts, :env, []))
     pidfile = Path.join(pid_dir(), "phnode_#{alive}_#{os_pid}.pid")
     File.write!(pidfile, "#{os_pid}\n")
 
@@ -210,7 +210,7 @@ defmodule PhTest do
 
   # The port owner: a process of its own (not linked to any test process) so
   # that the port, and the exit status, outlive the process that started it.
-  defp spawn_owner(exe, args, log) do
+  defp spawn_owner(exe, args, log, extra_env \\ []) do
     parent = self()
     ref = make_ref()
 
@@ -222,7 +222,9 @@ defmodule PhTest do
             :exit_status,
             :use_stdio,
             args: ["-c", ~S(exec "$0" "$@" 2>>"$PH_NODE_LOG" </dev/null), exe | args],
-            env: [{~c"PH_NODE_LOG", String.to_charlist(log)}]
+            env:
+              [{~c"PH_NODE_LOG", String.to_charlist(log)}] ++
+                for({k, v} <- extra_env, do: {String.to_charlist(k), String.to_charlist(v)})
           ])
 
         {:os_pid, os_pid} = Port.info(port, :os_pid)
