@@ -1287,6 +1287,18 @@ static void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node)
 static void failover(hub *h, ph_ctx *ctx, uint32_t gone);
 static void redistribute(hub *h, ph_ctx *ctx);
 
+/* pre/post_nodes_redistribution_hook: {nodeup | nodedown, Node} */
+static void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *event,
+                                     uint32_t node)
+{
+    ph_buf b;
+    if (!hooks_has(h->hooks, key) || ph_buf_init(&b) != 0)
+        return;
+    if (ph_build(&b, "{~a, ~a}", event, atom_text(node)) == 0)
+        fire(h, ctx, key, ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
 static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
 {
     uint32_t node = e->node;
@@ -1296,7 +1308,9 @@ static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     membership_remove(&h->members, e);
     ring_remove_node(h->ring, atom_text(node));
     pending_node_gone(h, ctx, node);
+    fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodedown", node);
     failover(h, ctx, node);
+    fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodedown", node);
     fire_node_hook(h, ctx, "post_cluster_leave_hook", node);
 }
 
@@ -1329,7 +1343,9 @@ static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members
         send_hub_message(h, ctx, from.node, "welcome");
     if (joined) {
         send_local_registry(h, ctx, from.node);
+        fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
         redistribute(h, ctx);
+        fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
         fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
     }
     list_walk w;
@@ -1722,10 +1738,12 @@ static void redistribute(hub *h, ph_ctx *ctx)
 {
     uint32_t i = 0;
     reg_row *row;
-    elist ids;
+    elist ids, migrated;
     ph_buf msg, pidb;
     ph_pid pid;
-    if (elist_init(&ids) != 0 || ph_buf_init(&msg) != 0 || ph_buf_init(&pidb) != 0)
+    uint32_t target = ATOM_NONE;
+    if (elist_init(&ids) != 0 || elist_init(&migrated) != 0 || ph_buf_init(&msg) != 0 ||
+        ph_buf_init(&pidb) != 0)
         return;
     while ((row = registry_next(h->reg, &i)) != NULL) {
         const char *owner = NULL;
@@ -1743,7 +1761,20 @@ static void redistribute(hub *h, ph_ctx *ctx)
                      pid_term(ph_self(ctx), &pidb), reg_row_spec(row), reg_row_meta(row)) == 0)
             ph_send(ctx, m->hub, ph_buf_term(&msg));
         elist_add(&ids, "~t", reg_row_key(row));
+        elist_add(&migrated, "{~t, ~t}", reg_row_spec(row), reg_row_meta(row));
+        target = node; /* after one join, every move goes to the newcomer */
     }
+    if (migrated.n && hooks_has(h->hooks, "children_migrated_hook")) {
+        ph_buf d, l;
+        ph_buf_init(&d);
+        ph_buf_init(&l);
+        elist_to(&l, &migrated);
+        if (ph_build(&d, "{~a, ~t}", atom_text(target), ph_buf_term(&l)) == 0)
+            fire(h, ctx, "children_migrated_hook", ph_buf_term(&d));
+        ph_buf_free(&d);
+        ph_buf_free(&l);
+    }
+    elist_free(&migrated);
     if (ids.n) {
         LOG_I("hub", "%s: %d child(ren) move to their new owners", h->cfg.hub_id, ids.n);
         ph_buf l;

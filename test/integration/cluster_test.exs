@@ -203,6 +203,10 @@ defmodule PhNode.ClusterTest do
     on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
     assert wait_until(fn -> length(members(a)) == 2 and length(members(b)) == 2 and length(members(c)) == 2 end, 10_000)
 
+    for key <- [:pre_nodes_redistribution_hook, :post_nodes_redistribution_hook, :children_migrated_hook] do
+      :ok = GenServer.call({:my_hub, a.node}, {:register_hook_handlers, key, [%{id: :t, pid: self()}]})
+    end
+
     specs = for i <- 1..600, do: %{id: "m#{i}", start: {:counter, :start_link, [i]}}
     {:ok, %{status: :ok}} = GenServer.call({:my_hub, b.node}, {:start_children, specs, [awaitable: true]})
     assert wait_until(fn -> map_size(dump(a)) == 600 and dump(a) == dump(c) end, 5_000)
@@ -222,6 +226,9 @@ defmodule PhNode.ClusterTest do
     for {cid, {n, pid}} <- before, n != c.node, do: assert(after_kill[cid] == {n, pid}, "#{cid} moved")
     moved = for {cid, {n, _}} <- before, n == c.node, do: cid
     assert moved != []
+    cn = c.node
+    assert_receive {:process_hub, :pre_nodes_redistribution_hook, {:nodedown, ^cn}}, 5000
+    assert_receive {:process_hub, :post_nodes_redistribution_hook, {:nodedown, ^cn}}, 5000
     # the restarted children work (fresh state from their spec)
     {_, pid} = after_kill[hd(moved)]
     assert is_integer(GenServer.call(pid, :get))
@@ -238,6 +245,10 @@ defmodule PhNode.ClusterTest do
              10_000
            )
     Process.sleep(300)
+    dn = d.node
+    assert_receive {:process_hub, :pre_nodes_redistribution_hook, {:nodeup, ^dn}}, 5000
+    assert_receive {:process_hub, :post_nodes_redistribution_hook, {:nodeup, ^dn}}, 5000
+    assert_receive {:process_hub, :children_migrated_hook, {^dn, [{%{id: _}, _meta} | _]}}, 5000
     after_join = placement(a)
     assert after_join == placement(d)
     for {cid, {n, pid}} <- after_kill do
