@@ -390,16 +390,21 @@ static void fire_remove(hub *h, ph_ctx *ctx, ph_term key, uint32_t node)
 
 /* --- publishing registry changes to the other members ---------------- */
 
-static void note_registered(hub *h, const reg_row *row, ph_pid pid)
+/* Appends {Cid, Spec, Pid, Meta} of row to l. */
+static void append_row_entry(elist *l, const reg_row *row, ph_pid pid)
 {
-    if (h->members.n == 0)
-        return;
-    ph_buf *b = &h->sync_registered.b;
+    ph_buf *b = &l->b;
     if (ph_buf_reserve(b, 128u + row->key_len + row->spec_len + row->meta_len) == 0 &&
         ei_x_encode_tuple_header(b, 4) == 0 && ph_buf_append_term(b, reg_row_key(row)) == 0 &&
         ph_buf_append_term(b, reg_row_spec(row)) == 0 && ph_encode_pid(b, pid) == 0 &&
         ph_buf_append_term(b, reg_row_meta(row)) == 0)
-        h->sync_registered.n++;
+        l->n++;
+}
+
+static void note_registered(hub *h, const reg_row *row, ph_pid pid)
+{
+    if (h->members.n > 0)
+        append_row_entry(&h->sync_registered, row, pid);
 }
 
 static void note_unregistered(hub *h, ph_term cid)
@@ -1108,26 +1113,25 @@ static void fire_node_hook(hub *h, ph_ctx *ctx, const char *key, uint32_t node)
     ph_buf_free(&b);
 }
 
+/* {Cid, Spec, Pid, Meta} of every child this node runs. */
+static void collect_local_rows(hub *h, elist *l)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    ph_pid pid;
+    while ((row = registry_next(h->reg, &i)) != NULL)
+        if (row_local_pid(h, row, &pid))
+            append_row_entry(l, row, pid);
+}
+
 /* The rows this node runs, to a member that just joined (it learns the
  * whole registry from all members this way). */
 static void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node)
 {
     elist l;
-    uint32_t i = 0;
-    reg_row *row;
-    ph_pid pid;
     if (elist_init(&l) != 0)
         return;
-    while ((row = registry_next(h->reg, &i)) != NULL) {
-        if (!row_local_pid(h, row, &pid))
-            continue;
-        ph_buf *b = &l.b;
-        if (ph_buf_reserve(b, 128u + row->key_len + row->spec_len + row->meta_len) == 0 &&
-            ei_x_encode_tuple_header(b, 4) == 0 && ph_buf_append_term(b, reg_row_key(row)) == 0 &&
-            ph_buf_append_term(b, reg_row_spec(row)) == 0 && ph_encode_pid(b, pid) == 0 &&
-            ph_buf_append_term(b, reg_row_meta(row)) == 0)
-            l.n++;
-    }
+    collect_local_rows(h, &l);
     if (l.n)
         send_sync(h, ctx, node, "registered", &l);
     elist_free(&l);
@@ -1139,25 +1143,10 @@ static void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node)
  * ("detach"). */
 static void send_repair(hub *h, ph_ctx *ctx)
 {
-    for (int i = 0; i < h->members.n; i++) {
-        elist l;
-        uint32_t it = 0;
-        reg_row *row;
-        ph_pid pid;
-        if (elist_init(&l) != 0)
-            return;
-        while ((row = registry_next(h->reg, &it)) != NULL) {
-            if (!row_local_pid(h, row, &pid))
-                continue;
-            ph_buf *b = &l.b;
-            if (ph_buf_reserve(b, 128u + row->key_len + row->spec_len + row->meta_len) == 0 &&
-                ei_x_encode_tuple_header(b, 4) == 0 &&
-                ph_buf_append_term(b, reg_row_key(row)) == 0 &&
-                ph_buf_append_term(b, reg_row_spec(row)) == 0 && ph_encode_pid(b, pid) == 0 &&
-                ph_buf_append_term(b, reg_row_meta(row)) == 0)
-                l.n++;
-        }
-        send_sync(h, ctx, h->members.members[i].node, "repair", &l);
+    elist l;
+    if (h->members.n > 0 && elist_init(&l) == 0) {
+        collect_local_rows(h, &l);
+        send_sync(h, ctx, 0, "repair", &l);
         elist_free(&l);
     }
     ph_buf tick;
