@@ -176,6 +176,7 @@ typedef struct hub {
     ring *ring;                    /* ConsistentHashing over this node and the members */
     struct pending_start *pending; /* awaitable starts waiting for other members */
     int repairing;                 /* the periodic repair timer runs */
+    ph_buf key_scratch;            /* registry keys of lookups, reused */
     int test_drop_syncs;           /* PHNODE_TEST_DROP_SYNC: updates still to drop */
 } hub;
 
@@ -951,13 +952,19 @@ static void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason)
 
 /* --- queries ------------------------------------------------------------- */
 
+/* The registry row of a child id, or NULL. */
+static reg_row *row_of(hub *h, ph_term cid)
+{
+    ph_buf *key = &h->key_scratch;
+    key->index = 0;
+    if (registry_key(cid, key) != 0)
+        return NULL;
+    return registry_get(h->reg, key->buff, (uint32_t)key->index);
+}
+
 static ph_result reply_lookup(hub *h, ph_term cid, int with_metadata, ph_buf *reply)
 {
-    ph_buf key;
-    ph_buf_init(&key);
-    reg_row *row =
-        registry_key(cid, &key) == 0 ? registry_get(h->reg, key.buff, (uint32_t)key.index) : NULL;
-    ph_buf_free(&key);
+    reg_row *row = row_of(h, cid);
     if (!row)
         return ph_build(reply, "nil") == 0 ? PH_REPLY : PH_NOREPLY;
     ei_x_encode_tuple_header(reply, with_metadata ? 3 : 2);
@@ -970,11 +977,7 @@ static ph_result reply_lookup(hub *h, ph_term cid, int with_metadata, ph_buf *re
 
 static ph_result reply_pids(hub *h, ph_term cid, int first_only, ph_buf *reply)
 {
-    ph_buf key;
-    ph_buf_init(&key);
-    reg_row *row =
-        registry_key(cid, &key) == 0 ? registry_get(h->reg, key.buff, (uint32_t)key.index) : NULL;
-    ph_buf_free(&key);
+    reg_row *row = row_of(h, cid);
     if (first_only) {
         if (!row || !row->n_nodes)
             ph_build(reply, "nil");
@@ -2120,7 +2123,8 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->hooks = hooks_new();
     h->ring = ring_new(RING_ATOMS_OTP25);
     if (!h->ring || ring_add_node(h->ring, atom_text(h->self_node)) != 0 ||
-        elist_init(&h->sync_registered) != 0 || elist_init(&h->sync_unregistered) != 0) {
+        ph_buf_init(&h->key_scratch) != 0 || elist_init(&h->sync_registered) != 0 ||
+        elist_init(&h->sync_unregistered) != 0) {
         ph_stop_reasonf(ctx, "enomem");
         goto fail;
     }
@@ -2183,6 +2187,8 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     return PH_OK;
 fail:
     ring_free(h->ring);
+    if (h->key_scratch.buff)
+        ph_buf_free(&h->key_scratch);
     if (h->seeds.buff)
         ph_buf_free(&h->seeds);
     if (h->sync_registered.b.buff)
@@ -2233,6 +2239,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     elist_free(&h->sync_registered);
     elist_free(&h->sync_unregistered);
     ring_free(h->ring);
+    ph_buf_free(&h->key_scratch);
     while (h->pending) {
         pending_start *ps = h->pending;
         h->pending = ps->next;
