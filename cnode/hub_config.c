@@ -299,6 +299,15 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
     for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++)
         if (check_strategy(root, strategies[i].field, strategies[i].type, err, err_size) != 0)
             return -1;
+    json_t *dist = json_object_get(root, "distribution_strategy");
+    json_t *enc = dist ? json_object_get(dist, "atom_encoding") : NULL;
+    if (enc) {
+        const char *e = json_is_string(enc) ? json_string_value(enc) : "";
+        if (strcmp(e, "otp25") != 0 && strcmp(e, "otp26") != 0)
+            return fail(err, err_size, "distribution_strategy.atom_encoding",
+                        "must be \"otp25\" or \"otp26\"");
+        c->otp26_atoms = strcmp(e, "otp26") == 0;
+    }
     json_t *sync = json_object_get(root, "synchronization_strategy");
     if (sync && read_ms(sync, "sync_interval", 1, &c->sync_interval, err, err_size) != 0)
         return -1;

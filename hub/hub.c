@@ -2121,7 +2121,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->self_node = runtime_self_node();
     h->reg = registry_new();
     h->hooks = hooks_new();
-    h->ring = ring_new(RING_ATOMS_OTP25);
+    h->ring = ring_new(h->cfg.otp26_atoms ? RING_ATOMS_OTP26 : RING_ATOMS_OTP25);
     if (!h->ring || ring_add_node(h->ring, atom_text(h->self_node)) != 0 ||
         ph_buf_init(&h->key_scratch) != 0 || elist_init(&h->sync_registered) != 0 ||
         elist_init(&h->sync_unregistered) != 0) {
