@@ -1,6 +1,6 @@
 # Cluster benchmarks: 3 phnodes vs 3 BEAM nodes with pg, same run.
-#   elixir --name ... --cookie ... bench/cluster.exs PH1 PH2 PH3 PH3_OSPID BEAM1 BEAM2 BEAM3
-[p1, p2, p3, p3_os, b1, b2, b3] = System.argv()
+#   elixir --name ... --cookie ... bench/cluster.exs PH1 PH2 PH3 PH3_OSPID BEAM1 BEAM2 BEAM3 PHNODE COOKIE PIDDIR
+[p1, p2, p3, p3_os, b1, b2, b3, phnode, cookie, piddir] = System.argv()
 [p1, p2, p3, b1, b2, b3] = Enum.map([p1, p2, p3, b1, b2, b3], &String.to_atom/1)
 phs = [p1, p2, p3]
 
@@ -50,3 +50,26 @@ wait_recovered = fn f ->
 end
 wait_recovered.(wait_recovered)
 IO.puts(~s({"scenario": "failover_kill9", "children_on_killed_node": #{on_p3}, "recovery_ms": #{CB.now() - t0}}))
+
+# a node joins a cluster running 30k children: until the moves are done and
+# the registries agree (the new node's local share stops growing and every
+# node counts all children)
+p4 = String.to_atom("phc4_" <> (p1 |> Atom.to_string() |> String.split("_", parts: 2) |> List.last()))
+t0 = CB.now()
+port = Port.open({:spawn_executable, phnode},
+                 [args: ["--name", Atom.to_string(p4), "--cookie", cookie, "--log-level", "warning", "--join", Atom.to_string(p1)]])
+{:os_pid, os_pid} = Port.info(port, :os_pid)
+File.write!(Path.join(piddir, "p4.pid"), "#{os_pid}\n")
+wait_joined = fn f ->
+  ok =
+    try do
+      l4 = local.(p4)
+      l4 > 0 and l4 + local.(p1) + local.(p2) == m and CB.count(p4) == m and CB.count(p1) == m
+    catch
+      :exit, _ -> false
+    end
+  if ok, do: :ok, else: (Process.sleep(5); f.(f))
+end
+wait_joined.(wait_joined)
+IO.puts(~s({"scenario": "join_redistribution", "children": #{m}, "moved_to_new_node": #{local.(p4)}, "until_agreed_ms": #{CB.now() - t0}, "note": "includes starting the new phnode"}))
+System.cmd("kill", ["-TERM", "#{os_pid}"])

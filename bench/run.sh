@@ -59,8 +59,10 @@ done
 for B in "${BEAMS[@]}"; do
   for _ in $(seq 1 50); do erl_call -name "$B" -c "$COOKIE" -a 'erlang node' >/dev/null 2>&1 && break || sleep 0.2; done
 done
+mkdir -p "$TMP/pids"
 elixir --name "benchcluster_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
-  "$CP1" "$CP2" "$CP3" "$CP3_OSPID" "${BEAMS[@]}" | tee -a "$OUT"
+  "$CP1" "$CP2" "$CP3" "$CP3_OSPID" "${BEAMS[@]}" "$BUILD/phnode" "$COOKIE" "$TMP/pids" | tee -a "$OUT"
+for f in "$TMP"/pids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
 
 echo "== 100k idle counter workers in one node"
 C_SPAWN=$("$BUILD/bench/spawn_bench" 100000)

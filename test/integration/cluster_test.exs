@@ -296,6 +296,21 @@ defmodule PhNode.ClusterTest do
     assert map_size(dump(a)) == 97
   end
 
+  test "the ring's atom encoding is configurable; a bad value is refused" do
+    cfg = Path.join(PhTest.tmp_dir(), "otp26_#{System.unique_integer([:positive])}.json")
+    File.write!(cfg, ~s({"distribution_strategy": {"type": "consistent_hashing", "atom_encoding": "otp26"}}))
+    a = start(["--config", cfg])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    assert {:ok, %{status: :ok}} =
+             GenServer.call({:my_hub, a.node}, {:start_child, %{id: :x, start: {:echo, :start_link, []}}, [awaitable: true]})
+
+    bad = Path.join(PhTest.tmp_dir(), "otp27_#{System.unique_integer([:positive])}.json")
+    File.write!(bad, ~s({"distribution_strategy": {"type": "consistent_hashing", "atom_encoding": "otp27"}}))
+    {out, status} = System.cmd(PhTest.phnode(), ["--name", "bad_enc_#{System.unique_integer([:positive])}@127.0.0.1", "--cookie", "x", "--config", bad], stderr_to_stdout: true)
+    assert status == 2
+    assert out =~ "distribution_strategy.atom_encoding"
+  end
+
   test "a hub with another hub_id is not a member" do
     a = start([])
     on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
