@@ -571,8 +571,7 @@ static int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid)
     return 0;
 }
 
-static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r,
-                      ph_buf *scratch)
+static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r)
 {
     const char *node = atom_text(h->self_node);
     spec_info s;
@@ -639,13 +638,13 @@ static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, st
     if (o->rollback)
         elist_add(&r->started_keys, "~t", ph_buf_term(&key));
 out:
-    (void)scratch;
     ph_buf_free(&key);
     ph_buf_free(&reason);
     ph_buf_free(&pidb);
 }
 
 static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
+static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w);
 
 /* Starts a batch; writes the reply (awaitable result, or nothing when the
  * caller replied already). Returns -1 when the whole call is refused
@@ -732,7 +731,7 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
                 ph_buf_free(&d);
             }
         }
-        start_one(h, ctx, effective, o, &r, &scratch);
+        start_one(h, ctx, effective, o, &r);
         if (have_altered)
             ph_buf_free(&altered);
     }
@@ -743,24 +742,11 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
     }
     int rollback = o->rollback && r.errors.n > 0;
     if (rollback) {
-        /* Stop every child of this call that started. */
-        ph_iter ki;
-        ph_term k;
-        ph_iter_begin(&ki, elist_term(&r.started_keys, &scratch));
+        /* Stop every child of this call that started (the keys are ids). */
         ph_buf keys;
         ph_buf_init(&keys);
         elist_to(&keys, &r.started_keys);
-        ph_iter_begin(&ki, ph_buf_term(&keys));
-        while (ph_iter_next(&ki, &k) > 0) {
-            int end = ph_term_end(k);
-            reg_row *row = registry_get(h->reg, k.buf + k.index, (uint32_t)(end - k.index));
-            if (row && row->n_nodes) {
-                child *c = child_find(h, row->nodes[0].pid, NULL);
-                unregister_local(h, ctx, k.buf + k.index, (uint16_t)(end - k.index));
-                if (c)
-                    begin_stop(h, ctx, c, NULL);
-            }
-        }
+        stop_batch(h, ctx, ph_buf_term(&keys), NULL);
         ph_buf_free(&keys);
     }
     ph_buf started, errors;
@@ -1702,8 +1688,6 @@ static void failover(hub *h, ph_ctx *ctx, uint32_t gone)
         ph_term spec, meta;
         start_result r;
         result_init(&r);
-        ph_buf scratch;
-        ph_buf_init(&scratch);
         list_begin(&ws, ph_buf_term(&sl));
         list_begin(&wm, ph_buf_term(&ml));
         while (list_next(&ws, &spec) > 0 && list_next(&wm, &meta) > 0) {
@@ -1711,12 +1695,11 @@ static void failover(hub *h, ph_ctx *ctx, uint32_t gone)
             memset(&o, 0, sizeof o);
             o.metadata = meta;
             o.timeout = 10000;
-            start_one(h, ctx, spec, &o, &r, &scratch);
+            start_one(h, ctx, spec, &o, &r);
         }
         LOG_I("hub", "%s: %d child(ren) of %s restarted here, %d failed", h->cfg.hub_id,
               r.started.n, atom_text(gone), r.errors.n);
         result_free(&r);
-        ph_buf_free(&scratch);
         ph_buf_free(&sl);
         ph_buf_free(&ml);
     }
@@ -1792,26 +1775,16 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
     if (h->members.n > 0 && list_begin(&lw, list) > 0)
         return start_placed(h, ctx, list, opts_term, &o, from, reply);
     if (!o.awaitable) {
-        /* Validate what can be refused as a whole, then answer at once. */
+        /* Only a refusal of the whole call is reported; per-child errors are not. */
         ph_buf result;
-        ph_buf_init(&result);
-        list_walk it;
-        if (list_begin(&it, list) <= 0) {
-            start_batch(h, ctx, list, &o, reply);
-            ph_buf_free(&result);
-            return PH_REPLY;
-        }
-        ph_from *later = ph_from_copy(from);
-        int rc = start_batch(h, ctx, list, &o, &result);
-        ph_buf ok;
-        ph_buf_init(&ok);
-        if (rc < 0)
-            ph_reply(later, ph_buf_term(&result));
+        if (ph_buf_init(&result) != 0)
+            return PH_NOREPLY;
+        if (start_batch(h, ctx, list, &o, &result) < 0)
+            ph_buf_append_term(reply, ph_buf_term(&result));
         else
-            ph_build(&ok, "{ok, start_initiated}"), ph_reply(later, ph_buf_term(&ok));
-        ph_buf_free(&ok);
+            ph_build(reply, "{ok, start_initiated}");
         ph_buf_free(&result);
-        return PH_NOREPLY;
+        return PH_REPLY;
     }
     uint64_t t0 = monotonic_ms();
     start_batch(h, ctx, list, &o, reply);
@@ -1851,6 +1824,24 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
     return PH_NOREPLY;
 }
 
+typedef ph_result (*batch_handler)(hub *h, ph_ctx *ctx, ph_term list, ph_term opts,
+                                   const ph_from *from, ph_buf *reply);
+
+/* start_child / stop_child: the batch form with a list of one. */
+static ph_result for_one(batch_handler handle, hub *h, ph_ctx *ctx, ph_term item, ph_term opts,
+                         const ph_from *from, ph_buf *reply)
+{
+    ph_buf one;
+    if (ph_buf_init(&one) != 0 || ph_build(&one, "[~t]", item) != 0) {
+        ph_buf_free(&one);
+        ph_build(reply, "{error, enomem}");
+        return PH_REPLY;
+    }
+    ph_result r = handle(h, ctx, ph_buf_term(&one), opts, from, reply);
+    ph_buf_free(&one);
+    return r;
+}
+
 static ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *from,
                                 ph_buf *reply)
 {
@@ -1874,26 +1865,12 @@ static ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_
     if (ei_decode_tuple_header(req.buf, &index, &arity) == 0 && arity == 2 &&
         atom_at(req.buf, &index, tag) == 0 && strcmp(tag, "get_pid") == 0)
         return reply_pids(h, (ph_term){req.buf, index}, 1, reply);
-    if (ph_match(req, "{start_child, ~t, ~t}", &a, &b) == 1) {
-        ph_buf one;
-        ph_buf_init(&one);
-        ph_build(&one, "[~t]", a);
-        ph_result r = handle_start(h, ctx, ph_buf_term(&one), b, from, reply);
-        ph_buf_free(&one);
-        return r;
-    }
+    if (ph_match(req, "{start_child, ~t, ~t}", &a, &b) == 1)
+        return for_one(handle_start, h, ctx, a, b, from, reply);
     if (ph_match(req, "{stop_children, ~t, ~t}", &a, &b) == 1)
         return handle_stop(h, ctx, a, b, from, reply);
-    if (ph_match(req, "{stop_child, ~t, ~t}", &a, &b) == 1) {
-        ph_buf one;
-        ph_buf_init(&one);
-        ph_build(&one, "[~t]", a);
-        ph_result r = handle_stop(h, ctx, ph_buf_term(&one), b, from, reply);
-        ph_buf_free(&one);
-        return r;
-    }
-    if (ph_match(req, "{get_pid, ~t}", &a) == 1)
-        return reply_pids(h, a, 1, reply);
+    if (ph_match(req, "{stop_child, ~t, ~t}", &a, &b) == 1)
+        return for_one(handle_stop, h, ctx, a, b, from, reply);
     if (ph_match(req, "{get_pids, ~t}", &a) == 1)
         return reply_pids(h, a, 0, reply);
     if (ph_match(req, "{child_lookup, ~t}", &a) == 1)
