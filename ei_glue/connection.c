@@ -416,14 +416,19 @@ void connection_adopt(int fd, uint32_t node, int incoming)
         if (peer_restarted)
             route_nodedown(node);
     }
+    /* Once registered, the poller may see the peer close it and drop both
+     * the peer table's and its own reference: hold one of ours meanwhile. */
+    atomic_fetch_add(&c->refs, 1);
     if (io_register(c) != 0) {
         io_close_later(c);
+        conn_put(c);
         return;
     }
     pthread_mutex_lock(&c->out_lock);
-    if (conn_flush_locked(c) == 0 && c->out_head)
+    if (!c->closed && conn_flush_locked(c) == 0 && c->out_head)
         io_arm_write(c);
     pthread_mutex_unlock(&c->out_lock);
+    conn_put(c);
 }
 
 void connection_connect_failed(uint32_t node)
