@@ -131,6 +131,9 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&signals, &sig);
     LOG_I("phnode", "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (hub_leave(&opts.hub) != 0)
+        LOG_W("phnode", "the hub members did not all confirm our leave in %u ms",
+              opts.hub.migr_base_timeout);
 
     runtime_shutdown();
     connections_stop();

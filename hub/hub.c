@@ -20,10 +20,13 @@
 #include "hub/runtime.h"
 #include "hub/timers.h"
 
+#include <errno.h>
 #include <processhub/worker.h>
+#include <semaphore.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define DEFAULT_SHUTDOWN_MS 5000
 #define SHUTDOWN_BRUTAL (-1)
@@ -178,6 +181,11 @@ typedef struct hub {
     int repairing;                 /* the periodic repair timer runs */
     ph_buf key_scratch;            /* registry keys of lookups, reused */
     int test_drop_syncs;           /* PHNODE_TEST_DROP_SYNC: updates still to drop */
+    /* Graceful leave: the members that have not yet confirmed that they
+     * took over our children. */
+    int leaving;
+    uint32_t *leave_wait;
+    int n_leave_wait;
 } hub;
 
 /* An awaitable start whose children were placed on other members too. */
@@ -187,8 +195,13 @@ typedef struct pending_start {
     ph_from *from;
     int rollback;
     elist started, errors;
-    uint32_t waiting[64]; /* nodes that have not answered */
-    int n_waiting;
+    /* Answers still expected, per node. A count goes below zero for a
+     * moment when a forwarded part answers before the forward notice. */
+    struct awaited {
+        uint32_t node;
+        int count;
+    } * waiting;
+    int n_waiting, cap_waiting;
 } pending_start;
 
 static void pending_node_gone(hub *h, ph_ctx *ctx, uint32_t node);
@@ -473,6 +486,7 @@ static void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_
 
 typedef struct start_opts {
     int awaitable, check_existing, rollback, disable_logging;
+    int forwarded; /* placed by a member whose ring disagreed: start here, never forward again */
     int want_post; /* post-start hooks are registered: build their data */
     long timeout;
     ph_term metadata;
@@ -504,6 +518,8 @@ static int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             ok = ph_match(v, "~B", &o->check_existing) == 1;
         else if (ok && strcmp(key, "disable_logging") == 0)
             ok = ph_match(v, "~B", &o->disable_logging) == 1;
+        else if (ok && strcmp(key, "forwarded") == 0)
+            ok = ph_match(v, "~B", &o->forwarded) == 1;
         else if (ok && strcmp(key, "timeout") == 0)
             ok = ph_match(v, "~i", &o->timeout) == 1 && o->timeout >= 0;
         else if (ok && strcmp(key, "await_timeout") == 0)
@@ -1277,10 +1293,20 @@ static void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const
     ph_buf_free(&b);
 }
 
+static void leave_confirmed(hub *h, uint32_t node);
+
 static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
 {
     uint32_t node = e->node;
     ph_demonitor(ctx, &e->monitor);
+    if (h->leaving) {
+        /* We are on our way out: nothing of its comes to us. */
+        LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
+        membership_remove(&h->members, e);
+        pending_node_gone(h, ctx, node);
+        leave_confirmed(h, node);
+        return;
+    }
     LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
     fire_node_hook(h, ctx, "pre_cluster_leave_hook", node);
     membership_remove(&h->members, e);
@@ -1438,6 +1464,7 @@ static void pending_free(hub *h, pending_start *ps)
     ph_from_free(ps->from);
     elist_free(&ps->started);
     elist_free(&ps->errors);
+    free(ps->waiting);
     free(ps);
 }
 
@@ -1449,17 +1476,57 @@ static pending_start *pending_find(hub *h, const ph_ref *id)
     return NULL;
 }
 
-/* node answered (or can no longer answer) for ps; replies when all did. */
-static void pending_node_done(hub *h, ph_ctx *ctx, pending_start *ps, uint32_t node)
+/* delta more (or, negative, fewer) answers expected from node. */
+static int pending_expect(pending_start *ps, uint32_t node, int delta)
 {
     for (int i = 0; i < ps->n_waiting; i++)
-        if (ps->waiting[i] == node) {
-            ps->waiting[i] = ps->waiting[--ps->n_waiting];
-            break;
+        if (ps->waiting[i].node == node) {
+            ps->waiting[i].count += delta;
+            if (ps->waiting[i].count == 0)
+                ps->waiting[i] = ps->waiting[--ps->n_waiting];
+            return 0;
         }
+    if (ps->n_waiting == ps->cap_waiting) {
+        int cap = ps->cap_waiting ? 2 * ps->cap_waiting : 4;
+        struct awaited *w = realloc(ps->waiting, (size_t)cap * sizeof *w);
+        if (!w)
+            return -1;
+        ps->waiting = w;
+        ps->cap_waiting = cap;
+    }
+    ps->waiting[ps->n_waiting++] = (struct awaited){node, delta};
+    return 0;
+}
+
+/* Replies and frees ps once no answer is outstanding. */
+static void pending_check(hub *h, ph_ctx *ctx, pending_start *ps)
+{
     if (ps->n_waiting == 0) {
         pending_reply(h, ctx, ps);
         pending_free(h, ps);
+    }
+}
+
+/* node answered for ps; replies when all did. */
+static void pending_node_done(hub *h, ph_ctx *ctx, pending_start *ps, uint32_t node)
+{
+    if (pending_expect(ps, node, -1) != 0)
+        LOG_E("hub", "%s: out of memory counting start results", h->cfg.hub_id);
+    pending_check(h, ctx, ps);
+}
+
+/* Every answer still expected fails with reason (node_down, node_receive_timeout). */
+static void pending_fail_nodes(pending_start *ps, uint32_t only, const char *reason)
+{
+    for (int i = 0; i < ps->n_waiting;) {
+        struct awaited *a = &ps->waiting[i];
+        if (only != ATOM_NONE && a->node != only) {
+            i++;
+            continue;
+        }
+        if (a->count > 0)
+            elist_add(&ps->errors, "{undefined, ~a, ~a}", atom_text(a->node), reason);
+        *a = ps->waiting[--ps->n_waiting];
     }
 }
 
@@ -1469,25 +1536,44 @@ static void pending_node_gone(hub *h, ph_ctx *ctx, uint32_t node)
     pending_start *ps = h->pending;
     while (ps) {
         pending_start *next = ps->next; /* ps may be freed below */
-        for (int i = 0; i < ps->n_waiting; i++)
-            if (ps->waiting[i] == node) {
-                elist_add(&ps->errors, "{undefined, ~a, node_down}", atom_text(node));
-                pending_node_done(h, ctx, ps, node);
-                break;
-            }
+        int before = ps->n_waiting;
+        pending_fail_nodes(ps, node, "node_down");
+        if (ps->n_waiting != before)
+            pending_check(h, ctx, ps);
         ps = next;
     }
 }
 
-/* Splits list by ring owner: the local part into local, one list per
- * remote owner into remote[] (owners in nodes[]). Returns the number of
- * remote owners. */
-#define MAX_OWNERS 64
-static int split_by_owner(hub *h, ph_term list, elist *local, elist *remote, uint32_t *nodes)
+/* A list of child specs split by ring owner: the local part, and one
+ * list per remote member that owns some of them. */
+typedef struct owner_split {
+    elist local;
+    elist *remote; /* remote[i] goes to nodes[i] */
+    uint32_t *nodes;
+    int n;
+} owner_split;
+
+static void owner_split_free(owner_split *sp)
+{
+    elist_free(&sp->local);
+    for (int i = 0; i < sp->n; i++)
+        elist_free(&sp->remote[i]);
+    free(sp->remote);
+    free(sp->nodes);
+}
+
+/* Children whose owner is not a member (or that do not parse) stay local:
+ * the start reports their errors. 0, or -1 when out of memory. */
+static int owner_split_run(hub *h, ph_term list, owner_split *sp)
 {
     list_walk w;
     ph_term spec;
-    int n = 0;
+    memset(sp, 0, sizeof *sp);
+    size_t most = (size_t)h->members.n + 1;
+    sp->remote = calloc(most, sizeof *sp->remote);
+    sp->nodes = calloc(most, sizeof *sp->nodes);
+    if (elist_init(&sp->local) != 0 || !sp->remote || !sp->nodes)
+        return -1;
     list_begin(&w, list);
     while (list_next(&w, &spec) > 0) {
         spec_info s;
@@ -1495,32 +1581,52 @@ static int split_by_owner(hub *h, ph_term list, elist *local, elist *remote, uin
         uint32_t node = h->self_node;
         if (parse_spec(spec, &s) == 0 && ring_key_nodes(h->ring, s.id, 1, &owner, 1) == 1)
             node = atom_intern(owner);
-        elist *target = local;
+        elist *target = &sp->local;
         if (node != h->self_node && membership_find(&h->members, node)) {
             int i = 0;
-            while (i < n && nodes[i] != node)
+            while (i < sp->n && sp->nodes[i] != node)
                 i++;
-            if (i == n && n < MAX_OWNERS) {
-                nodes[n] = node;
-                elist_init(&remote[n]);
-                n++;
+            if (i == sp->n) {
+                if (elist_init(&sp->remote[i]) != 0)
+                    return -1;
+                sp->nodes[sp->n++] = node;
             }
-            if (i < n)
-                target = &remote[i];
+            target = &sp->remote[i];
         }
-        if (ph_buf_append_term(&target->b, spec) == 0)
-            target->n++;
+        if (ph_buf_append_term(&target->b, spec) != 0)
+            return -1;
+        target->n++;
     }
-    return n;
+    return 0;
+}
+
+/* {'$ph_hub', start, Id, ReplyTo, Specs, Opts} to the owner's hub. */
+static void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid reply_to,
+                       const elist *specs, ph_term opts)
+{
+    member *m = membership_find(&h->members, node);
+    ph_buf msg, l;
+    if (!m || ph_buf_init(&msg) != 0)
+        return;
+    if (ph_buf_init(&l) != 0) {
+        ph_buf_free(&msg);
+        return;
+    }
+    elist_to(&l, specs);
+    if (ei_x_encode_tuple_header(&msg, 6) == 0 && ei_x_encode_atom(&msg, "$ph_hub") == 0 &&
+        ei_x_encode_atom(&msg, "start") == 0 && ph_buf_append_term(&msg, id) == 0 &&
+        ph_encode_pid(&msg, reply_to) == 0 && ph_buf_append_term(&msg, ph_buf_term(&l)) == 0 &&
+        ph_buf_append_term(&msg, opts) == 0)
+        ph_send(ctx, m->hub, ph_buf_term(&msg));
+    ph_buf_free(&msg);
+    ph_buf_free(&l);
 }
 
 /* A start with members: children go to their ring owners. */
 static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
                               const start_opts *o, const ph_from *from, ph_buf *reply)
 {
-    elist local, remote[MAX_OWNERS];
-    uint32_t nodes[MAX_OWNERS];
-    ph_buf lb;
+    owner_split sp;
     if (o->check_existing) {
         /* the whole call is refused if any id exists anywhere in the cluster */
         elist existing;
@@ -1549,15 +1655,21 @@ static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         }
         elist_free(&existing);
     }
-    elist_init(&local);
-    int n = split_by_owner(h, list, &local, remote, nodes);
     pending_start *ps = NULL;
+    ph_buf idb;
+    if (owner_split_run(h, list, &sp) != 0 || ph_buf_init(&idb) != 0) {
+        ph_build(reply, "{error, enomem}");
+        owner_split_free(&sp);
+        return PH_REPLY;
+    }
     if (o->awaitable) {
         ps = calloc(1, sizeof *ps);
         if (!ps || elist_init(&ps->started) != 0 || elist_init(&ps->errors) != 0) {
             free(ps);
+            ph_buf_free(&idb);
+            owner_split_free(&sp);
             ph_build(reply, "{error, enomem}");
-            goto out;
+            return PH_REPLY;
         }
         ps->id = ph_make_ref();
         ps->from = ph_from_copy(from);
@@ -1565,37 +1677,21 @@ static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         ps->next = h->pending;
         h->pending = ps;
     }
-    for (int i = 0; i < n; i++) {
-        member *m = membership_find(&h->members, nodes[i]);
-        ph_buf msg, l, idb;
-        ph_buf_init(&msg);
-        ph_buf_init(&l);
-        ph_buf_init(&idb);
-        elist_to(&l, &remote[i]);
+    if (ps)
+        ph_encode_ref(&idb, &ps->id);
+    else
+        ph_build(&idb, "undefined");
+    for (int i = 0; i < sp.n; i++) {
+        send_start(h, ctx, sp.nodes[i], ph_buf_term(&idb), ph_self(ctx), &sp.remote[i], opts_term);
         if (ps)
-            ph_encode_ref(&idb, &ps->id);
-        else
-            ph_build(&idb, "undefined");
-        ei_x_encode_tuple_header(&msg, 6);
-        ei_x_encode_atom(&msg, "$ph_hub");
-        ei_x_encode_atom(&msg, "start");
-        ph_buf_append_term(&msg, ph_buf_term(&idb));
-        ph_encode_pid(&msg, ph_self(ctx));
-        ph_buf_append_term(&msg, ph_buf_term(&l));
-        ph_buf_append_term(&msg, opts_term);
-        ph_send(ctx, m->hub, ph_buf_term(&msg));
-        if (ps && ps->n_waiting < 64)
-            ps->waiting[ps->n_waiting++] = nodes[i];
-        ph_buf_free(&msg);
-        ph_buf_free(&l);
-        ph_buf_free(&idb);
+            pending_expect(ps, sp.nodes[i], 1);
     }
-    ph_buf_init(&lb);
-    if (local.n) {
+    ph_buf_free(&idb);
+    if (sp.local.n) {
         ph_buf result, l;
         ph_buf_init(&result);
         ph_buf_init(&l);
-        elist_to(&l, &local);
+        elist_to(&l, &sp.local);
         start_opts lo = *o;
         lo.check_existing = 0; /* checked above for the whole call */
         lo.rollback = 0;       /* decided when every part has answered */
@@ -1605,7 +1701,6 @@ static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         ph_buf_free(&result);
         ph_buf_free(&l);
     }
-    ph_buf_free(&lb);
     if (!ps) {
         ph_build(reply, "{ok, start_initiated}");
     } else if (ps->n_waiting == 0) {
@@ -1622,11 +1717,89 @@ static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         ph_send_after(ctx, (unsigned)o->timeout, ph_buf_term(&t), &timer);
         ph_buf_free(&t);
     }
-out:
-    elist_free(&local);
-    for (int i = 0; i < n; i++)
-        elist_free(&remote[i]);
-    return ps ? PH_NOREPLY : PH_REPLY;
+    owner_split_free(&sp);
+    return ps ? PH_NOREPLY : PH_REPLY; /* ps: answered by pending_reply, now or later */
+}
+
+/* [{forwarded, true} | Opts] */
+static int forwarded_opts(ph_term opts, ph_buf *out)
+{
+    ph_iter it;
+    ph_term opt;
+    int n = ph_iter_begin(&it, opts);
+    if (n < 0 || ei_x_encode_list_header(out, n + 1) != 0 ||
+        ph_build(out, "{forwarded, true}") != 0)
+        return -1;
+    while (ph_iter_next(&it, &opt) > 0)
+        if (ph_buf_append_term(out, opt) != 0)
+            return -1;
+    return ei_x_encode_empty_list(out);
+}
+
+/* The children of a start placed here that this node's ring gives to other
+ * members (the sender's ring disagreed: membership changed meanwhile) go on
+ * to those owners, who answer reply_to themselves; reply_to first learns
+ * which nodes will answer too. Returns the specs to start here in out. */
+static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
+                              ph_term opts, ph_term meta, ph_buf *out)
+{
+    owner_split sp;
+    ph_buf fopts, note, data, scratch;
+    if (owner_split_run(h, specs, &sp) != 0 || sp.n == 0 || ph_buf_init(&fopts) != 0) {
+        ph_buf_append_term(out, specs); /* keep them all: a start reports errors */
+        owner_split_free(&sp);
+        return;
+    }
+    ph_buf_init(&note);
+    ph_buf_init(&data);
+    ph_buf_init(&scratch);
+    elist nodes, hook;
+    elist_init(&nodes);
+    elist_init(&hook);
+    forwarded_opts(opts, &fopts);
+    for (int i = 0; i < sp.n; i++)
+        elist_add(&nodes, "~a", atom_text(sp.nodes[i]));
+    if (ph_match(id, "undefined") != 1) {
+        ph_build(&note, "{'$ph_hub', start_forwarded, ~t, ~a, ~t}", id, atom_text(h->self_node),
+                 elist_term(&nodes, &scratch));
+        ph_send(ctx, reply_to, ph_buf_term(&note));
+    }
+    int want_hook = hooks_has(h->hooks, "forwarded_migration_hook");
+    for (int i = 0; i < sp.n; i++) {
+        send_start(h, ctx, sp.nodes[i], id, reply_to, &sp.remote[i], ph_buf_term(&fopts));
+        if (!want_hook)
+            continue;
+        /* {Node, [child_data]} */
+        elist children;
+        list_walk w;
+        ph_term spec;
+        elist_init(&children);
+        ph_buf_reset(&scratch);
+        elist_to(&scratch, &sp.remote[i]);
+        list_begin(&w, ph_buf_term(&scratch));
+        while (list_next(&w, &spec) > 0) {
+            spec_info s;
+            if (parse_spec(spec, &s) == 0)
+                elist_add(&children,
+                          "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, "
+                          "metadata => ~t}",
+                          h->cfg.hub_id, atom_text(sp.nodes[i]), s.id, spec, meta);
+        }
+        ph_buf_reset(&data);
+        elist_add(&hook, "{~a, ~t}", atom_text(sp.nodes[i]), elist_term(&children, &data));
+        elist_free(&children);
+    }
+    LOG_I("hub", "%s: %d member(s) own some children placed here; forwarded", h->cfg.hub_id, sp.n);
+    if (want_hook)
+        fire(h, ctx, "forwarded_migration_hook", elist_term(&hook, &data));
+    elist_to(out, &sp.local);
+    elist_free(&nodes);
+    elist_free(&hook);
+    ph_buf_free(&fopts);
+    ph_buf_free(&note);
+    ph_buf_free(&data);
+    ph_buf_free(&scratch);
+    owner_split_free(&sp);
 }
 
 /* {'$ph_hub', start, Id, ReplyTo, Specs, Opts}: children placed here. */
@@ -1634,13 +1807,23 @@ static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to
                                 ph_term opts_term)
 {
     start_opts o;
-    ph_buf result, msg;
+    ph_buf result, msg, mine;
     ph_buf_init(&result);
     ph_buf_init(&msg);
+    ph_buf_init(&mine);
     if (parse_opts(opts_term, &o, &result) == 0) {
         o.check_existing = 0; /* the caller checked; a duplicate still fails here */
         o.rollback = 0;
-        start_batch(h, ctx, specs, &o, &result);
+        ph_term here = specs;
+        if (!o.forwarded && h->members.n > 0) {
+            forward_misplaced(h, ctx, id, reply_to, specs, opts_term, o.metadata, &mine);
+            here = ph_buf_term(&mine);
+        }
+        if (ph_match(here, "[]") == 1)
+            ph_build(&result,
+                     "{ok, #{status => ok, started => [], errors => [], rollback => false}}");
+        else
+            start_batch(h, ctx, here, &o, &result);
     }
     /* The rows first: the caller may act on them (rollback) when the result comes. */
     flush_sync(h, ctx);
@@ -1651,6 +1834,7 @@ static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to
     }
     ph_buf_free(&result);
     ph_buf_free(&msg);
+    ph_buf_free(&mine);
 }
 
 /* --- failover and redistribution (ColdSwap) ---------------------------- */
@@ -1943,6 +2127,71 @@ static ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_
     return PH_REPLY;
 }
 
+/* --- graceful leave ------------------------------------------------------- */
+
+/* Posted by the hub when every member has taken over our children (or
+ * there are none); hub_leave() waits for it. */
+static sem_t leave_sem;
+
+static void leave_confirmed(hub *h, uint32_t node)
+{
+    for (int i = 0; i < h->n_leave_wait; i++)
+        if (h->leave_wait[i] == node) {
+            h->leave_wait[i] = h->leave_wait[--h->n_leave_wait];
+            if (h->n_leave_wait == 0)
+                sem_post(&leave_sem);
+            return;
+        }
+}
+
+/* SIGTERM: tell every member we leave; each restarts the children it now
+ * owns and confirms. Our ring loses this node, so starts still arriving are
+ * forwarded to their new owners. Our children run until the node stops. */
+static void begin_leave(hub *h, ph_ctx *ctx)
+{
+    if (h->leaving)
+        return;
+    h->leaving = 1;
+    ring_remove_node(h->ring, atom_text(h->self_node));
+    if (h->members.n > 0)
+        h->leave_wait = calloc((size_t)h->members.n, sizeof *h->leave_wait);
+    if (!h->leave_wait) {
+        sem_post(&leave_sem);
+        return;
+    }
+    LOG_I("hub", "%s: leaving the hub cluster; %d member(s) take over our children", h->cfg.hub_id,
+          h->members.n);
+    for (int i = 0; i < h->members.n; i++) {
+        h->leave_wait[h->n_leave_wait++] = h->members.members[i].node;
+        send_hub_message(h, ctx, h->members.members[i].node, "leave");
+    }
+}
+
+int hub_leave(const hub_config *c)
+{
+    ph_buf b;
+    struct timespec deadline;
+    if (ph_buf_init(&b) != 0)
+        return -1;
+    int rc = ph_build(&b, "{'$ph_hub', graceful_leave}") == 0 &&
+                     ph_send_named(NULL, c->hub_id, NULL, ph_buf_term(&b)) == 0
+                 ? 0
+                 : -1;
+    ph_buf_free(&b);
+    if (rc != 0)
+        return -1; /* no hub */
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += c->migr_base_timeout / 1000;
+    deadline.tv_nsec += (long)(c->migr_base_timeout % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while ((rc = sem_timedwait(&leave_sem, &deadline)) != 0 && errno == EINTR)
+        ;
+    return rc == 0 ? 0 : -1;
+}
+
 static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
 {
     hub *h = state;
@@ -1971,12 +2220,19 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     char kind[PH_ATOM_BUF];
     if (ph_match(msg, "{'$ph_hub', ~a, ~t, ~t}", kind, &p, &members) == 1 &&
         ph_decode_pid(p, &pid) == 0) {
-        if (strcmp(kind, "hello") == 0 || strcmp(kind, "welcome") == 0)
-            handle_hello(h, ctx, pid, members, strcmp(kind, "hello") == 0);
-        else if (strcmp(kind, "leave") == 0) {
+        if (strcmp(kind, "hello") == 0 || strcmp(kind, "welcome") == 0) {
+            if (!h->leaving)
+                handle_hello(h, ctx, pid, members, strcmp(kind, "hello") == 0);
+        } else if (strcmp(kind, "leave") == 0) {
             member *e = membership_find(&h->members, pid.node);
-            if (e && ph_pid_equal(e->hub, pid))
+            if (e && ph_pid_equal(e->hub, pid)) {
                 member_left(h, ctx, e, "left");
+                /* Its children run here now (and the others know): confirm. */
+                flush_sync(h, ctx);
+                send_hub_message(h, ctx, pid.node, "leave_done");
+            }
+        } else if (strcmp(kind, "leave_done") == 0 && h->leaving) {
+            leave_confirmed(h, pid.node);
         }
         return PH_OK;
     }
@@ -2015,16 +2271,27 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         }
         return PH_OK;
     }
+    if (ph_match(msg, "{'$ph_hub', start_forwarded, ~t, ~a, ~t}", &id_term, node_name, &list) ==
+            1 &&
+        ph_decode_ref(id_term, &rid) == 0) {
+        pending_start *ps = pending_find(h, &rid);
+        list_walk w;
+        ph_term t;
+        char fwd[PH_ATOM_BUF];
+        if (ps && list_begin(&w, list) >= 0)
+            while (list_next(&w, &t) > 0)
+                if (ph_match(t, "~a", fwd) == 1)
+                    pending_expect(ps, atom_intern(fwd), 1);
+        if (ps)
+            pending_check(h, ctx, ps);
+        return PH_OK;
+    }
     if (ph_match(msg, "{'$ph_hub', start_timeout, ~t}", &id_term) == 1 &&
         ph_decode_ref(id_term, &rid) == 0) {
         pending_start *ps = pending_find(h, &rid);
         if (ps) {
-            for (int i = 0; i < ps->n_waiting; i++)
-                elist_add(&ps->errors, "{undefined, ~a, node_receive_timeout}",
-                          atom_text(ps->waiting[i]));
-            ps->n_waiting = 0;
-            pending_reply(h, ctx, ps);
-            pending_free(h, ps);
+            pending_fail_nodes(ps, ATOM_NONE, "node_receive_timeout");
+            pending_check(h, ctx, ps);
         }
         return PH_OK;
     }
@@ -2032,7 +2299,13 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         send_repair(h, ctx);
         return PH_OK;
     }
+    if (ph_match(msg, "{'$ph_hub', graceful_leave}") == 1) {
+        begin_leave(h, ctx);
+        return PH_OK;
+    }
     if (ph_match(msg, "{'$ph_hub', announce}") == 1) {
+        if (h->leaving)
+            return PH_OK;
         if (!h->repairing) {
             h->repairing = 1;
             ph_buf tick;
@@ -2207,10 +2480,12 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
         }
     }
     ph_buf_free(&rb);
-    /* Tell the other members now rather than let them wait for the DOWN. */
-    for (int i = 0; i < h->members.n; i++)
+    /* Tell the other members now rather than let them wait for the DOWN
+     * (after a graceful leave they know already). */
+    for (int i = 0; i < h->members.n && !h->leaving; i++)
         send_hub_message(h, ctx, h->members.members[i].node, "leave");
     membership_free(&h->members);
+    free(h->leave_wait);
     if (h->seeds.buff)
         ph_buf_free(&h->seeds);
     elist_free(&h->sync_registered);
@@ -2223,6 +2498,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
         ph_from_free(ps->from);
         elist_free(&ps->started);
         elist_free(&ps->errors);
+        free(ps->waiting);
         free(ps);
     }
     free(h->children);
@@ -2286,6 +2562,10 @@ int hub_start(const hub_config *c)
 {
     if (!ph_find_module(hub_module.name) && ph_register_module(&hub_module) != 0)
         return -1;
+    static int sem_ready;
+    if (!sem_ready && sem_init(&leave_sem, 0, 0) != 0)
+        return -1;
+    sem_ready = 1;
     start_config = c;
     ph_buf args, error;
     ph_buf_init(&args);

@@ -35,5 +35,10 @@ int hub_start(const hub_config *c);
 /* The distribution is up: the hub announces itself to its seeds now and
  * every hubs_discover_interval from then on. */
 void hub_network_ready(const hub_config *c);
+/* Graceful leave (SIGTERM): the members restart this node's children on
+ * their new owners. Returns 0 once every member confirmed, -1 after
+ * migr_base_timeout or when no hub runs. The children keep running until
+ * the runtime shuts down. */
+int hub_leave(const hub_config *c);
 
 #endif

@@ -258,8 +258,16 @@ defmodule PhNode.ClusterTest do
       end
     end
 
-    # graceful leave of b: its children are started on the others, none lost
+    # graceful leave of b: its children are started on the others before b
+    # exits (each survivor confirms after starting its share), none lost
+    on_b = for {cid, {n, _}} <- after_join, n == b.node, do: cid
+    assert on_b != []
     assert PhTest.stop_node(b) == {:ok, 0}
+    running = Enum.flat_map([a, d], fn n -> GenServer.call({:my_hub, n.node}, {:process_list, :local}) end)
+    running_ids = MapSet.new(running, fn {cid, _} -> cid end)
+    assert Enum.all?(on_b, &MapSet.member?(running_ids, &1)), "some of b's children were not running when b exited"
+    assert length(running) == 600
+    assert PhTest.wait_log(b, "leaving the hub cluster; 2 member(s) take over our children", 1_000)
     assert wait_until(
              fn ->
                p = placement(a)
@@ -268,6 +276,48 @@ defmodule PhNode.ClusterTest do
              end,
              10_000
            )
+  end
+
+  test "a start placed on a node that does not own the child goes on to the owner" do
+    a = start([])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    b = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+    :ok = GenServer.call({:my_hub, a.node}, {:register_hook_handlers, :forwarded_migration_hook, [%{id: :t, pid: self()}]})
+
+    # find ids the ring gives to b, then free them again
+    specs = for i <- 1..40, do: %{id: "w#{i}", start: {:counter, :start_link, [i]}}
+    {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]})
+    on_b = for {cid, {n, _}} <- placement(a), n == b.node, do: cid
+    on_a = for {cid, {n, _}} <- placement(a), n == a.node, do: cid
+    assert on_b != [] and on_a != []
+    {:ok, _} = GenServer.call({:my_hub, a.node}, {:stop_children, Enum.map(specs, & &1.id), [awaitable: true]})
+    assert wait_until(fn -> dump(a) == %{} and dump(b) == %{} end, 5_000)
+
+    # a placement message as a member with a different ring would send it:
+    # one child owned by b, one owned by a, both sent to a
+    [fb | _] = on_b
+    [fa | _] = on_a
+    fwd = [%{id: fb, start: {:counter, :start_link, [7]}}, %{id: fa, start: {:counter, :start_link, [8]}}]
+    ref = make_ref()
+    an = a.node
+    bn = b.node
+    send({:my_hub, a.node}, {:"$ph_hub", :start, ref, self(), fwd, [metadata: %{tag: "fw"}]})
+    # first the notice that b answers too, then both answers
+    assert_receive {:"$ph_hub", :start_forwarded, ^ref, ^an, [^bn]}, 5_000
+    assert_receive {:"$ph_hub", :start_result, ^ref, ^an, {:ok, %{status: :ok, started: [{^fa, [{^an, _}]}]}}}, 5_000
+    assert_receive {:"$ph_hub", :start_result, ^ref, ^bn, {:ok, %{status: :ok, started: [{^fb, [{^bn, _}]}]}}}, 5_000
+    assert_receive {:process_hub, :forwarded_migration_hook, [{^bn, [%{child_id: ^fb, nodes: [^bn], metadata: %{tag: "fw"}}]}]}, 5_000
+    assert wait_until(fn -> placement(a) == placement(b) and map_size(placement(a)) == 2 end, 5_000)
+    assert {^bn, _} = placement(a)[fb]
+
+    # a forwarded start is never forwarded again: it starts where it lands
+    ref2 = make_ref()
+    other = on_b |> Enum.at(1)
+    send({:my_hub, a.node}, {:"$ph_hub", :start, ref2, self(), [%{id: other, start: {:counter, :start_link, [1]}}], [forwarded: true]})
+    assert_receive {:"$ph_hub", :start_result, ^ref2, ^an, {:ok, %{status: :ok, started: [{^other, [{^an, _}]}]}}}, 5_000
+    refute_received {:"$ph_hub", :start_forwarded, ^ref2, _, _}
   end
 
   test "periodic repair fixes a lost registry update" do
