@@ -19,6 +19,7 @@ static const char *const hub_fields[] = {
     "dsup_max_restarts",
     "dsup_max_seconds",
     "dsup_shutdown_timeout",
+    "beam_discovery", /* ours: not in %ProcessHub{} */
 };
 
 /* The strategy types this version runs (the defaults). */
@@ -307,6 +308,12 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
             return fail(err, err_size, "distribution_strategy.atom_encoding",
                         "must be \"otp25\" or \"otp26\"");
         c->otp26_atoms = strcmp(e, "otp26") == 0;
+    }
+    json_t *beam = json_object_get(root, "beam_discovery");
+    if (beam) {
+        if (!json_is_boolean(beam))
+            return fail(err, err_size, "beam_discovery", "must be true or false");
+        c->beam_discovery = json_is_true(beam);
     }
     json_t *sync = json_object_get(root, "synchronization_strategy");
     if (sync && read_ms(sync, "sync_interval", 1, &c->sync_interval, err, err_size) != 0)

@@ -18,7 +18,7 @@ void options_usage(const char *prog)
             "usage: %s --name NAME@HOST [--cookie COOKIE] [--config FILE.json]\n"
             "          [--worker-lib FILE.so]... [--join NODE]... [--schedulers N]\n"
             "          [--net-ticktime SECONDS] [--port PORT] [--max-processes N]\n"
-            "          [--busy-poll-us MICROSECONDS]\n"
+            "          [--busy-poll-us MICROSECONDS] [--no-beam-discovery]\n"
             "          [--log-level error|warning|info|debug]\n"
             "Runs a ProcessHub C node. See docs/configuration.md.\n",
             prog);
@@ -160,6 +160,7 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         {"max-processes", required_argument, NULL, 'm'},
         {"log-level", required_argument, NULL, 'l'},
         {"busy-poll-us", required_argument, NULL, 'b'},
+        {"no-beam-discovery", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -225,6 +226,9 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
                 return -1;
             set_busy = 1;
             break;
+        case 'D':
+            o->no_beam_discovery = 1;
+            break;
         case 'h':
             o->help = 1;
             return 0;
@@ -246,6 +250,8 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
     if (o->config_path && load_config(o, set_ticktime, set_schedulers, set_port, set_max, set_busy,
                                       err, err_size) != 0)
         return -1;
+    if (o->no_beam_discovery)
+        o->hub.beam_discovery = 0;
     if (!o->name) {
         snprintf(err, err_size, "--name NAME@HOST is required");
         return -1;

@@ -16,7 +16,8 @@ typedef struct options {
     int n_worker_libs;
     const char *join[OPT_MAX_LIST];
     int n_join;
-    unsigned schedulers; /* 0: one per core */
+    int no_beam_discovery; /* --no-beam-discovery */
+    unsigned schedulers;   /* 0: one per core */
     unsigned net_ticktime;
     int port;
     unsigned max_processes;

@@ -10,6 +10,8 @@
  */
 #include "hub/hub.h"
 
+#include "ei_glue/connection.h"
+
 #include "hub/atoms.h"
 #include "hub/hooks.h"
 #include "hub/log.h"
@@ -186,6 +188,7 @@ typedef struct hub {
     int leaving;
     uint32_t *leave_wait;
     int n_leave_wait;
+    ph_ref discover_ref; /* tag of this round's questions to BEAM nodes */
 } hub;
 
 /* An awaitable start whose children were placed on other members too. */
@@ -1366,6 +1369,65 @@ static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members
     }
 }
 
+typedef struct node_set {
+    uint32_t *nodes;
+    int n, cap;
+} node_set;
+
+static void add_connected(uint32_t node, void *arg)
+{
+    node_set *s = arg;
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        uint32_t *n = realloc(s->nodes, (size_t)cap * sizeof *n);
+        if (!n)
+            return;
+        s->nodes = n;
+        s->cap = cap;
+    }
+    s->nodes[s->n++] = node;
+}
+
+/* Asks every connected node that is not a member which hidden nodes it
+ * sees (rex: erlang:nodes(hidden)): BEAM nodes that talk to several
+ * phnodes introduce them to each other. The answers come as
+ * {discover_ref, [Node]}; phnodes and other non-BEAM nodes ignore it. */
+static void ask_connected_nodes(hub *h, ph_ctx *ctx)
+{
+    node_set s = {0};
+    ph_buf q;
+    connections_for_each(add_connected, &s);
+    h->discover_ref = ph_make_ref();
+    if (ph_buf_init(&q) == 0) {
+        int ok = ei_x_encode_tuple_header(&q, 3) == 0 && ei_x_encode_atom(&q, "$gen_call") == 0 &&
+                 ei_x_encode_tuple_header(&q, 2) == 0 && ph_encode_pid(&q, ph_self(ctx)) == 0 &&
+                 ph_encode_ref(&q, &h->discover_ref) == 0 &&
+                 ph_build(&q, "{call, erlang, nodes, [hidden], user}") == 0;
+        for (int i = 0; ok && i < s.n; i++)
+            if (s.nodes[i] != h->self_node && !membership_find(&h->members, s.nodes[i]))
+                ph_send_named(ctx, "rex", atom_text(s.nodes[i]), ph_buf_term(&q));
+        ph_buf_free(&q);
+    }
+    free(s.nodes);
+}
+
+/* A BEAM node's answer: greet the hidden nodes that are not members yet
+ * (those that run no hub of ours drop the hello). */
+static void greet_seen_nodes(hub *h, ph_ctx *ctx, ph_term nodes)
+{
+    list_walk w;
+    ph_term t;
+    char name[PH_ATOM_BUF];
+    if (list_begin(&w, nodes) < 0)
+        return;
+    while (list_next(&w, &t) > 0) {
+        uint32_t node;
+        if (ph_match(t, "~a", name) == 1 && (node = atom_intern(name)) != ATOM_NONE &&
+            node != h->self_node && !membership_find(&h->members, node))
+            send_hub_message(h, ctx, node, "hello");
+    }
+}
+
 /* Announces this hub to the seeds and the members (heals a split). */
 static void announce(hub *h, ph_ctx *ctx)
 {
@@ -1381,6 +1443,8 @@ static void announce(hub *h, ph_ctx *ctx)
     }
     for (int i = 0; i < h->members.n; i++)
         send_hub_message(h, ctx, h->members.members[i].node, "hello");
+    if (h->cfg.beam_discovery)
+        ask_connected_nodes(h, ctx);
     ph_buf tick;
     ph_ref timer;
     if (ph_buf_init(&tick) == 0) {
@@ -2216,6 +2280,13 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     }
     if (ph_match(msg, "{rex, _}") == 1)
         return PH_OK; /* results of M/F/A hook handlers */
+    ph_term tag, seen;
+    ph_ref tag_ref;
+    if (ph_match(msg, "{~t, ~t}", &tag, &seen) == 1 && ph_decode_ref(tag, &tag_ref) == 0) {
+        if (ph_ref_equal(&tag_ref, &h->discover_ref))
+            greet_seen_nodes(h, ctx, seen);
+        return PH_OK;
+    }
     ph_term members, ref_term;
     char kind[PH_ATOM_BUF];
     if (ph_match(msg, "{'$ph_hub', ~a, ~t, ~t}", kind, &p, &members) == 1 &&
@@ -2529,6 +2600,7 @@ int hub_config_defaults(hub_config *c)
     c->dsup_max_seconds = 4;
     c->dsup_shutdown_timeout = 60000;
     c->sync_interval = 15000;
+    c->beam_discovery = 1;
     if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0 ||
         ph_buf_init(&c->seeds) != 0)
         return -1;

@@ -23,6 +23,7 @@ typedef struct hub_config {
     unsigned dsup_shutdown_timeout;
     unsigned sync_interval; /* synchronization_strategy.sync_interval (ms) */
     int otp26_atoms;        /* distribution_strategy.atom_encoding == "otp26" */
+    int beam_discovery;     /* ask connected BEAM nodes which hidden nodes they see */
 } hub_config;
 
 /* Defaults of %ProcessHub{}, hub_id my_hub and no static children. */

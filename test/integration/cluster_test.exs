@@ -320,6 +320,28 @@ defmodule PhNode.ClusterTest do
     refute_received {:"$ph_hub", :start_forwarded, ^ref2, _, _}
   end
 
+  test "hubs find each other through a BEAM node connected to both" do
+    cfg = Path.join(PhTest.tmp_dir(), "discover_#{System.unique_integer([:positive])}.json")
+    hub = :"disc_#{System.unique_integer([:positive])}"
+    File.write!(cfg, ~s({"hub_id": "#{hub}", "hubs_discover_interval": 300}))
+    # neither knows the other; this test node talks to both
+    a = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg], beam_discovery: true)
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    b = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg], beam_discovery: true)
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    # a third one with discovery off stays alone although it is seen too
+    c = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg])
+    on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
+    nodes = fn n -> GenServer.call({hub, n.node}, {:nodes, []}) |> Enum.sort() end
+    assert wait_until(fn -> nodes.(a) == Enum.sort([b.node, c.node]) and nodes.(b) == Enum.sort([a.node, c.node]) end, 10_000),
+           "a: #{inspect(nodes.(a))}, b: #{inspect(nodes.(b))}"
+    # c was greeted by a and b, so it is a member too: discovery is one-sided
+    assert nodes.(c) == Enum.sort([a.node, b.node])
+    {:ok, %{status: :ok}} =
+      GenServer.call({hub, a.node}, {:start_children, [%{id: :x, start: {:echo, :start_link, []}}], [awaitable: true]})
+    assert wait_until(fn -> GenServer.call({hub, b.node}, {:get_pid, :x}) != nil end, 5_000)
+  end
+
   test "periodic repair fixes a lost registry update" do
     cfg = Path.join(PhTest.tmp_dir(), "repair_#{System.unique_integer([:positive])}.json")
     File.write!(cfg, ~s({"synchronization_strategy": {"type": "pubsub", "sync_interval": 700}}))

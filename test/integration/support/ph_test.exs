@@ -105,6 +105,9 @@ defmodule PhTest do
       ["--name", Atom.to_string(node), "--cookie", Keyword.get(opts, :cookie, cookie())] ++
         if(ticktime, do: ["--net-ticktime", to_string(ticktime)], else: []) ++
         if(opts[:worker_lib], do: ["--worker-lib", sample_lib()], else: []) ++
+        # every test node talks to all phnodes: asking it would merge the
+        # hubs of unrelated tests, so only tests of that discovery enable it
+        if(Keyword.get(opts, :beam_discovery, false), do: [], else: ["--no-beam-discovery"]) ++
         Keyword.get(opts, :args, [])
 
     offset = file_size(log)
