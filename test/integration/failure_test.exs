@@ -1,0 +1,353 @@
+# Failure paths of the hub: an owner that does not answer an awaitable start
+# in time (frozen with SIGSTOP), an owner that dies while a start waits for it,
+# and children that ignore their shutdown (killed after `shutdown` ms).
+# Run by test/integration/run.sh.
+#
+# Freezes are kept well under net_ticktime (2 s, here and on the test node):
+# a peer silent for longer is dropped, which is a different failure.
+Code.require_file("support/ph_test.exs", __DIR__)
+PhTest.init()
+
+ExUnit.start(
+  formatters: [ExUnit.CLIFormatter, PhTest.Formatter],
+  trace: true,
+  timeout: 60_000
+)
+
+defmodule PhNode.FailureTest do
+  use ExUnit.Case, async: false
+
+  @ticktime 2
+
+  # --- helpers ----------------------------------------------------------------------
+
+  defp start(args \\ []) do
+    n = PhTest.start_node(ticktime: @ticktime, args: args)
+    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
+    n
+  end
+
+  # a 2-node hub cluster: b joined a
+  defp cluster do
+    a = start()
+    b = start(["--join", Atom.to_string(a.node)])
+    # a SIGSTOPped node must not stay frozen if the test fails half way
+    on_exit(fn -> System.cmd("kill", ["-CONT", to_string(b.os_pid)], stderr_to_stdout: true) end)
+    assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+    {a, b}
+  end
+
+  # SIGSTOP / SIGCONT to a phnode (its own pid: PhTest execs it)
+  defp signal(%PhTest{os_pid: os_pid}, sig) do
+    case System.cmd("kill", ["-#{sig}", to_string(os_pid)], stderr_to_stdout: true) do
+      {_, 0} -> :ok
+      other -> flunk("kill -#{sig} #{os_pid}: #{inspect(other)}")
+    end
+  end
+
+  defp hub(n), do: {:my_hub, n.node}
+  defp members(n), do: GenServer.call(hub(n), {:nodes, []}) |> Enum.sort()
+  defp count(n), do: GenServer.call(hub(n), :registry_count)
+  defp dump(n), do: GenServer.call(hub(n), :registry_dump)
+
+  defp wait_until(fun, ms) do
+    deadline = PhTest.now_ms() + ms
+
+    Stream.repeatedly(fn ->
+      ok = fun.()
+      unless ok, do: Process.sleep(50)
+      ok
+    end)
+    |> Enum.find(fn ok -> ok or PhTest.now_ms() > deadline end)
+  end
+
+  defp specs(prefix, n),
+    do: for(i <- 1..n, do: %{id: "#{prefix}#{i}", start: {:counter, :start_link, [i]}})
+
+  defp ids(specs), do: Enum.map(specs, & &1.id)
+
+  # the ids of started entries, all of them running on node
+  defp started_on!(started, node) do
+    for {cid, nps} <- started do
+      assert [{^node, pid}] = nps
+      assert is_pid(pid) and node(pid) == node
+      cid
+    end
+  end
+
+  # --- a start across the cluster: the owner does not answer ---------------------------
+
+  describe "awaitable start, owner frozen" do
+    test "an owner that does not answer within timeout gives {:undefined, node, :node_receive_timeout}; the cluster recovers" do
+      {a, b} = cluster()
+      an = a.node
+      bn = b.node
+      sp = specs("t", 20)
+
+      :ok = signal(b, "STOP")
+      {ms, res} =
+        PhTest.timed_call(hub(a), {:start_children, sp, [awaitable: true, timeout: 500]}, 5_000)
+
+      :ok = signal(b, "CONT")
+
+      assert {:ok, {:ok, %{status: :error, started: started, errors: errors, rollback: false}}} =
+               res
+
+      # one error for the silent node (not one per child), no child id
+      assert errors == [{:undefined, bn, :node_receive_timeout}]
+      # 499: phnode's timers may fire up to 1 ms early (see the skipped test below)
+      assert ms >= 499 and ms < 1_500, "the reply came after #{ms} ms (timeout 500)"
+      # a's share started; b's share (at least one child of 20) is not reported
+      on_a = started_on!(started, an)
+      late = ids(sp) -- on_a
+      assert late != [], "every child was placed on a; nothing was asked of b"
+      assert on_a != [], "every child was placed on b"
+
+      # b was not dropped (the freeze was shorter than net_ticktime)
+      assert members(a) == [bn] and members(b) == [an]
+
+      # the timeout cancels nothing: b starts its share when it runs again
+      # (ProcessHub: "the child may still start"), and both copies agree
+      assert wait_until(fn -> count(a) == 20 and count(b) == 20 end, 5_000),
+             "registry counts a=#{count(a)} b=#{count(b)}"
+
+      assert dump(a) == dump(b)
+
+      for cid <- late do
+        pid = GenServer.call(hub(a), {:get_pid, cid})
+        assert is_pid(pid) and node(pid) == bn, "#{cid}: #{inspect(pid)}"
+        assert is_integer(GenServer.call(pid, :get))
+      end
+
+      # healthy: a new start through b reaches both nodes and is complete
+      sp2 = specs("u", 20)
+
+      assert {:ok, %{status: :ok, errors: [], started: started2}} =
+               GenServer.call(hub(b), {:start_children, sp2, [awaitable: true, timeout: 5_000]})
+
+      assert length(started2) == 20
+      assert started2 |> Enum.map(fn {_, [{n, _}]} -> n end) |> Enum.uniq() |> Enum.sort() ==
+               Enum.sort([an, bn])
+
+      assert wait_until(fn -> count(a) == 40 and count(b) == 40 end, 5_000)
+
+      refute PhTest.log(a) =~ "not responding"
+    end
+
+    # KNOWN GAP (kept skipped until the hub handles it): after the rollback
+    # reply, the owner that answered late still starts its share, and nothing
+    # stops it: those children keep running although the caller was told
+    # `rollback: true`. ProcessHub has the same gap (its failure handler stops
+    # only the ids it saw start). A fix in the hub could stop the children of
+    # a start_result that arrives for a start already rolled back.
+    @tag skip: "known gap: a late owner's children survive a rollback after a timeout"
+    test "rollback after a timeout also stops what the late owner starts afterwards" do
+      {a, b} = cluster()
+      sp = specs("r", 20)
+
+      :ok = signal(b, "STOP")
+
+      {_ms, res} =
+        PhTest.timed_call(
+          hub(a),
+          {:start_children, sp, [awaitable: true, timeout: 500, on_failure: :rollback]},
+          5_000
+        )
+
+      :ok = signal(b, "CONT")
+
+      assert {:ok, {:ok, %{status: :error, rollback: true, errors: errors}}} = res
+      assert errors == [{:undefined, b.node, :node_receive_timeout}]
+      # give b time to run its (late) share
+      Process.sleep(1_000)
+
+      assert wait_until(fn -> count(a) == 0 and count(b) == 0 end, 5_000),
+             "left running after the rollback: #{inspect(Map.keys(dump(a)))}"
+    end
+  end
+
+  # --- a start across the cluster: the owner dies meanwhile ----------------------------
+
+  describe "awaitable start, owner killed" do
+    test "an owner killed while the start waits gives {:undefined, node, :node_down} at once; its share is lost" do
+      {a, b} = cluster()
+      an = a.node
+      bn = b.node
+      sp = specs("k", 20)
+
+      :ok = signal(b, "STOP")
+
+      task =
+        Task.async(fn ->
+          PhTest.timed_call(hub(a), {:start_children, sp, [awaitable: true, timeout: 20_000]}, 30_000)
+        end)
+
+      # a has started its own share (and sent b its part) before b dies
+      assert wait_until(fn -> count(a) > 0 end, 3_000)
+      Process.sleep(100)
+      assert Task.yield(task, 0) == nil, "the start answered before b was killed"
+
+      t_kill = PhTest.now_ms()
+      PhTest.kill_node(b)
+      {_ms, res} = Task.await(task, 30_000)
+      after_kill = PhTest.now_ms() - t_kill
+
+      assert {:ok, {:ok, %{status: :error, started: started, errors: errors, rollback: false}}} =
+               res
+
+      assert errors == [{:undefined, bn, :node_down}]
+      # the connection closes with the process: no wait for the timeout (20 s)
+      assert after_kill < 3_000, "the reply came #{after_kill} ms after the kill"
+
+      on_a = started_on!(started, an)
+      lost = ids(sp) -- on_a
+      assert lost != [] and on_a != []
+      assert wait_until(fn -> members(a) == [] end, 3_000)
+
+      # a's children run; b's share was never started or registered anywhere,
+      # so the failover has nothing to restart: those children are simply lost
+      # (the caller learns only {:undefined, b, :node_down}, not which ids).
+      Process.sleep(500)
+      assert count(a) == length(on_a)
+      assert Enum.sort(Map.keys(dump(a))) == Enum.sort(on_a)
+
+      for cid <- on_a do
+        pid = GenServer.call(hub(a), {:get_pid, cid})
+        assert node(pid) == an and is_integer(GenServer.call(pid, :get))
+      end
+
+      for cid <- lost, do: assert(GenServer.call(hub(a), {:get_pid, cid}) == nil)
+
+      # the survivor works alone; the lost ids can be started again (now owned by a)
+      assert {:ok, %{status: :ok, errors: [], started: again}} =
+               GenServer.call(hub(a), {:start_children, Enum.filter(sp, &(&1.id in lost)), [awaitable: true]})
+
+      assert Enum.sort(started_on!(again, an)) == Enum.sort(lost)
+      assert count(a) == 20
+    end
+  end
+
+  # --- shutdown: children that ignore it -----------------------------------------------
+
+  describe "shutdown timeout" do
+    setup do
+      ph = start()
+      %{ph: ph, hub: hub(ph), node: ph.node}
+    end
+
+    defp start_one!(hub, node, spec) do
+      id = spec.id
+
+      assert {:ok, %{status: :ok, errors: [], started: [{^id, [{^node, pid}]}]}} =
+               GenServer.call(hub, {:start_child, spec, [awaitable: true]})
+
+      pid
+    end
+
+    defp crasher(id, args, extra),
+      do: Map.merge(%{id: id, start: {:crasher, :start_link, args}}, Map.new(extra))
+
+    test "crasher [:trap_exit] traps exits and ignores them; other args are refused", %{ph: ph, hub: hub, node: node} do
+      pid = PhTest.spawn_worker!(ph, :crasher, [:trap_exit])
+      ref = Process.monitor(pid)
+      Process.exit(pid, :boom)
+      Process.exit(pid, :shutdown)
+      assert GenServer.call(pid, :ignored_exits) == 2
+      refute_received {:DOWN, ^ref, _, _, _}
+      Process.exit(pid, :kill)
+      assert_receive {:DOWN, ^ref, :process, ^pid, :killed}, 2_000
+
+      # [] as before: not trapping, an exit signal ends it
+      plain = PhTest.spawn_worker!(ph, :crasher, [])
+      ref = Process.monitor(plain)
+      assert GenServer.call(plain, :ignored_exits) == 0
+      Process.exit(plain, :boom)
+      assert_receive {:DOWN, ^ref, :process, ^plain, :boom}, 2_000
+
+      for bad <- [[:nope], :trap_exit, [:trap_exit, :trap_exit], 42] do
+        assert GenServer.call({:phnode, node}, {:spawn, :crasher, bad, []}) ==
+                 {:error, {:bad_args, bad}}
+      end
+
+      assert {:ok, %{status: :error, started: [], errors: [{"bad", ^node, {:bad_args, [:nope]}}]}} =
+               GenServer.call(hub, {:start_child, crasher("bad", [:nope], []), [awaitable: true]})
+    end
+
+    test "a child that ignores its shutdown is killed after shutdown ms", %{hub: hub, node: node} do
+      pid = start_one!(hub, node, crasher("trap", [:trap_exit], shutdown: 300))
+      ref = Process.monitor(pid)
+
+      {ms, res} =
+        PhTest.timed_call(hub, {:stop_children, ["trap"], [awaitable: true]}, 10_000)
+
+      assert res == {:ok, {:ok, %{status: :ok, stopped: [{"trap", [node]}], errors: []}}}
+      # 299: phnode's timers may fire up to 1 ms early (see the skipped test below)
+      assert ms >= 299 and ms < 2_000, "the stop answered after #{ms} ms (shutdown 300)"
+      # dead when the stop answers: killed, not stopped
+      assert_receive {:DOWN, ^ref, :process, ^pid, :killed}, 2_000
+      assert GenServer.call(hub, {:child_lookup, "trap"}) == nil
+      assert GenServer.call(hub, :registry_count) == 0
+      # not restarted: a stop is not a crash
+      Process.sleep(200)
+      assert GenServer.call(hub, {:process_list, :local}) == []
+
+      # the same child without trapping stops at once, with :shutdown
+      pid = start_one!(hub, node, crasher("plain", [], shutdown: 3_000))
+      ref = Process.monitor(pid)
+
+      {ms, res} =
+        PhTest.timed_call(hub, {:stop_children, ["plain"], [awaitable: true]}, 10_000)
+
+      assert {:ok, {:ok, %{status: :ok}}} = res
+      assert ms < 1_500, "a plain child took #{ms} ms to stop (shutdown 3000)"
+      assert_receive {:DOWN, ^ref, :process, ^pid, :shutdown}, 2_000
+      assert GenServer.call(hub, :registry_count) == 0
+    end
+
+    test "shutdown: :brutal_kill kills a trapping child at once", %{hub: hub, node: node} do
+      pid = start_one!(hub, node, crasher("brutal", [:trap_exit], shutdown: :brutal_kill))
+      ref = Process.monitor(pid)
+
+      {ms, res} =
+        PhTest.timed_call(hub, {:stop_children, ["brutal"], [awaitable: true]}, 10_000)
+
+      assert res == {:ok, {:ok, %{status: :ok, stopped: [{"brutal", [node]}], errors: []}}}
+      assert ms < 1_000, "a brutal kill took #{ms} ms"
+      assert_receive {:DOWN, ^ref, :process, ^pid, :killed}, 2_000
+      assert GenServer.call(hub, {:child_lookup, "brutal"}) == nil
+      assert GenServer.call(hub, :registry_count) == 0
+    end
+
+    # phnode's SIGTERM ends every process with :shutdown whether it traps exits
+    # or not (hub/runtime.c runtime_shutdown): no child holds the node up for
+    # its `shutdown` ms, and the DOWN leaves before the connections close.
+    test "SIGTERM ends a trapping child at once, with :shutdown", %{ph: ph, hub: hub, node: node} do
+      pid = start_one!(hub, node, crasher("last", [:trap_exit], shutdown: 3_000))
+      ref = Process.monitor(pid)
+      t0 = PhTest.now_ms()
+      assert PhTest.stop_node(ph) == {:ok, 0}
+      elapsed = PhTest.now_ms() - t0
+      assert_receive {:DOWN, ^ref, :process, ^pid, :shutdown}, 2_000
+      assert elapsed < 2_000, "phnode took #{elapsed} ms to stop"
+    end
+
+    # KNOWN BUG (kept skipped until hub/timers.c is fixed): ph_send_after
+    # computes its due time from a millisecond clock that truncates
+    # (monotonic_ms() + ms), so a timer can fire up to 1 ms early; OTP's
+    # send_after never fires early. Seen here as a stop that answers before
+    # the child's shutdown time (49.5 ms for shutdown: 50, ~5% of stops).
+    @tag skip: "known bug: phnode timers may fire up to 1 ms early"
+    test "a shutdown timeout never fires early", %{hub: hub, node: node} do
+      for i <- 1..60 do
+        id = "early#{i}"
+        start_one!(hub, node, crasher(id, [:trap_exit], shutdown: 50))
+
+        {ms, res} =
+          PhTest.timed_call(hub, {:stop_children, [id], [awaitable: true]}, 10_000)
+
+        assert {:ok, {:ok, %{status: :ok}}} = res
+        assert ms >= 50, "stop #{i} answered after #{ms} ms (shutdown 50)"
+      end
+    end
+  end
+end
