@@ -13,6 +13,8 @@
  */
 #include <processhub/term.h>
 
+#include "ei_glue/term_trust.h"
+
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
@@ -434,6 +436,28 @@ static long long term_span(const struct bytes *s, long long pos, int depth)
     return end >= 0 ? end : identity_span(s, pos, tag);
 }
 
+/* The message the runtime is delivering on this thread, validated whole
+ * when it arrived (see term_trust.h): views into it skip the second walk. */
+static _Thread_local struct term_trust trusted;
+
+struct term_trust term_trust_push(const char *buf, int len)
+{
+    struct term_trust saved = trusted;
+    trusted.buf = buf;
+    trusted.len = len;
+    return saved;
+}
+
+void term_trust_pop(struct term_trust saved)
+{
+    trusted = saved;
+}
+
+static int is_trusted(ph_term t)
+{
+    return t.buf && t.buf == trusted.buf && t.index > 0 && t.index < trusted.len;
+}
+
 /* Index past a term given as a view, or -1; the gate of every entry point.
  * Views are trusted for their bounds (see term.h) and for map keys. */
 static long long checked_end(ph_term t)
@@ -442,7 +466,17 @@ static long long checked_end(ph_term t)
 
     if (!t.buf || t.index < 0)
         return -1;
+    if (is_trusted(t)) {
+        int index = t.index;
+        return ei_skip_term(t.buf, &index) == 0 && index <= trusted.len ? index : -1;
+    }
     return term_span(&s, t.index, 0);
+}
+
+/* The gate of the entry points that only need to know the term is sound. */
+static int checked_ok(ph_term t)
+{
+    return is_trusted(t) || checked_end(t) >= 0;
 }
 
 /* Just past a view inside a checked term. */
@@ -548,7 +582,7 @@ int ph_term_type(ph_term t, int *size)
 {
     int type, n, index = t.index;
 
-    if (checked_end(t) < 0 || ei_get_type(t.buf, &index, &type, &n) != 0)
+    if (!checked_ok(t) || ei_get_type(t.buf, &index, &type, &n) != 0)
         return -1;
     if (size)
         *size = n;
@@ -755,7 +789,7 @@ int ph_iter_begin(ph_iter *it, ph_term t)
     if (!it)
         return -1;
     it->buf = NULL;
-    if (checked_end(t) < 0)
+    if (!checked_ok(t))
         return -1;
     switch (term_class(t)) {
     case CL_TUPLE:
@@ -1231,7 +1265,7 @@ static int cmp_terms(struct cmp_ctx *c, ph_term a, ph_term b)
 
 int ph_term_compare(ph_term a, ph_term b)
 {
-    int va = checked_end(a) >= 0, vb = checked_end(b) >= 0;
+    int va = checked_ok(a), vb = checked_ok(b);
     struct cmp_ctx c = {0, 0};
 
     if (!va || !vb) /* undecodable terms sort last */
@@ -1284,7 +1318,7 @@ static int keys_distinct(ph_term *keys, long long n)
 
 int ph_map_get(ph_term m, ph_term key, ph_term *value)
 {
-    if (checked_end(m) < 0 || checked_end(key) < 0)
+    if (!checked_ok(m) || !checked_ok(key))
         return -1;
     if (term_class(m) != CL_MAP)
         return 0;
@@ -1304,7 +1338,7 @@ static LEAF int key_is_atom(ph_term k, const void *wanted)
 
 int ph_map_get_atom(ph_term m, const char *key, ph_term *value)
 {
-    if (!key || checked_end(m) < 0)
+    if (!key || !checked_ok(m))
         return -1;
     if (term_class(m) != CL_MAP)
         return 0;
@@ -2067,7 +2101,7 @@ int ph_vmatch(ph_term t, const char *pattern, va_list ap)
 {
     struct matcher m = {.p = pattern};
 
-    if (!syntax_ok(pattern, MODE_MATCH) || checked_end(t) < 0)
+    if (!syntax_ok(pattern, MODE_MATCH) || !checked_ok(t))
         return -1;
     va_copy(m.ap, ap);
     int r = match_term(&m, t, 1);

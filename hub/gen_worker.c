@@ -7,6 +7,7 @@
  * the caller gave up is dropped by the caller's node, as with OTP's own
  * gen:reply. Plain-ref tags (C callers) get a SEND to the caller's pid.
  */
+#include "ei_glue/term_trust.h"
 #include "hub/atoms.h"
 #include "hub/context.h"
 #include "hub/log.h"
@@ -205,8 +206,11 @@ void gen_worker_dispatch(process *p, ph_term msg)
 void gen_worker_info(process *p, const char *payload, uint32_t len)
 {
     ph_term msg = ph_term_from_external(payload, (int)len);
-    if (msg.buf)
+    if (msg.buf) {
+        struct term_trust saved = term_trust_push(payload, (int)len);
         run_simple(p, msg, 0);
+        term_trust_pop(saved);
+    }
 }
 
 /* --- replying later ----------------------------------------------------- */

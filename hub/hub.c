@@ -205,6 +205,9 @@ typedef struct pending_start {
         int count;
     } * waiting;
     int n_waiting, cap_waiting;
+    /* Replied already (timeout) with a rollback: owners that answer late
+     * have their children stopped as the answers come. */
+    int answered;
 } pending_start;
 
 static void pending_node_gone(hub *h, ph_ctx *ctx, uint32_t node);
@@ -1480,28 +1483,38 @@ static void merge_result(elist *started, elist *errors, ph_term result)
         elist_extend(errors, v);
 }
 
+/* Stops the children of a started list [{Cid, [{Node, Pid}]}] wherever
+ * they run (stop_batch forwards to members). */
+static void stop_started(hub *h, ph_ctx *ctx, ph_term started)
+{
+    elist cids;
+    list_walk w;
+    ph_term e, cid;
+    ph_buf l;
+    if (elist_init(&cids) != 0)
+        return;
+    ph_buf_init(&l);
+    list_begin(&w, started);
+    while (list_next(&w, &e) > 0)
+        if (ph_match(e, "{~t, _}", &cid) == 1)
+            elist_add(&cids, "~t", cid);
+    if (cids.n) {
+        elist_to(&l, &cids);
+        stop_batch(h, ctx, ph_buf_term(&l), NULL);
+    }
+    elist_free(&cids);
+    ph_buf_free(&l);
+}
+
 static void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps)
 {
     int rollback = ps->rollback && ps->errors.n > 0;
     if (rollback) {
-        /* Stop what started anywhere (stop_batch forwards to members). */
-        elist cids;
-        list_walk w;
-        ph_term e, cid;
-        ph_buf b, l;
-        elist_init(&cids);
+        ph_buf b;
         ph_buf_init(&b);
-        ph_buf_init(&l);
         elist_to(&b, &ps->started);
-        list_begin(&w, ph_buf_term(&b));
-        while (list_next(&w, &e) > 0)
-            if (ph_match(e, "{~t, _}", &cid) == 1)
-                elist_add(&cids, "~t", cid);
-        elist_to(&l, &cids);
-        stop_batch(h, ctx, ph_buf_term(&l), NULL);
-        elist_free(&cids);
+        stop_started(h, ctx, ph_buf_term(&b));
         ph_buf_free(&b);
-        ph_buf_free(&l);
     }
     ph_buf out, s, e;
     ph_buf_init(&out);
@@ -1540,6 +1553,10 @@ static pending_start *pending_find(hub *h, const ph_ref *id)
     return NULL;
 }
 
+/* How long a start rolled back at its timeout keeps stopping what its late
+ * owners start (an owner that is still silent after this is not waited for). */
+#define LATE_ROLLBACK_MS 60000
+
 /* delta more (or, negative, fewer) answers expected from node. */
 static int pending_expect(pending_start *ps, uint32_t node, int delta)
 {
@@ -1562,11 +1579,12 @@ static int pending_expect(pending_start *ps, uint32_t node, int delta)
     return 0;
 }
 
-/* Replies and frees ps once no answer is outstanding. */
+/* Replies (unless done already) and frees ps once no answer is outstanding. */
 static void pending_check(hub *h, ph_ctx *ctx, pending_start *ps)
 {
     if (ps->n_waiting == 0) {
-        pending_reply(h, ctx, ps);
+        if (!ps->answered)
+            pending_reply(h, ctx, ps);
         pending_free(h, ps);
     }
 }
@@ -2034,10 +2052,7 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         ph_buf_free(&result);
         return PH_REPLY;
     }
-    uint64_t t0 = monotonic_ms();
     start_batch(h, ctx, list, &o, reply);
-    LOG_D("hub", "%s: start batch took %llu ms", h->cfg.hub_id,
-          (unsigned long long)(monotonic_ms() - t0));
     return PH_REPLY;
 }
 
@@ -2336,7 +2351,14 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     if (ph_match(msg, "{'$ph_hub', start_result, ~t, ~a, ~t}", &id_term, node_name, &result) == 1 &&
         ph_decode_ref(id_term, &rid) == 0) {
         pending_start *ps = pending_find(h, &rid);
-        if (ps) {
+        ph_term map, started;
+        if (ps && ps->answered) {
+            /* Too late: the caller was told this start was rolled back. */
+            if (ph_match(result, "{ok, ~t}", &map) == 1 &&
+                ph_map_get_atom(map, "started", &started) == 1)
+                stop_started(h, ctx, started);
+            pending_node_done(h, ctx, ps, atom_intern(node_name));
+        } else if (ps) {
             merge_result(&ps->started, &ps->errors, result);
             pending_node_done(h, ctx, ps, atom_intern(node_name));
         }
@@ -2360,7 +2382,25 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     if (ph_match(msg, "{'$ph_hub', start_timeout, ~t}", &id_term) == 1 &&
         ph_decode_ref(id_term, &rid) == 0) {
         pending_start *ps = pending_find(h, &rid);
-        if (ps) {
+        if (ps && ps->answered) {
+            pending_free(h, ps); /* the late owners had their time */
+        } else if (ps && ps->rollback && ps->n_waiting > 0) {
+            /* Reply now, but keep counting: what the late owners start
+             * still has to go (stop_started above). */
+            for (int i = 0; i < ps->n_waiting; i++)
+                if (ps->waiting[i].count > 0)
+                    elist_add(&ps->errors, "{undefined, ~a, node_receive_timeout}",
+                              atom_text(ps->waiting[i].node));
+            pending_reply(h, ctx, ps);
+            ps->answered = 1;
+            ph_buf t;
+            ph_ref timer;
+            if (ph_buf_init(&t) == 0) {
+                ph_build(&t, "{'$ph_hub', start_timeout, ~t}", id_term);
+                ph_send_after(ctx, LATE_ROLLBACK_MS, ph_buf_term(&t), &timer);
+                ph_buf_free(&t);
+            }
+        } else if (ps) {
             pending_fail_nodes(ps, ATOM_NONE, "node_receive_timeout");
             pending_check(h, ctx, ps);
         }
@@ -2405,19 +2445,48 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     return PH_OK;
 }
 
+/* The first atom of a request or hub message ({Tag, ...}, {'$ph_hub', Kind, ...}), for logs. */
+static const char *request_kind(ph_term t, char *out)
+{
+    int index = t.index, arity;
+    strcpy(out, "?");
+    if (ei_decode_tuple_header(t.buf, &index, &arity) == 0 && arity > 0 &&
+        atom_at(t.buf, &index, out) == 0 && strcmp(out, "$ph_hub") == 0 && arity > 1)
+        atom_at(t.buf, &index, out);
+    else if (arity <= 0)
+        atom_at(t.buf, &(int){t.index}, out);
+    return out;
+}
+
+/* Requests and messages slower than this are logged at debug level. */
+#define SLOW_HANDLING_US 20000
+
+static void note_slow(hub *h, ph_term t, uint64_t t0)
+{
+    uint64_t us = monotonic_us() - t0;
+    char kind[PH_ATOM_BUF];
+    if (us >= SLOW_HANDLING_US)
+        LOG_D("hub", "%s: %s took %llu ms", h->cfg.hub_id, request_kind(t, kind),
+              (unsigned long long)(us / 1000));
+}
+
 /* Every request and message: then the registry changes it made go to the
  * other members in one message each. */
 static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *from, ph_buf *reply)
 {
+    uint64_t t0 = monotonic_us();
     ph_result r = hub_call_inner(ctx, state, req, from, reply);
     flush_sync(state, ctx);
+    note_slow(state, req, t0);
     return r;
 }
 
 static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
 {
+    uint64_t t0 = monotonic_us();
     ph_result r = hub_info_inner(ctx, state, msg);
     flush_sync(state, ctx);
+    note_slow(state, msg, t0);
     return r;
 }
 

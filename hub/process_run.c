@@ -3,6 +3,7 @@
  * links and monitors, and how it ends. Runs on the process's scheduler
  * thread only (see process.h).
  */
+#include "ei_glue/term_trust.h"
 #include "hub/atoms.h"
 #include "hub/context.h"
 #include "hub/log.h"
@@ -344,9 +345,11 @@ static void handle_signal(process *p, proc_signal *s)
     switch ((sig_kind)s->kind) {
     case SIG_MESSAGE: {
         ph_term msg = ph_term_from_external(s->payload, (int)s->len);
-        if (msg.buf)
+        if (msg.buf) {
+            struct term_trust saved = term_trust_push(s->payload, (int)s->len);
             gen_worker_dispatch(p, msg);
-        else
+            term_trust_pop(saved);
+        } else
             LOG_W("process", "dropped a message without a version byte");
         break;
     }

@@ -30,6 +30,13 @@ static size_t heap_len, heap_cap;
 static int running;
 static pthread_t thread;
 
+uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 uint64_t monotonic_ms(void)
 {
     struct timespec ts;
@@ -164,7 +171,9 @@ int timers_add(ph_pid to, unsigned ms, const char *msg, uint32_t len, ph_ref *re
         heap = n;
         heap_cap = cap;
     }
-    heap[heap_len] = (timer_entry){monotonic_ms() + ms, *ref, to, len, copy};
+    /* +1: now is rounded down to the millisecond, and a timer never fires
+     * early (as erlang:send_after). */
+    heap[heap_len] = (timer_entry){monotonic_ms() + ms + 1, *ref, to, len, copy};
     sift_up(heap_len++);
     pthread_cond_signal(&cond);
     pthread_mutex_unlock(&lock);

@@ -10,5 +10,6 @@ void timers_stop(void);
 /* Delivers the versioned message to `to` (from `to`) after ms. */
 int timers_add(ph_pid to, unsigned ms, const char *msg, uint32_t len, ph_ref *ref);
 uint64_t monotonic_ms(void);
+uint64_t monotonic_us(void);
 
 #endif

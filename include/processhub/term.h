@@ -52,7 +52,10 @@
  * term lies completely within len bytes. Every other function checks the
  * structure of its terms (tags, nesting, sizes) and returns -1 on garbage,
  * but trusts that the bytes it is pointed at are there, as ei does. Terms
- * nested deeper than PH_MAX_DEPTH levels count as malformed.
+ * nested deeper than PH_MAX_DEPTH levels count as malformed. Views into the
+ * message a callback is handling (or into its parts, as the functions here
+ * return them) are not walked again: the runtime validated that message
+ * whole on arrival. Such a view must start where a term starts.
  */
 #ifndef PROCESSHUB_TERM_H
 #define PROCESSHUB_TERM_H

@@ -95,8 +95,7 @@ defmodule PhNode.FailureTest do
 
       # one error for the silent node (not one per child), no child id
       assert errors == [{:undefined, bn, :node_receive_timeout}]
-      # 499: phnode's timers may fire up to 1 ms early (see the skipped test below)
-      assert ms >= 499 and ms < 1_500, "the reply came after #{ms} ms (timeout 500)"
+      assert ms >= 500 and ms < 1_500, "the reply came after #{ms} ms (timeout 500)"
       # a's share started; b's share (at least one child of 20) is not reported
       on_a = started_on!(started, an)
       late = ids(sp) -- on_a
@@ -134,13 +133,9 @@ defmodule PhNode.FailureTest do
       refute PhTest.log(a) =~ "not responding"
     end
 
-    # KNOWN GAP (kept skipped until the hub handles it): after the rollback
-    # reply, the owner that answered late still starts its share, and nothing
-    # stops it: those children keep running although the caller was told
-    # `rollback: true`. ProcessHub has the same gap (its failure handler stops
-    # only the ids it saw start). A fix in the hub could stop the children of
-    # a start_result that arrives for a start already rolled back.
-    @tag skip: "known gap: a late owner's children survive a rollback after a timeout"
+    # After the rollback reply, the owner that answered late still starts its
+    # share; the asking hub stops those children when their start_result comes.
+
     test "rollback after a timeout also stops what the late owner starts afterwards" do
       {a, b} = cluster()
       sp = specs("r", 20)
@@ -281,8 +276,7 @@ defmodule PhNode.FailureTest do
         PhTest.timed_call(hub, {:stop_children, ["trap"], [awaitable: true]}, 10_000)
 
       assert res == {:ok, {:ok, %{status: :ok, stopped: [{"trap", [node]}], errors: []}}}
-      # 299: phnode's timers may fire up to 1 ms early (see the skipped test below)
-      assert ms >= 299 and ms < 2_000, "the stop answered after #{ms} ms (shutdown 300)"
+      assert ms >= 300 and ms < 2_000, "the stop answered after #{ms} ms (shutdown 300)"
       # dead when the stop answers: killed, not stopped
       assert_receive {:DOWN, ^ref, :process, ^pid, :killed}, 2_000
       assert GenServer.call(hub, {:child_lookup, "trap"}) == nil
@@ -331,12 +325,9 @@ defmodule PhNode.FailureTest do
       assert elapsed < 2_000, "phnode took #{elapsed} ms to stop"
     end
 
-    # KNOWN BUG (kept skipped until hub/timers.c is fixed): ph_send_after
-    # computes its due time from a millisecond clock that truncates
-    # (monotonic_ms() + ms), so a timer can fire up to 1 ms early; OTP's
-    # send_after never fires early. Seen here as a stop that answers before
-    # the child's shutdown time (49.5 ms for shutdown: 50, ~5% of stops).
-    @tag skip: "known bug: phnode timers may fire up to 1 ms early"
+    # OTP's send_after never fires early, nor do phnode's timers: a stop never
+    # answers before the child's shutdown time.
+
     test "a shutdown timeout never fires early", %{hub: hub, node: node} do
       for i <- 1..60 do
         id = "early#{i}"

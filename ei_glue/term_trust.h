@@ -1,0 +1,20 @@
+/*
+ * term_trust.h - the runtime tells the term helpers which message it is
+ * delivering on this thread. That message was validated whole on arrival
+ * (ph_term_from_external), so the helpers need not walk it again on every
+ * call: a handler that tries ten patterns on a 2 MB message would otherwise
+ * walk 20 MB. Push before the callback, pop (restoring) after it; the
+ * buffer must stay alive and unchanged in between.
+ */
+#ifndef PH_TERM_TRUST_H
+#define PH_TERM_TRUST_H
+
+struct term_trust {
+    const char *buf; /* the external-format buffer, version byte at 0 */
+    int len;
+};
+
+struct term_trust term_trust_push(const char *buf, int len);
+void term_trust_pop(struct term_trust saved);
+
+#endif
