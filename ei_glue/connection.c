@@ -159,6 +159,7 @@ int conn_flush_locked(conn *c)
 }
 
 #define CORK_MAX 16
+#define CORK_BIG_FRAME (64 * 1024)
 static _Thread_local struct {
     int depth;
     int n;
@@ -216,8 +217,11 @@ int conn_write(conn *c, chunk *ch)
         free(ch);
         return -1;
     }
+    size_t len = ch->len;
     chunk_append(&c->out_head, &c->out_tail, &c->out_bytes, ch);
-    if (cork.depth > 0 && !c->epollout_armed && cork_add(c) == 0) {
+    /* Corking batches small frames; a big one goes out at once, so the
+     * peer can start on it while this thread does the rest of its work. */
+    if (cork.depth > 0 && len < CORK_BIG_FRAME && !c->epollout_armed && cork_add(c) == 0) {
         atomic_store_explicit(&c->last_write_ms, monotonic_ms(), memory_order_relaxed);
         pthread_mutex_unlock(&c->out_lock);
         return 0;

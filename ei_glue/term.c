@@ -483,6 +483,8 @@ static int checked_ok(ph_term t)
 static long long skip_term(const char *buf, int index)
 {
     struct bytes s = {buf, UNBOUNDED, 0};
+    if (buf && buf == trusted.buf)
+        return ei_skip_term(buf, &index) == 0 ? index : -1;
     return term_span(&s, index, 0);
 }
 
@@ -688,6 +690,7 @@ static int iter_seq_open(ph_iter *it, ph_term t)
     it->index = index;
     it->remaining = n;
     it->kind = IT_SEQ;
+    it->pending = 0;
     return n;
 }
 
@@ -701,6 +704,7 @@ static int iter_list_at(ph_iter *it, const char *buf, int index)
     it->index = index;
     it->remaining = 0;
     it->kind = IT_LIST;
+    it->pending = 0;
     if (ei_get_type(buf, &index, &type, &n) != 0)
         return -1;
     switch (type) {
@@ -735,6 +739,15 @@ static int iter_refill(ph_iter *it)
 
 static int iter_step(ph_iter *it, ph_term *e)
 {
+    if (it->pending) {
+        /* Skipped only now: a pattern that binds the last element of a
+         * big tuple never walks that element. */
+        long long end = skip_term(it->buf, it->index);
+        if (end < 0)
+            return -1;
+        it->index = (int)end;
+        it->pending = 0;
+    }
     while (it->remaining == 0) {
         int r = iter_refill(it);
         if (r <= 0)
@@ -748,11 +761,8 @@ static int iter_step(ph_iter *it, ph_term *e)
         *e = (ph_term){it->scratch, 0};
         return 1;
     }
-    long long end = skip_term(it->buf, it->index);
-    if (end < 0)
-        return -1;
     *e = (ph_term){it->buf, it->index};
-    it->index = (int)end;
+    it->pending = 1;
     return 1;
 }
 

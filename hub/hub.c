@@ -1633,43 +1633,81 @@ typedef struct owner_split {
     elist *remote; /* remote[i] goes to nodes[i] */
     uint32_t *nodes;
     int n;
+    elist existing; /* with check: ids already in the registry */
 } owner_split;
 
 static void owner_split_free(owner_split *sp)
 {
     elist_free(&sp->local);
+    elist_free(&sp->existing);
     for (int i = 0; i < sp->n; i++)
         elist_free(&sp->remote[i]);
     free(sp->remote);
     free(sp->nodes);
 }
 
-/* Children whose owner is not a member (or that do not parse) stay local:
- * the start reports their errors. 0, or -1 when out of memory. */
-static int owner_split_run(hub *h, ph_term list, owner_split *sp)
+/* The ring names owners by strings; the atoms of the few it returns are
+ * remembered by pointer (valid until the ring changes, i.e. this call). */
+typedef struct owner_cache {
+    const char *name[8];
+    uint32_t atom[8];
+    int n;
+} owner_cache;
+
+static uint32_t owner_atom(owner_cache *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->name[i] == name)
+            return c->atom[i];
+    uint32_t atom = atom_intern(name);
+    if (c->n < 8) {
+        c->name[c->n] = name;
+        c->atom[c->n++] = atom;
+    }
+    return atom;
+}
+
+/* Splits a list of child specs by ring owner in one pass. Children whose
+ * owner is not a member (or that do not parse) stay local: the start
+ * reports their errors. With check, the ids already registered are
+ * collected in existing. 0, or -1 when out of memory. */
+static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
 {
     list_walk w;
     ph_term spec;
+    owner_cache cache = {.n = 0};
+    ph_buf *key = &h->key_scratch;
     memset(sp, 0, sizeof *sp);
     size_t most = (size_t)h->members.n + 1;
     sp->remote = calloc(most, sizeof *sp->remote);
     sp->nodes = calloc(most, sizeof *sp->nodes);
-    if (elist_init(&sp->local) != 0 || !sp->remote || !sp->nodes)
+    if (elist_init(&sp->local) != 0 || elist_init(&sp->existing) != 0 || !sp->remote || !sp->nodes)
+        return -1;
+    /* Each part gets about its share of the bytes up front: no regrowth. */
+    int end = ph_term_end(list);
+    size_t share = end > list.index ? (size_t)(end - list.index) / most * 5 / 4 : 0;
+    if (ph_buf_reserve(&sp->local.b, share) != 0)
         return -1;
     list_begin(&w, list);
     while (list_next(&w, &spec) > 0) {
         spec_info s;
         const char *owner = NULL;
         uint32_t node = h->self_node;
-        if (parse_spec(spec, &s) == 0 && ring_key_nodes(h->ring, s.id, 1, &owner, 1) == 1)
-            node = atom_intern(owner);
+        if (parse_spec(spec, &s) == 0) {
+            if (ring_key_nodes(h->ring, s.id, 1, &owner, 1) == 1)
+                node = owner_atom(&cache, owner);
+            key->index = 0;
+            if (check && registry_key(s.id, key) == 0 &&
+                registry_get(h->reg, key->buff, (uint32_t)key->index))
+                elist_add(&sp->existing, "~t", s.id);
+        }
         elist *target = &sp->local;
         if (node != h->self_node && membership_find(&h->members, node)) {
             int i = 0;
             while (i < sp->n && sp->nodes[i] != node)
                 i++;
             if (i == sp->n) {
-                if (elist_init(&sp->remote[i]) != 0)
+                if (elist_init(&sp->remote[i]) != 0 || ph_buf_reserve(&sp->remote[i].b, share))
                     return -1;
                 sp->nodes[sp->n++] = node;
             }
@@ -1682,26 +1720,24 @@ static int owner_split_run(hub *h, ph_term list, owner_split *sp)
     return 0;
 }
 
-/* {'$ph_hub', start, Id, ReplyTo, Specs, Opts} to the owner's hub. */
+/* {'$ph_hub', start, Id, ReplyTo, Specs, Opts} to the owner's hub, the
+ * specs copied once, straight from the split. */
 static void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid reply_to,
                        const elist *specs, ph_term opts)
 {
     member *m = membership_find(&h->members, node);
-    ph_buf msg, l;
+    ph_buf msg;
     if (!m || ph_buf_init(&msg) != 0)
         return;
-    if (ph_buf_init(&l) != 0) {
-        ph_buf_free(&msg);
-        return;
-    }
-    elist_to(&l, specs);
-    if (ei_x_encode_tuple_header(&msg, 6) == 0 && ei_x_encode_atom(&msg, "$ph_hub") == 0 &&
+    if (ph_buf_reserve(&msg, (size_t)specs->b.index + 256u) == 0 &&
+        ei_x_encode_tuple_header(&msg, 6) == 0 && ei_x_encode_atom(&msg, "$ph_hub") == 0 &&
         ei_x_encode_atom(&msg, "start") == 0 && ph_buf_append_term(&msg, id) == 0 &&
-        ph_encode_pid(&msg, reply_to) == 0 && ph_buf_append_term(&msg, ph_buf_term(&l)) == 0 &&
-        ph_buf_append_term(&msg, opts) == 0)
+        ph_encode_pid(&msg, reply_to) == 0 &&
+        (specs->n == 0 || ei_x_encode_list_header(&msg, specs->n) == 0) &&
+        ei_x_append_buf(&msg, specs->b.buff, specs->b.index) == 0 &&
+        ei_x_encode_empty_list(&msg) == 0 && ph_buf_append_term(&msg, opts) == 0)
         ph_send(ctx, m->hub, ph_buf_term(&msg));
     ph_buf_free(&msg);
-    ph_buf_free(&l);
 }
 
 /* A start with members: children go to their ring owners. */
@@ -1709,38 +1745,21 @@ static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
                               const start_opts *o, const ph_from *from, ph_buf *reply)
 {
     owner_split sp;
-    if (o->check_existing) {
-        /* the whole call is refused if any id exists anywhere in the cluster */
-        elist existing;
-        list_walk w;
-        ph_term spec;
-        ph_buf key;
-        elist_init(&existing);
-        ph_buf_init(&key);
-        list_begin(&w, list);
-        while (list_next(&w, &spec) > 0) {
-            spec_info s;
-            ph_buf_reset(&key);
-            if (parse_spec(spec, &s) == 0 && registry_key(s.id, &key) == 0 &&
-                registry_get(h->reg, key.buff, (uint32_t)key.index))
-                elist_add(&existing, "~t", s.id);
-        }
-        ph_buf_free(&key);
-        if (existing.n) {
-            ph_buf l;
-            ph_buf_init(&l);
-            elist_to(&l, &existing);
-            ph_build(reply, "{error, {already_started, ~t}}", ph_buf_term(&l));
-            ph_buf_free(&l);
-            elist_free(&existing);
-            return PH_REPLY;
-        }
-        elist_free(&existing);
-    }
     pending_start *ps = NULL;
     ph_buf idb;
-    if (owner_split_run(h, list, &sp) != 0 || ph_buf_init(&idb) != 0) {
+    if (owner_split_run(h, list, o->check_existing, &sp) != 0 || ph_buf_init(&idb) != 0) {
         ph_build(reply, "{error, enomem}");
+        owner_split_free(&sp);
+        return PH_REPLY;
+    }
+    if (sp.existing.n) {
+        /* the whole call is refused if any id exists anywhere in the cluster */
+        ph_buf l;
+        ph_buf_init(&l);
+        elist_to(&l, &sp.existing);
+        ph_build(reply, "{error, {already_started, ~t}}", ph_buf_term(&l));
+        ph_buf_free(&l);
+        ph_buf_free(&idb);
         owner_split_free(&sp);
         return PH_REPLY;
     }
@@ -1827,7 +1846,7 @@ static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, 
 {
     owner_split sp;
     ph_buf fopts, note, data, scratch;
-    if (owner_split_run(h, specs, &sp) != 0 || sp.n == 0 || ph_buf_init(&fopts) != 0) {
+    if (owner_split_run(h, specs, 0, &sp) != 0 || sp.n == 0 || ph_buf_init(&fopts) != 0) {
         ph_buf_append_term(out, specs); /* keep them all: a start reports errors */
         owner_split_free(&sp);
         return;

@@ -167,6 +167,7 @@ typedef struct ph_iter {
     int remaining;   /* elements left in the current tuple/map/list segment */
     int kind;        /* internal: what is being walked */
     char scratch[2]; /* internal: the current STRING_EXT element */
+    int pending;     /* internal: the element at index was returned, not yet skipped */
 } ph_iter;
 int ph_iter_begin(ph_iter *it, ph_term t);
 int ph_iter_next(ph_iter *it, ph_term *element);
