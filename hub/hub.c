@@ -224,9 +224,28 @@ static uint32_t pid_hash(ph_pid pid)
     return (pid.num * 2654435761u) ^ (pid.serial * 40503u);
 }
 
+static int children_rehash(hub *h, uint32_t cap);
+
 static int children_grow(hub *h)
 {
-    uint32_t cap = h->cap ? (h->count * 4 > h->cap ? h->cap * 2 : h->cap) : 64;
+    return children_rehash(h, h->cap ? (h->count * 4 > h->cap ? h->cap * 2 : h->cap) : 64);
+}
+
+/* Room for extra more children at once: one rehash for a big batch. */
+static int children_reserve(hub *h, uint32_t extra)
+{
+    uint64_t want = (uint64_t)h->used + extra;
+    uint32_t cap = h->cap;
+    while (want * 4 > (uint64_t)cap * 3) {
+        if (cap > (1u << 30))
+            return -1;
+        cap *= 2;
+    }
+    return cap == h->cap ? 0 : children_rehash(h, cap);
+}
+
+static int children_rehash(hub *h, uint32_t cap)
+{
     child **n = calloc(cap, sizeof *n);
     if (!n)
         return -1;
@@ -671,6 +690,22 @@ static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w);
 /* Starts a batch; writes the reply (awaitable result, or nothing when the
  * caller replied already). Returns -1 when the whole call is refused
  * (reply holds the error). */
+/* {ok, #{status => ok | error, started => [...], errors => [...], rollback => B}},
+ * the lists copied straight from the elists (they can hold 100k entries). */
+static int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback)
+{
+    if (ph_buf_reserve(out, (size_t)started->b.index + (size_t)errors->b.index + 128u) != 0 ||
+        ei_x_encode_tuple_header(out, 2) != 0 || ei_x_encode_atom(out, "ok") != 0 ||
+        ei_x_encode_map_header(out, 4) != 0 || ei_x_encode_atom(out, "status") != 0 ||
+        ei_x_encode_atom(out, errors->n ? "error" : "ok") != 0 ||
+        ei_x_encode_atom(out, "started") != 0 || elist_to(out, started) != 0 ||
+        ei_x_encode_atom(out, "errors") != 0 || elist_to(out, errors) != 0 ||
+        ei_x_encode_atom(out, "rollback") != 0 ||
+        ei_x_encode_atom(out, rollback ? "true" : "false") != 0)
+        return -1;
+    return 0;
+}
+
 static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *result_out)
 {
     list_walk it;
@@ -709,6 +744,10 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
         list_begin(&it, list);
     }
     result_init(&r);
+    /* One rehash and one buffer for the whole batch, not one per doubling. */
+    if (registry_reserve(h->reg, (uint32_t)n) != 0 || children_reserve(h, (uint32_t)n) != 0 ||
+        ph_buf_reserve(&r.started.b, (size_t)n * 48u) != 0)
+        LOG_W("hub", "%s: out of memory sizing for %d children", h->cfg.hub_id, n);
     ((start_opts *)o)->want_post = hooks_has(h->hooks, "post_children_start_hook") ||
                                    hooks_has(h->hooks, "process_startups_hook");
     if (hooks_has(h->hooks, "pre_children_start_hook")) {
@@ -771,15 +810,7 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
         stop_batch(h, ctx, ph_buf_term(&keys), NULL);
         ph_buf_free(&keys);
     }
-    ph_buf started, errors;
-    ph_buf_init(&started);
-    ph_buf_init(&errors);
-    elist_to(&started, &r.started);
-    elist_to(&errors, &r.errors);
-    ph_build(result_out, "{ok, #{status => ~a, started => ~t, errors => ~t, rollback => ~B}}",
-             r.errors.n ? "error" : "ok", ph_buf_term(&started), ph_buf_term(&errors), rollback);
-    ph_buf_free(&started);
-    ph_buf_free(&errors);
+    encode_start_result(result_out, &r.started, &r.errors, rollback);
     result_free(&r);
     ph_buf_free(&scratch);
     ph_buf_free(&key);
@@ -1516,19 +1547,12 @@ static void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps)
         stop_started(h, ctx, ph_buf_term(&b));
         ph_buf_free(&b);
     }
-    ph_buf out, s, e;
+    ph_buf out;
     ph_buf_init(&out);
-    ph_buf_init(&s);
-    ph_buf_init(&e);
-    elist_to(&s, &ps->started);
-    elist_to(&e, &ps->errors);
-    ph_build(&out, "{ok, #{status => ~a, started => ~t, errors => ~t, rollback => ~B}}",
-             ps->errors.n ? "error" : "ok", ph_buf_term(&s), ph_buf_term(&e), rollback);
+    encode_start_result(&out, &ps->started, &ps->errors, rollback);
     ph_reply(ps->from, ph_buf_term(&out));
     ps->from = NULL;
     ph_buf_free(&out);
-    ph_buf_free(&s);
-    ph_buf_free(&e);
 }
 
 static void pending_free(hub *h, pending_start *ps)

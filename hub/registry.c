@@ -112,9 +112,9 @@ reg_row *registry_get(registry *r, const char *key, uint32_t key_len)
     return found ? r->slots[i] : NULL;
 }
 
-static int grow(registry *r)
+/* Moves every row into a table of cap slots (dropping tombstones). */
+static int rehash(registry *r, uint32_t cap)
 {
-    uint32_t cap = r->count * 4 > r->cap ? r->cap * 2 : r->cap; /* rehash drops tombstones */
     reg_row **slots = calloc(cap, sizeof *slots);
     if (!slots)
         return -1;
@@ -132,6 +132,23 @@ static int grow(registry *r)
     r->cap = cap;
     r->used = r->count;
     return 0;
+}
+
+static int grow(registry *r)
+{
+    return rehash(r, r->count * 4 > r->cap ? r->cap * 2 : r->cap);
+}
+
+int registry_reserve(registry *r, uint32_t extra)
+{
+    uint64_t want = (uint64_t)r->used + extra;
+    uint32_t cap = r->cap;
+    while (want * 4 > (uint64_t)cap * 3) {
+        if (cap > (1u << 30))
+            return -1;
+        cap *= 2;
+    }
+    return cap == r->cap ? 0 : rehash(r, cap);
 }
 
 static int set_nodes(reg_row *row, const reg_node_pid *nodes, uint16_t n)

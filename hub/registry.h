@@ -39,6 +39,9 @@ uint32_t registry_count(const registry *r);
 int registry_key(ph_term id, ph_buf *out);
 
 reg_row *registry_get(registry *r, const char *key, uint32_t key_len);
+/* Makes room for extra more rows at once (one rehash for a big batch
+ * instead of one per doubling). 0 or -1. */
+int registry_reserve(registry *r, uint32_t extra);
 /* Inserts or replaces the row for key. On replace the node list is kept
  * unless nodes is given. Returns the row or NULL when out of memory. */
 reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
