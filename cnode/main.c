@@ -21,6 +21,7 @@
 #include "hub/system_modules.h"
 #include "hub/thread_buf.h"
 
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,10 +45,24 @@ static int load_modules(const options *o)
     return 0;
 }
 
+/* glibc's defaults hand every buffer above 128 KB to mmap and give freed
+ * heap back to the kernel: a node that receives a multi-megabyte start
+ * batch then page-faults the same memory in again and again. Keep big
+ * buffers in the heap and the heap once grown (an Erlang VM keeps its
+ * carriers the same way). */
+static void tune_malloc(void)
+{
+    if (mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) != 1 ||
+        mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024) != 1 ||
+        mallopt(M_TOP_PAD, 16 * 1024 * 1024) != 1)
+        fprintf(stderr, "phnode: malloc tuning refused; running with glibc's defaults\n");
+}
+
 int main(int argc, char **argv)
 {
     options opts;
     char err[512];
+    tune_malloc();
     if (options_parse(&opts, argc, argv, err, sizeof err) != 0) {
         options_usage(argv[0]);
         options_free(&opts);

@@ -13,6 +13,7 @@
 #include "ei_glue/connection.h"
 
 #include "hub/atoms.h"
+#include "hub/context.h"
 #include "hub/hooks.h"
 #include "hub/log.h"
 #include "hub/membership.h"
@@ -182,7 +183,8 @@ typedef struct hub {
     struct pending_start *pending; /* awaitable starts waiting for other members */
     int repairing;                 /* the periodic repair timer runs */
     ph_buf key_scratch;            /* registry keys of lookups, reused */
-    int test_drop_syncs;           /* PHNODE_TEST_DROP_SYNC: updates still to drop */
+    ph_buf start_key, start_reason, start_pid; /* start_one's scratch, reused */
+    int test_drop_syncs;                       /* PHNODE_TEST_DROP_SYNC: updates still to drop */
     /* Graceful leave: the members that have not yet confirmed that they
      * took over our children. */
     int leaving;
@@ -458,7 +460,7 @@ static void note_unregistered(hub *h, ph_term cid)
 static void send_sync(hub *h, ph_ctx *ctx, uint32_t only, const char *kind, const elist *l)
 {
     ph_buf b;
-    if (ph_buf_init(&b) != 0 || ph_buf_reserve(&b, (size_t)l->b.index + 512) != 0)
+    if (ph_buf_init_versioned(&b) != 0 || ph_buf_reserve(&b, (size_t)l->b.index + 512) != 0)
         return;
     ei_x_encode_tuple_header(&b, 4);
     ei_x_encode_atom(&b, "$ph_hub");
@@ -512,6 +514,8 @@ static void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_
 typedef struct start_opts {
     int awaitable, check_existing, rollback, disable_logging;
     int forwarded; /* placed by a member whose ring disagreed: start here, never forward again */
+    int has_ring;  /* the placing node's ring digest came along: */
+    long ring;     /* when it equals ours, nothing needs forwarding */
     int want_post; /* post-start hooks are registered: build their data */
     long timeout;
     ph_term metadata;
@@ -545,6 +549,8 @@ static int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             ok = ph_match(v, "~B", &o->disable_logging) == 1;
         else if (ok && strcmp(key, "forwarded") == 0)
             ok = ph_match(v, "~B", &o->forwarded) == 1;
+        else if (ok && strcmp(key, "ring") == 0)
+            ok = o->has_ring = ph_match(v, "~i", &o->ring) == 1;
         else if (ok && strcmp(key, "timeout") == 0)
             ok = ph_match(v, "~i", &o->timeout) == 1 && o->timeout >= 0;
         else if (ok && strcmp(key, "await_timeout") == 0)
@@ -616,9 +622,9 @@ static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, st
 {
     const char *node = atom_text(h->self_node);
     spec_info s;
-    ph_buf key, reason, pidb;
-    if (ph_buf_init(&key) != 0 || ph_buf_init(&reason) != 0 || ph_buf_init(&pidb) != 0)
-        return;
+    /* The hub's scratch buffers: no allocation per child. */
+    ph_buf key = h->start_key, reason = h->start_reason, pidb = h->start_pid;
+    key.index = reason.index = pidb.index = 0;
     if (parse_spec(spec, &s) != 0 || registry_key(s.id, &key) != 0) {
         ph_term cid;
         if (ph_term_type(spec, NULL) != ERL_MAP_EXT || ph_map_get_atom(spec, "id", &cid) != 1)
@@ -679,9 +685,10 @@ static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, st
     if (o->rollback)
         elist_add(&r->started_keys, "~t", ph_buf_term(&key));
 out:
-    ph_buf_free(&key);
-    ph_buf_free(&reason);
-    ph_buf_free(&pidb);
+    /* keep what they grew to */
+    h->start_key = key;
+    h->start_reason = reason;
+    h->start_pid = pidb;
 }
 
 static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
@@ -1547,12 +1554,16 @@ static void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps)
         stop_started(h, ctx, ph_buf_term(&b));
         ph_buf_free(&b);
     }
+    /* Built in the reply frame itself: the result can be megabytes. */
     ph_buf out;
-    ph_buf_init(&out);
-    encode_start_result(&out, &ps->started, &ps->errors, rollback);
-    ph_reply(ps->from, ph_buf_term(&out));
+    if (ph_buf_init(&out) == 0) {
+        if (ps->from && gen_reply_begin(&out, ps->from) == 0 &&
+            encode_start_result(&out, &ps->started, &ps->errors, rollback) == 0)
+            gen_reply_send(ps->from, out.buff, (uint32_t)out.index);
+        ph_buf_free(&out);
+    }
+    ph_from_free(ps->from);
     ps->from = NULL;
-    ph_buf_free(&out);
 }
 
 static void pending_free(hub *h, pending_start *ps)
@@ -1751,7 +1762,7 @@ static void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid re
 {
     member *m = membership_find(&h->members, node);
     ph_buf msg;
-    if (!m || ph_buf_init(&msg) != 0)
+    if (!m || ph_buf_init_versioned(&msg) != 0)
         return;
     if (ph_buf_reserve(&msg, (size_t)specs->b.index + 256u) == 0 &&
         ei_x_encode_tuple_header(&msg, 6) == 0 && ei_x_encode_atom(&msg, "$ph_hub") == 0 &&
@@ -1763,6 +1774,9 @@ static void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid re
         ph_send(ctx, m->hub, ph_buf_term(&msg));
     ph_buf_free(&msg);
 }
+
+static long ring_option(const ring *r);
+static int opts_with(ph_buf *out, ph_term opts, const char *fmt, ...);
 
 /* A start with members: children go to their ring owners. */
 static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
@@ -1806,12 +1820,20 @@ static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         ph_encode_ref(&idb, &ps->id);
     else
         ph_build(&idb, "undefined");
+    /* Our ring's digest goes along: an owner with the same ring trusts
+     * the placement instead of hashing every child again. */
+    ph_buf ropts;
+    ph_term owner_opts = opts_term;
+    if (ph_buf_init(&ropts) == 0 &&
+        opts_with(&ropts, opts_term, "{ring, ~i}", ring_option(h->ring)) == 0)
+        owner_opts = ph_buf_term(&ropts);
     for (int i = 0; i < sp.n; i++) {
-        send_start(h, ctx, sp.nodes[i], ph_buf_term(&idb), ph_self(ctx), &sp.remote[i], opts_term);
+        send_start(h, ctx, sp.nodes[i], ph_buf_term(&idb), ph_self(ctx), &sp.remote[i], owner_opts);
         if (ps)
             pending_expect(ps, sp.nodes[i], 1);
     }
     ph_buf_free(&idb);
+    ph_buf_free(&ropts);
     if (sp.local.n) {
         ph_buf result, l;
         ph_buf_init(&result);
@@ -1846,14 +1868,25 @@ static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
     return ps ? PH_NOREPLY : PH_REPLY; /* ps: answered by pending_reply, now or later */
 }
 
-/* [{forwarded, true} | Opts] */
-static int forwarded_opts(ph_term opts, ph_buf *out)
+/* The ring digest as an option value (a non-negative long). */
+static long ring_option(const ring *r)
+{
+    return (long)(ring_digest(r) >> 1);
+}
+
+/* [Opt | Opts], Opt given as a ph_build format and its arguments. */
+static int opts_with(ph_buf *out, ph_term opts, const char *fmt, ...)
 {
     ph_iter it;
     ph_term opt;
+    va_list ap;
     int n = ph_iter_begin(&it, opts);
-    if (n < 0 || ei_x_encode_list_header(out, n + 1) != 0 ||
-        ph_build(out, "{forwarded, true}") != 0)
+    if (n < 0 || ei_x_encode_list_header(out, n + 1) != 0)
+        return -1;
+    va_start(ap, fmt);
+    int rc = ph_vbuild(out, fmt, ap);
+    va_end(ap);
+    if (rc != 0)
         return -1;
     while (ph_iter_next(&it, &opt) > 0)
         if (ph_buf_append_term(out, opt) != 0)
@@ -1881,7 +1914,7 @@ static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, 
     elist nodes, hook;
     elist_init(&nodes);
     elist_init(&hook);
-    forwarded_opts(opts, &fopts);
+    opts_with(&fopts, opts, "{forwarded, true}");
     for (int i = 0; i < sp.n; i++)
         elist_add(&nodes, "~a", atom_text(sp.nodes[i]));
     if (ph_match(id, "undefined") != 1) {
@@ -1940,7 +1973,7 @@ static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to
         o.check_existing = 0; /* the caller checked; a duplicate still fails here */
         o.rollback = 0;
         ph_term here = specs;
-        if (!o.forwarded && h->members.n > 0) {
+        if (!o.forwarded && h->members.n > 0 && !(o.has_ring && o.ring == ring_option(h->ring))) {
             forward_misplaced(h, ctx, id, reply_to, specs, opts_term, o.metadata, &mine);
             here = ph_buf_term(&mine);
         }
@@ -2556,8 +2589,9 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->hooks = hooks_new();
     h->ring = ring_new(h->cfg.otp26_atoms ? RING_ATOMS_OTP26 : RING_ATOMS_OTP25);
     if (!h->ring || ring_add_node(h->ring, atom_text(h->self_node)) != 0 ||
-        ph_buf_init(&h->key_scratch) != 0 || elist_init(&h->sync_registered) != 0 ||
-        elist_init(&h->sync_unregistered) != 0) {
+        ph_buf_init(&h->key_scratch) != 0 || ph_buf_init(&h->start_key) != 0 ||
+        ph_buf_init(&h->start_reason) != 0 || ph_buf_init(&h->start_pid) != 0 ||
+        elist_init(&h->sync_registered) != 0 || elist_init(&h->sync_unregistered) != 0) {
         ph_stop_reasonf(ctx, "enomem");
         goto fail;
     }
@@ -2620,8 +2654,13 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     return PH_OK;
 fail:
     ring_free(h->ring);
-    if (h->key_scratch.buff)
-        ph_buf_free(&h->key_scratch);
+    ph_buf_free(&h->key_scratch);
+    ph_buf_free(&h->start_key);
+    ph_buf_free(&h->start_reason);
+    ph_buf_free(&h->start_pid);
+    ph_buf_free(&h->start_key);
+    ph_buf_free(&h->start_reason);
+    ph_buf_free(&h->start_pid);
     if (h->seeds.buff)
         ph_buf_free(&h->seeds);
     if (h->sync_registered.b.buff)

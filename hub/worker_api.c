@@ -24,6 +24,16 @@ const char *ph_module_name(const ph_ctx *ctx)
  * buffer (valid until the next call on this thread). */
 static int versioned(ph_term t, const char **bytes, uint32_t *len)
 {
+    if (t.buf && t.index == 1 && (unsigned char)t.buf[0] == 131) {
+        /* Versioned already (a ph_buf_init_versioned buffer, or a whole
+         * message): checked, then sent as it is, without a copy. */
+        int end = ph_term_end(t);
+        if (end < 0)
+            return -1;
+        *bytes = t.buf;
+        *len = (uint32_t)end;
+        return 0;
+    }
     ph_buf *b = thread_buf(TBUF_MESSAGE);
     if (!b)
         return -1;

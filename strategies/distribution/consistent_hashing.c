@@ -22,8 +22,23 @@ struct ring {
     EVP_MD_CTX *md5_ctx;
     char **nodes;
     int n_nodes, cap_nodes;
-    vnode *vnodes; /* n_nodes * VNODES_PER_NODE, sorted */
+    vnode *vnodes;   /* n_nodes * VNODES_PER_NODE, sorted */
+    uint64_t digest; /* XOR of the node names' hashes: equal sets, equal rings */
 };
+
+/* FNV-1a: the node set's fingerprint, not part of the placement. */
+static uint64_t name_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+uint64_t ring_digest(const ring *r)
+{
+    return r->digest;
+}
 
 static int md5_last4(const ring *r, const unsigned char *data, size_t len, uint32_t *out)
 {
@@ -158,6 +173,7 @@ int ring_add_node(ring *r, const char *node)
         free(r->nodes[--r->n_nodes]);
         return -1;
     }
+    r->digest ^= name_hash(node);
     return 0;
 }
 
@@ -166,6 +182,7 @@ int ring_remove_node(ring *r, const char *node)
     int i = find_node(r, node);
     if (i < 0)
         return -1;
+    r->digest ^= name_hash(node);
     free(r->nodes[i]);
     memmove(&r->nodes[i], &r->nodes[i + 1], (size_t)(r->n_nodes - i - 1) * sizeof r->nodes[0]);
     r->n_nodes--;

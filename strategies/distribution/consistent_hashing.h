@@ -34,6 +34,9 @@ void ring_free(ring *r);
 int ring_add_node(ring *r, const char *node);
 int ring_remove_node(ring *r, const char *node);
 int ring_node_count(const ring *r);
+/* A fingerprint of the node set: two rings with the same digest place
+ * every child alike (barring a 64-bit collision). */
+uint64_t ring_digest(const ring *r);
 
 /* hash(Key) for an atom or binary child id; -1 for other terms. */
 int64_t ring_key_hash(const ring *r, ph_term key);
