@@ -52,6 +52,9 @@ static int load_modules(const options *o)
  * carriers the same way). */
 static void tune_malloc(void)
 {
+#ifdef __SANITIZE_ADDRESS__
+    return; /* ASan brings its own allocator */
+#endif
     if (mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) != 1 ||
         mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024) != 1 ||
         mallopt(M_TOP_PAD, 16 * 1024 * 1024) != 1)

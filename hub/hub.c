@@ -19,6 +19,7 @@
 #include "hub/membership.h"
 #include "hub/registry.h"
 #include "hub/route.h"
+#include "hub/table_cap.h"
 #include "strategies/distribution/consistent_hashing.h"
 #include "hub/runtime.h"
 #include "hub/timers.h"
@@ -236,13 +237,9 @@ static int children_grow(hub *h)
 /* Room for extra more children at once: one rehash for a big batch. */
 static int children_reserve(hub *h, uint32_t extra)
 {
-    uint64_t want = (uint64_t)h->used + extra;
-    uint32_t cap = h->cap;
-    while (want * 4 > (uint64_t)cap * 3) {
-        if (cap > (1u << 30))
-            return -1;
-        cap *= 2;
-    }
+    uint32_t cap;
+    if (table_cap_for(h->cap, (uint64_t)h->used + extra, &cap) != 0)
+        return -1;
     return cap == h->cap ? 0 : children_rehash(h, cap);
 }
 
@@ -434,11 +431,13 @@ static void fire_remove(hub *h, ph_ctx *ctx, ph_term key, uint32_t node)
 /* Appends {Cid, Spec, Pid, Meta} of row to l. */
 static void append_row_entry(elist *l, const reg_row *row, ph_pid pid)
 {
+    /* The row's terms were checked when it was stored: copied as bytes. */
     ph_buf *b = &l->b;
     if (ph_buf_reserve(b, 128u + row->key_len + row->spec_len + row->meta_len) == 0 &&
-        ei_x_encode_tuple_header(b, 4) == 0 && ph_buf_append_term(b, reg_row_key(row)) == 0 &&
-        ph_buf_append_term(b, reg_row_spec(row)) == 0 && ph_encode_pid(b, pid) == 0 &&
-        ph_buf_append_term(b, reg_row_meta(row)) == 0)
+        ei_x_encode_tuple_header(b, 4) == 0 &&
+        ei_x_append_buf(b, row->data, (int)(row->key_len + row->spec_len)) == 0 &&
+        ph_encode_pid(b, pid) == 0 &&
+        ei_x_append_buf(b, row->data + row->key_len + row->spec_len, (int)row->meta_len) == 0)
         l->n++;
 }
 
@@ -1260,8 +1259,11 @@ static void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
     ph_term e, cid, spec, p, meta;
     ph_pid pid;
     ph_buf key;
-    if (node == h->self_node || list_begin(&w, list) < 0 || ph_buf_init(&key) != 0)
+    int n = list_begin(&w, list);
+    if (node == h->self_node || n < 0 || ph_buf_init(&key) != 0)
         return;
+    if (registry_reserve(h->reg, (uint32_t)n) != 0)
+        LOG_W("hub", "%s: out of memory sizing the registry for %d rows", h->cfg.hub_id, n);
     while (list_next(&w, &e) > 0) {
         ph_buf_reset(&key);
         if (ph_match(e, "{~t, ~t, ~t, ~t}", &cid, &spec, &p, &meta) != 1 ||
@@ -1502,6 +1504,20 @@ static void elist_extend(elist *l, ph_term list)
 {
     list_walk w;
     ph_term e;
+    int index = list.index, n, i = 0;
+    /* A proper list as ei writes it (one LIST_EXT, elements, NIL): its
+     * elements are one run of bytes, appended at once. (Lists reach here
+     * from validated messages or the hub's own encoders.) */
+    if (ei_decode_list_header(list.buf, &index, &n) == 0 && n > 0) {
+        int first = index;
+        while (i < n && ei_skip_term(list.buf, &index) == 0)
+            i++;
+        if (i == n && (unsigned char)list.buf[index] == ERL_NIL_EXT) {
+            if (ei_x_append_buf(&l->b, list.buf + first, index - first) == 0)
+                l->n += n;
+            return;
+        }
+    }
     if (list_begin(&w, list) < 0)
         return;
     while (list_next(&w, &e) > 0)
@@ -2658,9 +2674,6 @@ fail:
     ph_buf_free(&h->start_key);
     ph_buf_free(&h->start_reason);
     ph_buf_free(&h->start_pid);
-    ph_buf_free(&h->start_key);
-    ph_buf_free(&h->start_reason);
-    ph_buf_free(&h->start_pid);
     if (h->seeds.buff)
         ph_buf_free(&h->seeds);
     if (h->sync_registered.b.buff)
@@ -2714,6 +2727,9 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     elist_free(&h->sync_unregistered);
     ring_free(h->ring);
     ph_buf_free(&h->key_scratch);
+    ph_buf_free(&h->start_key);
+    ph_buf_free(&h->start_reason);
+    ph_buf_free(&h->start_pid);
     while (h->pending) {
         pending_start *ps = h->pending;
         h->pending = ps->next;

@@ -2,6 +2,8 @@
  * each row is one allocation (key, spec and metadata inline). */
 #include "hub/registry.h"
 
+#include "hub/table_cap.h"
+
 #include "hub/atoms.h"
 
 #include <stdlib.h>
@@ -141,13 +143,9 @@ static int grow(registry *r)
 
 int registry_reserve(registry *r, uint32_t extra)
 {
-    uint64_t want = (uint64_t)r->used + extra;
-    uint32_t cap = r->cap;
-    while (want * 4 > (uint64_t)cap * 3) {
-        if (cap > (1u << 30))
-            return -1;
-        cap *= 2;
-    }
+    uint32_t cap;
+    if (table_cap_for(r->cap, (uint64_t)r->used + extra, &cap) != 0)
+        return -1;
     return cap == r->cap ? 0 : rehash(r, cap);
 }
 

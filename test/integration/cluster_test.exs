@@ -17,16 +17,7 @@ defmodule PhNode.ClusterTest do
 
   defp members(n), do: GenServer.call({:my_hub, n.node}, {:nodes, []}) |> Enum.sort()
 
-  defp wait_until(fun, ms) do
-    deadline = PhTest.now_ms() + ms
-
-    Stream.repeatedly(fn ->
-      ok = fun.()
-      unless ok, do: Process.sleep(50)
-      ok
-    end)
-    |> Enum.find(fn ok -> ok or PhTest.now_ms() > deadline end)
-  end
+  defp wait_until(fun, ms, pause \\ 50), do: PhTest.wait_until(fun, ms, pause)
 
   defp start(args), do: PhTest.start_node(ticktime: @ticktime, args: args)
 

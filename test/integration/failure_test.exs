@@ -50,16 +50,7 @@ defmodule PhNode.FailureTest do
   defp count(n), do: GenServer.call(hub(n), :registry_count)
   defp dump(n), do: GenServer.call(hub(n), :registry_dump)
 
-  defp wait_until(fun, ms) do
-    deadline = PhTest.now_ms() + ms
-
-    Stream.repeatedly(fn ->
-      ok = fun.()
-      unless ok, do: Process.sleep(50)
-      ok
-    end)
-    |> Enum.find(fn ok -> ok or PhTest.now_ms() > deadline end)
-  end
+  defp wait_until(fun, ms, pause \\ 50), do: PhTest.wait_until(fun, ms, pause)
 
   defp specs(prefix, n),
     do: for(i <- 1..n, do: %{id: "#{prefix}#{i}", start: {:counter, :start_link, [i]}})

@@ -33,16 +33,7 @@ defmodule PhNode.RingOwnerTest do
 
   defp local(n), do: GenServer.call({:my_hub, n.node}, {:process_list, :local}, 30_000)
 
-  defp wait_until(fun, ms, pause \\ 50) do
-    deadline = PhTest.now_ms() + ms
-
-    Stream.repeatedly(fn ->
-      ok = fun.()
-      unless ok, do: Process.sleep(pause)
-      ok
-    end)
-    |> Enum.find(fn ok -> ok or PhTest.now_ms() > deadline end)
-  end
+  defp wait_until(fun, ms, pause \\ 50), do: PhTest.wait_until(fun, ms, pause)
 
   # Every row of the dump has one copy, on its ring owner, with a pid of
   # that node. Returns the rows that are wrong (at most 10, for messages).

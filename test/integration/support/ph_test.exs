@@ -405,6 +405,18 @@ defmodule PhTest do
 
   def now_ms, do: System.monotonic_time(:millisecond)
 
+  @doc "Calls fun every `pause` ms until it returns true or `ms` have passed; returns the last result."
+  def wait_until(fun, ms, pause \\ 50) do
+    deadline = now_ms() + ms
+
+    Stream.repeatedly(fn ->
+      ok = fun.()
+      unless ok, do: Process.sleep(pause)
+      ok
+    end)
+    |> Enum.find(fn ok -> ok or now_ms() > deadline end)
+  end
+
   @doc "GenServer.call with timing: {elapsed_ms, {:ok, reply} | {:exit, reason}}."
   def timed_call(server, request, timeout \\ 5000) do
     t0 = System.monotonic_time(:microsecond)
