@@ -2002,9 +2002,15 @@ static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to
     /* The rows first: the caller may act on them (rollback) when the result comes. */
     flush_sync(h, ctx);
     if (ph_match(id, "undefined") != 1) {
-        ph_build(&msg, "{'$ph_hub', start_result, ~t, ~a, ~t}", id, atom_text(h->self_node),
-                 ph_buf_term(&result));
-        ph_send(ctx, reply_to, ph_buf_term(&msg));
+        /* Versioned and built around the result's bytes: sent without a copy. */
+        ph_buf_free(&msg);
+        if (ph_buf_init_versioned(&msg) == 0 &&
+            ph_buf_reserve(&msg, (size_t)result.index + 256u) == 0 &&
+            ei_x_encode_tuple_header(&msg, 5) == 0 && ei_x_encode_atom(&msg, "$ph_hub") == 0 &&
+            ei_x_encode_atom(&msg, "start_result") == 0 && ph_buf_append_term(&msg, id) == 0 &&
+            ei_x_encode_atom(&msg, atom_text(h->self_node)) == 0 &&
+            ph_buf_append_term(&msg, ph_buf_term(&result)) == 0)
+            ph_send(ctx, reply_to, ph_buf_term(&msg));
     }
     ph_buf_free(&result);
     ph_buf_free(&msg);
