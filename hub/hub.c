@@ -1209,8 +1209,36 @@ static void send_repair(hub *h, ph_ctx *ctx)
 static void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
 static void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
 
+/* Every element is {Cid, Spec, Pid, Meta} with a valid id and a pid of node. */
+static int rows_well_formed(uint32_t node, ph_term list)
+{
+    list_walk w;
+    ph_term e, cid, p;
+    ph_pid pid;
+    int type;
+    if (list_begin(&w, list) < 0)
+        return 0;
+    while (list_next(&w, &e) > 0) {
+        if (ph_match(e, "{~t, _, ~t, _}", &cid, &p) != 1 || ph_decode_pid(p, &pid) != 0 ||
+            pid.node != node)
+            return 0;
+        type = ph_term_type(cid, NULL);
+        if (type != ERL_BINARY_EXT && type != ERL_ATOM_EXT && type != ERL_SMALL_ATOM_EXT &&
+            type != ERL_ATOM_UTF8_EXT && type != ERL_SMALL_ATOM_UTF8_EXT)
+            return 0;
+    }
+    return 1;
+}
+
 static void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
 {
+    /* A repair detaches every row it does not name: only a whole, sound
+     * list may do that. */
+    if (!rows_well_formed(node, list)) {
+        LOG_W("hub", "%s: ignored a malformed repair message for %s", h->cfg.hub_id,
+              atom_text(node));
+        return;
+    }
     apply_registered(h, ctx, node, list); /* append */
     /* detach: rows on node that the list does not name */
     registry *seen = registry_new();

@@ -333,6 +333,55 @@ defmodule PhNode.ClusterTest do
     assert wait_until(fn -> GenServer.call({hub, b.node}, {:get_pid, :x}) != nil end, 5_000)
   end
 
+  test "malformed and unexpected hub messages are ignored; the cluster keeps working" do
+    a = start([])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    b = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+    specs = for i <- 1..20, do: %{id: "g#{i}", start: {:counter, :start_link, [i]}}
+    {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]})
+    assert wait_until(fn -> map_size(dump(a)) == 20 and dump(a) == dump(b) end, 5_000)
+    before = dump(a)
+
+    bn = b.node
+    garbage = [
+      {:"$ph_hub"},
+      {:"$ph_hub", :hello},
+      {:"$ph_hub", :hello, :not_a_pid, [:x]},
+      {:"$ph_hub", :welcome, :not_a_pid, :not_a_list},
+      {:"$ph_hub", :leave, self(), []},
+      {:"$ph_hub", :leave_done, self(), []},
+      {:"$ph_hub", :registered, bn, :not_a_list},
+      {:"$ph_hub", :registered, bn, [{:too, :short}, 42, {"g1", :spec, :not_a_pid, %{}}]},
+      {:"$ph_hub", :registered, :"nobody@nowhere", [{"zz", %{}, self(), %{}}]},
+      {:"$ph_hub", :unregistered, bn, [1, 2.0, {}]},
+      {:"$ph_hub", :repair, bn, "not a list"},
+      {:"$ph_hub", :repair, bn, [{:bad}]},
+      {:"$ph_hub", :stop, bn, :nope},
+      {:"$ph_hub", :start, :not_a_ref, self(), :not_a_list, :not_opts},
+      {:"$ph_hub", :start, make_ref(), self(), [%{no_id: true}, 7], [timeout: -1]},
+      {:"$ph_hub", :start_result, make_ref(), bn, {:ok, %{started: [1, 2]}}},
+      {:"$ph_hub", :start_forwarded, make_ref(), bn, [:x, 3]},
+      {:"$ph_hub", :start_timeout, make_ref()},
+      {:"$ph_hub", :unknown_kind, 1, 2, 3},
+      {make_ref(), [:"x@y"]},
+      :just_an_atom
+    ]
+
+    for m <- garbage, do: send({:my_hub, a.node}, m)
+    # the bad start answered with an error result to us; nothing else came back
+    assert_receive {:"$ph_hub", :start_result, _, _, {:error, {:bad_option, {:timeout, -1}}}}, 5_000
+
+    # still alive, still members, registries untouched, and it works
+    assert GenServer.call({:my_hub, a.node}, :is_alive) == true
+    assert members(a) == [b.node] and members(b) == [a.node]
+    assert dump(a) == before and dump(b) == before
+    {:ok, %{status: :ok}} =
+      GenServer.call({:my_hub, a.node}, {:start_child, %{id: "after", start: {:counter, :start_link, [0]}}, [awaitable: true]})
+    assert wait_until(fn -> map_size(dump(b)) == 21 end, 5_000)
+  end
+
   test "periodic repair fixes a lost registry update" do
     cfg = Path.join(PhTest.tmp_dir(), "repair_#{System.unique_integer([:positive])}.json")
     File.write!(cfg, ~s({"synchronization_strategy": {"type": "pubsub", "sync_interval": 700}}))
