@@ -166,24 +166,18 @@ static int set_nodes(reg_row *row, const reg_node_pid *nodes, uint16_t n)
     return 0;
 }
 
-reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
-                      ph_term metadata, const reg_node_pid *nodes, uint16_t n_nodes)
+reg_row *registry_row_new(const char *key, uint32_t key_len, ph_term spec, ph_term metadata,
+                          const reg_node_pid *nodes, uint16_t n_nodes)
 {
     int spec_end = ph_term_end(spec), meta_end = ph_term_end(metadata);
     if (spec_end < 0 || meta_end < 0 || key_len > 0xffff)
         return NULL;
     uint32_t spec_len = (uint32_t)(spec_end - spec.index);
     uint32_t meta_len = (uint32_t)(meta_end - metadata.index);
-    if ((r->used + 1) * 4 > r->cap * 3 && grow(r) != 0)
-        return NULL;
-    uint32_t h = hash_bytes(key, key_len);
-    int found;
-    uint32_t slot = find_slot(r, key, key_len, h, &found);
-    reg_row *old = found ? r->slots[slot] : NULL;
     reg_row *row = malloc(sizeof *row + key_len + spec_len + meta_len);
     if (!row)
         return NULL;
-    row->hash = h;
+    row->hash = hash_bytes(key, key_len);
     row->key_len = (uint16_t)key_len;
     row->spec_len = spec_len;
     row->meta_len = meta_len;
@@ -192,20 +186,51 @@ reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term sp
     memcpy(row->data, key, key_len);
     memcpy(row->data + key_len, spec.buf + spec.index, spec_len);
     memcpy(row->data + key_len + spec_len, metadata.buf + metadata.index, meta_len);
-    const reg_node_pid *src = nodes ? nodes : (old ? old->nodes : NULL);
-    uint16_t n = nodes ? n_nodes : (old ? old->n_nodes : 0);
-    if (set_nodes(row, src, n) != 0) {
+    if (set_nodes(row, nodes, n_nodes) != 0) {
         free(row);
         return NULL;
     }
-    if (old) {
-        free_row(old);
+    return row;
+}
+
+void registry_row_free(reg_row *row)
+{
+    if (row)
+        free_row(row);
+}
+
+reg_row *registry_insert_row(registry *r, reg_row *row)
+{
+    if ((r->used + 1) * 4 > r->cap * 3 && grow(r) != 0)
+        return NULL;
+    int found;
+    uint32_t slot = find_slot(r, row->data, row->key_len, row->hash, &found);
+    if (found) {
+        free_row(r->slots[slot]);
     } else {
         r->count++;
         if (!r->slots[slot])
             r->used++;
     }
     r->slots[slot] = row;
+    return row;
+}
+
+reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
+                      ph_term metadata, const reg_node_pid *nodes, uint16_t n_nodes)
+{
+    reg_row *old = NULL;
+    if (!nodes) {
+        /* keep the nodes of the row this one replaces */
+        old = registry_get(r, key, key_len);
+        nodes = old ? old->nodes : NULL;
+        n_nodes = old ? old->n_nodes : 0;
+    }
+    reg_row *row = registry_row_new(key, key_len, spec, metadata, nodes, n_nodes);
+    if (row && !registry_insert_row(r, row)) {
+        free_row(row);
+        return NULL;
+    }
     return row;
 }
 

@@ -46,6 +46,13 @@ int registry_reserve(registry *r, uint32_t extra);
  * unless nodes is given. Returns the row or NULL when out of memory. */
 reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
                       ph_term metadata, const reg_node_pid *nodes, uint16_t n_nodes);
+/* The two halves of registry_put, for rows built on another thread: a
+ * new row (touches no registry), and its insertion (replacing a row with
+ * the same key, which is freed). NULL when out of memory. */
+reg_row *registry_row_new(const char *key, uint32_t key_len, ph_term spec, ph_term metadata,
+                          const reg_node_pid *nodes, uint16_t n_nodes);
+reg_row *registry_insert_row(registry *r, reg_row *row);
+void registry_row_free(reg_row *row);
 /* Sets node's pid in the row (adds the node if missing). 0 or -1. */
 int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid);
 /* Removes node from the row; deletes the row when no node is left.
