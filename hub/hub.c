@@ -282,10 +282,9 @@ static child *child_find(hub *h, ph_pid pid, uint32_t *slot)
     return NULL;
 }
 
-static child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len, const spec_info *s)
+/* A supervision record, not yet in the table (any thread may build one). */
+static child *child_new(ph_pid pid, const char *key, uint16_t key_len, const spec_info *s)
 {
-    if ((h->used + 1) * 4 > h->cap * 3 && children_grow(h) != 0)
-        return NULL;
     child *c = calloc(1, sizeof *c + key_len);
     if (!c)
         return NULL;
@@ -294,14 +293,33 @@ static child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len, c
     c->shutdown_ms = s->shutdown_ms;
     c->key_len = key_len;
     memcpy(c->key, key, key_len);
-    uint32_t i = pid_hash(pid) & (h->cap - 1);
+    return c;
+}
+
+static int child_insert(hub *h, child *c);
+
+static child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len, const spec_info *s)
+{
+    child *c = child_new(pid, key, key_len, s);
+    if (c && child_insert(h, c) != 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static int child_insert(hub *h, child *c)
+{
+    if ((h->used + 1) * 4 > h->cap * 3 && children_grow(h) != 0)
+        return -1;
+    uint32_t i = pid_hash(c->pid) & (h->cap - 1);
     while (h->children[i] && h->children[i] != GONE)
         i = (i + 1) & (h->cap - 1);
     if (!h->children[i])
         h->used++;
     h->children[i] = c;
     h->count++;
-    return c;
+    return 0;
 }
 
 static void child_remove(hub *h, child *c)
@@ -617,77 +635,93 @@ static int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid)
     return 0;
 }
 
-static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r)
+/* The result entries of one child of a batch, in the shapes of the
+ * awaited result and the post-start hooks. */
+static void note_bad_spec(hub *h, start_result *r, ph_term spec)
 {
     const char *node = atom_text(h->self_node);
-    spec_info s;
-    /* The hub's scratch buffers: no allocation per child. */
-    ph_buf key = h->start_key, reason = h->start_reason, pidb = h->start_pid;
-    key.index = reason.index = pidb.index = 0;
-    if (parse_spec(spec, &s) != 0 || registry_key(s.id, &key) != 0) {
-        ph_term cid;
-        if (ph_term_type(spec, NULL) != ERL_MAP_EXT || ph_map_get_atom(spec, "id", &cid) != 1)
-            cid = (ph_term){NULL, 0};
-        if (cid.buf)
-            elist_add(&r->errors, "{~t, ~a, {bad_spec, ~t}}", cid, node, spec);
-        else
-            elist_add(&r->errors, "{undefined, ~a, {bad_spec, ~t}}", node, spec);
-        goto out;
+    ph_term cid;
+    if (ph_term_type(spec, NULL) == ERL_MAP_EXT && ph_map_get_atom(spec, "id", &cid) == 1)
+        elist_add(&r->errors, "{~t, ~a, {bad_spec, ~t}}", cid, node, spec);
+    else
+        elist_add(&r->errors, "{undefined, ~a, {bad_spec, ~t}}", node, spec);
+}
+
+static void note_already_started(hub *h, start_result *r, ph_term id, ph_pid running)
+{
+    const char *node = atom_text(h->self_node);
+    ph_buf *pidb = &h->start_pid;
+    ph_term pt = pid_term(running, pidb);
+    elist_add(&r->errors, "{~t, ~a, {already_started, ~t}}", id, node, pt);
+    elist_add(&r->post, "{~t, {error, {already_started, ~t}}, ~t, [~a]}", id, pt, pt, node);
+}
+
+static void note_failed(hub *h, const start_opts *o, start_result *r, ph_term id, ph_term reason)
+{
+    const char *node = atom_text(h->self_node);
+    if (!o->disable_logging) {
+        char id_text[1100], reason_text[512];
+        LOG_W("hub", "child %s failed to start: %s", ph_term_format(id, id_text, sizeof id_text),
+              ph_term_format(reason, reason_text, sizeof reason_text));
     }
-    reg_row *row = registry_get(h->reg, key.buff, (uint32_t)key.index);
-    ph_pid running;
-    if (row && row_local_pid(h, row, &running)) {
-        /* Running here already: started earlier in this call, or a running
-         * child with check_existing off. (A row of another node is a child
-         * moving here, or one whose node left.) */
-        elist_add(&r->errors, "{~t, ~a, {already_started, ~t}}", s.id, node,
-                  pid_term(running, &pidb));
-        elist_add(&r->post, "{~t, {error, {already_started, ~t}}, ~t, [~a]}", s.id,
-                  pid_term(running, &pidb), ph_buf_term(&pidb), node);
-        goto out;
-    }
-    ph_pid pid;
-    if (spawn_child(ctx, &s, &pid, &reason) != 0) {
-        if (!o->disable_logging) {
-            char id_text[1100], reason_text[512];
-            LOG_W("hub", "child %s failed to start: %s",
-                  ph_term_format(s.id, id_text, sizeof id_text),
-                  ph_term_format(ph_buf_term(&reason), reason_text, sizeof reason_text));
-        }
-        elist_add(&r->errors, "{~t, ~a, ~t}", s.id, node, ph_buf_term(&reason));
-        elist_add(&r->post, "{~t, {error, ~t}, nil, [~a]}", s.id, ph_buf_term(&reason), node);
-        goto out;
-    }
-    reg_node_pid np = {h->self_node, pid};
-    row = registry_put(h->reg, key.buff, (uint32_t)key.index, spec, o->metadata, &np, 1);
-    if (!row || !child_add(h, pid, key.buff, (uint16_t)key.index, &s)) {
-        LOG_E("hub", "out of memory registering a child");
-        ph_exit(ctx, pid, (ph_term){"\x77\x04kill", 0});
-        elist_add(&r->errors, "{~t, ~a, enomem}", s.id, node);
-        goto out;
-    }
+    elist_add(&r->errors, "{~t, ~a, ~t}", id, node, reason);
+    elist_add(&r->post, "{~t, {error, ~t}, nil, [~a]}", id, reason, node);
+}
+
+/* A child started and its row is in the registry: hooks, sync, result. */
+static void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg_row *row,
+                         ph_term id, ph_pid pid)
+{
+    const char *node = atom_text(h->self_node);
     fire_insert(h, ctx, row);
     note_registered(h, row, pid);
     /* {Cid, [{Node, Pid}]}, encoded directly: this runs per child */
     ph_buf *st = &r->started.b;
-    if (ph_buf_reserve(st, 64u + (uint32_t)key.index) == 0 &&
-        ei_x_encode_tuple_header(st, 2) == 0 && ph_buf_append_term(st, reg_row_key(row)) == 0 &&
-        ei_x_encode_list_header(st, 1) == 0 && ei_x_encode_tuple_header(st, 2) == 0 &&
-        ei_x_encode_atom(st, node) == 0 && ph_encode_pid(st, pid) == 0 &&
-        ei_x_encode_empty_list(st) == 0)
+    if (ph_buf_reserve(st, 64u + row->key_len) == 0 && ei_x_encode_tuple_header(st, 2) == 0 &&
+        ei_x_append_buf(st, row->data, row->key_len) == 0 && ei_x_encode_list_header(st, 1) == 0 &&
+        ei_x_encode_tuple_header(st, 2) == 0 && ei_x_encode_atom(st, node) == 0 &&
+        ph_encode_pid(st, pid) == 0 && ei_x_encode_empty_list(st) == 0)
         r->started.n++;
     if (o->want_post) {
-        ph_term pt = pid_term(pid, &pidb);
-        elist_add(&r->post, "{~t, {ok, ~t}, ~t, [~a]}", s.id, pt, pt, node);
-        elist_add(&r->startups, "#{cid => ~t, pid => ~t}", s.id, pt);
+        ph_term pt = pid_term(pid, &h->start_pid);
+        elist_add(&r->post, "{~t, {ok, ~t}, ~t, [~a]}", id, pt, pt, node);
+        elist_add(&r->startups, "#{cid => ~t, pid => ~t}", id, pt);
     }
     if (o->rollback)
-        elist_add(&r->started_keys, "~t", ph_buf_term(&key));
-out:
-    /* keep what they grew to */
-    h->start_key = key;
-    h->start_reason = reason;
-    h->start_pid = pidb;
+        elist_add(&r->started_keys, "~t", reg_row_key(row));
+}
+
+static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r)
+{
+    spec_info s;
+    ph_buf *key = &h->start_key, *reason = &h->start_reason;
+    ph_pid pid;
+    key->index = reason->index = 0;
+    if (parse_spec(spec, &s) != 0 || registry_key(s.id, key) != 0) {
+        note_bad_spec(h, r, spec);
+        return;
+    }
+    reg_row *row = registry_get(h->reg, key->buff, (uint32_t)key->index);
+    if (row && row_local_pid(h, row, &pid)) {
+        /* Running here already: started earlier in this call, or a running
+         * child with check_existing off. (A row of another node is a child
+         * moving here, or one whose node left.) */
+        note_already_started(h, r, s.id, pid);
+        return;
+    }
+    if (spawn_child(ctx, &s, &pid, reason) != 0) {
+        note_failed(h, o, r, s.id, ph_buf_term(reason));
+        return;
+    }
+    reg_node_pid np = {h->self_node, pid};
+    row = registry_put(h->reg, key->buff, (uint32_t)key->index, spec, o->metadata, &np, 1);
+    if (!row || !child_add(h, pid, key->buff, (uint16_t)key->index, &s)) {
+        LOG_E("hub", "out of memory registering a child");
+        ph_exit(ctx, pid, (ph_term){"\x77\x04kill", 0});
+        elist_add(&r->errors, "{~t, ~a, enomem}", s.id, atom_text(h->self_node));
+        return;
+    }
+    note_started(h, ctx, o, r, row, s.id, pid);
 }
 
 static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
