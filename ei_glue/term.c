@@ -448,6 +448,11 @@ struct term_trust term_trust_push(const char *buf, int len)
     return saved;
 }
 
+struct term_trust term_trust_current(void)
+{
+    return trusted;
+}
+
 void term_trust_pop(struct term_trust saved)
 {
     trusted = saved;

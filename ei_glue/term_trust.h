@@ -15,6 +15,8 @@ struct term_trust {
 };
 
 struct term_trust term_trust_push(const char *buf, int len);
+/* This thread's trusted message, for a helper thread working on it. */
+struct term_trust term_trust_current(void);
 void term_trust_pop(struct term_trust saved);
 
 #endif

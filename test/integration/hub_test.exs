@@ -663,6 +663,57 @@ defmodule PhNode.HubTest do
   # ===================================================================================
 
   describe "requests" do
+    test "a big batch (started on two threads) gives the same results in the same order",
+         %{hub: hub, node: node} do
+      p = "big#{System.unique_integer([:positive])}_"
+      running = "#{p}running"
+      running_pid = start_one!(hub, spec(running))
+      # 6000 children: ok ones, bad specs, unknown modules, init errors,
+      # an id already running here and ids repeated within the batch
+      specs =
+        for i <- 1..6000 do
+          cond do
+            i == 10 -> %{start: {:counter, :start_link, [0]}}
+            i == 20 -> spec("#{p}1")
+            i == 30 -> spec(running)
+            rem(i, 1000) == 7 -> spec("#{p}#{i}", :no_such_module)
+            rem(i, 1000) == 8 -> spec("#{p}#{i}", :counter, [:not_an_integer])
+            i == 5999 -> spec("#{p}8", :counter, [1])
+            true -> spec("#{p}#{i}")
+          end
+        end
+
+      {:ok, res} = start_await(hub, specs, check_existing: false)
+      assert res.status == :error and res.rollback == false
+      ok_ids = for %{id: id, start: {:counter, _, [n]}} <- specs, is_integer(n), id != running, do: id
+      ok_ids = Enum.uniq(ok_ids) -- ["#{p}8"]
+      assert Enum.map(res.started, &elem(&1, 0)) == ok_ids
+      assert Enum.all?(res.started, fn {_, [{^node, pid}]} -> is_pid(pid) end)
+      pids = Map.new(res.started, fn {id, [{_, pid}]} -> {id, pid} end)
+      errors = res.errors
+      assert length(errors) == 1 + 1 + 1 + 6 + 6 + 1
+      # in the batch's order
+      p1 = pids["#{p}1"]
+
+      assert [
+               {p7, ^node, {:unknown_module, :no_such_module}},
+               {p8, ^node, {:bad_args, [:not_an_integer]}},
+               {:undefined, ^node, {:bad_spec, _}},
+               {p1_dup, ^node, {:already_started, ^p1}},
+               {^running, ^node, {:already_started, ^running_pid}} | _
+             ] = errors
+
+      assert {p7, p8, p1_dup} == {"#{p}7", "#{p}8", "#{p}1"}
+      assert Enum.count(errors, &match?({_, _, {:unknown_module, :no_such_module}}, &1)) == 6
+      assert Enum.count(errors, &match?({_, _, {:bad_args, [:not_an_integer]}}, &1)) == 7
+      # a repeat of an id whose start failed fails the same way
+      assert List.last(errors) == {"#{p}8", node, {:bad_args, [:not_an_integer]}}
+      assert call(hub, {:get_pid, "#{p}1"}) == pids["#{p}1"]
+      assert GenServer.call(pids["#{p}6000"], :get) == 0
+      assert call(hub, :registry_count) >= length(ok_ids) + 1
+      {:ok, _} = stop_await(hub, [running | ok_ids])
+    end
+
     test "start_child / stop_child (single forms)", %{hub: hub, node: node} do
       c = cid("single")
       assert {:ok, res} = call(hub, {:start_child, spec(c, :counter, [7]), [awaitable: true]})
