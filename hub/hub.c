@@ -1756,6 +1756,8 @@ static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     fire_node_hook(h, ctx, "post_cluster_leave_hook", node);
 }
 
+static void greet_seen_nodes(hub *h, ph_ctx *ctx, ph_term nodes);
+
 /* hello / welcome from another hub: it joins (or is known already), and
  * the members it knows are greeted in turn. */
 static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int reply)
@@ -1790,18 +1792,7 @@ static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members
         fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
         fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
     }
-    list_walk w;
-    ph_term t;
-    char name[PH_ATOM_BUF];
-    if (list_begin(&w, their_members) < 0)
-        return;
-    while (list_next(&w, &t) > 0) {
-        uint32_t node;
-        if (ph_match(t, "~a", name) != 1 || (node = atom_intern(name)) == ATOM_NONE ||
-            node == h->self_node || membership_find(&h->members, node))
-            continue;
-        send_hub_message(h, ctx, node, "hello");
-    }
+    greet_seen_nodes(h, ctx, their_members); /* the members it knows that we do not */
 }
 
 typedef struct node_set {
@@ -1846,8 +1837,9 @@ static void ask_connected_nodes(hub *h, ph_ctx *ctx)
     free(s.nodes);
 }
 
-/* A BEAM node's answer: greet the hidden nodes that are not members yet
- * (those that run no hub of ours drop the hello). */
+/* Greets the nodes of a list that are not members yet: the member list of
+ * a hub that greeted us, or the hidden nodes a BEAM node sees (those that
+ * run no hub of ours drop the hello). */
 static void greet_seen_nodes(hub *h, ph_ctx *ctx, ph_term nodes)
 {
     list_walk w;
