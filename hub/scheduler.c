@@ -51,7 +51,14 @@ typedef struct scheduler {
 } scheduler;
 
 static atomic_flag runq_lock = ATOMIC_FLAG_INIT;
-static const scheduler_io *io;
+/* Set once by the main thread when the network starts, read by every
+ * scheduler: atomic. */
+static _Atomic(const scheduler_io *) io_ops;
+
+static const scheduler_io *io_get(void)
+{
+    return atomic_load_explicit(&io_ops, memory_order_acquire);
+}
 static _Atomic int poll_role; /* 1 while some thread polls */
 static int poller_blocking;   /* a scheduler waits in poll(-1); under runq_lock */
 static _Atomic uint64_t last_poll_us;
@@ -95,7 +102,7 @@ static void poll_with_role(int timeout_ms)
         uint64_t now = now_us(), until = now + poll_spin_us, next_check = now;
         while (!handled && atomic_load(&runq_len) == 0 && now < until) {
             if (now >= next_check) {
-                handled = io->poll(0);
+                handled = io_get()->poll(0);
                 next_check = now + POLL_SPIN_STEP_US;
             } else {
                 __builtin_ia32_pause();
@@ -104,7 +111,7 @@ static void poll_with_role(int timeout_ms)
         }
     }
     if (!handled && atomic_load(&runq_len) == 0)
-        io->poll(timeout_ms);
+        io_get()->poll(timeout_ms);
     polling = 0;
     atomic_store(&last_poll_us, now_us());
     atomic_store(&poll_role, 0);
@@ -118,7 +125,7 @@ static int take_poll_role(void)
 
 int scheduler_poll_if_stalled(unsigned stalled_us)
 {
-    if (!io || now_us() - atomic_load(&last_poll_us) < stalled_us || !take_poll_role())
+    if (!io_get() || now_us() - atomic_load(&last_poll_us) < stalled_us || !take_poll_role())
         return 0;
     poll_with_role(0);
     return 1;
@@ -126,7 +133,7 @@ int scheduler_poll_if_stalled(unsigned stalled_us)
 
 void scheduler_set_io(const scheduler_io *ops)
 {
-    io = ops;
+    atomic_store_explicit(&io_ops, ops, memory_order_release);
     atomic_store(&last_poll_us, now_us());
 }
 
@@ -186,7 +193,7 @@ static void runq_push(process *p)
     if (wake)
         futex_wake(&wake->parked, 1);
     else if (interrupt)
-        io->interrupt();
+        io_get()->interrupt();
 }
 
 void process_push(process *p, proc_signal *s)
@@ -248,7 +255,7 @@ void scheduler_defer_end(int keep_one)
     for (int i = 0; i < n_wake; i++)
         futex_wake(&wake[i]->parked, 1);
     if (interrupt)
-        io->interrupt();
+        io_get()->interrupt();
 }
 
 static process *runq_pop_locked(void)
@@ -272,7 +279,7 @@ static process *next_process(scheduler *self)
             unlock_runq();
             return p;
         }
-        if (io && take_poll_role()) {
+        if (io_get() && take_poll_role()) {
             /* Wait for I/O instead of parking; a process made runnable by
              * another thread interrupts the wait. */
             poller_blocking = 1;
@@ -305,7 +312,7 @@ static void *scheduler_main(void *arg)
             dist_batch_begin();
             more = process_run(p, RUN_BUDGET);
             dist_batch_end();
-            if (io && now_us() - atomic_load(&last_poll_us) >= BUSY_POLL_INTERVAL_US)
+            if (io_get() && now_us() - atomic_load(&last_poll_us) >= BUSY_POLL_INTERVAL_US)
                 scheduler_poll_if_stalled(BUSY_POLL_INTERVAL_US);
         } while (p->alive && (more || atomic_load(&p->inbox) != NULL) &&
                  atomic_load(&runq_len) == 0);
@@ -352,8 +359,9 @@ int scheduler_start(unsigned count, unsigned busy_poll_us)
 void scheduler_stop(void)
 {
     atomic_store(&stopping, 1);
-    if (io)
-        io->interrupt();
+    const scheduler_io *ops = io_get();
+    if (ops)
+        ops->interrupt();
     lock_runq();
     while (unpark_one_locked())
         ;
