@@ -32,7 +32,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 LIB       := $(BUILD)/libprocesshub.a
 PHNODE    := $(BUILD)/phnode
 
-.PHONY: all test unit integration asan valgrind bench format clean run
+.PHONY: all test unit integration asan tsan valgrind bench format clean run
 all: $(PHNODE) $(LIB) $(BUILD)/test/libsample_worker.so $(BUILD)/test/bad_peer
 
 $(BUILD)/%.o: %.c
@@ -75,6 +75,11 @@ test: unit integration
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
+# ThreadSanitizer: a report makes the reporting phnode exit non-zero, which
+# the tests that stop a node see.
+tsan:
+	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" test
+
 valgrind: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \
 	  CK_FORK=no valgrind -q --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect $$t; done
@@ -89,6 +94,6 @@ format:
 	clang-format -i $(LIB_SRCS) $(MAIN_SRCS) $(UNIT_SRCS) $(wildcard include/processhub/*.h */*.h */*/*.h test/sample_worker/*.c test/tools/*.c bench/*.c)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
