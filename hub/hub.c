@@ -2118,12 +2118,12 @@ static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
     sp->nodes = calloc(most, sizeof *sp->nodes);
     if (elist_init(&sp->local) != 0 || elist_init(&sp->existing) != 0 || !sp->remote || !sp->nodes)
         return -1;
-    /* Each part gets about its share of the bytes up front: no regrowth. */
-    int end = ph_term_end(list);
-    size_t share = end > list.index ? (size_t)(end - list.index) / most * 5 / 4 : 0;
+    /* Each part gets about its share up front (child specs are some 60
+     * bytes): no regrowth, and no walk of the whole list to measure it. */
+    int n = list_begin(&w, list);
+    size_t share = n > 0 ? (size_t)n * 64u / most * 5 / 4 : 0;
     if (ph_buf_reserve(&sp->local.b, share) != 0)
         return -1;
-    list_begin(&w, list);
     while (list_next(&w, &spec) > 0) {
         spec_info s;
         const char *owner = NULL;
