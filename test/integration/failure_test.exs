@@ -154,6 +154,54 @@ defmodule PhNode.FailureTest do
 
   # --- a start across the cluster: the owner dies meanwhile ----------------------------
 
+  describe "a member cut off (silent, not closed)" do
+    test "is dropped after net_ticktime, its children run on the survivor; when it is back, each child runs once" do
+      cfg = Path.join(PhTest.tmp_dir(), "cut_#{System.unique_integer([:positive])}.json")
+      File.write!(cfg, ~s({"hubs_discover_interval": 500}))
+      a = start(["--config", cfg])
+      b = start(["--config", cfg, "--join", Atom.to_string(a.node)])
+      on_exit(fn -> System.cmd("kill", ["-CONT", to_string(b.os_pid)], stderr_to_stdout: true) end)
+      assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+      sp = specs("cut", 60)
+      {:ok, %{status: :ok, started: started}} =
+        GenServer.call(hub(a), {:start_children, sp, [awaitable: true]})
+      on_b = for {cid, [{n, _}]} <- started, n == b.node, do: cid
+      assert on_b != []
+      assert wait_until(fn -> count(b) == 60 end, 5_000)
+
+      # b goes silent: no close, only the tick timeout tells
+      :ok = signal(b, "STOP")
+      t0 = PhTest.now_ms()
+      assert wait_until(fn -> members(a) == [] end, 4 * @ticktime * 1000),
+             "a still lists #{inspect(members(a))}"
+      dropped_after = PhTest.now_ms() - t0
+      assert dropped_after >= @ticktime * 1000 - 500, "dropped after #{dropped_after} ms"
+      local_a = fn -> GenServer.call(hub(a), {:process_list, :local}) |> Enum.map(&elem(&1, 0)) end
+      assert wait_until(fn -> length(local_a.()) == 60 end, 5_000)
+      assert Enum.all?(on_b, &(&1 in local_a.()))
+
+      # b is back: the two halves meet again, each child ends up running once, on its owner
+      :ok = signal(b, "CONT")
+      assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 15_000)
+
+      placed = fn ->
+        la = GenServer.call(hub(a), {:process_list, :local})
+        lb = GenServer.call(hub(b), {:process_list, :local})
+        {Enum.map(la, &elem(&1, 0)), Enum.map(lb, &elem(&1, 0))}
+      end
+
+      assert wait_until(
+               fn ->
+                 {la, lb} = placed.()
+                 length(la) + length(lb) == 60 and MapSet.disjoint?(MapSet.new(la), MapSet.new(lb)) and
+                   dump(a) == dump(b) and count(a) == 60
+               end,
+               15_000
+             ),
+             "after the heal: #{inspect(placed.())}"
+    end
+  end
+
   describe "awaitable start, owner killed" do
     test "an owner killed while the start waits gives {:undefined, node, :node_down} at once; its share is lost" do
       {a, b} = cluster()
