@@ -637,6 +637,19 @@ static int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid)
     return 0;
 }
 
+/* Appends the child_data of hooks for spec: #{hub_id, nodes => [Node],
+ * child_id, child_spec, metadata}. 0, or -1 if spec does not parse. */
+static int add_child_data(const hub *h, elist *out, uint32_t node, ph_term spec, ph_term meta)
+{
+    spec_info s;
+    if (parse_spec(spec, &s) != 0)
+        return -1;
+    elist_add(out,
+              "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, metadata => ~t}",
+              h->cfg.hub_id, atom_text(node), s.id, spec, meta);
+    return 0;
+}
+
 /* The result entries of one child of a batch, in the shapes of the
  * awaited result and the post-start hooks. */
 static void note_bad_spec(hub *h, start_result *r, ph_term spec)
@@ -1117,14 +1130,8 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
     if (hooks_has(h->hooks, "pre_children_start_hook")) {
         elist data;
         elist_init(&data);
-        while (list_next(&it, &spec) > 0) {
-            spec_info s;
-            if (parse_spec(spec, &s) == 0)
-                elist_add(&data,
-                          "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, "
-                          "metadata => ~t}",
-                          h->cfg.hub_id, atom_text(h->self_node), s.id, spec, o->metadata);
-        }
+        while (list_next(&it, &spec) > 0)
+            add_child_data(h, &data, h->self_node, spec, o->metadata);
         ph_buf d;
         ph_buf_init(&d);
         ph_build(&d, "#{children => ~t, start_opts => ~t}", elist_term(&data, &scratch), o->all);
@@ -1144,22 +1151,18 @@ static int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, p
         int have_altered = 0;
         if (hooks_has(h->hooks, "child_data_alter_hook")) {
             /* C handlers may rewrite the child data before it starts. */
-            spec_info s;
-            if (parse_spec(spec, &s) == 0 && ph_buf_init(&altered) == 0) {
+            elist d;
+            if (elist_init(&d) == 0 &&
+                add_child_data(h, &d, h->self_node, spec, o->metadata) == 0 &&
+                ph_buf_init(&altered) == 0) {
                 have_altered = 1;
-                ph_buf d;
-                ph_buf_init(&d);
-                ph_build(&d,
-                         "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, "
-                         "metadata => ~t}",
-                         h->cfg.hub_id, atom_text(h->self_node), s.id, spec, o->metadata);
-                ph_term data = ph_buf_term(&d);
+                ph_term data = {d.b.buff, 0};
                 hooks_dispatch(h->hooks, ctx, "child_data_alter_hook", &data, &altered);
                 ph_term new_spec;
                 if (data.buf == altered.buff && ph_map_get_atom(data, "child_spec", &new_spec) == 1)
                     effective = new_spec;
-                ph_buf_free(&d);
             }
+            elist_free(&d);
         }
         start_one(h, ctx, effective, o, &r);
         if (have_altered)
@@ -2335,14 +2338,8 @@ static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, 
         ph_buf_reset(&scratch);
         elist_to(&scratch, &sp.remote[i]);
         list_begin(&w, ph_buf_term(&scratch));
-        while (list_next(&w, &spec) > 0) {
-            spec_info s;
-            if (parse_spec(spec, &s) == 0)
-                elist_add(&children,
-                          "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, "
-                          "metadata => ~t}",
-                          h->cfg.hub_id, atom_text(sp.nodes[i]), s.id, spec, meta);
-        }
+        while (list_next(&w, &spec) > 0)
+            add_child_data(h, &children, sp.nodes[i], spec, meta);
         ph_buf_reset(&data);
         elist_add(&hook, "{~a, ~t}", atom_text(sp.nodes[i]), elist_term(&children, &data));
         elist_free(&children);

@@ -1491,6 +1491,24 @@ defmodule PhNode.HubTest do
   # configuration
   # ===================================================================================
 
+  describe "C hook handlers" do
+    test "a C child_data_alter_hook handler rewrites a child's spec before it starts" do
+      # the sample library registers the handler only with this variable set
+      ph = PhTest.start_node(ticktime: @ticktime, worker_lib: true, env: [{"PH_SAMPLE_ALTER_HOOK", "1"}])
+      on_exit(fn -> PhTest.kill_node(ph) end)
+      hub = {:my_hub, ph.node}
+      pids = start_ok!(hub, [spec("alter_one", :counter, [1]), spec("plain_one", :counter, [1])])
+      # the handler gave alter_* children the args [42]; the others are as given
+      assert GenServer.call(pids["alter_one"], :get) == 42
+      assert GenServer.call(pids["plain_one"], :get) == 1
+      {%{start: {:counter, :start_link, [42]}}, _} = call(hub, {:child_lookup, "alter_one"})
+      # a big batch with the handler is started on one thread, still altered
+      big = for i <- 1..5000, do: spec("alter_b#{i}", :counter, [i])
+      started = start_ok!(hub, big)
+      assert GenServer.call(started["alter_b4999"], :get) == 42
+    end
+  end
+
   describe "configuration" do
     test "hub_id and static child_specs from --config: all running before the first answer" do
       hub_name = "hub_cfg_#{System.unique_integer([:positive])}"

@@ -1,7 +1,15 @@
 /* sample_worker.c - a worker library loaded with --worker-lib in the
  * integration tests: module `greeter`, call {hello, Name} ->
- * {hello, Name, from_library}. */
+ * {hello, Name, from_library}.
+ *
+ * With PH_SAMPLE_ALTER_HOOK set in phnode's environment it also registers
+ * a C child_data_alter_hook handler: a child whose id is a binary starting
+ * with "alter_" starts with the args [42] instead of its own. */
+#include <processhub/hub.h>
 #include <processhub/worker.h>
+
+#include <stdlib.h>
+#include <string.h>
 
 static ph_result greeter_call(ph_ctx *ctx, void *state, ph_term request, const ph_from *from,
                               ph_buf *reply)
@@ -21,3 +29,32 @@ static const ph_worker_module greeter = {
 };
 
 const ph_worker_module *const ph_worker_modules[] = {&greeter, NULL};
+
+static int alter_args(void *arg, const char *hook_key, ph_term data, ph_buf *altered)
+{
+    (void)arg;
+    (void)hook_key;
+    ph_term hub_id, nodes, cid, spec, meta, start, m, f;
+    const char *id;
+    size_t id_len;
+    if (ph_map_get_atom(data, "hub_id", &hub_id) != 1 ||
+        ph_map_get_atom(data, "nodes", &nodes) != 1 ||
+        ph_map_get_atom(data, "child_id", &cid) != 1 ||
+        ph_map_get_atom(data, "child_spec", &spec) != 1 ||
+        ph_map_get_atom(data, "metadata", &meta) != 1 || ph_match(cid, "~b", &id, &id_len) != 1 ||
+        id_len < 6 || memcmp(id, "alter_", 6) != 0 || ph_map_get_atom(spec, "start", &start) != 1 ||
+        ph_match(start, "{~t, ~t, _}", &m, &f) != 1)
+        return 0;
+    return ph_build(altered,
+                    "#{hub_id => ~t, nodes => ~t, child_id => ~t, "
+                    "child_spec => #{id => ~t, start => {~t, ~t, [42]}}, metadata => ~t}",
+                    hub_id, nodes, cid, cid, m, f, meta) == 0
+               ? 1
+               : 0;
+}
+
+__attribute__((constructor)) static void register_alter_hook(void)
+{
+    if (getenv("PH_SAMPLE_ALTER_HOOK"))
+        ph_hub_register_hook("child_data_alter_hook", "sample_alter", 0, alter_args, NULL);
+}
