@@ -202,6 +202,31 @@ defmodule PhNode.FailureTest do
     end
   end
 
+  describe "graceful leave, a member silent" do
+    test "the leaver waits migr_base_timeout for a confirmation that does not come, then exits" do
+      cfg = Path.join(PhTest.tmp_dir(), "leave_#{System.unique_integer([:positive])}.json")
+      File.write!(cfg, ~s({"migr_base_timeout": 800}))
+      a = start(["--config", cfg])
+      b = start(["--config", cfg, "--join", Atom.to_string(a.node)])
+      on_exit(fn -> System.cmd("kill", ["-CONT", to_string(b.os_pid)], stderr_to_stdout: true) end)
+      assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+      {:ok, %{status: :ok}} = GenServer.call(hub(a), {:start_children, specs("lv", 20), [awaitable: true]})
+
+      # b cannot answer: a's leave waits its 800 ms, then a stops anyway
+      :ok = signal(b, "STOP")
+      t0 = PhTest.now_ms()
+      assert PhTest.stop_node(a) == {:ok, 0}
+      waited = PhTest.now_ms() - t0
+      assert waited >= 800 and waited < 1_900, "a took #{waited} ms to leave"
+      assert PhTest.log(a) =~ "did not all confirm our leave in 800 ms"
+
+      # b, back, finds a gone and runs every child
+      :ok = signal(b, "CONT")
+      assert wait_until(fn -> members(b) == [] and count(b) == 20 end, 10_000)
+      assert length(GenServer.call(hub(b), {:process_list, :local})) == 20
+    end
+  end
+
   describe "awaitable start, owner killed" do
     test "an owner killed while the start waits gives {:undefined, node, :node_down} at once; its share is lost" do
       {a, b} = cluster()
