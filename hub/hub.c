@@ -1720,6 +1720,7 @@ static void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node)
 }
 
 static void failover(hub *h, ph_ctx *ctx, uint32_t gone);
+static void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone);
 static void redistribute(hub *h, ph_ctx *ctx);
 
 /* pre/post_nodes_redistribution_hook: {nodeup | nodedown, Node} */
@@ -1744,7 +1745,9 @@ static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
         /* We are on our way out: nothing of its comes to us. */
         LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
         membership_remove(&h->members, e);
+        ring_remove_node(h->ring, atom_text(node));
         pending_node_gone(h, ctx, node);
+        hand_off_orphans(h, ctx, node);
         leave_confirmed(h, node);
         return;
     }
@@ -2452,6 +2455,52 @@ static void failover(hub *h, ph_ctx *ctx, uint32_t gone)
     elist_free(&metas);
 }
 
+/* Asks member m to start the child of row (with its metadata, no
+ * duplicate check: m may run it already). forwarded: m starts it even if
+ * its own ring names another owner. */
+static void send_move(ph_ctx *ctx, const member *m, const reg_row *row, int forwarded)
+{
+    ph_buf msg, pidb;
+    if (ph_buf_init(&msg) != 0)
+        return;
+    if (ph_buf_init(&pidb) == 0) {
+        if (ph_build(&msg,
+                     "{'$ph_hub', start, undefined, ~t, [~t], [{metadata, ~t}, {check_existing, "
+                     "false}, {forwarded, ~B}]}",
+                     pid_term(ph_self(ctx), &pidb), reg_row_spec(row), reg_row_meta(row),
+                     forwarded) == 0)
+            ph_send(ctx, m->hub, ph_buf_term(&msg));
+        ph_buf_free(&pidb);
+    }
+    ph_buf_free(&msg);
+}
+
+/* While this node leaves, another member left too (or died): the children
+ * that ran only there go to their owners among the remaining members, as
+ * our ring (without us) names them. An owner whose ring still counted on
+ * us would otherwise leave them to us, and we do not start anything now.
+ * A child its owner started already is not started twice. */
+static void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone)
+{
+    uint32_t i = 0;
+    int n = 0;
+    reg_row *row;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        const char *owner = NULL;
+        member *m;
+        if (row->n_nodes != 1 || row->nodes[0].node != gone ||
+            ring_key_nodes(h->ring, reg_row_key(row), 1, &owner, 1) != 1 ||
+            !(m = membership_find(&h->members, atom_intern(owner))))
+            continue;
+        send_move(ctx, m, row, 1);
+        n++;
+    }
+    if (n)
+        LOG_I("hub", "%s: %d child(ren) of %s handed to their owners", h->cfg.hub_id, n,
+              atom_text(gone));
+    drop_node_rows(h, ctx, gone);
+}
+
 /* A member joined: the children here whose ring owner is now another node
  * move there (ColdSwap: started there, stopped here). */
 static void redistribute(hub *h, ph_ctx *ctx)
@@ -2459,12 +2508,14 @@ static void redistribute(hub *h, ph_ctx *ctx)
     uint32_t i = 0;
     reg_row *row;
     elist ids, migrated;
-    ph_buf msg, pidb;
     ph_pid pid;
     uint32_t target = ATOM_NONE;
-    if (elist_init(&ids) != 0 || elist_init(&migrated) != 0 || ph_buf_init(&msg) != 0 ||
-        ph_buf_init(&pidb) != 0)
+    if (elist_init(&ids) != 0)
         return;
+    if (elist_init(&migrated) != 0) {
+        elist_free(&ids);
+        return;
+    }
     while ((row = registry_next(h->reg, &i)) != NULL) {
         const char *owner = NULL;
         if (!row_local_pid(h, row, &pid) ||
@@ -2474,12 +2525,7 @@ static void redistribute(hub *h, ph_ctx *ctx)
         member *m = node != h->self_node ? membership_find(&h->members, node) : NULL;
         if (!m)
             continue;
-        ph_buf_reset(&msg);
-        if (ph_build(&msg,
-                     "{'$ph_hub', start, undefined, ~t, [~t], [{metadata, ~t}, {check_existing, "
-                     "false}]}",
-                     pid_term(ph_self(ctx), &pidb), reg_row_spec(row), reg_row_meta(row)) == 0)
-            ph_send(ctx, m->hub, ph_buf_term(&msg));
+        send_move(ctx, m, row, 0);
         elist_add(&ids, "~t", reg_row_key(row));
         elist_add(&migrated, "{~t, ~t}", reg_row_spec(row), reg_row_meta(row));
         target = node; /* after one join, every move goes to the newcomer */
@@ -2504,8 +2550,6 @@ static void redistribute(hub *h, ph_ctx *ctx)
         ph_buf_free(&l);
     }
     elist_free(&ids);
-    ph_buf_free(&msg);
-    ph_buf_free(&pidb);
 }
 
 /* --- the API ------------------------------------------------------------ */

@@ -382,6 +382,34 @@ defmodule PhNode.ClusterTest do
     assert wait_until(fn -> map_size(dump(b)) == 21 end, 5_000)
   end
 
+  test "two members leaving at the same time: the third runs every child" do
+    a = start([])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    b = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    c = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
+    assert wait_until(fn -> length(members(a)) == 2 and length(members(b)) == 2 and length(members(c)) == 2 end, 10_000)
+    specs = for i <- 1..300, do: %{id: "two#{i}", start: {:counter, :start_link, [i]}}
+    {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]})
+    assert wait_until(fn -> map_size(dump(c)) == 300 end, 5_000)
+
+    # SIGTERM to both at once: each hands what its ring gives the other to c
+    System.cmd("kill", ["-TERM", to_string(a.os_pid), to_string(b.os_pid)])
+    assert PhTest.wait_exit(a, 20_000) == {:ok, 0}
+    assert PhTest.wait_exit(b, 20_000) == {:ok, 0}
+    cn = c.node
+    assert wait_until(
+             fn ->
+               p = placement(c)
+               members(c) == [] and map_size(p) == 300 and Enum.all?(p, fn {_, {n, _}} -> n == cn end) and
+                 length(GenServer.call({:my_hub, cn}, {:process_list, :local})) == 300
+             end,
+             10_000
+           ),
+           "c runs #{length(GenServer.call({:my_hub, cn}, {:process_list, :local}))} of 300"
+  end
+
   test "periodic repair fixes a lost registry update" do
     cfg = Path.join(PhTest.tmp_dir(), "repair_#{System.unique_integer([:positive])}.json")
     File.write!(cfg, ~s({"synchronization_strategy": {"type": "pubsub", "sync_interval": 700}}))
