@@ -194,7 +194,16 @@ typedef struct hub {
     uint32_t *leave_wait;
     int n_leave_wait;
     ph_ref discover_ref; /* tag of this round's questions to BEAM nodes */
+    struct move *moves;  /* children sent to a newcomer, stopped here when it has them */
 } hub;
+
+/* A batch of children sent to their new owner after a join (ColdSwap):
+ * they stop here once its start_result says it runs them. */
+typedef struct move {
+    struct move *next;
+    ph_ref id;
+    uint32_t target;
+} move;
 
 /* An awaitable start whose children were placed on other members too. */
 typedef struct pending_start {
@@ -1721,6 +1730,7 @@ static void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node)
 
 static void failover(hub *h, ph_ctx *ctx, uint32_t gone);
 static void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone);
+static void moves_drop_node(hub *h, uint32_t node);
 static void redistribute(hub *h, ph_ctx *ctx);
 
 /* pre/post_nodes_redistribution_hook: {nodeup | nodedown, Node} */
@@ -1756,6 +1766,7 @@ static void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     membership_remove(&h->members, e);
     ring_remove_node(h->ring, atom_text(node));
     pending_node_gone(h, ctx, node);
+    moves_drop_node(h, node);
     fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodedown", node);
     failover(h, ctx, node);
     fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodedown", node);
@@ -2503,19 +2514,123 @@ static void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone)
 
 /* A member joined: the children here whose ring owner is now another node
  * move there (ColdSwap: started there, stopped here). */
+/* Children moving to one member with the same metadata: one start message. */
+typedef struct move_group {
+    const member *to;
+    const reg_row *meta_of; /* a row with the group's metadata */
+    elist specs;
+} move_group;
+
+#define MOVE_GROUPS 8
+
+/* Sends a group as one start, remembered as a move until its result. */
+static void move_send(hub *h, ph_ctx *ctx, move_group *g)
+{
+    move *mv = calloc(1, sizeof *mv);
+    ph_buf opts, id;
+    if (!mv || ph_buf_init(&opts) != 0) {
+        free(mv);
+        LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
+        return;
+    }
+    ph_buf_init(&id);
+    mv->id = ph_make_ref();
+    mv->target = g->to->node;
+    mv->next = h->moves;
+    h->moves = mv;
+    ph_encode_ref(&id, &mv->id);
+    /* forwarded: it starts them even if its ring has changed again meanwhile */
+    ph_build(&opts, "[{metadata, ~t}, {check_existing, false}, {forwarded, true}]",
+             reg_row_meta(g->meta_of));
+    send_start(h, ctx, g->to->node, ph_buf_term(&id), ph_self(ctx), &g->specs, ph_buf_term(&opts));
+    ph_buf t;
+    ph_ref timer;
+    if (ph_buf_init(&t) == 0) {
+        ph_build(&t, "{'$ph_hub', move_timeout, ~t}", ph_buf_term(&id));
+        ph_send_after(ctx, h->cfg.migr_base_timeout, ph_buf_term(&t), &timer);
+        ph_buf_free(&t);
+    }
+    ph_buf_free(&opts);
+    ph_buf_free(&id);
+}
+
+static move *move_take(hub *h, const ph_ref *id)
+{
+    for (move **pm = &h->moves; *pm; pm = &(*pm)->next)
+        if (ph_ref_equal(&(*pm)->id, id)) {
+            move *mv = *pm;
+            *pm = mv->next;
+            return mv;
+        }
+    return NULL;
+}
+
+/* The new owner answered a move: what it runs now (started, or running
+ * already) stops here; what it could not start keeps running here. */
+static void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
+{
+    ph_term map, list, e, cid, reason;
+    list_walk w;
+    elist stop;
+    int kept = 0;
+    if (elist_init(&stop) != 0) {
+        free(mv);
+        return;
+    }
+    if (ph_match(result, "{ok, ~t}", &map) == 1) {
+        if (ph_map_get_atom(map, "started", &list) == 1 && list_begin(&w, list) >= 0)
+            while (list_next(&w, &e) > 0)
+                if (ph_match(e, "{~t, _}", &cid) == 1)
+                    elist_add(&stop, "~t", cid);
+        if (ph_map_get_atom(map, "errors", &list) == 1 && list_begin(&w, list) >= 0)
+            while (list_next(&w, &e) > 0) {
+                if (ph_match(e, "{~t, _, ~t}", &cid, &reason) != 1)
+                    continue;
+                if (ph_match(reason, "{already_started, _}") == 1)
+                    elist_add(&stop, "~t", cid);
+                else
+                    kept++;
+            }
+    }
+    if (kept)
+        LOG_W("hub", "%s: %d child(ren) could not start on %s and keep running here", h->cfg.hub_id,
+              kept, atom_text(mv->target));
+    if (stop.n) {
+        ph_buf l;
+        ph_buf_init(&l);
+        elist_to(&l, &stop);
+        stop_batch(h, ctx, ph_buf_term(&l), NULL);
+        ph_buf_free(&l);
+    }
+    elist_free(&stop);
+    free(mv);
+}
+
+/* A member left: moves to it will not be answered; the children stay. */
+static void moves_drop_node(hub *h, uint32_t node)
+{
+    for (move **pm = &h->moves; *pm;) {
+        move *mv = *pm;
+        if (mv->target == node) {
+            *pm = mv->next;
+            free(mv);
+        } else {
+            pm = &mv->next;
+        }
+    }
+}
+
 static void redistribute(hub *h, ph_ctx *ctx)
 {
     uint32_t i = 0;
     reg_row *row;
-    elist ids, migrated;
+    elist migrated;
     ph_pid pid;
     uint32_t target = ATOM_NONE;
-    if (elist_init(&ids) != 0)
+    move_group groups[MOVE_GROUPS];
+    int n_groups = 0, moving = 0;
+    if (elist_init(&migrated) != 0)
         return;
-    if (elist_init(&migrated) != 0) {
-        elist_free(&ids);
-        return;
-    }
     while ((row = registry_next(h->reg, &i)) != NULL) {
         const char *owner = NULL;
         if (!row_local_pid(h, row, &pid) ||
@@ -2525,10 +2640,32 @@ static void redistribute(hub *h, ph_ctx *ctx)
         member *m = node != h->self_node ? membership_find(&h->members, node) : NULL;
         if (!m)
             continue;
-        send_move(ctx, m, row, 0);
-        elist_add(&ids, "~t", reg_row_key(row));
+        int g = 0;
+        while (g < n_groups &&
+               !(groups[g].to == m && groups[g].meta_of->meta_len == row->meta_len &&
+                 memcmp(reg_row_meta(groups[g].meta_of).buf, reg_row_meta(row).buf,
+                        row->meta_len) == 0))
+            g++;
+        if (g == n_groups) {
+            if (n_groups == MOVE_GROUPS) { /* full: send the oldest group now */
+                move_send(h, ctx, &groups[0]);
+                elist_free(&groups[0].specs);
+                groups[0] = groups[--n_groups];
+            }
+            g = n_groups++;
+            groups[g].to = m;
+            groups[g].meta_of = row;
+            elist_init(&groups[g].specs);
+        }
+        if (ph_buf_append_term(&groups[g].specs.b, reg_row_spec(row)) == 0)
+            groups[g].specs.n++;
         elist_add(&migrated, "{~t, ~t}", reg_row_spec(row), reg_row_meta(row));
         target = node; /* after one join, every move goes to the newcomer */
+        moving++;
+    }
+    for (int g = 0; g < n_groups; g++) {
+        move_send(h, ctx, &groups[g]);
+        elist_free(&groups[g].specs);
     }
     if (migrated.n && hooks_has(h->hooks, "children_migrated_hook")) {
         ph_buf d, l;
@@ -2541,15 +2678,8 @@ static void redistribute(hub *h, ph_ctx *ctx)
         ph_buf_free(&l);
     }
     elist_free(&migrated);
-    if (ids.n) {
-        LOG_I("hub", "%s: %d child(ren) move to their new owners", h->cfg.hub_id, ids.n);
-        ph_buf l;
-        ph_buf_init(&l);
-        elist_to(&l, &ids);
-        stop_batch(h, ctx, ph_buf_term(&l), NULL);
-        ph_buf_free(&l);
-    }
-    elist_free(&ids);
+    if (moving)
+        LOG_I("hub", "%s: %d child(ren) move to their new owners", h->cfg.hub_id, moving);
 }
 
 /* --- the API ------------------------------------------------------------ */
@@ -2875,7 +3005,10 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         ph_decode_ref(id_term, &rid) == 0) {
         pending_start *ps = pending_find(h, &rid);
         ph_term map, started;
-        if (ps && ps->answered) {
+        move *mv = ps ? NULL : move_take(h, &rid);
+        if (mv) {
+            move_done(h, ctx, mv, result);
+        } else if (ps && ps->answered) {
             /* Too late: the caller was told this start was rolled back. */
             if (ph_match(result, "{ok, ~t}", &map) == 1 &&
                 ph_map_get_atom(map, "started", &started) == 1)
@@ -2900,6 +3033,16 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
                     pending_expect(ps, atom_intern(fwd), 1);
         if (ps)
             pending_check(h, ctx, ps);
+        return PH_OK;
+    }
+    if (ph_match(msg, "{'$ph_hub', move_timeout, ~t}", &id_term) == 1 &&
+        ph_decode_ref(id_term, &rid) == 0) {
+        move *mv = move_take(h, &rid);
+        if (mv) {
+            LOG_W("hub", "%s: %s did not answer a move in %u ms; the children stay here",
+                  h->cfg.hub_id, atom_text(mv->target), h->cfg.migr_base_timeout);
+            free(mv);
+        }
         return PH_OK;
     }
     if (ph_match(msg, "{'$ph_hub', start_timeout, ~t}", &id_term) == 1 &&
@@ -3170,6 +3313,11 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
         elist_free(&ps->errors);
         free(ps->waiting);
         free(ps);
+    }
+    while (h->moves) {
+        move *mv = h->moves;
+        h->moves = mv->next;
+        free(mv);
     }
     free(h->children);
     registry_free(h->reg);

@@ -410,6 +410,33 @@ defmodule PhNode.ClusterTest do
            "c runs #{length(GenServer.call({:my_hub, cn}, {:process_list, :local}))} of 300"
   end
 
+  test "a child the joining owner cannot start keeps running where it was" do
+    # a loads the sample library (module greeter); b, joining later, does not
+    a = PhTest.start_node(ticktime: @ticktime, worker_lib: true)
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    specs = for i <- 1..60, do: %{id: "gr#{i}", start: {:greeter, :start_link, []}}
+    counters = for i <- 1..60, do: %{id: "ct#{i}", start: {:counter, :start_link, [i]}}
+    {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, specs ++ counters, [awaitable: true]})
+    b = start(["--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+
+    # the counters b owns move; every greeter stays on a (b has no such module)
+    local = fn n -> GenServer.call({:my_hub, n.node}, {:process_list, :local}) |> Enum.map(&elem(&1, 0)) end
+    assert wait_until(
+             fn ->
+               la = local.(a)
+               lb = local.(b)
+               Enum.all?(1..60, &("gr#{&1}" in la)) and lb != [] and
+                 Enum.all?(lb, &String.starts_with?(&1, "ct")) and length(la) + length(lb) == 120 and
+                 dump(a) == dump(b)
+             end,
+             10_000
+           ),
+           "a runs #{length(local.(a))}, b runs #{length(local.(b))}"
+    assert PhTest.wait_log(a, "could not start on #{b.node} and keep running here", 5_000)
+  end
+
   test "periodic repair fixes a lost registry update" do
     cfg = Path.join(PhTest.tmp_dir(), "repair_#{System.unique_integer([:positive])}.json")
     File.write!(cfg, ~s({"synchronization_strategy": {"type": "pubsub", "sync_interval": 700}}))
