@@ -99,6 +99,22 @@ static ph_term pid_term(ph_pid pid, ph_buf *tmp)
     return ph_buf_term(tmp);
 }
 
+/* Sends the hub itself the term of fmt (ph_build) after ms: its timers. */
+static void send_self_after(ph_ctx *ctx, unsigned ms, const char *fmt, ...)
+{
+    ph_buf b;
+    ph_ref timer;
+    va_list ap;
+    if (ph_buf_init(&b) != 0)
+        return;
+    va_start(ap, fmt);
+    int rc = ph_vbuild(&b, fmt, ap);
+    va_end(ap);
+    if (rc == 0)
+        ph_send_after(ctx, ms, ph_buf_term(&b), &timer);
+    ph_buf_free(&b);
+}
+
 /* --- proper lists, walked with ei ---------------------------------------- */
 
 /* The hub's requests were validated as a whole when they arrived, so the
@@ -1236,13 +1252,11 @@ static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
     ph_buf_free(&reason);
     if (c->shutdown_ms >= 0) {
         /* Killed if it has not stopped by then (OTP's shutdown timeout). */
-        ph_ref timer;
-        ph_buf_init(&tmo);
-        ei_x_encode_tuple_header(&tmo, 2);
-        ei_x_encode_atom(&tmo, "$hub_shutdown_timeout");
-        ph_encode_pid(&tmo, c->pid);
-        ph_send_after(ctx, (unsigned)c->shutdown_ms, ph_buf_term(&tmo), &timer);
-        ph_buf_free(&tmo);
+        if (ph_buf_init(&tmo) == 0) {
+            send_self_after(ctx, (unsigned)c->shutdown_ms, "{'$hub_shutdown_timeout', ~t}",
+                            pid_term(c->pid, &tmo));
+            ph_buf_free(&tmo);
+        }
     }
 }
 
@@ -1573,13 +1587,7 @@ static void send_repair(hub *h, ph_ctx *ctx)
         send_sync(h, ctx, 0, "repair", &l);
         elist_free(&l);
     }
-    ph_buf tick;
-    ph_ref timer;
-    if (ph_buf_init(&tick) == 0) {
-        ph_build(&tick, "{'$ph_hub', repair_tick}");
-        ph_send_after(ctx, h->cfg.sync_interval, ph_buf_term(&tick), &timer);
-        ph_buf_free(&tick);
-    }
+    send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', repair_tick}");
 }
 
 static void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
@@ -1889,13 +1897,7 @@ static void announce(hub *h, ph_ctx *ctx)
         send_hub_message(h, ctx, h->members.members[i].node, "hello");
     if (h->cfg.beam_discovery)
         ask_connected_nodes(h, ctx);
-    ph_buf tick;
-    ph_ref timer;
-    if (ph_buf_init(&tick) == 0) {
-        ph_build(&tick, "{'$ph_hub', announce}");
-        ph_send_after(ctx, h->cfg.hubs_discover_interval, ph_buf_term(&tick), &timer);
-        ph_buf_free(&tick);
-    }
+    send_self_after(ctx, h->cfg.hubs_discover_interval, "{'$ph_hub', announce}");
 }
 
 /* --- placement: starts across the cluster ------------------------------ */
@@ -2272,13 +2274,9 @@ static ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         pending_free(h, ps);
     } else {
         ph_buf t;
-        ph_ref timer;
-        ph_buf_init(&t);
-        ei_x_encode_tuple_header(&t, 3);
-        ei_x_encode_atom(&t, "$ph_hub");
-        ei_x_encode_atom(&t, "start_timeout");
-        ph_encode_ref(&t, &ps->id);
-        ph_send_after(ctx, (unsigned)o->timeout, ph_buf_term(&t), &timer);
+        if (ph_buf_init(&t) == 0 && ph_encode_ref(&t, &ps->id) == 0)
+            send_self_after(ctx, (unsigned)o->timeout, "{'$ph_hub', start_timeout, ~t}",
+                            ph_buf_term(&t));
         ph_buf_free(&t);
     }
     owner_split_free(&sp);
@@ -2543,13 +2541,8 @@ static void move_send(hub *h, ph_ctx *ctx, move_group *g)
     ph_build(&opts, "[{metadata, ~t}, {check_existing, false}, {forwarded, true}]",
              reg_row_meta(g->meta_of));
     send_start(h, ctx, g->to->node, ph_buf_term(&id), ph_self(ctx), &g->specs, ph_buf_term(&opts));
-    ph_buf t;
-    ph_ref timer;
-    if (ph_buf_init(&t) == 0) {
-        ph_build(&t, "{'$ph_hub', move_timeout, ~t}", ph_buf_term(&id));
-        ph_send_after(ctx, h->cfg.migr_base_timeout, ph_buf_term(&t), &timer);
-        ph_buf_free(&t);
-    }
+    send_self_after(ctx, h->cfg.migr_base_timeout, "{'$ph_hub', move_timeout, ~t}",
+                    ph_buf_term(&id));
     ph_buf_free(&opts);
     ph_buf_free(&id);
 }
@@ -3059,13 +3052,7 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
                               atom_text(ps->waiting[i].node));
             pending_reply(h, ctx, ps);
             ps->answered = 1;
-            ph_buf t;
-            ph_ref timer;
-            if (ph_buf_init(&t) == 0) {
-                ph_build(&t, "{'$ph_hub', start_timeout, ~t}", id_term);
-                ph_send_after(ctx, LATE_ROLLBACK_MS, ph_buf_term(&t), &timer);
-                ph_buf_free(&t);
-            }
+            send_self_after(ctx, LATE_ROLLBACK_MS, "{'$ph_hub', start_timeout, ~t}", id_term);
         } else if (ps) {
             pending_fail_nodes(ps, ATOM_NONE, "node_receive_timeout");
             pending_check(h, ctx, ps);
@@ -3085,13 +3072,7 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
             return PH_OK;
         if (!h->repairing) {
             h->repairing = 1;
-            ph_buf tick;
-            ph_ref timer;
-            if (ph_buf_init(&tick) == 0) {
-                ph_build(&tick, "{'$ph_hub', repair_tick}");
-                ph_send_after(ctx, h->cfg.sync_interval, ph_buf_term(&tick), &timer);
-                ph_buf_free(&tick);
-            }
+            send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', repair_tick}");
         }
         announce(h, ctx);
         return PH_OK;
@@ -3140,19 +3121,22 @@ static void note_slow(hub *h, ph_term t, uint64_t t0)
  * other members in one message each. */
 static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *from, ph_buf *reply)
 {
-    uint64_t t0 = monotonic_us();
+    /* timed only when the log would show it: this is every get_pid */
+    uint64_t t0 = log_enabled(LOG_DEBUG) ? monotonic_us() : 0;
     ph_result r = hub_call_inner(ctx, state, req, from, reply);
     flush_sync(state, ctx);
-    note_slow(state, req, t0);
+    if (t0)
+        note_slow(state, req, t0);
     return r;
 }
 
 static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
 {
-    uint64_t t0 = monotonic_us();
+    uint64_t t0 = log_enabled(LOG_DEBUG) ? monotonic_us() : 0;
     ph_result r = hub_info_inner(ctx, state, msg);
     flush_sync(state, ctx);
-    note_slow(state, msg, t0);
+    if (t0)
+        note_slow(state, msg, t0);
     return r;
 }
 

@@ -21,6 +21,17 @@ defmodule PhNode.ClusterTest do
 
   defp start(args), do: PhTest.start_node(ticktime: @ticktime, args: args)
 
+  # n phnodes, the others joined to the first, killed at the end; returns
+  # once each lists all the others as members.
+  defp cluster(n) do
+    first = start([])
+    rest = for _ <- 2..n, do: start(["--join", Atom.to_string(first.node)])
+    nodes = [first | rest]
+    for x <- nodes, do: on_exit(fn -> if PhTest.alive?(x), do: PhTest.kill_node(x) end)
+    assert wait_until(fn -> Enum.all?(nodes, &(length(members(&1)) == n - 1)) end, 10_000)
+    nodes
+  end
+
   test "members find each other through a chain of seeds, and notice deaths and leaves" do
     a = start([])
     on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
@@ -145,13 +156,7 @@ defmodule PhNode.ClusterTest do
   end
 
   test "starts from any node: one copy per id, remote errors collected" do
-    a = start([])
-    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
-    b = start(["--join", Atom.to_string(a.node)])
-    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
-    c = start(["--join", Atom.to_string(a.node)])
-    on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
-    assert wait_until(fn -> length(members(a)) == 2 and length(members(b)) == 2 and length(members(c)) == 2 end, 10_000)
+    [a, b, c] = cluster(3)
 
     # the same 200 ids started concurrently through two nodes: each runs once
     specs = for i <- 1..200, do: %{id: "r#{i}", start: {:counter, :start_link, [i]}}
@@ -186,13 +191,7 @@ defmodule PhNode.ClusterTest do
   end
 
   test "failover on kill -9, redistribution on join, handover on graceful leave" do
-    a = start([])
-    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
-    b = start(["--join", Atom.to_string(a.node)])
-    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
-    c = start(["--join", Atom.to_string(a.node)])
-    on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
-    assert wait_until(fn -> length(members(a)) == 2 and length(members(b)) == 2 and length(members(c)) == 2 end, 10_000)
+    [a, b, c] = cluster(3)
 
     for key <- [:pre_nodes_redistribution_hook, :post_nodes_redistribution_hook, :children_migrated_hook] do
       :ok = GenServer.call({:my_hub, a.node}, {:register_hook_handlers, key, [%{id: :t, pid: self()}]})
@@ -270,11 +269,7 @@ defmodule PhNode.ClusterTest do
   end
 
   test "a start placed on a node that does not own the child goes on to the owner" do
-    a = start([])
-    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
-    b = start(["--join", Atom.to_string(a.node)])
-    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
-    assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+    [a, b] = cluster(2)
     :ok = GenServer.call({:my_hub, a.node}, {:register_hook_handlers, :forwarded_migration_hook, [%{id: :t, pid: self()}]})
 
     # find ids the ring gives to b, then free them again
@@ -334,11 +329,7 @@ defmodule PhNode.ClusterTest do
   end
 
   test "malformed and unexpected hub messages are ignored; the cluster keeps working" do
-    a = start([])
-    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
-    b = start(["--join", Atom.to_string(a.node)])
-    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
-    assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+    [a, b] = cluster(2)
     specs = for i <- 1..20, do: %{id: "g#{i}", start: {:counter, :start_link, [i]}}
     {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]})
     assert wait_until(fn -> map_size(dump(a)) == 20 and dump(a) == dump(b) end, 5_000)
@@ -383,13 +374,7 @@ defmodule PhNode.ClusterTest do
   end
 
   test "two members leaving at the same time: the third runs every child" do
-    a = start([])
-    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
-    b = start(["--join", Atom.to_string(a.node)])
-    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
-    c = start(["--join", Atom.to_string(a.node)])
-    on_exit(fn -> if PhTest.alive?(c), do: PhTest.kill_node(c) end)
-    assert wait_until(fn -> length(members(a)) == 2 and length(members(b)) == 2 and length(members(c)) == 2 end, 10_000)
+    [a, b, c] = cluster(3)
     specs = for i <- 1..300, do: %{id: "two#{i}", start: {:counter, :start_link, [i]}}
     {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]})
     assert wait_until(fn -> map_size(dump(c)) == 300 end, 5_000)
@@ -415,8 +400,13 @@ defmodule PhNode.ClusterTest do
     a = PhTest.start_node(ticktime: @ticktime, worker_lib: true)
     on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
     specs = for i <- 1..60, do: %{id: "gr#{i}", start: {:greeter, :start_link, []}}
-    counters = for i <- 1..60, do: %{id: "ct#{i}", start: {:counter, :start_link, [i]}}
-    {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, specs ++ counters, [awaitable: true]})
+    {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]})
+    # counters in 12 starts with 12 different metadata: more groups than one move batch holds
+    for g <- 0..11 do
+      counters = for i <- 1..5, do: %{id: "ct#{g * 5 + i}", start: {:counter, :start_link, [i]}}
+      {:ok, %{status: :ok}} =
+        GenServer.call({:my_hub, a.node}, {:start_children, counters, [awaitable: true, metadata: %{tag: "g#{g}"}]})
+    end
     b = start(["--join", Atom.to_string(a.node)])
     on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
     assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
@@ -435,6 +425,8 @@ defmodule PhNode.ClusterTest do
            ),
            "a runs #{length(local.(a))}, b runs #{length(local.(b))}"
     assert PhTest.wait_log(a, "could not start on #{b.node} and keep running here", 5_000)
+    # moved children kept their metadata
+    assert length(GenServer.call({:my_hub, b.node}, {:tag_query, "g3"})) == 5
   end
 
   test "periodic repair fixes a lost registry update" do

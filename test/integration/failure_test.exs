@@ -27,10 +27,10 @@ defmodule PhNode.FailureTest do
     n
   end
 
-  # a 2-node hub cluster: b joined a
-  defp cluster do
-    a = start()
-    b = start(["--join", Atom.to_string(a.node)])
+  # a 2-node hub cluster: b joined a (args for both)
+  defp cluster(args \\ []) do
+    a = start(args)
+    b = start(args ++ ["--join", Atom.to_string(a.node)])
     # a SIGSTOPped node must not stay frozen if the test fails half way
     on_exit(fn -> System.cmd("kill", ["-CONT", to_string(b.os_pid)], stderr_to_stdout: true) end)
     assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
@@ -152,16 +152,13 @@ defmodule PhNode.FailureTest do
     end
   end
 
-  # --- a start across the cluster: the owner dies meanwhile ----------------------------
+  # --- a member cut off, a leave unanswered --------------------------------------------
 
   describe "a member cut off (silent, not closed)" do
     test "is dropped after net_ticktime, its children run on the survivor; when it is back, each child runs once" do
       cfg = Path.join(PhTest.tmp_dir(), "cut_#{System.unique_integer([:positive])}.json")
       File.write!(cfg, ~s({"hubs_discover_interval": 500}))
-      a = start(["--config", cfg])
-      b = start(["--config", cfg, "--join", Atom.to_string(a.node)])
-      on_exit(fn -> System.cmd("kill", ["-CONT", to_string(b.os_pid)], stderr_to_stdout: true) end)
-      assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+      {a, b} = cluster(["--config", cfg])
       sp = specs("cut", 60)
       {:ok, %{status: :ok, started: started}} =
         GenServer.call(hub(a), {:start_children, sp, [awaitable: true]})
@@ -206,10 +203,7 @@ defmodule PhNode.FailureTest do
     test "the leaver waits migr_base_timeout for a confirmation that does not come, then exits" do
       cfg = Path.join(PhTest.tmp_dir(), "leave_#{System.unique_integer([:positive])}.json")
       File.write!(cfg, ~s({"migr_base_timeout": 800}))
-      a = start(["--config", cfg])
-      b = start(["--config", cfg, "--join", Atom.to_string(a.node)])
-      on_exit(fn -> System.cmd("kill", ["-CONT", to_string(b.os_pid)], stderr_to_stdout: true) end)
-      assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+      {a, b} = cluster(["--config", cfg])
       {:ok, %{status: :ok}} = GenServer.call(hub(a), {:start_children, specs("lv", 20), [awaitable: true]})
 
       # b cannot answer: a's leave waits its 800 ms, then a stops anyway
@@ -226,6 +220,8 @@ defmodule PhNode.FailureTest do
       assert length(GenServer.call(hub(b), {:process_list, :local})) == 20
     end
   end
+
+  # --- a start across the cluster: the owner dies meanwhile ----------------------------
 
   describe "awaitable start, owner killed" do
     test "an owner killed while the start waits gives {:undefined, node, :node_down} at once; its share is lost" do

@@ -213,7 +213,7 @@ defmodule PhTest do
 
   # The port owner: a process of its own (not linked to any test process) so
   # that the port, and the exit status, outlive the process that started it.
-  defp spawn_owner(exe, args, log, extra_env \\ []) do
+  defp spawn_owner(exe, args, log, extra_env) do
     parent = self()
     ref = make_ref()
 
