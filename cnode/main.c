@@ -7,6 +7,7 @@
  * exit signals and DOWNs reach linked and monitoring BEAM processes), then
  * the connections are flushed and closed, then the name leaves epmd.
  */
+#include "cnode/memory_setup.h"
 #include "cnode/options.h"
 #include "cnode/workers/workers.h"
 #include "ei_glue/connection.h"
@@ -21,7 +22,6 @@
 #include "hub/system_modules.h"
 #include "hub/thread_buf.h"
 
-#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,27 +45,12 @@ static int load_modules(const options *o)
     return 0;
 }
 
-/* glibc's defaults hand every buffer above 128 KB to mmap and give freed
- * heap back to the kernel: a node that receives a multi-megabyte start
- * batch then page-faults the same memory in again and again. Keep big
- * buffers in the heap and the heap once grown (an Erlang VM keeps its
- * carriers the same way). */
-static void tune_malloc(void)
-{
-#ifdef __SANITIZE_ADDRESS__
-    return; /* ASan brings its own allocator */
-#endif
-    if (mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) != 1 ||
-        mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024) != 1 ||
-        mallopt(M_TOP_PAD, 16 * 1024 * 1024) != 1)
-        fprintf(stderr, "phnode: malloc tuning refused; running with glibc's defaults\n");
-}
-
 int main(int argc, char **argv)
 {
     options opts;
     char err[512];
-    tune_malloc();
+    memory_setup_huge_pages(argv);
+    memory_setup_tune_malloc();
     if (options_parse(&opts, argc, argv, err, sizeof err) != 0) {
         options_usage(argv[0]);
         options_free(&opts);
