@@ -19,21 +19,36 @@ for n <- phs, do: :pong = Node.ping(n)
 Stream.repeatedly(fn -> Process.sleep(50); length(GenServer.call({:my_hub, p1}, {:nodes, []})) end)
 |> Enum.find(&(&1 == 2))
 
-# 100k children with one awaitable call, until every registry has them
+# 100k children with one awaitable call, until every registry has them. A
+# first round of each side warms up (not counted); then rounds alternate and
+# the medians are reported. Each round ends (untimed) with all children
+# stopped, or all pg members gone, on every node.
 n = 100_000
-specs = for i <- 1..n, do: %{id: "c#{i}", start: {:counter, :start_link, [0]}}
-t0 = CB.now()
-{:ok, %{status: :ok}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true, timeout: 60_000]}, :infinity)
-CB.wait_all(phs, n)
-ph_ms = CB.now() - t0
-
+rounds = String.to_integer(System.get_env("ROUNDS", "3"))
 for b <- [b2, b3], do: true = Node.connect(b)
 true = Node.connect(b1)
-pg_ms = :erpc.call(b1, :ph_bench_pg, :joins, [n, [b2, b3]], :infinity)
-IO.puts(~s({"scenario": "cluster_start_100k_3_nodes", "phnode_ms": #{ph_ms}, "phnode_children_per_s": #{div(n * 1000, max(ph_ms, 1))}, "pg_ms": #{pg_ms}, "pg_joins_per_s": #{div(n * 1000, max(pg_ms, 1))}, "ratio": #{Float.round(pg_ms / max(ph_ms, 1), 2)}}))
 
-{:ok, _} = GenServer.call({:my_hub, p1}, {:stop_children, (for i <- 1..n, do: "c#{i}"), []}, :infinity)
-CB.wait_all(phs, 0)
+ph_round = fn r ->
+  specs = for i <- 1..n, do: %{id: "c#{r}_#{i}", start: {:counter, :start_link, [0]}}
+  t0 = CB.now()
+  {:ok, %{status: :ok}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true, timeout: 60_000]}, :infinity)
+  CB.wait_all(phs, n)
+  ms = CB.now() - t0
+  {:ok, _} = GenServer.call({:my_hub, p1}, {:stop_children, (for i <- 1..n, do: "c#{r}_#{i}"), []}, :infinity)
+  CB.wait_all(phs, 0)
+  ms
+end
+
+pg_round = fn -> :erpc.call(b1, :ph_bench_pg, :joins, [n, [b2, b3]], :infinity) end
+
+_ = ph_round.(0)
+_ = pg_round.()
+{ph_runs, pg_runs} =
+  Enum.reduce(1..rounds, {[], []}, fn r, {ps, gs} -> {[ph_round.(r) | ps], [pg_round.() | gs]} end)
+median = fn xs -> xs |> Enum.sort() |> Enum.at(div(length(xs), 2)) end
+ph_ms = median.(ph_runs)
+pg_ms = median.(pg_runs)
+IO.puts(~s({"scenario": "cluster_start_100k_3_nodes", "phnode_ms": #{ph_ms}, "phnode_children_per_s": #{div(n * 1000, max(ph_ms, 1))}, "pg_ms": #{pg_ms}, "pg_joins_per_s": #{div(n * 1000, max(pg_ms, 1))}, "ratio": #{Float.round(pg_ms / max(ph_ms, 1), 2)}, "phnode_rounds_ms": #{inspect(ph_runs)}, "pg_rounds_ms": #{inspect(pg_runs)}}))
 
 # kill -9 of a node holding ~10k children: until all run again and every registry agrees
 m = 30_000

@@ -60,7 +60,7 @@ for B in "${BEAMS[@]}"; do
   for _ in $(seq 1 50); do erl_call -name "$B" -c "$COOKIE" -a 'erlang node' >/dev/null 2>&1 && break || sleep 0.2; done
 done
 mkdir -p "$TMP/pids"
-elixir --name "benchcluster_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
+ROUNDS="$ROUNDS" elixir --name "benchcluster_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
   "$CP1" "$CP2" "$CP3" "$CP3_OSPID" "${BEAMS[@]}" "$BUILD/phnode" "$COOKIE" "$TMP/pids" | tee -a "$OUT"
 for f in "$TMP"/pids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
 
