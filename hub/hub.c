@@ -256,18 +256,15 @@ static uint32_t pid_hash(ph_pid pid)
 
 static int children_rehash(hub *h, uint32_t cap);
 
-static int children_grow(hub *h)
-{
-    return children_rehash(h, h->cap ? (h->count * 4 > h->cap ? h->cap * 2 : h->cap) : 64);
-}
-
 /* Room for extra more children at once: one rehash for a big batch. */
 static int children_reserve(hub *h, uint32_t extra)
 {
     uint32_t cap;
-    if (table_cap_for(h->cap, (uint64_t)h->used + extra, &cap) != 0)
+    if (h->cap && !table_needs_rehash(h->used, extra, h->cap))
+        return 0;
+    if (table_cap_for(h->cap, (uint64_t)h->count + extra, &cap) != 0)
         return -1;
-    return cap == h->cap ? 0 : children_rehash(h, cap);
+    return children_rehash(h, cap);
 }
 
 static int children_rehash(hub *h, uint32_t cap)
@@ -337,7 +334,7 @@ static child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len, c
 
 static int child_insert(hub *h, child *c)
 {
-    if ((h->used + 1) * 4 > h->cap * 3 && children_grow(h) != 0)
+    if (children_reserve(h, 1) != 0)
         return -1;
     uint32_t i = pid_hash(c->pid) & (h->cap - 1);
     while (h->children[i] && h->children[i] != GONE)
@@ -3171,7 +3168,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     }
     uint32_t max = h->cfg.dsup_max_restarts ? h->cfg.dsup_max_restarts : 1;
     h->restarts = calloc(max, sizeof *h->restarts);
-    if (!h->reg || !h->hooks || !h->restarts || children_grow(h) != 0) {
+    if (!h->reg || !h->hooks || !h->restarts || children_reserve(h, 0) != 0) {
         ph_stop_reasonf(ctx, "enomem");
         goto fail;
     }

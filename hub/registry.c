@@ -1,5 +1,8 @@
 /* registry.c - open-addressing hash of rows keyed by canonical id bytes;
- * each row is one allocation (key, spec and metadata inline). */
+ * each row is one allocation (key, spec and metadata inline). Each slot's
+ * hash is kept beside it, so a probe reads two dense arrays and touches a
+ * row only when the hash matches: at 100k+ rows every row dereference is
+ * a cache miss. */
 #include "hub/registry.h"
 
 #include "hub/table_cap.h"
@@ -10,7 +13,8 @@
 #include <string.h>
 
 struct registry {
-    reg_row **slots; /* NULL = empty, TOMBSTONE = deleted */
+    reg_row **slots;  /* NULL = empty, TOMBSTONE = deleted */
+    uint32_t *hashes; /* the hash of the row in the same slot */
     uint32_t cap;
     uint32_t count;
     uint32_t used; /* count + tombstones */
@@ -34,7 +38,10 @@ registry *registry_new(void)
         return NULL;
     r->cap = 64;
     r->slots = calloc(r->cap, sizeof *r->slots);
-    if (!r->slots) {
+    r->hashes = calloc(r->cap, sizeof *r->hashes);
+    if (!r->slots || !r->hashes) {
+        free(r->slots);
+        free(r->hashes);
         free(r);
         return NULL;
     }
@@ -56,6 +63,7 @@ void registry_free(registry *r)
         if (r->slots[i] && r->slots[i] != TOMBSTONE)
             free_row(r->slots[i]);
     free(r->slots);
+    free(r->hashes);
     free(r);
 }
 
@@ -98,7 +106,7 @@ static uint32_t find_slot(const registry *r, const char *key, uint32_t key_len, 
                 first_free = i;
             continue;
         }
-        if (row->hash == h && row->key_len == key_len && memcmp(row->data, key, key_len) == 0) {
+        if (r->hashes[i] == h && row->key_len == key_len && memcmp(row->data, key, key_len) == 0) {
             *found = 1;
             return i;
         }
@@ -118,35 +126,39 @@ reg_row *registry_get(registry *r, const char *key, uint32_t key_len)
 static int rehash(registry *r, uint32_t cap)
 {
     reg_row **slots = calloc(cap, sizeof *slots);
-    if (!slots)
+    uint32_t *hashes = malloc(cap * sizeof *hashes);
+    if (!slots || !hashes) {
+        free(slots);
+        free(hashes);
         return -1;
+    }
     for (uint32_t i = 0; i < r->cap; i++) {
         reg_row *row = r->slots[i];
         if (!row || row == TOMBSTONE)
             continue;
-        uint32_t j = row->hash & (cap - 1);
+        uint32_t j = r->hashes[i] & (cap - 1);
         while (slots[j])
             j = (j + 1) & (cap - 1);
         slots[j] = row;
+        hashes[j] = r->hashes[i];
     }
     free(r->slots);
+    free(r->hashes);
     r->slots = slots;
+    r->hashes = hashes;
     r->cap = cap;
     r->used = r->count;
     return 0;
 }
 
-static int grow(registry *r)
-{
-    return rehash(r, r->count * 4 > r->cap ? r->cap * 2 : r->cap);
-}
-
 int registry_reserve(registry *r, uint32_t extra)
 {
     uint32_t cap;
-    if (table_cap_for(r->cap, (uint64_t)r->used + extra, &cap) != 0)
+    if (!table_needs_rehash(r->used, extra, r->cap))
+        return 0;
+    if (table_cap_for(r->cap, (uint64_t)r->count + extra, &cap) != 0)
         return -1;
-    return cap == r->cap ? 0 : rehash(r, cap);
+    return rehash(r, cap);
 }
 
 static int set_nodes(reg_row *row, const reg_node_pid *nodes, uint16_t n)
@@ -201,7 +213,7 @@ void registry_row_free(reg_row *row)
 
 reg_row *registry_insert_row(registry *r, reg_row *row)
 {
-    if ((r->used + 1) * 4 > r->cap * 3 && grow(r) != 0)
+    if (registry_reserve(r, 1) != 0)
         return NULL;
     int found;
     uint32_t slot = find_slot(r, row->data, row->key_len, row->hash, &found);
@@ -213,6 +225,7 @@ reg_row *registry_insert_row(registry *r, reg_row *row)
             r->used++;
     }
     r->slots[slot] = row;
+    r->hashes[slot] = row->hash;
     return row;
 }
 
