@@ -436,6 +436,122 @@ static long long term_span(const struct bytes *s, long long pos, int depth)
     return end >= 0 ? end : identity_span(s, pos, tag);
 }
 
+/* ------------------------------------------------------------------------
+ * Skipping validated terms: a count of terms still to step over replaces
+ * the recursion, and atoms are stepped over by their length byte(s).
+ */
+
+/* Past the atom at pos (inside a validated term). */
+static long long valid_atom_end(const char *b, long long pos)
+{
+    switch (get8(b + pos)) {
+    case ERL_SMALL_ATOM_EXT:
+    case ERL_SMALL_ATOM_UTF8_EXT:
+        return pos + 2 + get8(b + pos + 1);
+    default: /* ATOM_EXT, ATOM_UTF8_EXT */
+        return pos + 3 + get16(b + pos + 1);
+    }
+}
+
+int term_skip_valid(const char *b, int *index)
+{
+    long long pos = *index, pending = 1;
+    while (pending-- > 0) {
+        int tag = (int)get8(b + pos);
+        switch (tag) {
+        case ERL_SMALL_INTEGER_EXT:
+            pos += 2;
+            break;
+        case ERL_INTEGER_EXT:
+            pos += 5;
+            break;
+        case NEW_FLOAT_EXT:
+            pos += 9;
+            break;
+        case ERL_FLOAT_EXT:
+            pos += 32;
+            break;
+        case ERL_ATOM_EXT:
+        case ERL_SMALL_ATOM_EXT:
+        case ERL_ATOM_UTF8_EXT:
+        case ERL_SMALL_ATOM_UTF8_EXT:
+            pos = valid_atom_end(b, pos);
+            break;
+        case ERL_NIL_EXT:
+            pos += 1;
+            break;
+        case ERL_STRING_EXT:
+            pos += 3 + get16(b + pos + 1);
+            break;
+        case ERL_BINARY_EXT:
+            pos += 5 + (long long)get32(b + pos + 1);
+            break;
+        case ERL_BIT_BINARY_EXT:
+            pos += 6 + (long long)get32(b + pos + 1);
+            break;
+        case ERL_SMALL_BIG_EXT:
+            pos += 3 + get8(b + pos + 1);
+            break;
+        case ERL_LARGE_BIG_EXT:
+            pos += 6 + (long long)get32(b + pos + 1);
+            break;
+        case ERL_SMALL_TUPLE_EXT:
+            pending += get8(b + pos + 1);
+            pos += 2;
+            break;
+        case ERL_LARGE_TUPLE_EXT:
+            pending += get32(b + pos + 1);
+            pos += 5;
+            break;
+        case ERL_LIST_EXT: /* the elements and the tail */
+            pending += (long long)get32(b + pos + 1) + 1;
+            pos += 5;
+            break;
+        case ERL_MAP_EXT:
+            pending += 2 * (long long)get32(b + pos + 1);
+            pos += 5;
+            break;
+        case ERL_PID_EXT:
+            pos = valid_atom_end(b, pos + 1) + 9;
+            break;
+        case ERL_NEW_PID_EXT:
+            pos = valid_atom_end(b, pos + 1) + 12;
+            break;
+        case ERL_PORT_EXT:
+            pos = valid_atom_end(b, pos + 1) + 5;
+            break;
+        case ERL_NEW_PORT_EXT:
+            pos = valid_atom_end(b, pos + 1) + 8;
+            break;
+        case ERL_V4_PORT_EXT:
+            pos = valid_atom_end(b, pos + 1) + 12;
+            break;
+        case ERL_REFERENCE_EXT:
+            pos = valid_atom_end(b, pos + 1) + 5;
+            break;
+        case ERL_NEW_REFERENCE_EXT:
+        case ERL_NEWER_REFERENCE_EXT: {
+            long long words = get16(b + pos + 1);
+            pos = valid_atom_end(b, pos + 3) + (tag == ERL_NEW_REFERENCE_EXT ? 1 : 4) + 4 * words;
+            break;
+        }
+        case ERL_EXPORT_EXT: /* module, function, arity */
+            pending += 3;
+            pos += 1;
+            break;
+        case ERL_NEW_FUN_EXT: /* Size counts itself */
+            pos += 1 + (long long)get32(b + pos + 1);
+            break;
+        default:
+            return -1;
+        }
+    }
+    if (pos > INT_MAX)
+        return -1;
+    *index = (int)pos;
+    return 0;
+}
+
 /* The message the runtime is delivering on this thread, validated whole
  * when it arrived (see term_trust.h): views into it skip the second walk. */
 static _Thread_local struct term_trust trusted;
@@ -473,7 +589,7 @@ static long long checked_end(ph_term t)
         return -1;
     if (is_trusted(t)) {
         int index = t.index;
-        return ei_skip_term(t.buf, &index) == 0 && index <= trusted.len ? index : -1;
+        return term_skip_valid(t.buf, &index) == 0 && index <= trusted.len ? index : -1;
     }
     return term_span(&s, t.index, 0);
 }
@@ -489,7 +605,7 @@ static long long skip_term(const char *buf, int index)
 {
     struct bytes s = {buf, UNBOUNDED, 0};
     if (buf && buf == trusted.buf)
-        return ei_skip_term(buf, &index) == 0 ? index : -1;
+        return term_skip_valid(buf, &index) == 0 ? index : -1;
     return term_span(&s, index, 0);
 }
 

@@ -157,7 +157,7 @@ static int list_next(list_walk *w, ph_term *e)
         w->left = size;
     }
     *e = (ph_term){w->buf, w->index};
-    if (ei_skip_term(w->buf, &w->index) != 0)
+    if (term_skip_valid(w->buf, &w->index) != 0)
         return -1;
     w->left--;
     return 1;
@@ -368,13 +368,48 @@ static int atom_at(const char *buf, int *index, char *out)
     return ei_decode_atom(buf, index, out);
 }
 
-/* One pass over the spec map with ei (the message was validated when it
- * arrived; this is the hot path of a 100k-child start). */
+/* The bytes of the atom at buf[index], in any of its four encodings; for
+ * comparing with ASCII names, whose bytes are the same in Latin-1 and
+ * UTF-8. 0, or -1 when the term there is not an atom. */
+static int atom_bytes(const char *buf, int index, const char **text, int *len)
+{
+    const unsigned char *p = (const unsigned char *)buf + index;
+    switch (p[0]) {
+    case ERL_SMALL_ATOM_EXT:
+    case ERL_SMALL_ATOM_UTF8_EXT:
+        *len = p[1];
+        *text = buf + index + 2;
+        return 0;
+    case ERL_ATOM_EXT:
+    case ERL_ATOM_UTF8_EXT:
+        *len = p[1] << 8 | p[2];
+        *text = buf + index + 3;
+        return 0;
+    }
+    return -1;
+}
+
+static int atom_is(const char *text, int len, const char *name)
+{
+    return (size_t)len == strlen(name) && memcmp(text, name, (size_t)len) == 0;
+}
+
+/* The atom at buf[index] is name. */
+static int atom_at_is(const char *buf, int index, const char *name)
+{
+    const char *text;
+    int len;
+    return atom_bytes(buf, index, &text, &len) == 0 && atom_is(text, len, name);
+}
+
+/* One pass over the spec map (the message was validated when it arrived;
+ * this is the hot path of a 100k-child start): keys and atoms are compared
+ * in place, only the module name is decoded. */
 static int parse_spec(ph_term spec, spec_info *s)
 {
     const char *buf = spec.buf;
-    int index = spec.index, arity, type, size;
-    char key[PH_ATOM_BUF], atom[PH_ATOM_BUF], fun[PH_ATOM_BUF];
+    int index = spec.index, arity, size;
+    char fun[PH_ATOM_BUF];
     int have_id = 0, have_start = 0;
     memset(s, 0, sizeof *s);
     s->restart = RESTART_PERMANENT;
@@ -382,55 +417,51 @@ static int parse_spec(ph_term spec, spec_info *s)
     if (!buf || ei_decode_map_header(buf, &index, &arity) != 0)
         return -1;
     for (int i = 0; i < arity; i++) {
-        if (atom_at(buf, &index, key) != 0) {
-            if (ei_skip_term(buf, &index) != 0 || ei_skip_term(buf, &index) != 0)
-                return -1;
-            continue;
-        }
+        const char *key;
+        int key_len;
+        int is_atom = atom_bytes(buf, index, &key, &key_len) == 0;
+        if (term_skip_valid(buf, &index) != 0)
+            return -1;
         int value = index;
-        if (strcmp(key, "id") == 0) {
-            if (ei_get_type(buf, &index, &type, &size) != 0 ||
-                (type != ERL_BINARY_EXT && type != ERL_ATOM_EXT && type != ERL_SMALL_ATOM_EXT &&
-                 type != ERL_ATOM_UTF8_EXT && type != ERL_SMALL_ATOM_UTF8_EXT))
+        if (!is_atom) {
+            /* not one of ours: skip the value below */
+        } else if (atom_is(key, key_len, "id")) {
+            const char *text;
+            int len;
+            if ((unsigned char)buf[value] != ERL_BINARY_EXT &&
+                atom_bytes(buf, value, &text, &len) != 0)
                 return -1;
             s->id = (ph_term){buf, value};
             have_id = 1;
-        } else if (strcmp(key, "start") == 0) {
-            int t = index;
+        } else if (atom_is(key, key_len, "start")) {
+            int t = value;
             if (ei_decode_tuple_header(buf, &t, &size) != 0 || size != 3 ||
                 atom_at(buf, &t, s->module) != 0 || atom_at(buf, &t, fun) != 0)
                 return -1;
             s->args = (ph_term){buf, t};
             have_start = 1;
-        } else if (strcmp(key, "restart") == 0) {
-            int t = index;
-            if (atom_at(buf, &t, atom) != 0)
-                return -1;
-            if (strcmp(atom, "permanent") == 0)
+        } else if (atom_is(key, key_len, "restart")) {
+            if (atom_at_is(buf, value, "permanent"))
                 s->restart = RESTART_PERMANENT;
-            else if (strcmp(atom, "transient") == 0)
+            else if (atom_at_is(buf, value, "transient"))
                 s->restart = RESTART_TRANSIENT;
-            else if (strcmp(atom, "temporary") == 0)
+            else if (atom_at_is(buf, value, "temporary"))
                 s->restart = RESTART_TEMPORARY;
             else
                 return -1;
-        } else if (strcmp(key, "shutdown") == 0) {
-            int t = index;
+        } else if (atom_is(key, key_len, "shutdown")) {
+            int t = value;
             long ms;
-            if (atom_at(buf, &t, atom) == 0) {
-                if (strcmp(atom, "brutal_kill") == 0)
-                    s->shutdown_ms = SHUTDOWN_BRUTAL;
-                else if (strcmp(atom, "infinity") == 0)
-                    s->shutdown_ms = SHUTDOWN_INFINITY;
-                else
-                    return -1;
-            } else if (t = index, ei_decode_long(buf, &t, &ms) == 0 && ms >= 0) {
+            if (atom_at_is(buf, value, "brutal_kill"))
+                s->shutdown_ms = SHUTDOWN_BRUTAL;
+            else if (atom_at_is(buf, value, "infinity"))
+                s->shutdown_ms = SHUTDOWN_INFINITY;
+            else if (ei_decode_long(buf, &t, &ms) == 0 && ms >= 0)
                 s->shutdown_ms = ms;
-            } else {
+            else
                 return -1;
-            }
         }
-        if (ei_skip_term(buf, &index) != 0)
+        if (term_skip_valid(buf, &index) != 0)
             return -1;
     }
     return have_id && have_start ? 0 : -1;
@@ -1910,7 +1941,7 @@ static void elist_extend(elist *l, ph_term list)
      * from validated messages or the hub's own encoders.) */
     if (ei_decode_list_header(list.buf, &index, &n) == 0 && n > 0) {
         int first = index;
-        while (i < n && ei_skip_term(list.buf, &index) == 0)
+        while (i < n && term_skip_valid(list.buf, &index) == 0)
             i++;
         if (i == n && (unsigned char)list.buf[index] == ERL_NIL_EXT) {
             if (ei_x_append_buf(&l->b, list.buf + first, index - first) == 0)
@@ -2761,7 +2792,7 @@ static ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_
     if (ei_decode_tuple_header(req.buf, &index, &arity) == 0 && arity == 3 &&
         atom_at(req.buf, &index, tag) == 0 && strcmp(tag, "start_children") == 0) {
         a = (ph_term){req.buf, index};
-        if (ei_skip_term(req.buf, &index) == 0) {
+        if (term_skip_valid(req.buf, &index) == 0) {
             b = (ph_term){req.buf, index};
             return handle_start(h, ctx, a, b, from, reply);
         }

@@ -8,6 +8,8 @@
  */
 #include <processhub/term.h>
 
+#include "ei_glue/term_trust.h"
+
 #include <check.h>
 #include <float.h>
 #include <limits.h>
@@ -1585,6 +1587,102 @@ START_TEST(test_term_end_and_type)
 }
 END_TEST
 
+/* term_skip_valid steps over every kind of term exactly as ei_skip_term. */
+START_TEST(test_skip_valid_matches_ei)
+{
+    ei_x_buff x;
+    ck_assert_int_eq(ei_x_new_with_version(&x), 0);
+    int n = 0;
+    ck_assert_int_eq(ei_x_encode_list_header(&x, 22), 0);
+    /* atoms in all four encodings */
+    ck_assert_int_eq(ei_x_encode_atom_len_as(&x, "ok", 2, ERLANG_LATIN1, ERLANG_LATIN1), 0);
+    ck_assert_int_eq(ei_x_encode_atom_len_as(&x, "ok", 2, ERLANG_UTF8, ERLANG_UTF8), 0);
+    char longname[300];
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ck_assert_int_eq(
+        ei_x_encode_atom_len_as(&x, longname, 255, ERLANG_LATIN1, ERLANG_LATIN1 | ERLANG_UTF8), 0);
+    ck_assert_int_eq(ei_x_encode_atom_len_as(&x, "\xc3\xa9t\xc3\xa9", 6, ERLANG_UTF8, ERLANG_UTF8),
+                     0);
+    n += 4;
+    /* numbers */
+    ck_assert_int_eq(ei_x_encode_long(&x, 7), 0);
+    ck_assert_int_eq(ei_x_encode_long(&x, -70000), 0);
+    ck_assert_int_eq(ei_x_encode_longlong(&x, 1LL << 62), 0);
+    ck_assert_int_eq(ei_x_encode_double(&x, 2.5), 0);
+    n += 4;
+    /* strings, binaries, bit strings */
+    ck_assert_int_eq(ei_x_encode_string(&x, "hello"), 0);
+    ck_assert_int_eq(ei_x_encode_string(&x, ""), 0);
+    ck_assert_int_eq(ei_x_encode_binary(&x, "bytes", 5), 0);
+    ck_assert_int_eq(ei_x_encode_bitstring(&x, "\xff\x80", 0, 9), 0);
+    n += 4;
+    /* identities */
+    erlang_pid pid = {.num = 1, .serial = 2, .creation = 3};
+    strcpy(pid.node, "n@127.0.0.1");
+    erlang_port port = {.id = 5, .creation = 3};
+    strcpy(port.node, "n@127.0.0.1");
+    erlang_ref ref = {.len = 3, .n = {1, 2, 3}, .creation = 3};
+    strcpy(ref.node, "n@127.0.0.1");
+    ck_assert_int_eq(ei_x_encode_pid(&x, &pid), 0);
+    ck_assert_int_eq(ei_x_encode_port(&x, &port), 0);
+    ck_assert_int_eq(ei_x_encode_ref(&x, &ref), 0);
+    n += 3;
+    /* containers: small and large tuples, a map, nested and improper lists */
+    ck_assert_int_eq(ei_x_encode_tuple_header(&x, 2), 0);
+    ck_assert_int_eq(ei_x_encode_atom(&x, "a"), 0);
+    ck_assert_int_eq(ei_x_encode_tuple_header(&x, 0), 0);
+    ck_assert_int_eq(ei_x_encode_tuple_header(&x, 300), 0);
+    for (int i = 0; i < 300; i++)
+        ck_assert_int_eq(ei_x_encode_long(&x, i), 0);
+    ck_assert_int_eq(ei_x_encode_map_header(&x, 2), 0);
+    ck_assert_int_eq(ei_x_encode_atom(&x, "k"), 0);
+    ck_assert_int_eq(ei_x_encode_list_header(&x, 1), 0);
+    ck_assert_int_eq(ei_x_encode_pid(&x, &pid), 0);
+    ck_assert_int_eq(ei_x_encode_empty_list(&x), 0);
+    ck_assert_int_eq(ei_x_encode_binary(&x, "k2", 2), 0);
+    ck_assert_int_eq(ei_x_encode_map_header(&x, 0), 0);
+    ck_assert_int_eq(ei_x_encode_list_header(&x, 2), 0); /* [1, 2 | tail] */
+    ck_assert_int_eq(ei_x_encode_long(&x, 1), 0);
+    ck_assert_int_eq(ei_x_encode_long(&x, 2), 0);
+    ck_assert_int_eq(ei_x_encode_atom(&x, "tail"), 0);
+    ck_assert_int_eq(ei_x_encode_empty_list(&x), 0);
+    n += 5;
+    /* an export fun, fun erlang:node/0 */
+    ck_assert_int_eq(ei_x_append_buf(&x, "\x71", 1), 0);
+    ck_assert_int_eq(ei_x_encode_atom(&x, "erlang"), 0);
+    ck_assert_int_eq(ei_x_encode_atom(&x, "node"), 0);
+    ck_assert_int_eq(ei_x_encode_long(&x, 0), 0);
+    n += 1;
+    ck_assert_int_eq(ei_x_encode_atom(&x, "last"), 0);
+    n += 1;
+    ck_assert_int_eq(ei_x_encode_empty_list(&x), 0);
+    ck_assert_int_eq(n, 22);
+
+    /* the whole term, then each element */
+    int a = 1, b = 1;
+    ck_assert_int_eq(ei_skip_term(x.buff, &a), 0);
+    ck_assert_int_eq(term_skip_valid(x.buff, &b), 0);
+    ck_assert_int_eq(a, x.index);
+    ck_assert_int_eq(b, x.index);
+    int index = 1, arity;
+    ck_assert_int_eq(ei_decode_list_header(x.buff, &index, &arity), 0);
+    for (int i = 0; i < arity; i++) {
+        int e = index, v = index;
+        ck_assert_int_eq(ei_skip_term(x.buff, &e), 0);
+        ck_assert_int_eq(term_skip_valid(x.buff, &v), 0);
+        ck_assert_msg(e == v, "element %d (tag %d): ei %d, skip_valid %d", i,
+                      (unsigned char)x.buff[index], e, v);
+        index = e;
+    }
+    /* an unknown tag is refused */
+    char bad[] = {(char)131, (char)200};
+    int i = 1;
+    ck_assert_int_eq(term_skip_valid(bad, &i), -1);
+    ei_x_free(&x);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Runner
  */
@@ -1631,6 +1729,7 @@ static Suite *term_suite(void)
     tcase_add_test(basics, test_big_binary);
     tcase_add_test(basics, test_append_term);
     tcase_add_test(basics, test_term_end_and_type);
+    tcase_add_test(basics, test_skip_valid_matches_ei);
     suite_add_tcase(s, basics);
 
     tcase_add_test(bad, test_malformed_patterns);
