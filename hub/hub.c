@@ -256,6 +256,14 @@ static uint32_t pid_hash(ph_pid pid)
 
 static int children_rehash(hub *h, uint32_t cap);
 
+/* A hint to load the slot where pid's record will be inserted or found
+ * (see registry_prefetch). */
+static void children_prefetch(const hub *h, ph_pid pid)
+{
+    if (h->cap)
+        __builtin_prefetch(&h->children[pid_hash(pid) & (h->cap - 1)]);
+}
+
 /* Room for extra more children at once: one rehash for a big batch. */
 static int children_reserve(hub *h, uint32_t extra)
 {
@@ -823,6 +831,8 @@ static int encode_start_result(ph_buf *out, const elist *started, const elist *e
  * result stays on the hub's thread, in the batch's order. */
 
 #define PARALLEL_MIN 4096
+/* How many rows ahead the insertion loop asks for registry slots. */
+#define PREFETCH_AHEAD 8
 
 enum prep_state {
     PREP_BAD_SPEC, /* does not parse */
@@ -1024,13 +1034,16 @@ static int batch_prepare(hub *h, ph_term list, uint32_t n, int check, elist *exi
             it->state = PREP_BAD_SPEC;
         } else {
             it->key_len = (uint32_t)keys->index - it->key_off;
-            reg_row *row = registry_get(h->reg, keys->buff + it->key_off, it->key_len);
-            uint32_t first;
+            const char *key = keys->buff + it->key_off;
+            /* the registry's slot loads while the batch's own table is probed */
+            registry_prefetch(h->reg, registry_hash(key, it->key_len));
+            uint32_t first = batch_first_with_key(table, cap, items, keys->buff, m);
+            reg_row *row = registry_get(h->reg, key, it->key_len);
             if (row && check)
                 elist_add(existing, "~t", s.id);
             if (row && row_local_pid(h, row, &it->pid))
                 it->state = PREP_RUNNING;
-            else if ((first = batch_first_with_key(table, cap, items, keys->buff, m)) != m) {
+            else if (first != m) {
                 it->state = PREP_DUP;
                 it->dup_of = first;
             } else {
@@ -1065,6 +1078,10 @@ static void batch_run(hub *h, ph_ctx *ctx, batch *b, const start_opts *o, start_
     /* 3. On the hub's thread, in order: tables, hooks, sync, result. */
     for (uint32_t i = 0; i < m; i++) {
         prep *it = &items[i];
+        if (i + PREFETCH_AHEAD < m && items[i + PREFETCH_AHEAD].state == PREP_STARTED) {
+            registry_prefetch(h->reg, items[i + PREFETCH_AHEAD].row->hash);
+            children_prefetch(h, items[i + PREFETCH_AHEAD].pid);
+        }
         spec_info s;
         ph_term id =
             it->state == PREP_BAD_SPEC || parse_spec(it->spec, &s) != 0 ? (ph_term){NULL, 0} : s.id;
@@ -1692,34 +1709,86 @@ static void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
     registry_free(seen);
 }
 
-/* A member's rows as it published them. */
+/* One row of a member's registered message, {Cid, Spec, Pid, Meta}, with
+ * its registry key and hash. */
+typedef struct published_row {
+    ph_term spec, meta;
+    ph_pid pid;
+    ph_buf key;
+    uint32_t hash;
+} published_row;
+
+/* The next well-formed row of node's list in x; 0 at the end. */
+static int next_published(list_walk *w, uint32_t node, published_row *x)
+{
+    ph_term e;
+    while (list_next(w, &e) > 0) {
+        int index = e.index, arity;
+        if (ei_decode_tuple_header(e.buf, &index, &arity) != 0 || arity != 4)
+            continue;
+        ph_term cid = {e.buf, index};
+        if (term_skip_valid(e.buf, &index) != 0)
+            continue;
+        x->spec = (ph_term){e.buf, index};
+        if (term_skip_valid(e.buf, &index) != 0)
+            continue;
+        ph_term p = {e.buf, index};
+        if (term_skip_valid(e.buf, &index) != 0)
+            continue;
+        x->meta = (ph_term){e.buf, index};
+        x->key.index = 0;
+        if (ph_decode_pid(p, &x->pid) != 0 || x->pid.node != node || registry_key(cid, &x->key) != 0)
+            continue;
+        x->hash = registry_hash(x->key.buff, (uint32_t)x->key.index);
+        return 1;
+    }
+    return 0;
+}
+
+static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_row *x)
+{
+    reg_row *row = registry_get(h->reg, x->key.buff, (uint32_t)x->key.index);
+    if (row)
+        registry_set_node(h->reg, row, node, x->pid);
+    else {
+        reg_node_pid np = {node, x->pid};
+        row = registry_put(h->reg, x->key.buff, (uint32_t)x->key.index, x->spec, x->meta, &np, 1);
+    }
+    if (row)
+        fire_insert(h, ctx, row);
+}
+
+/* A member's rows as it published them. Each row is read one ahead of the
+ * one applied, so that its registry slot loads meanwhile. */
 static void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
 {
     list_walk w;
-    ph_term e, cid, spec, p, meta;
-    ph_pid pid;
-    ph_buf key;
+    published_row rows[2];
     int n = list_begin(&w, list);
-    if (node == h->self_node || n < 0 || ph_buf_init(&key) != 0)
+    if (node == h->self_node || n < 0)
         return;
+    if (ph_buf_init(&rows[0].key) != 0)
+        return;
+    if (ph_buf_init(&rows[1].key) != 0) {
+        ph_buf_free(&rows[0].key);
+        return;
+    }
     if (registry_reserve(h->reg, (uint32_t)n) != 0)
         LOG_W("hub", "%s: out of memory sizing the registry for %d rows", h->cfg.hub_id, n);
-    while (list_next(&w, &e) > 0) {
-        ph_buf_reset(&key);
-        if (ph_match(e, "{~t, ~t, ~t, ~t}", &cid, &spec, &p, &meta) != 1 ||
-            ph_decode_pid(p, &pid) != 0 || pid.node != node || registry_key(cid, &key) != 0)
-            continue;
-        reg_row *row = registry_get(h->reg, key.buff, (uint32_t)key.index);
-        if (row)
-            registry_set_node(h->reg, row, node, pid);
-        else {
-            reg_node_pid np = {node, pid};
-            row = registry_put(h->reg, key.buff, (uint32_t)key.index, spec, meta, &np, 1);
-        }
-        if (row)
-            fire_insert(h, ctx, row);
+    int cur = 0, have = next_published(&w, node, &rows[cur]);
+    if (have)
+        registry_prefetch(h->reg, rows[cur].hash);
+    while (have) {
+        int next = cur ^ 1;
+        int have_next = next_published(&w, node, &rows[next]);
+        if (have_next)
+            registry_prefetch(h->reg, rows[next].hash);
+        apply_published(h, ctx, node, &rows[cur]);
+        cur = next;
+        have = have_next;
     }
-    ph_buf_free(&key);
+    ph_buf_free(&rows[0].key);
+    ph_buf_free(&rows[1].key);
 }
 
 static void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
@@ -2176,11 +2245,14 @@ static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
         const char *owner = NULL;
         uint32_t node = h->self_node;
         if (parse_spec(spec, &s) == 0) {
+            /* the registry's slot loads while the ring hashes the id */
+            key->index = 0;
+            int keyed = check && registry_key(s.id, key) == 0;
+            if (keyed)
+                registry_prefetch(h->reg, registry_hash(key->buff, (uint32_t)key->index));
             if (ring_key_nodes(h->ring, s.id, 1, &owner, 1) == 1)
                 node = owner_atom(&cache, owner);
-            key->index = 0;
-            if (check && registry_key(s.id, key) == 0 &&
-                registry_get(h->reg, key->buff, (uint32_t)key->index))
+            if (keyed && registry_get(h->reg, key->buff, (uint32_t)key->index))
                 elist_add(&sp->existing, "~t", s.id);
         }
         elist *target = &sp->local;

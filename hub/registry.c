@@ -115,6 +115,18 @@ static uint32_t find_slot(const registry *r, const char *key, uint32_t key_len, 
     return first_free;
 }
 
+uint32_t registry_hash(const char *key, uint32_t key_len)
+{
+    return hash_bytes(key, key_len);
+}
+
+void registry_prefetch(const registry *r, uint32_t hash)
+{
+    uint32_t i = hash & (r->cap - 1);
+    __builtin_prefetch(&r->slots[i]);
+    __builtin_prefetch(&r->hashes[i]);
+}
+
 reg_row *registry_get(registry *r, const char *key, uint32_t key_len)
 {
     int found;

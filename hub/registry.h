@@ -39,6 +39,12 @@ uint32_t registry_count(const registry *r);
 int registry_key(ph_term id, ph_buf *out);
 
 reg_row *registry_get(registry *r, const char *key, uint32_t key_len);
+/* The hash a lookup of key starts from, and a hint to load the slots it
+ * will probe first. At 100k+ rows that first probe is a cache miss; a
+ * batch that knows its next key issues the hint, does other work, and
+ * finds the slot in cache when it looks up. */
+uint32_t registry_hash(const char *key, uint32_t key_len);
+void registry_prefetch(const registry *r, uint32_t hash);
 /* Makes room for extra more rows at once (one rehash for a big batch
  * instead of one per doubling). 0 or -1. */
 int registry_reserve(registry *r, uint32_t extra);
