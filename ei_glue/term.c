@@ -576,7 +576,7 @@ void term_trust_pop(struct term_trust saved)
 
 static int is_trusted(ph_term t)
 {
-    return t.buf && t.buf == trusted.buf && t.index > 0 && t.index < trusted.len;
+    return t.buf && t.buf == trusted.buf && t.index >= 0 && t.index < trusted.len;
 }
 
 /* Index past a term given as a view, or -1; the gate of every entry point.

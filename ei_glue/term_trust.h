@@ -10,7 +10,9 @@
 #define PH_TERM_TRUST_H
 
 struct term_trust {
-    const char *buf; /* the external-format buffer, version byte at 0 */
+    /* a delivered message (version byte at 0), or a buffer the caller
+     * encoded itself with ei (with or without the version byte) */
+    const char *buf;
     int len;
 };
 
