@@ -6,6 +6,8 @@
  */
 #include "ei_glue/control.h"
 
+#include "ei_glue/term_trust.h"
+
 #include "hub/atoms.h"
 #include "hub/log.h"
 #include "hub/route.h"
@@ -113,20 +115,19 @@ static int local_target(const decoder *d, ph_pid to, int op)
     return 0;
 }
 
-/* The message after the control tuple must be exactly one versioned term. */
+/* The message after the control tuple must be exactly one versioned term;
+ * it is validated here, bounded by the frame, once for its whole life. */
 static int message_span(const char *body, size_t len, int ctl_end, const char **msg,
                         uint32_t *msg_len)
 {
     if ((size_t)ctl_end >= len)
         return -1;
     const char *m = body + ctl_end;
-    int index = 0, version;
-    if (ei_decode_version(m, &index, &version) != 0 || ei_skip_term(m, &index) != 0)
-        return -1;
-    if ((size_t)index != len - (size_t)ctl_end)
+    int rest = (int)(len - (size_t)ctl_end);
+    if (term_external_end(m, rest) != rest)
         return -1;
     *msg = m;
-    *msg_len = (uint32_t)index;
+    *msg_len = (uint32_t)rest;
     return 0;
 }
 
@@ -140,7 +141,9 @@ int control_dispatch(uint32_t peer, const char *body, size_t len)
     decoder d = {body, 0, 0, peer};
     int version;
     long op;
-    if (len > 0x7fffffff || ei_decode_version(body, &d.index, &version) != 0 ||
+    /* ei decodes without bounds: the control tuple is validated first */
+    if (len > 0x7fffffff || term_external_end(body, (int)len) < 0 ||
+        ei_decode_version(body, &d.index, &version) != 0 ||
         ei_decode_tuple_header(body, &d.index, &d.arity) != 0 || d.arity < 1 ||
         ei_decode_long(body, &d.index, &op) != 0)
         return -1;
@@ -167,7 +170,7 @@ int control_dispatch(uint32_t peer, const char *body, size_t len)
         if (op < DOP_SEND_SENDER)
             from = (ph_pid){peer, 0, 0, 0}; /* SEND carries no sender */
         if (local_target(&d, to, (int)op))
-            route_message(from, to, msg, msg_len);
+            route_checked_message(from, to, msg, msg_len);
         return 0;
     }
     case DOP_REG_SEND:
@@ -176,7 +179,7 @@ int control_dispatch(uint32_t peer, const char *body, size_t len)
             dec_atom(&d, &name) || (op == DOP_REG_SEND_TT && dec_skip(&d)) ||
             message_span(body, len, d.index, &msg, &msg_len))
             return -1;
-        route_reg_send(from, runtime_self_node(), name, msg, msg_len);
+        route_checked_reg_send(from, name, msg, msg_len);
         return 0;
     case DOP_LINK:
         if (expect_arity(&d, 3) || dec_pid(&d, &from) || dec_pid(&d, &to))

@@ -695,6 +695,15 @@ ph_term ph_term_from_external(const char *buf, int len)
     return t;
 }
 
+int term_external_end(const char *buf, int len)
+{
+    struct bytes s = {buf, len, 1};
+    if (!buf || len < 2 || get8(buf) != VERSION_MAGIC)
+        return -1;
+    long long end = term_span(&s, 1, 0);
+    return end < 0 ? -1 : (int)end;
+}
+
 int ph_term_end(ph_term t)
 {
     long long end = checked_end(t);

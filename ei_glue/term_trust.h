@@ -28,4 +28,9 @@ void term_trust_pop(struct term_trust saved);
  * walking a 100k-child start. 0, or -1 on a tag it does not know. */
 int term_skip_valid(const char *buf, int *index);
 
+/* The index just past the versioned term at the start of buf[0..len),
+ * validated as ph_term_from_external does but never reading past len;
+ * -1 when it is malformed or truncated. For bytes from the network. */
+int term_external_end(const char *buf, int len);
+
 #endif

@@ -42,7 +42,8 @@ typedef enum sig_kind {
 typedef struct proc_signal {
     struct proc_signal *next;
     uint8_t kind;
-    uint32_t name; /* registered name (by-name monitor/DOWN) or ATOM_NONE */
+    uint8_t checked; /* SIG_MESSAGE: payload validated whole by the reader */
+    uint32_t name;   /* registered name (by-name monitor/DOWN) or ATOM_NONE */
     uint64_t id;   /* unlink id */
     ph_pid from;
     ph_ref ref;

@@ -61,6 +61,24 @@ void route_reg_send(ph_pid from, uint32_t node, uint32_t name, const char *msg, 
     push_to_name(name, signal_new(SIG_MESSAGE, from, msg, len), NULL);
 }
 
+static proc_signal *checked_message(ph_pid from, const char *msg, uint32_t len)
+{
+    proc_signal *s = signal_new(SIG_MESSAGE, from, msg, len);
+    if (s)
+        s->checked = 1;
+    return s;
+}
+
+void route_checked_message(ph_pid from, ph_pid to, const char *msg, uint32_t len)
+{
+    push_local(to, checked_message(from, msg, len));
+}
+
+void route_checked_reg_send(ph_pid from, uint32_t name, const char *msg, uint32_t len)
+{
+    push_to_name(name, checked_message(from, msg, len), NULL);
+}
+
 void route_alias_send(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len)
 {
     if (!node_is_local(alias->node))

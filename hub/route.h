@@ -18,6 +18,10 @@
 void route_message(ph_pid from, ph_pid to, const char *msg, uint32_t len);
 /* To a registered name on node (a node atom; this node or remote). */
 void route_reg_send(ph_pid from, uint32_t node, uint32_t name, const char *msg, uint32_t len);
+/* A message from the network to a local pid or registered name, which the
+ * reader validated whole: delivered without a second walk. */
+void route_checked_message(ph_pid from, ph_pid to, const char *msg, uint32_t len);
+void route_checked_reg_send(ph_pid from, uint32_t name, const char *msg, uint32_t len);
 void route_alias_send(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len);
 void route_link(ph_pid from, ph_pid to);
 void route_unlink(ph_pid from, ph_pid to, uint64_t id);

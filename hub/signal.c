@@ -12,6 +12,7 @@ proc_signal *signal_new(sig_kind kind, ph_pid from, const char *payload, uint32_
         return NULL;
     s->next = NULL;
     s->kind = (uint8_t)kind;
+    s->checked = 0;
     s->name = ATOM_NONE;
     s->id = 0;
     s->from = from;

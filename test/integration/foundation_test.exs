@@ -448,6 +448,20 @@ defmodule PhNode.FoundationTest do
       refute_received {:nodedown, ^node, _}
     end
 
+    test "bad_peer badmsg and truncated: a message or control tuple that runs past its frame closes that connection only",
+         %{ph: ph, node: node} do
+      bad_peer = PhTest.bad_peer()
+      :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+
+      for mode <- ["badmsg", "truncated"] do
+        {out, status} = PhTest.cmd(bad_peer, [Atom.to_string(node), PhTest.cookie(), mode])
+        assert status == 0, "bad_peer #{mode} exited #{inspect(status)}: #{out}"
+        assert GenServer.call(spawn_worker!(ph, :echo), {:after, mode}) == {:after, mode}
+      end
+
+      refute_received {:nodedown, ^node, _}
+    end
+
     test "bad_peer garbage: raw garbage closes that socket only", %{ph: ph, node: node} do
       bad_peer = PhTest.bad_peer()
 

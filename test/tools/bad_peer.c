@@ -4,6 +4,11 @@
  *   bad_peer NODE COOKIE garbage   raw garbage bytes to NODE's port (no handshake)
  *   bad_peer NODE COOKIE badframe  a real handshake, then a frame whose control
  *                                  tuple is garbage
+ *   bad_peer NODE COOKIE badmsg    a real handshake, then a REG_SEND to phnode
+ *                                  whose message claims 100 list elements and
+ *                                  holds one (the frame ends there)
+ *   bad_peer NODE COOKIE truncated a real handshake, then a control tuple that
+ *                                  claims 4 elements and holds 1
  *
  * Exits 0 when NODE closed the connection within 5 s, 1 when it did not,
  * 2 on a setup error.
@@ -61,7 +66,7 @@ static int wait_closed(int fd)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: bad_peer NODE COOKIE garbage|badframe\n");
+        fprintf(stderr, "usage: bad_peer NODE COOKIE garbage|badframe|badmsg|truncated\n");
         return 2;
     }
     const char *node = argv[1], *cookie = argv[2], *mode = argv[3];
@@ -81,7 +86,8 @@ int main(int argc, char **argv)
             return 0; /* already closed */
         return wait_closed(fd);
     }
-    if (strcmp(mode, "badframe") != 0) {
+    if (strcmp(mode, "badframe") != 0 && strcmp(mode, "badmsg") != 0 &&
+        strcmp(mode, "truncated") != 0) {
         fprintf(stderr, "bad_peer: unknown mode %s\n", mode);
         return 2;
     }
@@ -100,6 +106,37 @@ int main(int argc, char **argv)
     if (fd < 0) {
         fprintf(stderr, "bad_peer: cannot connect to %s\n", node);
         return 2;
+    }
+    if (strcmp(mode, "truncated") == 0) {
+        /* 'p', version, a tuple of 4 holding only the operation 6 */
+        const unsigned char frame[] = {0, 0, 0, 6, 'p', 131, 104, 4, 97, 6};
+        if (write(fd, frame, sizeof frame) < 0)
+            return 0;
+        return wait_closed(fd);
+    }
+    if (strcmp(mode, "badmsg") == 0) {
+        /* {6, Self, '', phnode}, then [1 | ...] claiming 100 elements */
+        ei_x_buff x;
+        if (ei_x_new(&x) != 0)
+            return 2;
+        const unsigned char pass_through = 'p';
+        const unsigned char msg[] = {131, 108, 0, 0, 0, 100, 97, 1};
+        if (ei_x_append_buf(&x, "\0\0\0\0", 4) != 0 ||
+            ei_x_append_buf(&x, (const char *)&pass_through, 1) != 0 ||
+            ei_x_encode_version(&x) != 0 || ei_x_encode_tuple_header(&x, 4) != 0 ||
+            ei_x_encode_long(&x, 6) != 0 || ei_x_encode_pid(&x, ei_self(&ec)) != 0 ||
+            ei_x_encode_atom(&x, "") != 0 || ei_x_encode_atom(&x, "phnode") != 0 ||
+            ei_x_append_buf(&x, (const char *)msg, sizeof msg) != 0)
+            return 2;
+        uint32_t body = (uint32_t)x.index - 4;
+        x.buff[0] = (char)(body >> 24);
+        x.buff[1] = (char)(body >> 16);
+        x.buff[2] = (char)(body >> 8);
+        x.buff[3] = (char)body;
+        if (write(fd, x.buff, (size_t)x.index) < 0)
+            return 0;
+        ei_x_free(&x);
+        return wait_closed(fd);
     }
     /* 'p', version, then the small tuple {bogus} instead of {Op, ...}. */
     const unsigned char frame[] = {0,   0, 0,   12,  'p', 131, 104, 1,
