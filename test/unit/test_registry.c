@@ -138,6 +138,49 @@ START_TEST(many_rows_iterate_once_each)
 }
 END_TEST
 
+/* Rounds of "start all, stop all" (the benchmark's pattern): each round
+ * leaves a table of tombstones, which the next round's reserve and inserts
+ * must clear; every key of the round is found, none of the last. */
+START_TEST(rounds_of_insert_all_delete_all)
+{
+    registry *r = registry_new();
+    uint32_t node = atom_intern("a@h");
+    ph_buf spec = term_of("#{}");
+    char name[32];
+    enum { N = 5000 };
+    for (int round = 0; round < 6; round++) {
+        ck_assert_int_eq(registry_reserve(r, N), 0);
+        for (int i = 0; i < N; i++) {
+            snprintf(name, sizeof name, "r%d_%d", round, i);
+            ph_buf key = key_of("~s", name);
+            registry_prefetch(r, registry_hash(key.buff, (uint32_t)key.index));
+            reg_node_pid np = {node, {node, (uint32_t)i, 0, 1}};
+            ck_assert_ptr_nonnull(registry_put(r, key.buff, (uint32_t)key.index,
+                                               ph_buf_term(&spec), ph_buf_term(&spec), &np, 1));
+            ph_buf_free(&key);
+        }
+        ck_assert_uint_eq(registry_count(r), N);
+        for (int i = 0; i < N; i++) {
+            snprintf(name, sizeof name, "r%d_%d", round, i);
+            ph_buf key = key_of("~s", name);
+            reg_row *row = registry_get(r, key.buff, (uint32_t)key.index);
+            ck_assert_ptr_nonnull(row);
+            if (round > 0) {
+                snprintf(name, sizeof name, "r%d_%d", round - 1, i);
+                ph_buf old = key_of("~s", name);
+                ck_assert_ptr_null(registry_get(r, old.buff, (uint32_t)old.index));
+                ph_buf_free(&old);
+            }
+            registry_delete(r, row);
+            ph_buf_free(&key);
+        }
+        ck_assert_uint_eq(registry_count(r), 0);
+    }
+    registry_free(r);
+    ph_buf_free(&spec);
+}
+END_TEST
+
 START_TEST(row_overhead_is_small)
 {
     /* Goal: at most 200 bytes per registry row beyond the child spec. */
@@ -269,6 +312,7 @@ int main(void)
     tcase_add_test(tc, keys_are_canonical);
     tcase_add_test(tc, put_get_replace_delete);
     tcase_add_test(tc, many_rows_iterate_once_each);
+    tcase_add_test(tc, rounds_of_insert_all_delete_all);
     tcase_add_test(tc, row_overhead_is_small);
     tcase_add_test(tc, hooks_run_by_priority_and_cancel);
     tcase_add_test(tc, alter_hooks_chain);
