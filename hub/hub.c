@@ -1747,7 +1747,8 @@ static int next_published(list_walk *w, uint32_t node, published_row *x)
             continue;
         x->meta = (ph_term){e.buf, index};
         x->key.index = 0;
-        if (ph_decode_pid(p, &x->pid) != 0 || x->pid.node != node || registry_key(cid, &x->key) != 0)
+        if (ph_decode_pid(p, &x->pid) != 0 || x->pid.node != node ||
+            registry_key(cid, &x->key) != 0)
             continue;
         x->hash = registry_hash(x->key.buff, (uint32_t)x->key.index);
         return 1;

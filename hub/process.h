@@ -44,7 +44,7 @@ typedef struct proc_signal {
     uint8_t kind;
     uint8_t checked; /* SIG_MESSAGE: payload validated whole by the reader */
     uint32_t name;   /* registered name (by-name monitor/DOWN) or ATOM_NONE */
-    uint64_t id;   /* unlink id */
+    uint64_t id;     /* unlink id */
     ph_pid from;
     ph_ref ref;
     uint32_t len;

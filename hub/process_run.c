@@ -344,8 +344,8 @@ static void handle_signal(process *p, proc_signal *s)
 {
     switch ((sig_kind)s->kind) {
     case SIG_MESSAGE: {
-        ph_term msg = s->checked ? (ph_term){s->payload, 1}
-                                 : ph_term_from_external(s->payload, (int)s->len);
+        ph_term msg =
+            s->checked ? (ph_term){s->payload, 1} : ph_term_from_external(s->payload, (int)s->len);
         if (msg.buf) {
             struct term_trust saved = term_trust_push(s->payload, (int)s->len);
             gen_worker_dispatch(p, msg);

@@ -155,8 +155,8 @@ START_TEST(rounds_of_insert_all_delete_all)
             ph_buf key = key_of("~s", name);
             registry_prefetch(r, registry_hash(key.buff, (uint32_t)key.index));
             reg_node_pid np = {node, {node, (uint32_t)i, 0, 1}};
-            ck_assert_ptr_nonnull(registry_put(r, key.buff, (uint32_t)key.index,
-                                               ph_buf_term(&spec), ph_buf_term(&spec), &np, 1));
+            ck_assert_ptr_nonnull(registry_put(r, key.buff, (uint32_t)key.index, ph_buf_term(&spec),
+                                               ph_buf_term(&spec), &np, 1));
             ph_buf_free(&key);
         }
         ck_assert_uint_eq(registry_count(r), N);
