@@ -536,7 +536,6 @@ static void note_unregistered(hub *h, ph_term cid)
         h->sync_unregistered.n++;
 }
 
-/* {'$ph_hub', Kind, Node, List} to one member, or to all (node 0). */
 /* Sends a message the hub encoded itself into the versioned buffer b:
  * well-formed by construction, so ph_send finds its end with the quick
  * walk instead of validating it (sync and start messages are megabytes). */
@@ -547,6 +546,7 @@ static void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b)
     term_trust_pop(saved);
 }
 
+/* {'$ph_hub', Kind, Node, List} to one member, or to all (node 0). */
 static void send_sync(hub *h, ph_ctx *ctx, uint32_t only, const char *kind, const elist *l)
 {
     ph_buf b;
