@@ -219,7 +219,16 @@ typedef struct move {
     struct move *next;
     ph_ref id;
     uint32_t target;
+    ph_buf cids; /* [Cid]: what to undo there if the answer comes too late */
 } move;
+
+static void move_free(move *mv)
+{
+    if (!mv)
+        return;
+    ph_buf_free(&mv->cids);
+    free(mv);
+}
 
 /* An awaitable start whose children were placed on other members too. */
 typedef struct pending_start {
@@ -811,7 +820,11 @@ static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, st
 }
 
 static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
-static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w);
+/* Where stop_batch looks for each child: anywhere in the cluster (a child
+ * that does not run here is stopped by the members that run it), or here
+ * only (undoing or completing a move must never reach the other copy). */
+enum stop_scope { STOP_ANYWHERE, STOP_HERE };
+static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope);
 
 /* Starts a batch; writes the reply (awaitable result, or nothing when the
  * caller replied already). Returns -1 when the whole call is refused
@@ -1260,7 +1273,7 @@ started:
         ph_buf keys;
         ph_buf_init(&keys);
         elist_to(&keys, &r.started_keys);
-        stop_batch(h, ctx, ph_buf_term(&keys), NULL);
+        stop_batch(h, ctx, ph_buf_term(&keys), NULL, STOP_ANYWHERE);
         ph_buf_free(&keys);
     }
     encode_start_result(result_out, &r.started, &r.errors, rollback);
@@ -1315,7 +1328,7 @@ static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
     }
 }
 
-static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w)
+static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope)
 {
     ph_iter it;
     ph_term cid;
@@ -1333,7 +1346,7 @@ static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w)
         for (uint16_t i = 0; row && i < row->n_nodes && !c; i++)
             if (row->nodes[i].node == h->self_node)
                 c = child_find(h, row->nodes[i].pid, NULL);
-        if (!c && row && row->n_nodes) {
+        if (!c && row && row->n_nodes && scope == STOP_ANYWHERE) {
             /* Runs on other members: they stop it (not awaited here). */
             for (uint16_t i = 0; i < row->n_nodes; i++) {
                 member *m = membership_find(&h->members, row->nodes[i].node);
@@ -2065,7 +2078,7 @@ static void stop_started(hub *h, ph_ctx *ctx, ph_term started)
             elist_add(&cids, "~t", cid);
     if (cids.n) {
         elist_to(&l, &cids);
-        stop_batch(h, ctx, ph_buf_term(&l), NULL);
+        stop_batch(h, ctx, ph_buf_term(&l), NULL, STOP_ANYWHERE);
     }
     elist_free(&cids);
     ph_buf_free(&l);
@@ -2636,17 +2649,82 @@ typedef struct move_group {
 
 #define MOVE_GROUPS 8
 
+/* [Cid] of a group's specs (the parts elist holds, without list framing). */
+static int move_ids(const elist *specs, ph_buf *out)
+{
+    ph_buf l;
+    list_walk w;
+    ph_term spec;
+    spec_info si;
+    if (ph_buf_init(out) != 0)
+        return -1;
+    if (ph_buf_init(&l) != 0)
+        return -1;
+    if (specs->n == 0) {
+        ph_buf_free(&l);
+        return ei_x_encode_empty_list(out) == 0 ? 0 : -1;
+    }
+    int rc = elist_to(&l, specs) == 0 && ei_x_encode_list_header(out, specs->n) == 0 ? 0 : -1;
+    struct term_trust saved = term_trust_push(l.buff, l.index);
+    if (rc == 0 && list_begin(&w, ph_buf_term(&l)) >= 0)
+        while (rc == 0 && list_next(&w, &spec) > 0)
+            rc = parse_spec(spec, &si) == 0 && ph_buf_append_term(out, si.id) == 0 ? 0 : -1;
+    term_trust_pop(saved);
+    if (rc == 0)
+        rc = ei_x_encode_empty_list(out) == 0 ? 0 : -1;
+    ph_buf_free(&l);
+    return rc;
+}
+
+/* After an undo_move: the target's late start replaced the rows of these
+ * children with its own copies, and its undo deleted them; our rows (sent
+ * after the undo, so applied after it) put them back. */
+static void republish_moved(hub *h, ph_ctx *ctx, const move *mv)
+{
+    elist rows;
+    list_walk w;
+    ph_term cid;
+    ph_buf key;
+    ph_pid pid;
+    if (elist_init(&rows) != 0)
+        return;
+    if (ph_buf_init(&key) == 0) {
+        struct term_trust saved = term_trust_push(mv->cids.buff, mv->cids.index);
+        if (list_begin(&w, ph_buf_term(&mv->cids)) >= 0)
+            while (list_next(&w, &cid) > 0) {
+                key.index = 0;
+                reg_row *row = registry_key(cid, &key) == 0
+                                   ? registry_get(h->reg, key.buff, (uint32_t)key.index)
+                                   : NULL;
+                if (row && row_local_pid(h, row, &pid))
+                    append_row_entry(&rows, row, pid);
+            }
+        term_trust_pop(saved);
+        ph_buf_free(&key);
+    }
+    if (rows.n)
+        send_sync(h, ctx, mv->target, "registered", &rows);
+    elist_free(&rows);
+}
+
 /* Sends a group as one start, remembered as a move until its result. */
 static void move_send(hub *h, ph_ctx *ctx, move_group *g)
 {
     move *mv = calloc(1, sizeof *mv);
     ph_buf opts, id;
     if (!mv || ph_buf_init(&opts) != 0) {
-        free(mv);
+        move_free(mv);
         LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
         return;
     }
     ph_buf_init(&id);
+    if (move_ids(&g->specs, &mv->cids) != 0) {
+        ph_buf_free(&opts);
+        ph_buf_free(&id);
+        move_free(mv);
+        LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
+        return;
+    }
     mv->id = ph_make_ref();
     mv->target = g->to->node;
     mv->next = h->moves;
@@ -2682,7 +2760,7 @@ static void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
     elist stop;
     int kept = 0;
     if (elist_init(&stop) != 0) {
-        free(mv);
+        move_free(mv);
         return;
     }
     if (ph_match(result, "{ok, ~t}", &map) == 1) {
@@ -2707,11 +2785,11 @@ static void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
         ph_buf l;
         ph_buf_init(&l);
         elist_to(&l, &stop);
-        stop_batch(h, ctx, ph_buf_term(&l), NULL);
+        stop_batch(h, ctx, ph_buf_term(&l), NULL, STOP_HERE);
         ph_buf_free(&l);
     }
     elist_free(&stop);
-    free(mv);
+    move_free(mv);
 }
 
 /* A member left: moves to it will not be answered; the children stay. */
@@ -2721,7 +2799,7 @@ static void moves_drop_node(hub *h, uint32_t node)
         move *mv = *pm;
         if (mv->target == node) {
             *pm = mv->next;
-            free(mv);
+            move_free(mv);
         } else {
             pm = &mv->next;
         }
@@ -2830,7 +2908,7 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
         return PH_REPLY;
     }
     if (!o.awaitable) {
-        stop_batch(h, ctx, list, NULL);
+        stop_batch(h, ctx, list, NULL, STOP_ANYWHERE);
         ph_build(reply, "{ok, stop_initiated}");
         return PH_REPLY;
     }
@@ -2842,7 +2920,7 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
     }
     w->from = ph_from_copy(from);
     w->outstanding = 1; /* held until the batch is set up */
-    stop_batch(h, ctx, list, w);
+    stop_batch(h, ctx, list, w, STOP_ANYWHERE);
     w->outstanding--;
     stop_wait_done(w);
     return PH_NOREPLY;
@@ -3088,7 +3166,8 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     if (ph_match(msg, "{'$ph_hub', ~a, ~t, ~t}", kind, &node_term, &list) == 1 &&
         ph_match(node_term, "~a", node_name) == 1 &&
         (strcmp(kind, "registered") == 0 || strcmp(kind, "unregistered") == 0 ||
-         strcmp(kind, "stop") == 0 || strcmp(kind, "repair") == 0)) {
+         strcmp(kind, "stop") == 0 || strcmp(kind, "undo_move") == 0 ||
+         strcmp(kind, "repair") == 0)) {
         uint32_t node = atom_intern(node_name);
         if (!membership_find(&h->members, node))
             return PH_OK; /* not (yet) a member: its hello will bring the rows */
@@ -3099,7 +3178,8 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         else if (strcmp(kind, "repair") == 0)
             apply_repair(h, ctx, node, list);
         else
-            stop_batch(h, ctx, list, NULL);
+            stop_batch(h, ctx, list, NULL,
+                       strcmp(kind, "undo_move") == 0 ? STOP_HERE : STOP_ANYWHERE);
         return PH_OK;
     }
     ph_term id_term, specs, result;
@@ -3147,9 +3227,23 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         ph_decode_ref(id_term, &rid) == 0) {
         move *mv = move_take(h, &rid);
         if (mv) {
+            /* If it starts them after all, it stops them again: messages
+             * between two hubs arrive in order, so this comes after the start. */
             LOG_W("hub", "%s: %s did not answer a move in %u ms; the children stay here",
                   h->cfg.hub_id, atom_text(mv->target), h->cfg.migr_base_timeout);
-            free(mv);
+            member *m = membership_find(&h->members, mv->target);
+            ph_buf undo;
+            if (m && ph_buf_init_versioned(&undo) == 0) {
+                if (ei_x_encode_tuple_header(&undo, 4) == 0 &&
+                    ei_x_encode_atom(&undo, "$ph_hub") == 0 &&
+                    ei_x_encode_atom(&undo, "undo_move") == 0 &&
+                    ei_x_encode_atom(&undo, atom_text(h->self_node)) == 0 &&
+                    ei_x_append_buf(&undo, mv->cids.buff, mv->cids.index) == 0)
+                    send_own(ctx, m->hub, &undo);
+                ph_buf_free(&undo);
+                republish_moved(h, ctx, mv);
+            }
+            move_free(mv);
         }
         return PH_OK;
     }
@@ -3416,7 +3510,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     while (h->moves) {
         move *mv = h->moves;
         h->moves = mv->next;
-        free(mv);
+        move_free(mv);
     }
     free(h->children);
     registry_free(h->reg);

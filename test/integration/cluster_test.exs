@@ -429,6 +429,37 @@ defmodule PhNode.ClusterTest do
     assert length(GenServer.call({:my_hub, b.node}, {:tag_query, "g3"})) == 5
   end
 
+  test "a move the joining owner answers too late is undone there: each child runs once" do
+    # b's starts take 40 ms per child (slow_start): its share of 30 takes longer
+    # than migr_base_timeout, so a gives up waiting, keeps the children, and
+    # has b stop what it starts late
+    cfg = Path.join(PhTest.tmp_dir(), "late_move_#{System.unique_integer([:positive])}.json")
+    File.write!(cfg, ~s({"migr_base_timeout": 300}))
+    a = PhTest.start_node(ticktime: @ticktime, worker_lib: true, args: ["--config", cfg])
+    on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+    specs = for i <- 1..30, do: %{id: "sl#{i}", start: {:slow_start, :start_link, [40]}}
+    {:ok, %{status: :ok}} =
+      GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]}, 10_000)
+    before = GenServer.call({:my_hub, a.node}, {:process_list, :local}) |> Map.new()
+
+    b = PhTest.start_node(ticktime: @ticktime, worker_lib: true,
+                          args: ["--config", cfg, "--join", Atom.to_string(a.node)])
+    on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+    assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
+    assert PhTest.wait_log(a, "did not answer a move", 5_000)
+
+    local = fn n -> GenServer.call({:my_hub, n.node}, {:process_list, :local}) |> Map.new() end
+    assert wait_until(
+             fn ->
+               local.(b) == %{} and local.(a) == before and dump(a) == dump(b) and
+                 Enum.all?(dump(a), fn {_, {_, nps, _}} -> Keyword.keys(nps) == [a.node] end)
+             end,
+             10_000
+           ),
+           "a runs #{map_size(local.(a))} (same pids: #{local.(a) == before}), b runs #{map_size(local.(b))}, " <>
+             "dumps agree: #{dump(a) == dump(b)}, rows: #{inspect(dump(a) |> Enum.map(fn {k, {_, nps, _}} -> {k, Keyword.keys(nps)} end) |> Enum.take(5))}"
+  end
+
   test "periodic repair fixes a lost registry update" do
     cfg = Path.join(PhTest.tmp_dir(), "repair_#{System.unique_integer([:positive])}.json")
     File.write!(cfg, ~s({"synchronization_strategy": {"type": "pubsub", "sync_interval": 700}}))

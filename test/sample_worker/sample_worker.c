@@ -1,6 +1,7 @@
 /* sample_worker.c - a worker library loaded with --worker-lib in the
  * integration tests: module `greeter`, call {hello, Name} ->
- * {hello, Name, from_library}.
+ * {hello, Name, from_library}; module `slow_start`, whose init with args
+ * [Ms] takes Ms milliseconds (a start that keeps its hub busy).
  *
  * With PH_SAMPLE_ALTER_HOOK set in phnode's environment it also registers
  * a C child_data_alter_hook handler: a child whose id is a binary starting
@@ -10,6 +11,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static ph_result greeter_call(ph_ctx *ctx, void *state, ph_term request, const ph_from *from,
                               ph_buf *reply)
@@ -28,7 +30,26 @@ static const ph_worker_module greeter = {
     .handle_call = greeter_call,
 };
 
-const ph_worker_module *const ph_worker_modules[] = {&greeter, NULL};
+static ph_result slow_start_init(ph_ctx *ctx, ph_term args, void **state)
+{
+    long ms;
+    (void)state;
+    if (ph_match(args, "[~i]", &ms) != 1 || ms < 0 || ms > 60000) {
+        ph_stop_reasonf(ctx, "{bad_args, ~t}", args);
+        return PH_STOP;
+    }
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+    return PH_OK;
+}
+
+static const ph_worker_module slow_start = {
+    .name = "slow_start",
+    .init = slow_start_init,
+};
+
+const ph_worker_module *const ph_worker_modules[] = {&greeter, &slow_start, NULL};
 
 static int alter_args(void *arg, const char *hook_key, ph_term data, ph_buf *altered)
 {
