@@ -1,6 +1,7 @@
 # Failure paths of the hub: an owner that does not answer an awaitable start
 # in time (frozen with SIGSTOP), an owner that dies while a start waits for it,
-# and children that ignore their shutdown (killed after `shutdown` ms).
+# children that ignore their shutdown (killed after `shutdown` ms), and a
+# joining node that never answers the moves sent to it.
 # Run by test/integration/run.sh.
 #
 # Freezes are kept well under net_ticktime (2 s, here and on the test node):
@@ -218,6 +219,33 @@ defmodule PhNode.FailureTest do
       :ok = signal(b, "CONT")
       assert wait_until(fn -> members(b) == [] and count(b) == 20 end, 10_000)
       assert length(GenServer.call(hub(b), {:process_list, :local})) == 20
+    end
+  end
+
+  describe "a joining node that never answers a move" do
+    test "the children stay where they were; when it dies, each still runs once, there" do
+      # on b every slow_start init takes 20 s (PH_SAMPLE_SLOW_START_MS), so its
+      # hub is stuck in the first moved child; a waits migr_base_timeout
+      # (300 ms) for the answer, keeps its children, and b is killed before it
+      # ever answers
+      cfg = Path.join(PhTest.tmp_dir(), "no_answer_#{System.unique_integer([:positive])}.json")
+      File.write!(cfg, ~s({"migr_base_timeout": 300}))
+      a = PhTest.start_node(ticktime: @ticktime, worker_lib: true, args: ["--config", cfg])
+      on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+      sp = for i <- 1..20, do: %{id: "na#{i}", start: {:slow_start, :start_link, [1]}}
+      {:ok, %{status: :ok}} = GenServer.call(hub(a), {:start_children, sp, [awaitable: true]})
+      before = GenServer.call(hub(a), {:process_list, :local}) |> Map.new()
+
+      b = PhTest.start_node(ticktime: @ticktime, worker_lib: true,
+                            args: ["--config", cfg, "--join", Atom.to_string(a.node)],
+                            env: [{"PH_SAMPLE_SLOW_START_MS", "20000"}])
+      on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+      assert PhTest.wait_log(a, "did not answer a move in 300 ms", 10_000)
+      PhTest.kill_node(b)
+
+      assert wait_until(fn -> members(a) == [] end, 10_000)
+      assert GenServer.call(hub(a), {:process_list, :local}) |> Map.new() == before
+      assert Enum.all?(dump(a), fn {_, {_, nps, _}} -> Keyword.keys(nps) == [a.node] end)
     end
   end
 

@@ -1,7 +1,9 @@
 /* sample_worker.c - a worker library loaded with --worker-lib in the
  * integration tests: module `greeter`, call {hello, Name} ->
  * {hello, Name, from_library}; module `slow_start`, whose init with args
- * [Ms] takes Ms milliseconds (a start that keeps its hub busy).
+ * [Ms] takes Ms milliseconds (a start that keeps its hub busy), or
+ * PH_SAMPLE_SLOW_START_MS milliseconds when that is set in phnode's
+ * environment (one node slow, the others not).
  *
  * With PH_SAMPLE_ALTER_HOOK set in phnode's environment it also registers
  * a C child_data_alter_hook handler: a child whose id is a binary starting
@@ -38,6 +40,9 @@ static ph_result slow_start_init(ph_ctx *ctx, ph_term args, void **state)
         ph_stop_reasonf(ctx, "{bad_args, ~t}", args);
         return PH_STOP;
     }
+    const char *override = getenv("PH_SAMPLE_SLOW_START_MS");
+    if (override && atol(override) >= 0 && atol(override) <= 60000)
+        ms = atol(override);
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) != 0)
         ;
