@@ -2645,36 +2645,16 @@ typedef struct move_group {
     const member *to;
     const reg_row *meta_of; /* a row with the group's metadata */
     elist specs;
+    elist ids; /* their ids, in the same order */
 } move_group;
 
-#define MOVE_GROUPS 8
-
-/* [Cid] of a group's specs (the parts elist holds, without list framing). */
-static int move_ids(const elist *specs, ph_buf *out)
+static void move_group_free(move_group *g)
 {
-    ph_buf l;
-    list_walk w;
-    ph_term spec;
-    spec_info si;
-    if (ph_buf_init(out) != 0)
-        return -1;
-    if (ph_buf_init(&l) != 0)
-        return -1;
-    if (specs->n == 0) {
-        ph_buf_free(&l);
-        return ei_x_encode_empty_list(out) == 0 ? 0 : -1;
-    }
-    int rc = elist_to(&l, specs) == 0 && ei_x_encode_list_header(out, specs->n) == 0 ? 0 : -1;
-    struct term_trust saved = term_trust_push(l.buff, l.index);
-    if (rc == 0 && list_begin(&w, ph_buf_term(&l)) >= 0)
-        while (rc == 0 && list_next(&w, &spec) > 0)
-            rc = parse_spec(spec, &si) == 0 && ph_buf_append_term(out, si.id) == 0 ? 0 : -1;
-    term_trust_pop(saved);
-    if (rc == 0)
-        rc = ei_x_encode_empty_list(out) == 0 ? 0 : -1;
-    ph_buf_free(&l);
-    return rc;
+    elist_free(&g->specs);
+    elist_free(&g->ids);
 }
+
+#define MOVE_GROUPS 8
 
 /* After an undo_move: the target's late start replaced the rows of these
  * children with its own copies, and its undo deleted them; our rows (sent
@@ -2718,7 +2698,7 @@ static void move_send(hub *h, ph_ctx *ctx, move_group *g)
         return;
     }
     ph_buf_init(&id);
-    if (move_ids(&g->specs, &mv->cids) != 0) {
+    if (ph_buf_init(&mv->cids) != 0 || elist_to(&mv->cids, &g->ids) != 0) {
         ph_buf_free(&opts);
         ph_buf_free(&id);
         move_free(mv);
@@ -2835,23 +2815,35 @@ static void redistribute(hub *h, ph_ctx *ctx)
         if (g == n_groups) {
             if (n_groups == MOVE_GROUPS) { /* full: send the oldest group now */
                 move_send(h, ctx, &groups[0]);
-                elist_free(&groups[0].specs);
+                move_group_free(&groups[0]);
                 groups[0] = groups[--n_groups];
             }
             g = n_groups++;
-            groups[g].to = m;
-            groups[g].meta_of = row;
-            elist_init(&groups[g].specs);
+            groups[g] = (move_group){.to = m, .meta_of = row};
+            if (elist_init(&groups[g].specs) != 0 || elist_init(&groups[g].ids) != 0) {
+                move_group_free(&groups[g]);
+                n_groups--;
+                LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
+                continue;
+            }
         }
-        if (ph_buf_append_term(&groups[g].specs.b, reg_row_spec(row)) == 0)
-            groups[g].specs.n++;
+        int specs_end = groups[g].specs.b.index, ids_end = groups[g].ids.b.index;
+        if (ph_buf_append_term(&groups[g].specs.b, reg_row_spec(row)) != 0 ||
+            ph_buf_append_term(&groups[g].ids.b, reg_row_key(row)) != 0) {
+            groups[g].specs.b.index = specs_end; /* this child stays here */
+            groups[g].ids.b.index = ids_end;
+            LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
+            continue;
+        }
+        groups[g].specs.n++;
+        groups[g].ids.n++;
         elist_add(&migrated, "{~t, ~t}", reg_row_spec(row), reg_row_meta(row));
         target = node; /* after one join, every move goes to the newcomer */
         moving++;
     }
     for (int g = 0; g < n_groups; g++) {
         move_send(h, ctx, &groups[g]);
-        elist_free(&groups[g].specs);
+        move_group_free(&groups[g]);
     }
     if (migrated.n && hooks_has(h->hooks, "children_migrated_hook")) {
         ph_buf d, l;
