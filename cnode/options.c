@@ -171,7 +171,7 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         return -1;
     }
     o->net_ticktime = 60;
-    o->busy_poll_us = 25;
+    o->busy_poll_us = 100;
     int set_ticktime = 0, set_schedulers = 0, set_port = 0, set_max = 0, set_busy = 0;
     unsigned port;
     opterr = 0;

@@ -137,6 +137,9 @@ typedef struct scheduler_io {
     /* Waits up to timeout_ms (-1: until interrupted) for I/O and handles it:
      * frames are decoded and posted to mailboxes, nothing else. */
     int (*poll)(int timeout_ms); /* returns the number of events handled */
+    /* One cheap non-blocking check while an idle scheduler spins; nonzero
+     * when it handled input. */
+    int (*spin_check)(void);
     /* Makes a poll(-1) in progress return. */
     void (*interrupt)(void);
 } scheduler_io;

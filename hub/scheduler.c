@@ -94,15 +94,17 @@ static unsigned poll_spin_us;
  * checks without blocking for a short while. */
 static void poll_with_role(int timeout_ms)
 {
+    /* Read once: the network may be stopping meanwhile. */
+    const scheduler_io *io = io_get();
     polling = 1;
     int handled = 0;
-    if (timeout_ms < 0 && poll_spin_us) {
+    if (io && timeout_ms < 0 && poll_spin_us) {
         /* A check is a system call: space them out, which also lets a
          * stream of small frames collect into fewer, larger reads. */
         uint64_t now = now_us(), until = now + poll_spin_us, next_check = now;
         while (!handled && atomic_load(&runq_len) == 0 && now < until) {
             if (now >= next_check) {
-                handled = io_get()->poll(0);
+                handled = io->spin_check();
                 next_check = now + POLL_SPIN_STEP_US;
             } else {
                 __builtin_ia32_pause();
@@ -110,8 +112,8 @@ static void poll_with_role(int timeout_ms)
             now = now_us();
         }
     }
-    if (!handled && atomic_load(&runq_len) == 0)
-        io_get()->poll(timeout_ms);
+    if (io && !handled && atomic_load(&runq_len) == 0)
+        io->poll(timeout_ms);
     polling = 0;
     atomic_store(&last_poll_us, now_us());
     atomic_store(&poll_role, 0);
