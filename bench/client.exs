@@ -75,29 +75,45 @@ defmodule Bench do
     {rate, (cpu_us(os_pid) - c0) / ops}
   end
 
+  # ratio: the median of the ratios of adjacent phnode/BEAM rounds. The
+  # host's speed drifts by up to a third within a run; a pair of rounds
+  # taken back to back sees the same host, so its ratio is what compares
+  # the two servers. ratio_of_medians is given too.
   def report(name, ph_runs, beam_runs, unit) do
     p = median(Enum.map(ph_runs, &elem(&1, 0)))
     b = median(Enum.map(beam_runs, &elem(&1, 0)))
     pc = median(Enum.map(ph_runs, &elem(&1, 1)))
     bc = median(Enum.map(beam_runs, &elem(&1, 1)))
+    paired = median(Enum.zip_with(ph_runs, beam_runs, fn {pr, _}, {br, _} -> pr / br end))
     IO.puts(
       ~s({"scenario": "#{name}", "unit": "#{unit}", "phnode": #{round(p)}, "beam": #{round(b)}, ) <>
-        ~s("ratio": #{Float.round(p / b, 2)}, ) <>
+        ~s("ratio": #{Float.round(paired, 2)}, "ratio_of_medians": #{Float.round(p / b, 2)}, ) <>
         ~s("phnode_cpu_us_per_op": #{Float.round(pc, 1)}, "beam_cpu_us_per_op": #{Float.round(bc, 1)}, ) <>
         ~s("phnode_rounds": #{inspect(Enum.map(ph_runs, &round(elem(&1, 0))))}, ) <>
         ~s("beam_rounds": #{inspect(Enum.map(beam_runs, &round(elem(&1, 0))))}})
     )
   end
 
-  def compare(name, unit, rounds, {ph_os, bs_os, ops}, ph_fun, beam_fun) do
+  # pairs of rounds, the side that goes first alternating, after one
+  # warm-up round each
+  def compare(name, unit, pairs, {ph_os, bs_os, ops}, ph_fun, beam_fun) do
     ph_fun.()
     beam_fun.()
     {p, b} =
-      Enum.reduce(1..rounds, {[], []}, fn _, {ps, bs} ->
-        {[measured(ph_os, ops, ph_fun) | ps], [measured(bs_os, ops, beam_fun) | bs]}
+      Enum.reduce(1..pairs, {[], []}, fn i, {ps, bs} ->
+        {pr, br} =
+          if rem(i, 2) == 1 do
+            pr = measured(ph_os, ops, ph_fun)
+            {pr, measured(bs_os, ops, beam_fun)}
+          else
+            br = measured(bs_os, ops, beam_fun)
+            {measured(ph_os, ops, ph_fun), br}
+          end
+
+        {[pr | ps], [br | bs]}
       end)
 
-    report(name, p, b, unit)
+    report(name, Enum.reverse(p), Enum.reverse(b), unit)
   end
 end
 
@@ -162,14 +178,19 @@ ph_counter = Bench.spawn_ph(ph, :counter, [0])
 beam_echo = :rpc.call(bs, :erlang, :whereis, [:ph_bench_echo])
 beam_counter = :rpc.call(bs, :erlang, :whereis, [:ph_bench_counter])
 
-Bench.compare("sequential_call_by_pid", "calls/s", rounds, {ph_os, bs_os, 20_000},
-  fn -> Bench.sequential(ph_echo, 20_000) end,
-  fn -> Bench.sequential(beam_echo, 20_000) end)
+# The call scenarios run four short pairs per ROUNDS round: more pairs,
+# closer in time, give a steadier median on a host whose speed drifts.
+pairs = rounds * 4
 
-Bench.compare("concurrent_8_callers", "calls/s", rounds, {ph_os, bs_os, 40_000},
-  fn -> Bench.concurrent(ph_echo, 8, 5_000) end,
-  fn -> Bench.concurrent(beam_echo, 8, 5_000) end)
+Bench.compare("sequential_call_by_pid", "calls/s", pairs, {ph_os, bs_os, 5_000},
+  fn -> Bench.sequential(ph_echo, 5_000) end,
+  fn -> Bench.sequential(beam_echo, 5_000) end)
 
+Bench.compare("concurrent_8_callers", "calls/s", pairs, {ph_os, bs_os, 10_000},
+  fn -> Bench.concurrent(ph_echo, 8, 1_250) end,
+  fn -> Bench.concurrent(beam_echo, 8, 1_250) end)
+
+# 200k sends per round, as the scenario is defined: ROUNDS pairs.
 Bench.compare("one_way_200k_sends", "msgs/s", rounds, {ph_os, bs_os, 200_000},
   fn -> Bench.one_way(ph_counter, 200_000) end,
   fn -> Bench.one_way(beam_counter, 200_000) end)
@@ -177,10 +198,10 @@ Bench.compare("one_way_200k_sends", "msgs/s", rounds, {ph_os, bs_os, 200_000},
 # The hub: get_pid from the registry vs a gen_server answering from ETS. Both
 # are called by registered name, as ProcessHub users call their hub.
 {:ok, _} = GenServer.call({:my_hub, ph}, {:start_child, %{id: "c1", start: {:counter, :start_link, [0]}}, []})
-get_pid = fn target -> fn -> for _ <- 1..20_000, do: true = is_pid(GenServer.call(target, {:get_pid, "c1"})) end end
-Bench.compare("hub_get_pid", "calls/s", rounds, {ph_os, bs_os, 20_000},
-  fn -> 20_000 * 1_000_000 / Bench.timed(get_pid.({:my_hub, ph})) end,
-  fn -> 20_000 * 1_000_000 / Bench.timed(get_pid.({:ph_bench_registry, bs})) end)
+get_pid = fn target -> fn -> for _ <- 1..5_000, do: true = is_pid(GenServer.call(target, {:get_pid, "c1"})) end end
+Bench.compare("hub_get_pid", "calls/s", pairs, {ph_os, bs_os, 5_000},
+  fn -> 5_000 * 1_000_000 / Bench.timed(get_pid.({:my_hub, ph})) end,
+  fn -> 5_000 * 1_000_000 / Bench.timed(get_pid.({:ph_bench_registry, bs})) end)
 
 # The hub: 100k children with one awaitable start_children. The first round
 # of each side (cold: the heaps grow) gives the memory per child and is not
