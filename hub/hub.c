@@ -1059,9 +1059,10 @@ static int batch_prepare(hub *h, ph_term list, uint32_t n, int check, elist *exi
             it->key_len = (uint32_t)keys->index - it->key_off;
             const char *key = keys->buff + it->key_off;
             /* the registry's slot loads while the batch's own table is probed */
-            registry_prefetch(h->reg, registry_hash(key, it->key_len));
+            uint32_t hash = registry_hash(key, it->key_len);
+            registry_prefetch(h->reg, hash);
             uint32_t first = batch_first_with_key(table, cap, items, keys->buff, m);
-            reg_row *row = registry_get(h->reg, key, it->key_len);
+            reg_row *row = registry_get_hashed(h->reg, key, it->key_len, hash);
             if (row && check)
                 elist_add(existing, "~t", s.id);
             if (row && row_local_pid(h, row, &it->pid))
@@ -1771,7 +1772,7 @@ static int next_published(list_walk *w, uint32_t node, published_row *x)
 
 static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_row *x)
 {
-    reg_row *row = registry_get(h->reg, x->key.buff, (uint32_t)x->key.index);
+    reg_row *row = registry_get_hashed(h->reg, x->key.buff, (uint32_t)x->key.index, x->hash);
     if (row)
         registry_set_node(h->reg, row, node, x->pid);
     else {
@@ -2272,11 +2273,12 @@ static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
             /* the registry's slot loads while the ring hashes the id */
             key->index = 0;
             int keyed = check && registry_key(s.id, key) == 0;
+            uint32_t hash = keyed ? registry_hash(key->buff, (uint32_t)key->index) : 0;
             if (keyed)
-                registry_prefetch(h->reg, registry_hash(key->buff, (uint32_t)key->index));
+                registry_prefetch(h->reg, hash);
             if (ring_key_nodes(h->ring, s.id, 1, &owner, 1) == 1)
                 node = owner_atom(&cache, owner);
-            if (keyed && registry_get(h->reg, key->buff, (uint32_t)key->index))
+            if (keyed && registry_get_hashed(h->reg, key->buff, (uint32_t)key->index, hash))
                 elist_add(&sp->existing, "~t", s.id);
         }
         elist *target = &sp->local;

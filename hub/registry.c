@@ -127,11 +127,16 @@ void registry_prefetch(const registry *r, uint32_t hash)
     __builtin_prefetch(&r->hashes[i]);
 }
 
-reg_row *registry_get(registry *r, const char *key, uint32_t key_len)
+reg_row *registry_get_hashed(registry *r, const char *key, uint32_t key_len, uint32_t hash)
 {
     int found;
-    uint32_t i = find_slot(r, key, key_len, hash_bytes(key, key_len), &found);
+    uint32_t i = find_slot(r, key, key_len, hash, &found);
     return found ? r->slots[i] : NULL;
+}
+
+reg_row *registry_get(registry *r, const char *key, uint32_t key_len)
+{
+    return registry_get_hashed(r, key, key_len, hash_bytes(key, key_len));
 }
 
 /* Moves every row into a table of cap slots (dropping tombstones). */

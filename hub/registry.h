@@ -45,6 +45,8 @@ reg_row *registry_get(registry *r, const char *key, uint32_t key_len);
  * finds the slot in cache when it looks up. */
 uint32_t registry_hash(const char *key, uint32_t key_len);
 void registry_prefetch(const registry *r, uint32_t hash);
+/* registry_get with the key's registry_hash already known. */
+reg_row *registry_get_hashed(registry *r, const char *key, uint32_t key_len, uint32_t hash);
 /* Makes room for extra more rows at once (one rehash for a big batch
  * instead of one per doubling). 0 or -1. */
 int registry_reserve(registry *r, uint32_t extra);

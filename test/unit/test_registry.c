@@ -68,6 +68,8 @@ START_TEST(put_get_replace_delete)
     ck_assert_ptr_nonnull(row);
     ck_assert_uint_eq(registry_count(r), 1);
     ck_assert_ptr_eq(registry_get(r, key.buff, (uint32_t)key.index), row);
+    uint32_t hash = registry_hash(key.buff, (uint32_t)key.index);
+    ck_assert_ptr_eq(registry_get_hashed(r, key.buff, (uint32_t)key.index, hash), row);
     ck_assert(ph_term_equal(reg_row_spec(row), ph_buf_term(&spec)));
     ck_assert(ph_term_equal(reg_row_meta(row), ph_buf_term(&meta)));
     /* a second replica, then a pid change on the first */
@@ -89,6 +91,7 @@ START_TEST(put_get_replace_delete)
     ck_assert_int_eq(registry_remove_node(r, row, node_b), 1);
     ck_assert_uint_eq(registry_count(r), 0);
     ck_assert_ptr_null(registry_get(r, key.buff, (uint32_t)key.index));
+    ck_assert_ptr_null(registry_get_hashed(r, key.buff, (uint32_t)key.index, hash));
     registry_free(r);
     ph_buf_free(&key);
     ph_buf_free(&spec);
