@@ -584,6 +584,28 @@ defmodule PhNode.FoundationTest do
       assert PhTest.stop_node(b2) == {:ok, 0}
     end
 
+    # The busy poll reads the connection that was active last directly;
+    # a peer that goes away right after its replies closes it there.
+    test "a peer that disconnects right after its calls, again and again: each connection closes, the node keeps serving" do
+      b = PhTest.start_node(ticktime: @ticktime)
+      on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+      :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+      node = b.node
+
+      for round <- 1..25 do
+        echo = spawn_worker!(b, :echo)
+        for i <- 1..20, do: assert(GenServer.call(echo, {round, i}) == {round, i})
+        assert Node.disconnect(node)
+        assert_receive {:nodedown, ^node, _}, 5000
+      end
+
+      :ok = :net_kernel.monitor_nodes(false, node_type: :all)
+      assert PhTest.alive?(b)
+      assert GenServer.call(spawn_worker!(b, :echo), :still_serving) == :still_serving
+      assert PhTest.stop_node(b) == {:ok, 0}
+      refute PhTest.log(b) =~ ~r/\[(error|fatal)\]/i
+    end
+
     test "the heap uses huge pages through glibc's tunable; a user's own setting is kept" do
       # (glibc cuts its copy of GLIBC_TUNABLES in /proc/PID/environ at the first ':', so
       # the effect is checked, not the variable)
