@@ -210,7 +210,18 @@ typedef struct hub {
     uint32_t *leave_wait;
     int n_leave_wait;
     ph_ref discover_ref; /* tag of this round's questions to BEAM nodes */
-    struct move *moves;  /* children sent to a newcomer, stopped here when it has them */
+    struct move *moves;  /* children sent to their owner, stopped here when it has them */
+    /* Ids of the children in those moves, with the target as the row's node:
+     * a child is moved once at a time, and a hand-off of a child this node
+     * is moving away is refused (two nodes moving it to each other would
+     * both stop their copies). */
+    registry *moving;
+    /* Ids stopped in the last TOMB_MS, with the time as their spec: a
+     * hand-off sent before the stop and arriving after it is refused. */
+    registry *tombs;
+    int reconcile_scheduled; /* a {'$ph_hub', reconcile} is on its way */
+    int orphan_check_ms;     /* the next orphan check's delay; 0: none pending */
+    int retry_ms;            /* re-plan delay after a move not fully taken; doubles */
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -219,6 +230,7 @@ typedef struct move {
     struct move *next;
     ph_ref id;
     uint32_t target;
+    int n;       /* children in it */
     ph_buf cids; /* [Cid]: what to undo there if the answer comes too late */
 } move;
 
@@ -608,11 +620,67 @@ static void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_
     ph_buf_free(&k);
 }
 
+/* --- stopped ids and moving ids ----------------------------------------- */
+
+/* How long a stopped id refuses hand-offs. A hand-off races a stop only
+ * while both are in flight; 30 s covers any move (migr_base_timeout) and
+ * any orphan check. */
+#define TOMB_MS 30000
+
+static void tomb_add(hub *h, const char *key, uint32_t key_len)
+{
+    ph_buf t;
+    if (ph_buf_init(&t) != 0)
+        return;
+    if (ei_x_encode_longlong(&t, (long long)(monotonic_ms() + TOMB_MS)) == 0 &&
+        !registry_put(h->tombs, key, key_len, ph_buf_term(&t), ph_buf_term(&t), NULL, 0))
+        LOG_W("hub", "%s: out of memory remembering a stopped id", h->cfg.hub_id);
+    ph_buf_free(&t);
+}
+
+static void tomb_clear(hub *h, const char *key, uint32_t key_len)
+{
+    reg_row *t = registry_count(h->tombs) ? registry_get(h->tombs, key, key_len) : NULL;
+    if (t)
+        registry_delete(h->tombs, t);
+}
+
+static int tomb_has(hub *h, const char *key, uint32_t key_len)
+{
+    return registry_count(h->tombs) && registry_get(h->tombs, key, key_len) != NULL;
+}
+
+static void tombs_prune(hub *h)
+{
+    uint32_t i = 0;
+    reg_row *t;
+    uint64_t now = monotonic_ms();
+    while ((t = registry_next(h->tombs, &i)) != NULL) {
+        int index = 0;
+        long long until = 0;
+        if (ei_decode_longlong(reg_row_spec(t).buf, &index, &until) != 0 || (uint64_t)until <= now)
+            registry_delete(h->tombs, t); /* iteration goes on past a deleted slot */
+    }
+}
+
+/* The member a local child is being moved to, or ATOM_NONE. */
+static uint32_t moving_target(hub *h, const char *key, uint32_t key_len)
+{
+    reg_row *m = registry_count(h->moving) ? registry_get(h->moving, key, key_len) : NULL;
+    return m && m->n_nodes ? m->nodes[0].node : ATOM_NONE;
+}
+
+#define RECONCILE_MS 50      /* a re-plan after a hand-off or a second copy is seen */
+#define ORPHAN_CHECK_MS 1000 /* an orphan its owner has not restarted by then is sent to it */
+
+static void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
+
 /* --- options ------------------------------------------------------------- */
 
 typedef struct start_opts {
     int awaitable, check_existing, rollback, disable_logging;
     int forwarded; /* placed by a member whose ring disagreed: start here, never forward again */
+    int handoff;   /* a running or orphaned child sent to its owner (a move, an adoption) */
     int has_ring;  /* the placing node's ring digest came along: */
     long ring;     /* when it equals ours, nothing needs forwarding */
     int want_post; /* post-start hooks are registered: build their data */
@@ -648,6 +716,8 @@ static int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             ok = ph_match(v, "~B", &o->disable_logging) == 1;
         else if (ok && strcmp(key, "forwarded") == 0)
             ok = ph_match(v, "~B", &o->forwarded) == 1;
+        else if (ok && strcmp(key, "handoff") == 0)
+            ok = ph_match(v, "~B", &o->handoff) == 1;
         else if (ok && strcmp(key, "ring") == 0)
             ok = o->has_ring = ph_match(v, "~i", &o->ring) == 1;
         else if (ok && strcmp(key, "timeout") == 0)
@@ -768,6 +838,8 @@ static void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result 
                          ph_term id, ph_pid pid)
 {
     const char *node = atom_text(h->self_node);
+    if (!o->handoff)
+        tomb_clear(h, row->data, row->key_len); /* started again since its stop */
     fire_insert(h, ctx, row);
     note_registered(h, row, pid);
     /* {Cid, [{Node, Pid}]}, encoded directly: this runs per child */
@@ -820,10 +892,10 @@ static void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, st
 }
 
 static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
-/* Where stop_batch looks for each child: anywhere in the cluster (a child
- * that does not run here is stopped by the members that run it), or here
- * only (undoing or completing a move must never reach the other copy). */
-enum stop_scope { STOP_ANYWHERE, STOP_HERE };
+/* Where stop_batch stops each child: anywhere in the cluster (the API), here
+ * and in this node's registry (a member's stop), or here only (undoing or
+ * completing a move must never reach the other copy). */
+enum stop_scope { STOP_ANYWHERE, STOP_REMOTE, STOP_HERE };
 static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope);
 
 /* Starts a batch; writes the reply (awaitable result, or nothing when the
@@ -1329,51 +1401,112 @@ static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
     }
 }
 
+/* {'$ph_hub', stop, Node, [Cid]} to a member's hub. */
+static void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids)
+{
+    member *m = membership_find(&h->members, node);
+    ph_buf msg;
+    if (!m || ph_buf_init(&msg) != 0)
+        return;
+    if (ph_build(&msg, "{'$ph_hub', stop, ~a, ~t}", atom_text(h->self_node), cids) == 0)
+        ph_send(ctx, m->hub, ph_buf_term(&msg));
+    ph_buf_free(&msg);
+}
+
+/* Drops a row this node does not run: the nodes that run its copies were
+ * told to stop them. */
+static void forget_row(hub *h, ph_ctx *ctx, reg_row *row)
+{
+    ph_buf key;
+    if (ph_buf_init(&key) != 0)
+        return;
+    ph_buf_append_term(&key, reg_row_key(row));
+    for (uint16_t i = 0; i < row->n_nodes; i++)
+        fire_remove(h, ctx, ph_buf_term(&key), row->nodes[i].node);
+    registry_delete(h->reg, row);
+    ph_buf_free(&key);
+}
+
+/* STOP_ANYWHERE (stop_children): a copy here stops here; an id that has
+ * copies elsewhere, or none (an orphan waiting for its owner), is also sent
+ * to every member (STOP_REMOTE), which stops its copy or forgets the row.
+ * Telling every member, not only the nodes the row names, ends duplicates
+ * this node does not know of, and leaves no orphan to restart when a node
+ * dies before it stops its copy. Every scope but STOP_HERE remembers the
+ * id (a hand-off of it still in flight is refused) and passes the stop on
+ * to where this node is moving the child. */
 static void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope)
 {
     ph_iter it;
     ph_term cid;
-    ph_buf key;
+    ph_buf key, one;
+    elist tell;
     const char *node = atom_text(h->self_node);
     if (ph_buf_init(&key) != 0)
         return;
+    if (ph_buf_init(&one) != 0 || elist_init(&tell) != 0) {
+        ph_buf_free(&key);
+        ph_buf_free(&one);
+        return;
+    }
     ph_iter_begin(&it, list);
     while (ph_iter_next(&it, &cid) > 0) {
         ph_buf_reset(&key);
-        reg_row *row = NULL;
-        if (registry_key(cid, &key) == 0)
-            row = registry_get(h->reg, key.buff, (uint32_t)key.index);
-        child *c = NULL;
-        for (uint16_t i = 0; row && i < row->n_nodes && !c; i++)
-            if (row->nodes[i].node == h->self_node)
-                c = child_find(h, row->nodes[i].pid, NULL);
-        if (!c && row && row->n_nodes && scope == STOP_ANYWHERE) {
-            /* Runs on other members: they stop it (not awaited here). */
-            for (uint16_t i = 0; i < row->n_nodes; i++) {
-                member *m = membership_find(&h->members, row->nodes[i].node);
-                ph_buf msg;
-                if (!m || ph_buf_init(&msg) != 0)
-                    continue;
-                if (ph_build(&msg, "{'$ph_hub', stop, ~a, [~t]}", atom_text(h->self_node), cid) ==
-                    0)
-                    ph_send(ctx, m->hub, ph_buf_term(&msg));
-                ph_buf_free(&msg);
-                if (w)
-                    elist_add(&w->stopped, "{~t, [~a]}", cid, atom_text(row->nodes[i].node));
-            }
-            continue;
-        }
-        if (!c) {
+        if (registry_key(cid, &key) != 0) {
             if (w)
                 elist_add(&w->errors, "{~t, ~a, not_found}", cid, node);
             continue;
         }
-        if (w)
-            elist_add(&w->stopped, "{~t, [~a]}", cid, node);
-        unregister_local(h, ctx, key.buff, (uint16_t)key.index);
-        if (!c->stopping)
-            begin_stop(h, ctx, c, w);
+        uint32_t key_len = (uint32_t)key.index;
+        reg_row *row = registry_get(h->reg, key.buff, key_len);
+        child *c = NULL;
+        for (uint16_t i = 0; row && i < row->n_nodes && !c; i++)
+            if (row->nodes[i].node == h->self_node)
+                c = child_find(h, row->nodes[i].pid, NULL);
+        if (scope != STOP_HERE) {
+            tomb_add(h, key.buff, key_len);
+            uint32_t target = moving_target(h, key.buff, key_len);
+            if (target != ATOM_NONE) {
+                /* sent after the move's start: it reaches the new copy */
+                ph_buf_reset(&one);
+                if (ph_build(&one, "[~t]", cid) == 0)
+                    send_stop(h, ctx, target, ph_buf_term(&one));
+            }
+        }
+        int elsewhere = row && (row->n_nodes == 0 || row->n_nodes > (c ? 1 : 0));
+        if (scope == STOP_ANYWHERE && elsewhere) {
+            elist_add(&tell, "~t", cid);
+            if (w && row->n_nodes == 0)
+                elist_add(&w->stopped, "{~t, []}", cid);
+            for (uint16_t i = 0; w && i < row->n_nodes; i++)
+                if (row->nodes[i].node != h->self_node)
+                    elist_add(&w->stopped, "{~t, [~a]}", cid, atom_text(row->nodes[i].node));
+        }
+        if (c) {
+            if (w)
+                elist_add(&w->stopped, "{~t, [~a]}", cid, node);
+            unregister_local(h, ctx, key.buff, (uint16_t)key_len);
+            if (!c->stopping)
+                begin_stop(h, ctx, c, w);
+        } else if (!row || scope == STOP_HERE) {
+            if (w)
+                elist_add(&w->errors, "{~t, ~a, not_found}", cid, node);
+            continue;
+        }
+        if (scope != STOP_HERE && (row = registry_get(h->reg, key.buff, key_len)) != NULL)
+            forget_row(h, ctx, row);
     }
+    if (tell.n) {
+        ph_buf l;
+        if (ph_buf_init(&l) == 0) {
+            if (elist_to(&l, &tell) == 0)
+                for (int i = 0; i < h->members.n; i++)
+                    send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&l));
+            ph_buf_free(&l);
+        }
+    }
+    elist_free(&tell);
+    ph_buf_free(&one);
     ph_buf_free(&key);
 }
 
@@ -1456,14 +1589,19 @@ static void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason)
 
 /* --- queries ------------------------------------------------------------- */
 
-/* The registry row of a child id, or NULL. */
+/* The queries answer for running children only: an orphan (its copies
+ * ran on members that left, its owner is restarting it) is not listed
+ * until it runs again. */
+
+/* The registry row of a running child id, or NULL. */
 static reg_row *row_of(hub *h, ph_term cid)
 {
     ph_buf *key = &h->key_scratch;
     key->index = 0;
     if (registry_key(cid, key) != 0)
         return NULL;
-    return registry_get(h->reg, key->buff, (uint32_t)key->index);
+    reg_row *row = registry_get(h->reg, key->buff, (uint32_t)key->index);
+    return row && row->n_nodes ? row : NULL;
 }
 
 static ph_result reply_lookup(hub *h, ph_term cid, int with_metadata, ph_buf *reply)
@@ -1516,7 +1654,7 @@ static ph_result reply_process_list(hub *h, int local, ph_buf *reply)
     reg_row *row;
     ph_pid pid;
     while ((row = registry_next(h->reg, &i)) != NULL) {
-        if (local && !row_local_pid(h, row, &pid))
+        if (local ? !row_local_pid(h, row, &pid) : !row->n_nodes)
             continue;
         append_cid_cell(reply, row, local ? &pid : NULL);
     }
@@ -1524,12 +1662,24 @@ static ph_result reply_process_list(hub *h, int local, ph_buf *reply)
     return PH_REPLY;
 }
 
+/* Rows that name a running copy (orphans aside). */
+static uint32_t running_count(hub *h)
+{
+    uint32_t i = 0, running = 0;
+    reg_row *row;
+    while ((row = registry_next(h->reg, &i)) != NULL)
+        running += row->n_nodes != 0;
+    return running;
+}
+
 static ph_result reply_dump(hub *h, ph_buf *reply)
 {
     uint32_t i = 0;
     reg_row *row;
-    ei_x_encode_map_header(reply, registry_count(h->reg));
+    ei_x_encode_map_header(reply, running_count(h));
     while ((row = registry_next(h->reg, &i)) != NULL) {
+        if (!row->n_nodes)
+            continue;
         ph_buf_reserve(reply, 128);
         ph_buf_append_term(reply, reg_row_key(row));
         ei_x_encode_tuple_header(reply, 3);
@@ -1546,7 +1696,8 @@ static ph_result reply_tag_query(hub *h, ph_term tag, ph_buf *reply)
     reg_row *row;
     ph_term v;
     while ((row = registry_next(h->reg, &i)) != NULL) {
-        if (ph_map_get_atom(reg_row_meta(row), "tag", &v) != 1 || !ph_term_equal(v, tag))
+        if (!row->n_nodes || ph_map_get_atom(reg_row_meta(row), "tag", &v) != 1 ||
+            !ph_term_equal(v, tag))
             continue;
         append_cid_cell(reply, row, NULL);
     }
@@ -1773,6 +1924,10 @@ static int next_published(list_walk *w, uint32_t node, published_row *x)
 static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_row *x)
 {
     reg_row *row = registry_get_hashed(h->reg, x->key.buff, (uint32_t)x->key.index, x->hash);
+    ph_pid mine;
+    if (row && row_local_pid(h, row, &mine))
+        schedule_reconcile(h, ctx, RECONCILE_MS);       /* a second copy: one of them goes */
+    tomb_clear(h, x->key.buff, (uint32_t)x->key.index); /* started again since its stop */
     if (row)
         registry_set_node(h->reg, row, node, x->pid);
     else {
@@ -1836,8 +1991,10 @@ static void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
     ph_buf_free(&key);
 }
 
-/* A member left: its children leave every row (they ran there). */
-static void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node)
+/* A member left: its children leave every row (they ran there). With
+ * keep_orphans a row left without a node stays, as an orphan for its new
+ * owner to restart; without, it goes. */
+static void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans)
 {
     uint32_t i = 0;
     reg_row *row;
@@ -1852,7 +2009,10 @@ static void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node)
             continue;
         ph_buf_reset(&key);
         ph_buf_append_term(&key, reg_row_key(row));
-        registry_remove_node(h->reg, row, node); /* may free row; iteration goes on */
+        if (keep_orphans)
+            registry_orphan_node(h->reg, row, node);
+        else
+            registry_remove_node(h->reg, row, node); /* may free row; iteration goes on */
         fire_remove(h, ctx, ph_buf_term(&key), node);
     }
     ph_buf_free(&key);
@@ -1861,7 +2021,7 @@ static void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node)
 static void failover(hub *h, ph_ctx *ctx, uint32_t gone);
 static void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone);
 static void moves_drop_node(hub *h, uint32_t node);
-static void redistribute(hub *h, ph_ctx *ctx);
+static void reconcile(hub *h, ph_ctx *ctx);
 
 /* pre/post_nodes_redistribution_hook: {nodeup | nodedown, Node} */
 static void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *event,
@@ -1935,7 +2095,7 @@ static void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members
     if (joined) {
         send_local_registry(h, ctx, from.node);
         fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
-        redistribute(h, ctx);
+        reconcile(h, ctx);
         fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
         fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
     }
@@ -2499,6 +2659,38 @@ static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, 
     owner_split_free(&sp);
 }
 
+/* The specs of a hand-off this node accepts, in out: not a child stopped
+ * since the sender decided (the stop overtook the hand-off), nor one this
+ * node is itself moving away (both copies would stop). The sender keeps
+ * what is refused. Returns the number refused. */
+static int handoff_filter(hub *h, ph_term specs, ph_buf *out)
+{
+    list_walk w;
+    ph_term spec;
+    elist keep;
+    int refused = 0;
+    ph_buf *key = &h->key_scratch;
+    if (list_begin(&w, specs) < 0 || elist_init(&keep) != 0) {
+        ph_buf_append_term(out, specs);
+        return 0;
+    }
+    while (list_next(&w, &spec) > 0) {
+        spec_info s;
+        key->index = 0;
+        if (parse_spec(spec, &s) == 0 && registry_key(s.id, key) == 0 &&
+            (tomb_has(h, key->buff, (uint32_t)key->index) ||
+             moving_target(h, key->buff, (uint32_t)key->index) != ATOM_NONE)) {
+            refused++;
+            continue;
+        }
+        if (ph_buf_append_term(&keep.b, spec) == 0)
+            keep.n++;
+    }
+    elist_to(out, &keep);
+    elist_free(&keep);
+    return refused;
+}
+
 /* {'$ph_hub', start, Id, ReplyTo, Specs, Opts}: children placed here. */
 static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
                                 ph_term opts_term)
@@ -2512,7 +2704,19 @@ static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to
         o.check_existing = 0; /* the caller checked; a duplicate still fails here */
         o.rollback = 0;
         ph_term here = specs;
-        if (!o.forwarded && h->members.n > 0 && !(o.has_ring && o.ring == ring_option(h->ring))) {
+        if (o.handoff) {
+            int refused = handoff_filter(h, specs, &mine);
+            if (refused)
+                LOG_I("hub",
+                      "%s: %d child(ren) handed over by %s refused: stopped meanwhile, "
+                      "or moving away from here",
+                      h->cfg.hub_id, refused, atom_text(reply_to.node));
+            here = ph_buf_term(&mine);
+            /* Placed by the sender's view: what this node does not own
+             * goes on to its owner. */
+            schedule_reconcile(h, ctx, RECONCILE_MS);
+        } else if (!o.forwarded && h->members.n > 0 &&
+                   !(o.has_ring && o.ring == ring_option(h->ring))) {
             forward_misplaced(h, ctx, id, reply_to, specs, opts_term, o.metadata, &mine);
             here = ph_buf_term(&mine);
         }
@@ -2540,58 +2744,35 @@ static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to
     ph_buf_free(&mine);
 }
 
-/* --- failover and redistribution (ColdSwap) ---------------------------- */
+/* --- reconciliation: every child once, on its owner (ColdSwap) ---------- *
+ *
+ * One rule, applied by every node to the registry it holds whenever its view
+ * of the members changes (docs/cluster.md, "Invariants"):
+ *  - an orphan (a row whose every copy ran on members that left) that this
+ *    node owns is started here; one owned by another member waits for it,
+ *    and is handed to it (adopted) if it is still an orphan a moment later;
+ *  - a child running here that another member owns is moved there: started
+ *    there, stopped here once the owner says it runs it. That also ends a
+ *    second copy: the owner answers that it runs one already.
+ * Decisions use the view at hand; a later view re-plans. Orphans are kept
+ * (not dropped with their node), so two members leaving at once lose
+ * nothing: what the first departure assigned to the second is restarted
+ * when the second one goes. */
 
-/* A member left: the children that ran only there are started again by
- * their new ring owner. Every node has the same registry and ring, so each
- * child is restarted exactly once, by the node that now owns it. */
-static void failover(hub *h, ph_ctx *ctx, uint32_t gone)
+static void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms)
 {
-    elist specs, metas;
-    uint32_t i = 0;
-    reg_row *row;
-    if (elist_init(&specs) != 0 || elist_init(&metas) != 0)
+    if (h->reconcile_scheduled || h->leaving)
         return;
-    while ((row = registry_next(h->reg, &i)) != NULL) {
-        const char *owner = NULL;
-        if (row->n_nodes != 1 || row->nodes[0].node != gone ||
-            ring_key_nodes(h->ring, reg_row_key(row), 1, &owner, 1) != 1 ||
-            atom_intern(owner) != h->self_node)
-            continue;
-        if (ph_buf_append_term(&specs.b, reg_row_spec(row)) == 0 &&
-            ph_buf_append_term(&metas.b, reg_row_meta(row)) == 0) {
-            specs.n++;
-            metas.n++;
-        }
-    }
-    drop_node_rows(h, ctx, gone);
-    if (specs.n) {
-        ph_buf sl, ml;
-        ph_buf_init(&sl);
-        ph_buf_init(&ml);
-        elist_to(&sl, &specs);
-        elist_to(&ml, &metas);
-        list_walk ws, wm;
-        ph_term spec, meta;
-        start_result r;
-        result_init(&r);
-        list_begin(&ws, ph_buf_term(&sl));
-        list_begin(&wm, ph_buf_term(&ml));
-        while (list_next(&ws, &spec) > 0 && list_next(&wm, &meta) > 0) {
-            start_opts o;
-            memset(&o, 0, sizeof o);
-            o.metadata = meta;
-            o.timeout = 10000;
-            start_one(h, ctx, spec, &o, &r);
-        }
-        LOG_I("hub", "%s: %d child(ren) of %s restarted here, %d failed", h->cfg.hub_id,
-              r.started.n, atom_text(gone), r.errors.n);
-        result_free(&r);
-        ph_buf_free(&sl);
-        ph_buf_free(&ml);
-    }
-    elist_free(&specs);
-    elist_free(&metas);
+    h->reconcile_scheduled = 1;
+    send_self_after(ctx, ms, "{'$ph_hub', reconcile}");
+}
+
+static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms)
+{
+    if (h->orphan_check_ms || h->leaving)
+        return;
+    h->orphan_check_ms = ms;
+    send_self_after(ctx, (unsigned)ms, "{'$ph_hub', orphan_check}");
 }
 
 /* Asks member m to start the child of row (with its metadata, no
@@ -2605,7 +2786,7 @@ static void send_move(ph_ctx *ctx, const member *m, const reg_row *row, int forw
     if (ph_buf_init(&pidb) == 0) {
         if (ph_build(&msg,
                      "{'$ph_hub', start, undefined, ~t, [~t], [{metadata, ~t}, {check_existing, "
-                     "false}, {forwarded, ~B}]}",
+                     "false}, {forwarded, ~B}, {handoff, true}]}",
                      pid_term(ph_self(ctx), &pidb), reg_row_spec(row), reg_row_meta(row),
                      forwarded) == 0)
             ph_send(ctx, m->hub, ph_buf_term(&msg));
@@ -2627,8 +2808,8 @@ static void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone)
     while ((row = registry_next(h->reg, &i)) != NULL) {
         const char *owner = NULL;
         member *m;
-        if (row->n_nodes != 1 || row->nodes[0].node != gone ||
-            ring_key_nodes(h->ring, reg_row_key(row), 1, &owner, 1) != 1 ||
+        int orphan = row->n_nodes == 0 || (row->n_nodes == 1 && row->nodes[0].node == gone);
+        if (!orphan || ring_key_nodes(h->ring, reg_row_key(row), 1, &owner, 1) != 1 ||
             !(m = membership_find(&h->members, atom_intern(owner))))
             continue;
         send_move(ctx, m, row, 1);
@@ -2637,12 +2818,10 @@ static void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone)
     if (n)
         LOG_I("hub", "%s: %d child(ren) of %s handed to their owners", h->cfg.hub_id, n,
               atom_text(gone));
-    drop_node_rows(h, ctx, gone);
+    drop_node_rows(h, ctx, gone, 0);
 }
 
-/* A member joined: the children here whose ring owner is now another node
- * move there (ColdSwap: started there, stopped here). */
-/* Children moving to one member with the same metadata: one start message. */
+/* Children going to one member with the same metadata: one start message. */
 typedef struct move_group {
     const member *to;
     const reg_row *meta_of; /* a row with the group's metadata */
@@ -2657,6 +2836,31 @@ static void move_group_free(move_group *g)
 }
 
 #define MOVE_GROUPS 8
+
+/* Puts the ids of a move into the moving set (on), or takes them out. */
+static void moving_mark(hub *h, const move *mv, int on)
+{
+    list_walk w;
+    ph_term cid;
+    ph_buf key;
+    if (ph_buf_init(&key) != 0)
+        return;
+    struct term_trust saved = term_trust_push(mv->cids.buff, mv->cids.index);
+    if (list_begin(&w, ph_buf_term(&mv->cids)) >= 0)
+        while (list_next(&w, &cid) > 0) {
+            key.index = 0;
+            if (registry_key(cid, &key) != 0)
+                continue;
+            reg_row *r = registry_get(h->moving, key.buff, (uint32_t)key.index);
+            reg_node_pid np = {mv->target, {0}};
+            if (on && !registry_put(h->moving, key.buff, (uint32_t)key.index, cid, cid, &np, 1))
+                LOG_W("hub", "%s: out of memory marking a moving child", h->cfg.hub_id);
+            else if (!on && r && r->nodes[0].node == mv->target)
+                registry_delete(h->moving, r);
+        }
+    term_trust_pop(saved);
+    ph_buf_free(&key);
+}
 
 /* After an undo_move: the target's late start replaced the rows of these
  * children with its own copies, and its undo deleted them; our rows (sent
@@ -2689,37 +2893,120 @@ static void republish_moved(hub *h, ph_ctx *ctx, const move *mv)
     elist_free(&rows);
 }
 
-/* Sends a group as one start, remembered as a move until its result. */
-static void move_send(hub *h, ph_ctx *ctx, move_group *g)
+/* children_migrated_hook: {Node, [{Spec, Meta}]} for a group that moves. */
+static void fire_migrated(hub *h, ph_ctx *ctx, const move_group *g)
 {
-    move *mv = calloc(1, sizeof *mv);
+    ph_buf d, l;
+    list_walk w;
+    ph_term spec;
+    elist migrated;
+    if (!hooks_has(h->hooks, "children_migrated_hook") || elist_init(&migrated) != 0)
+        return;
+    ph_buf_init(&d);
+    ph_buf_init(&l);
+    elist_to(&l, &g->specs);
+    list_begin(&w, ph_buf_term(&l));
+    while (list_next(&w, &spec) > 0)
+        elist_add(&migrated, "{~t, ~t}", spec, reg_row_meta(g->meta_of));
+    ph_buf_reset(&l);
+    elist_to(&l, &migrated);
+    if (ph_build(&d, "{~a, ~t}", atom_text(g->to->node), ph_buf_term(&l)) == 0)
+        fire(h, ctx, "children_migrated_hook", ph_buf_term(&d));
+    ph_buf_free(&d);
+    ph_buf_free(&l);
+    elist_free(&migrated);
+}
+
+/* Sends a group as one hand-off. A move (children running here) is
+ * remembered until its result, and its children stop here then; an
+ * adoption (orphans) is not answered. */
+static void group_send(hub *h, ph_ctx *ctx, move_group *g, int is_move)
+{
+    move *mv = NULL;
     ph_buf opts, id;
-    if (!mv || ph_buf_init(&opts) != 0) {
-        move_free(mv);
-        LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
-        return;
-    }
-    ph_buf_init(&id);
-    if (ph_buf_init(&mv->cids) != 0 || elist_to(&mv->cids, &g->ids) != 0) {
+    if (ph_buf_init(&opts) != 0 || ph_buf_init(&id) != 0) {
         ph_buf_free(&opts);
-        ph_buf_free(&id);
-        move_free(mv);
-        LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
+        LOG_E("hub", "%s: out of memory handing children over; they stay here", h->cfg.hub_id);
         return;
     }
-    mv->id = ph_make_ref();
-    mv->target = g->to->node;
-    mv->next = h->moves;
-    h->moves = mv;
-    ph_encode_ref(&id, &mv->id);
-    /* forwarded: it starts them even if its ring has changed again meanwhile */
-    ph_build(&opts, "[{metadata, ~t}, {check_existing, false}, {forwarded, true}]",
-             reg_row_meta(g->meta_of));
+    if (is_move) {
+        mv = calloc(1, sizeof *mv);
+        if (!mv || ph_buf_init(&mv->cids) != 0 || elist_to(&mv->cids, &g->ids) != 0) {
+            ph_buf_free(&opts);
+            ph_buf_free(&id);
+            move_free(mv);
+            LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
+            return;
+        }
+        mv->id = ph_make_ref();
+        mv->target = g->to->node;
+        mv->n = g->ids.n;
+        mv->next = h->moves;
+        h->moves = mv;
+        moving_mark(h, mv, 1);
+        ph_encode_ref(&id, &mv->id);
+        fire_migrated(h, ctx, g);
+    } else {
+        ph_build(&id, "undefined");
+    }
+    /* forwarded: it starts them even if its ring has changed again
+     * meanwhile; it re-plans from its own view afterwards. The ring digest
+     * names the view this placement was made under. */
+    ph_build(&opts,
+             "[{metadata, ~t}, {check_existing, false}, {forwarded, true}, {handoff, true}, "
+             "{ring, ~i}]",
+             reg_row_meta(g->meta_of), ring_option(h->ring));
     send_start(h, ctx, g->to->node, ph_buf_term(&id), ph_self(ctx), &g->specs, ph_buf_term(&opts));
-    send_self_after(ctx, h->cfg.migr_base_timeout, "{'$ph_hub', move_timeout, ~t}",
-                    ph_buf_term(&id));
+    if (mv)
+        send_self_after(ctx, h->cfg.migr_base_timeout, "{'$ph_hub', move_timeout, ~t}",
+                        ph_buf_term(&id));
     ph_buf_free(&opts);
     ph_buf_free(&id);
+}
+
+/* Adds row to the group of its target and metadata, sending the oldest
+ * group first when all are taken. 0, or -1 when out of memory (the child
+ * stays where it is). */
+static int group_add(hub *h, ph_ctx *ctx, move_group *groups, int *n_groups, const member *m,
+                     const reg_row *row, int is_move)
+{
+    int g = 0;
+    while (g < *n_groups && !(groups[g].to == m && groups[g].meta_of->meta_len == row->meta_len &&
+                              memcmp(reg_row_meta(groups[g].meta_of).buf, reg_row_meta(row).buf,
+                                     row->meta_len) == 0))
+        g++;
+    if (g == *n_groups) {
+        if (*n_groups == MOVE_GROUPS) { /* full: send the oldest group now */
+            group_send(h, ctx, &groups[0], is_move);
+            move_group_free(&groups[0]);
+            groups[0] = groups[--*n_groups];
+        }
+        g = (*n_groups)++;
+        groups[g] = (move_group){.to = m, .meta_of = row};
+        if (elist_init(&groups[g].specs) != 0 || elist_init(&groups[g].ids) != 0) {
+            move_group_free(&groups[g]);
+            (*n_groups)--;
+            return -1;
+        }
+    }
+    int specs_end = groups[g].specs.b.index, ids_end = groups[g].ids.b.index;
+    if (ph_buf_append_term(&groups[g].specs.b, reg_row_spec(row)) != 0 ||
+        ph_buf_append_term(&groups[g].ids.b, reg_row_key(row)) != 0) {
+        groups[g].specs.b.index = specs_end;
+        groups[g].ids.b.index = ids_end;
+        return -1;
+    }
+    groups[g].specs.n++;
+    groups[g].ids.n++;
+    return 0;
+}
+
+static void groups_flush(hub *h, ph_ctx *ctx, move_group *groups, int n_groups, int is_move)
+{
+    for (int g = 0; g < n_groups; g++) {
+        group_send(h, ctx, &groups[g], is_move);
+        move_group_free(&groups[g]);
+    }
 }
 
 static move *move_take(hub *h, const ph_ref *id)
@@ -2734,13 +3021,15 @@ static move *move_take(hub *h, const ph_ref *id)
 }
 
 /* The new owner answered a move: what it runs now (started, or running
- * already) stops here; what it could not start keeps running here. */
+ * already) stops here; what it could not start, or refused, keeps running
+ * here and is planned again later. */
 static void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
 {
     ph_term map, list, e, cid, reason;
     list_walk w;
     elist stop;
-    int kept = 0;
+    int failed = 0;
+    moving_mark(h, mv, 0);
     if (elist_init(&stop) != 0) {
         move_free(mv);
         return;
@@ -2757,12 +3046,23 @@ static void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
                 if (ph_match(reason, "{already_started, _}") == 1)
                     elist_add(&stop, "~t", cid);
                 else
-                    kept++;
+                    failed++;
             }
     }
-    if (kept)
+    int kept = mv->n - stop.n;
+    if (failed)
         LOG_W("hub", "%s: %d child(ren) could not start on %s and keep running here", h->cfg.hub_id,
-              kept, atom_text(mv->target));
+              failed, atom_text(mv->target));
+    if (kept > 0) {
+        /* refused (moving the other way, stopped) or failed: try again
+         * later, less often while it keeps failing */
+        h->retry_ms = h->retry_ms ? h->retry_ms * 2 : RECONCILE_MS * 4;
+        if (h->retry_ms > (int)h->cfg.sync_interval)
+            h->retry_ms = (int)h->cfg.sync_interval;
+        schedule_reconcile(h, ctx, (unsigned)h->retry_ms);
+    } else {
+        h->retry_ms = 0;
+    }
     if (stop.n) {
         ph_buf l;
         ph_buf_init(&l);
@@ -2774,13 +3074,15 @@ static void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
     move_free(mv);
 }
 
-/* A member left: moves to it will not be answered; the children stay. */
+/* A member left: moves to it will not be answered; the children stay and
+ * are planned again. */
 static void moves_drop_node(hub *h, uint32_t node)
 {
     for (move **pm = &h->moves; *pm;) {
         move *mv = *pm;
         if (mv->target == node) {
             *pm = mv->next;
+            moving_mark(h, mv, 0);
             move_free(mv);
         } else {
             pm = &mv->next;
@@ -2788,78 +3090,167 @@ static void moves_drop_node(hub *h, uint32_t node)
     }
 }
 
-static void redistribute(hub *h, ph_ctx *ctx)
+/* Starts here the orphans this node owns (specs and metas in step). One
+ * that cannot start leaves the registry everywhere, as a child whose
+ * restart fails does. */
+static void restart_orphans(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
+{
+    ph_buf sl, ml, gone;
+    list_walk ws, wm;
+    ph_term spec, meta;
+    start_result r;
+    elist failed;
+    if (ph_buf_init(&sl) != 0 || ph_buf_init(&ml) != 0 || ph_buf_init(&gone) != 0 ||
+        elist_init(&failed) != 0 || result_init(&r) != 0) {
+        LOG_E("hub", "%s: out of memory restarting orphaned children", h->cfg.hub_id);
+        return;
+    }
+    elist_to(&sl, specs);
+    elist_to(&ml, metas);
+    list_begin(&ws, ph_buf_term(&sl));
+    list_begin(&wm, ph_buf_term(&ml));
+    while (list_next(&ws, &spec) > 0 && list_next(&wm, &meta) > 0) {
+        start_opts o;
+        spec_info si;
+        memset(&o, 0, sizeof o);
+        o.metadata = meta;
+        o.timeout = 10000;
+        o.handoff = 1; /* a restart, not a new start: a stop since still holds */
+        int errors = r.errors.n;
+        start_one(h, ctx, spec, &o, &r);
+        if (r.errors.n != errors && parse_spec(spec, &si) == 0)
+            elist_add(&failed, "~t", si.id);
+    }
+    LOG_I("hub", "%s: %d orphaned child(ren) restarted here, %d failed", h->cfg.hub_id, r.started.n,
+          r.errors.n);
+    if (failed.n && elist_to(&gone, &failed) == 0) {
+        list_walk w;
+        ph_term cid;
+        ph_buf key;
+        ph_buf_init(&key);
+        list_begin(&w, ph_buf_term(&gone));
+        while (list_next(&w, &cid) > 0) {
+            key.index = 0;
+            reg_row *row = registry_key(cid, &key) == 0
+                               ? registry_get(h->reg, key.buff, (uint32_t)key.index)
+                               : NULL;
+            if (row && row->n_nodes == 0)
+                forget_row(h, ctx, row);
+        }
+        ph_buf_free(&key);
+        for (int i = 0; i < h->members.n; i++)
+            send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&gone));
+    }
+    result_free(&r);
+    elist_free(&failed);
+    ph_buf_free(&sl);
+    ph_buf_free(&ml);
+    ph_buf_free(&gone);
+}
+
+/* The rule above, applied to the whole registry once. */
+static void reconcile(hub *h, ph_ctx *ctx)
 {
     uint32_t i = 0;
     reg_row *row;
-    elist migrated;
     ph_pid pid;
-    uint32_t target = ATOM_NONE;
+    elist specs, metas;
     move_group groups[MOVE_GROUPS];
-    int n_groups = 0, moving = 0;
-    if (elist_init(&migrated) != 0)
+    owner_cache cache = {.n = 0};
+    int n_groups = 0, moving = 0, orphans_elsewhere = 0;
+    if (h->leaving)
         return;
+    if (elist_init(&specs) != 0 || elist_init(&metas) != 0) {
+        elist_free(&specs);
+        LOG_E("hub", "%s: out of memory reconciling the registry", h->cfg.hub_id);
+        return;
+    }
     while ((row = registry_next(h->reg, &i)) != NULL) {
-        const char *owner = NULL;
-        if (!row_local_pid(h, row, &pid) ||
-            ring_key_nodes(h->ring, reg_row_key(row), 1, &owner, 1) != 1)
+        const char *name = NULL;
+        if (ring_key_nodes(h->ring, reg_row_key(row), 1, &name, 1) != 1)
             continue;
-        uint32_t node = atom_intern(owner);
-        member *m = node != h->self_node ? membership_find(&h->members, node) : NULL;
-        if (!m)
+        uint32_t owner = owner_atom(&cache, name);
+        if (row->n_nodes == 0) {
+            if (owner != h->self_node) {
+                orphans_elsewhere++;
+            } else if (ph_buf_append_term(&specs.b, reg_row_spec(row)) == 0 &&
+                       ph_buf_append_term(&metas.b, reg_row_meta(row)) == 0) {
+                specs.n++;
+                metas.n++;
+            }
             continue;
-        int g = 0;
-        while (g < n_groups &&
-               !(groups[g].to == m && groups[g].meta_of->meta_len == row->meta_len &&
-                 memcmp(reg_row_meta(groups[g].meta_of).buf, reg_row_meta(row).buf,
-                        row->meta_len) == 0))
-            g++;
-        if (g == n_groups) {
-            if (n_groups == MOVE_GROUPS) { /* full: send the oldest group now */
-                move_send(h, ctx, &groups[0]);
-                move_group_free(&groups[0]);
-                groups[0] = groups[--n_groups];
-            }
-            g = n_groups++;
-            groups[g] = (move_group){.to = m, .meta_of = row};
-            if (elist_init(&groups[g].specs) != 0 || elist_init(&groups[g].ids) != 0) {
-                move_group_free(&groups[g]);
-                n_groups--;
-                LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
-                continue;
-            }
         }
-        int specs_end = groups[g].specs.b.index, ids_end = groups[g].ids.b.index;
-        if (ph_buf_append_term(&groups[g].specs.b, reg_row_spec(row)) != 0 ||
-            ph_buf_append_term(&groups[g].ids.b, reg_row_key(row)) != 0) {
-            groups[g].specs.b.index = specs_end; /* this child stays here */
-            groups[g].ids.b.index = ids_end;
+        if (owner == h->self_node || !row_local_pid(h, row, &pid))
+            continue;
+        member *m = membership_find(&h->members, owner);
+        child *c = m ? child_find(h, pid, NULL) : NULL;
+        if (!c || c->stopping || moving_target(h, row->data, row->key_len) != ATOM_NONE)
+            continue;
+        if (group_add(h, ctx, groups, &n_groups, m, row, 1) != 0) {
             LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
             continue;
         }
-        groups[g].specs.n++;
-        groups[g].ids.n++;
-        elist_add(&migrated, "{~t, ~t}", reg_row_spec(row), reg_row_meta(row));
-        target = node; /* after one join, every move goes to the newcomer */
         moving++;
     }
-    for (int g = 0; g < n_groups; g++) {
-        move_send(h, ctx, &groups[g]);
-        move_group_free(&groups[g]);
-    }
-    if (migrated.n && hooks_has(h->hooks, "children_migrated_hook")) {
-        ph_buf d, l;
-        ph_buf_init(&d);
-        ph_buf_init(&l);
-        elist_to(&l, &migrated);
-        if (ph_build(&d, "{~a, ~t}", atom_text(target), ph_buf_term(&l)) == 0)
-            fire(h, ctx, "children_migrated_hook", ph_buf_term(&d));
-        ph_buf_free(&d);
-        ph_buf_free(&l);
-    }
-    elist_free(&migrated);
+    groups_flush(h, ctx, groups, n_groups, 1);
     if (moving)
-        LOG_I("hub", "%s: %d child(ren) move to their new owners", h->cfg.hub_id, moving);
+        LOG_I("hub", "%s: %d child(ren) move to their owners", h->cfg.hub_id, moving);
+    if (specs.n)
+        restart_orphans(h, ctx, &specs, &metas);
+    elist_free(&specs);
+    elist_free(&metas);
+    if (orphans_elsewhere)
+        schedule_orphan_check(h, ctx, ORPHAN_CHECK_MS);
+}
+
+/* Orphans still waiting for another member a moment after they became
+ * orphans: that owner may never have had their rows (it joined since, or
+ * the dying node's last update did not reach it). They are handed to it;
+ * an owner that runs one already answers so, and one stopped meanwhile is
+ * refused there. Checked again, less and less often, while any remain. */
+static void adopt_orphans(hub *h, ph_ctx *ctx)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    move_group groups[MOVE_GROUPS];
+    owner_cache cache = {.n = 0};
+    int n_groups = 0, sent = 0, waiting = 0, mine = 0;
+    int delay = h->orphan_check_ms;
+    h->orphan_check_ms = 0;
+    if (h->leaving)
+        return;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        const char *name = NULL;
+        if (row->n_nodes != 0 || ring_key_nodes(h->ring, reg_row_key(row), 1, &name, 1) != 1)
+            continue;
+        uint32_t owner = owner_atom(&cache, name);
+        member *m = owner != h->self_node ? membership_find(&h->members, owner) : NULL;
+        if (owner == h->self_node)
+            mine++;
+        else if (!m || group_add(h, ctx, groups, &n_groups, m, row, 0) != 0)
+            waiting++;
+        else
+            sent++;
+    }
+    groups_flush(h, ctx, groups, n_groups, 0);
+    if (sent)
+        LOG_I("hub", "%s: %d orphaned child(ren) handed to their owners", h->cfg.hub_id, sent);
+    if (mine)
+        reconcile(h, ctx);
+    if (sent || waiting) {
+        int next = delay * 2;
+        if (next > (int)h->cfg.sync_interval)
+            next = (int)h->cfg.sync_interval;
+        schedule_orphan_check(h, ctx, next > ORPHAN_CHECK_MS ? next : ORPHAN_CHECK_MS);
+    }
+}
+
+/* A member left: its children that ran only there are orphans now; each
+ * is restarted by its owner in the view without it (reconcile). */
+static void failover(hub *h, ph_ctx *ctx, uint32_t gone)
+{
+    drop_node_rows(h, ctx, gone, 1);
+    reconcile(h, ctx);
 }
 
 /* --- the API ------------------------------------------------------------ */
@@ -2988,7 +3379,7 @@ static ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_
     if (ph_match(req, "registry_dump") == 1)
         return reply_dump(h, reply);
     if (ph_match(req, "registry_count") == 1)
-        return ph_build(reply, "~i", (long)registry_count(h->reg)) == 0 ? PH_REPLY : PH_NOREPLY;
+        return ph_build(reply, "~i", (long)running_count(h)) == 0 ? PH_REPLY : PH_NOREPLY;
     if (ph_match(req, "{tag_query, ~t}", &a) == 1)
         return reply_tag_query(h, a, reply);
     if (ph_match(req, "{which_children, ~t}", &a) == 1) {
@@ -3173,7 +3564,7 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
             apply_repair(h, ctx, node, list);
         else
             stop_batch(h, ctx, list, NULL,
-                       strcmp(kind, "undo_move") == 0 ? STOP_HERE : STOP_ANYWHERE);
+                       strcmp(kind, "undo_move") == 0 ? STOP_HERE : STOP_REMOTE);
         return PH_OK;
     }
     ph_term id_term, specs, result;
@@ -3221,6 +3612,7 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         ph_decode_ref(id_term, &rid) == 0) {
         move *mv = move_take(h, &rid);
         if (mv) {
+            moving_mark(h, mv, 0);
             /* If it starts them after all, it stops them again: messages
              * between two hubs arrive in order, so this comes after the start. */
             LOG_W("hub", "%s: %s did not answer a move in %u ms; the children stay here",
@@ -3264,6 +3656,17 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     }
     if (ph_match(msg, "{'$ph_hub', repair_tick}") == 1) {
         send_repair(h, ctx);
+        tombs_prune(h);
+        reconcile(h, ctx); /* a backstop: a lost message leaves nothing misplaced for long */
+        return PH_OK;
+    }
+    if (ph_match(msg, "{'$ph_hub', reconcile}") == 1) {
+        h->reconcile_scheduled = 0;
+        reconcile(h, ctx);
+        return PH_OK;
+    }
+    if (ph_match(msg, "{'$ph_hub', orphan_check}") == 1) {
+        adopt_orphans(h, ctx);
         return PH_OK;
     }
     if (ph_match(msg, "{'$ph_hub', graceful_leave}") == 1) {
@@ -3363,6 +3766,8 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     }
     h->self_node = runtime_self_node();
     h->reg = registry_new();
+    h->moving = registry_new();
+    h->tombs = registry_new();
     h->hooks = hooks_new();
     h->ring = ring_new(h->cfg.otp26_atoms ? RING_ATOMS_OTP26 : RING_ATOMS_OTP25);
     if (!h->ring || ring_add_node(h->ring, atom_text(h->self_node)) != 0 ||
@@ -3374,7 +3779,8 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     }
     uint32_t max = h->cfg.dsup_max_restarts ? h->cfg.dsup_max_restarts : 1;
     h->restarts = calloc(max, sizeof *h->restarts);
-    if (!h->reg || !h->hooks || !h->restarts || children_reserve(h, 0) != 0) {
+    if (!h->reg || !h->moving || !h->tombs || !h->hooks || !h->restarts ||
+        children_reserve(h, 0) != 0) {
         ph_stop_reasonf(ctx, "enomem");
         goto fail;
     }
@@ -3442,6 +3848,8 @@ fail:
     if (h->sync_unregistered.b.buff)
         elist_free(&h->sync_unregistered);
     registry_free(h->reg);
+    registry_free(h->moving);
+    registry_free(h->tombs);
     hooks_free(h->hooks);
     free(h->restarts);
     free(h->children);
@@ -3508,6 +3916,8 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     }
     free(h->children);
     registry_free(h->reg);
+    registry_free(h->moving);
+    registry_free(h->tombs);
     hooks_free(h->hooks);
     free(h->restarts);
     free(h);

@@ -295,7 +295,8 @@ void registry_delete(registry *r, reg_row *row)
     free_row(row);
 }
 
-int registry_remove_node(registry *r, reg_row *row, uint32_t node)
+/* Drops node's entry; with keep_empty the row stays when it was the last. */
+static int remove_node(registry *r, reg_row *row, uint32_t node, int keep_empty)
 {
     for (uint16_t i = 0; i < row->n_nodes; i++) {
         if (row->nodes[i].node != node)
@@ -303,6 +304,12 @@ int registry_remove_node(registry *r, reg_row *row, uint32_t node)
         row->nodes[i] = row->nodes[row->n_nodes - 1];
         row->n_nodes--;
         if (row->n_nodes == 0) {
+            if (row->nodes != &row->inline_node) {
+                free(row->nodes);
+                row->nodes = &row->inline_node;
+            }
+            if (keep_empty)
+                return 0;
             registry_delete(r, row);
             return 1;
         }
@@ -314,6 +321,16 @@ int registry_remove_node(registry *r, reg_row *row, uint32_t node)
         return 0;
     }
     return 0;
+}
+
+int registry_remove_node(registry *r, reg_row *row, uint32_t node)
+{
+    return remove_node(r, row, node, 0);
+}
+
+void registry_orphan_node(registry *r, reg_row *row, uint32_t node)
+{
+    remove_node(r, row, node, 1);
 }
 
 reg_row *registry_next(registry *r, uint32_t *i)

@@ -66,6 +66,10 @@ int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid);
 /* Removes node from the row; deletes the row when no node is left.
  * Returns 1 if the row was deleted. */
 int registry_remove_node(registry *r, reg_row *row, uint32_t node);
+/* Removes node from the row but keeps the row, with no node if it was the
+ * last: an orphan, a child whose every copy ran on members that left. Its
+ * spec and metadata stay until its new owner starts it again. */
+void registry_orphan_node(registry *r, reg_row *row, uint32_t node);
 void registry_delete(registry *r, reg_row *row);
 
 static inline ph_term reg_row_key(const reg_row *row)
