@@ -219,9 +219,9 @@ typedef struct hub {
     /* Ids stopped in the last TOMB_MS, with the time as their spec: a
      * hand-off sent before the stop and arriving after it is refused. */
     registry *tombs;
-    int reconcile_scheduled; /* a {'$ph_hub', reconcile} is on its way */
-    int orphan_check_ms;     /* the next orphan check's delay; 0: none pending */
-    int retry_ms;            /* re-plan delay after a move not fully taken; doubles */
+    uint64_t reconcile_due; /* when the earliest {'$ph_hub', reconcile} on its way comes; 0: none */
+    int orphan_check_ms;    /* the next orphan check's delay; 0: none pending */
+    int retry_ms;           /* re-plan delay after a move that failed; doubles */
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -2761,10 +2761,13 @@ static void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to
 
 static void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms)
 {
-    if (h->reconcile_scheduled || h->leaving)
+    uint64_t due = monotonic_ms() + ms;
+    if (h->leaving || (h->reconcile_due && h->reconcile_due <= due))
         return;
-    h->reconcile_scheduled = 1;
-    send_self_after(ctx, ms, "{'$ph_hub', reconcile}");
+    /* an earlier one than the one on its way: both come, the later one
+     * finds little to do */
+    h->reconcile_due = due;
+    send_self_after(ctx, ms, "{'$ph_hub', reconcile, ~u}", (unsigned long long)due);
 }
 
 static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms)
@@ -3049,13 +3052,12 @@ static void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
                     failed++;
             }
     }
-    int kept = mv->n - stop.n;
-    if (failed)
+    int refused = mv->n - stop.n - failed;
+    if (failed) {
+        /* e.g. a worker module the owner lacks: tried again, less and
+         * less often while it keeps failing */
         LOG_W("hub", "%s: %d child(ren) could not start on %s and keep running here", h->cfg.hub_id,
               failed, atom_text(mv->target));
-    if (kept > 0) {
-        /* refused (moving the other way, stopped) or failed: try again
-         * later, less often while it keeps failing */
         h->retry_ms = h->retry_ms ? h->retry_ms * 2 : RECONCILE_MS * 4;
         if (h->retry_ms > (int)h->cfg.sync_interval)
             h->retry_ms = (int)h->cfg.sync_interval;
@@ -3063,6 +3065,8 @@ static void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
     } else {
         h->retry_ms = 0;
     }
+    if (refused > 0) /* moving the other way, or stopped: views settle soon */
+        schedule_reconcile(h, ctx, RECONCILE_MS * 4);
     if (stop.n) {
         ph_buf l;
         ph_buf_init(&l);
@@ -3660,8 +3664,10 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         reconcile(h, ctx); /* a backstop: a lost message leaves nothing misplaced for long */
         return PH_OK;
     }
-    if (ph_match(msg, "{'$ph_hub', reconcile}") == 1) {
-        h->reconcile_scheduled = 0;
+    unsigned long long due;
+    if (ph_match(msg, "{'$ph_hub', reconcile, ~u}", &due) == 1) {
+        if ((uint64_t)due == h->reconcile_due)
+            h->reconcile_due = 0; /* the earliest one came: the next request schedules anew */
         reconcile(h, ctx);
         return PH_OK;
     }
