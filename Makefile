@@ -23,7 +23,7 @@ LDFLAGS := $(SAN) -rdynamic
 LDLIBS  := -L$(EI_DIR)/lib -lei $(shell pkg-config --libs $(PKGS)) -lpthread -ldl -lm
 CHECK_LIBS := $(shell pkg-config --libs check)
 
-LIB_SRCS  := $(sort $(wildcard ei_glue/*.c hub/*.c strategies/*.c strategies/*/*.c cnode/workers/*.c))
+LIB_SRCS  := $(sort $(wildcard ei_glue/*.c hub/*.c hub/runtime/*.c hub/system/*.c strategies/*.c strategies/*/*.c cnode/workers/*.c))
 MAIN_SRCS := $(sort $(wildcard cnode/*.c))
 UNIT_SRCS := $(sort $(wildcard test/unit/test_*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/%.o)

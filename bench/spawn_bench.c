@@ -4,9 +4,9 @@
  * state and table slot), as a JSON line.
  */
 #include "cnode/workers/workers.h"
-#include "hub/process.h"
-#include "hub/runtime.h"
-#include "hub/timers.h"
+#include "hub/runtime/process.h"
+#include "hub/runtime/runtime.h"
+#include "hub/runtime/timers.h"
 
 #include <stdio.h>
 #include <stdlib.h>

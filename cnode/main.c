@@ -12,15 +12,15 @@
 #include "cnode/workers/workers.h"
 #include "ei_glue/connection.h"
 #include "ei_glue/node.h"
-#include "hub/atoms.h"
+#include "hub/runtime/atoms.h"
 #include "hub/hub.h"
-#include "hub/log.h"
-#include "hub/modules.h"
-#include "hub/names.h"
-#include "hub/process.h"
-#include "hub/runtime.h"
-#include "hub/system_modules.h"
-#include "hub/thread_buf.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/modules.h"
+#include "hub/runtime/names.h"
+#include "hub/runtime/process.h"
+#include "hub/runtime/runtime.h"
+#include "hub/system/system_modules.h"
+#include "hub/runtime/thread_buf.h"
 
 #include <signal.h>
 #include <stdio.h>

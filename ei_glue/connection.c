@@ -3,11 +3,11 @@
 #include "ei_glue/connection.h"
 
 #include "ei_glue/framing.h"
-#include "hub/atoms.h"
-#include "hub/log.h"
-#include "hub/route.h"
-#include "hub/runtime.h"
-#include "hub/timers.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/route.h"
+#include "hub/runtime/runtime.h"
+#include "hub/runtime/timers.h"
 
 #include <errno.h>
 #include <fcntl.h>

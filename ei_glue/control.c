@@ -8,10 +8,10 @@
 
 #include "ei_glue/term_trust.h"
 
-#include "hub/atoms.h"
-#include "hub/log.h"
-#include "hub/route.h"
-#include "hub/runtime.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/route.h"
+#include "hub/runtime/runtime.h"
 
 #include <ei.h>
 #include <stdlib.h>

@@ -4,9 +4,9 @@
 
 #include "ei_glue/connection.h"
 #include "ei_glue/control.h"
-#include "hub/atoms.h"
-#include "hub/log.h"
-#include "hub/thread_buf.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/thread_buf.h"
 
 #include <string.h>
 

@@ -5,8 +5,8 @@
  * A finished handshake hands its socket to connection_adopt.
  */
 #include "ei_glue/connection.h"
-#include "hub/atoms.h"
-#include "hub/log.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/log.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -12,10 +12,10 @@
 #include "ei_glue/connection.h"
 #include "ei_glue/control.h"
 #include "ei_glue/framing.h"
-#include "hub/atoms.h"
-#include "hub/log.h"
-#include "hub/process.h"
-#include "hub/timers.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/process.h"
+#include "hub/runtime/timers.h"
 
 #include <errno.h>
 #include <stdlib.h>

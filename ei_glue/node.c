@@ -2,7 +2,7 @@
 #include "ei_glue/node.h"
 
 #include "ei_glue/socket_callbacks.h"
-#include "hub/log.h"
+#include "hub/runtime/log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* hooks.c - see hooks.h. */
 #include "hub/hooks.h"
 
-#include "hub/atoms.h"
-#include "hub/log.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/log.h"
 
 #include <pthread.h>
 #include <stdlib.h>

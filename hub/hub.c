@@ -13,17 +13,17 @@
 #include "ei_glue/connection.h"
 #include "ei_glue/term_trust.h"
 
-#include "hub/atoms.h"
-#include "hub/context.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/context.h"
 #include "hub/hooks.h"
-#include "hub/log.h"
+#include "hub/runtime/log.h"
 #include "hub/membership.h"
 #include "hub/registry.h"
-#include "hub/route.h"
-#include "hub/table_cap.h"
+#include "hub/runtime/route.h"
+#include "hub/runtime/table_cap.h"
 #include "strategies/distribution/consistent_hashing.h"
-#include "hub/runtime.h"
-#include "hub/timers.h"
+#include "hub/runtime/runtime.h"
+#include "hub/runtime/timers.h"
 
 #include <errno.h>
 #include <processhub/worker.h>

@@ -5,9 +5,9 @@
  * a cache miss. */
 #include "hub/registry.h"
 
-#include "hub/table_cap.h"
+#include "hub/runtime/table_cap.h"
 
-#include "hub/atoms.h"
+#include "hub/runtime/atoms.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -401,7 +401,7 @@ defmodule PhNode.FailureTest do
     end
 
     # phnode's SIGTERM ends every process with :shutdown whether it traps exits
-    # or not (hub/runtime.c runtime_shutdown): no child holds the node up for
+    # or not (hub/runtime/runtime.c runtime_shutdown): no child holds the node up for
     # its `shutdown` ms, and the DOWN leaves before the connections close.
     test "SIGTERM ends a trapping child at once, with :shutdown", %{ph: ph, hub: hub, node: node} do
       pid = start_one!(hub, node, crasher("last", [:trap_exit], shutdown: 3_000))

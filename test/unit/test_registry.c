@@ -1,6 +1,6 @@
 /* Unit tests: the hub's registry (hub/registry.c) and hook ordering
  * (hub/hooks.c, C handlers). */
-#include "hub/atoms.h"
+#include "hub/runtime/atoms.h"
 #include "hub/hooks.h"
 #include "hub/registry.h"
 

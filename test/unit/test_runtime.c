@@ -6,11 +6,11 @@
  * The `recorder` test module writes every event into a shared log that
  * the tests wait on.
  */
-#include "hub/atoms.h"
-#include "hub/names.h"
-#include "hub/process.h"
-#include "hub/runtime.h"
-#include "hub/thread_buf.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/names.h"
+#include "hub/runtime/process.h"
+#include "hub/runtime/runtime.h"
+#include "hub/runtime/thread_buf.h"
 
 #include <check.h>
 #include <pthread.h>

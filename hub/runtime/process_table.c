@@ -9,10 +9,10 @@
  *
  * Lookups lock one of 64 shard mutexes just long enough to take a reference.
  */
-#include "hub/atoms.h"
-#include "hub/log.h"
-#include "hub/process.h"
-#include "hub/runtime.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/process.h"
+#include "hub/runtime/runtime.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * {is_auth, Node} with yes so that net_adm:ping / Node.ping work (the BEAM
  * sends that call with an infinite timeout). Other requests get an error
  * reply rather than silence. */
-#include "hub/system_modules.h"
+#include "hub/system/system_modules.h"
 
 static ph_result net_kernel_call(ph_ctx *ctx, void *state, ph_term request, const ph_from *from,
                                  ph_buf *reply)

@@ -1,6 +1,6 @@
 /* log.c - formats a whole line first, then writes it with one write(2) so
  * lines from different threads never interleave. */
-#include "hub/log.h"
+#include "hub/runtime/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -28,8 +28,8 @@
  * code; the callbacks run afterwards, outside it.
  */
 #include "ei_glue/dist.h"
-#include "hub/log.h"
-#include "hub/process.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/process.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,8 +1,8 @@
 /* names.c - a small open-addressing map under one mutex; registrations are
  * rare next to lookups, and a lookup holds the lock for a handful of loads. */
-#include "hub/names.h"
+#include "hub/runtime/names.h"
 
-#include "hub/atoms.h"
+#include "hub/runtime/atoms.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -1,11 +1,11 @@
 /* worker_api.c - the ph_* calls a worker makes from its callbacks:
  * identity, sending, links, monitors, exits, stop reasons. */
-#include "hub/atoms.h"
-#include "hub/context.h"
-#include "hub/log.h"
-#include "hub/route.h"
-#include "hub/runtime.h"
-#include "hub/thread_buf.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/context.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/route.h"
+#include "hub/runtime/runtime.h"
+#include "hub/runtime/thread_buf.h"
 
 #include <stdatomic.h>
 #include <string.h>

@@ -8,12 +8,12 @@
  * gen:reply. Plain-ref tags (C callers) get a SEND to the caller's pid.
  */
 #include "ei_glue/term_trust.h"
-#include "hub/atoms.h"
-#include "hub/context.h"
-#include "hub/log.h"
-#include "hub/route.h"
-#include "hub/runtime.h"
-#include "hub/thread_buf.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/context.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/route.h"
+#include "hub/runtime/runtime.h"
+#include "hub/runtime/thread_buf.h"
 
 #include <stdlib.h>
 #include <string.h>

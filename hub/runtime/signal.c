@@ -1,6 +1,6 @@
 /* signal.c - allocation of mailbox signals (header and payload in one block). */
-#include "hub/atoms.h"
-#include "hub/process.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/process.h"
 
 #include <stdlib.h>
 #include <string.h>

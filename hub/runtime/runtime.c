@@ -1,13 +1,13 @@
 /* runtime.c - start-up and orderly shutdown of the actor runtime, and the
  * node identity every pid and ref carries. */
-#include "hub/runtime.h"
+#include "hub/runtime/runtime.h"
 
-#include "hub/atoms.h"
-#include "hub/log.h"
-#include "hub/modules.h"
-#include "hub/names.h"
-#include "hub/process.h"
-#include "hub/timers.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/modules.h"
+#include "hub/runtime/names.h"
+#include "hub/runtime/process.h"
+#include "hub/runtime/timers.h"
 
 #include <string.h>
 #include <time.h>

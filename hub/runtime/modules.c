@@ -1,8 +1,8 @@
 /* modules.c - registry of worker modules: compiled in, or loaded from
  * shared objects that export PH_WORKER_LIB_SYMBOL. */
-#include "hub/modules.h"
+#include "hub/runtime/modules.h"
 
-#include "hub/log.h"
+#include "hub/runtime/log.h"
 
 #include <dlfcn.h>
 #include <pthread.h>

@@ -4,12 +4,12 @@
  * thread only (see process.h).
  */
 #include "ei_glue/term_trust.h"
-#include "hub/atoms.h"
-#include "hub/context.h"
-#include "hub/log.h"
-#include "hub/names.h"
-#include "hub/route.h"
-#include "hub/runtime.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/context.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/names.h"
+#include "hub/runtime/route.h"
+#include "hub/runtime/runtime.h"
 
 #include <sched.h>
 #include <stdlib.h>

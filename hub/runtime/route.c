@@ -1,12 +1,12 @@
 /* route.c - local delivery or hand-off to the distribution layer; see route.h. */
-#include "hub/route.h"
+#include "hub/runtime/route.h"
 
 #include "ei_glue/dist.h"
-#include "hub/atoms.h"
-#include "hub/log.h"
-#include "hub/names.h"
-#include "hub/process.h"
-#include "hub/runtime.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/names.h"
+#include "hub/runtime/process.h"
+#include "hub/runtime/runtime.h"
 
 static int node_is_local(uint32_t node)
 {

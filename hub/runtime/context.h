@@ -2,7 +2,7 @@
 #ifndef PH_CONTEXT_H
 #define PH_CONTEXT_H
 
-#include "hub/process.h"
+#include "hub/runtime/process.h"
 
 struct ph_ctx {
     process *proc;

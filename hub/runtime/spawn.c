@@ -1,9 +1,9 @@
 /* spawn.c - starting a worker: create, register its name, run init in the
  * caller's thread, link, then make it visible to lookups. */
-#include "hub/atoms.h"
-#include "hub/context.h"
-#include "hub/names.h"
-#include "hub/runtime.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/context.h"
+#include "hub/runtime/names.h"
+#include "hub/runtime/runtime.h"
 
 static void error_term(ph_buf *error, const char *fmt, ...)
 {

@@ -8,9 +8,9 @@
  *   nodes                       -> [Node]   nodes with an open connection
  */
 #include "ei_glue/connection.h"
-#include "hub/atoms.h"
-#include "hub/modules.h"
-#include "hub/system_modules.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/modules.h"
+#include "hub/system/system_modules.h"
 
 #include <string.h>
 

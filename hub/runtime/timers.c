@@ -3,11 +3,11 @@
  * thread sleeping on a condition variable until the earliest is due.
  * Cancelling searches the heap linearly: timers are few next to messages.
  */
-#include "hub/timers.h"
+#include "hub/runtime/timers.h"
 
-#include "hub/context.h"
-#include "hub/log.h"
-#include "hub/route.h"
+#include "hub/runtime/context.h"
+#include "hub/runtime/log.h"
+#include "hub/runtime/route.h"
 
 #include <errno.h>
 #include <pthread.h>

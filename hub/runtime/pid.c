@@ -1,6 +1,6 @@
 /* pid.c - pids and references: equality, encoding, decoding, making refs. */
-#include "hub/atoms.h"
-#include "hub/runtime.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/runtime.h"
 
 #include <stdatomic.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* thread_buf.c - see thread_buf.h. A pthread key (not _Thread_local) so the
  * buffers are freed by the key's destructor when a thread exits. */
-#include "hub/thread_buf.h"
+#include "hub/runtime/thread_buf.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * shutdown, so a reader never sees freed memory. Slots are written with
  * release stores after the atom's text is in place. A reader that misses an
  * atom being added concurrently falls back to the locked path. */
-#include "hub/atoms.h"
+#include "hub/runtime/atoms.h"
 
 #include <ei.h>
 #include <pthread.h>
