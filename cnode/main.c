@@ -11,6 +11,7 @@
 #include "cnode/options.h"
 #include "cnode/workers/workers.h"
 #include "ei_glue/connection.h"
+#include "ei_glue/dist.h"
 #include "ei_glue/node.h"
 #include "hub/runtime/atoms.h"
 #include "hub/hub.h"
@@ -101,6 +102,10 @@ int main(int argc, char **argv)
         options_free(&opts);
         return fail("cannot start the runtime");
     }
+    /* The runtime reaches other nodes through the distribution; what is
+     * sent before it listens (the static children's hooks) waits in the
+     * connection queues. */
+    remote_set_ops(&dist_remote_ops);
     int status = 0;
     if (load_modules(&opts) != 0 || system_processes_start() != 0) {
         status = fail("cannot load the worker modules (see the log above)");

@@ -3,6 +3,7 @@
 #include "ei_glue/dist.h"
 
 #include "ei_glue/connection.h"
+#include "hub/runtime/remote.h"
 #include "ei_glue/control.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
@@ -56,17 +57,17 @@ static int encode_failed(const char *what)
     return -1;
 }
 
-void dist_batch_begin(void)
+static void dist_batch_begin(void)
 {
     connection_cork();
 }
 
-void dist_batch_end(void)
+static void dist_batch_end(void)
 {
     connection_uncork();
 }
 
-int dist_send(ph_pid from, ph_pid to, const char *msg, uint32_t len)
+static int dist_send(ph_pid from, ph_pid to, const char *msg, uint32_t len)
 {
     (void)from;
     if (begin(3, DOP_SEND) || ei_x_encode_atom(ctl, "") || enc_pid(to))
@@ -74,35 +75,35 @@ int dist_send(ph_pid from, ph_pid to, const char *msg, uint32_t len)
     return send_to(to.node, msg, len);
 }
 
-int dist_reg_send(ph_pid from, uint32_t node, uint32_t name, const char *msg, uint32_t len)
+static int dist_reg_send(ph_pid from, uint32_t node, uint32_t name, const char *msg, uint32_t len)
 {
     if (begin(4, DOP_REG_SEND) || enc_pid(from) || ei_x_encode_atom(ctl, "") || enc_atom(name))
         return encode_failed("REG_SEND");
     return send_to(node, msg, len);
 }
 
-int dist_alias_send(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len)
+static int dist_alias_send(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len)
 {
     if (begin(3, DOP_ALIAS_SEND) || enc_pid(from) || ph_encode_ref(ctl, alias))
         return encode_failed("ALIAS_SEND");
     return send_to(alias->node, msg, len);
 }
 
-int dist_link(ph_pid from, ph_pid to)
+static int dist_link(ph_pid from, ph_pid to)
 {
     if (begin(3, DOP_LINK) || enc_pid(from) || enc_pid(to))
         return encode_failed("LINK");
     return send_to(to.node, NULL, 0);
 }
 
-int dist_unlink_id(ph_pid from, ph_pid to, uint64_t id)
+static int dist_unlink_id(ph_pid from, ph_pid to, uint64_t id)
 {
     if (begin(4, DOP_UNLINK_ID) || ei_x_encode_ulonglong(ctl, id) || enc_pid(from) || enc_pid(to))
         return encode_failed("UNLINK_ID");
     return send_to(to.node, NULL, 0);
 }
 
-int dist_unlink_id_ack(ph_pid from, ph_pid to, uint64_t id)
+static int dist_unlink_id_ack(ph_pid from, ph_pid to, uint64_t id)
 {
     if (id == 0)
         return 0; /* an old-style UNLINK is not acknowledged */
@@ -112,7 +113,7 @@ int dist_unlink_id_ack(ph_pid from, ph_pid to, uint64_t id)
     return send_to(to.node, NULL, 0);
 }
 
-int dist_exit(ph_pid from, ph_pid to, const char *reason, uint32_t len, int exit2)
+static int dist_exit(ph_pid from, ph_pid to, const char *reason, uint32_t len, int exit2)
 {
     if (begin(4, exit2 ? DOP_EXIT2 : DOP_EXIT) || enc_pid(from) || enc_pid(to) ||
         enc_reason(reason, len))
@@ -120,7 +121,8 @@ int dist_exit(ph_pid from, ph_pid to, const char *reason, uint32_t len, int exit
     return send_to(to.node, NULL, 0);
 }
 
-int dist_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, const ph_ref *ref)
+static int dist_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name,
+                        const ph_ref *ref)
 {
     if (begin(4, DOP_MONITOR_P) || enc_pid(watcher) ||
         (name == ATOM_NONE ? enc_pid(target) : enc_atom(name)) || ph_encode_ref(ctl, ref))
@@ -128,7 +130,8 @@ int dist_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, co
     return send_to(name == ATOM_NONE ? target.node : node, NULL, 0);
 }
 
-int dist_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, const ph_ref *ref)
+static int dist_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name,
+                          const ph_ref *ref)
 {
     if (begin(4, DOP_DEMONITOR_P) || enc_pid(watcher) ||
         (name == ATOM_NONE ? enc_pid(target) : enc_atom(name)) || ph_encode_ref(ctl, ref))
@@ -136,8 +139,8 @@ int dist_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, 
     return send_to(name == ATOM_NONE ? target.node : node, NULL, 0);
 }
 
-int dist_monitor_exit(ph_pid watched, uint32_t name, ph_pid watcher, const ph_ref *ref,
-                      const char *reason, uint32_t len)
+static int dist_monitor_exit(ph_pid watched, uint32_t name, ph_pid watcher, const ph_ref *ref,
+                             const char *reason, uint32_t len)
 {
     /* For a by-name monitor the watched process is named by its atom, so the
      * watcher's DOWN shows {Name, Node} as a BEAM would. */
@@ -146,3 +149,19 @@ int dist_monitor_exit(ph_pid watched, uint32_t name, ph_pid watcher, const ph_re
         return encode_failed("MONITOR_P_EXIT");
     return send_to(watcher.node, NULL, 0);
 }
+
+const remote_ops dist_remote_ops = {
+    .batch_begin = dist_batch_begin,
+    .batch_end = dist_batch_end,
+    .send = dist_send,
+    .reg_send = dist_reg_send,
+    .alias_send = dist_alias_send,
+    .link = dist_link,
+    .unlink_id = dist_unlink_id,
+    .unlink_id_ack = dist_unlink_id_ack,
+    .exit = dist_exit,
+    .monitor = dist_monitor,
+    .demonitor = dist_demonitor,
+    .monitor_exit = dist_monitor_exit,
+    .for_each_node = connections_for_each,
+};

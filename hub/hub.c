@@ -10,7 +10,6 @@
  */
 #include "hub/hub.h"
 
-#include "ei_glue/connection.h"
 #include "ei_glue/term_trust.h"
 
 #include "hub/runtime/atoms.h"
@@ -19,6 +18,7 @@
 #include "hub/runtime/log.h"
 #include "hub/membership.h"
 #include "hub/registry.h"
+#include "hub/runtime/remote.h"
 #include "hub/runtime/route.h"
 #include "hub/runtime/table_cap.h"
 #include "strategies/distribution/consistent_hashing.h"
@@ -2129,7 +2129,7 @@ static void ask_connected_nodes(hub *h, ph_ctx *ctx)
 {
     node_set s = {0};
     ph_buf q;
-    connections_for_each(add_connected, &s);
+    remote_for_each_node(add_connected, &s);
     h->discover_ref = ph_make_ref();
     if (ph_buf_init(&q) == 0) {
         int ok = ei_x_encode_tuple_header(&q, 3) == 0 && ei_x_encode_atom(&q, "$gen_call") == 0 &&

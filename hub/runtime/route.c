@@ -1,12 +1,20 @@
 /* route.c - local delivery or hand-off to the distribution layer; see route.h. */
 #include "hub/runtime/route.h"
 
-#include "ei_glue/dist.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
 #include "hub/runtime/names.h"
 #include "hub/runtime/process.h"
+#include "hub/runtime/remote.h"
 #include "hub/runtime/runtime.h"
+
+/* A remote operation through the registered table; dropped without one. */
+#define remote_call(op, ...)                                                                       \
+    do {                                                                                           \
+        const remote_ops *r_ = remote();                                                           \
+        if (r_)                                                                                    \
+            r_->op(__VA_ARGS__);                                                                   \
+    } while (0)
 
 static int node_is_local(uint32_t node)
 {
@@ -46,7 +54,7 @@ static int push_to_name(uint32_t name, proc_signal *s, ph_pid *resolved)
 void route_message(ph_pid from, ph_pid to, const char *msg, uint32_t len)
 {
     if (!node_is_local(to.node)) {
-        dist_send(from, to, msg, len);
+        remote_call(send, from, to, msg, len);
         return;
     }
     push_local(to, signal_new(SIG_MESSAGE, from, msg, len));
@@ -55,7 +63,7 @@ void route_message(ph_pid from, ph_pid to, const char *msg, uint32_t len)
 void route_reg_send(ph_pid from, uint32_t node, uint32_t name, const char *msg, uint32_t len)
 {
     if (!node_is_local(node)) {
-        dist_reg_send(from, node, name, msg, len);
+        remote_call(reg_send, from, node, name, msg, len);
         return;
     }
     push_to_name(name, signal_new(SIG_MESSAGE, from, msg, len), NULL);
@@ -82,14 +90,14 @@ void route_checked_reg_send(ph_pid from, uint32_t name, const char *msg, uint32_
 void route_alias_send(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len)
 {
     if (!node_is_local(alias->node))
-        dist_alias_send(from, alias, msg, len);
+        remote_call(alias_send, from, alias, msg, len);
     /* Local aliases are not used by this runtime: C callers use plain refs. */
 }
 
 void route_link(ph_pid from, ph_pid to)
 {
     if (!node_is_local(to.node)) {
-        dist_link(from, to);
+        remote_call(link, from, to);
         return;
     }
     if (push_local(to, signal_new(SIG_LINK, from, NULL, 0)) != 0) {
@@ -101,7 +109,7 @@ void route_link(ph_pid from, ph_pid to)
 void route_unlink(ph_pid from, ph_pid to, uint64_t id)
 {
     if (!node_is_local(to.node)) {
-        dist_unlink_id(from, to, id);
+        remote_call(unlink_id, from, to, id);
         return;
     }
     proc_signal *s = signal_new(SIG_UNLINK, from, NULL, 0);
@@ -114,7 +122,7 @@ void route_unlink(ph_pid from, ph_pid to, uint64_t id)
 void route_unlink_ack(ph_pid from, ph_pid to, uint64_t id)
 {
     if (!node_is_local(to.node)) {
-        dist_unlink_id_ack(from, to, id);
+        remote_call(unlink_id_ack, from, to, id);
         return;
     }
     proc_signal *s = signal_new(SIG_UNLINK_ACK, from, NULL, 0);
@@ -126,7 +134,7 @@ void route_unlink_ack(ph_pid from, ph_pid to, uint64_t id)
 void route_exit(ph_pid from, ph_pid to, const char *reason, uint32_t len, int exit2)
 {
     if (!node_is_local(to.node)) {
-        dist_exit(from, to, reason, len, exit2);
+        remote_call(exit, from, to, reason, len, exit2);
         return;
     }
     push_local(to, signal_new(exit2 ? SIG_EXIT2 : SIG_EXIT, from, reason, len));
@@ -145,7 +153,7 @@ void route_monitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name, 
 {
     uint32_t target_node = name == ATOM_NONE ? target.node : node;
     if (!node_is_local(target_node)) {
-        dist_monitor(watcher, target, node, name, ref);
+        remote_call(monitor, watcher, target, node, name, ref);
         return;
     }
     /* Applied here, on the sender's thread, without waking the target. */
@@ -163,7 +171,7 @@ void route_demonitor(ph_pid watcher, ph_pid target, uint32_t node, uint32_t name
 {
     uint32_t target_node = name == ATOM_NONE ? target.node : node;
     if (!node_is_local(target_node)) {
-        dist_demonitor(watcher, target, node, name, ref);
+        remote_call(demonitor, watcher, target, node, name, ref);
         return;
     }
     /* A by-name monitor lives on whatever process held the name when it was
@@ -179,7 +187,7 @@ void route_down(ph_pid watched, uint32_t name, ph_pid watcher, const ph_ref *ref
                 const char *reason, uint32_t len)
 {
     if (!node_is_local(watcher.node)) {
-        dist_monitor_exit(watched, name, watcher, ref, reason, len);
+        remote_call(monitor_exit, watched, name, watcher, ref, reason, len);
         return;
     }
     proc_signal *s = signal_new(SIG_DOWN, watched, reason, len);

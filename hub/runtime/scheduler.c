@@ -27,7 +27,7 @@
  * only decodes and posts to mailboxes, so the poll role never runs user
  * code; the callbacks run afterwards, outside it.
  */
-#include "ei_glue/dist.h"
+#include "hub/runtime/remote.h"
 #include "hub/runtime/log.h"
 #include "hub/runtime/process.h"
 
@@ -317,9 +317,12 @@ static void *scheduler_main(void *arg)
         /* Keep running a busy process while nothing else waits: handing it
          * to another thread would cost a wake-up per batch. */
         do {
-            dist_batch_begin();
+            const remote_ops *net = remote();
+            if (net)
+                net->batch_begin();
             more = process_run(p, RUN_BUDGET);
-            dist_batch_end();
+            if (net)
+                net->batch_end();
             if (io_get() && now_us() - atomic_load(&last_poll_us) >= BUSY_POLL_INTERVAL_US)
                 scheduler_poll_if_stalled(BUSY_POLL_INTERVAL_US);
         } while (p->alive && (more || atomic_load(&p->inbox) != NULL) &&

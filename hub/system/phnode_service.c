@@ -7,9 +7,9 @@
  *   modules                     -> [Module]
  *   nodes                       -> [Node]   nodes with an open connection
  */
-#include "ei_glue/connection.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/modules.h"
+#include "hub/runtime/remote.h"
 #include "hub/system/system_modules.h"
 
 #include <string.h>
@@ -103,7 +103,7 @@ static ph_result service_call(ph_ctx *ctx, void *state, ph_term request, const p
     }
     if (ph_match(request, "nodes") == 1) {
         list_builder lb = {reply, 1};
-        connections_for_each(add_node, &lb);
+        remote_for_each_node(add_node, &lb);
         if (lb.ok && ei_x_encode_empty_list(reply) == 0)
             return PH_REPLY;
         return PH_NOREPLY;
