@@ -1,0 +1,182 @@
+/* api.c - ProcessHub's API: the requests of docs/api.md, dispatched. */
+#include "hub/hub_internal.h"
+
+static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
+                              const ph_from *from, ph_buf *reply);
+static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
+                             const ph_from *from, ph_buf *reply);
+static ph_result for_one(batch_handler handle, hub *h, ph_ctx *ctx, ph_term item, ph_term opts,
+                         const ph_from *from, ph_buf *reply);
+
+/* --- the API ------------------------------------------------------------ */
+
+static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
+                              const ph_from *from, ph_buf *reply)
+{
+    start_opts o;
+    if (parse_opts(opts_term, &o, reply) != 0)
+        return PH_REPLY;
+    list_walk lw;
+    if (h->members.n > 0 && list_begin(&lw, list) > 0)
+        return start_placed(h, ctx, list, opts_term, &o, from, reply);
+    if (!o.awaitable) {
+        /* Only a refusal of the whole call is reported; per-child errors are not. */
+        ph_buf result;
+        if (ph_buf_init(&result) != 0)
+            return PH_NOREPLY;
+        if (start_batch(h, ctx, list, &o, &result) < 0)
+            ph_buf_append_term(reply, ph_buf_term(&result));
+        else
+            ph_build(reply, "{ok, start_initiated}");
+        ph_buf_free(&result);
+        return PH_REPLY;
+    }
+    start_batch(h, ctx, list, &o, reply);
+    return PH_REPLY;
+}
+
+static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
+                             const ph_from *from, ph_buf *reply)
+{
+    start_opts o;
+    ph_iter it;
+    if (parse_opts(opts_term, &o, reply) != 0)
+        return PH_REPLY;
+    if (ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT ||
+        ph_term_type(list, NULL) == ERL_MAP_EXT || ph_iter_begin(&it, list) < 0) {
+        ph_build(reply, "{error, {bad_child_ids, ~t}}", list);
+        return PH_REPLY;
+    }
+    if (!o.awaitable) {
+        stop_batch(h, ctx, list, NULL, STOP_ANYWHERE);
+        ph_build(reply, "{ok, stop_initiated}");
+        return PH_REPLY;
+    }
+    stop_wait *w = calloc(1, sizeof *w);
+    if (!w || elist_init(&w->stopped) != 0 || elist_init(&w->errors) != 0) {
+        free(w);
+        ph_build(reply, "{error, enomem}");
+        return PH_REPLY;
+    }
+    w->from = ph_from_copy(from);
+    w->outstanding = 1; /* held until the batch is set up */
+    stop_batch(h, ctx, list, w, STOP_ANYWHERE);
+    w->outstanding--;
+    stop_wait_done(w);
+    return PH_NOREPLY;
+}
+
+/* start_child / stop_child: the batch form with a list of one. */
+static ph_result for_one(batch_handler handle, hub *h, ph_ctx *ctx, ph_term item, ph_term opts,
+                         const ph_from *from, ph_buf *reply)
+{
+    ph_buf one;
+    if (ph_buf_init(&one) != 0 || ph_build(&one, "[~t]", item) != 0) {
+        ph_buf_free(&one);
+        ph_build(reply, "{error, enomem}");
+        return PH_REPLY;
+    }
+    ph_result r = handle(h, ctx, ph_buf_term(&one), opts, from, reply);
+    ph_buf_free(&one);
+    return r;
+}
+
+ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *from, ph_buf *reply)
+{
+    hub *h = state;
+    ph_term a, b;
+    char key[PH_ATOM_BUF];
+    /* The requests that carry many children are recognised with ei alone
+     * (see list_walk); the small ones with ph_match. */
+    char tag[PH_ATOM_BUF];
+    int index = req.index, arity;
+    if (ei_decode_tuple_header(req.buf, &index, &arity) == 0 && arity == 3 &&
+        atom_at(req.buf, &index, tag) == 0 && strcmp(tag, "start_children") == 0) {
+        a = (ph_term){req.buf, index};
+        if (term_skip_valid(req.buf, &index) == 0) {
+            b = (ph_term){req.buf, index};
+            return handle_start(h, ctx, a, b, from, reply);
+        }
+    }
+    /* The lookup that callers make most, first and without ph_match. */
+    index = req.index;
+    if (ei_decode_tuple_header(req.buf, &index, &arity) == 0 && arity == 2 &&
+        atom_at(req.buf, &index, tag) == 0 && strcmp(tag, "get_pid") == 0)
+        return reply_pids(h, (ph_term){req.buf, index}, 1, reply);
+    if (ph_match(req, "{start_child, ~t, ~t}", &a, &b) == 1)
+        return for_one(handle_start, h, ctx, a, b, from, reply);
+    if (ph_match(req, "{stop_children, ~t, ~t}", &a, &b) == 1)
+        return handle_stop(h, ctx, a, b, from, reply);
+    if (ph_match(req, "{stop_child, ~t, ~t}", &a, &b) == 1)
+        return for_one(handle_stop, h, ctx, a, b, from, reply);
+    if (ph_match(req, "{get_pids, ~t}", &a) == 1)
+        return reply_pids(h, a, 0, reply);
+    if (ph_match(req, "{child_lookup, ~t}", &a) == 1)
+        return reply_lookup(h, a, 0, reply);
+    if (ph_match(req, "{child_lookup, ~t, ~t}", &a, &b) == 1) {
+        int with = 0;
+        ph_iter it;
+        ph_term e;
+        if (ph_iter_begin(&it, b) >= 0)
+            while (ph_iter_next(&it, &e) > 0)
+                if (ph_match(e, "{with_metadata, true}") == 1)
+                    with = 1;
+        return reply_lookup(h, a, with, reply);
+    }
+    if (ph_match(req, "{process_list, global}") == 1)
+        return reply_process_list(h, 0, reply);
+    if (ph_match(req, "{process_list, local}") == 1)
+        return reply_process_list(h, 1, reply);
+    if (ph_match(req, "registry_dump") == 1)
+        return reply_dump(h, reply);
+    if (ph_match(req, "registry_count") == 1)
+        return ph_build(reply, "~i", (long)running_count(h)) == 0 ? PH_REPLY : PH_NOREPLY;
+    if (ph_match(req, "{tag_query, ~t}", &a) == 1)
+        return reply_tag_query(h, a, reply);
+    if (ph_match(req, "{which_children, ~t}", &a) == 1) {
+        int global = has_option(a, "global");
+        if (global)
+            ei_x_encode_list_header(reply, 1);
+        encode_which_children(h, reply);
+        if (global)
+            ei_x_encode_empty_list(reply);
+        return PH_REPLY;
+    }
+    if (ph_match(req, "{nodes, ~t}", &a) == 1) {
+        if (has_option(a, "include_local")) {
+            ei_x_encode_list_header(reply, 1);
+            ei_x_encode_atom(reply, atom_text(h->self_node));
+        }
+        for (int i = 0; i < h->members.n; i++) {
+            ei_x_encode_list_header(reply, 1);
+            ei_x_encode_atom(reply, atom_text(h->members.members[i].node));
+        }
+        ei_x_encode_empty_list(reply);
+        return PH_REPLY;
+    }
+    if (ph_match(req, "is_alive") == 1)
+        return ph_build(reply, "true") == 0 ? PH_REPLY : PH_NOREPLY;
+    if (ph_match(req, "is_locked") == 1 || ph_match(req, "is_partitioned") == 1)
+        return ph_build(reply, "false") == 0 ? PH_REPLY : PH_NOREPLY;
+    if (ph_match(req, "{register_hook_handlers, ~a, ~t}", key, &a) == 1) {
+        int rc = hooks_register_terms(h->hooks, key, a, ph_from_pid(from).node);
+        if (rc == 0)
+            ph_build(reply, "ok");
+        else if (rc == -1)
+            ph_build(reply, "{error, failed_to_register_some_handlers}");
+        else
+            ph_build(reply, "{error, {bad_handlers, ~t}}", a);
+        return PH_REPLY;
+    }
+    if (ph_match(req, "{cancel_hook_handlers, ~a, ~t}", key, &a) == 1) {
+        list_walk w;
+        if (list_begin(&w, a) < 0) {
+            ph_build(reply, "{error, {bad_handler_ids, ~t}}", a);
+            return PH_REPLY;
+        }
+        hooks_cancel_terms(h->hooks, key, a);
+        return ph_build(reply, "ok") == 0 ? PH_REPLY : PH_NOREPLY;
+    }
+    ph_build(reply, "{error, {unknown_request, ~t}}", req);
+    return PH_REPLY;
+}

@@ -1,0 +1,151 @@
+/* awaited_start.c - awaitable starts spread over several members: answers
+ * expected per node, timeouts, rollback of late answers. */
+#include "hub/hub_internal.h"
+
+/* Merges a start result {ok, #{started, errors, ...}} into started/errors. */
+void merge_result(elist *started, elist *errors, ph_term result)
+{
+    ph_term map, v;
+    if (ph_match(result, "{ok, ~t}", &map) != 1)
+        return;
+    if (ph_map_get_atom(map, "started", &v) == 1)
+        elist_extend(started, v);
+    if (ph_map_get_atom(map, "errors", &v) == 1)
+        elist_extend(errors, v);
+}
+
+/* Stops the children of a started list [{Cid, [{Node, Pid}]}] wherever
+ * they run (stop_batch forwards to members). */
+void stop_started(hub *h, ph_ctx *ctx, ph_term started)
+{
+    elist cids;
+    list_walk w;
+    ph_term e, cid;
+    ph_buf l;
+    if (elist_init(&cids) != 0)
+        return;
+    ph_buf_init(&l);
+    list_begin(&w, started);
+    while (list_next(&w, &e) > 0)
+        if (ph_match(e, "{~t, _}", &cid) == 1)
+            elist_add(&cids, "~t", cid);
+    if (cids.n) {
+        elist_to(&l, &cids);
+        stop_batch(h, ctx, ph_buf_term(&l), NULL, STOP_ANYWHERE);
+    }
+    elist_free(&cids);
+    ph_buf_free(&l);
+}
+
+void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps)
+{
+    int rollback = ps->rollback && ps->errors.n > 0;
+    if (rollback) {
+        ph_buf b;
+        ph_buf_init(&b);
+        elist_to(&b, &ps->started);
+        stop_started(h, ctx, ph_buf_term(&b));
+        ph_buf_free(&b);
+    }
+    /* Built in the reply frame itself: the result can be megabytes. */
+    ph_buf out;
+    if (ph_buf_init(&out) == 0) {
+        if (ps->from && gen_reply_begin(&out, ps->from) == 0 &&
+            encode_start_result(&out, &ps->started, &ps->errors, rollback) == 0)
+            gen_reply_send(ps->from, out.buff, (uint32_t)out.index);
+        ph_buf_free(&out);
+    }
+    ph_from_free(ps->from);
+    ps->from = NULL;
+}
+
+void pending_free(hub *h, pending_start *ps)
+{
+    for (pending_start **pp = &h->pending; *pp; pp = &(*pp)->next)
+        if (*pp == ps) {
+            *pp = ps->next;
+            break;
+        }
+    ph_from_free(ps->from);
+    elist_free(&ps->started);
+    elist_free(&ps->errors);
+    free(ps->waiting);
+    free(ps);
+}
+
+pending_start *pending_find(hub *h, const ph_ref *id)
+{
+    for (pending_start *ps = h->pending; ps; ps = ps->next)
+        if (ph_ref_equal(&ps->id, id))
+            return ps;
+    return NULL;
+}
+
+/* delta more (or, negative, fewer) answers expected from node. */
+int pending_expect(pending_start *ps, uint32_t node, int delta)
+{
+    for (int i = 0; i < ps->n_waiting; i++)
+        if (ps->waiting[i].node == node) {
+            ps->waiting[i].count += delta;
+            if (ps->waiting[i].count == 0)
+                ps->waiting[i] = ps->waiting[--ps->n_waiting];
+            return 0;
+        }
+    if (ps->n_waiting == ps->cap_waiting) {
+        int cap = ps->cap_waiting ? 2 * ps->cap_waiting : 4;
+        struct awaited *w = realloc(ps->waiting, (size_t)cap * sizeof *w);
+        if (!w)
+            return -1;
+        ps->waiting = w;
+        ps->cap_waiting = cap;
+    }
+    ps->waiting[ps->n_waiting++] = (struct awaited){node, delta};
+    return 0;
+}
+
+/* Replies (unless done already) and frees ps once no answer is outstanding. */
+void pending_check(hub *h, ph_ctx *ctx, pending_start *ps)
+{
+    if (ps->n_waiting == 0) {
+        if (!ps->answered)
+            pending_reply(h, ctx, ps);
+        pending_free(h, ps);
+    }
+}
+
+/* node answered for ps; replies when all did. */
+void pending_node_done(hub *h, ph_ctx *ctx, pending_start *ps, uint32_t node)
+{
+    if (pending_expect(ps, node, -1) != 0)
+        LOG_E("hub", "%s: out of memory counting start results", h->cfg.hub_id);
+    pending_check(h, ctx, ps);
+}
+
+/* Every answer still expected fails with reason (node_down, node_receive_timeout). */
+void pending_fail_nodes(pending_start *ps, uint32_t only, const char *reason)
+{
+    for (int i = 0; i < ps->n_waiting;) {
+        struct awaited *a = &ps->waiting[i];
+        if (only != ATOM_NONE && a->node != only) {
+            i++;
+            continue;
+        }
+        if (a->count > 0)
+            elist_add(&ps->errors, "{undefined, ~a, ~a}", atom_text(a->node), reason);
+        *a = ps->waiting[--ps->n_waiting];
+    }
+}
+
+/* A member left while starts waited for it: its part fails now. */
+void pending_node_gone(hub *h, ph_ctx *ctx, uint32_t node)
+{
+    pending_start *ps = h->pending;
+    while (ps) {
+        pending_start *next = ps->next; /* ps may be freed below */
+        int before = ps->n_waiting;
+        pending_fail_nodes(ps, node, "node_down");
+        if (ps->n_waiting != before)
+            pending_check(h, ctx, ps);
+        ps = next;
+    }
+}

@@ -1,0 +1,171 @@
+/* cluster.c - hub membership: greetings, joins, departures, discovery through
+ * BEAM nodes (docs/cluster.md; the member list itself is membership.c). */
+#include "hub/hub_internal.h"
+
+static void add_connected(uint32_t node, void *arg);
+static void ask_connected_nodes(hub *h, ph_ctx *ctx);
+
+/* --- membership (docs/protocol.md, "Between hub nodes") ---------------- */
+
+/* {'$ph_hub', Kind, HubPid, [MemberNode]} to the hub on node. */
+void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, const char *kind)
+{
+    ph_buf b;
+    if (ph_buf_init(&b) != 0)
+        return;
+    ph_buf_reserve(&b, 64u + 64u * (uint32_t)h->members.n);
+    ei_x_encode_tuple_header(&b, 4);
+    ei_x_encode_atom(&b, "$ph_hub");
+    ei_x_encode_atom(&b, kind);
+    ph_encode_pid(&b, ph_self(ctx));
+    for (int i = 0; i < h->members.n; i++) {
+        ei_x_encode_list_header(&b, 1);
+        ei_x_encode_atom(&b, atom_text(h->members.members[i].node));
+    }
+    ei_x_encode_empty_list(&b);
+    ph_send_named(ctx, h->cfg.hub_id, atom_text(node), ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
+void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
+{
+    uint32_t node = e->node;
+    ph_demonitor(ctx, &e->monitor);
+    if (h->leaving) {
+        /* We are on our way out: nothing of its comes to us. */
+        LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
+        membership_remove(&h->members, e);
+        ring_remove_node(h->ring, atom_text(node));
+        pending_node_gone(h, ctx, node);
+        hand_off_orphans(h, ctx, node);
+        leave_confirmed(h, node);
+        return;
+    }
+    LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
+    fire_node_hook(h, ctx, "pre_cluster_leave_hook", node);
+    membership_remove(&h->members, e);
+    ring_remove_node(h->ring, atom_text(node));
+    pending_node_gone(h, ctx, node);
+    moves_drop_node(h, node);
+    fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodedown", node);
+    failover(h, ctx, node);
+    fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodedown", node);
+    fire_node_hook(h, ctx, "post_cluster_leave_hook", node);
+}
+
+/* hello / welcome from another hub: it joins (or is known already), and
+ * the members it knows are greeted in turn. */
+void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int reply)
+{
+    if (from.node == h->self_node)
+        return;
+    member *e = membership_find(&h->members, from.node);
+    if (e && !ph_pid_equal(e->hub, from)) {
+        member_left(h, ctx, e, "its hub restarted"); /* a new incarnation */
+        e = NULL;
+    }
+    int joined = 0;
+    if (!e) {
+        ph_ref mon;
+        if (ph_monitor(ctx, from, &mon) != 0 ||
+            membership_add(&h->members, from.node, from, &mon) != 0) {
+            LOG_E("hub", "%s: out of memory adding a member", h->cfg.hub_id);
+            return;
+        }
+        LOG_I("hub", "%s: %s joined the hub cluster", h->cfg.hub_id, atom_text(from.node));
+        fire_node_hook(h, ctx, "pre_cluster_join_hook", from.node);
+        ring_add_node(h->ring, atom_text(from.node));
+        joined = 1;
+    }
+    /* welcome first: the newcomer accepts our rows only from a member */
+    if (reply)
+        send_hub_message(h, ctx, from.node, "welcome");
+    if (joined) {
+        send_local_registry(h, ctx, from.node);
+        fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
+        reconcile(h, ctx);
+        fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
+        fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
+    }
+    greet_seen_nodes(h, ctx, their_members); /* the members it knows that we do not */
+}
+
+typedef struct node_set {
+    uint32_t *nodes;
+    int n, cap;
+} node_set;
+
+static void add_connected(uint32_t node, void *arg)
+{
+    node_set *s = arg;
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        uint32_t *n = realloc(s->nodes, (size_t)cap * sizeof *n);
+        if (!n)
+            return;
+        s->nodes = n;
+        s->cap = cap;
+    }
+    s->nodes[s->n++] = node;
+}
+
+/* Asks every connected node that is not a member which hidden nodes it
+ * sees (rex: erlang:nodes(hidden)): BEAM nodes that talk to several
+ * phnodes introduce them to each other. The answers come as
+ * {discover_ref, [Node]}; phnodes and other non-BEAM nodes ignore it. */
+static void ask_connected_nodes(hub *h, ph_ctx *ctx)
+{
+    node_set s = {0};
+    ph_buf q;
+    remote_for_each_node(add_connected, &s);
+    h->discover_ref = ph_make_ref();
+    if (ph_buf_init(&q) == 0) {
+        int ok = ei_x_encode_tuple_header(&q, 3) == 0 && ei_x_encode_atom(&q, "$gen_call") == 0 &&
+                 ei_x_encode_tuple_header(&q, 2) == 0 && ph_encode_pid(&q, ph_self(ctx)) == 0 &&
+                 ph_encode_ref(&q, &h->discover_ref) == 0 &&
+                 ph_build(&q, "{call, erlang, nodes, [hidden], user}") == 0;
+        for (int i = 0; ok && i < s.n; i++)
+            if (s.nodes[i] != h->self_node && !membership_find(&h->members, s.nodes[i]))
+                ph_send_named(ctx, "rex", atom_text(s.nodes[i]), ph_buf_term(&q));
+        ph_buf_free(&q);
+    }
+    free(s.nodes);
+}
+
+/* Greets the nodes of a list that are not members yet: the member list of
+ * a hub that greeted us, or the hidden nodes a BEAM node sees (those that
+ * run no hub of ours drop the hello). */
+void greet_seen_nodes(hub *h, ph_ctx *ctx, ph_term nodes)
+{
+    list_walk w;
+    ph_term t;
+    char name[PH_ATOM_BUF];
+    if (list_begin(&w, nodes) < 0)
+        return;
+    while (list_next(&w, &t) > 0) {
+        uint32_t node;
+        if (ph_match(t, "~a", name) == 1 && (node = atom_intern(name)) != ATOM_NONE &&
+            node != h->self_node && !membership_find(&h->members, node))
+            send_hub_message(h, ctx, node, "hello");
+    }
+}
+
+/* Announces this hub to the seeds and the members (heals a split). */
+void announce(hub *h, ph_ctx *ctx)
+{
+    list_walk w;
+    ph_term t;
+    char name[PH_ATOM_BUF];
+    list_begin(&w, ph_buf_term(&h->seeds));
+    while (list_next(&w, &t) > 0) {
+        uint32_t node;
+        if (ph_match(t, "~a", name) == 1 && (node = atom_intern(name)) != ATOM_NONE &&
+            node != h->self_node)
+            send_hub_message(h, ctx, node, "hello");
+    }
+    for (int i = 0; i < h->members.n; i++)
+        send_hub_message(h, ctx, h->members.members[i].node, "hello");
+    if (h->cfg.beam_discovery)
+        ask_connected_nodes(h, ctx);
+    send_self_after(ctx, h->cfg.hubs_discover_interval, "{'$ph_hub', announce}");
+}

@@ -1,0 +1,112 @@
+/* handoff.c - what a hand-off may not take: ids stopped a moment ago
+ * (tombstones) and children this node is moving away (the moving set). */
+#include "hub/hub_internal.h"
+
+static int tomb_has(hub *h, const char *key, uint32_t key_len);
+
+/* --- stopped ids and moving ids ----------------------------------------- */
+
+/* How long a stopped id refuses hand-offs. A hand-off races a stop only
+ * while both are in flight; 30 s covers any move (migr_base_timeout) and
+ * any orphan check. */
+#define TOMB_MS 30000
+
+void tomb_add(hub *h, const char *key, uint32_t key_len)
+{
+    ph_buf t;
+    if (ph_buf_init(&t) != 0)
+        return;
+    if (ei_x_encode_longlong(&t, (long long)(monotonic_ms() + TOMB_MS)) == 0 &&
+        !registry_put(h->tombs, key, key_len, ph_buf_term(&t), ph_buf_term(&t), NULL, 0))
+        LOG_W("hub", "%s: out of memory remembering a stopped id", h->cfg.hub_id);
+    ph_buf_free(&t);
+}
+
+void tomb_clear(hub *h, const char *key, uint32_t key_len)
+{
+    reg_row *t = registry_count(h->tombs) ? registry_get(h->tombs, key, key_len) : NULL;
+    if (t)
+        registry_delete(h->tombs, t);
+}
+
+static int tomb_has(hub *h, const char *key, uint32_t key_len)
+{
+    return registry_count(h->tombs) && registry_get(h->tombs, key, key_len) != NULL;
+}
+
+void tombs_prune(hub *h)
+{
+    uint32_t i = 0;
+    reg_row *t;
+    uint64_t now = monotonic_ms();
+    while ((t = registry_next(h->tombs, &i)) != NULL) {
+        int index = 0;
+        long long until = 0;
+        if (ei_decode_longlong(reg_row_spec(t).buf, &index, &until) != 0 || (uint64_t)until <= now)
+            registry_delete(h->tombs, t); /* iteration goes on past a deleted slot */
+    }
+}
+
+/* The member a local child is being moved to, or ATOM_NONE. */
+uint32_t moving_target(hub *h, const char *key, uint32_t key_len)
+{
+    reg_row *m = registry_count(h->moving) ? registry_get(h->moving, key, key_len) : NULL;
+    return m && m->n_nodes ? m->nodes[0].node : ATOM_NONE;
+}
+
+/* The specs of a hand-off this node accepts, in out: not a child stopped
+ * since the sender decided (the stop overtook the hand-off), nor one this
+ * node is itself moving away (both copies would stop). The sender keeps
+ * what is refused. Returns the number refused. */
+int handoff_filter(hub *h, ph_term specs, ph_buf *out)
+{
+    list_walk w;
+    ph_term spec;
+    elist keep;
+    int refused = 0;
+    ph_buf *key = &h->key_scratch;
+    if (list_begin(&w, specs) < 0 || elist_init(&keep) != 0) {
+        ph_buf_append_term(out, specs);
+        return 0;
+    }
+    while (list_next(&w, &spec) > 0) {
+        spec_info s;
+        key->index = 0;
+        if (parse_spec(spec, &s) == 0 && registry_key(s.id, key) == 0 &&
+            (tomb_has(h, key->buff, (uint32_t)key->index) ||
+             moving_target(h, key->buff, (uint32_t)key->index) != ATOM_NONE)) {
+            refused++;
+            continue;
+        }
+        if (ph_buf_append_term(&keep.b, spec) == 0)
+            keep.n++;
+    }
+    elist_to(out, &keep);
+    elist_free(&keep);
+    return refused;
+}
+
+/* Puts the ids of a move into the moving set (on), or takes them out. */
+void moving_mark(hub *h, const move *mv, int on)
+{
+    list_walk w;
+    ph_term cid;
+    ph_buf key;
+    if (ph_buf_init(&key) != 0)
+        return;
+    struct term_trust saved = term_trust_push(mv->cids.buff, mv->cids.index);
+    if (list_begin(&w, ph_buf_term(&mv->cids)) >= 0)
+        while (list_next(&w, &cid) > 0) {
+            key.index = 0;
+            if (registry_key(cid, &key) != 0)
+                continue;
+            reg_row *r = registry_get(h->moving, key.buff, (uint32_t)key.index);
+            reg_node_pid np = {mv->target, {0}};
+            if (on && !registry_put(h->moving, key.buff, (uint32_t)key.index, cid, cid, &np, 1))
+                LOG_W("hub", "%s: out of memory marking a moving child", h->cfg.hub_id);
+            else if (!on && r && r->nodes[0].node == mv->target)
+                registry_delete(h->moving, r);
+        }
+    term_trust_pop(saved);
+    ph_buf_free(&key);
+}

@@ -1,0 +1,373 @@
+/*
+ * hub_internal.h - private to hub/: the hub process's state and the functions
+ * its files share. Everything here runs on the hub's own thread unless it
+ * says otherwise.
+ */
+#ifndef PH_HUB_INTERNAL_H
+#define PH_HUB_INTERNAL_H
+
+#include "hub/hub.h"
+#include "ei_glue/term_trust.h"
+#include "hub/runtime/atoms.h"
+#include "hub/runtime/context.h"
+#include "hub/hooks.h"
+#include "hub/runtime/log.h"
+#include "hub/membership.h"
+#include "hub/registry.h"
+#include "hub/runtime/remote.h"
+#include "hub/runtime/route.h"
+#include "hub/runtime/table_cap.h"
+#include "strategies/distribution/consistent_hashing.h"
+#include "hub/runtime/runtime.h"
+#include "hub/runtime/timers.h"
+#include <errno.h>
+#include <processhub/worker.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_SHUTDOWN_MS 5000
+#define SHUTDOWN_BRUTAL (-1)
+#define SHUTDOWN_INFINITY (-2)
+
+typedef enum restart_kind { RESTART_PERMANENT, RESTART_TRANSIENT, RESTART_TEMPORARY } restart_kind;
+
+/* A child spec, parsed; the terms are views into the spec. */
+typedef struct spec_info {
+    ph_term id;
+    char module[PH_ATOM_BUF];
+    ph_term args;
+    restart_kind restart;
+    long shutdown_ms;
+} spec_info;
+
+/* --- growing lists of encoded terms ------------------------------------- */
+
+typedef struct elist {
+    ph_buf b;
+    int n;
+} elist;
+
+/* --- proper lists, walked with ei ---------------------------------------- */
+
+/* The hub's requests were validated as a whole when they arrived, so the
+ * big ones (100k child specs) are walked with ei alone rather than with
+ * the ph_* helpers, which check every term they are given again. */
+typedef struct list_walk {
+    const char *buf;
+    int index;
+    int left;
+} list_walk;
+
+/* --- the hub's state ---------------------------------------------------- */
+
+typedef struct stop_wait {
+    ph_from *from;
+    int outstanding;
+    elist stopped;
+    elist errors;
+} stop_wait;
+
+typedef struct child {
+    ph_pid pid;
+    uint8_t restart;
+    uint8_t stopping;
+    long shutdown_ms;
+    stop_wait *wait;
+    uint16_t key_len;
+    char key[];
+} child;
+
+typedef struct hub {
+    hub_config cfg;
+    uint32_t self_node;
+    registry *reg;
+    hooks *hooks;
+    child **children; /* open addressing by pid, NULL = empty, GONE = deleted */
+    uint32_t cap, count, used;
+    uint64_t *restarts; /* ring of restart times (ms), dsup_max_restarts long */
+    uint32_t restart_next, restart_n;
+    membership members; /* the other hub nodes */
+    ph_buf seeds;       /* [Node] to announce ourselves to */
+    /* Registry changes of this node not yet published to the members:
+     * elements {Cid, Spec, Pid, Meta} and Cid. Flushed after each
+     * request or message, so a batch of 100k starts is one message. */
+    elist sync_registered;
+    elist sync_unregistered;
+    ring *ring;                    /* ConsistentHashing over this node and the members */
+    struct pending_start *pending; /* awaitable starts waiting for other members */
+    int repairing;                 /* the periodic repair timer runs */
+    ph_buf key_scratch;            /* registry keys of lookups, reused */
+    ph_buf start_key, start_reason, start_pid; /* start_one's scratch, reused */
+    int test_drop_syncs;                       /* PHNODE_TEST_DROP_SYNC: updates still to drop */
+    /* Graceful leave: the members that have not yet confirmed that they
+     * took over our children. */
+    int leaving;
+    uint32_t *leave_wait;
+    int n_leave_wait;
+    ph_ref discover_ref; /* tag of this round's questions to BEAM nodes */
+    struct move *moves;  /* children sent to their owner, stopped here when it has them */
+    /* Ids of the children in those moves, with the target as the row's node:
+     * a child is moved once at a time, and a hand-off of a child this node
+     * is moving away is refused (two nodes moving it to each other would
+     * both stop their copies). */
+    registry *moving;
+    /* Ids stopped in the last TOMB_MS, with the time as their spec: a
+     * hand-off sent before the stop and arriving after it is refused. */
+    registry *tombs;
+    uint64_t reconcile_due; /* when the earliest {'$ph_hub', reconcile} on its way comes; 0: none */
+    int orphan_check_ms;    /* the next orphan check's delay; 0: none pending */
+    int retry_ms;           /* re-plan delay after a move that failed; doubles */
+} hub;
+
+/* A batch of children sent to their new owner after a join (ColdSwap):
+ * they stop here once its start_result says it runs them. */
+typedef struct move {
+    struct move *next;
+    ph_ref id;
+    uint32_t target;
+    int n;       /* children in it */
+    ph_buf cids; /* [Cid]: what to undo there if the answer comes too late */
+} move;
+
+/* An awaitable start whose children were placed on other members too. */
+typedef struct pending_start {
+    struct pending_start *next;
+    ph_ref id;
+    ph_from *from;
+    int rollback;
+    elist started, errors;
+    /* Answers still expected, per node. A count goes below zero for a
+     * moment when a forwarded part answers before the forward notice. */
+    struct awaited {
+        uint32_t node;
+        int count;
+    } * waiting;
+    int n_waiting, cap_waiting;
+    /* Replied already (timeout) with a rollback: owners that answer late
+     * have their children stopped as the answers come. */
+    int answered;
+} pending_start;
+/* How long a start rolled back at its timeout keeps stopping what its late
+ * owners start (an owner that is still silent after this is not waited for). */
+#define LATE_ROLLBACK_MS 60000
+
+extern child hub_gone_child;
+#define GONE (&hub_gone_child)
+
+#define RECONCILE_MS 50      /* a re-plan after a hand-off or a second copy is seen */
+#define ORPHAN_CHECK_MS 1000 /* an orphan its owner has not restarted by then is sent to it */
+
+/* --- options ------------------------------------------------------------- */
+
+typedef struct start_opts {
+    int awaitable, check_existing, rollback, disable_logging;
+    int forwarded; /* placed by a member whose ring disagreed: start here, never forward again */
+    int handoff;   /* a running or orphaned child sent to its owner (a move, an adoption) */
+    int has_ring;  /* the placing node's ring digest came along: */
+    long ring;     /* when it equals ours, nothing needs forwarding */
+    int want_post; /* post-start hooks are registered: build their data */
+    long timeout;
+    ph_term metadata;
+    ph_term all; /* the options as given */
+} start_opts;
+
+typedef struct start_result {
+    elist started, errors, post, startups;
+    elist started_keys; /* registry keys of the children started, for rollback */
+} start_result;
+/* Where stop_batch stops each child: anywhere in the cluster (the API), here
+ * and in this node's registry (a member's stop), or here only (undoing or
+ * completing a move must never reach the other copy). */
+enum stop_scope { STOP_ANYWHERE, STOP_REMOTE, STOP_HERE };
+
+enum prep_state {
+    PREP_BAD_SPEC, /* does not parse */
+    PREP_RUNNING,  /* runs here already: pid */
+    PREP_DUP,      /* the same id earlier in this batch: dup_of */
+    PREP_SPAWN,    /* to start */
+    PREP_STARTED,  /* started: pid, row, rec built */
+    PREP_FAILED,   /* init refused: reason */
+    PREP_NOMEM,    /* started, but no memory for its row or record */
+};
+
+/* The ring names owners by strings; the atoms of the few it returns are
+ * remembered by pointer (valid until the ring changes, i.e. this call). */
+typedef struct owner_cache {
+    const char *name[8];
+    uint32_t atom[8];
+    int n;
+} owner_cache;
+
+/* Children going to one member with the same metadata: one start message. */
+typedef struct move_group {
+    const member *to;
+    const reg_row *meta_of; /* a row with the group's metadata */
+    elist specs;
+    elist ids; /* their ids, in the same order */
+} move_group;
+
+#define MOVE_GROUPS 8
+
+typedef ph_result (*batch_handler)(hub *h, ph_ctx *ctx, ph_term list, ph_term opts,
+                                   const ph_from *from, ph_buf *reply);
+
+/* Requests and messages slower than this are logged at debug level. */
+#define SLOW_HANDLING_US 20000
+
+#pragma GCC visibility push(hidden)
+
+/* term_lists.c */
+int elist_init(elist *l);
+void elist_free(elist *l);
+void elist_add(elist *l, const char *fmt, ...);
+int elist_to(ph_buf *out, const elist *l);
+ph_term elist_term(elist *l, ph_buf *scratch);
+ph_term pid_term(ph_pid pid, ph_buf *tmp);
+void send_self_after(ph_ctx *ctx, unsigned ms, const char *fmt, ...);
+int list_begin(list_walk *w, ph_term list);
+int list_next(list_walk *w, ph_term *e);
+int has_option(ph_term opts, const char *name);
+void elist_extend(elist *l, ph_term list);
+int opts_with(ph_buf *out, ph_term opts, const char *fmt, ...);
+
+/* children.c */
+void children_prefetch(const hub *h, ph_pid pid);
+int children_reserve(hub *h, uint32_t extra);
+child *child_find(hub *h, ph_pid pid, uint32_t *slot);
+child *child_new(ph_pid pid, const char *key, uint16_t key_len, const spec_info *s);
+child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len, const spec_info *s);
+int child_insert(hub *h, child *c);
+void child_remove(hub *h, child *c);
+
+/* child_spec.c */
+int atom_at(const char *buf, int *index, char *out);
+int parse_spec(ph_term spec, spec_info *s);
+
+/* hook_events.c */
+void fire(hub *h, ph_ctx *ctx, const char *key, ph_term data);
+void fire_insert(hub *h, ph_ctx *ctx, const reg_row *row);
+void fire_remove(hub *h, ph_ctx *ctx, ph_term key, uint32_t node);
+int add_child_data(const hub *h, elist *out, uint32_t node, ph_term spec, ph_term meta);
+void fire_node_hook(hub *h, ph_ctx *ctx, const char *key, uint32_t node);
+void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *event,
+                              uint32_t node);
+
+/* sync.c */
+void append_row_entry(elist *l, const reg_row *row, ph_pid pid);
+void note_registered(hub *h, const reg_row *row, ph_pid pid);
+void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b);
+void send_sync(hub *h, ph_ctx *ctx, uint32_t only, const char *kind, const elist *l);
+void flush_sync(hub *h, ph_ctx *ctx);
+void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_len);
+void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node);
+void send_repair(hub *h, ph_ctx *ctx);
+void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
+void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
+void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
+void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans);
+
+/* handoff.c */
+void tomb_add(hub *h, const char *key, uint32_t key_len);
+void tomb_clear(hub *h, const char *key, uint32_t key_len);
+void tombs_prune(hub *h);
+uint32_t moving_target(hub *h, const char *key, uint32_t key_len);
+int handoff_filter(hub *h, ph_term specs, ph_buf *out);
+void moving_mark(hub *h, const move *mv, int on);
+
+/* start.c */
+int parse_opts(ph_term opts, start_opts *o, ph_buf *reply);
+int spawn_child(ph_ctx *ctx, const spec_info *s, ph_pid *pid, ph_buf *reason);
+void result_free(start_result *r);
+int result_init(start_result *r);
+int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid);
+void note_bad_spec(hub *h, start_result *r, ph_term spec);
+void note_already_started(hub *h, start_result *r, ph_term id, ph_pid running);
+void note_failed(hub *h, const start_opts *o, start_result *r, ph_term id, ph_term reason);
+void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg_row *row,
+                  ph_term id, ph_pid pid);
+void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r);
+int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback);
+
+/* start_batch.c */
+void helper_stop(void);
+int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *result_out);
+
+/* stop.c */
+void stop_wait_done(stop_wait *w);
+void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids);
+void forget_row(hub *h, ph_ctx *ctx, reg_row *row);
+void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope);
+
+/* supervisor.c */
+void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason);
+
+/* queries.c */
+ph_result reply_lookup(hub *h, ph_term cid, int with_metadata, ph_buf *reply);
+ph_result reply_pids(hub *h, ph_term cid, int first_only, ph_buf *reply);
+ph_result reply_process_list(hub *h, int local, ph_buf *reply);
+uint32_t running_count(hub *h);
+ph_result reply_dump(hub *h, ph_buf *reply);
+ph_result reply_tag_query(hub *h, ph_term tag, ph_buf *reply);
+void encode_which_children(hub *h, ph_buf *reply);
+
+/* cluster.c */
+void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, const char *kind);
+void member_left(hub *h, ph_ctx *ctx, member *e, const char *why);
+void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int reply);
+void greet_seen_nodes(hub *h, ph_ctx *ctx, ph_term nodes);
+void announce(hub *h, ph_ctx *ctx);
+
+/* awaited_start.c */
+void merge_result(elist *started, elist *errors, ph_term result);
+void stop_started(hub *h, ph_ctx *ctx, ph_term started);
+void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps);
+void pending_free(hub *h, pending_start *ps);
+pending_start *pending_find(hub *h, const ph_ref *id);
+int pending_expect(pending_start *ps, uint32_t node, int delta);
+void pending_check(hub *h, ph_ctx *ctx, pending_start *ps);
+void pending_node_done(hub *h, ph_ctx *ctx, pending_start *ps, uint32_t node);
+void pending_fail_nodes(pending_start *ps, uint32_t only, const char *reason);
+void pending_node_gone(hub *h, ph_ctx *ctx, uint32_t node);
+
+/* placement.c */
+uint32_t owner_atom(owner_cache *c, const char *name);
+void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid reply_to, const elist *specs,
+                ph_term opts);
+ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, const start_opts *o,
+                       const ph_from *from, ph_buf *reply);
+long ring_option(const ring *r);
+void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
+                         ph_term opts_term);
+
+/* migration.c */
+void move_free(move *mv);
+void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone);
+void republish_moved(hub *h, ph_ctx *ctx, const move *mv);
+int group_add(hub *h, ph_ctx *ctx, move_group *groups, int *n_groups, const member *m,
+              const reg_row *row, int is_move);
+void groups_flush(hub *h, ph_ctx *ctx, move_group *groups, int n_groups, int is_move);
+move *move_take(hub *h, const ph_ref *id);
+void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result);
+void moves_drop_node(hub *h, uint32_t node);
+
+/* reconcile.c */
+void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
+void reconcile(hub *h, ph_ctx *ctx);
+void adopt_orphans(hub *h, ph_ctx *ctx);
+void failover(hub *h, ph_ctx *ctx, uint32_t gone);
+
+/* api.c */
+ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *from, ph_buf *reply);
+
+/* leave.c */
+int leave_init(void);
+void leave_confirmed(hub *h, uint32_t node);
+void begin_leave(hub *h, ph_ctx *ctx);
+
+#pragma GCC visibility pop
+
+#endif

@@ -1,0 +1,76 @@
+/* leave.c - graceful leave: members take over our children before we stop. */
+#include "hub/hub_internal.h"
+
+/* --- graceful leave ------------------------------------------------------- */
+
+/* Posted by the hub when every member has taken over our children (or
+ * there are none); hub_leave() waits for it. */
+static sem_t leave_sem;
+
+int leave_init(void)
+{
+    static int ready;
+    if (!ready && sem_init(&leave_sem, 0, 0) != 0)
+        return -1;
+    ready = 1;
+    return 0;
+}
+
+void leave_confirmed(hub *h, uint32_t node)
+{
+    for (int i = 0; i < h->n_leave_wait; i++)
+        if (h->leave_wait[i] == node) {
+            h->leave_wait[i] = h->leave_wait[--h->n_leave_wait];
+            if (h->n_leave_wait == 0)
+                sem_post(&leave_sem);
+            return;
+        }
+}
+
+/* SIGTERM: tell every member we leave; each restarts the children it now
+ * owns and confirms. Our ring loses this node, so starts still arriving are
+ * forwarded to their new owners. Our children run until the node stops. */
+void begin_leave(hub *h, ph_ctx *ctx)
+{
+    if (h->leaving)
+        return;
+    h->leaving = 1;
+    ring_remove_node(h->ring, atom_text(h->self_node));
+    if (h->members.n > 0)
+        h->leave_wait = calloc((size_t)h->members.n, sizeof *h->leave_wait);
+    if (!h->leave_wait) {
+        sem_post(&leave_sem);
+        return;
+    }
+    LOG_I("hub", "%s: leaving the hub cluster; %d member(s) take over our children", h->cfg.hub_id,
+          h->members.n);
+    for (int i = 0; i < h->members.n; i++) {
+        h->leave_wait[h->n_leave_wait++] = h->members.members[i].node;
+        send_hub_message(h, ctx, h->members.members[i].node, "leave");
+    }
+}
+
+int hub_leave(const hub_config *c)
+{
+    ph_buf b;
+    struct timespec deadline;
+    if (ph_buf_init(&b) != 0)
+        return -1;
+    int rc = ph_build(&b, "{'$ph_hub', graceful_leave}") == 0 &&
+                     ph_send_named(NULL, c->hub_id, NULL, ph_buf_term(&b)) == 0
+                 ? 0
+                 : -1;
+    ph_buf_free(&b);
+    if (rc != 0)
+        return -1; /* no hub */
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += c->migr_base_timeout / 1000;
+    deadline.tv_nsec += (long)(c->migr_base_timeout % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    while ((rc = sem_timedwait(&leave_sem, &deadline)) != 0 && errno == EINTR)
+        ;
+    return rc == 0 ? 0 : -1;
+}

@@ -1,0 +1,327 @@
+/* placement.c - where children start: split by ring owner, sent to the owners,
+ * forwarded when views disagree, and the starts other members place here. */
+#include "hub/hub_internal.h"
+
+/* A list of child specs split by ring owner: the local part, and one
+ * list per remote member that owns some of them. */
+typedef struct owner_split {
+    elist local;
+    elist *remote; /* remote[i] goes to nodes[i] */
+    uint32_t *nodes;
+    int n;
+    elist existing; /* with check: ids already in the registry */
+} owner_split;
+
+static void owner_split_free(owner_split *sp);
+static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp);
+static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
+                              ph_term opts, ph_term meta, ph_buf *out);
+
+static void owner_split_free(owner_split *sp)
+{
+    elist_free(&sp->local);
+    elist_free(&sp->existing);
+    for (int i = 0; i < sp->n; i++)
+        elist_free(&sp->remote[i]);
+    free(sp->remote);
+    free(sp->nodes);
+}
+
+uint32_t owner_atom(owner_cache *c, const char *name)
+{
+    for (int i = 0; i < c->n; i++)
+        if (c->name[i] == name)
+            return c->atom[i];
+    uint32_t atom = atom_intern(name);
+    if (c->n < 8) {
+        c->name[c->n] = name;
+        c->atom[c->n++] = atom;
+    }
+    return atom;
+}
+
+/* Splits a list of child specs by ring owner in one pass. Children whose
+ * owner is not a member (or that do not parse) stay local: the start
+ * reports their errors. With check, the ids already registered are
+ * collected in existing. 0, or -1 when out of memory. */
+static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
+{
+    list_walk w;
+    ph_term spec;
+    owner_cache cache = {.n = 0};
+    ph_buf *key = &h->key_scratch;
+    memset(sp, 0, sizeof *sp);
+    size_t most = (size_t)h->members.n + 1;
+    sp->remote = calloc(most, sizeof *sp->remote);
+    sp->nodes = calloc(most, sizeof *sp->nodes);
+    if (elist_init(&sp->local) != 0 || elist_init(&sp->existing) != 0 || !sp->remote || !sp->nodes)
+        return -1;
+    /* Each part gets about its share up front (child specs are some 60
+     * bytes): no regrowth, and no walk of the whole list to measure it. */
+    int n = list_begin(&w, list);
+    size_t share = n > 0 ? (size_t)n * 64u / most * 5 / 4 : 0;
+    if (ph_buf_reserve(&sp->local.b, share) != 0)
+        return -1;
+    while (list_next(&w, &spec) > 0) {
+        spec_info s;
+        const char *owner = NULL;
+        uint32_t node = h->self_node;
+        if (parse_spec(spec, &s) == 0) {
+            /* the registry's slot loads while the ring hashes the id */
+            key->index = 0;
+            int keyed = check && registry_key(s.id, key) == 0;
+            uint32_t hash = keyed ? registry_hash(key->buff, (uint32_t)key->index) : 0;
+            if (keyed)
+                registry_prefetch(h->reg, hash);
+            if (ring_key_nodes(h->ring, s.id, 1, &owner, 1) == 1)
+                node = owner_atom(&cache, owner);
+            if (keyed && registry_get_hashed(h->reg, key->buff, (uint32_t)key->index, hash))
+                elist_add(&sp->existing, "~t", s.id);
+        }
+        elist *target = &sp->local;
+        if (node != h->self_node && membership_find(&h->members, node)) {
+            int i = 0;
+            while (i < sp->n && sp->nodes[i] != node)
+                i++;
+            if (i == sp->n) {
+                if (elist_init(&sp->remote[i]) != 0 || ph_buf_reserve(&sp->remote[i].b, share))
+                    return -1;
+                sp->nodes[sp->n++] = node;
+            }
+            target = &sp->remote[i];
+        }
+        if (ph_buf_append_term(&target->b, spec) != 0)
+            return -1;
+        target->n++;
+    }
+    return 0;
+}
+
+/* {'$ph_hub', start, Id, ReplyTo, Specs, Opts} to the owner's hub, the
+ * specs copied once, straight from the split. */
+void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid reply_to, const elist *specs,
+                ph_term opts)
+{
+    member *m = membership_find(&h->members, node);
+    ph_buf msg;
+    if (!m || ph_buf_init_versioned(&msg) != 0)
+        return;
+    if (ph_buf_reserve(&msg, (size_t)specs->b.index + 256u) == 0 &&
+        ei_x_encode_tuple_header(&msg, 6) == 0 && ei_x_encode_atom(&msg, "$ph_hub") == 0 &&
+        ei_x_encode_atom(&msg, "start") == 0 && ph_buf_append_term(&msg, id) == 0 &&
+        ph_encode_pid(&msg, reply_to) == 0 &&
+        (specs->n == 0 || ei_x_encode_list_header(&msg, specs->n) == 0) &&
+        ei_x_append_buf(&msg, specs->b.buff, specs->b.index) == 0 &&
+        ei_x_encode_empty_list(&msg) == 0 && ph_buf_append_term(&msg, opts) == 0)
+        send_own(ctx, m->hub, &msg);
+    ph_buf_free(&msg);
+}
+
+/* A start with members: children go to their ring owners. */
+ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, const start_opts *o,
+                       const ph_from *from, ph_buf *reply)
+{
+    owner_split sp;
+    pending_start *ps = NULL;
+    ph_buf idb;
+    if (owner_split_run(h, list, o->check_existing, &sp) != 0 || ph_buf_init(&idb) != 0) {
+        ph_build(reply, "{error, enomem}");
+        owner_split_free(&sp);
+        return PH_REPLY;
+    }
+    if (sp.existing.n) {
+        /* the whole call is refused if any id exists anywhere in the cluster */
+        ph_buf l;
+        ph_buf_init(&l);
+        elist_to(&l, &sp.existing);
+        ph_build(reply, "{error, {already_started, ~t}}", ph_buf_term(&l));
+        ph_buf_free(&l);
+        ph_buf_free(&idb);
+        owner_split_free(&sp);
+        return PH_REPLY;
+    }
+    if (o->awaitable) {
+        ps = calloc(1, sizeof *ps);
+        if (!ps || elist_init(&ps->started) != 0 || elist_init(&ps->errors) != 0) {
+            free(ps);
+            ph_buf_free(&idb);
+            owner_split_free(&sp);
+            ph_build(reply, "{error, enomem}");
+            return PH_REPLY;
+        }
+        ps->id = ph_make_ref();
+        ps->from = ph_from_copy(from);
+        ps->rollback = o->rollback;
+        ps->next = h->pending;
+        h->pending = ps;
+    }
+    if (ps)
+        ph_encode_ref(&idb, &ps->id);
+    else
+        ph_build(&idb, "undefined");
+    /* Our ring's digest goes along: an owner with the same ring trusts
+     * the placement instead of hashing every child again. */
+    ph_buf ropts;
+    ph_term owner_opts = opts_term;
+    if (ph_buf_init(&ropts) == 0 &&
+        opts_with(&ropts, opts_term, "{ring, ~i}", ring_option(h->ring)) == 0)
+        owner_opts = ph_buf_term(&ropts);
+    for (int i = 0; i < sp.n; i++) {
+        send_start(h, ctx, sp.nodes[i], ph_buf_term(&idb), ph_self(ctx), &sp.remote[i], owner_opts);
+        if (ps)
+            pending_expect(ps, sp.nodes[i], 1);
+    }
+    ph_buf_free(&idb);
+    ph_buf_free(&ropts);
+    if (sp.local.n) {
+        ph_buf result, l;
+        ph_buf_init(&result);
+        ph_buf_init(&l);
+        elist_to(&l, &sp.local);
+        start_opts lo = *o;
+        lo.check_existing = 0; /* checked above for the whole call */
+        lo.rollback = 0;       /* decided when every part has answered */
+        start_batch(h, ctx, ph_buf_term(&l), &lo, &result);
+        if (ps) {
+            /* our own encoding: trusted like a delivered message */
+            struct term_trust saved = term_trust_push(result.buff, result.index);
+            merge_result(&ps->started, &ps->errors, ph_buf_term(&result));
+            term_trust_pop(saved);
+        }
+        ph_buf_free(&result);
+        ph_buf_free(&l);
+    }
+    if (!ps) {
+        ph_build(reply, "{ok, start_initiated}");
+    } else if (ps->n_waiting == 0) {
+        pending_reply(h, ctx, ps);
+        pending_free(h, ps);
+    } else {
+        ph_buf t;
+        if (ph_buf_init(&t) == 0 && ph_encode_ref(&t, &ps->id) == 0)
+            send_self_after(ctx, (unsigned)o->timeout, "{'$ph_hub', start_timeout, ~t}",
+                            ph_buf_term(&t));
+        ph_buf_free(&t);
+    }
+    owner_split_free(&sp);
+    return ps ? PH_NOREPLY : PH_REPLY; /* ps: answered by pending_reply, now or later */
+}
+
+/* The ring digest as an option value (a non-negative long). */
+long ring_option(const ring *r)
+{
+    return (long)(ring_digest(r) >> 1);
+}
+
+/* The children of a start placed here that this node's ring gives to other
+ * members (the sender's ring disagreed: membership changed meanwhile) go on
+ * to those owners, who answer reply_to themselves; reply_to first learns
+ * which nodes will answer too. Returns the specs to start here in out. */
+static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
+                              ph_term opts, ph_term meta, ph_buf *out)
+{
+    owner_split sp;
+    ph_buf fopts, note, data, scratch;
+    if (owner_split_run(h, specs, 0, &sp) != 0 || sp.n == 0 || ph_buf_init(&fopts) != 0) {
+        ph_buf_append_term(out, specs); /* keep them all: a start reports errors */
+        owner_split_free(&sp);
+        return;
+    }
+    ph_buf_init(&note);
+    ph_buf_init(&data);
+    ph_buf_init(&scratch);
+    elist nodes, hook;
+    elist_init(&nodes);
+    elist_init(&hook);
+    opts_with(&fopts, opts, "{forwarded, true}");
+    for (int i = 0; i < sp.n; i++)
+        elist_add(&nodes, "~a", atom_text(sp.nodes[i]));
+    if (ph_match(id, "undefined") != 1) {
+        ph_build(&note, "{'$ph_hub', start_forwarded, ~t, ~a, ~t}", id, atom_text(h->self_node),
+                 elist_term(&nodes, &scratch));
+        ph_send(ctx, reply_to, ph_buf_term(&note));
+    }
+    int want_hook = hooks_has(h->hooks, "forwarded_migration_hook");
+    for (int i = 0; i < sp.n; i++) {
+        send_start(h, ctx, sp.nodes[i], id, reply_to, &sp.remote[i], ph_buf_term(&fopts));
+        if (!want_hook)
+            continue;
+        /* {Node, [child_data]} */
+        elist children;
+        list_walk w;
+        ph_term spec;
+        elist_init(&children);
+        ph_buf_reset(&scratch);
+        elist_to(&scratch, &sp.remote[i]);
+        list_begin(&w, ph_buf_term(&scratch));
+        while (list_next(&w, &spec) > 0)
+            add_child_data(h, &children, sp.nodes[i], spec, meta);
+        ph_buf_reset(&data);
+        elist_add(&hook, "{~a, ~t}", atom_text(sp.nodes[i]), elist_term(&children, &data));
+        elist_free(&children);
+    }
+    LOG_I("hub", "%s: %d member(s) own some children placed here; forwarded", h->cfg.hub_id, sp.n);
+    if (want_hook)
+        fire(h, ctx, "forwarded_migration_hook", elist_term(&hook, &data));
+    elist_to(out, &sp.local);
+    elist_free(&nodes);
+    elist_free(&hook);
+    ph_buf_free(&fopts);
+    ph_buf_free(&note);
+    ph_buf_free(&data);
+    ph_buf_free(&scratch);
+    owner_split_free(&sp);
+}
+
+/* {'$ph_hub', start, Id, ReplyTo, Specs, Opts}: children placed here. */
+void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
+                         ph_term opts_term)
+{
+    start_opts o;
+    ph_buf result, msg, mine;
+    ph_buf_init(&result);
+    ph_buf_init(&msg);
+    ph_buf_init(&mine);
+    if (parse_opts(opts_term, &o, &result) == 0) {
+        o.check_existing = 0; /* the caller checked; a duplicate still fails here */
+        o.rollback = 0;
+        ph_term here = specs;
+        if (o.handoff) {
+            int refused = handoff_filter(h, specs, &mine);
+            if (refused)
+                LOG_I("hub",
+                      "%s: %d child(ren) handed over by %s refused: stopped meanwhile, "
+                      "or moving away from here",
+                      h->cfg.hub_id, refused, atom_text(reply_to.node));
+            here = ph_buf_term(&mine);
+            /* Placed by the sender's view: what this node does not own
+             * goes on to its owner. */
+            schedule_reconcile(h, ctx, RECONCILE_MS);
+        } else if (!o.forwarded && h->members.n > 0 &&
+                   !(o.has_ring && o.ring == ring_option(h->ring))) {
+            forward_misplaced(h, ctx, id, reply_to, specs, opts_term, o.metadata, &mine);
+            here = ph_buf_term(&mine);
+        }
+        if (ph_match(here, "[]") == 1)
+            ph_build(&result,
+                     "{ok, #{status => ok, started => [], errors => [], rollback => false}}");
+        else
+            start_batch(h, ctx, here, &o, &result);
+    }
+    /* The rows first: the caller may act on them (rollback) when the result comes. */
+    flush_sync(h, ctx);
+    if (ph_match(id, "undefined") != 1) {
+        /* Versioned and built around the result's bytes: sent without a copy. */
+        ph_buf_free(&msg);
+        if (ph_buf_init_versioned(&msg) == 0 &&
+            ph_buf_reserve(&msg, (size_t)result.index + 256u) == 0 &&
+            ei_x_encode_tuple_header(&msg, 5) == 0 && ei_x_encode_atom(&msg, "$ph_hub") == 0 &&
+            ei_x_encode_atom(&msg, "start_result") == 0 && ph_buf_append_term(&msg, id) == 0 &&
+            ei_x_encode_atom(&msg, atom_text(h->self_node)) == 0 &&
+            ph_buf_append_term(&msg, ph_buf_term(&result)) == 0)
+            ph_send(ctx, reply_to, ph_buf_term(&msg));
+    }
+    ph_buf_free(&result);
+    ph_buf_free(&msg);
+    ph_buf_free(&mine);
+}

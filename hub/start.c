@@ -1,0 +1,205 @@
+/* start.c - starting children on this node: options, one child, results. */
+#include "hub/hub_internal.h"
+
+static const char empty_map_bytes[] = {'t', 0, 0, 0, 0};
+
+/* Reads the keyword list; on a bad option writes {error, ...} to reply. */
+int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
+{
+    ph_iter it;
+    ph_term opt, v;
+    char key[PH_ATOM_BUF];
+    memset(o, 0, sizeof *o);
+    o->check_existing = 1;
+    o->timeout = 10000;
+    o->metadata = (ph_term){empty_map_bytes, 0};
+    o->all = opts;
+    if (ph_term_type(opts, NULL) == ERL_SMALL_TUPLE_EXT || ph_iter_begin(&it, opts) < 0) {
+        ph_build(reply, "{error, {bad_options, ~t}}", opts);
+        return -1;
+    }
+    while (ph_iter_next(&it, &opt) > 0) {
+        int ok = ph_match(opt, "{~a, ~t}", key, &v) == 1;
+        if (ok && strcmp(key, "awaitable") == 0)
+            ok = ph_match(v, "~B", &o->awaitable) == 1;
+        else if (ok && strcmp(key, "check_existing") == 0)
+            ok = ph_match(v, "~B", &o->check_existing) == 1;
+        else if (ok && strcmp(key, "disable_logging") == 0)
+            ok = ph_match(v, "~B", &o->disable_logging) == 1;
+        else if (ok && strcmp(key, "forwarded") == 0)
+            ok = ph_match(v, "~B", &o->forwarded) == 1;
+        else if (ok && strcmp(key, "handoff") == 0)
+            ok = ph_match(v, "~B", &o->handoff) == 1;
+        else if (ok && strcmp(key, "ring") == 0)
+            ok = o->has_ring = ph_match(v, "~i", &o->ring) == 1;
+        else if (ok && strcmp(key, "timeout") == 0)
+            ok = ph_match(v, "~i", &o->timeout) == 1 && o->timeout >= 0;
+        else if (ok && strcmp(key, "await_timeout") == 0)
+            ok = ph_match(v, "~i", &(long){0}) == 1;
+        else if (ok && strcmp(key, "on_failure") == 0) {
+            o->rollback = ph_match(v, "rollback") == 1;
+            ok = o->rollback || ph_match(v, "continue") == 1;
+        } else if (ok && strcmp(key, "metadata") == 0) {
+            ok = ph_term_type(v, NULL) == ERL_MAP_EXT;
+            if (ok)
+                o->metadata = v;
+        } else if (ok && strcmp(key, "child_mapping") == 0) {
+            ph_iter m;
+            ph_term k, nodes;
+            ok = ph_term_type(v, NULL) == ERL_MAP_EXT && ph_iter_begin(&m, v) >= 0;
+            while (ok && ph_iter_next(&m, &k) > 0 && ph_iter_next(&m, &nodes) > 0)
+                ok = ph_term_type(nodes, NULL) == ERL_LIST_EXT ||
+                     ph_term_type(nodes, NULL) == ERL_NIL_EXT;
+        }
+        if (!ok) {
+            ph_build(reply, "{error, {bad_option, ~t}}", opt);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* --- starting children --------------------------------------------------- */
+
+/* Spawns the child of s, linked to the hub. 0 and *pid, or -1 and the
+ * reason appended to reason. */
+int spawn_child(ph_ctx *ctx, const spec_info *s, ph_pid *pid, ph_buf *reason)
+{
+    ph_spawn_opts so = {.name = NULL, .supervised = 1};
+    return ph_spawn(ctx, s->module, s->args, &so, pid, reason);
+}
+
+void result_free(start_result *r)
+{
+    elist_free(&r->started);
+    elist_free(&r->errors);
+    elist_free(&r->post);
+    elist_free(&r->startups);
+    elist_free(&r->started_keys);
+}
+
+int result_init(start_result *r)
+{
+    return elist_init(&r->started) | elist_init(&r->errors) | elist_init(&r->post) |
+           elist_init(&r->startups) | elist_init(&r->started_keys);
+}
+
+int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid)
+{
+    for (uint16_t i = 0; i < row->n_nodes; i++)
+        if (row->nodes[i].node == h->self_node) {
+            *pid = row->nodes[i].pid;
+            return 1;
+        }
+    return 0;
+}
+
+/* The result entries of one child of a batch, in the shapes of the
+ * awaited result and the post-start hooks. */
+void note_bad_spec(hub *h, start_result *r, ph_term spec)
+{
+    const char *node = atom_text(h->self_node);
+    ph_term cid;
+    if (ph_term_type(spec, NULL) == ERL_MAP_EXT && ph_map_get_atom(spec, "id", &cid) == 1)
+        elist_add(&r->errors, "{~t, ~a, {bad_spec, ~t}}", cid, node, spec);
+    else
+        elist_add(&r->errors, "{undefined, ~a, {bad_spec, ~t}}", node, spec);
+}
+
+void note_already_started(hub *h, start_result *r, ph_term id, ph_pid running)
+{
+    const char *node = atom_text(h->self_node);
+    ph_buf *pidb = &h->start_pid;
+    ph_term pt = pid_term(running, pidb);
+    elist_add(&r->errors, "{~t, ~a, {already_started, ~t}}", id, node, pt);
+    elist_add(&r->post, "{~t, {error, {already_started, ~t}}, ~t, [~a]}", id, pt, pt, node);
+}
+
+void note_failed(hub *h, const start_opts *o, start_result *r, ph_term id, ph_term reason)
+{
+    const char *node = atom_text(h->self_node);
+    if (!o->disable_logging) {
+        char id_text[1100], reason_text[512];
+        LOG_W("hub", "child %s failed to start: %s", ph_term_format(id, id_text, sizeof id_text),
+              ph_term_format(reason, reason_text, sizeof reason_text));
+    }
+    elist_add(&r->errors, "{~t, ~a, ~t}", id, node, reason);
+    elist_add(&r->post, "{~t, {error, ~t}, nil, [~a]}", id, reason, node);
+}
+
+/* A child started and its row is in the registry: hooks, sync, result. */
+void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg_row *row,
+                  ph_term id, ph_pid pid)
+{
+    const char *node = atom_text(h->self_node);
+    if (!o->handoff)
+        tomb_clear(h, row->data, row->key_len); /* started again since its stop */
+    fire_insert(h, ctx, row);
+    note_registered(h, row, pid);
+    /* {Cid, [{Node, Pid}]}, encoded directly: this runs per child */
+    ph_buf *st = &r->started.b;
+    if (ph_buf_reserve(st, 64u + row->key_len) == 0 && ei_x_encode_tuple_header(st, 2) == 0 &&
+        ei_x_append_buf(st, row->data, row->key_len) == 0 && ei_x_encode_list_header(st, 1) == 0 &&
+        ei_x_encode_tuple_header(st, 2) == 0 && ei_x_encode_atom(st, node) == 0 &&
+        ph_encode_pid(st, pid) == 0 && ei_x_encode_empty_list(st) == 0)
+        r->started.n++;
+    if (o->want_post) {
+        ph_term pt = pid_term(pid, &h->start_pid);
+        elist_add(&r->post, "{~t, {ok, ~t}, ~t, [~a]}", id, pt, pt, node);
+        elist_add(&r->startups, "#{cid => ~t, pid => ~t}", id, pt);
+    }
+    if (o->rollback)
+        elist_add(&r->started_keys, "~t", reg_row_key(row));
+}
+
+void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r)
+{
+    spec_info s;
+    ph_buf *key = &h->start_key, *reason = &h->start_reason;
+    ph_pid pid;
+    key->index = reason->index = 0;
+    if (parse_spec(spec, &s) != 0 || registry_key(s.id, key) != 0) {
+        note_bad_spec(h, r, spec);
+        return;
+    }
+    reg_row *row = registry_get(h->reg, key->buff, (uint32_t)key->index);
+    if (row && row_local_pid(h, row, &pid)) {
+        /* Running here already: started earlier in this call, or a running
+         * child with check_existing off. (A row of another node is a child
+         * moving here, or one whose node left.) */
+        note_already_started(h, r, s.id, pid);
+        return;
+    }
+    if (spawn_child(ctx, &s, &pid, reason) != 0) {
+        note_failed(h, o, r, s.id, ph_buf_term(reason));
+        return;
+    }
+    reg_node_pid np = {h->self_node, pid};
+    row = registry_put(h->reg, key->buff, (uint32_t)key->index, spec, o->metadata, &np, 1);
+    if (!row || !child_add(h, pid, key->buff, (uint16_t)key->index, &s)) {
+        LOG_E("hub", "out of memory registering a child");
+        ph_exit(ctx, pid, (ph_term){"\x77\x04kill", 0});
+        elist_add(&r->errors, "{~t, ~a, enomem}", s.id, atom_text(h->self_node));
+        return;
+    }
+    note_started(h, ctx, o, r, row, s.id, pid);
+}
+
+/* Starts a batch; writes the reply (awaitable result, or nothing when the
+ * caller replied already). Returns -1 when the whole call is refused
+ * (reply holds the error). */
+/* {ok, #{status => ok | error, started => [...], errors => [...], rollback => B}},
+ * the lists copied straight from the elists (they can hold 100k entries). */
+int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback)
+{
+    if (ph_buf_reserve(out, (size_t)started->b.index + (size_t)errors->b.index + 128u) != 0 ||
+        ei_x_encode_tuple_header(out, 2) != 0 || ei_x_encode_atom(out, "ok") != 0 ||
+        ei_x_encode_map_header(out, 4) != 0 || ei_x_encode_atom(out, "status") != 0 ||
+        ei_x_encode_atom(out, errors->n ? "error" : "ok") != 0 ||
+        ei_x_encode_atom(out, "started") != 0 || elist_to(out, started) != 0 ||
+        ei_x_encode_atom(out, "errors") != 0 || elist_to(out, errors) != 0 ||
+        ei_x_encode_atom(out, "rollback") != 0 ||
+        ei_x_encode_atom(out, rollback ? "true" : "false") != 0)
+        return -1;
+    return 0;
+}

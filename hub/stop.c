@@ -1,0 +1,158 @@
+/* stop.c - stopping children: here, on the members, and the awaited stop result. */
+#include "hub/hub_internal.h"
+
+static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
+
+/* --- stopping children -------------------------------------------------- */
+
+void stop_wait_done(stop_wait *w)
+{
+    if (w->outstanding > 0 || !w->from)
+        return;
+    ph_buf b, s, e;
+    ph_buf_init(&b);
+    ph_buf_init(&s);
+    ph_buf_init(&e);
+    elist_to(&s, &w->stopped);
+    elist_to(&e, &w->errors);
+    ph_build(&b, "{ok, #{status => ~a, stopped => ~t, errors => ~t}}", w->errors.n ? "error" : "ok",
+             ph_buf_term(&s), ph_buf_term(&e));
+    ph_reply(w->from, ph_buf_term(&b));
+    ph_buf_free(&b);
+    ph_buf_free(&s);
+    ph_buf_free(&e);
+    elist_free(&w->stopped);
+    elist_free(&w->errors);
+    free(w);
+}
+
+static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
+{
+    (void)h;
+    c->stopping = 1;
+    c->wait = w;
+    if (w)
+        w->outstanding++;
+    ph_buf reason, tmo;
+    ph_buf_init(&reason);
+    ph_build(&reason, c->shutdown_ms == SHUTDOWN_BRUTAL ? "kill" : "shutdown");
+    ph_exit(ctx, c->pid, ph_buf_term(&reason));
+    ph_buf_free(&reason);
+    if (c->shutdown_ms >= 0) {
+        /* Killed if it has not stopped by then (OTP's shutdown timeout). */
+        if (ph_buf_init(&tmo) == 0) {
+            send_self_after(ctx, (unsigned)c->shutdown_ms, "{'$hub_shutdown_timeout', ~t}",
+                            pid_term(c->pid, &tmo));
+            ph_buf_free(&tmo);
+        }
+    }
+}
+
+/* {'$ph_hub', stop, Node, [Cid]} to a member's hub. */
+void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids)
+{
+    member *m = membership_find(&h->members, node);
+    ph_buf msg;
+    if (!m || ph_buf_init(&msg) != 0)
+        return;
+    if (ph_build(&msg, "{'$ph_hub', stop, ~a, ~t}", atom_text(h->self_node), cids) == 0)
+        ph_send(ctx, m->hub, ph_buf_term(&msg));
+    ph_buf_free(&msg);
+}
+
+/* Drops a row this node does not run: the nodes that run its copies were
+ * told to stop them. */
+void forget_row(hub *h, ph_ctx *ctx, reg_row *row)
+{
+    ph_buf key;
+    if (ph_buf_init(&key) != 0)
+        return;
+    ph_buf_append_term(&key, reg_row_key(row));
+    for (uint16_t i = 0; i < row->n_nodes; i++)
+        fire_remove(h, ctx, ph_buf_term(&key), row->nodes[i].node);
+    registry_delete(h->reg, row);
+    ph_buf_free(&key);
+}
+
+/* STOP_ANYWHERE (stop_children): a copy here stops here; an id that has
+ * copies elsewhere, or none (an orphan waiting for its owner), is also sent
+ * to every member (STOP_REMOTE), which stops its copy or forgets the row.
+ * Telling every member, not only the nodes the row names, ends duplicates
+ * this node does not know of, and leaves no orphan to restart when a node
+ * dies before it stops its copy. Every scope but STOP_HERE remembers the
+ * id (a hand-off of it still in flight is refused) and passes the stop on
+ * to where this node is moving the child. */
+void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope)
+{
+    ph_iter it;
+    ph_term cid;
+    ph_buf key, one;
+    elist tell;
+    const char *node = atom_text(h->self_node);
+    if (ph_buf_init(&key) != 0)
+        return;
+    if (ph_buf_init(&one) != 0 || elist_init(&tell) != 0) {
+        ph_buf_free(&key);
+        ph_buf_free(&one);
+        return;
+    }
+    ph_iter_begin(&it, list);
+    while (ph_iter_next(&it, &cid) > 0) {
+        ph_buf_reset(&key);
+        if (registry_key(cid, &key) != 0) {
+            if (w)
+                elist_add(&w->errors, "{~t, ~a, not_found}", cid, node);
+            continue;
+        }
+        uint32_t key_len = (uint32_t)key.index;
+        reg_row *row = registry_get(h->reg, key.buff, key_len);
+        child *c = NULL;
+        for (uint16_t i = 0; row && i < row->n_nodes && !c; i++)
+            if (row->nodes[i].node == h->self_node)
+                c = child_find(h, row->nodes[i].pid, NULL);
+        if (scope != STOP_HERE) {
+            tomb_add(h, key.buff, key_len);
+            uint32_t target = moving_target(h, key.buff, key_len);
+            if (target != ATOM_NONE) {
+                /* sent after the move's start: it reaches the new copy */
+                ph_buf_reset(&one);
+                if (ph_build(&one, "[~t]", cid) == 0)
+                    send_stop(h, ctx, target, ph_buf_term(&one));
+            }
+        }
+        int elsewhere = row && (row->n_nodes == 0 || row->n_nodes > (c ? 1 : 0));
+        if (scope == STOP_ANYWHERE && elsewhere) {
+            elist_add(&tell, "~t", cid);
+            if (w && row->n_nodes == 0)
+                elist_add(&w->stopped, "{~t, []}", cid);
+            for (uint16_t i = 0; w && i < row->n_nodes; i++)
+                if (row->nodes[i].node != h->self_node)
+                    elist_add(&w->stopped, "{~t, [~a]}", cid, atom_text(row->nodes[i].node));
+        }
+        if (c) {
+            if (w)
+                elist_add(&w->stopped, "{~t, [~a]}", cid, node);
+            unregister_local(h, ctx, key.buff, (uint16_t)key_len);
+            if (!c->stopping)
+                begin_stop(h, ctx, c, w);
+        } else if (!row || scope == STOP_HERE) {
+            if (w)
+                elist_add(&w->errors, "{~t, ~a, not_found}", cid, node);
+            continue;
+        }
+        if (scope != STOP_HERE && (row = registry_get(h->reg, key.buff, key_len)) != NULL)
+            forget_row(h, ctx, row);
+    }
+    if (tell.n) {
+        ph_buf l;
+        if (ph_buf_init(&l) == 0) {
+            if (elist_to(&l, &tell) == 0)
+                for (int i = 0; i < h->members.n; i++)
+                    send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&l));
+            ph_buf_free(&l);
+        }
+    }
+    elist_free(&tell);
+    ph_buf_free(&one);
+    ph_buf_free(&key);
+}

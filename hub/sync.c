@@ -1,0 +1,343 @@
+/* sync.c - the registry across the cluster (PubSub): publishing this node's
+ * changes, applying the members' ones, the periodic repair. */
+#include "hub/hub_internal.h"
+
+static void note_unregistered(hub *h, ph_term cid);
+static void collect_local_rows(hub *h, elist *l);
+static int rows_well_formed(uint32_t node, ph_term list);
+
+/* --- publishing registry changes to the other members ---------------- */
+
+/* Appends {Cid, Spec, Pid, Meta} of row to l. */
+void append_row_entry(elist *l, const reg_row *row, ph_pid pid)
+{
+    /* The row's terms were checked when it was stored: copied as bytes. */
+    ph_buf *b = &l->b;
+    if (ph_buf_reserve(b, 128u + row->key_len + row->spec_len + row->meta_len) == 0 &&
+        ei_x_encode_tuple_header(b, 4) == 0 &&
+        ei_x_append_buf(b, row->data, (int)(row->key_len + row->spec_len)) == 0 &&
+        ph_encode_pid(b, pid) == 0 &&
+        ei_x_append_buf(b, row->data + row->key_len + row->spec_len, (int)row->meta_len) == 0)
+        l->n++;
+}
+
+void note_registered(hub *h, const reg_row *row, ph_pid pid)
+{
+    if (h->members.n > 0)
+        append_row_entry(&h->sync_registered, row, pid);
+}
+
+static void note_unregistered(hub *h, ph_term cid)
+{
+    if (h->members.n == 0)
+        return;
+    if (ph_buf_append_term(&h->sync_unregistered.b, cid) == 0)
+        h->sync_unregistered.n++;
+}
+
+/* Sends a message the hub encoded itself into the versioned buffer b:
+ * well-formed by construction, so ph_send finds its end with the quick
+ * walk instead of validating it (sync and start messages are megabytes). */
+void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b)
+{
+    struct term_trust saved = term_trust_push(b->buff, b->index);
+    ph_send(ctx, to, ph_buf_term(b));
+    term_trust_pop(saved);
+}
+
+/* {'$ph_hub', Kind, Node, List} to one member, or to all (node 0). */
+void send_sync(hub *h, ph_ctx *ctx, uint32_t only, const char *kind, const elist *l)
+{
+    ph_buf b;
+    if (ph_buf_init_versioned(&b) != 0 || ph_buf_reserve(&b, (size_t)l->b.index + 512) != 0)
+        return;
+    ei_x_encode_tuple_header(&b, 4);
+    ei_x_encode_atom(&b, "$ph_hub");
+    ei_x_encode_atom(&b, kind);
+    ei_x_encode_atom(&b, atom_text(h->self_node));
+    elist_to(&b, l);
+    for (int i = 0; i < h->members.n; i++)
+        if (!only || h->members.members[i].node == only)
+            send_own(ctx, h->members.members[i].hub, &b);
+    ph_buf_free(&b);
+}
+
+void flush_sync(hub *h, ph_ctx *ctx)
+{
+    if (h->test_drop_syncs > 0 && (h->sync_registered.n || h->sync_unregistered.n)) {
+        /* test-only: lose this update, for the periodic repair to fix */
+        h->test_drop_syncs--;
+        LOG_W("hub", "%s: PHNODE_TEST_DROP_SYNC: dropped a registry update", h->cfg.hub_id);
+        ph_buf_reset(&h->sync_registered.b);
+        ph_buf_reset(&h->sync_unregistered.b);
+        h->sync_registered.n = h->sync_unregistered.n = 0;
+        return;
+    }
+    if (h->sync_registered.n)
+        send_sync(h, ctx, 0, "registered", &h->sync_registered);
+    if (h->sync_unregistered.n)
+        send_sync(h, ctx, 0, "unregistered", &h->sync_unregistered);
+    ph_buf_reset(&h->sync_registered.b);
+    ph_buf_reset(&h->sync_unregistered.b);
+    h->sync_registered.n = h->sync_unregistered.n = 0;
+}
+
+/* Removes this node from the child's registry row (remove hook). */
+void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_len)
+{
+    reg_row *row = registry_get(h->reg, key, key_len);
+    if (!row)
+        return;
+    ph_buf k;
+    if (ph_buf_init(&k) != 0)
+        return;
+    ph_buf_append_term(&k, reg_row_key(row));
+    note_unregistered(h, ph_buf_term(&k));
+    registry_remove_node(h->reg, row, h->self_node);
+    fire_remove(h, ctx, ph_buf_term(&k), h->self_node);
+    ph_buf_free(&k);
+}
+
+/* {Cid, Spec, Pid, Meta} of every child this node runs. */
+static void collect_local_rows(hub *h, elist *l)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    ph_pid pid;
+    while ((row = registry_next(h->reg, &i)) != NULL)
+        if (row_local_pid(h, row, &pid))
+            append_row_entry(l, row, pid);
+}
+
+/* The rows this node runs, to a member that just joined (it learns the
+ * whole registry from all members this way). */
+void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node)
+{
+    elist l;
+    if (elist_init(&l) != 0)
+        return;
+    collect_local_rows(h, &l);
+    if (l.n)
+        send_sync(h, ctx, node, "registered", &l);
+    elist_free(&l);
+}
+
+/* Periodic repair (PubSub sync_interval): every node sends the rows it
+ * runs to every member; a receiver adds what it missed ("append") and
+ * drops what it believes the sender runs but the sender no longer does
+ * ("detach"). */
+void send_repair(hub *h, ph_ctx *ctx)
+{
+    elist l;
+    if (h->members.n > 0 && elist_init(&l) == 0) {
+        collect_local_rows(h, &l);
+        send_sync(h, ctx, 0, "repair", &l);
+        elist_free(&l);
+    }
+    send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', repair_tick}");
+}
+
+/* Every element is {Cid, Spec, Pid, Meta} with a valid id and a pid of node. */
+static int rows_well_formed(uint32_t node, ph_term list)
+{
+    list_walk w;
+    ph_term e, cid, p;
+    ph_pid pid;
+    int type;
+    if (list_begin(&w, list) < 0)
+        return 0;
+    while (list_next(&w, &e) > 0) {
+        if (ph_match(e, "{~t, _, ~t, _}", &cid, &p) != 1 || ph_decode_pid(p, &pid) != 0 ||
+            pid.node != node)
+            return 0;
+        type = ph_term_type(cid, NULL);
+        if (type != ERL_BINARY_EXT && type != ERL_ATOM_EXT && type != ERL_SMALL_ATOM_EXT &&
+            type != ERL_ATOM_UTF8_EXT && type != ERL_SMALL_ATOM_UTF8_EXT)
+            return 0;
+    }
+    return 1;
+}
+
+void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
+{
+    /* A repair detaches every row it does not name: only a whole, sound
+     * list may do that. */
+    if (!rows_well_formed(node, list)) {
+        LOG_W("hub", "%s: ignored a malformed repair message for %s", h->cfg.hub_id,
+              atom_text(node));
+        return;
+    }
+    apply_registered(h, ctx, node, list); /* append */
+    /* detach: rows on node that the list does not name */
+    registry *seen = registry_new();
+    list_walk w;
+    ph_term e, cid;
+    ph_buf key;
+    if (!seen || ph_buf_init(&key) != 0) {
+        registry_free(seen);
+        return;
+    }
+    list_begin(&w, list);
+    while (list_next(&w, &e) > 0) {
+        ph_buf_reset(&key);
+        if (ph_match(e, "{~t, _, _, _}", &cid) == 1 && registry_key(cid, &key) == 0)
+            registry_put(seen, key.buff, (uint32_t)key.index, cid, cid, NULL, 0);
+    }
+    elist stale;
+    elist_init(&stale);
+    uint32_t it = 0;
+    reg_row *row;
+    while ((row = registry_next(h->reg, &it)) != NULL) {
+        int on_node = 0;
+        for (uint16_t j = 0; j < row->n_nodes; j++)
+            on_node |= row->nodes[j].node == node;
+        if (on_node && !registry_get(seen, row->data, row->key_len))
+            elist_add(&stale, "~t", reg_row_key(row));
+    }
+    if (stale.n) {
+        ph_buf l;
+        ph_buf_init(&l);
+        elist_to(&l, &stale);
+        LOG_I("hub", "%s: repair with %s detached %d stale row(s)", h->cfg.hub_id, atom_text(node),
+              stale.n);
+        apply_unregistered(h, ctx, node, ph_buf_term(&l));
+        ph_buf_free(&l);
+    }
+    elist_free(&stale);
+    ph_buf_free(&key);
+    registry_free(seen);
+}
+
+/* One row of a member's registered message, {Cid, Spec, Pid, Meta}, with
+ * its registry key and hash. */
+typedef struct published_row {
+    ph_term spec, meta;
+    ph_pid pid;
+    ph_buf key;
+    uint32_t hash;
+} published_row;
+
+/* The next well-formed row of node's list in x; 0 at the end. */
+static int next_published(list_walk *w, uint32_t node, published_row *x)
+{
+    ph_term e;
+    while (list_next(w, &e) > 0) {
+        int index = e.index, arity;
+        if (ei_decode_tuple_header(e.buf, &index, &arity) != 0 || arity != 4)
+            continue;
+        ph_term cid = {e.buf, index};
+        if (term_skip_valid(e.buf, &index) != 0)
+            continue;
+        x->spec = (ph_term){e.buf, index};
+        if (term_skip_valid(e.buf, &index) != 0)
+            continue;
+        ph_term p = {e.buf, index};
+        if (term_skip_valid(e.buf, &index) != 0)
+            continue;
+        x->meta = (ph_term){e.buf, index};
+        x->key.index = 0;
+        if (ph_decode_pid(p, &x->pid) != 0 || x->pid.node != node ||
+            registry_key(cid, &x->key) != 0)
+            continue;
+        x->hash = registry_hash(x->key.buff, (uint32_t)x->key.index);
+        return 1;
+    }
+    return 0;
+}
+
+static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_row *x)
+{
+    reg_row *row = registry_get_hashed(h->reg, x->key.buff, (uint32_t)x->key.index, x->hash);
+    ph_pid mine;
+    if (row && row_local_pid(h, row, &mine))
+        schedule_reconcile(h, ctx, RECONCILE_MS);       /* a second copy: one of them goes */
+    tomb_clear(h, x->key.buff, (uint32_t)x->key.index); /* started again since its stop */
+    if (row)
+        registry_set_node(h->reg, row, node, x->pid);
+    else {
+        reg_node_pid np = {node, x->pid};
+        row = registry_put(h->reg, x->key.buff, (uint32_t)x->key.index, x->spec, x->meta, &np, 1);
+    }
+    if (row)
+        fire_insert(h, ctx, row);
+}
+
+/* A member's rows as it published them. Each row is read one ahead of the
+ * one applied, so that its registry slot loads meanwhile. */
+void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
+{
+    list_walk w;
+    published_row rows[2];
+    int n = list_begin(&w, list);
+    if (node == h->self_node || n < 0)
+        return;
+    if (ph_buf_init(&rows[0].key) != 0)
+        return;
+    if (ph_buf_init(&rows[1].key) != 0) {
+        ph_buf_free(&rows[0].key);
+        return;
+    }
+    if (registry_reserve(h->reg, (uint32_t)n) != 0)
+        LOG_W("hub", "%s: out of memory sizing the registry for %d rows", h->cfg.hub_id, n);
+    int cur = 0, have = next_published(&w, node, &rows[cur]);
+    if (have)
+        registry_prefetch(h->reg, rows[cur].hash);
+    while (have) {
+        int next = cur ^ 1;
+        int have_next = next_published(&w, node, &rows[next]);
+        if (have_next)
+            registry_prefetch(h->reg, rows[next].hash);
+        apply_published(h, ctx, node, &rows[cur]);
+        cur = next;
+        have = have_next;
+    }
+    ph_buf_free(&rows[0].key);
+    ph_buf_free(&rows[1].key);
+}
+
+void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
+{
+    list_walk w;
+    ph_term cid;
+    ph_buf key;
+    if (node == h->self_node || list_begin(&w, list) < 0 || ph_buf_init(&key) != 0)
+        return;
+    while (list_next(&w, &cid) > 0) {
+        ph_buf_reset(&key);
+        reg_row *row = registry_key(cid, &key) == 0
+                           ? registry_get(h->reg, key.buff, (uint32_t)key.index)
+                           : NULL;
+        if (!row)
+            continue;
+        registry_remove_node(h->reg, row, node);
+        fire_remove(h, ctx, cid, node);
+    }
+    ph_buf_free(&key);
+}
+
+/* A member left: its children leave every row (they ran there). With
+ * keep_orphans a row left without a node stays, as an orphan for its new
+ * owner to restart; without, it goes. */
+void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    ph_buf key;
+    if (ph_buf_init(&key) != 0)
+        return;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        int hosted = 0;
+        for (uint16_t j = 0; j < row->n_nodes; j++)
+            hosted |= row->nodes[j].node == node;
+        if (!hosted)
+            continue;
+        ph_buf_reset(&key);
+        ph_buf_append_term(&key, reg_row_key(row));
+        if (keep_orphans)
+            registry_orphan_node(h->reg, row, node);
+        else
+            registry_remove_node(h->reg, row, node); /* may free row; iteration goes on */
+        fire_remove(h, ctx, ph_buf_term(&key), node);
+    }
+    ph_buf_free(&key);
+}
