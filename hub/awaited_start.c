@@ -149,3 +149,44 @@ void pending_node_gone(hub *h, ph_ctx *ctx, uint32_t node)
         ps = next;
     }
 }
+
+/* {'$ph_hub', start_forwarded, Ref, Node, [OtherNode]}: the start waits for
+ * those nodes' answers too. */
+void pending_forwarded(hub *h, ph_ctx *ctx, const ph_ref *ref, ph_term nodes)
+{
+    pending_start *ps = pending_find(h, ref);
+    list_walk w;
+    ph_term t;
+    char fwd[PH_ATOM_BUF];
+    if (!ps)
+        return;
+    if (list_begin(&w, nodes) >= 0)
+        while (list_next(&w, &t) > 0)
+            if (ph_match(t, "~a", fwd) == 1)
+                pending_expect(ps, atom_intern(fwd), 1);
+    pending_check(h, ctx, ps);
+}
+
+/* An awaited start's timeout (id_term: its ref as a term, for the next
+ * timer). */
+void pending_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref, ph_term id_term)
+{
+    pending_start *ps = pending_find(h, ref);
+    if (ps && ps->answered) {
+        pending_free(h, ps); /* the late owners had their time */
+    } else if (ps && ps->rollback && ps->n_waiting > 0) {
+        /* Reply now, but keep counting: what the late owners start
+         * still has to go (stop_started). */
+        for (int i = 0; i < ps->n_waiting; i++)
+            if (ps->waiting[i].count > 0)
+                elist_add(&ps->errors, "{undefined, ~a, node_receive_timeout}",
+                          atom_text(ps->waiting[i].node));
+        pending_reply(h, ctx, ps);
+        ps->answered = 1;
+        send_self_after(ctx, LATE_ROLLBACK_MS, "{'$ph_hub', ~a, ~t}",
+                        hub_msg_name(HM_START_TIMEOUT), id_term);
+    } else if (ps) {
+        pending_fail_nodes(ps, ATOM_NONE, "node_receive_timeout");
+        pending_check(h, ctx, ps);
+    }
+}

@@ -8,15 +8,13 @@ static void ask_connected_nodes(hub *h, ph_ctx *ctx);
 /* --- membership (docs/protocol.md, "Between hub nodes") ---------------- */
 
 /* {'$ph_hub', Kind, HubPid, [MemberNode]} to the hub on node. */
-void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, const char *kind)
+void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind)
 {
     ph_buf b;
     if (ph_buf_init(&b) != 0)
         return;
     ph_buf_reserve(&b, 64u + 64u * (uint32_t)h->members.n);
-    ei_x_encode_tuple_header(&b, 4);
-    ei_x_encode_atom(&b, "$ph_hub");
-    ei_x_encode_atom(&b, kind);
+    hub_msg_begin(&b, kind);
     ph_encode_pid(&b, ph_self(ctx));
     for (int i = 0; i < h->members.n; i++) {
         ei_x_encode_list_header(&b, 1);
@@ -79,7 +77,7 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
     }
     /* welcome first: the newcomer accepts our rows only from a member */
     if (reply)
-        send_hub_message(h, ctx, from.node, "welcome");
+        send_hub_message(h, ctx, from.node, HM_WELCOME);
     if (joined) {
         send_local_registry(h, ctx, from.node);
         fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
@@ -146,7 +144,7 @@ void greet_seen_nodes(hub *h, ph_ctx *ctx, ph_term nodes)
         uint32_t node;
         if (ph_match(t, "~a", name) == 1 && (node = atom_intern(name)) != ATOM_NONE &&
             node != h->self_node && !membership_find(&h->members, node))
-            send_hub_message(h, ctx, node, "hello");
+            send_hub_message(h, ctx, node, HM_HELLO);
     }
 }
 
@@ -161,11 +159,12 @@ void announce(hub *h, ph_ctx *ctx)
         uint32_t node;
         if (ph_match(t, "~a", name) == 1 && (node = atom_intern(name)) != ATOM_NONE &&
             node != h->self_node)
-            send_hub_message(h, ctx, node, "hello");
+            send_hub_message(h, ctx, node, HM_HELLO);
     }
     for (int i = 0; i < h->members.n; i++)
-        send_hub_message(h, ctx, h->members.members[i].node, "hello");
+        send_hub_message(h, ctx, h->members.members[i].node, HM_HELLO);
     if (h->cfg.beam_discovery)
         ask_connected_nodes(h, ctx);
-    send_self_after(ctx, h->cfg.hubs_discover_interval, "{'$ph_hub', announce}");
+    send_self_after(ctx, h->cfg.hubs_discover_interval, "{'$ph_hub', ~a}",
+                    hub_msg_name(HM_ANNOUNCE));
 }

@@ -21,6 +21,112 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason);
 
 static const hub_config *start_config;
 
+/* A start_result: the answer of an owner to an awaited start, or of the
+ * target of a move. */
+static void start_answered(hub *h, ph_ctx *ctx, const hub_msg *m)
+{
+    pending_start *ps = pending_find(h, &m->ref);
+    ph_term map, started;
+    move *mv = ps ? NULL : move_take(h, &m->ref);
+    if (mv) {
+        move_done(h, ctx, mv, m->term);
+    } else if (ps && ps->answered) {
+        /* Too late: the caller was told this start was rolled back. */
+        if (ph_match(m->term, "{ok, ~t}", &map) == 1 &&
+            ph_map_get_atom(map, "started", &started) == 1)
+            stop_started(h, ctx, started);
+        pending_node_done(h, ctx, ps, m->node);
+    } else if (ps) {
+        merge_result(&ps->started, &ps->errors, m->term);
+        pending_node_done(h, ctx, ps, m->node);
+    }
+}
+
+/* A message of another hub (docs/protocol.md), or one of the hub's timers. */
+static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
+{
+    member *e;
+    switch (m->kind) {
+    case HM_HELLO:
+    case HM_WELCOME:
+        if (!h->leaving)
+            handle_hello(h, ctx, m->pid, m->list, m->kind == HM_HELLO);
+        return;
+    case HM_LEAVE:
+        e = membership_find(&h->members, m->pid.node);
+        if (e && ph_pid_equal(e->hub, m->pid)) {
+            member_left(h, ctx, e, "left");
+            /* Its children run here now (and the others know): confirm. */
+            flush_sync(h, ctx);
+            send_hub_message(h, ctx, m->pid.node, HM_LEAVE_DONE);
+        }
+        return;
+    case HM_LEAVE_DONE:
+        if (h->leaving)
+            leave_confirmed(h, m->pid.node);
+        return;
+    case HM_REGISTERED:
+    case HM_UNREGISTERED:
+    case HM_STOP:
+    case HM_UNDO_MOVE:
+    case HM_REPAIR:
+        if (!membership_find(&h->members, m->node))
+            return; /* not (yet) a member: its hello will bring the rows */
+        if (m->kind == HM_REGISTERED)
+            apply_registered(h, ctx, m->node, m->list);
+        else if (m->kind == HM_UNREGISTERED)
+            apply_unregistered(h, ctx, m->node, m->list);
+        else if (m->kind == HM_REPAIR)
+            apply_repair(h, ctx, m->node, m->list);
+        else
+            stop_batch(h, ctx, m->list, NULL, m->kind == HM_UNDO_MOVE ? STOP_HERE : STOP_REMOTE);
+        return;
+    case HM_START:
+        handle_remote_start(h, ctx, m->id, m->pid, m->list, m->opts);
+        return;
+    case HM_START_RESULT:
+        start_answered(h, ctx, m);
+        return;
+    case HM_START_FORWARDED:
+        pending_forwarded(h, ctx, &m->ref, m->term);
+        return;
+    case HM_MOVE_TIMEOUT:
+        move_timed_out(h, ctx, &m->ref);
+        return;
+    case HM_START_TIMEOUT:
+        pending_timed_out(h, ctx, &m->ref, m->id);
+        return;
+    case HM_RECONCILE:
+        if (m->due == h->reconcile_due)
+            h->reconcile_due = 0; /* the earliest one came: the next request schedules anew */
+        reconcile(h, ctx);
+        return;
+    case HM_REPAIR_TICK:
+        send_repair(h, ctx);
+        tombs_prune(h);
+        reconcile(h, ctx); /* a backstop: a lost message leaves nothing misplaced for long */
+        return;
+    case HM_ORPHAN_CHECK:
+        adopt_orphans(h, ctx);
+        return;
+    case HM_GRACEFUL_LEAVE:
+        begin_leave(h, ctx);
+        return;
+    case HM_ANNOUNCE:
+        if (h->leaving)
+            return;
+        if (!h->repairing) {
+            h->repairing = 1;
+            send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', ~a}",
+                            hub_msg_name(HM_REPAIR_TICK));
+        }
+        announce(h, ctx);
+        return;
+    case HM_COUNT:
+        return;
+    }
+}
+
 static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
 {
     hub *h = state;
@@ -52,165 +158,12 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
             greet_seen_nodes(h, ctx, seen);
         return PH_OK;
     }
-    ph_term members, ref_term;
-    char kind[PH_ATOM_BUF];
-    if (ph_match(msg, "{'$ph_hub', ~a, ~t, ~t}", kind, &p, &members) == 1 &&
-        ph_decode_pid(p, &pid) == 0) {
-        if (strcmp(kind, "hello") == 0 || strcmp(kind, "welcome") == 0) {
-            if (!h->leaving)
-                handle_hello(h, ctx, pid, members, strcmp(kind, "hello") == 0);
-        } else if (strcmp(kind, "leave") == 0) {
-            member *e = membership_find(&h->members, pid.node);
-            if (e && ph_pid_equal(e->hub, pid)) {
-                member_left(h, ctx, e, "left");
-                /* Its children run here now (and the others know): confirm. */
-                flush_sync(h, ctx);
-                send_hub_message(h, ctx, pid.node, "leave_done");
-            }
-        } else if (strcmp(kind, "leave_done") == 0 && h->leaving) {
-            leave_confirmed(h, pid.node);
-        }
+    hub_msg m;
+    if (hub_msg_decode(msg, &m) == 0) {
+        handle_hub_msg(h, ctx, &m);
         return PH_OK;
     }
-    ph_term node_term, list;
-    char node_name[PH_ATOM_BUF];
-    if (ph_match(msg, "{'$ph_hub', ~a, ~t, ~t}", kind, &node_term, &list) == 1 &&
-        ph_match(node_term, "~a", node_name) == 1 &&
-        (strcmp(kind, "registered") == 0 || strcmp(kind, "unregistered") == 0 ||
-         strcmp(kind, "stop") == 0 || strcmp(kind, "undo_move") == 0 ||
-         strcmp(kind, "repair") == 0)) {
-        uint32_t node = atom_intern(node_name);
-        if (!membership_find(&h->members, node))
-            return PH_OK; /* not (yet) a member: its hello will bring the rows */
-        if (strcmp(kind, "registered") == 0)
-            apply_registered(h, ctx, node, list);
-        else if (strcmp(kind, "unregistered") == 0)
-            apply_unregistered(h, ctx, node, list);
-        else if (strcmp(kind, "repair") == 0)
-            apply_repair(h, ctx, node, list);
-        else
-            stop_batch(h, ctx, list, NULL,
-                       strcmp(kind, "undo_move") == 0 ? STOP_HERE : STOP_REMOTE);
-        return PH_OK;
-    }
-    ph_term id_term, specs, result;
-    if (ph_match(msg, "{'$ph_hub', start, ~t, ~t, ~t, ~t}", &id_term, &p, &specs, &list) == 1 &&
-        ph_decode_pid(p, &pid) == 0) {
-        handle_remote_start(h, ctx, id_term, pid, specs, list);
-        return PH_OK;
-    }
-    ph_ref rid;
-    if (ph_match(msg, "{'$ph_hub', start_result, ~t, ~a, ~t}", &id_term, node_name, &result) == 1 &&
-        ph_decode_ref(id_term, &rid) == 0) {
-        pending_start *ps = pending_find(h, &rid);
-        ph_term map, started;
-        move *mv = ps ? NULL : move_take(h, &rid);
-        if (mv) {
-            move_done(h, ctx, mv, result);
-        } else if (ps && ps->answered) {
-            /* Too late: the caller was told this start was rolled back. */
-            if (ph_match(result, "{ok, ~t}", &map) == 1 &&
-                ph_map_get_atom(map, "started", &started) == 1)
-                stop_started(h, ctx, started);
-            pending_node_done(h, ctx, ps, atom_intern(node_name));
-        } else if (ps) {
-            merge_result(&ps->started, &ps->errors, result);
-            pending_node_done(h, ctx, ps, atom_intern(node_name));
-        }
-        return PH_OK;
-    }
-    if (ph_match(msg, "{'$ph_hub', start_forwarded, ~t, ~a, ~t}", &id_term, node_name, &list) ==
-            1 &&
-        ph_decode_ref(id_term, &rid) == 0) {
-        pending_start *ps = pending_find(h, &rid);
-        list_walk w;
-        ph_term t;
-        char fwd[PH_ATOM_BUF];
-        if (ps && list_begin(&w, list) >= 0)
-            while (list_next(&w, &t) > 0)
-                if (ph_match(t, "~a", fwd) == 1)
-                    pending_expect(ps, atom_intern(fwd), 1);
-        if (ps)
-            pending_check(h, ctx, ps);
-        return PH_OK;
-    }
-    if (ph_match(msg, "{'$ph_hub', move_timeout, ~t}", &id_term) == 1 &&
-        ph_decode_ref(id_term, &rid) == 0) {
-        move *mv = move_take(h, &rid);
-        if (mv) {
-            moving_mark(h, mv, 0);
-            /* If it starts them after all, it stops them again: messages
-             * between two hubs arrive in order, so this comes after the start. */
-            LOG_W("hub", "%s: %s did not answer a move in %u ms; the children stay here",
-                  h->cfg.hub_id, atom_text(mv->target), h->cfg.migr_base_timeout);
-            member *m = membership_find(&h->members, mv->target);
-            ph_buf undo;
-            if (m && ph_buf_init_versioned(&undo) == 0) {
-                if (ei_x_encode_tuple_header(&undo, 4) == 0 &&
-                    ei_x_encode_atom(&undo, "$ph_hub") == 0 &&
-                    ei_x_encode_atom(&undo, "undo_move") == 0 &&
-                    ei_x_encode_atom(&undo, atom_text(h->self_node)) == 0 &&
-                    ei_x_append_buf(&undo, mv->cids.buff, mv->cids.index) == 0)
-                    send_own(ctx, m->hub, &undo);
-                ph_buf_free(&undo);
-                republish_moved(h, ctx, mv);
-            }
-            move_free(mv);
-        }
-        return PH_OK;
-    }
-    if (ph_match(msg, "{'$ph_hub', start_timeout, ~t}", &id_term) == 1 &&
-        ph_decode_ref(id_term, &rid) == 0) {
-        pending_start *ps = pending_find(h, &rid);
-        if (ps && ps->answered) {
-            pending_free(h, ps); /* the late owners had their time */
-        } else if (ps && ps->rollback && ps->n_waiting > 0) {
-            /* Reply now, but keep counting: what the late owners start
-             * still has to go (stop_started above). */
-            for (int i = 0; i < ps->n_waiting; i++)
-                if (ps->waiting[i].count > 0)
-                    elist_add(&ps->errors, "{undefined, ~a, node_receive_timeout}",
-                              atom_text(ps->waiting[i].node));
-            pending_reply(h, ctx, ps);
-            ps->answered = 1;
-            send_self_after(ctx, LATE_ROLLBACK_MS, "{'$ph_hub', start_timeout, ~t}", id_term);
-        } else if (ps) {
-            pending_fail_nodes(ps, ATOM_NONE, "node_receive_timeout");
-            pending_check(h, ctx, ps);
-        }
-        return PH_OK;
-    }
-    if (ph_match(msg, "{'$ph_hub', repair_tick}") == 1) {
-        send_repair(h, ctx);
-        tombs_prune(h);
-        reconcile(h, ctx); /* a backstop: a lost message leaves nothing misplaced for long */
-        return PH_OK;
-    }
-    unsigned long long due;
-    if (ph_match(msg, "{'$ph_hub', reconcile, ~u}", &due) == 1) {
-        if ((uint64_t)due == h->reconcile_due)
-            h->reconcile_due = 0; /* the earliest one came: the next request schedules anew */
-        reconcile(h, ctx);
-        return PH_OK;
-    }
-    if (ph_match(msg, "{'$ph_hub', orphan_check}") == 1) {
-        adopt_orphans(h, ctx);
-        return PH_OK;
-    }
-    if (ph_match(msg, "{'$ph_hub', graceful_leave}") == 1) {
-        begin_leave(h, ctx);
-        return PH_OK;
-    }
-    if (ph_match(msg, "{'$ph_hub', announce}") == 1) {
-        if (h->leaving)
-            return PH_OK;
-        if (!h->repairing) {
-            h->repairing = 1;
-            send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', repair_tick}");
-        }
-        announce(h, ctx);
-        return PH_OK;
-    }
+    ph_term ref_term;
     ph_ref ref;
     if (ph_match(msg, "{'DOWN', ~t, process, _, ~t}", &ref_term, &reason) == 1 &&
         ph_decode_ref(ref_term, &ref) == 0) {
@@ -410,7 +363,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     /* Tell the other members now rather than let them wait for the DOWN
      * (after a graceful leave they know already). */
     for (int i = 0; i < h->members.n && !h->leaving; i++)
-        send_hub_message(h, ctx, h->members.members[i].node, "leave");
+        send_hub_message(h, ctx, h->members.members[i].node, HM_LEAVE);
     membership_free(&h->members);
     free(h->leave_wait);
     if (h->seeds.buff)

@@ -13,6 +13,7 @@
 #include "hub/hooks.h"
 #include "hub/runtime/log.h"
 #include "hub/membership.h"
+#include "hub/protocol.h"
 #include "hub/registry.h"
 #include "hub/runtime/remote.h"
 #include "hub/runtime/route.h"
@@ -260,7 +261,7 @@ void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *
 void append_row_entry(elist *l, const reg_row *row, ph_pid pid);
 void note_registered(hub *h, const reg_row *row, ph_pid pid);
 void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b);
-void send_sync(hub *h, ph_ctx *ctx, uint32_t only, const char *kind, const elist *l);
+void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elist *l);
 void flush_sync(hub *h, ph_ctx *ctx);
 void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_len);
 void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node);
@@ -315,7 +316,7 @@ ph_result reply_tag_query(hub *h, ph_term tag, ph_buf *reply);
 void encode_which_children(hub *h, ph_buf *reply);
 
 /* cluster.c */
-void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, const char *kind);
+void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind);
 void member_left(hub *h, ph_ctx *ctx, member *e, const char *why);
 void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int reply);
 void greet_seen_nodes(hub *h, ph_ctx *ctx, ph_term nodes);
@@ -332,6 +333,8 @@ void pending_check(hub *h, ph_ctx *ctx, pending_start *ps);
 void pending_node_done(hub *h, ph_ctx *ctx, pending_start *ps, uint32_t node);
 void pending_fail_nodes(pending_start *ps, uint32_t only, const char *reason);
 void pending_node_gone(hub *h, ph_ctx *ctx, uint32_t node);
+void pending_forwarded(hub *h, ph_ctx *ctx, const ph_ref *ref, ph_term nodes);
+void pending_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref, ph_term id_term);
 
 /* placement.c */
 uint32_t owner_atom(owner_cache *c, const char *name);
@@ -353,6 +356,7 @@ void groups_flush(hub *h, ph_ctx *ctx, move_group *groups, int n_groups, int is_
 move *move_take(hub *h, const ph_ref *id);
 void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result);
 void moves_drop_node(hub *h, uint32_t node);
+void move_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref);
 
 /* reconcile.c */
 void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);

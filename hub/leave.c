@@ -46,7 +46,7 @@ void begin_leave(hub *h, ph_ctx *ctx)
           h->members.n);
     for (int i = 0; i < h->members.n; i++) {
         h->leave_wait[h->n_leave_wait++] = h->members.members[i].node;
-        send_hub_message(h, ctx, h->members.members[i].node, "leave");
+        send_hub_message(h, ctx, h->members.members[i].node, HM_LEAVE);
     }
 }
 
@@ -56,7 +56,7 @@ int hub_leave(const hub_config *c)
     struct timespec deadline;
     if (ph_buf_init(&b) != 0)
         return -1;
-    int rc = ph_build(&b, "{'$ph_hub', graceful_leave}") == 0 &&
+    int rc = hub_msg_begin(&b, HM_GRACEFUL_LEAVE) == 0 &&
                      ph_send_named(NULL, c->hub_id, NULL, ph_buf_term(&b)) == 0
                  ? 0
                  : -1;

@@ -25,10 +25,10 @@ static void send_move(ph_ctx *ctx, const member *m, const reg_row *row, int forw
         return;
     if (ph_buf_init(&pidb) == 0) {
         if (ph_build(&msg,
-                     "{'$ph_hub', start, undefined, ~t, [~t], [{metadata, ~t}, {check_existing, "
+                     "{'$ph_hub', ~a, undefined, ~t, [~t], [{metadata, ~t}, {check_existing, "
                      "false}, {forwarded, ~B}, {handoff, true}]}",
-                     pid_term(ph_self(ctx), &pidb), reg_row_spec(row), reg_row_meta(row),
-                     forwarded) == 0)
+                     hub_msg_name(HM_START), pid_term(ph_self(ctx), &pidb), reg_row_spec(row),
+                     reg_row_meta(row), forwarded) == 0)
             ph_send(ctx, m->hub, ph_buf_term(&msg));
         ph_buf_free(&pidb);
     }
@@ -94,7 +94,7 @@ void republish_moved(hub *h, ph_ctx *ctx, const move *mv)
         ph_buf_free(&key);
     }
     if (rows.n)
-        send_sync(h, ctx, mv->target, "registered", &rows);
+        send_sync(h, ctx, mv->target, HM_REGISTERED, &rows);
     elist_free(&rows);
 }
 
@@ -163,8 +163,8 @@ static void group_send(hub *h, ph_ctx *ctx, move_group *g, int is_move)
              reg_row_meta(g->meta_of), ring_option(h->ring));
     send_start(h, ctx, g->to->node, ph_buf_term(&id), ph_self(ctx), &g->specs, ph_buf_term(&opts));
     if (mv)
-        send_self_after(ctx, h->cfg.migr_base_timeout, "{'$ph_hub', move_timeout, ~t}",
-                        ph_buf_term(&id));
+        send_self_after(ctx, h->cfg.migr_base_timeout, "{'$ph_hub', ~a, ~t}",
+                        hub_msg_name(HM_MOVE_TIMEOUT), ph_buf_term(&id));
     ph_buf_free(&opts);
     ph_buf_free(&id);
 }
@@ -294,4 +294,28 @@ void moves_drop_node(hub *h, uint32_t node)
             pm = &mv->next;
         }
     }
+}
+
+/* A move not answered within migr_base_timeout: the children stay here. If
+ * the target starts them after all, it stops them again: messages between
+ * two hubs arrive in order, so the undo comes after the start. */
+void move_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref)
+{
+    move *mv = move_take(h, ref);
+    if (!mv)
+        return;
+    moving_mark(h, mv, 0);
+    LOG_W("hub", "%s: %s did not answer a move in %u ms; the children stay here", h->cfg.hub_id,
+          atom_text(mv->target), h->cfg.migr_base_timeout);
+    member *m = membership_find(&h->members, mv->target);
+    ph_buf undo;
+    if (m && ph_buf_init_versioned(&undo) == 0) {
+        if (hub_msg_begin(&undo, HM_UNDO_MOVE) == 0 &&
+            ei_x_encode_atom(&undo, atom_text(h->self_node)) == 0 &&
+            ei_x_append_buf(&undo, mv->cids.buff, mv->cids.index) == 0)
+            send_own(ctx, m->hub, &undo);
+        ph_buf_free(&undo);
+        republish_moved(h, ctx, mv);
+    }
+    move_free(mv);
 }

@@ -107,8 +107,7 @@ void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid reply_to,
     if (!m || ph_buf_init_versioned(&msg) != 0)
         return;
     if (ph_buf_reserve(&msg, (size_t)specs->b.index + 256u) == 0 &&
-        ei_x_encode_tuple_header(&msg, 6) == 0 && ei_x_encode_atom(&msg, "$ph_hub") == 0 &&
-        ei_x_encode_atom(&msg, "start") == 0 && ph_buf_append_term(&msg, id) == 0 &&
+        hub_msg_begin(&msg, HM_START) == 0 && ph_buf_append_term(&msg, id) == 0 &&
         ph_encode_pid(&msg, reply_to) == 0 &&
         (specs->n == 0 || ei_x_encode_list_header(&msg, specs->n) == 0) &&
         ei_x_append_buf(&msg, specs->b.buff, specs->b.index) == 0 &&
@@ -199,8 +198,8 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
     } else {
         ph_buf t;
         if (ph_buf_init(&t) == 0 && ph_encode_ref(&t, &ps->id) == 0)
-            send_self_after(ctx, (unsigned)o->timeout, "{'$ph_hub', start_timeout, ~t}",
-                            ph_buf_term(&t));
+            send_self_after(ctx, (unsigned)o->timeout, "{'$ph_hub', ~a, ~t}",
+                            hub_msg_name(HM_START_TIMEOUT), ph_buf_term(&t));
         ph_buf_free(&t);
     }
     owner_split_free(&sp);
@@ -237,8 +236,8 @@ static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, 
     for (int i = 0; i < sp.n; i++)
         elist_add(&nodes, "~a", atom_text(sp.nodes[i]));
     if (ph_match(id, "undefined") != 1) {
-        ph_build(&note, "{'$ph_hub', start_forwarded, ~t, ~a, ~t}", id, atom_text(h->self_node),
-                 elist_term(&nodes, &scratch));
+        ph_build(&note, "{'$ph_hub', ~a, ~t, ~a, ~t}", hub_msg_name(HM_START_FORWARDED), id,
+                 atom_text(h->self_node), elist_term(&nodes, &scratch));
         ph_send(ctx, reply_to, ph_buf_term(&note));
     }
     int want_hook = hooks_has(h->hooks, "forwarded_migration_hook");
@@ -315,8 +314,7 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
         ph_buf_free(&msg);
         if (ph_buf_init_versioned(&msg) == 0 &&
             ph_buf_reserve(&msg, (size_t)result.index + 256u) == 0 &&
-            ei_x_encode_tuple_header(&msg, 5) == 0 && ei_x_encode_atom(&msg, "$ph_hub") == 0 &&
-            ei_x_encode_atom(&msg, "start_result") == 0 && ph_buf_append_term(&msg, id) == 0 &&
+            hub_msg_begin(&msg, HM_START_RESULT) == 0 && ph_buf_append_term(&msg, id) == 0 &&
             ei_x_encode_atom(&msg, atom_text(h->self_node)) == 0 &&
             ph_buf_append_term(&msg, ph_buf_term(&result)) == 0)
             ph_send(ctx, reply_to, ph_buf_term(&msg));

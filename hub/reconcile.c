@@ -28,7 +28,8 @@ void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms)
     /* an earlier one than the one on its way: both come, the later one
      * finds little to do */
     h->reconcile_due = due;
-    send_self_after(ctx, ms, "{'$ph_hub', reconcile, ~u}", (unsigned long long)due);
+    send_self_after(ctx, ms, "{'$ph_hub', ~a, ~u}", hub_msg_name(HM_RECONCILE),
+                    (unsigned long long)due);
 }
 
 static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms)
@@ -36,7 +37,7 @@ static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms)
     if (h->orphan_check_ms || h->leaving)
         return;
     h->orphan_check_ms = ms;
-    send_self_after(ctx, (unsigned)ms, "{'$ph_hub', orphan_check}");
+    send_self_after(ctx, (unsigned)ms, "{'$ph_hub', ~a}", hub_msg_name(HM_ORPHAN_CHECK));
 }
 
 /* Starts here the orphans this node owns (specs and metas in step). One

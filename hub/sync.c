@@ -46,14 +46,12 @@ void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b)
 }
 
 /* {'$ph_hub', Kind, Node, List} to one member, or to all (node 0). */
-void send_sync(hub *h, ph_ctx *ctx, uint32_t only, const char *kind, const elist *l)
+void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elist *l)
 {
     ph_buf b;
     if (ph_buf_init_versioned(&b) != 0 || ph_buf_reserve(&b, (size_t)l->b.index + 512) != 0)
         return;
-    ei_x_encode_tuple_header(&b, 4);
-    ei_x_encode_atom(&b, "$ph_hub");
-    ei_x_encode_atom(&b, kind);
+    hub_msg_begin(&b, kind);
     ei_x_encode_atom(&b, atom_text(h->self_node));
     elist_to(&b, l);
     for (int i = 0; i < h->members.n; i++)
@@ -74,9 +72,9 @@ void flush_sync(hub *h, ph_ctx *ctx)
         return;
     }
     if (h->sync_registered.n)
-        send_sync(h, ctx, 0, "registered", &h->sync_registered);
+        send_sync(h, ctx, 0, HM_REGISTERED, &h->sync_registered);
     if (h->sync_unregistered.n)
-        send_sync(h, ctx, 0, "unregistered", &h->sync_unregistered);
+        send_sync(h, ctx, 0, HM_UNREGISTERED, &h->sync_unregistered);
     ph_buf_reset(&h->sync_registered.b);
     ph_buf_reset(&h->sync_unregistered.b);
     h->sync_registered.n = h->sync_unregistered.n = 0;
@@ -118,7 +116,7 @@ void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node)
         return;
     collect_local_rows(h, &l);
     if (l.n)
-        send_sync(h, ctx, node, "registered", &l);
+        send_sync(h, ctx, node, HM_REGISTERED, &l);
     elist_free(&l);
 }
 
@@ -131,10 +129,10 @@ void send_repair(hub *h, ph_ctx *ctx)
     elist l;
     if (h->members.n > 0 && elist_init(&l) == 0) {
         collect_local_rows(h, &l);
-        send_sync(h, ctx, 0, "repair", &l);
+        send_sync(h, ctx, 0, HM_REPAIR, &l);
         elist_free(&l);
     }
-    send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', repair_tick}");
+    send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', ~a}", hub_msg_name(HM_REPAIR_TICK));
 }
 
 /* Every element is {Cid, Spec, Pid, Meta} with a valid id and a pid of node. */
