@@ -22,15 +22,16 @@ static const char *const hub_fields[] = {
     "beam_discovery", /* ours: not in %ProcessHub{} */
 };
 
-/* The strategy types this version runs (the defaults). */
+/* The strategy types this version runs (the first is the default). The
+ * distribution types are checked when the hub starts: a library may add
+ * more (include/processhub/strategy.h). */
 static const struct {
-    const char *field, *type;
+    const char *field, *types[3];
 } strategies[] = {
-    {"distribution_strategy", "consistent_hashing"},
-    {"redundancy_strategy", "singularity"},
-    {"migration_strategy", "cold_swap"},
-    {"synchronization_strategy", "pubsub"},
-    {"partition_tolerance_strategy", "divergence"},
+    {"redundancy_strategy", {"singularity", "replication"}},
+    {"migration_strategy", {"cold_swap"}},
+    {"synchronization_strategy", {"pubsub"}},
+    {"partition_tolerance_strategy", {"divergence"}},
 };
 
 int hub_config_is_field(const char *key)
@@ -253,7 +254,8 @@ static int read_ms(json_t *root, const char *field, unsigned min, unsigned *out,
     return 0;
 }
 
-static int check_strategy(json_t *root, const char *field, const char *type, char *err, size_t size)
+static int check_strategy(json_t *root, const char *field, const char *const types[3], char *err,
+                          size_t size)
 {
     json_t *v = json_object_get(root, field);
     if (!v)
@@ -261,12 +263,54 @@ static int check_strategy(json_t *root, const char *field, const char *type, cha
     json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
     if (!json_is_string(t))
         return fail(err, size, field, "must be an object with a \"type\"");
-    if (strcmp(json_string_value(t), type) != 0) {
-        char problem[160];
-        snprintf(problem, sizeof problem,
-                 "type \"%s\" is not available in this version (only \"%s\")", json_string_value(t),
-                 type);
-        return fail(err, size, field, problem);
+    for (int i = 0; i < 3 && types[i]; i++)
+        if (strcmp(json_string_value(t), types[i]) == 0)
+            return 0;
+    char problem[200];
+    snprintf(problem, sizeof problem, "type \"%s\" is not available (only %s%s%s%s)",
+             json_string_value(t), types[0], types[1] ? ", " : "", types[1] ? types[1] : "",
+             types[1] && types[2] ? ", ..." : "");
+    return fail(err, size, field, problem);
+}
+
+/* redundancy_strategy: {"type": "replication", "replication_factor": N |
+ * "cluster_size", "replication_model": ..., "redundancy_signal": ...} */
+static int read_redundancy(hub_config *c, json_t *v, char *err, size_t size)
+{
+    if (!v)
+        return 0;
+    if (strcmp(json_string_value(json_object_get(v, "type")), "singularity") == 0) {
+        c->replication_factor = 1;
+        return 0;
+    }
+    c->replication_factor = 2; /* ProcessHub's default for replication */
+    json_t *rf = json_object_get(v, "replication_factor");
+    if (rf && json_is_string(rf) && strcmp(json_string_value(rf), "cluster_size") == 0)
+        c->replication_factor = 0;
+    else if (rf && json_is_integer(rf) && json_integer_value(rf) >= 1 &&
+             json_integer_value(rf) <= 255)
+        c->replication_factor = (int)json_integer_value(rf);
+    else if (rf)
+        return fail(err, size, "redundancy_strategy.replication_factor",
+                    "must be an integer from 1 to 255 or \"cluster_size\"");
+    json_t *model = json_object_get(v, "replication_model");
+    const char *m = model && json_is_string(model) ? json_string_value(model) : NULL;
+    if (model && (!m || (strcmp(m, "active_active") != 0 && strcmp(m, "active_passive") != 0)))
+        return fail(err, size, "redundancy_strategy.replication_model",
+                    "must be \"active_active\" or \"active_passive\"");
+    c->active_passive = m && strcmp(m, "active_passive") == 0;
+    static const char *const signals[] = {"none", "active", "passive", "all"};
+    json_t *sig = json_object_get(v, "redundancy_signal");
+    if (sig) {
+        const char *s = json_is_string(sig) ? json_string_value(sig) : "";
+        int found = -1;
+        for (int i = 0; i < 4; i++)
+            if (strcmp(s, signals[i]) == 0)
+                found = i;
+        if (found < 0)
+            return fail(err, size, "redundancy_strategy.redundancy_signal",
+                        "must be \"none\", \"active\", \"passive\" or \"all\"");
+        c->redundancy_signal = found;
     }
     return 0;
 }
@@ -298,16 +342,21 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
     if (v && encode_hooks(&c->hooks, v, err, err_size) != 0)
         return -1;
     for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++)
-        if (check_strategy(root, strategies[i].field, strategies[i].type, err, err_size) != 0)
+        if (check_strategy(root, strategies[i].field, strategies[i].types, err, err_size) != 0)
             return -1;
+    if (read_redundancy(c, json_object_get(root, "redundancy_strategy"), err, err_size) != 0)
+        return -1;
     json_t *dist = json_object_get(root, "distribution_strategy");
-    json_t *enc = dist ? json_object_get(dist, "atom_encoding") : NULL;
-    if (enc) {
-        const char *e = json_is_string(enc) ? json_string_value(enc) : "";
-        if (strcmp(e, "otp25") != 0 && strcmp(e, "otp26") != 0)
-            return fail(err, err_size, "distribution_strategy.atom_encoding",
-                        "must be \"otp25\" or \"otp26\"");
-        c->otp26_atoms = strcmp(e, "otp26") == 0;
+    if (dist) {
+        json_t *t = json_is_object(dist) ? json_object_get(dist, "type") : NULL;
+        if (!json_is_string(t) || json_string_length(t) == 0 ||
+            json_string_length(t) >= sizeof c->distribution_type)
+            return fail(err, err_size, "distribution_strategy",
+                        "must be an object with a \"type\" of at most 63 bytes");
+        snprintf(c->distribution_type, sizeof c->distribution_type, "%s", json_string_value(t));
+        ph_buf_reset(&c->distribution);
+        if (json_to_term(&c->distribution, dist) != 0)
+            return fail(err, err_size, "distribution_strategy", "out of memory");
     }
     json_t *beam = json_object_get(root, "beam_discovery");
     if (beam) {

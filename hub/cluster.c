@@ -33,7 +33,7 @@ void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
         /* We are on our way out: nothing of its comes to us. */
         LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
         membership_remove(&h->members, e);
-        ring_remove_node(h->ring, atom_text(node));
+        strategy_node_removed(h, node);
         pending_node_gone(h, ctx, node);
         hand_off_orphans(h, ctx, node);
         leave_confirmed(h, node);
@@ -42,7 +42,7 @@ void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
     fire_node_hook(h, ctx, "pre_cluster_leave_hook", node);
     membership_remove(&h->members, e);
-    ring_remove_node(h->ring, atom_text(node));
+    strategy_node_removed(h, node);
     pending_node_gone(h, ctx, node);
     moves_drop_node(h, node);
     fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodedown", node);
@@ -72,7 +72,7 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
         }
         LOG_I("hub", "%s: %s joined the hub cluster", h->cfg.hub_id, atom_text(from.node));
         fire_node_hook(h, ctx, "pre_cluster_join_hook", from.node);
-        ring_add_node(h->ring, atom_text(from.node));
+        strategy_node_added(h, from.node);
         joined = 1;
     }
     /* welcome first: the newcomer accepts our rows only from a member */

@@ -244,9 +244,14 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->moving = registry_new();
     h->tombs = registry_new();
     h->hooks = hooks_new();
-    h->ring = ring_new(h->cfg.otp26_atoms ? RING_ATOMS_OTP26 : RING_ATOMS_OTP25);
-    if (!h->ring || ring_add_node(h->ring, atom_text(h->self_node)) != 0 ||
-        ph_buf_init(&h->key_scratch) != 0 || ph_buf_init(&h->start_key) != 0 ||
+    char why[256] = "out of memory";
+    h->cfg.distribution.buff = NULL; /* not owned: read from start_config below */
+    if (strategies_init(h, start_config, why, sizeof why) != 0) {
+        LOG_E("hub", "%s: %s", h->cfg.hub_id, why);
+        ph_stop_reasonf(ctx, "bad_distribution_strategy");
+        goto fail;
+    }
+    if (ph_buf_init(&h->key_scratch) != 0 || ph_buf_init(&h->start_key) != 0 ||
         ph_buf_init(&h->start_reason) != 0 || ph_buf_init(&h->start_pid) != 0 ||
         elist_init(&h->sync_registered) != 0 || elist_init(&h->sync_unregistered) != 0) {
         ph_stop_reasonf(ctx, "enomem");
@@ -311,7 +316,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     /* The first announcement waits for hub_network_ready(). */
     return PH_OK;
 fail:
-    ring_free(h->ring);
+    strategies_free(h);
     ph_buf_free(&h->key_scratch);
     ph_buf_free(&h->start_key);
     ph_buf_free(&h->start_reason);
@@ -370,7 +375,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
         ph_buf_free(&h->seeds);
     elist_free(&h->sync_registered);
     elist_free(&h->sync_unregistered);
-    ring_free(h->ring);
+    strategies_free(h);
     ph_buf_free(&h->key_scratch);
     ph_buf_free(&h->start_key);
     ph_buf_free(&h->start_reason);
@@ -420,11 +425,14 @@ int hub_config_defaults(hub_config *c)
     c->dsup_shutdown_timeout = 60000;
     c->sync_interval = 15000;
     c->beam_discovery = 1;
+    c->replication_factor = 1;
+    strcpy(c->distribution_type, "consistent_hashing");
     if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0 ||
-        ph_buf_init(&c->seeds) != 0)
+        ph_buf_init(&c->seeds) != 0 || ph_buf_init(&c->distribution) != 0)
         return -1;
     return ph_build(&c->child_specs, "[]") == 0 && ph_build(&c->hooks, "[]") == 0 &&
-                   ph_build(&c->seeds, "[]") == 0
+                   ph_build(&c->seeds, "[]") == 0 &&
+                   ph_build(&c->distribution, "#{~s => ~s}", "type", "consistent_hashing") == 0
                ? 0
                : -1;
 }
@@ -437,6 +445,8 @@ void hub_config_free(hub_config *c)
         ph_buf_free(&c->hooks);
     if (c->seeds.buff)
         ph_buf_free(&c->seeds);
+    if (c->distribution.buff)
+        ph_buf_free(&c->distribution);
 }
 
 void hub_network_ready(const hub_config *c)

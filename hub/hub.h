@@ -9,6 +9,9 @@
 #include <processhub/term.h>
 #include <stdint.h>
 
+/* redundancy_strategy.redundancy_signal: the roles a replica is told about. */
+enum hub_signal { SIGNAL_NONE, SIGNAL_ACTIVE, SIGNAL_PASSIVE, SIGNAL_ALL };
+
 typedef struct hub_config {
     char hub_id[256];
     ph_buf child_specs; /* a list of child spec maps ([] when none) */
@@ -22,7 +25,14 @@ typedef struct hub_config {
     unsigned dsup_max_seconds;
     unsigned dsup_shutdown_timeout;
     unsigned sync_interval; /* synchronization_strategy.sync_interval (ms) */
-    int otp26_atoms;        /* distribution_strategy.atom_encoding == "otp26" */
+    /* distribution_strategy as given: its "type" and the whole object as a
+     * map with binary keys (the strategy reads its own options) */
+    char distribution_type[64];
+    ph_buf distribution;
+    /* redundancy_strategy: singularity is replication_factor 1 */
+    int replication_factor; /* >= 1, or 0 for "cluster_size" */
+    int active_passive;     /* replication_model == active_passive */
+    int redundancy_signal;  /* a hub_signal: which roles each replica is told */
     int beam_discovery;     /* ask connected BEAM nodes which hidden nodes they see */
 } hub_config;
 

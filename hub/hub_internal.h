@@ -22,6 +22,7 @@
 #include "hub/runtime/runtime.h"
 #include "hub/runtime/timers.h"
 #include <errno.h>
+#include <processhub/strategy.h>
 #include <processhub/worker.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -29,6 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+/* The most replicas of one child (replication_factor is capped here). */
+#define MAX_REPLICAS 255
 
 #define DEFAULT_SHUTDOWN_MS 5000
 #define SHUTDOWN_BRUTAL (-1)
@@ -98,10 +102,18 @@ typedef struct hub {
      * request or message, so a batch of 100k starts is one message. */
     elist sync_registered;
     elist sync_unregistered;
-    ring *ring;                    /* ConsistentHashing over this node and the members */
-    struct pending_start *pending; /* awaitable starts waiting for other members */
-    int repairing;                 /* the periodic repair timer runs */
-    ph_buf key_scratch;            /* registry keys of lookups, reused */
+    /* The distribution strategy (strategy.c) over this node and the members,
+     * and the atoms of the node names it returns, by pointer. */
+    const ph_distribution_ops *dist;
+    void *dist_state;
+    struct name_atom {
+        const char *name;
+        uint32_t atom;
+    } names[64];
+    int n_names;
+    struct pending_start *pending;             /* awaitable starts waiting for other members */
+    int repairing;                             /* the periodic repair timer runs */
+    ph_buf key_scratch;                        /* registry keys of lookups, reused */
     ph_buf start_key, start_reason, start_pid; /* start_one's scratch, reused */
     int test_drop_syncs;                       /* PHNODE_TEST_DROP_SYNC: updates still to drop */
     /* Graceful leave: the members that have not yet confirmed that they
@@ -194,14 +206,6 @@ enum prep_state {
     PREP_FAILED,   /* init refused: reason */
     PREP_NOMEM,    /* started, but no memory for its row or record */
 };
-
-/* The ring names owners by strings; the atoms of the few it returns are
- * remembered by pointer (valid until the ring changes, i.e. this call). */
-typedef struct owner_cache {
-    const char *name[8];
-    uint32_t atom[8];
-    int n;
-} owner_cache;
 
 /* Children going to one member with the same metadata: one start message. */
 typedef struct move_group {
@@ -337,12 +341,10 @@ void pending_forwarded(hub *h, ph_ctx *ctx, const ph_ref *ref, ph_term nodes);
 void pending_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref, ph_term id_term);
 
 /* placement.c */
-uint32_t owner_atom(owner_cache *c, const char *name);
 void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid reply_to, const elist *specs,
                 ph_term opts);
 ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, const start_opts *o,
                        const ph_from *from, ph_buf *reply);
-long ring_option(const ring *r);
 void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
                          ph_term opts_term);
 
@@ -366,6 +368,16 @@ void failover(hub *h, ph_ctx *ctx, uint32_t gone);
 
 /* api.c */
 ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *from, ph_buf *reply);
+
+/* strategy.c */
+int strategies_init(hub *h, const hub_config *cfg, char *err, size_t err_size);
+void strategies_free(hub *h);
+int strategy_node_added(hub *h, uint32_t node);
+int strategy_node_removed(hub *h, uint32_t node);
+int hub_replication_factor(const hub *h);
+int hub_owners(hub *h, ph_term id, uint32_t *out, int max);
+uint32_t hub_owner(hub *h, ph_term id);
+long hub_view_digest(hub *h);
 
 /* leave.c */
 int leave_init(void);

@@ -35,7 +35,7 @@ void begin_leave(hub *h, ph_ctx *ctx)
     if (h->leaving)
         return;
     h->leaving = 1;
-    ring_remove_node(h->ring, atom_text(h->self_node));
+    strategy_node_removed(h, h->self_node);
     if (h->members.n > 0)
         h->leave_wait = calloc((size_t)h->members.n, sizeof *h->leave_wait);
     if (!h->leave_wait) {

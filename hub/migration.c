@@ -46,11 +46,9 @@ void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone)
     int n = 0;
     reg_row *row;
     while ((row = registry_next(h->reg, &i)) != NULL) {
-        const char *owner = NULL;
         member *m;
         int orphan = row->n_nodes == 0 || (row->n_nodes == 1 && row->nodes[0].node == gone);
-        if (!orphan || ring_key_nodes(h->ring, reg_row_key(row), 1, &owner, 1) != 1 ||
-            !(m = membership_find(&h->members, atom_intern(owner))))
+        if (!orphan || !(m = membership_find(&h->members, hub_owner(h, reg_row_key(row)))))
             continue;
         send_move(ctx, m, row, 1);
         n++;
@@ -160,7 +158,7 @@ static void group_send(hub *h, ph_ctx *ctx, move_group *g, int is_move)
     ph_build(&opts,
              "[{metadata, ~t}, {check_existing, false}, {forwarded, true}, {handoff, true}, "
              "{ring, ~i}]",
-             reg_row_meta(g->meta_of), ring_option(h->ring));
+             reg_row_meta(g->meta_of), hub_view_digest(h));
     send_start(h, ctx, g->to->node, ph_buf_term(&id), ph_self(ctx), &g->specs, ph_buf_term(&opts));
     if (mv)
         send_self_after(ctx, h->cfg.migr_base_timeout, "{'$ph_hub', ~a, ~t}",

@@ -27,19 +27,6 @@ static void owner_split_free(owner_split *sp)
     free(sp->nodes);
 }
 
-uint32_t owner_atom(owner_cache *c, const char *name)
-{
-    for (int i = 0; i < c->n; i++)
-        if (c->name[i] == name)
-            return c->atom[i];
-    uint32_t atom = atom_intern(name);
-    if (c->n < 8) {
-        c->name[c->n] = name;
-        c->atom[c->n++] = atom;
-    }
-    return atom;
-}
-
 /* Splits a list of child specs by ring owner in one pass. Children whose
  * owner is not a member (or that do not parse) stay local: the start
  * reports their errors. With check, the ids already registered are
@@ -48,7 +35,6 @@ static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
 {
     list_walk w;
     ph_term spec;
-    owner_cache cache = {.n = 0};
     ph_buf *key = &h->key_scratch;
     memset(sp, 0, sizeof *sp);
     size_t most = (size_t)h->members.n + 1;
@@ -64,7 +50,6 @@ static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
         return -1;
     while (list_next(&w, &spec) > 0) {
         spec_info s;
-        const char *owner = NULL;
         uint32_t node = h->self_node;
         if (parse_spec(spec, &s) == 0) {
             /* the registry's slot loads while the ring hashes the id */
@@ -73,8 +58,9 @@ static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
             uint32_t hash = keyed ? registry_hash(key->buff, (uint32_t)key->index) : 0;
             if (keyed)
                 registry_prefetch(h->reg, hash);
-            if (ring_key_nodes(h->ring, s.id, 1, &owner, 1) == 1)
-                node = owner_atom(&cache, owner);
+            uint32_t o = hub_owner(h, s.id);
+            if (o != ATOM_NONE)
+                node = o;
             if (keyed && registry_get_hashed(h->reg, key->buff, (uint32_t)key->index, hash))
                 elist_add(&sp->existing, "~t", s.id);
         }
@@ -163,7 +149,7 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
     ph_buf ropts;
     ph_term owner_opts = opts_term;
     if (ph_buf_init(&ropts) == 0 &&
-        opts_with(&ropts, opts_term, "{ring, ~i}", ring_option(h->ring)) == 0)
+        opts_with(&ropts, opts_term, "{ring, ~i}", hub_view_digest(h)) == 0)
         owner_opts = ph_buf_term(&ropts);
     for (int i = 0; i < sp.n; i++) {
         send_start(h, ctx, sp.nodes[i], ph_buf_term(&idb), ph_self(ctx), &sp.remote[i], owner_opts);
@@ -204,12 +190,6 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
     }
     owner_split_free(&sp);
     return ps ? PH_NOREPLY : PH_REPLY; /* ps: answered by pending_reply, now or later */
-}
-
-/* The ring digest as an option value (a non-negative long). */
-long ring_option(const ring *r)
-{
-    return (long)(ring_digest(r) >> 1);
 }
 
 /* The children of a start placed here that this node's ring gives to other
@@ -297,7 +277,7 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
              * goes on to its owner. */
             schedule_reconcile(h, ctx, RECONCILE_MS);
         } else if (!o.forwarded && h->members.n > 0 &&
-                   !(o.has_ring && o.ring == ring_option(h->ring))) {
+                   !(o.has_ring && o.ring == hub_view_digest(h))) {
             forward_misplaced(h, ctx, id, reply_to, specs, opts_term, o.metadata, &mine);
             here = ph_buf_term(&mine);
         }

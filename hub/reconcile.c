@@ -106,7 +106,6 @@ void reconcile(hub *h, ph_ctx *ctx)
     ph_pid pid;
     elist specs, metas;
     move_group groups[MOVE_GROUPS];
-    owner_cache cache = {.n = 0};
     int n_groups = 0, moving = 0, orphans_elsewhere = 0;
     if (h->leaving)
         return;
@@ -116,10 +115,9 @@ void reconcile(hub *h, ph_ctx *ctx)
         return;
     }
     while ((row = registry_next(h->reg, &i)) != NULL) {
-        const char *name = NULL;
-        if (ring_key_nodes(h->ring, reg_row_key(row), 1, &name, 1) != 1)
+        uint32_t owner = hub_owner(h, reg_row_key(row));
+        if (owner == ATOM_NONE)
             continue;
-        uint32_t owner = owner_atom(&cache, name);
         if (row->n_nodes == 0) {
             if (owner != h->self_node) {
                 orphans_elsewhere++;
@@ -163,17 +161,15 @@ void adopt_orphans(hub *h, ph_ctx *ctx)
     uint32_t i = 0;
     reg_row *row;
     move_group groups[MOVE_GROUPS];
-    owner_cache cache = {.n = 0};
     int n_groups = 0, sent = 0, waiting = 0, mine = 0;
     int delay = h->orphan_check_ms;
     h->orphan_check_ms = 0;
     if (h->leaving)
         return;
     while ((row = registry_next(h->reg, &i)) != NULL) {
-        const char *name = NULL;
-        if (row->n_nodes != 0 || ring_key_nodes(h->ring, reg_row_key(row), 1, &name, 1) != 1)
+        uint32_t owner = row->n_nodes == 0 ? hub_owner(h, reg_row_key(row)) : ATOM_NONE;
+        if (owner == ATOM_NONE)
             continue;
-        uint32_t owner = owner_atom(&cache, name);
         member *m = owner != h->self_node ? membership_find(&h->members, owner) : NULL;
         if (owner == h->self_node)
             mine++;

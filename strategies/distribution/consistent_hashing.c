@@ -2,6 +2,7 @@
 #include "strategies/distribution/consistent_hashing.h"
 
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,3 +257,75 @@ int ring_key_nodes(const ring *r, ph_term key, int replication_factor, const cha
     }
     return found;
 }
+
+/* --- as a distribution strategy (include/processhub/strategy.h) ---------- */
+
+static void *ch_init(ph_term config, char *err, size_t err_size)
+{
+    ph_buf key;
+    ph_term enc;
+    char text[16] = "otp25";
+    int found = 0;
+    if (ph_buf_init(&key) != 0 || ph_build(&key, "~s", "atom_encoding") != 0) {
+        ph_buf_free(&key);
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    found = ph_map_get(config, ph_buf_term(&key), &enc) == 1;
+    ph_buf_free(&key);
+    const char *bytes;
+    size_t len;
+    if (found) {
+        if (ph_match(enc, "~b", &bytes, &len) != 1 || len >= sizeof text) {
+            snprintf(err, err_size,
+                     "distribution_strategy.atom_encoding must be \"otp25\" or \"otp26\"");
+            return NULL;
+        }
+        memcpy(text, bytes, len);
+        text[len] = 0;
+    }
+    if (strcmp(text, "otp25") != 0 && strcmp(text, "otp26") != 0) {
+        snprintf(err, err_size,
+                 "distribution_strategy.atom_encoding must be \"otp25\" or \"otp26\"");
+        return NULL;
+    }
+    ring *r = ring_new(strcmp(text, "otp26") == 0 ? RING_ATOMS_OTP26 : RING_ATOMS_OTP25);
+    if (!r)
+        snprintf(err, err_size, "out of memory");
+    return r;
+}
+
+static void ch_free(void *st)
+{
+    ring_free(st);
+}
+
+static int ch_node_added(void *st, const char *node)
+{
+    return ring_add_node(st, node);
+}
+
+static int ch_node_removed(void *st, const char *node)
+{
+    return ring_remove_node(st, node);
+}
+
+static int ch_place(void *st, ph_term id, int rf, const char **out, int max)
+{
+    return ring_key_nodes(st, id, rf, out, max);
+}
+
+static uint64_t ch_digest(void *st)
+{
+    return ring_digest(st);
+}
+
+const ph_distribution_ops consistent_hashing_strategy = {
+    .type = "consistent_hashing",
+    .init = ch_init,
+    .free = ch_free,
+    .node_added = ch_node_added,
+    .node_removed = ch_node_removed,
+    .place = ch_place,
+    .digest = ch_digest,
+};

@@ -17,6 +17,7 @@
 #ifndef PH_CONSISTENT_HASHING_H
 #define PH_CONSISTENT_HASHING_H
 
+#include <processhub/strategy.h>
 #include <processhub/term.h>
 #include <stdint.h>
 
@@ -44,5 +45,9 @@ int64_t ring_key_hash(const ring *r, ph_term key);
  * (pointers into the ring, valid until it changes) and returns how many,
  * or -1 when key is not an atom or binary. */
 int ring_key_nodes(const ring *r, ph_term key, int replication_factor, const char **out, int max);
+
+/* The ring as a distribution strategy: type "consistent_hashing", option
+ * "atom_encoding" ("otp25" | "otp26"). */
+extern const ph_distribution_ops consistent_hashing_strategy;
 
 #endif

@@ -1,0 +1,192 @@
+/* strategy.c - the strategies this hub runs and the questions the hub asks
+ * them: the distribution strategy chosen by its config "type" when the hub
+ * starts (built in, registered by ph_register_distribution, or loaded from
+ * the config's "library"), the replication factor and the active replica
+ * (redundancy). The rest of the hub reaches them only through here. */
+#include "hub/hub_internal.h"
+
+#include <dlfcn.h>
+#include <stdio.h>
+
+/* --- the distribution strategies by type --------------------------------- */
+
+#define MAX_DISTRIBUTIONS 32
+
+static pthread_mutex_t types_lock = PTHREAD_MUTEX_INITIALIZER;
+static const ph_distribution_ops *types[MAX_DISTRIBUTIONS];
+static int n_types;
+
+static const ph_distribution_ops *find_type(const char *type)
+{
+    const ph_distribution_ops *found = NULL;
+    if (strcmp(type, consistent_hashing_strategy.type) == 0)
+        return &consistent_hashing_strategy;
+    pthread_mutex_lock(&types_lock);
+    for (int i = 0; i < n_types && !found; i++)
+        if (strcmp(types[i]->type, type) == 0)
+            found = types[i];
+    pthread_mutex_unlock(&types_lock);
+    return found;
+}
+
+int ph_register_distribution(const ph_distribution_ops *ops)
+{
+    if (!ops || !ops->type || !ops->init || !ops->free || !ops->node_added || !ops->node_removed ||
+        !ops->place || !ops->digest || find_type(ops->type))
+        return -1;
+    int rc = -1;
+    pthread_mutex_lock(&types_lock);
+    if (n_types < MAX_DISTRIBUTIONS) {
+        types[n_types++] = ops;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&types_lock);
+    return rc;
+}
+
+/* The config's "library": a shared object exporting PH_DISTRIBUTION_SYMBOL. */
+static const ph_distribution_ops *load_library(ph_term config, const char *type, char *err,
+                                               size_t err_size)
+{
+    ph_buf key;
+    ph_term v;
+    const char *bytes;
+    size_t len;
+    char path[4096];
+    if (ph_buf_init(&key) != 0 || ph_build(&key, "~s", "library") != 0) {
+        ph_buf_free(&key);
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    int found = ph_map_get(config, ph_buf_term(&key), &v) == 1;
+    ph_buf_free(&key);
+    if (!found) {
+        snprintf(err, err_size,
+                 "distribution_strategy: no strategy of type \"%s\" (and no \"library\" to load it "
+                 "from)",
+                 type);
+        return NULL;
+    }
+    if (ph_match(v, "~b", &bytes, &len) != 1 || len == 0 || len >= sizeof path) {
+        snprintf(err, err_size,
+                 "distribution_strategy.library must be the path of a shared object");
+        return NULL;
+    }
+    memcpy(path, bytes, len);
+    path[len] = 0;
+    void *handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+        snprintf(err, err_size, "distribution_strategy: cannot load %s: %s", path, dlerror());
+        return NULL;
+    }
+    const ph_distribution_ops *const *sym = dlsym(handle, PH_DISTRIBUTION_SYMBOL);
+    if (!sym || !*sym) {
+        snprintf(err, err_size, "distribution_strategy: %s exports no %s", path,
+                 PH_DISTRIBUTION_SYMBOL);
+        dlclose(handle);
+        return NULL;
+    }
+    const ph_distribution_ops *ops = *sym;
+    if (!ops->type || strcmp(ops->type, type) != 0) {
+        snprintf(err, err_size, "distribution_strategy: %s implements type \"%s\", not \"%s\"",
+                 path, ops->type ? ops->type : "(none)", type);
+        dlclose(handle);
+        return NULL;
+    }
+    if (ph_register_distribution(ops) != 0) {
+        snprintf(err, err_size, "distribution_strategy: %s: an incomplete strategy table", path);
+        dlclose(handle);
+        return NULL;
+    }
+    return ops; /* the library stays loaded for the life of the node */
+}
+
+int strategies_init(hub *h, const hub_config *cfg, char *err, size_t err_size)
+{
+    const char *type = cfg->distribution_type[0] ? cfg->distribution_type : "consistent_hashing";
+    ph_buf empty;
+    ph_term config;
+    if (ph_buf_init(&empty) != 0)
+        return -1;
+    if (cfg->distribution.buff && cfg->distribution.index > 0) {
+        config = ph_buf_term(&cfg->distribution);
+    } else {
+        ph_build(&empty, "#{}");
+        config = ph_buf_term(&empty);
+    }
+    const ph_distribution_ops *ops = find_type(type);
+    if (!ops)
+        ops = load_library(config, type, err, err_size);
+    void *state = ops ? ops->init(config, err, err_size) : NULL;
+    ph_buf_free(&empty);
+    if (!state)
+        return -1;
+    h->dist = ops;
+    h->dist_state = state;
+    return strategy_node_added(h, h->self_node);
+}
+
+void strategies_free(hub *h)
+{
+    if (h->dist && h->dist_state)
+        h->dist->free(h->dist_state);
+    h->dist_state = NULL;
+}
+
+/* Node names the strategy returns point into its state: their atoms are
+ * remembered by pointer until the nodes change. */
+static uint32_t node_atom(hub *h, const char *name)
+{
+    for (int i = 0; i < h->n_names; i++)
+        if (h->names[i].name == name)
+            return h->names[i].atom;
+    uint32_t atom = atom_intern(name);
+    if (h->n_names < (int)(sizeof h->names / sizeof h->names[0]))
+        h->names[h->n_names++] = (struct name_atom){name, atom};
+    return atom;
+}
+
+int strategy_node_added(hub *h, uint32_t node)
+{
+    h->n_names = 0;
+    return h->dist->node_added(h->dist_state, atom_text(node));
+}
+
+int strategy_node_removed(hub *h, uint32_t node)
+{
+    h->n_names = 0;
+    return h->dist->node_removed(h->dist_state, atom_text(node));
+}
+
+/* --- questions --------------------------------------------------------- */
+
+int hub_replication_factor(const hub *h)
+{
+    int nodes = h->members.n + (h->leaving ? 0 : 1);
+    int rf = h->cfg.replication_factor ? h->cfg.replication_factor : nodes;
+    return rf < 1 ? 1 : rf;
+}
+
+int hub_owners(hub *h, ph_term id, uint32_t *out, int max)
+{
+    const char *names[MAX_REPLICAS];
+    if (max > MAX_REPLICAS)
+        max = MAX_REPLICAS;
+    int n = h->dist->place(h->dist_state, id, hub_replication_factor(h), names, max);
+    for (int i = 0; i < n; i++)
+        out[i] = node_atom(h, names[i]);
+    return n;
+}
+
+uint32_t hub_owner(hub *h, ph_term id)
+{
+    const char *name;
+    return h->dist->place(h->dist_state, id, 1, &name, 1) == 1 ? node_atom(h, name) : ATOM_NONE;
+}
+
+long hub_view_digest(hub *h)
+{
+    uint64_t d = h->dist->digest(h->dist_state) ^
+                 (0x9e3779b97f4a7c15ULL * (uint64_t)hub_replication_factor(h));
+    return (long)(d >> 1); /* a non-negative long, for an option value */
+}
