@@ -80,6 +80,7 @@ typedef struct child {
     ph_pid pid;
     uint8_t restart;
     uint8_t stopping;
+    uint8_t mode; /* the redundancy signal it was last sent: 0 none, 1 active, 2 passive */
     long shutdown_ms;
     stop_wait *wait;
     uint16_t key_len;
@@ -294,6 +295,8 @@ void note_already_started(hub *h, start_result *r, ph_term id, ph_pid running);
 void note_failed(hub *h, const start_opts *o, start_result *r, ph_term id, ph_term reason);
 void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg_row *row,
                   ph_term id, ph_pid pid);
+reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, ph_term meta,
+                       ph_pid pid, const reg_row *old);
 void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r);
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback);
 
@@ -378,6 +381,9 @@ int hub_replication_factor(const hub *h);
 int hub_owners(hub *h, ph_term id, uint32_t *out, int max);
 uint32_t hub_owner(hub *h, ph_term id);
 long hub_view_digest(hub *h);
+uint32_t hub_active_node(hub *h, ph_term id);
+void signal_role(hub *h, ph_ctx *ctx, const reg_row *row, ph_pid pid);
+void signal_roles(hub *h, ph_ctx *ctx);
 
 /* leave.c */
 int leave_init(void);

@@ -13,7 +13,7 @@ typedef struct owner_split {
 } owner_split;
 
 static void owner_split_free(owner_split *sp);
-static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp);
+static int owner_split_run(hub *h, ph_term list, int check, int every_owner, owner_split *sp);
 static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
                               ph_term opts, ph_term meta, ph_buf *out);
 
@@ -27,11 +27,34 @@ static void owner_split_free(owner_split *sp)
     free(sp->nodes);
 }
 
-/* Splits a list of child specs by ring owner in one pass. Children whose
- * owner is not a member (or that do not parse) stay local: the start
- * reports their errors. With check, the ids already registered are
- * collected in existing. 0, or -1 when out of memory. */
-static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
+/* Adds spec to the part of node: the local one, or that member's. */
+static int split_add(hub *h, owner_split *sp, uint32_t node, ph_term spec, size_t share)
+{
+    elist *target = &sp->local;
+    if (node != h->self_node && membership_find(&h->members, node)) {
+        int i = 0;
+        while (i < sp->n && sp->nodes[i] != node)
+            i++;
+        if (i == sp->n) {
+            if (elist_init(&sp->remote[i]) != 0 || ph_buf_reserve(&sp->remote[i].b, share))
+                return -1;
+            sp->nodes[sp->n++] = node;
+        }
+        target = &sp->remote[i];
+    }
+    if (ph_buf_append_term(&target->b, spec) != 0)
+        return -1;
+    target->n++;
+    return 0;
+}
+
+/* Splits a list of child specs by owner in one pass: with every_owner,
+ * each child goes to each of its replication_factor owners (a start); else
+ * to this node if it is one of them, or to the first (a forward). Children
+ * without owners (or that do not parse) stay local: the start reports their
+ * errors. With check, the ids already registered are collected in
+ * existing. 0, or -1 when out of memory. */
+static int owner_split_run(hub *h, ph_term list, int check, int every_owner, owner_split *sp)
 {
     list_walk w;
     ph_term spec;
@@ -50,7 +73,8 @@ static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
         return -1;
     while (list_next(&w, &spec) > 0) {
         spec_info s;
-        uint32_t node = h->self_node;
+        uint32_t owners[MAX_REPLICAS];
+        int k = 0;
         if (parse_spec(spec, &s) == 0) {
             /* the registry's slot loads while the ring hashes the id */
             key->index = 0;
@@ -58,27 +82,26 @@ static int owner_split_run(hub *h, ph_term list, int check, owner_split *sp)
             uint32_t hash = keyed ? registry_hash(key->buff, (uint32_t)key->index) : 0;
             if (keyed)
                 registry_prefetch(h->reg, hash);
-            uint32_t o = hub_owner(h, s.id);
-            if (o != ATOM_NONE)
-                node = o;
+            k = every_owner ? hub_owners(h, s.id, owners, MAX_REPLICAS)
+                            : (owners[0] = hub_owner(h, s.id)) != ATOM_NONE;
             if (keyed && registry_get_hashed(h->reg, key->buff, (uint32_t)key->index, hash))
                 elist_add(&sp->existing, "~t", s.id);
         }
-        elist *target = &sp->local;
-        if (node != h->self_node && membership_find(&h->members, node)) {
-            int i = 0;
-            while (i < sp->n && sp->nodes[i] != node)
-                i++;
-            if (i == sp->n) {
-                if (elist_init(&sp->remote[i]) != 0 || ph_buf_reserve(&sp->remote[i].b, share))
-                    return -1;
-                sp->nodes[sp->n++] = node;
-            }
-            target = &sp->remote[i];
+        if (k > 0 && !every_owner && h->cfg.replication_factor != 1) {
+            /* a forward: here if this node is one of the owners */
+            uint32_t all[MAX_REPLICAS];
+            int n = hub_owners(h, s.id, all, MAX_REPLICAS);
+            for (int j = 0; j < n; j++)
+                if (all[j] == h->self_node)
+                    owners[0] = h->self_node;
         }
-        if (ph_buf_append_term(&target->b, spec) != 0)
-            return -1;
-        target->n++;
+        if (k <= 0) {
+            k = 1;
+            owners[0] = h->self_node;
+        }
+        for (int j = 0; j < k; j++)
+            if (split_add(h, sp, owners[j], spec, share) != 0)
+                return -1;
     }
     return 0;
 }
@@ -109,7 +132,7 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
     owner_split sp;
     pending_start *ps = NULL;
     ph_buf idb;
-    if (owner_split_run(h, list, o->check_existing, &sp) != 0 || ph_buf_init(&idb) != 0) {
+    if (owner_split_run(h, list, o->check_existing, 1, &sp) != 0 || ph_buf_init(&idb) != 0) {
         ph_build(reply, "{error, enomem}");
         owner_split_free(&sp);
         return PH_REPLY;
@@ -201,7 +224,7 @@ static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, 
 {
     owner_split sp;
     ph_buf fopts, note, data, scratch;
-    if (owner_split_run(h, specs, 0, &sp) != 0 || sp.n == 0 || ph_buf_init(&fopts) != 0) {
+    if (owner_split_run(h, specs, 0, 0, &sp) != 0 || sp.n == 0 || ph_buf_init(&fopts) != 0) {
         ph_buf_append_term(out, specs); /* keep them all: a start reports errors */
         owner_split_free(&sp);
         return;

@@ -38,10 +38,22 @@ ph_result reply_pids(hub *h, ph_term cid, int first_only, ph_buf *reply)
 {
     reg_row *row = row_of(h, cid);
     if (first_only) {
-        if (!row || !row->n_nodes)
+        /* a replicated child: the copy here if there is one, else the
+         * active one, else the first */
+        ph_pid pid;
+        if (!row || !row->n_nodes) {
             ph_build(reply, "nil");
-        else
-            ph_encode_pid(reply, row->nodes[0].pid);
+            return PH_REPLY;
+        }
+        pid = row->nodes[0].pid;
+        if (row->n_nodes > 1 && !row_local_pid(h, row, &pid)) {
+            uint32_t active = hub_active_node(h, reg_row_key(row));
+            pid = row->nodes[0].pid;
+            for (uint16_t i = 0; i < row->n_nodes; i++)
+                if (row->nodes[i].node == active)
+                    pid = row->nodes[i].pid;
+        }
+        ph_encode_pid(reply, pid);
         return PH_REPLY;
     }
     for (uint16_t i = 0; row && i < row->n_nodes; i++) {

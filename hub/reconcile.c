@@ -3,7 +3,7 @@
 #include "hub/hub_internal.h"
 
 static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms);
-static void restart_orphans(hub *h, ph_ctx *ctx, elist *specs, elist *metas);
+static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas);
 
 /* --- reconciliation: every child once, on its owner (ColdSwap) ---------- *
  *
@@ -40,10 +40,11 @@ static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms)
     send_self_after(ctx, (unsigned)ms, "{'$ph_hub', ~a}", hub_msg_name(HM_ORPHAN_CHECK));
 }
 
-/* Starts here the orphans this node owns (specs and metas in step). One
- * that cannot start leaves the registry everywhere, as a child whose
- * restart fails does. */
-static void restart_orphans(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
+/* Starts here the copies this node owes (specs and metas in step): orphans
+ * it owns and replicas it is missing. An orphan that cannot start leaves
+ * the registry everywhere, as a child whose restart fails does; a missing
+ * replica that cannot start is logged and tried again later. */
+static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
 {
     ph_buf sl, ml, gone;
     list_walk ws, wm;
@@ -71,25 +72,32 @@ static void restart_orphans(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
         if (r.errors.n != errors && parse_spec(spec, &si) == 0)
             elist_add(&failed, "~t", si.id);
     }
-    LOG_I("hub", "%s: %d orphaned child(ren) restarted here, %d failed", h->cfg.hub_id, r.started.n,
-          r.errors.n);
+    LOG_I("hub", "%s: %d child(ren) started here (orphans, missing replicas), %d failed",
+          h->cfg.hub_id, r.started.n, r.errors.n);
     if (failed.n && elist_to(&gone, &failed) == 0) {
         list_walk w;
         ph_term cid;
         ph_buf key;
+        elist lost;
         ph_buf_init(&key);
+        elist_init(&lost);
         list_begin(&w, ph_buf_term(&gone));
         while (list_next(&w, &cid) > 0) {
             key.index = 0;
             reg_row *row = registry_key(cid, &key) == 0
                                ? registry_get(h->reg, key.buff, (uint32_t)key.index)
                                : NULL;
-            if (row && row->n_nodes == 0)
+            if (row && row->n_nodes == 0) { /* no copy anywhere: it goes */
+                elist_add(&lost, "~t", cid);
                 forget_row(h, ctx, row);
+            }
         }
+        ph_buf_reset(&gone);
+        if (lost.n && elist_to(&gone, &lost) == 0)
+            for (int i = 0; i < h->members.n; i++)
+                send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&gone));
+        elist_free(&lost);
         ph_buf_free(&key);
-        for (int i = 0; i < h->members.n; i++)
-            send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&gone));
     }
     result_free(&r);
     elist_free(&failed);
@@ -115,22 +123,41 @@ void reconcile(hub *h, ph_ctx *ctx)
         return;
     }
     while ((row = registry_next(h->reg, &i)) != NULL) {
-        uint32_t owner = hub_owner(h, reg_row_key(row));
-        if (owner == ATOM_NONE)
+        uint32_t owners[MAX_REPLICAS];
+        int k = hub_owners(h, reg_row_key(row), owners, MAX_REPLICAS);
+        if (k <= 0)
             continue;
-        if (row->n_nodes == 0) {
-            if (owner != h->self_node) {
+        int mine = 0;
+        for (int j = 0; j < k && !mine; j++)
+            mine = owners[j] == h->self_node;
+        if (!row_local_pid(h, row, &pid)) {
+            /* Fewer copies than owners: each owner without one starts its
+             * own (an orphan's owner restarts it; a replica lost with its
+             * node comes back). */
+            if (mine && row->n_nodes < k) {
+                if (ph_buf_append_term(&specs.b, reg_row_spec(row)) == 0 &&
+                    ph_buf_append_term(&metas.b, reg_row_meta(row)) == 0) {
+                    specs.n++;
+                    metas.n++;
+                }
+            } else if (row->n_nodes == 0) {
                 orphans_elsewhere++;
-            } else if (ph_buf_append_term(&specs.b, reg_row_spec(row)) == 0 &&
-                       ph_buf_append_term(&metas.b, reg_row_meta(row)) == 0) {
-                specs.n++;
-                metas.n++;
             }
             continue;
         }
-        if (owner == h->self_node || !row_local_pid(h, row, &pid))
+        if (mine)
             continue;
-        member *m = membership_find(&h->members, owner);
+        /* A copy here that no owner of ours is: it goes to an owner that
+         * has none yet (one that has one answers so, and ours stops). */
+        uint32_t to = owners[0];
+        for (int j = k - 1; j >= 0; j--) {
+            int has = 0;
+            for (uint16_t x = 0; x < row->n_nodes && !has; x++)
+                has = row->nodes[x].node == owners[j];
+            if (!has)
+                to = owners[j];
+        }
+        member *m = membership_find(&h->members, to);
         child *c = m ? child_find(h, pid, NULL) : NULL;
         if (!c || c->stopping || moving_target(h, row->data, row->key_len) != ATOM_NONE)
             continue;
@@ -144,11 +171,12 @@ void reconcile(hub *h, ph_ctx *ctx)
     if (moving)
         LOG_I("hub", "%s: %d child(ren) move to their owners", h->cfg.hub_id, moving);
     if (specs.n)
-        restart_orphans(h, ctx, &specs, &metas);
+        start_owed(h, ctx, &specs, &metas);
     elist_free(&specs);
     elist_free(&metas);
     if (orphans_elsewhere)
         schedule_orphan_check(h, ctx, ORPHAN_CHECK_MS);
+    signal_roles(h, ctx);
 }
 
 /* Orphans still waiting for another member a moment after they became

@@ -136,6 +136,7 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
         tomb_clear(h, row->data, row->key_len); /* started again since its stop */
     fire_insert(h, ctx, row);
     note_registered(h, row, pid);
+    signal_role(h, ctx, row, pid);
     /* {Cid, [{Node, Pid}]}, encoded directly: this runs per child */
     ph_buf *st = &r->started.b;
     if (ph_buf_reserve(st, 64u + row->key_len) == 0 && ei_x_encode_tuple_header(st, 2) == 0 &&
@@ -150,6 +151,29 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
     }
     if (o->rollback)
         elist_add(&r->started_keys, "~t", reg_row_key(row));
+}
+
+/* The row of a child just started here: the spec and metadata given, this
+ * node's pid, and the copies other nodes run (replicas; the old copy of a
+ * child moving here) as old, the row it replaces, listed them. */
+reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, ph_term meta,
+                       ph_pid pid, const reg_row *old)
+{
+    reg_node_pid one = {h->self_node, pid}, *nodes = &one;
+    uint16_t n = 1;
+    if (old && old->n_nodes) {
+        nodes = malloc(((size_t)old->n_nodes + 1) * sizeof *nodes);
+        if (!nodes)
+            return NULL;
+        nodes[0] = one;
+        for (uint16_t i = 0; i < old->n_nodes; i++)
+            if (old->nodes[i].node != h->self_node)
+                nodes[n++] = old->nodes[i];
+    }
+    reg_row *row = registry_put(h->reg, key, key_len, spec, meta, nodes, n);
+    if (nodes != &one)
+        free(nodes);
+    return row;
 }
 
 void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r)
@@ -174,8 +198,7 @@ void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_res
         note_failed(h, o, r, s.id, ph_buf_term(reason));
         return;
     }
-    reg_node_pid np = {h->self_node, pid};
-    row = registry_put(h->reg, key->buff, (uint32_t)key->index, spec, o->metadata, &np, 1);
+    row = register_copy(h, key->buff, (uint32_t)key->index, spec, o->metadata, pid, row);
     if (!row || !child_add(h, pid, key->buff, (uint16_t)key->index, &s)) {
         LOG_E("hub", "out of memory registering a child");
         ph_exit(ctx, pid, (ph_term){"\x77\x04kill", 0});

@@ -283,13 +283,29 @@ static void batch_run(hub *h, ph_ctx *ctx, batch *b, const start_opts *o, start_
         case PREP_SPAWN: /* the helper could not even start: do it here */
             start_one(h, ctx, it->spec, o, r);
             break;
-        case PREP_STARTED:
-            if (registry_insert_row(h->reg, it->row) && child_insert(h, it->rec) == 0) {
+        case PREP_STARTED: {
+            /* copies on other nodes (replicas, a child moving here) stay listed */
+            reg_row *old =
+                registry_get_hashed(h->reg, it->row->data, it->row->key_len, it->row->hash);
+            reg_node_pid few[8], *others = few;
+            int n_others = 0;
+            if (old && old->n_nodes > 8 && !(others = malloc(old->n_nodes * sizeof *others)))
+                others = few; /* out of memory: the next repair lists the rest */
+            for (uint16_t x = 0; old && x < old->n_nodes; x++)
+                if (old->nodes[x].node != h->self_node && (others != few || n_others < 8))
+                    others[n_others++] = old->nodes[x];
+            int inserted = registry_insert_row(h->reg, it->row) && child_insert(h, it->rec) == 0;
+            for (int x = 0; inserted && x < n_others; x++)
+                registry_set_node(h->reg, it->row, others[x].node, others[x].pid);
+            if (others != few)
+                free(others);
+            if (inserted) {
                 it->rec = NULL;
                 note_started(h, ctx, o, r, it->row, id, it->pid);
                 it->row = NULL;
                 break;
             }
+        }
             /* no room in the tables */
             /* fall through */
         case PREP_NOMEM:

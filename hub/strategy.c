@@ -5,6 +5,8 @@
  * (redundancy). The rest of the hub reaches them only through here. */
 #include "hub/hub_internal.h"
 
+#include "strategies/redundancy/replication.h"
+
 #include <dlfcn.h>
 #include <stdio.h>
 
@@ -189,4 +191,62 @@ long hub_view_digest(hub *h)
     uint64_t d = h->dist->digest(h->dist_state) ^
                  (0x9e3779b97f4a7c15ULL * (uint64_t)hub_replication_factor(h));
     return (long)(d >> 1); /* a non-negative long, for an option value */
+}
+
+/* --- redundancy: the active replica and its signal ------------------------ */
+
+/* The node of the active replica of id among its owners (ProcessHub's
+ * master_node), or ATOM_NONE. With active_active every replica is active. */
+uint32_t hub_active_node(hub *h, ph_term id)
+{
+    uint32_t owners[MAX_REPLICAS];
+    const char *names[MAX_REPLICAS];
+    int k = hub_owners(h, id, owners, MAX_REPLICAS);
+    for (int i = 0; i < k; i++)
+        names[i] = atom_text(owners[i]);
+    int m = replication_master(id, names, k);
+    return m >= 0 ? owners[m] : ATOM_NONE;
+}
+
+/* Tells the copy of row running here its role when it changed (or was never
+ * told), as redundancy_signal asks: {process_hub, redundancy_signal,
+ * active | passive}. Only the replicas whose role changed hear again. */
+void signal_role(hub *h, ph_ctx *ctx, const reg_row *row, ph_pid pid)
+{
+    if (h->cfg.redundancy_signal == SIGNAL_NONE)
+        return;
+    child *c = child_find(h, pid, NULL);
+    if (!c || c->stopping)
+        return;
+    uint8_t role = 1;
+    if (h->cfg.active_passive)
+        role = hub_active_node(h, reg_row_key(row)) == h->self_node ? 1 : 2;
+    if (role == c->mode)
+        return;
+    c->mode = role;
+    int sig = h->cfg.redundancy_signal;
+    if (sig == SIGNAL_ALL || (sig == SIGNAL_ACTIVE && role == 1) ||
+        (sig == SIGNAL_PASSIVE && role == 2)) {
+        ph_buf b;
+        if (ph_buf_init(&b) == 0) {
+            if (ph_build(&b, "{process_hub, redundancy_signal, ~a}",
+                         role == 1 ? "active" : "passive") == 0)
+                ph_send(ctx, pid, ph_buf_term(&b));
+            ph_buf_free(&b);
+        }
+    }
+}
+
+/* After the members changed: every replica here whose role changed hears
+ * of it (active_passive; in active_active roles never change). */
+void signal_roles(hub *h, ph_ctx *ctx)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    ph_pid pid;
+    if (h->cfg.redundancy_signal == SIGNAL_NONE || !h->cfg.active_passive)
+        return;
+    while ((row = registry_next(h->reg, &i)) != NULL)
+        if (row_local_pid(h, row, &pid))
+            signal_role(h, ctx, row, pid);
 }

@@ -61,6 +61,7 @@ void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason)
             if (nc) {
                 fire_insert(h, ctx, row);
                 note_registered(h, row, pid);
+                signal_role(h, ctx, row, pid); /* a fresh copy is told its role again */
                 if (hooks_has(h->hooks, "child_process_pid_update_hook")) {
                     ph_buf d;
                     ph_buf_init(&d);
