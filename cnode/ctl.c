@@ -48,7 +48,8 @@ static void usage(void)
             "  members                           the hub cluster's members\n"
             "  children [--node N] [--limit K]   children cluster-wide (id, node, pid)\n"
             "  lookup ID                         one child's spec and pid\n"
-            "  start-child JSON-SPEC             e.g. '{\"id\":\"c1\",\"start\":{\"module\":\"counter\"}}'\n"
+            "  start-child JSON-SPEC             e.g. "
+            "'{\"id\":\"c1\",\"start\":{\"module\":\"counter\"}}'\n"
             "  stop-child ID\n"
             "  ping\n"
             "exit status: 0 ok, 1 refused or unknown id, 2 bad command line, 3 node unreachable\n");
@@ -170,8 +171,8 @@ static int call(ctl *c, const char *name, const ph_buf *request, ph_buf *reply)
     while (status < 0) {
         long left = deadline - now_ms();
         if (left <= 0) {
-            status = failf(EXIT_UNREACHABLE, "no reply from %s on %s within %u ms", name,
-                           c->target, c->timeout_ms);
+            status = failf(EXIT_UNREACHABLE, "no reply from %s on %s within %u ms", name, c->target,
+                           c->timeout_ms);
             break;
         }
         erlang_msg m;
@@ -261,8 +262,8 @@ static int cmd_ping(ctl *c)
     if (!yes)
         return failf(EXIT_REFUSED, "%s answered the ping with something else than yes", c->target);
     if (c->json) {
-        json_t *j = json_pack("{s:s, s:s, s:I}", "node", c->target, "result", "pong", "ms",
-                              (json_int_t)ms);
+        json_t *j =
+            json_pack("{s:s, s:s, s:I}", "node", c->target, "result", "pong", "ms", (json_int_t)ms);
         print_json(j);
         json_decref(j);
     } else {
@@ -316,7 +317,8 @@ static int cmd_status(ctl *c)
     if (ph_match(ph_buf_term(&count), "~i", &total) != 1)
         total = -1;
     json_object_set_new(j, "children_cluster", json_integer(total));
-    json_object_set_new(j, "partitioned", json_boolean(ph_match(ph_buf_term(&parted), "true") == 1));
+    json_object_set_new(j, "partitioned",
+                        json_boolean(ph_match(ph_buf_term(&parted), "true") == 1));
     ph_buf_free(&members);
     ph_buf_free(&local);
     ph_buf_free(&count);
@@ -329,7 +331,8 @@ static int cmd_status(ctl *c)
         printf("%-16s %s\n", "node", c->target);
         printf("%-16s %s\n", "version", json_string_value(json_object_get(j, "version")));
         printf("%-16s %s\n", "uptime", up);
-        printf("%-16s %lld\n", "creation", (long long)json_integer_value(json_object_get(j, "creation")));
+        printf("%-16s %lld\n", "creation",
+               (long long)json_integer_value(json_object_get(j, "creation")));
         printf("%-16s %lld\n", "schedulers",
                (long long)json_integer_value(json_object_get(j, "schedulers")));
         printf("%-16s %lld\n", "connections",
@@ -375,8 +378,8 @@ static int cmd_members(ctl *c)
     json_t *mj = ctl_term_to_json(ph_buf_term(&members));
     ph_buf_free(&members);
     if (c->json) {
-        json_t *j = json_pack("{s:s, s:s, s:O}", "node", c->target, "hub_id", c->hub_id,
-                              "members", mj);
+        json_t *j =
+            json_pack("{s:s, s:s, s:O}", "node", c->target, "hub_id", c->hub_id, "members", mj);
         print_json(j);
         json_decref(j);
     } else {
@@ -637,9 +640,9 @@ static int cmd_start_child(ctl *c, const char *spec_json)
         } else {
             size_t i;
             json_t *p;
-            json_array_foreach(where, i, p)
-                printf("started %s on %s as %s\n", id, json_string_value(json_object_get(p, "node")),
-                       json_string_value(json_object_get(p, "pid")));
+            json_array_foreach(where, i, p) printf("started %s on %s as %s\n", id,
+                                                   json_string_value(json_object_get(p, "node")),
+                                                   json_string_value(json_object_get(p, "pid")));
             if (json_array_size(where) == 0)
                 printf("started %s\n", id);
         }
@@ -697,8 +700,10 @@ static int parse_number(const char *flag, const char *text, long min, long max, 
     errno = 0;
     long v = strtol(text, &end, 10);
     if (errno || end == text || *end || v < min || v > max)
-        return failf(EXIT_USAGE, "%s must be an integer between %ld and %ld, got '%s' (see 'phnode ctl --help')",
-                     flag, min, max, text);
+        return failf(
+            EXIT_USAGE,
+            "%s must be an integer between %ld and %ld, got '%s' (see 'phnode ctl --help')", flag,
+            min, max, text);
     *out = v;
     return 0;
 }
@@ -771,8 +776,8 @@ int ctl_main(int argc, char **argv)
         json_error_t jerr;
         json_t *spec = json_loads(pos[1], 0, &jerr);
         if (!spec)
-            return failf(EXIT_USAGE, "start-child: the spec is not JSON: %s (column %d)",
-                         jerr.text, jerr.column);
+            return failf(EXIT_USAGE, "start-child: the spec is not JSON: %s (column %d)", jerr.text,
+                         jerr.column);
         json_decref(spec);
     }
     int rc = connect_node(&c);

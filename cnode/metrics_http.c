@@ -126,10 +126,10 @@ int metrics_http_start(const char *addr, unsigned port, char *err, size_t err_si
         snprintf(err, err_size, "--metrics-bind: '%s' is not an IPv4 address", addr);
         return -1;
     }
-    daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port,
-                               NULL, NULL, handle, NULL, MHD_OPTION_SOCK_ADDR, &sa,
-                               MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_LIMIT,
-                               64u, MHD_OPTION_END);
+    daemon_ =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port, NULL, NULL,
+                         handle, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_TIMEOUT,
+                         10u, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
     if (!daemon_) {
         snprintf(err, err_size, "cannot serve metrics on %s:%u (port in use?)", addr, port);
         return -1;

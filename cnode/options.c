@@ -100,7 +100,7 @@ static int config_strings(json_t *root, const char *key, const char **list, int 
 }
 
 static const char *const known_fields[] = {
-    "net_ticktime", "schedulers",   "worker_libs",  "join",       "log_level",    "port",
+    "net_ticktime",  "schedulers",   "worker_libs",  "join",       "log_level",   "port",
     "max_processes", "busy_poll_us", "metrics_port", "log_format", "metrics_bind"};
 
 static int config_string(json_t *root, const char *key, const char **out, char *err,
@@ -151,8 +151,7 @@ static int load_config(options *o, int set_ticktime, int set_schedulers, int set
         config_uint(root, "max_processes", 16, 1u << 20, &o->max_processes, set_max, err,
                     err_size) ||
         config_uint(root, "busy_poll_us", 0, 10000, &o->busy_poll_us, set_busy, err, err_size) ||
-        config_uint(root, "metrics_port", 0, 65535, &o->metrics_port, set_metrics, err,
-                    err_size) ||
+        config_uint(root, "metrics_port", 0, 65535, &o->metrics_port, set_metrics, err, err_size) ||
         config_string(root, "log_format", &o->log_format, err, err_size) ||
         config_string(root, "metrics_bind", &o->metrics_bind, err, err_size) ||
         config_strings(root, "worker_libs", o->worker_libs, &o->n_worker_libs, err, err_size) ||
@@ -296,8 +295,9 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         snprintf(err, err_size, "--log-format must be text or json, got '%s'", o->log_format);
         return -1;
     }
-    if (o->log_level && strcmp(o->log_level, "error") != 0 && strcmp(o->log_level, "warning") != 0 &&
-        strcmp(o->log_level, "info") != 0 && strcmp(o->log_level, "debug") != 0) {
+    if (o->log_level && strcmp(o->log_level, "error") != 0 &&
+        strcmp(o->log_level, "warning") != 0 && strcmp(o->log_level, "info") != 0 &&
+        strcmp(o->log_level, "debug") != 0) {
         snprintf(err, err_size, "--log-level must be one of error, warning, info, debug, got '%s'",
                  o->log_level);
         return -1;

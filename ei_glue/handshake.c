@@ -41,9 +41,12 @@ METRIC_COUNTER(m_hs_other, HS_NAME, "reason=\"other\"", HS_HELP);
 static void count_failure(handshake_failure kind)
 {
     static metric *const by_kind[HS_N_FAILURES] = {
-        [HS_NOT_RUNNING] = &m_hs_not_running, [HS_BAD_COOKIE] = &m_hs_bad_cookie,
-        [HS_GARBAGE] = &m_hs_garbage,         [HS_TIMEOUT] = &m_hs_timeout,
-        [HS_REFUSED] = &m_hs_refused,         [HS_CLOSED] = &m_hs_closed,
+        [HS_NOT_RUNNING] = &m_hs_not_running,
+        [HS_BAD_COOKIE] = &m_hs_bad_cookie,
+        [HS_GARBAGE] = &m_hs_garbage,
+        [HS_TIMEOUT] = &m_hs_timeout,
+        [HS_REFUSED] = &m_hs_refused,
+        [HS_CLOSED] = &m_hs_closed,
         [HS_OTHER] = &m_hs_other,
     };
     if ((unsigned)kind < HS_N_FAILURES && by_kind[kind])
@@ -55,8 +58,7 @@ static void log_failure(log_level level, const char *direction, const handshake_
 {
     log_field f[] = {{"peer", r->node}, {"peer_addr", r->peer}, {"reason", r->reason}};
     log_write_fields(level, "handshake", f, 3, "%s handshake failed: %s%s%s%s", direction,
-                     handshake_failure_text(r->kind), r->detail[0] ? ": " : "", r->detail,
-                     suffix);
+                     handshake_failure_text(r->kind), r->detail[0] ? ": " : "", r->detail, suffix);
 }
 
 static void *acceptor_main(void *arg)
@@ -118,8 +120,8 @@ static void *connector_main(void *arg)
             handshake_diag_classify(0, erl_errno, &r);
             snprintf(r.node, sizeof r.node, "%.255s", name);
             count_failure(r.kind);
-            int quiet = r.kind == HS_NOT_RUNNING ||
-                        (r.kind == HS_REFUSED && strcmp(r.detail, "nok") == 0);
+            int quiet =
+                r.kind == HS_NOT_RUNNING || (r.kind == HS_REFUSED && strcmp(r.detail, "nok") == 0);
             routine &= quiet;
             char suffix[32];
             snprintf(suffix, sizeof suffix, " (attempt %d of %d)", attempt + 1, CONNECT_ATTEMPTS);

@@ -185,8 +185,7 @@ static void classify_outgoing(int err, handshake_report *r)
         r->kind = err == ETIMEDOUT ? HS_TIMEOUT : HS_CLOSED;
         return;
     }
-    if (!packet(rec.rx, rec.rx_len, 0, &b, &n, &claimed) || n < 1 || b[0] != 's' ||
-        claimed > 64) {
+    if (!packet(rec.rx, rec.rx_len, 0, &b, &n, &claimed) || n < 1 || b[0] != 's' || claimed > 64) {
         r->kind = rec.rx_len < 3 && err == ETIMEDOUT ? HS_TIMEOUT : HS_GARBAGE;
         return;
     }

@@ -15,14 +15,14 @@
 #include <stddef.h>
 
 typedef enum handshake_failure {
-    HS_IDLE = 0,     /* nothing was accepted (an idle accept timeout): not a failure */
-    HS_NOT_RUNNING,  /* outgoing: epmd does not know the node, or its port refused */
-    HS_BAD_COOKIE,   /* the challenge digest did not match (either side's cookie) */
-    HS_GARBAGE,      /* the peer's bytes are not a distribution handshake */
-    HS_TIMEOUT,      /* the peer stopped sending in the middle of the handshake */
-    HS_REFUSED,      /* the peer answered a status other than ok (nok, not_allowed, ...) */
-    HS_CLOSED,       /* the peer closed the connection during the handshake */
-    HS_OTHER,        /* anything else (see the errno) */
+    HS_IDLE = 0,    /* nothing was accepted (an idle accept timeout): not a failure */
+    HS_NOT_RUNNING, /* outgoing: epmd does not know the node, or its port refused */
+    HS_BAD_COOKIE,  /* the challenge digest did not match (either side's cookie) */
+    HS_GARBAGE,     /* the peer's bytes are not a distribution handshake */
+    HS_TIMEOUT,     /* the peer stopped sending in the middle of the handshake */
+    HS_REFUSED,     /* the peer answered a status other than ok (nok, not_allowed, ...) */
+    HS_CLOSED,      /* the peer closed the connection during the handshake */
+    HS_OTHER,       /* anything else (see the errno) */
     HS_N_FAILURES
 } handshake_failure;
 

@@ -174,8 +174,8 @@ void log_write(log_level level, const char *component, const char *fmt, ...)
     va_end(ap);
 }
 
-void log_write_fields(log_level level, const char *component, const log_field *fields,
-                      int n_fields, const char *fmt, ...)
+void log_write_fields(log_level level, const char *component, const log_field *fields, int n_fields,
+                      const char *fmt, ...)
 {
     if (!log_enabled(level))
         return;

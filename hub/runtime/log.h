@@ -23,8 +23,8 @@ void log_set_node(const char *node);
 int log_enabled(log_level level);
 void log_write(log_level level, const char *component, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-void log_write_fields(log_level level, const char *component, const log_field *fields,
-                      int n_fields, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void log_write_fields(log_level level, const char *component, const log_field *fields, int n_fields,
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
 #define LOG_E(comp, ...) log_write(LOG_ERROR, comp, __VA_ARGS__)
 #define LOG_W(comp, ...) log_write(LOG_WARN, comp, __VA_ARGS__)

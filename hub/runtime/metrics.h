@@ -86,14 +86,15 @@ static inline void metric_gauge_add(metric *m, int64_t d)
     atomic_fetch_add_explicit(&m->gauge, d, memory_order_relaxed);
 }
 
-#define METRIC_DEFINE_(var, type_, name_, labels_, help_)                                         \
-    metric var = {.name = name_, .labels = labels_, .help = help_, .type = type_};                \
-    __attribute__((constructor)) static void var##_register(void)                                 \
+#define METRIC_DEFINE_(var, type_, name_, labels_, help_)                                          \
+    metric var = {.name = name_, .labels = labels_, .help = help_, .type = type_};                 \
+    __attribute__((constructor)) static void var##_register(void)                                  \
     {                                                                                              \
         metrics_register(&var);                                                                    \
     }
 #define METRIC_COUNTER(var, name, labels, help)                                                    \
     METRIC_DEFINE_(var, METRIC_TYPE_COUNTER, name, labels, help)
-#define METRIC_GAUGE(var, name, labels, help) METRIC_DEFINE_(var, METRIC_TYPE_GAUGE, name, labels, help)
+#define METRIC_GAUGE(var, name, labels, help)                                                      \
+    METRIC_DEFINE_(var, METRIC_TYPE_GAUGE, name, labels, help)
 
 #endif

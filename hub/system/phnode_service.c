@@ -58,15 +58,15 @@ static ph_result handle_status(ph_buf *reply)
     int n_strategies = 0;
     while (n_strategies < 5 && info.strategies[n_strategies][0])
         n_strategies++;
-    if (ei_x_encode_map_header(reply, 9) != 0 ||
-        ph_build(reply, "version") || ph_build(reply, "~s", info.version ? info.version : "") ||
-        ph_build(reply, "uptime_ms") || ph_build(reply, "~i", uptime_ms) ||
-        ph_build(reply, "creation") || ph_build(reply, "~i", (long)info.creation) ||
-        ph_build(reply, "schedulers") || ph_build(reply, "~i", (long)info.schedulers) ||
-        ph_build(reply, "connections") || ph_build(reply, "~i", connections) ||
-        ph_build(reply, "processes") || ph_build(reply, "~i", (long)process_count()) ||
-        ph_build(reply, "memory_bytes") || ph_build(reply, "~i", resident_bytes()) ||
-        ph_build(reply, "hub_id") || ph_build(reply, "~a", info.hub_id ? info.hub_id : "my_hub") ||
+    if (ei_x_encode_map_header(reply, 9) != 0 || ph_build(reply, "version") ||
+        ph_build(reply, "~s", info.version ? info.version : "") || ph_build(reply, "uptime_ms") ||
+        ph_build(reply, "~i", uptime_ms) || ph_build(reply, "creation") ||
+        ph_build(reply, "~i", (long)info.creation) || ph_build(reply, "schedulers") ||
+        ph_build(reply, "~i", (long)info.schedulers) || ph_build(reply, "connections") ||
+        ph_build(reply, "~i", connections) || ph_build(reply, "processes") ||
+        ph_build(reply, "~i", (long)process_count()) || ph_build(reply, "memory_bytes") ||
+        ph_build(reply, "~i", resident_bytes()) || ph_build(reply, "hub_id") ||
+        ph_build(reply, "~a", info.hub_id ? info.hub_id : "my_hub") ||
         ph_build(reply, "strategies") || ei_x_encode_map_header(reply, n_strategies) != 0)
         return PH_NOREPLY;
     for (int i = 0; i < n_strategies; i++)
