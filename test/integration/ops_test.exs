@@ -28,8 +28,21 @@ defmodule PhNode.OpsTest do
 
   setup_all do
     port = free_port()
-    a = PhTest.start_node(ticktime: @ticktime, args: ["--metrics-port", "#{port}"])
-    b = PhTest.start_node(ticktime: @ticktime, args: ["--join", Atom.to_string(a.node)])
+    # names of their own: other test files reuse ph_SUFFIX_N (and its log file)
+    a =
+      PhTest.start_node(
+        name: PhTest.unique_name("ops"),
+        ticktime: @ticktime,
+        args: ["--metrics-port", "#{port}"]
+      )
+
+    b =
+      PhTest.start_node(
+        name: PhTest.unique_name("ops"),
+        ticktime: @ticktime,
+        args: ["--join", Atom.to_string(a.node)]
+      )
+
     on_exit(fn -> Enum.each([a, b], &PhTest.kill_node/1) end)
 
     members = fn n -> GenServer.call({:my_hub, n.node}, {:nodes, []}) end
@@ -74,7 +87,13 @@ defmodule PhNode.OpsTest do
 
       {out, 0} = ctl(b, ["members"])
       assert out =~ ~r/^#{Regex.escape(Atom.to_string(b.node))}\s+\(this node\)/m
-      assert out =~ Atom.to_string(a.node)
+      hub_members = GenServer.call({:my_hub, b.node}, {:nodes, [:include_local]})
+      assert out =~ ~r/^#{length(hub_members)} member\(s\) of hub my_hub$/m
+
+      for m <- hub_members,
+          do: assert(out =~ Atom.to_string(m), "#{m} missing: #{out} (hub: #{inspect(hub_members)})")
+
+      assert a.node in hub_members, "#{b.node}'s hub lost #{a.node}: #{inspect(hub_members)}"
       {out, 0} = ctl(b, ["members", "--json"])
       assert out =~ ~s("members":[)
     end
@@ -279,6 +298,7 @@ defmodule PhNode.OpsTest do
 
       n =
         PhTest.start_node(
+          name: PhTest.unique_name("opsjson"),
           ticktime: @ticktime,
           args: ["--log-format", "json", "--join", Atom.to_string(missing)]
         )
