@@ -14,7 +14,7 @@ EI_DIR  := $(shell erl -noshell -eval 'io:format("~s",[code:lib_dir(erl_interfac
 ifeq ($(EI_DIR),)
 $(error erl_interface not found: install erlang-dev (see .ci/install-deps))
 endif
-PKGS    := jansson libssl libcrypto
+PKGS    := jansson libssl libcrypto libmicrohttpd
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=c11 -D_GNU_SOURCE -D_REENTRANT -Wall -Wextra -Werror $(OPT) -g $(SAN) \

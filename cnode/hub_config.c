@@ -88,11 +88,11 @@ static int json_to_term(ph_buf *b, json_t *v)
 }
 
 static int encode_atom_field(ph_buf *b, json_t *spec, const char *key, const char *dflt, char *err,
-                             size_t size, size_t index)
+                             size_t size, const char *prefix)
 {
     json_t *v = json_object_get(spec, key);
-    char field[64];
-    snprintf(field, sizeof field, "child_specs[%zu].%s", index, key);
+    char field[128];
+    snprintf(field, sizeof field, "%s.%s", prefix, key);
     if (!v)
         return dflt ? (ei_x_encode_atom(b, dflt) == 0 ? 0 : -1) : fail(err, size, field, "missing");
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 255)
@@ -102,10 +102,10 @@ static int encode_atom_field(ph_buf *b, json_t *spec, const char *key, const cha
 
 /* {"id": "c1", "start": {"module": "counter", "function": "start_link",
  *  "args": [5]}, "restart": "permanent", "shutdown": 5000 | "brutal_kill"} */
-static int encode_spec(ph_buf *b, json_t *spec, size_t index, char *err, size_t size)
+static int encode_spec(ph_buf *b, json_t *spec, const char *prefix, char *err, size_t size)
 {
-    char field[64];
-    snprintf(field, sizeof field, "child_specs[%zu]", index);
+    char field[128];
+    snprintf(field, sizeof field, "%s", prefix);
     if (!json_is_object(spec))
         return fail(err, size, field, "must be an object");
     const char *key;
@@ -114,22 +114,22 @@ static int encode_spec(ph_buf *b, json_t *spec, size_t index, char *err, size_t 
     {
         if (strcmp(key, "id") && strcmp(key, "start") && strcmp(key, "restart") &&
             strcmp(key, "shutdown")) {
-            snprintf(field, sizeof field, "child_specs[%zu].%s", index, key);
+            snprintf(field, sizeof field, "%s.%s", prefix, key);
             return fail(err, size, field, "unknown field");
         }
     }
     json_t *id = json_object_get(spec, "id"), *start = json_object_get(spec, "start");
     json_t *shutdown = json_object_get(spec, "shutdown");
-    snprintf(field, sizeof field, "child_specs[%zu].id", index);
+    snprintf(field, sizeof field, "%s.id", prefix);
     if (!json_is_string(id) || json_string_length(id) == 0)
         return fail(err, size, field, "must be a non-empty string");
-    snprintf(field, sizeof field, "child_specs[%zu].start", index);
+    snprintf(field, sizeof field, "%s.start", prefix);
     if (!json_is_object(start))
         return fail(err, size, field, "must be an object with module, function and args");
     json_object_foreach(start, key, v)
     {
         if (strcmp(key, "module") && strcmp(key, "function") && strcmp(key, "args")) {
-            snprintf(field, sizeof field, "child_specs[%zu].start.%s", index, key);
+            snprintf(field, sizeof field, "%s.start.%s", prefix, key);
             return fail(err, size, field, "unknown field");
         }
     }
@@ -137,8 +137,8 @@ static int encode_spec(ph_buf *b, json_t *spec, size_t index, char *err, size_t 
     if (ei_x_encode_map_header(b, shutdown ? 4 : 3) != 0 || ei_x_encode_atom(b, "id") != 0 ||
         json_to_term(b, id) != 0 || ei_x_encode_atom(b, "start") != 0 ||
         ei_x_encode_tuple_header(b, 3) != 0 ||
-        encode_atom_field(b, start, "module", NULL, err, size, index) != 0 ||
-        encode_atom_field(b, start, "function", "start_link", err, size, index) != 0)
+        encode_atom_field(b, start, "module", NULL, err, size, prefix) != 0 ||
+        encode_atom_field(b, start, "function", "start_link", err, size, prefix) != 0)
         return -1;
     if (args ? json_to_term(b, args) != 0 : ei_x_encode_empty_list(b) != 0)
         return -1;
@@ -146,13 +146,13 @@ static int encode_spec(ph_buf *b, json_t *spec, size_t index, char *err, size_t 
         return -1;
     json_t *restart = json_object_get(spec, "restart");
     const char *r = restart ? json_string_value(restart) : "permanent";
-    snprintf(field, sizeof field, "child_specs[%zu].restart", index);
+    snprintf(field, sizeof field, "%s.restart", prefix);
     if (!r || (strcmp(r, "permanent") && strcmp(r, "transient") && strcmp(r, "temporary")))
         return fail(err, size, field, "must be \"permanent\", \"transient\" or \"temporary\"");
     if (ei_x_encode_atom(b, r) != 0)
         return -1;
     if (shutdown) {
-        snprintf(field, sizeof field, "child_specs[%zu].shutdown", index);
+        snprintf(field, sizeof field, "%s.shutdown", prefix);
         if (ei_x_encode_atom(b, "shutdown") != 0)
             return -1;
         if (json_is_integer(shutdown) && json_integer_value(shutdown) >= 0)
@@ -165,6 +165,21 @@ static int encode_spec(ph_buf *b, json_t *spec, size_t index, char *err, size_t 
 }
 
 /* A hook argument: "_" is the hook data, ":name" an atom, the rest as JSON. */
+int hub_config_encode_child_spec(ph_buf *b, json_t *spec, char *err, size_t err_size)
+{
+    char inner[256];
+    if (encode_spec(b, spec, "spec", inner, sizeof inner) == 0)
+        return 0;
+    /* "config field \"spec.id\": ..." -> "child spec field \"id\": ..." */
+    const char *dot = strstr(inner, "\"spec");
+    if (dot && (dot[5] == '.' || dot[5] == '"'))
+        snprintf(err, err_size, "child spec%s%s", dot[5] == '.' ? " field \"" : "",
+                 dot[5] == '.' ? dot + 6 : dot + 6);
+    else
+        snprintf(err, err_size, "%s", inner);
+    return -1;
+}
+
 static int encode_hook_arg(ph_buf *b, json_t *a)
 {
     const char *s = json_is_string(a) ? json_string_value(a) : NULL;
@@ -333,8 +348,13 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
         if (json_array_size(v) &&
             ei_x_encode_list_header(&c->child_specs, (long)json_array_size(v)) != 0)
             return fail(err, err_size, "child_specs", "out of memory");
-        json_array_foreach(v, i, spec) if (encode_spec(&c->child_specs, spec, i, err, err_size) !=
-                                           0) return -1;
+        json_array_foreach(v, i, spec)
+        {
+            char prefix[48];
+            snprintf(prefix, sizeof prefix, "child_specs[%zu]", i);
+            if (encode_spec(&c->child_specs, spec, prefix, err, err_size) != 0)
+                return -1;
+        }
         if (ei_x_encode_empty_list(&c->child_specs) != 0)
             return fail(err, err_size, "child_specs", "out of memory");
     }

@@ -14,4 +14,8 @@ int hub_config_is_field(const char *key);
  * with a message naming the field in err. */
 int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size);
 
+/* One JSON child spec (docs/configuration.md) as a child spec map; 0, or -1
+ * with the problem in err ("child spec field \"id\": must be ..."). */
+int hub_config_encode_child_spec(ph_buf *b, json_t *spec, char *err, size_t err_size);
+
 #endif

@@ -7,7 +7,9 @@
  * exit signals and DOWNs reach linked and monitoring BEAM processes), then
  * the connections are flushed and closed, then the name leaves epmd.
  */
+#include "cnode/ctl.h"
 #include "cnode/memory_setup.h"
+#include "cnode/metrics_http.h"
 #include "cnode/options.h"
 #include "cnode/workers/workers.h"
 #include "ei_glue/connection.h"
@@ -28,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PHNODE_VERSION "0.1.0"
+#include "cnode/version.h"
 
 static int fail(const char *msg)
 {
@@ -48,14 +50,17 @@ static int load_modules(const options *o)
 
 int main(int argc, char **argv)
 {
+    /* `phnode ctl ...`: the control command, a short-lived client. */
+    if (argc > 1 && strcmp(argv[1], "ctl") == 0)
+        return ctl_main(argc - 1, argv + 1);
     options opts;
     char err[512];
     memory_setup_huge_pages(argv);
     memory_setup_tune_malloc();
     if (options_parse(&opts, argc, argv, err, sizeof err) != 0) {
-        options_usage(argv[0]);
+        options_usage_hint(argv[0], err);
         options_free(&opts);
-        return fail(err);
+        return 2;
     }
     if (opts.help || opts.version) {
         if (opts.help)
@@ -73,6 +78,12 @@ int main(int argc, char **argv)
         }
         log_set_level(level);
     }
+    if (opts.log_format) {
+        log_format format;
+        if (log_format_parse(opts.log_format, &format) == 0)
+            log_set_format(format);
+    }
+    log_set_node(opts.name);
 
     /* Signals are taken by sigwait in this thread only. */
     sigset_t signals;
@@ -122,6 +133,27 @@ int main(int argc, char **argv)
         status = fail("the hub did not start (see the log above)");
         goto stop_runtime;
     }
+    static char dist_text[64], sync_text[64];
+    snprintf(dist_text, sizeof dist_text, "consistent_hashing (atom_encoding %s)",
+             opts.hub.otp26_atoms ? "otp26" : "otp25");
+    snprintf(sync_text, sizeof sync_text, "pubsub (sync_interval %u ms)", opts.hub.sync_interval);
+    phnode_info info = {
+        .version = PHNODE_VERSION,
+        .hub_id = opts.hub.hub_id,
+        .schedulers = opts.schedulers,
+        .creation = node.creation,
+        .strategies = {{"distribution", dist_text},
+                       {"redundancy", "singularity"},
+                       {"migration", "cold_swap"},
+                       {"synchronization", sync_text},
+                       {"partition_tolerance", "divergence"}},
+    };
+    phnode_service_set_info(&info);
+    if (opts.metrics_port &&
+        metrics_http_start(opts.metrics_bind, opts.metrics_port, err, sizeof err) != 0) {
+        status = fail(err);
+        goto stop_runtime;
+    }
     dist_config dc = {.net_ticktime = opts.net_ticktime, .connect_timeout_ms = 5000};
     if (connections_init(&node.ec, &dc) != 0 ||
         node_listen_and_publish(&node, opts.port, err, sizeof err) != 0) {
@@ -143,6 +175,7 @@ int main(int argc, char **argv)
         LOG_W("phnode", "the hub members did not all confirm our leave in %u ms",
               opts.hub.migr_base_timeout);
 
+    metrics_http_stop();
     runtime_shutdown();
     connections_stop();
     node_close(&node);
@@ -151,6 +184,7 @@ int main(int argc, char **argv)
 stop_node:
     node_close(&node);
 stop_runtime:
+    metrics_http_stop();
     runtime_shutdown();
 release:
     names_shutdown();

@@ -19,9 +19,18 @@ void options_usage(const char *prog)
             "          [--worker-lib FILE.so]... [--join NODE]... [--schedulers N]\n"
             "          [--net-ticktime SECONDS] [--port PORT] [--max-processes N]\n"
             "          [--busy-poll-us MICROSECONDS] [--no-beam-discovery]\n"
-            "          [--log-level error|warning|info|debug]\n"
-            "Runs a ProcessHub C node. See docs/configuration.md.\n",
-            prog);
+            "          [--log-level error|warning|info|debug] [--log-format text|json]\n"
+            "          [--metrics-port PORT] [--metrics-bind ADDRESS]\n"
+            "       %s ctl [--node NODE] [--cookie COOKIE] [--json] COMMAND [ARGS]\n"
+            "          (COMMAND: status, members, children, lookup, start-child, stop-child,\n"
+            "           ping; '%s ctl --help' for details)\n"
+            "Runs a ProcessHub C node. See docs/configuration.md and docs/operations.md.\n",
+            prog, prog, prog);
+}
+
+void options_usage_hint(const char *prog, const char *err)
+{
+    fprintf(stderr, "phnode: %s (see '%s --help' for usage)\n", err, prog);
 }
 
 static int parse_uint(const char *flag, const char *text, unsigned min, unsigned max, unsigned *out,
@@ -90,12 +99,26 @@ static int config_strings(json_t *root, const char *key, const char **list, int 
     return 0;
 }
 
-static const char *const known_fields[] = {"net_ticktime",  "schedulers",  "worker_libs",
-                                           "join",          "log_level",   "port",
-                                           "max_processes", "busy_poll_us"};
+static const char *const known_fields[] = {
+    "net_ticktime",  "schedulers",   "worker_libs",  "join",       "log_level",   "port",
+    "max_processes", "busy_poll_us", "metrics_port", "log_format", "metrics_bind"};
+
+static int config_string(json_t *root, const char *key, const char **out, char *err,
+                         size_t err_size)
+{
+    json_t *v = json_object_get(root, key);
+    if (!v || *out)
+        return 0;
+    if (!json_is_string(v)) {
+        snprintf(err, err_size, "config field \"%s\" must be a string", key);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
 
 static int load_config(options *o, int set_ticktime, int set_schedulers, int set_port, int set_max,
-                       int set_busy, char *err, size_t err_size)
+                       int set_busy, int set_metrics, char *err, size_t err_size)
 {
     json_error_t jerr;
     json_t *root = json_load_file(o->config_path, JSON_REJECT_DUPLICATES, &jerr);
@@ -128,6 +151,9 @@ static int load_config(options *o, int set_ticktime, int set_schedulers, int set
         config_uint(root, "max_processes", 16, 1u << 20, &o->max_processes, set_max, err,
                     err_size) ||
         config_uint(root, "busy_poll_us", 0, 10000, &o->busy_poll_us, set_busy, err, err_size) ||
+        config_uint(root, "metrics_port", 0, 65535, &o->metrics_port, set_metrics, err, err_size) ||
+        config_string(root, "log_format", &o->log_format, err, err_size) ||
+        config_string(root, "metrics_bind", &o->metrics_bind, err, err_size) ||
         config_strings(root, "worker_libs", o->worker_libs, &o->n_worker_libs, err, err_size) ||
         config_strings(root, "join", o->join, &o->n_join, err, err_size))
         return -1;
@@ -161,6 +187,9 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         {"log-level", required_argument, NULL, 'l'},
         {"busy-poll-us", required_argument, NULL, 'b'},
         {"no-beam-discovery", no_argument, NULL, 'D'},
+        {"log-format", required_argument, NULL, 'F'},
+        {"metrics-port", required_argument, NULL, 'M'},
+        {"metrics-bind", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -172,7 +201,8 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
     }
     o->net_ticktime = 60;
     o->busy_poll_us = 100;
-    int set_ticktime = 0, set_schedulers = 0, set_port = 0, set_max = 0, set_busy = 0;
+    int set_ticktime = 0, set_schedulers = 0, set_port = 0, set_max = 0, set_busy = 0,
+        set_metrics = 0;
     unsigned port;
     opterr = 0;
     optind = 1;
@@ -229,6 +259,17 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         case 'D':
             o->no_beam_discovery = 1;
             break;
+        case 'F':
+            o->log_format = optarg;
+            break;
+        case 'M':
+            if (parse_uint("--metrics-port", optarg, 1, 65535, &o->metrics_port, err, err_size))
+                return -1;
+            set_metrics = 1;
+            break;
+        case 'B':
+            o->metrics_bind = optarg;
+            break;
         case 'h':
             o->help = 1;
             return 0;
@@ -248,8 +289,21 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         return -1;
     }
     if (o->config_path && load_config(o, set_ticktime, set_schedulers, set_port, set_max, set_busy,
-                                      err, err_size) != 0)
+                                      set_metrics, err, err_size) != 0)
         return -1;
+    if (o->log_format && strcmp(o->log_format, "text") != 0 && strcmp(o->log_format, "json") != 0) {
+        snprintf(err, err_size, "--log-format must be text or json, got '%s'", o->log_format);
+        return -1;
+    }
+    if (o->log_level && strcmp(o->log_level, "error") != 0 &&
+        strcmp(o->log_level, "warning") != 0 && strcmp(o->log_level, "info") != 0 &&
+        strcmp(o->log_level, "debug") != 0) {
+        snprintf(err, err_size, "--log-level must be one of error, warning, info, debug, got '%s'",
+                 o->log_level);
+        return -1;
+    }
+    if (!o->metrics_bind)
+        o->metrics_bind = "127.0.0.1";
     if (o->no_beam_discovery)
         o->hub.beam_discovery = 0;
     if (!o->name) {

@@ -23,6 +23,9 @@ typedef struct options {
     unsigned max_processes;
     unsigned busy_poll_us;
     const char *log_level;
+    const char *log_format;   /* "text" (default) or "json" */
+    unsigned metrics_port;    /* 0: no metrics endpoint */
+    const char *metrics_bind; /* the endpoint's IPv4 address; default 127.0.0.1 */
     int help, version;
     void *config_json; /* keeps strings from the config file alive */
     hub_config hub;
@@ -33,5 +36,7 @@ typedef struct options {
 int options_parse(options *o, int argc, char **argv, char *err, size_t err_size);
 void options_free(options *o);
 void options_usage(const char *prog);
+/* The one line printed for a bad command line. */
+void options_usage_hint(const char *prog, const char *err);
 
 #endif

@@ -30,6 +30,10 @@ phnode cluster running: ${names[*]} (cookie $COOKIE). From another terminal:
   iex> GenServer.call(pid, {:add, 5})
   5
 
+Or with the control command:
+
+  $BUILD/phnode ctl -n ph1@127.0.0.1 --cookie $COOKIE status
+
 Ctrl-C stops the cluster.
 MSG
 wait

@@ -5,6 +5,7 @@
 #include "ei_glue/framing.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
+#include "hub/runtime/metrics.h"
 #include "hub/runtime/route.h"
 #include "hub/runtime/runtime.h"
 #include "hub/runtime/timers.h"
@@ -85,8 +86,12 @@ static peer *peer_find_locked(uint32_t node, int create)
     return p;
 }
 
+static void collect_peers(metrics_out *out);
+
 int connections_init(ei_cnode *ec, const dist_config *cfg)
 {
+    if (metrics_add_collector(collect_peers) != 0)
+        return -1;
     cnode = ec;
     config = *cfg;
     stopping = 0;
@@ -110,13 +115,49 @@ int connections_start(int listen_fd)
     pthread_mutex_unlock(&peers_lock);
     for (int i = 0; i < n; i++)
         if (handshake_connect_async(waiting[i]) != 0)
-            connection_connect_failed(waiting[i]);
+            connection_connect_failed(waiting[i], 0);
     return 0;
 }
 
 unsigned connections_ticktime(void)
 {
     return config.net_ticktime;
+}
+
+/* --- metrics ------------------------------------------------------------ */
+
+METRIC_COUNTER(m_bytes_out, "phnode_dist_sent_bytes_total", "",
+               "Bytes written to distribution connections (frames and ticks).");
+METRIC_COUNTER(m_frames_out, "phnode_dist_frames_sent_total", "",
+               "Distribution frames queued or written (not counting ticks).");
+METRIC_COUNTER(m_conn_in, "phnode_dist_connections_established_total", "direction=\"incoming\"",
+               "Distribution connections established, by who dialed.");
+METRIC_COUNTER(m_conn_out, "phnode_dist_connections_established_total", "direction=\"outgoing\"",
+               "Distribution connections established, by who dialed.");
+METRIC_COUNTER(m_conn_closed, "phnode_dist_connections_closed_total", "",
+               "Distribution connections closed (by either side, lost, or replaced).");
+METRIC_COUNTER(m_dropped_frames, "phnode_dist_dropped_frames_total", "",
+               "Frames dropped because the peer could not be reached or its queue was full.");
+
+static void collect_peers(metrics_out *out)
+{
+    unsigned n[3] = {0, 0, 0};
+    uint64_t queued = 0;
+    pthread_mutex_lock(&peers_lock);
+    for (int b = 0; b < PEER_BUCKETS; b++)
+        for (peer *p = buckets[b]; p; p = p->next) {
+            n[p->state]++;
+            queued += p->pending_bytes;
+        }
+    pthread_mutex_unlock(&peers_lock);
+    metrics_out_family(out, "phnode_dist_peers", METRIC_TYPE_GAUGE,
+                       "Known peer nodes by connection state.");
+    metrics_out_sample(out, "phnode_dist_peers", "state=\"idle\"", n[PEER_IDLE]);
+    metrics_out_sample(out, "phnode_dist_peers", "state=\"connecting\"", n[PEER_CONNECTING]);
+    metrics_out_sample(out, "phnode_dist_peers", "state=\"up\"", n[PEER_UP]);
+    metrics_out_family(out, "phnode_dist_pending_bytes", METRIC_TYPE_GAUGE,
+                       "Bytes waiting for connections that are not up yet.");
+    metrics_out_sample(out, "phnode_dist_pending_bytes", "", (double)queued);
 }
 
 /* --- writing ------------------------------------------------------------ */
@@ -136,6 +177,7 @@ int conn_flush_locked(conn *c)
                 return 0;
             return -1;
         }
+        metric_add(&m_bytes_out, (uint64_t)w);
         size_t left = (size_t)w;
         c->out_bytes -= left;
         while (left > 0 && c->out_head) {
@@ -245,8 +287,10 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
     chunk *ch = chunk_new(FRAMING_HEADER_LEN + ctl_len + msg_len);
     if (!ch) {
         LOG_E("dist", "out of memory queueing a frame for %s", atom_text(node));
+        metric_inc(&m_dropped_frames);
         return -1;
     }
+    metric_inc(&m_frames_out);
     framing_header((unsigned char *)ch->data, ctl_len + msg_len);
     memcpy(ch->data + FRAMING_HEADER_LEN, ctl, ctl_len);
     if (msg_len)
@@ -268,6 +312,7 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
         pthread_mutex_unlock(&peers_lock);
         LOG_W("dist", "dropping a frame for %s: %zu bytes already wait for the connection",
               atom_text(node), p->pending_bytes);
+        metric_inc(&m_dropped_frames);
         free(ch);
         return -1;
     } else {
@@ -279,7 +324,7 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
     }
     pthread_mutex_unlock(&peers_lock);
     if (start_connect && handshake_connect_async(node) != 0)
-        connection_connect_failed(node);
+        connection_connect_failed(node, 0);
     if (c) {
         conn_write(c, ch);
         conn_put(c);
@@ -298,7 +343,7 @@ void connection_request(uint32_t node)
     }
     pthread_mutex_unlock(&peers_lock);
     if (start && handshake_connect_async(node) != 0)
-        connection_connect_failed(node);
+        connection_connect_failed(node, 0);
 }
 
 int connection_is_up(uint32_t node)
@@ -413,6 +458,7 @@ void connection_adopt(int fd, uint32_t node, int incoming)
         ei_close_connection(fd);
         return;
     }
+    metric_inc(incoming ? &m_conn_in : &m_conn_out);
     LOG_I("dist", "connected to %s (%s)", atom_text(node), incoming ? "incoming" : "outgoing");
     if (replaced) {
         io_close_later(replaced);
@@ -435,7 +481,7 @@ void connection_adopt(int fd, uint32_t node, int incoming)
     conn_put(c);
 }
 
-void connection_connect_failed(uint32_t node)
+void connection_connect_failed(uint32_t node, int not_running)
 {
     chunk *dropped = NULL;
     int was_up = 0;
@@ -452,14 +498,21 @@ void connection_connect_failed(uint32_t node)
     pthread_mutex_unlock(&peers_lock);
     if (was_up)
         return;
-    if (dropped)
-        LOG_W("dist", "cannot connect to %s; dropped the messages waiting for it", atom_text(node));
+    if (dropped) {
+        /* A node that is not running (yet) is routine at cluster start-up. */
+        log_write(not_running ? LOG_INFO : LOG_WARN, "dist",
+                  "cannot connect to %s%s; dropped the messages waiting for it", atom_text(node),
+                  not_running ? " (not running)" : "");
+        for (chunk *ch = dropped; ch; ch = ch->next)
+            metric_inc(&m_dropped_frames);
+    }
     free_chunks(dropped);
     route_nodedown(node);
 }
 
 void connection_closed(conn *c)
 {
+    metric_inc(&m_conn_closed);
     int was_current = 0;
     pthread_mutex_lock(&peers_lock);
     peer *p = peer_find_locked(c->node, 0);

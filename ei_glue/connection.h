@@ -78,7 +78,9 @@ void connections_for_each(void (*fn)(uint32_t node, void *arg), void *arg);
 
 /* Handshake side: a finished handshake hands its fd over. */
 void connection_adopt(int fd, uint32_t node, int incoming);
-void connection_connect_failed(uint32_t node);
+/* The handshake gave up; not_running: the node is not registered with epmd
+ * or refused the TCP connection (logged at info, not as a warning). */
+void connection_connect_failed(uint32_t node, int not_running);
 
 /* I/O side (io_loop.c) */
 int io_loop_start(void);

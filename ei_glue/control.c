@@ -10,6 +10,7 @@
 
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
+#include "hub/runtime/metrics.h"
 #include "hub/runtime/route.h"
 #include "hub/runtime/runtime.h"
 
@@ -136,6 +137,18 @@ static int expect_arity(const decoder *d, int arity)
     return d->arity == arity ? 0 : -1;
 }
 
+METRIC_COUNTER(m_msgs_in, "phnode_dist_messages_received_total", "",
+               "Messages (SEND, REG_SEND, ALIAS_SEND) received from other nodes.");
+METRIC_COUNTER(m_ctl_in, "phnode_dist_control_received_total", "",
+               "Other distribution operations (links, monitors, exits) received.");
+
+static int is_message_op(long op)
+{
+    return op == DOP_SEND || op == DOP_SEND_TT || op == DOP_SEND_SENDER ||
+           op == DOP_SEND_SENDER_TT || op == DOP_REG_SEND || op == DOP_REG_SEND_TT ||
+           op == DOP_ALIAS_SEND || op == DOP_ALIAS_SEND_TT;
+}
+
 int control_dispatch(uint32_t peer, const char *body, size_t len)
 {
     decoder d = {body, 0, 0, peer};
@@ -147,6 +160,7 @@ int control_dispatch(uint32_t peer, const char *body, size_t len)
         ei_decode_tuple_header(body, &d.index, &d.arity) != 0 || d.arity < 1 ||
         ei_decode_long(body, &d.index, &op) != 0)
         return -1;
+    metric_inc(is_message_op(op) ? &m_msgs_in : &m_ctl_in);
 
     ph_pid from = {0}, to = {0};
     ph_ref ref;

@@ -7,6 +7,7 @@
 #include "ei_glue/control.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
+#include "hub/runtime/metrics.h"
 #include "hub/runtime/thread_buf.h"
 
 #include <string.h>
@@ -46,6 +47,11 @@ static int enc_reason(const char *reason, uint32_t len)
     return ei_x_append_buf(ctl, reason + 1, (int)len - 1) == 0 ? 0 : -1;
 }
 
+METRIC_COUNTER(m_msgs_out, "phnode_dist_messages_sent_total", "",
+               "Messages (SEND, REG_SEND, ALIAS_SEND) sent to other nodes.");
+METRIC_COUNTER(m_ctl_out, "phnode_dist_control_sent_total", "",
+               "Other distribution operations (links, monitors, exits) sent to other nodes.");
+
 static int send_to(uint32_t node, const char *msg, uint32_t msg_len)
 {
     return connection_send(node, ctl->buff, (size_t)ctl->index, msg, msg_len);
@@ -72,6 +78,7 @@ static int dist_send(ph_pid from, ph_pid to, const char *msg, uint32_t len)
     (void)from;
     if (begin(3, DOP_SEND) || ei_x_encode_atom(ctl, "") || enc_pid(to))
         return encode_failed("SEND");
+    metric_inc(&m_msgs_out);
     return send_to(to.node, msg, len);
 }
 
@@ -79,6 +86,7 @@ static int dist_reg_send(ph_pid from, uint32_t node, uint32_t name, const char *
 {
     if (begin(4, DOP_REG_SEND) || enc_pid(from) || ei_x_encode_atom(ctl, "") || enc_atom(name))
         return encode_failed("REG_SEND");
+    metric_inc(&m_msgs_out);
     return send_to(node, msg, len);
 }
 
@@ -86,6 +94,7 @@ static int dist_alias_send(ph_pid from, const ph_ref *alias, const char *msg, ui
 {
     if (begin(3, DOP_ALIAS_SEND) || enc_pid(from) || ph_encode_ref(ctl, alias))
         return encode_failed("ALIAS_SEND");
+    metric_inc(&m_msgs_out);
     return send_to(alias->node, msg, len);
 }
 

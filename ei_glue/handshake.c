@@ -2,11 +2,14 @@
  * handshake.c - the distribution handshake, done by ei on helper threads
  * because ei_accept/ei_connect block: one acceptor thread for incoming
  * connections and one short-lived thread per outgoing connection attempt.
- * A finished handshake hands its socket to connection_adopt.
+ * A finished handshake hands its socket to connection_adopt; a failed one
+ * is classified (handshake_diag.h), counted and logged with the peer.
  */
 #include "ei_glue/connection.h"
+#include "ei_glue/handshake_diag.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
+#include "hub/runtime/metrics.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -25,11 +28,45 @@ static pthread_t acceptor;
 static _Atomic int accepting;
 static _Atomic int connectors; /* running connector threads */
 
+#define HS_HELP "Distribution handshakes that failed, by reason."
+#define HS_NAME "phnode_dist_handshake_failures_total"
+METRIC_COUNTER(m_hs_not_running, HS_NAME, "reason=\"not_running\"", HS_HELP);
+METRIC_COUNTER(m_hs_bad_cookie, HS_NAME, "reason=\"bad_cookie\"", HS_HELP);
+METRIC_COUNTER(m_hs_garbage, HS_NAME, "reason=\"garbage\"", HS_HELP);
+METRIC_COUNTER(m_hs_timeout, HS_NAME, "reason=\"timeout\"", HS_HELP);
+METRIC_COUNTER(m_hs_refused, HS_NAME, "reason=\"refused\"", HS_HELP);
+METRIC_COUNTER(m_hs_closed, HS_NAME, "reason=\"closed\"", HS_HELP);
+METRIC_COUNTER(m_hs_other, HS_NAME, "reason=\"other\"", HS_HELP);
+
+static void count_failure(handshake_failure kind)
+{
+    static metric *const by_kind[HS_N_FAILURES] = {
+        [HS_NOT_RUNNING] = &m_hs_not_running,
+        [HS_BAD_COOKIE] = &m_hs_bad_cookie,
+        [HS_GARBAGE] = &m_hs_garbage,
+        [HS_TIMEOUT] = &m_hs_timeout,
+        [HS_REFUSED] = &m_hs_refused,
+        [HS_CLOSED] = &m_hs_closed,
+        [HS_OTHER] = &m_hs_other,
+    };
+    if ((unsigned)kind < HS_N_FAILURES && by_kind[kind])
+        metric_inc(by_kind[kind]);
+}
+
+static void log_failure(log_level level, const char *direction, const handshake_report *r,
+                        const char *suffix)
+{
+    log_field f[] = {{"peer", r->node}, {"peer_addr", r->peer}, {"reason", r->reason}};
+    log_write_fields(level, "handshake", f, 3, "%s handshake failed: %s%s%s%s", direction,
+                     handshake_failure_text(r->kind), r->detail[0] ? ": " : "", r->detail, suffix);
+}
+
 static void *acceptor_main(void *arg)
 {
     (void)arg;
     while (atomic_load(&accepting)) {
         ErlConnect peer;
+        handshake_diag_reset();
         int fd = ei_accept_tmo(cnode, listen_fd, &peer, ACCEPT_TIMEOUT_MS);
         if (!atomic_load(&accepting)) {
             if (fd >= 0)
@@ -37,10 +74,15 @@ static void *acceptor_main(void *arg)
             break;
         }
         if (fd < 0) {
-            /* Timeouts happen on every idle period; anything else is a
-             * failed handshake (garbage, wrong cookie, a port scanner). */
-            if (erl_errno != ETIMEDOUT)
-                LOG_W("handshake", "incoming handshake failed: %s", strerror(erl_errno));
+            /* Timeouts with nothing accepted happen on every idle period;
+             * anything else is a failed handshake (a wrong cookie, garbage
+             * such as a port scanner's, a peer that went silent). */
+            handshake_report r;
+            handshake_diag_classify(1, erl_errno, &r);
+            if (r.kind != HS_IDLE) {
+                count_failure(r.kind);
+                log_failure(LOG_WARN, "incoming", &r, "");
+            }
             continue;
         }
         uint32_t node = atom_intern(peer.nodename);
@@ -61,22 +103,38 @@ static void *connector_main(void *arg)
     /* A refused handshake is often the peer dialing us at the same moment
      * (it answers "nok" and its own connection wins): give that connection
      * time to arrive before dropping the messages that wait. */
-    int fd = -1;
+    /* A node that is not running (yet: a cluster starting up) or that
+     * loses a simultaneous connect ("nok") is routine: those attempts are
+     * logged at debug level; the others are warnings. */
+    int fd = -1, routine = 1;
     for (int attempt = 0; attempt < CONNECT_ATTEMPTS && fd < 0; attempt++) {
         if (attempt > 0) {
             usleep(RETRY_DELAY_US);
             if (connection_is_up(node) || !atomic_load(&accepting))
                 break;
         }
+        handshake_diag_reset();
         fd = ei_connect_tmo(cnode, name, connect_timeout);
-        if (fd < 0)
-            LOG_W("handshake", "cannot connect to %s (attempt %d): %s", name, attempt + 1,
-                  erl_errno ? strerror(erl_errno) : "handshake refused");
+        if (fd < 0) {
+            handshake_report r;
+            handshake_diag_classify(0, erl_errno, &r);
+            snprintf(r.node, sizeof r.node, "%.255s", name);
+            count_failure(r.kind);
+            int quiet =
+                r.kind == HS_NOT_RUNNING || (r.kind == HS_REFUSED && strcmp(r.detail, "nok") == 0);
+            routine &= quiet;
+            char suffix[32];
+            snprintf(suffix, sizeof suffix, " (attempt %d of %d)", attempt + 1, CONNECT_ATTEMPTS);
+            if (!quiet)
+                log_failure(LOG_WARN, "outgoing", &r, suffix);
+            else if (log_enabled(LOG_DEBUG))
+                log_failure(LOG_DEBUG, "outgoing", &r, suffix);
+        }
     }
     if (fd >= 0)
         connection_adopt(fd, node, 0);
     else
-        connection_connect_failed(node);
+        connection_connect_failed(node, routine);
     atomic_fetch_sub(&connectors, 1);
     return NULL;
 }

@@ -14,6 +14,7 @@
 #include "ei_glue/framing.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
+#include "hub/runtime/metrics.h"
 #include "hub/runtime/process.h"
 #include "hub/runtime/timers.h"
 
@@ -166,6 +167,9 @@ static int process_frames(conn *c, int *frames)
 }
 
 /* Reads what is available (bounded, for fairness). -1: drop c. */
+METRIC_COUNTER(m_bytes_in, "phnode_dist_received_bytes_total", "",
+               "Bytes read from distribution connections after the handshake.");
+
 static int conn_read(conn *c, size_t *got)
 {
     for (int round = 0; round < READ_ROUNDS; round++) {
@@ -187,6 +191,7 @@ static int conn_read(conn *c, size_t *got)
             return -1;
         }
         size_t space = c->rcap - c->rlen;
+        metric_add(&m_bytes_in, (uint64_t)n);
         *got += (size_t)n;
         c->rlen += (size_t)n;
         atomic_store_explicit(&c->last_read_ms, monotonic_ms(), memory_order_relaxed);

@@ -2,6 +2,8 @@
  * (EI_SCLBK_FLG_FULL_IMPL) so ei never select()s on a high fd. */
 #include "ei_glue/socket_callbacks.h"
 
+#include "ei_glue/handshake_diag.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -91,12 +93,14 @@ static int cb_accept(void **ctx, void *addr, int *len, unsigned tmo)
     c->fd = fd;
     *len = (int)sl;
     *ctx = c;
+    handshake_diag_begin(addr, *len, 0);
     return 0;
 }
 
 static int cb_connect(void *ctx, void *addr, int len, unsigned tmo)
 {
     tcp_ctx *c = ctx;
+    handshake_diag_begin(addr, len, 1);
     int flags = fcntl(c->fd, F_GETFL);
     if (flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0)
         return errno;
@@ -112,6 +116,8 @@ static int cb_connect(void *ctx, void *addr, int len, unsigned tmo)
     }
     if (fcntl(c->fd, F_SETFL, flags) < 0 && rc == 0)
         rc = errno;
+    if (rc)
+        handshake_diag_connect_error(rc);
     return rc;
 }
 
@@ -147,6 +153,8 @@ static int cb_write(void *ctx, const char *buf, ssize_t *len, unsigned tmo)
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno;
+    if (!c->handshake_done)
+        handshake_diag_tx(data, (size_t)n);
     *len = n;
     return 0;
 }
@@ -163,6 +171,8 @@ static int cb_read(void *ctx, char *buf, ssize_t *len, unsigned tmo)
     } while (n < 0 && errno == EINTR);
     if (n < 0)
         return errno;
+    if (!c->handshake_done && n > 0)
+        handshake_diag_rx(buf, (size_t)n);
     *len = n;
     return 0;
 }
@@ -179,6 +189,7 @@ static int cb_handshake_complete(void *ctx)
     tcp_ctx *c = ctx;
     int on = 1;
     c->handshake_done = 1;
+    handshake_diag_done();
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
     setsockopt(c->fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
     return 0;

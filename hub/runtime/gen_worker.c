@@ -11,6 +11,7 @@
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/context.h"
 #include "hub/runtime/log.h"
+#include "hub/runtime/metrics.h"
 #include "hub/runtime/route.h"
 #include "hub/runtime/runtime.h"
 #include "hub/runtime/thread_buf.h"
@@ -122,8 +123,12 @@ static void stop_with_context_reason(process *p, ph_ctx *ctx)
     process_exit(p, reason, len);
 }
 
+METRIC_COUNTER(m_calls, "phnode_calls_handled_total", "",
+               "gen_server calls handled by workers (handle_call invocations).");
+
 static void run_call(process *p, ph_from *from, ph_term request)
 {
+    metric_inc(&m_calls);
     ph_ctx ctx;
     context_init(&ctx, p);
     from->worker = p->pid;

@@ -150,6 +150,11 @@ int scheduler_start(unsigned threads, unsigned busy_poll_us);
 void scheduler_stop(void);
 /* Nonzero when the caller runs on a scheduler thread. */
 int scheduler_on_thread(void);
+/* For the metrics: scheduler threads running, the time scheduler i spent
+ * running processes (µs), processes waiting in the run queue. */
+unsigned scheduler_count(void);
+uint64_t scheduler_busy_us(unsigned i);
+uint32_t scheduler_runq_length(void);
 
 /* --- running a process (process_run.c) -------------------------------- */
 

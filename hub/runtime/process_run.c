@@ -7,6 +7,7 @@
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/context.h"
 #include "hub/runtime/log.h"
+#include "hub/runtime/runtime_metrics.h"
 #include "hub/runtime/names.h"
 #include "hub/runtime/route.h"
 #include "hub/runtime/runtime.h"
@@ -398,12 +399,15 @@ static void take_inbox(process *p)
     if (!list)
         return;
     proc_signal *head = NULL, *tail = list;
+    uint64_t n = 0;
     while (list) {
+        n++;
         proc_signal *next = list->next;
         list->next = head;
         head = list;
         list = next;
     }
+    metric_add(&m_signals_taken, n);
     if (p->queue_tail)
         p->queue_tail->next = head;
     else

@@ -1,6 +1,7 @@
 /* runtime.c - start-up and orderly shutdown of the actor runtime, and the
  * node identity every pid and ref carries. */
 #include "hub/runtime/runtime.h"
+#include "hub/runtime/runtime_metrics.h"
 
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
@@ -82,7 +83,8 @@ int runtime_init(const runtime_config *config)
         process_table_shutdown();
         return -1;
     }
-    if (scheduler_start(config->schedulers, config->busy_poll_us) != 0) {
+    if (runtime_metrics_init() != 0 ||
+        scheduler_start(config->schedulers, config->busy_poll_us) != 0) {
         timers_stop();
         process_table_shutdown();
         return -1;

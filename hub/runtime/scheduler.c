@@ -29,6 +29,7 @@
  */
 #include "hub/runtime/remote.h"
 #include "hub/runtime/log.h"
+#include "hub/runtime/runtime_metrics.h"
 #include "hub/runtime/process.h"
 
 #include <errno.h>
@@ -45,6 +46,7 @@
 #define MAX_SCHEDULERS 64
 
 typedef struct scheduler {
+    _Alignas(64) _Atomic uint64_t busy_us; /* time running processes; written by its thread */
     pthread_t thread;
     _Atomic uint32_t parked; /* futex word: 1 while parked */
     struct scheduler *next_idle;
@@ -206,6 +208,7 @@ static void runq_push(process *p)
 
 void process_push(process *p, proc_signal *s)
 {
+    metric_inc(&m_signals_in);
     proc_signal *head = atomic_load(&p->inbox);
     do {
         s->next = head;
@@ -314,6 +317,9 @@ static void *scheduler_main(void *arg)
     process *p;
     while ((p = next_process(self)) != NULL) {
         int more;
+        /* Busy time for the metrics: one clock read per run besides the
+         * one the stall check below already makes. */
+        uint64_t started_us = now_us(), ended_us = started_us;
         /* Keep running a busy process while nothing else waits: handing it
          * to another thread would cost a wake-up per batch. */
         do {
@@ -323,10 +329,15 @@ static void *scheduler_main(void *arg)
             more = process_run(p, RUN_BUDGET);
             if (net)
                 net->batch_end();
-            if (io_get() && now_us() - atomic_load(&last_poll_us) >= BUSY_POLL_INTERVAL_US)
+            ended_us = now_us();
+            if (io_get() && ended_us - atomic_load(&last_poll_us) >= BUSY_POLL_INTERVAL_US)
                 scheduler_poll_if_stalled(BUSY_POLL_INTERVAL_US);
         } while (p->alive && (more || atomic_load(&p->inbox) != NULL) &&
                  atomic_load(&runq_len) == 0);
+        atomic_store_explicit(&self->busy_us,
+                              atomic_load_explicit(&self->busy_us, memory_order_relaxed) +
+                                  (ended_us - started_us),
+                              memory_order_relaxed);
         atomic_store(&p->scheduled, 0);
         if ((more || atomic_load(&p->inbox) != NULL) && p->alive) {
             uint32_t expected = 0;
@@ -338,6 +349,22 @@ static void *scheduler_main(void *arg)
         process_put(p);
     }
     return NULL;
+}
+
+unsigned scheduler_count(void)
+{
+    return n_threads;
+}
+
+uint64_t scheduler_busy_us(unsigned i)
+{
+    return i < MAX_SCHEDULERS ? atomic_load_explicit(&schedulers[i].busy_us, memory_order_relaxed)
+                              : 0;
+}
+
+uint32_t scheduler_runq_length(void)
+{
+    return atomic_load_explicit(&runq_len, memory_order_relaxed);
 }
 
 int scheduler_on_thread(void)

@@ -6,13 +6,75 @@
  *       Opts: [{name, Atom}]
  *   modules                     -> [Module]
  *   nodes                       -> [Node]   nodes with an open connection
+ *   status                      -> #{version, uptime_ms, creation, schedulers,
+ *                                    connections, processes, memory_bytes,
+ *                                    hub_id, strategies => #{kind => text}}
  */
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/modules.h"
+#include "hub/runtime/process.h"
 #include "hub/runtime/remote.h"
 #include "hub/system/system_modules.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static phnode_info info;
+static struct timespec started;
+
+void phnode_service_set_info(const phnode_info *i)
+{
+    info = *i;
+    clock_gettime(CLOCK_MONOTONIC, &started);
+}
+
+static void count_node(uint32_t node, void *arg)
+{
+    (void)node;
+    (*(long *)arg)++;
+}
+
+static long resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    long size = 0, rss = 0;
+    int n = fscanf(f, "%ld %ld", &size, &rss);
+    fclose(f);
+    return n == 2 ? rss * sysconf(_SC_PAGESIZE) : -1;
+}
+
+static ph_result handle_status(ph_buf *reply)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long uptime_ms = (long)(now.tv_sec - started.tv_sec) * 1000 +
+                     (long)(now.tv_nsec - started.tv_nsec) / 1000000;
+    long connections = 0;
+    remote_for_each_node(count_node, &connections);
+    int n_strategies = 0;
+    while (n_strategies < 5 && info.strategies[n_strategies][0])
+        n_strategies++;
+    if (ei_x_encode_map_header(reply, 9) != 0 || ph_build(reply, "version") ||
+        ph_build(reply, "~s", info.version ? info.version : "") || ph_build(reply, "uptime_ms") ||
+        ph_build(reply, "~i", uptime_ms) || ph_build(reply, "creation") ||
+        ph_build(reply, "~i", (long)info.creation) || ph_build(reply, "schedulers") ||
+        ph_build(reply, "~i", (long)info.schedulers) || ph_build(reply, "connections") ||
+        ph_build(reply, "~i", connections) || ph_build(reply, "processes") ||
+        ph_build(reply, "~i", (long)process_count()) || ph_build(reply, "memory_bytes") ||
+        ph_build(reply, "~i", resident_bytes()) || ph_build(reply, "hub_id") ||
+        ph_build(reply, "~a", info.hub_id ? info.hub_id : "my_hub") ||
+        ph_build(reply, "strategies") || ei_x_encode_map_header(reply, n_strategies) != 0)
+        return PH_NOREPLY;
+    for (int i = 0; i < n_strategies; i++)
+        if (ph_build(reply, "~a", info.strategies[i][0]) ||
+            ph_build(reply, "~s", info.strategies[i][1]))
+            return PH_NOREPLY;
+    return PH_REPLY;
+}
 
 typedef struct list_builder {
     ph_buf *b;
@@ -101,6 +163,8 @@ static ph_result service_call(ph_ctx *ctx, void *state, ph_term request, const p
             return PH_REPLY;
         return PH_NOREPLY;
     }
+    if (ph_match(request, "status") == 1)
+        return handle_status(reply);
     if (ph_match(request, "nodes") == 1) {
         list_builder lb = {reply, 1};
         remote_for_each_node(add_node, &lb);

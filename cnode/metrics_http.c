@@ -1,0 +1,146 @@
+/* metrics_http.c - serves metrics_render() as Prometheus text exposition on
+ * GET /metrics (libmicrohttpd, one internal thread, connections handled in
+ * turn: a scrape is a few kilobytes). Process-level gauges (start time,
+ * resident memory, open fds) are added here. */
+#include "cnode/metrics_http.h"
+
+#include "hub/runtime/log.h"
+#include "hub/runtime/metrics.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+static struct MHD_Daemon *daemon_;
+static double start_time;
+
+static METRIC_COUNTER(m_scrapes, "phnode_metrics_scrapes_total", "",
+                      "Requests served on /metrics.");
+
+static long resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    long size = 0, rss = 0;
+    int n = fscanf(f, "%ld %ld", &size, &rss);
+    fclose(f);
+    return n == 2 ? rss * sysconf(_SC_PAGESIZE) : -1;
+}
+
+static long open_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    long n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory's own fd */
+}
+
+static void collect_process(metrics_out *out)
+{
+    metrics_out_family(out, "process_start_time_seconds", METRIC_TYPE_GAUGE,
+                       "Start time of the process since the Unix epoch in seconds.");
+    metrics_out_sample(out, "process_start_time_seconds", "", start_time);
+    long rss = resident_bytes();
+    if (rss >= 0) {
+        metrics_out_family(out, "process_resident_memory_bytes", METRIC_TYPE_GAUGE,
+                           "Resident memory size in bytes.");
+        metrics_out_sample(out, "process_resident_memory_bytes", "", (double)rss);
+    }
+    long fds = open_fds();
+    if (fds >= 0) {
+        metrics_out_family(out, "process_open_fds", METRIC_TYPE_GAUGE,
+                           "Number of open file descriptors.");
+        metrics_out_sample(out, "process_open_fds", "", (double)fds);
+    }
+}
+
+static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *text,
+                             size_t len, enum MHD_ResponseMemoryMode mode, const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)text, mode);
+    if (!r)
+        return MHD_NO;
+    if (MHD_add_response_header(r, "Content-Type", type) != MHD_YES) {
+        MHD_destroy_response(r);
+        return MHD_NO;
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_size, void **req_cls)
+{
+    (void)cls;
+    (void)version;
+    (void)upload;
+    (void)upload_size;
+    (void)req_cls;
+    static const char not_found[] = "not found: phnode serves /metrics\n";
+    static const char bad_method[] = "method not allowed\n";
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+        return reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, bad_method, sizeof bad_method - 1,
+                     MHD_RESPMEM_PERSISTENT, "text/plain");
+    if (strcmp(url, "/metrics") != 0)
+        return reply(conn, MHD_HTTP_NOT_FOUND, not_found, sizeof not_found - 1,
+                     MHD_RESPMEM_PERSISTENT, "text/plain");
+    metric_inc(&m_scrapes);
+    size_t len;
+    char *text = metrics_render(&len);
+    if (!text) {
+        static const char oom[] = "out of memory\n";
+        return reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, oom, sizeof oom - 1,
+                     MHD_RESPMEM_PERSISTENT, "text/plain");
+    }
+    return reply(conn, MHD_HTTP_OK, text, len, MHD_RESPMEM_MUST_FREE, CONTENT_TYPE);
+}
+
+int metrics_http_start(const char *addr, unsigned port, char *err, size_t err_size)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    start_time = (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+    if (metrics_add_collector(collect_process) != 0) {
+        snprintf(err, err_size, "cannot register the process metrics");
+        return -1;
+    }
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) {
+        snprintf(err, err_size, "--metrics-bind: '%s' is not an IPv4 address", addr);
+        return -1;
+    }
+    daemon_ =
+        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port, NULL, NULL,
+                         handle, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_TIMEOUT,
+                         10u, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+    if (!daemon_) {
+        snprintf(err, err_size, "cannot serve metrics on %s:%u (port in use?)", addr, port);
+        return -1;
+    }
+    LOG_I("metrics", "serving Prometheus metrics on http://%s:%u/metrics", addr, port);
+    return 0;
+}
+
+void metrics_http_stop(void)
+{
+    if (daemon_)
+        MHD_stop_daemon(daemon_);
+    daemon_ = NULL;
+}
