@@ -33,7 +33,7 @@ LIB       := $(BUILD)/libprocesshub.a
 PHNODE    := $(BUILD)/phnode
 
 .PHONY: all test unit integration asan tsan valgrind bench format clean run
-all: $(PHNODE) $(LIB) $(BUILD)/test/libsample_worker.so $(BUILD)/test/bad_peer
+all: $(PHNODE) $(LIB) $(BUILD)/test/libsample_worker.so $(BUILD)/test/libby_name_strategy.so $(BUILD)/test/bad_peer
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -52,6 +52,12 @@ $(BUILD)/test/%: test/unit/%.c $(LIB)
 
 # A worker module loaded with --worker-lib in the integration tests.
 $(BUILD)/test/libsample_worker.so: test/sample_worker/sample_worker.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+
+# A user-defined distribution strategy loaded from the config in the
+# integration tests (and the example of docs/strategies.md).
+$(BUILD)/test/libby_name_strategy.so: test/sample_strategy/by_name.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $<
 
@@ -91,7 +97,7 @@ bench: all $(BUILD)/bench/spawn_bench
 	BUILD=$(BUILD) bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(MAIN_SRCS) $(UNIT_SRCS) $(wildcard include/processhub/*.h */*.h */*/*.h test/sample_worker/*.c test/tools/*.c bench/*.c)
+	clang-format -i $(LIB_SRCS) $(MAIN_SRCS) $(UNIT_SRCS) $(wildcard include/processhub/*.h */*.h */*/*.h test/sample_worker/*.c test/sample_strategy/*.c test/tools/*.c bench/*.c)
 
 clean:
 	rm -rf build build-asan build-tsan

@@ -133,9 +133,21 @@ int main(int argc, char **argv)
         status = fail("the hub did not start (see the log above)");
         goto stop_runtime;
     }
-    static char dist_text[64], sync_text[64];
-    snprintf(dist_text, sizeof dist_text, "consistent_hashing (atom_encoding %s)",
-             opts.hub.otp26_atoms ? "otp26" : "otp25");
+    static char dist_text[64], sync_text[64], redundancy_text[96];
+    static const char *const signal_names[] = {"none", "active", "passive", "all"};
+    snprintf(dist_text, sizeof dist_text, "%s", opts.hub.distribution_type);
+    if (opts.hub.replication_factor == 1)
+        snprintf(redundancy_text, sizeof redundancy_text, "singularity");
+    else if (opts.hub.replication_factor == 0)
+        snprintf(redundancy_text, sizeof redundancy_text,
+                 "replication (cluster_size, %s, signal %s)",
+                 opts.hub.active_passive ? "active_passive" : "active_active",
+                 signal_names[opts.hub.redundancy_signal & 3]);
+    else
+        snprintf(redundancy_text, sizeof redundancy_text, "replication (%d, %s, signal %s)",
+                 opts.hub.replication_factor,
+                 opts.hub.active_passive ? "active_passive" : "active_active",
+                 signal_names[opts.hub.redundancy_signal & 3]);
     snprintf(sync_text, sizeof sync_text, "pubsub (sync_interval %u ms)", opts.hub.sync_interval);
     phnode_info info = {
         .version = PHNODE_VERSION,
@@ -143,7 +155,7 @@ int main(int argc, char **argv)
         .schedulers = opts.schedulers,
         .creation = node.creation,
         .strategies = {{"distribution", dist_text},
-                       {"redundancy", "singularity"},
+                       {"redundancy", redundancy_text},
                        {"migration", "cold_swap"},
                        {"synchronization", sync_text},
                        {"partition_tolerance", "divergence"}},

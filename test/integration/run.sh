@@ -19,6 +19,7 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 
 export PHNODE="$BUILD/phnode"
 export PH_SAMPLE_LIB="$BUILD/test/libsample_worker.so"
+export PH_STRATEGY_LIB="$BUILD/test/libby_name_strategy.so"
 export PH_BAD_PEER="$BUILD/test/bad_peer"
 export PH_SUFFIX="$$_${RANDOM}${RANDOM}"
 export PH_TMPDIR
