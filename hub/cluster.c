@@ -40,6 +40,7 @@ void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
         return;
     }
     LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
+    metric_inc(&hm_redistributions);
     fire_node_hook(h, ctx, "pre_cluster_leave_hook", node);
     membership_remove(&h->members, e);
     strategy_node_removed(h, node);
@@ -71,6 +72,7 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
             return;
         }
         LOG_I("hub", "%s: %s joined the hub cluster", h->cfg.hub_id, atom_text(from.node));
+        metric_inc(&hm_redistributions);
         fire_node_hook(h, ctx, "pre_cluster_join_hook", from.node);
         strategy_node_added(h, from.node);
         joined = 1;

@@ -21,6 +21,16 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason);
 
 static const hub_config *start_config;
 
+/* The hub's gauges (docs/operations.md), after every request and message:
+ * two relaxed stores. The cluster count includes orphans for the moment
+ * their owner restarts them. */
+static void update_gauges(hub *h)
+{
+    metric_gauge_set(&hm_children_local, (int64_t)h->count);
+    metric_gauge_set(&hm_children_cluster, (int64_t)registry_count(h->reg));
+    metric_gauge_set(&hm_members, (int64_t)h->members.n + 1);
+}
+
 /* A start_result: the answer of an owner to an awaited start, or of the
  * target of a move. */
 static void start_answered(hub *h, ph_ctx *ctx, const hub_msg *m)
@@ -72,6 +82,8 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_REPAIR:
         if (!membership_find(&h->members, m->node))
             return; /* not (yet) a member: its hello will bring the rows */
+        if (m->kind == HM_REGISTERED || m->kind == HM_UNREGISTERED || m->kind == HM_REPAIR)
+            metric_inc(&hm_sync_received);
         if (m->kind == HM_REGISTERED)
             apply_registered(h, ctx, m->node, m->list);
         else if (m->kind == HM_UNREGISTERED)
@@ -102,6 +114,7 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         reconcile(h, ctx);
         return;
     case HM_REPAIR_TICK:
+        metric_inc(&hm_sync_repairs);
         send_repair(h, ctx);
         tombs_prune(h);
         reconcile(h, ctx); /* a backstop: a lost message leaves nothing misplaced for long */
@@ -209,6 +222,7 @@ static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *
     uint64_t t0 = log_enabled(LOG_DEBUG) ? monotonic_us() : 0;
     ph_result r = hub_call_inner(ctx, state, req, from, reply);
     flush_sync(state, ctx);
+    update_gauges(state);
     if (t0)
         note_slow(state, req, t0);
     return r;
@@ -219,6 +233,7 @@ static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
     uint64_t t0 = log_enabled(LOG_DEBUG) ? monotonic_us() : 0;
     ph_result r = hub_info_inner(ctx, state, msg);
     flush_sync(state, ctx);
+    update_gauges(state);
     if (t0)
         note_slow(state, msg, t0);
     return r;
@@ -465,6 +480,7 @@ int hub_start(const hub_config *c)
         return -1;
     if (leave_init() != 0)
         return -1;
+    hub_metrics_register();
     start_config = c;
     ph_buf args, error;
     ph_buf_init(&args);

@@ -13,6 +13,7 @@
 #include "hub/hooks.h"
 #include "hub/runtime/log.h"
 #include "hub/membership.h"
+#include "hub/hub_metrics.h"
 #include "hub/protocol.h"
 #include "hub/registry.h"
 #include "hub/runtime/remote.h"

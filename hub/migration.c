@@ -144,6 +144,7 @@ static void group_send(hub *h, ph_ctx *ctx, move_group *g, int is_move)
         mv->id = ph_make_ref();
         mv->target = g->to->node;
         mv->n = g->ids.n;
+        metric_add(&hm_migrations_out, (uint64_t)mv->n);
         mv->next = h->moves;
         h->moves = mv;
         moving_mark(h, mv, 1);

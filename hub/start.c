@@ -98,6 +98,7 @@ int row_local_pid(const hub *h, const reg_row *row, ph_pid *pid)
  * awaited result and the post-start hooks. */
 void note_bad_spec(hub *h, start_result *r, ph_term spec)
 {
+    metric_inc(&hm_start_failures);
     const char *node = atom_text(h->self_node);
     ph_term cid;
     if (ph_term_type(spec, NULL) == ERL_MAP_EXT && ph_map_get_atom(spec, "id", &cid) == 1)
@@ -117,6 +118,7 @@ void note_already_started(hub *h, start_result *r, ph_term id, ph_pid running)
 
 void note_failed(hub *h, const start_opts *o, start_result *r, ph_term id, ph_term reason)
 {
+    metric_inc(&hm_start_failures);
     const char *node = atom_text(h->self_node);
     if (!o->disable_logging) {
         char id_text[1100], reason_text[512];
@@ -132,6 +134,7 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
                   ph_term id, ph_pid pid)
 {
     const char *node = atom_text(h->self_node);
+    metric_inc(o->handoff ? &hm_migrations_in : &hm_starts);
     if (!o->handoff)
         tomb_clear(h, row->data, row->key_len); /* started again since its stop */
     fire_insert(h, ctx, row);

@@ -136,6 +136,8 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
             unregister_local(h, ctx, key.buff, (uint16_t)key_len);
             if (!c->stopping)
                 begin_stop(h, ctx, c, w);
+            if (scope != STOP_HERE)
+                metric_inc(&hm_stops);
         } else if (!row || scope == STOP_HERE) {
             if (w)
                 elist_add(&w->errors, "{~t, ~a, not_found}", cid, node);

@@ -151,12 +151,14 @@ static uint32_t node_atom(hub *h, const char *name)
 int strategy_node_added(hub *h, uint32_t node)
 {
     h->n_names = 0;
+    metric_inc(&hm_ring_rebuilds);
     return h->dist->node_added(h->dist_state, atom_text(node));
 }
 
 int strategy_node_removed(hub *h, uint32_t node)
 {
     h->n_names = 0;
+    metric_inc(&hm_ring_rebuilds);
     return h->dist->node_removed(h->dist_state, atom_text(node));
 }
 

@@ -44,6 +44,7 @@ void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason)
                           (c->restart == RESTART_TRANSIENT && !is_shutdown_reason(reason)));
     char text[200];
     if (restart && intensity_exceeded(h)) {
+        metric_inc(&hm_restart_limit);
         LOG_E("hub", "%s: restart intensity exceeded (%u restarts in %u s): %s not restarted",
               h->cfg.hub_id, h->cfg.dsup_max_restarts, h->cfg.dsup_max_seconds,
               ph_term_format(reg_row_key(row), text, sizeof text));
@@ -59,6 +60,7 @@ void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason)
             registry_set_node(h->reg, row, h->self_node, pid);
             child_remove(h, c);
             if (nc) {
+                metric_inc(&hm_restarts);
                 fire_insert(h, ctx, row);
                 note_registered(h, row, pid);
                 signal_role(h, ctx, row, pid); /* a fresh copy is told its role again */

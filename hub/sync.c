@@ -55,8 +55,10 @@ void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elis
     ei_x_encode_atom(&b, atom_text(h->self_node));
     elist_to(&b, l);
     for (int i = 0; i < h->members.n; i++)
-        if (!only || h->members.members[i].node == only)
+        if (!only || h->members.members[i].node == only) {
             send_own(ctx, h->members.members[i].hub, &b);
+            metric_inc(&hm_sync_sent);
+        }
     ph_buf_free(&b);
 }
 

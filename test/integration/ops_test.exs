@@ -243,6 +243,19 @@ defmodule PhNode.OpsTest do
                  value.(before, "phnode_calls_handled_total") + 50
 
         assert value.(later, "phnode_processes") == value.(before, "phnode_processes") + 1
+
+        # the hub's own: starts, stops and the children gauge move with hub work
+        ids = for i <- 1..20, do: "metrics_#{i}_#{System.unique_integer([:positive])}"
+        specs = for id <- ids, do: %{id: id, start: {:counter, :start_link, [0]}}
+        hub_before = scrape.()
+        {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]})
+        {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:stop_children, ids, [awaitable: true]})
+        hub_after = scrape.()
+        starts = fn t -> value.(t, "phnode_hub_child_starts_total") end
+        assert starts.(hub_after) - starts.(hub_before) > 0
+        assert value.(hub_after, "phnode_hub_child_stops_total") > value.(hub_before, "phnode_hub_child_stops_total")
+        assert value.(hub_after, ~s(phnode_hub_children{scope="cluster"})) >= 0
+        assert value.(hub_after, "phnode_hub_members") >= 1
         assert value.(later, ~s(phnode_dist_peers{state="up"})) >= 2
         assert value.(later, "phnode_mailbox_backlog") >= 0
         assert later =~ ~r/^phnode_scheduler_busy_seconds_total\{scheduler="1"\} /m

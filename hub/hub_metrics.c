@@ -1,11 +1,12 @@
 /* hub_metrics.c - the hub's metric objects; registered by the hub itself
  * (hub_metrics_register), see hub_metrics.h. */
-#include "hub/runtime/hub_metrics.h"
+#include "hub/hub_metrics.h"
 
 #include <stdatomic.h>
 
 #define G(var, n, l, h) metric var = {.name = n, .labels = l, .help = h, .type = METRIC_TYPE_GAUGE}
-#define C(var, n, l, h) metric var = {.name = n, .labels = l, .help = h, .type = METRIC_TYPE_COUNTER}
+#define C(var, n, l, h)                                                                            \
+    metric var = {.name = n, .labels = l, .help = h, .type = METRIC_TYPE_COUNTER}
 
 G(hm_children_local, "phnode_hub_children", "scope=\"local\"",
   "Hub children: running on this node (local) and in the registry (cluster).");
