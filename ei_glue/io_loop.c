@@ -236,12 +236,17 @@ static void check_ticks(void)
     pthread_mutex_lock(&io_lock);
     for (int i = 0; i < n_conns; i++) {
         conn *c = conns[i];
-        if (now - atomic_load(&c->last_read_ms) > ticktime_ms && n_expired < 64) {
+        /* Another thread may have read (or written) after `now` was taken:
+         * a later timestamp is not an old one (unsigned, now - last would wrap
+         * and close a live connection). */
+        uint64_t last_read = atomic_load(&c->last_read_ms);
+        uint64_t last_write = atomic_load(&c->last_write_ms);
+        if (last_read < now && now - last_read > ticktime_ms && n_expired < 64) {
             atomic_fetch_add(&c->refs, 1);
             expired[n_expired++] = c;
             continue;
         }
-        if (now - atomic_load(&c->last_write_ms) >= interval) {
+        if (last_write < now && now - last_write >= interval) {
             atomic_fetch_add(&c->refs, 1);
             pthread_mutex_unlock(&io_lock);
             send_tick(c);
