@@ -51,13 +51,13 @@ $(BUILD)/test/%: test/unit/%.c $(LIB)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(CHECK_LIBS) $(LDLIBS)
 
 # A worker module loaded with --worker-lib in the integration tests.
-$(BUILD)/test/libsample_worker.so: test/sample_worker/sample_worker.c
+$(BUILD)/test/libsample_worker.so: test/sample_worker/sample_worker.c include/processhub/worker.h include/processhub/term.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $<
 
 # A user-defined distribution strategy loaded from the config in the
 # integration tests (and the example of docs/strategies.md).
-$(BUILD)/test/libby_name_strategy.so: test/sample_strategy/by_name.c
+$(BUILD)/test/libby_name_strategy.so: test/sample_strategy/by_name.c include/processhub/strategy.h include/processhub/term.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $<
 

@@ -64,6 +64,22 @@ ROUNDS="$ROUNDS" elixir --name "benchcluster_$SUFFIX@127.0.0.1" --cookie "$COOKI
   "$CP1" "$CP2" "$CP3" "$CP3_OSPID" "${BEAMS[@]}" "$BUILD/phnode" "$COOKIE" "$TMP/pids" | tee -a "$OUT"
 for f in "$TMP"/pids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
 
+echo "== replication: 100k children, rf 3 vs rf 1, 5 phnodes each"
+printf '{"redundancy_strategy": {"type": "replication", "replication_factor": 3}}' >"$TMP/rf3.json"
+RF1=() RF3=()
+for i in 1 2 3 4 5; do
+  N1="rfone${i}_$SUFFIX@127.0.0.1" N3="rfthree${i}_$SUFFIX@127.0.0.1"
+  J1=() J3=()
+  [ "$i" -gt 1 ] && J1=(--join "${RF1[0]}") && J3=(--join "${RF3[0]}")
+  "$BUILD/phnode" --name "$N1" --cookie "$COOKIE" --log-level warning "${J1[@]}" 2>"$TMP/rf1_$i.log" &
+  PIDS+=($!)
+  "$BUILD/phnode" --name "$N3" --cookie "$COOKIE" --log-level warning --config "$TMP/rf3.json" "${J3[@]}" 2>"$TMP/rf3_$i.log" &
+  PIDS+=($!)
+  RF1+=("$N1") RF3+=("$N3")
+done
+ROUNDS="$ROUNDS" elixir --name "benchrepl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/replication.exs \
+  "$(IFS=,; echo "${RF1[*]}")" "$(IFS=,; echo "${RF3[*]}")" | tee -a "$OUT"
+
 echo "== 100k idle counter workers in one node"
 C_SPAWN=$("$BUILD/bench/spawn_bench" 100000)
 B_SPAWN=$(erl -noshell -pa "$TMP" -eval '{Us, Bytes} = ph_bench_server:spawn_many(100000), io:format("{\"workers\": 100000, \"spawn_ms\": ~p, \"bytes_per_worker\": ~p}~n", [Us div 1000, Bytes]), halt().')

@@ -14,10 +14,26 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
                               const ph_from *from, ph_buf *reply)
 {
     start_opts o;
+    list_walk lw;
+    int n = ph_term_type(list, NULL) == ERL_LIST_EXT ? list_begin(&lw, list) : -1;
+    if (n > 0 && h->dist->children_init && ph_term_type(opts_term, NULL) == ERL_LIST_EXT) {
+        /* the strategy's own errors first (Guided: ProcessHub's) */
+        ph_buf why;
+        if (ph_buf_init(&why) != 0)
+            return PH_NOREPLY;
+        int rc = hub_children_init(h, list, opts_term, &why);
+        if (rc != 0)
+            ph_build(reply, "{error, ~t}", ph_buf_term(&why));
+        ph_buf_free(&why);
+        if (rc != 0)
+            return PH_REPLY;
+    }
     if (parse_opts(opts_term, &o, reply) != 0)
         return PH_REPLY;
-    list_walk lw;
-    if (h->members.n > 0 && list_begin(&lw, list) > 0)
+    n = list_begin(&lw, list);
+    if (n > 0 && h->dist->children_init) /* it places even on a node alone */
+        return start_placed(h, ctx, list, opts_term, &o, from, reply);
+    if (h->members.n > 0 && n > 0)
         return start_placed(h, ctx, list, opts_term, &o, from, reply);
     if (!o.awaitable) {
         /* Only a refusal of the whole call is reported; per-child errors are not. */
@@ -129,6 +145,15 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
         return reply_process_list(h, 1, reply);
     if (ph_match(req, "registry_dump") == 1)
         return reply_dump(h, reply);
+    if (ph_match(req, "replica_count") == 1) {
+        /* every {node, pid} of every row: rf per child once replicas are in place */
+        uint32_t i = 0;
+        reg_row *row;
+        long n = 0;
+        while ((row = registry_next(h->reg, &i)) != NULL)
+            n += row->n_nodes;
+        return ph_build(reply, "~i", n) == 0 ? PH_REPLY : PH_NOREPLY;
+    }
     if (ph_match(req, "registry_count") == 1)
         return ph_build(reply, "~i", (long)running_count(h)) == 0 ? PH_REPLY : PH_NOREPLY;
     if (ph_match(req, "{tag_query, ~t}", &a) == 1)

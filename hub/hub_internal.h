@@ -383,6 +383,7 @@ int hub_owners(hub *h, ph_term id, uint32_t *out, int max);
 uint32_t hub_owner(hub *h, ph_term id);
 long hub_view_digest(hub *h);
 uint32_t hub_active_node(hub *h, ph_term id);
+int hub_children_init(hub *h, ph_term specs, ph_term opts, ph_buf *error);
 void signal_role(hub *h, ph_ctx *ctx, const reg_row *row, ph_pid pid);
 void signal_roles(hub *h, ph_ctx *ctx);
 

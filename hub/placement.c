@@ -10,6 +10,7 @@ typedef struct owner_split {
     uint32_t *nodes;
     int n;
     elist existing; /* with check: ids already in the registry */
+    elist unplaced; /* ids the strategy gives no live node (Guided: mapped elsewhere) */
 } owner_split;
 
 static void owner_split_free(owner_split *sp);
@@ -21,6 +22,7 @@ static void owner_split_free(owner_split *sp)
 {
     elist_free(&sp->local);
     elist_free(&sp->existing);
+    elist_free(&sp->unplaced);
     for (int i = 0; i < sp->n; i++)
         elist_free(&sp->remote[i]);
     free(sp->remote);
@@ -63,7 +65,8 @@ static int owner_split_run(hub *h, ph_term list, int check, int every_owner, own
     size_t most = (size_t)h->members.n + 1;
     sp->remote = calloc(most, sizeof *sp->remote);
     sp->nodes = calloc(most, sizeof *sp->nodes);
-    if (elist_init(&sp->local) != 0 || elist_init(&sp->existing) != 0 || !sp->remote || !sp->nodes)
+    if (elist_init(&sp->local) != 0 || elist_init(&sp->existing) != 0 ||
+        elist_init(&sp->unplaced) != 0 || !sp->remote || !sp->nodes)
         return -1;
     /* Each part gets about its share up front (child specs are some 60
      * bytes): no regrowth, and no walk of the whole list to measure it. */
@@ -94,6 +97,10 @@ static int owner_split_run(hub *h, ph_term list, int check, int every_owner, own
             for (int j = 0; j < n; j++)
                 if (all[j] == h->self_node)
                     owners[0] = h->self_node;
+        }
+        if (k == 0 && every_owner) { /* a valid id with no node to run on */
+            elist_add(&sp->unplaced, "~t", s.id);
+            continue;
         }
         if (k <= 0) {
             k = 1;
@@ -199,6 +206,18 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
         ph_buf_free(&result);
         ph_buf_free(&l);
     }
+    if (ps && sp.unplaced.n) {
+        list_walk uw;
+        ph_term cid;
+        ph_buf ul;
+        if (ph_buf_init(&ul) == 0) {
+            elist_to(&ul, &sp.unplaced);
+            list_begin(&uw, ph_buf_term(&ul));
+            while (list_next(&uw, &cid) > 0)
+                elist_add(&ps->errors, "{~t, ~a, no_node}", cid, atom_text(h->self_node));
+            ph_buf_free(&ul);
+        }
+    }
     if (!ps) {
         ph_build(reply, "{ok, start_initiated}");
     } else if (ps->n_waiting == 0) {
@@ -288,6 +307,14 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
         o.check_existing = 0; /* the caller checked; a duplicate still fails here */
         o.rollback = 0;
         ph_term here = specs;
+        if (h->dist->children_init && !o.handoff) {
+            /* the mapping this start carries (Guided) is remembered here too */
+            ph_buf why;
+            if (ph_buf_init(&why) == 0) {
+                hub_children_init(h, specs, opts_term, &why);
+                ph_buf_free(&why);
+            }
+        }
         if (o.handoff) {
             int refused = handoff_filter(h, specs, &mine);
             if (refused)

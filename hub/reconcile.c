@@ -112,19 +112,22 @@ void reconcile(hub *h, ph_ctx *ctx)
     uint32_t i = 0;
     reg_row *row;
     ph_pid pid;
-    elist specs, metas;
+    elist specs, metas, lost;
     move_group groups[MOVE_GROUPS];
     int n_groups = 0, moving = 0, orphans_elsewhere = 0;
     if (h->leaving)
         return;
-    if (elist_init(&specs) != 0 || elist_init(&metas) != 0) {
+    if (elist_init(&specs) != 0 || elist_init(&metas) != 0 || elist_init(&lost) != 0) {
         elist_free(&specs);
+        elist_free(&metas);
         LOG_E("hub", "%s: out of memory reconciling the registry", h->cfg.hub_id);
         return;
     }
     while ((row = registry_next(h->reg, &i)) != NULL) {
         uint32_t owners[MAX_REPLICAS];
         int k = hub_owners(h, reg_row_key(row), owners, MAX_REPLICAS);
+        if (k == 0 && row->n_nodes == 0) /* no node may run it (Guided: mapped to gone nodes) */
+            elist_add(&lost, "~t", reg_row_key(row));
         if (k <= 0)
             continue;
         int mine = 0;
@@ -172,8 +175,32 @@ void reconcile(hub *h, ph_ctx *ctx)
         LOG_I("hub", "%s: %d child(ren) move to their owners", h->cfg.hub_id, moving);
     if (specs.n)
         start_owed(h, ctx, &specs, &metas);
+    if (lost.n) {
+        /* they leave the registry, here and everywhere */
+        ph_buf l, key;
+        list_walk w;
+        ph_term cid;
+        if (ph_buf_init(&l) == 0 && ph_buf_init(&key) == 0 && elist_to(&l, &lost) == 0) {
+            list_begin(&w, ph_buf_term(&l));
+            while (list_next(&w, &cid) > 0) {
+                key.index = 0;
+                reg_row *r = registry_key(cid, &key) == 0
+                                 ? registry_get(h->reg, key.buff, (uint32_t)key.index)
+                                 : NULL;
+                if (r)
+                    forget_row(h, ctx, r);
+            }
+            for (int m = 0; m < h->members.n; m++)
+                send_stop(h, ctx, h->members.members[m].node, ph_buf_term(&l));
+            LOG_I("hub", "%s: %d child(ren) whose nodes are all gone leave the registry",
+                  h->cfg.hub_id, lost.n);
+            ph_buf_free(&key);
+        }
+        ph_buf_free(&l);
+    }
     elist_free(&specs);
     elist_free(&metas);
+    elist_free(&lost);
     if (orphans_elsewhere)
         schedule_orphan_check(h, ctx, ORPHAN_CHECK_MS);
     signal_roles(h, ctx);

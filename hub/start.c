@@ -44,6 +44,7 @@ int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             if (ok)
                 o->metadata = v;
         } else if (ok && strcmp(key, "child_mapping") == 0) {
+            /* a map of lists (Guided checks it first, with its own errors) */
             ph_iter m;
             ph_term k, nodes;
             ok = ph_term_type(v, NULL) == ERL_MAP_EXT && ph_iter_begin(&m, v) >= 0;

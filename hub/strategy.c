@@ -5,6 +5,7 @@
  * (redundancy). The rest of the hub reaches them only through here. */
 #include "hub/hub_internal.h"
 
+#include "strategies/distribution/guided.h"
 #include "strategies/redundancy/replication.h"
 
 #include <dlfcn.h>
@@ -23,6 +24,8 @@ static const ph_distribution_ops *find_type(const char *type)
     const ph_distribution_ops *found = NULL;
     if (strcmp(type, consistent_hashing_strategy.type) == 0)
         return &consistent_hashing_strategy;
+    if (strcmp(type, guided_strategy.type) == 0)
+        return &guided_strategy;
     pthread_mutex_lock(&types_lock);
     for (int i = 0; i < n_types && !found; i++)
         if (strcmp(types[i]->type, type) == 0)
@@ -33,8 +36,9 @@ static const ph_distribution_ops *find_type(const char *type)
 
 int ph_register_distribution(const ph_distribution_ops *ops)
 {
-    if (!ops || !ops->type || !ops->init || !ops->free || !ops->node_added || !ops->node_removed ||
-        !ops->place || !ops->digest || find_type(ops->type))
+    if (!ops || ops->api_version != PH_DISTRIBUTION_API || !ops->type || !ops->init || !ops->free ||
+        !ops->node_added || !ops->node_removed || !ops->place || !ops->digest ||
+        find_type(ops->type))
         return -1;
     int rc = -1;
     pthread_mutex_lock(&types_lock);
@@ -89,6 +93,14 @@ static const ph_distribution_ops *load_library(ph_term config, const char *type,
         return NULL;
     }
     const ph_distribution_ops *ops = *sym;
+    if (ops->api_version != PH_DISTRIBUTION_API) {
+        snprintf(err, err_size,
+                 "distribution_strategy: %s was built for strategy API %d, this phnode has %d "
+                 "(rebuild it against include/processhub/strategy.h)",
+                 path, ops->api_version, PH_DISTRIBUTION_API);
+        dlclose(handle);
+        return NULL;
+    }
     if (!ops->type || strcmp(ops->type, type) != 0) {
         snprintf(err, err_size, "distribution_strategy: %s implements type \"%s\", not \"%s\"",
                  path, ops->type ? ops->type : "(none)", type);
@@ -251,4 +263,21 @@ void signal_roles(hub *h, ph_ctx *ctx)
     while ((row = registry_next(h->reg, &i)) != NULL)
         if (row_local_pid(h, row, &pid))
             signal_role(h, ctx, row, pid);
+}
+
+/* The strategy's check of a start (Guided: child_mapping); 0, or -1 with
+ * the whole start's error term in error. Also merges what the options
+ * say about placement on a node the start reached. */
+int hub_children_init(hub *h, ph_term specs, ph_term opts, ph_buf *error)
+{
+    if (!h->dist->children_init)
+        return 0;
+    int rc = h->dist->children_init(h->dist_state, specs, opts, hub_replication_factor(h), error);
+    if (rc == 0)
+        return 0;
+    if (rc != -1) { /* the strategy could not even say why */
+        ph_buf_reset(error);
+        ph_build(error, "enomem");
+    }
+    return -1;
 }

@@ -27,7 +27,13 @@
 extern "C" {
 #endif
 
+/* The version of this table's layout: a library built against another one
+ * is refused when loaded (its functions would be read at the wrong
+ * offsets). */
+#define PH_DISTRIBUTION_API 1
+
 typedef struct ph_distribution_ops {
+    int api_version; /* PH_DISTRIBUTION_API */
     const char *type;
     /* The strategy's state from its config object (map, binary keys;
      * "type" and "library" included). NULL and a reason in err when the
@@ -47,6 +53,14 @@ typedef struct ph_distribution_ops {
     /* A fingerprint of what place() depends on besides the id (the node
      * set, a scoreboard): two nodes with equal digests place alike. */
     uint64_t (*digest)(void *state);
+    /* Optional (NULL: nothing to check). Called with a start's child specs
+     * and options before they are placed, on the node asked and on every
+     * node the start reaches (ProcessHub's children_init): it may refuse
+     * the whole start by appending the error term to error and returning
+     * -1 (the caller gets {error, Error}), or remember what the options say
+     * about placement (Guided's child_mapping). */
+    int (*children_init)(void *state, ph_term specs, ph_term opts, int replication_factor,
+                         ph_buf *error);
 } ph_distribution_ops;
 
 /* What a strategy library exports: const ph_distribution_ops *ph_distribution_strategy; */

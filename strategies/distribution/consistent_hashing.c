@@ -321,6 +321,7 @@ static uint64_t ch_digest(void *st)
 }
 
 const ph_distribution_ops consistent_hashing_strategy = {
+    .api_version = PH_DISTRIBUTION_API,
     .type = "consistent_hashing",
     .init = ch_init,
     .free = ch_free,

@@ -107,4 +107,68 @@ defmodule PhNode.DistributionTest do
       assert out =~ expect, "#{dist}: #{out}"
     end
   end
+
+  test "guided: children land exactly on their mapped nodes, never move on a join, leave with their node" do
+    cfg = config(~s({"type": "guided"}))
+    [a, b, c, d] = nodes = cluster(cfg, 4)
+    names = Enum.map(nodes, & &1.node)
+    ids = for i <- 1..1000, do: "g#{i}"
+    mapping = Map.new(Enum.with_index(ids), fn {id, i} -> {id, [Enum.at(names, rem(i * 7, 4))]} end)
+    specs = for id <- ids, do: %{id: id, start: {:counter, :start_link, [0]}}
+
+    assert {:ok, %{status: :ok, errors: []}} =
+             GenServer.call(hub(b), {:start_children, specs, [awaitable: true, child_mapping: mapping]}, 30_000)
+
+    placed = fn n ->
+      GenServer.call(hub(n), :registry_dump, 30_000)
+      |> Map.new(fn {id, {_, nps, _}} -> {id, nps} end)
+    end
+
+    assert wait_until(fn -> Enum.all?(nodes, &(map_size(placed.(&1)) == 1000)) end, 10_000)
+    before = placed.(a)
+    for id <- ids, do: assert([{n, _}] = before[id]) && n == hd(mapping[id])
+    for n <- [b, c, d], do: assert(placed.(n) == before)
+
+    # a 5th node joins: nothing moves, every pid stays
+    e = start(cfg, ["--join", Atom.to_string(a.node)])
+    assert wait_until(fn -> length(GenServer.call(hub(e), {:nodes, []})) == 4 end, 10_000)
+    assert wait_until(fn -> map_size(placed.(e)) == 1000 end, 10_000)
+    Process.sleep(1_000)
+    changed = fn now -> for {id, nps} <- before, now[id] != nps, do: {id, nps, now[id]} end
+    assert changed.(placed.(a)) == []
+    assert changed.(placed.(e)) == []
+
+    # d dies: its children leave the registry everywhere (no other node is mapped)
+    on_d = for {id, [{n, _}]} <- before, n == d.node, do: id
+    assert on_d != []
+    PhTest.kill_node(d)
+    left = Map.drop(before, on_d)
+    assert wait_until(fn -> Enum.all?([a, b, c, e], &(placed.(&1) == left)) end, 15_000),
+           inspect(Enum.map([a, b, c, e], &map_size(placed.(&1))))
+
+    # stopping them all empties every registry
+    assert {:ok, %{status: :ok}} =
+             GenServer.call(hub(c), {:stop_children, Map.keys(left), [awaitable: true]}, 30_000)
+
+    assert wait_until(fn -> Enum.all?([a, b, c, e], &(placed.(&1) == %{})) end, 10_000)
+  end
+
+  test "guided: ProcessHub's errors for a missing or bad child_mapping" do
+    cfg = config(~s({"type": "guided"}))
+    a = start(cfg)
+    spec = %{id: "x", start: {:counter, :start_link, [0]}}
+    call = fn opts -> GenServer.call(hub(a), {:start_children, [spec], [awaitable: true] ++ opts}) end
+    assert call.([]) == {:error, :missing_child_mapping}
+    assert call.(child_mapping: [{"x", [a.node]}]) == {:error, :invalid_child_mapping}
+    assert call.(child_mapping: %{"y" => [a.node]}) == {:error, :child_mapping_mismatch}
+    assert call.(child_mapping: %{"x" => [a.node, a.node]}) == {:error, :child_replication_mismatch}
+    assert GenServer.call(hub(a), :registry_dump) == %{}
+
+    # mapped to a node that is not a member: not started, reported
+    assert {:ok, %{status: :error, started: [], errors: [{"x", _, :no_node}]}} =
+             call.(child_mapping: %{"x" => [:"nobody@127.0.0.1"]})
+
+    assert {:ok, %{status: :ok, started: [{"x", [{n, _}]}]}} = call.(child_mapping: %{"x" => [a.node]})
+    assert n == a.node
+  end
 end

@@ -129,6 +129,7 @@ static uint64_t by_name_digest(void *state)
 }
 
 static const ph_distribution_ops by_name_strategy = {
+    .api_version = PH_DISTRIBUTION_API,
     .type = "by_name",
     .init = by_name_init,
     .free = by_name_free,
