@@ -252,3 +252,34 @@ void signal_roles(hub *h, ph_ctx *ctx)
         if (row_local_pid(h, row, &pid))
             signal_role(h, ctx, row, pid);
 }
+
+/* --- synchronization ------------------------------------------------------ */
+
+#include "strategies/synchronization/sync_ops.h"
+
+/* The synchronization strategy of the config's "type", set up on first use
+ * (hub_config.c accepted only known types and options, so only memory can
+ * fail here: then PubSub, which keeps no state, stands in). */
+const sync_ops *sync_strategy(hub *h)
+{
+    if (h->sync)
+        return h->sync;
+    const sync_ops *ops = strcmp(h->cfg.sync_type, gossip_sync.type) == 0 ? &gossip_sync
+                                                                           : &pubsub_sync;
+    char why[200] = "";
+    if (ops->init(h, why, sizeof why) != 0) {
+        LOG_E("hub", "%s: synchronization %s: %s; using pubsub", h->cfg.hub_id, ops->type, why);
+        ops = &pubsub_sync;
+        h->sync_state = NULL;
+    }
+    h->sync = ops;
+    return ops;
+}
+
+void sync_strategy_free(hub *h)
+{
+    if (h->sync && h->sync->free)
+        h->sync->free(h);
+    h->sync = NULL;
+    h->sync_state = NULL;
+}
