@@ -34,9 +34,9 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
 
 /* The tuple's arity for each shape. */
 static const int shape_arity[] = {
-    [SHAPE_SIGNAL] = 2, [SHAPE_MEMBERS] = 4, [SHAPE_NODE_LIST] = 4, [SHAPE_START] = 6,
-    [SHAPE_ANSWER] = 5, [SHAPE_REF] = 3,     [SHAPE_DUE] = 3,       [SHAPE_GOSSIP] = 9,
-    [SHAPE_NODE_SEQ] = 4,
+    [SHAPE_SIGNAL] = 2, [SHAPE_MEMBERS] = 4, [SHAPE_NODE_LIST] = 4,
+    [SHAPE_START] = 6,  [SHAPE_ANSWER] = 5,  [SHAPE_REF] = 3,
+    [SHAPE_DUE] = 3,    [SHAPE_GOSSIP] = 9,  [SHAPE_NODE_SEQ] = 4,
 };
 
 static int kind_of(const char *name, hub_msg_kind *k)
@@ -112,8 +112,7 @@ int hub_msg_decode(ph_term msg, hub_msg *m)
         if (ph_match(msg, "{_, _, ~t, ~t, ~t, ~u, ~t, ~t, ~t}", &a, &r, &o, &due, &m->acks,
                      &m->targeted, &m->term) != 1 ||
             node_at(a, &m->node) != 0 || ph_decode_ref(r, &m->ref) != 0 ||
-            node_at(o, &m->origin) != 0 ||
-            !is_list(m->acks) || !is_list(m->targeted))
+            node_at(o, &m->origin) != 0 || !is_list(m->acks) || !is_list(m->targeted))
             return -1;
         m->id = r;
         m->seq = due;

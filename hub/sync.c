@@ -209,8 +209,8 @@ void sync_message(hub *h, ph_ctx *ctx, const hub_msg *m)
     if (ops->message)
         ops->message(h, ctx, m);
     else
-        LOG_D("hub", "%s: ignored %s (synchronization is %s)", h->cfg.hub_id,
-              hub_msg_name(m->kind), ops->type);
+        LOG_D("hub", "%s: ignored %s (synchronization is %s)", h->cfg.hub_id, hub_msg_name(m->kind),
+              ops->type);
 }
 
 /* One row of a member's registered message, {Cid, Spec, Pid, Meta}, with

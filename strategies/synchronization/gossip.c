@@ -333,6 +333,9 @@ static void spread(hub *h, ph_ctx *ctx, hub_msg_kind kind, seen *s, uint32_t ori
                 send_own(ctx, m->hub, &b);
                 metric_inc(&hm_sync_sent);
                 s->sent++;
+                LOG_D("hub", "%s: %s %s#%llu to %s (%d targeted)", h->cfg.hub_id,
+                      hub_msg_name(kind), atom_text(origin), (unsigned long long)seq,
+                      atom_text(cand[p]), targeted.n);
             } else {
                 LOG_W("hub", "%s: gossip: could not encode a message to %s", h->cfg.hub_id,
                       atom_text(cand[p]));
@@ -474,6 +477,9 @@ static void deliver(hub *h, ph_ctx *ctx, uint32_t node, const ph_ref *ref, uint6
         drain(h, ctx, o);
         return;
     }
+    LOG_D("hub", "%s: gossip: update %llu of %s waits (base %d, next %llu, member %d)",
+          h->cfg.hub_id, (unsigned long long)seq, atom_text(node), o->has_base,
+          (unsigned long long)o->next, m != NULL);
     if (!keep_update(o, seq, data, 0))
         LOG_E("hub", "%s: gossip: out of memory, an update is left to the repair", h->cfg.hub_id);
     arm_tick(h, ctx);
@@ -491,9 +497,8 @@ static int read_common(hub *h, const hub_msg *m, nset *acks, nset *targeted)
         return -1;
     }
     if (nset_read(acks, m->acks) != 0 || nset_read(targeted, m->targeted) != 0) {
-        LOG_W("hub", "%s: dropped a malformed %s from %s: %s", h->cfg.hub_id,
-              hub_msg_name(m->kind), atom_text(m->node),
-              ph_term_format(m->acks, text, sizeof text));
+        LOG_W("hub", "%s: dropped a malformed %s from %s: %s", h->cfg.hub_id, hub_msg_name(m->kind),
+              atom_text(m->node), ph_term_format(m->acks, text, sizeof text));
         return -1;
     }
     return 0;
