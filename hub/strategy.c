@@ -264,8 +264,8 @@ const sync_ops *sync_strategy(hub *h)
 {
     if (h->sync)
         return h->sync;
-    const sync_ops *ops = strcmp(h->cfg.sync_type, gossip_sync.type) == 0 ? &gossip_sync
-                                                                           : &pubsub_sync;
+    const sync_ops *ops =
+        strcmp(h->cfg.sync_type, gossip_sync.type) == 0 ? &gossip_sync : &pubsub_sync;
     char why[200] = "";
     if (ops->init(h, why, sizeof why) != 0) {
         LOG_E("hub", "%s: synchronization %s: %s; using pubsub", h->cfg.hub_id, ops->type, why);
