@@ -30,7 +30,7 @@ static const struct {
 } strategies[] = {
     {"redundancy_strategy", {"singularity", "replication"}},
     {"migration_strategy", {"cold_swap"}},
-    {"synchronization_strategy", {"pubsub"}},
+    {"synchronization_strategy", {"pubsub", "gossip"}},
     {"partition_tolerance_strategy", {"divergence"}},
 };
 
@@ -330,6 +330,34 @@ static int read_redundancy(hub_config *c, json_t *v, char *err, size_t size)
     return 0;
 }
 
+/* synchronization_strategy: {"type": "pubsub" | "gossip", "sync_interval":
+ * ms, and for gossip "recipients": N, "restricted_init": bool} (the type
+ * was checked by check_strategy) */
+static int read_sync(hub_config *c, json_t *v, char *err, size_t size)
+{
+    if (!v)
+        return 0;
+    if (read_ms(v, "sync_interval", 1, &c->sync_interval, err, size) != 0)
+        return -1;
+    const char *type = json_string_value(json_object_get(v, "type"));
+    snprintf(c->sync_type, sizeof c->sync_type, "%s", type ? type : "pubsub");
+    int gossip = strcmp(c->sync_type, "gossip") == 0;
+    json_t *r = json_object_get(v, "recipients");
+    if (r && (!gossip || !json_is_integer(r) || json_integer_value(r) < 1 ||
+              json_integer_value(r) > 255))
+        return fail(err, size, "synchronization_strategy.recipients",
+                    gossip ? "must be an integer from 1 to 255" : "is an option of gossip only");
+    if (r)
+        c->sync_recipients = (unsigned)json_integer_value(r);
+    json_t *ri = json_object_get(v, "restricted_init");
+    if (ri && (!gossip || !json_is_boolean(ri)))
+        return fail(err, size, "synchronization_strategy.restricted_init",
+                    gossip ? "must be true or false" : "is an option of gossip only");
+    if (ri)
+        c->sync_unrestricted_init = !json_is_true(ri);
+    return 0;
+}
+
 int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size)
 {
     json_t *v = json_object_get(root, "hub_id");
@@ -384,8 +412,7 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
             return fail(err, err_size, "beam_discovery", "must be true or false");
         c->beam_discovery = json_is_true(beam);
     }
-    json_t *sync = json_object_get(root, "synchronization_strategy");
-    if (sync && read_ms(sync, "sync_interval", 1, &c->sync_interval, err, err_size) != 0)
+    if (read_sync(c, json_object_get(root, "synchronization_strategy"), err, err_size) != 0)
         return -1;
     if (read_ms(root, "hubs_discover_interval", 1, &c->hubs_discover_interval, err, err_size) ||
         read_ms(root, "deadlock_recovery_timeout", 1, &c->deadlock_recovery_timeout, err,

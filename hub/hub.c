@@ -135,6 +135,12 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         }
         announce(h, ctx);
         return;
+    case HM_GOSSIP_UPDATE:
+    case HM_GOSSIP_SYNC:
+    case HM_GOSSIP_SEQ:
+    case HM_GOSSIP_TICK:
+        sync_message(h, ctx, m);
+        return;
     case HM_COUNT:
         return;
     }
@@ -391,6 +397,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     elist_free(&h->sync_registered);
     elist_free(&h->sync_unregistered);
     strategies_free(h);
+    sync_strategy_free(h);
     ph_buf_free(&h->key_scratch);
     ph_buf_free(&h->start_key);
     ph_buf_free(&h->start_reason);

@@ -25,6 +25,12 @@ typedef struct hub_config {
     unsigned dsup_max_seconds;
     unsigned dsup_shutdown_timeout;
     unsigned sync_interval; /* synchronization_strategy.sync_interval (ms) */
+    /* synchronization_strategy: "type" ("" means pubsub); gossip's
+     * recipients (0 means 3) and restricted_init (stored negated, so that
+     * the zeroed default is ProcessHub's true) */
+    char sync_type[16];
+    unsigned sync_recipients;
+    int sync_unrestricted_init;
     /* distribution_strategy as given: its "type" and the whole object as a
      * map with binary keys (the strategy reads its own options) */
     char distribution_type[64];

@@ -136,6 +136,10 @@ typedef struct hub {
     uint64_t reconcile_due; /* when the earliest {'$ph_hub', reconcile} on its way comes; 0: none */
     int orphan_check_ms;    /* the next orphan check's delay; 0: none pending */
     int retry_ms;           /* re-plan delay after a move that failed; doubles */
+    /* The synchronization strategy (strategies/synchronization/), set up
+     * on first use by sync_strategy(). */
+    const struct sync_ops *sync;
+    void *sync_state;
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -272,6 +276,9 @@ void flush_sync(hub *h, ph_ctx *ctx);
 void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_len);
 void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node);
 void send_repair(hub *h, ph_ctx *ctx);
+void sync_local_rows(hub *h, elist *l);
+int rows_well_formed(uint32_t node, ph_term list);
+void sync_message(hub *h, ph_ctx *ctx, const hub_msg *m);
 void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
 void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
 void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
@@ -386,6 +393,8 @@ uint32_t hub_active_node(hub *h, ph_term id);
 int hub_children_init(hub *h, ph_term specs, ph_term opts, ph_buf *error);
 void signal_role(hub *h, ph_ctx *ctx, const reg_row *row, ph_pid pid);
 void signal_roles(hub *h, ph_ctx *ctx);
+const struct sync_ops *sync_strategy(hub *h);
+void sync_strategy_free(hub *h);
 
 /* leave.c */
 int leave_init(void);

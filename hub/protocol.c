@@ -16,6 +16,9 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
     [HM_STOP] = {"stop", SHAPE_NODE_LIST},
     [HM_UNDO_MOVE] = {"undo_move", SHAPE_NODE_LIST},
     [HM_REPAIR] = {"repair", SHAPE_NODE_LIST},
+    [HM_GOSSIP_UPDATE] = {"gossip_update", SHAPE_GOSSIP},
+    [HM_GOSSIP_SYNC] = {"gossip_sync", SHAPE_GOSSIP},
+    [HM_GOSSIP_SEQ] = {"gossip_seq", SHAPE_NODE_SEQ},
     [HM_START] = {"start", SHAPE_START},
     [HM_START_RESULT] = {"start_result", SHAPE_ANSWER},
     [HM_START_FORWARDED] = {"start_forwarded", SHAPE_ANSWER},
@@ -26,12 +29,14 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
     [HM_ORPHAN_CHECK] = {"orphan_check", SHAPE_SIGNAL},
     [HM_GRACEFUL_LEAVE] = {"graceful_leave", SHAPE_SIGNAL},
     [HM_ANNOUNCE] = {"announce", SHAPE_SIGNAL},
+    [HM_GOSSIP_TICK] = {"gossip_tick", SHAPE_SIGNAL},
 };
 
 /* The tuple's arity for each shape. */
 static const int shape_arity[] = {
-    [SHAPE_SIGNAL] = 2, [SHAPE_MEMBERS] = 4, [SHAPE_NODE_LIST] = 4, [SHAPE_START] = 6,
-    [SHAPE_ANSWER] = 5, [SHAPE_REF] = 3,     [SHAPE_DUE] = 3,
+    [SHAPE_SIGNAL] = 2, [SHAPE_MEMBERS] = 4, [SHAPE_NODE_LIST] = 4,
+    [SHAPE_START] = 6,  [SHAPE_ANSWER] = 5,  [SHAPE_REF] = 3,
+    [SHAPE_DUE] = 3,    [SHAPE_GOSSIP] = 9,  [SHAPE_NODE_SEQ] = 4,
 };
 
 static int kind_of(const char *name, hub_msg_kind *k)
@@ -50,6 +55,12 @@ static int node_at(ph_term t, uint32_t *node)
     if (ph_match(t, "~a", name) != 1 || (*node = atom_intern(name)) == ATOM_NONE)
         return -1;
     return 0;
+}
+
+static int is_list(ph_term t)
+{
+    int type = ph_term_type(t, NULL);
+    return type == ERL_LIST_EXT || type == ERL_NIL_EXT;
 }
 
 int hub_msg_decode(ph_term msg, hub_msg *m)
@@ -95,6 +106,22 @@ int hub_msg_decode(ph_term msg, hub_msg *m)
         if (ph_match(msg, "{_, _, ~u}", &due) != 1)
             return -1;
         m->due = due;
+        return 0;
+    case SHAPE_GOSSIP: {
+        ph_term o, r;
+        if (ph_match(msg, "{_, _, ~t, ~t, ~t, ~u, ~t, ~t, ~t}", &a, &r, &o, &due, &m->acks,
+                     &m->targeted, &m->term) != 1 ||
+            node_at(a, &m->node) != 0 || ph_decode_ref(r, &m->ref) != 0 ||
+            node_at(o, &m->origin) != 0 || !is_list(m->acks) || !is_list(m->targeted))
+            return -1;
+        m->id = r;
+        m->seq = due;
+        return 0;
+    }
+    case SHAPE_NODE_SEQ:
+        if (ph_match(msg, "{_, _, ~t, ~u}", &a, &due) != 1 || node_at(a, &m->node) != 0)
+            return -1;
+        m->seq = due;
         return 0;
     }
     return -1;

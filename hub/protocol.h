@@ -23,6 +23,12 @@ typedef enum hub_msg_kind {
     HM_STOP,
     HM_UNDO_MOVE,
     HM_REPAIR,
+    /* {'$ph_hub', Kind, Relay, Ref, Origin, Seq, Acks, Targeted, Data}
+     * (the gossip synchronization strategy) */
+    HM_GOSSIP_UPDATE,
+    HM_GOSSIP_SYNC,
+    /* {'$ph_hub', gossip_seq, Node, Seq} */
+    HM_GOSSIP_SEQ,
     /* {'$ph_hub', start, Id, ReplyTo, [Spec], Opts} */
     HM_START,
     /* {'$ph_hub', Kind, Ref, Node, Term} */
@@ -38,6 +44,7 @@ typedef enum hub_msg_kind {
     HM_ORPHAN_CHECK,
     HM_GRACEFUL_LEAVE,
     HM_ANNOUNCE,
+    HM_GOSSIP_TICK,
     HM_COUNT
 } hub_msg_kind;
 
@@ -49,6 +56,8 @@ typedef enum hub_msg_shape {
     SHAPE_ANSWER,    /* id, ref, node, term = the result or [Node] */
     SHAPE_REF,       /* id, ref */
     SHAPE_DUE,       /* due */
+    SHAPE_GOSSIP,    /* node = Relay, id/ref, origin, seq, acks, targeted, term = Data */
+    SHAPE_NODE_SEQ,  /* node, seq */
 } hub_msg_shape;
 
 typedef struct hub_msg_type {
@@ -66,6 +75,11 @@ typedef struct hub_msg {
     ph_term list, id, opts, term;
     ph_ref ref;
     uint64_t due;
+    /* gossip: the node whose change it is, its number, and the node lists
+     * (unchecked lists: their elements are checked where they are used) */
+    uint32_t origin;
+    uint64_t seq;
+    ph_term acks, targeted;
 } hub_msg;
 
 /* 0 and m filled in, or -1 if msg is not a well-formed hub message (not

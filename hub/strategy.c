@@ -6,6 +6,7 @@
 #include "hub/hub_internal.h"
 
 #include "strategies/distribution/guided.h"
+#include "strategies/synchronization/sync_ops.h"
 #include "strategies/redundancy/replication.h"
 
 #include <dlfcn.h>
@@ -280,4 +281,33 @@ int hub_children_init(hub *h, ph_term specs, ph_term opts, ph_buf *error)
         ph_build(error, "enomem");
     }
     return -1;
+}
+
+/* --- synchronization ------------------------------------------------------ */
+
+/* The synchronization strategy of the config's "type", set up on first use
+ * (hub_config.c accepted only known types and options, so only memory can
+ * fail here: then PubSub, which keeps no state, stands in). */
+const sync_ops *sync_strategy(hub *h)
+{
+    if (h->sync)
+        return h->sync;
+    const sync_ops *ops =
+        strcmp(h->cfg.sync_type, gossip_sync.type) == 0 ? &gossip_sync : &pubsub_sync;
+    char why[200] = "";
+    if (ops->init(h, why, sizeof why) != 0) {
+        LOG_E("hub", "%s: synchronization %s: %s; using pubsub", h->cfg.hub_id, ops->type, why);
+        ops = &pubsub_sync;
+        h->sync_state = NULL;
+    }
+    h->sync = ops;
+    return ops;
+}
+
+void sync_strategy_free(hub *h)
+{
+    if (h->sync && h->sync->free)
+        h->sync->free(h);
+    h->sync = NULL;
+    h->sync_state = NULL;
 }

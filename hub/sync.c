@@ -1,10 +1,11 @@
-/* sync.c - the registry across the cluster (PubSub): publishing this node's
- * changes, applying the members' ones, the periodic repair. */
+/* sync.c - the registry across the cluster: collecting this node's changes
+ * and handing them to the synchronization strategy
+ * (strategies/synchronization/), applying the members' changes and repairs. */
 #include "hub/hub_internal.h"
 
+#include "strategies/synchronization/sync_ops.h"
+
 static void note_unregistered(hub *h, ph_term cid);
-static void collect_local_rows(hub *h, elist *l);
-static int rows_well_formed(uint32_t node, ph_term list);
 
 /* --- publishing registry changes to the other members ---------------- */
 
@@ -73,10 +74,8 @@ void flush_sync(hub *h, ph_ctx *ctx)
         h->sync_registered.n = h->sync_unregistered.n = 0;
         return;
     }
-    if (h->sync_registered.n)
-        send_sync(h, ctx, 0, HM_REGISTERED, &h->sync_registered);
-    if (h->sync_unregistered.n)
-        send_sync(h, ctx, 0, HM_UNREGISTERED, &h->sync_unregistered);
+    if (h->sync_registered.n || h->sync_unregistered.n)
+        sync_strategy(h)->propagate(h, ctx, &h->sync_registered, &h->sync_unregistered);
     ph_buf_reset(&h->sync_registered.b);
     ph_buf_reset(&h->sync_unregistered.b);
     h->sync_registered.n = h->sync_unregistered.n = 0;
@@ -99,7 +98,7 @@ void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_len)
 }
 
 /* {Cid, Spec, Pid, Meta} of every child this node runs. */
-static void collect_local_rows(hub *h, elist *l)
+void sync_local_rows(hub *h, elist *l)
 {
     uint32_t i = 0;
     reg_row *row;
@@ -116,29 +115,24 @@ void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node)
     elist l;
     if (elist_init(&l) != 0)
         return;
-    collect_local_rows(h, &l);
+    sync_local_rows(h, &l);
     if (l.n)
         send_sync(h, ctx, node, HM_REGISTERED, &l);
     elist_free(&l);
+    const sync_ops *ops = sync_strategy(h);
+    if (ops->joined)
+        ops->joined(h, ctx, node);
 }
 
-/* Periodic repair (PubSub sync_interval): every node sends the rows it
- * runs to every member; a receiver adds what it missed ("append") and
- * drops what it believes the sender runs but the sender no longer does
- * ("detach"). */
+/* The periodic repair (every sync_interval), as the strategy does it. */
 void send_repair(hub *h, ph_ctx *ctx)
 {
-    elist l;
-    if (h->members.n > 0 && elist_init(&l) == 0) {
-        collect_local_rows(h, &l);
-        send_sync(h, ctx, 0, HM_REPAIR, &l);
-        elist_free(&l);
-    }
+    sync_strategy(h)->tick(h, ctx);
     send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', ~a}", hub_msg_name(HM_REPAIR_TICK));
 }
 
 /* Every element is {Cid, Spec, Pid, Meta} with a valid id and a pid of node. */
-static int rows_well_formed(uint32_t node, ph_term list)
+int rows_well_formed(uint32_t node, ph_term list)
 {
     list_walk w;
     ph_term e, cid, p;
@@ -206,6 +200,17 @@ void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
     elist_free(&stale);
     ph_buf_free(&key);
     registry_free(seen);
+}
+
+/* A message of the synchronization strategy's own (gossip_*). */
+void sync_message(hub *h, ph_ctx *ctx, const hub_msg *m)
+{
+    const sync_ops *ops = sync_strategy(h);
+    if (ops->message)
+        ops->message(h, ctx, m);
+    else
+        LOG_D("hub", "%s: ignored %s (synchronization is %s)", h->cfg.hub_id, hub_msg_name(m->kind),
+              ops->type);
 }
 
 /* One row of a member's registered message, {Cid, Spec, Pid, Meta}, with

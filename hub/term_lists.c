@@ -70,7 +70,7 @@ int list_begin(list_walk *w, ph_term list)
     if (!list.buf || ei_get_type(list.buf, &index, &type, &size) != 0)
         return -1;
     if (type == ERL_NIL_EXT) {
-        w->index = index + 1;
+        w->index = index; /* at the NIL: list_next ends there (not past it) */
         return 0;
     }
     if (type != ERL_LIST_EXT || ei_decode_list_header(list.buf, &index, &size) != 0)

@@ -59,6 +59,19 @@ static void sample(ph_buf *b, hub_msg_kind k)
     case SHAPE_DUE:
         ck_assert_int_eq(ph_build(b, "~u", 12345ULL), 0);
         break;
+    case SHAPE_GOSSIP:
+        ck_assert_int_eq(ph_build(b, "'b@h'"), 0);
+        ck_assert_int_eq(ph_encode_ref(b, &r), 0);
+        ck_assert_int_eq(ph_build(b, "'c@h'"), 0);
+        ck_assert_int_eq(ph_build(b, "~u", 7ULL), 0);
+        ck_assert_int_eq(ph_build(b, "['b@h']"), 0);
+        ck_assert_int_eq(ph_build(b, "['b@h', 'c@h']"), 0);
+        ck_assert_int_eq(ph_build(b, "{[], []}"), 0);
+        break;
+    case SHAPE_NODE_SEQ:
+        ck_assert_int_eq(ph_build(b, "'b@h'"), 0);
+        ck_assert_int_eq(ph_build(b, "~u", 7ULL), 0);
+        break;
     }
 }
 
@@ -91,6 +104,18 @@ START_TEST(every_kind_round_trips)
         case SHAPE_DUE:
             ck_assert_uint_eq(m.due, 12345);
             break;
+        case SHAPE_GOSSIP: {
+            ph_ref r = a_ref();
+            ck_assert(ph_ref_equal(&m.ref, &r));
+            ck_assert_uint_eq(m.node, atom_intern("b@h"));
+            ck_assert_uint_eq(m.origin, atom_intern("c@h"));
+            ck_assert_uint_eq(m.seq, 7);
+            break;
+        }
+        case SHAPE_NODE_SEQ:
+            ck_assert_uint_eq(m.node, atom_intern("b@h"));
+            ck_assert_uint_eq(m.seq, 7);
+            break;
         case SHAPE_SIGNAL:
             break;
         }
@@ -102,13 +127,15 @@ END_TEST
 START_TEST(bad_messages_are_refused)
 {
     const char *bad[] = {
-        "{'$ph_hub', no_such_kind}",               /* unknown kind */
-        "{'$ph_hub', hello, not_a_pid, []}",       /* wrong field */
-        "{'$ph_hub', hello}",                      /* wrong arity */
-        "{'$ph_hub', registered, 42, []}",         /* node not an atom */
-        "{'$ph_hub', start_result, x, 'b@h', ok}", /* not a ref */
-        "{'$ph_hub', reconcile, -1}",              /* not a due time */
-        "{other, hello, x, y}",                    /* not a hub message */
+        "{'$ph_hub', no_such_kind}",                                        /* unknown kind */
+        "{'$ph_hub', hello, not_a_pid, []}",                                /* wrong field */
+        "{'$ph_hub', hello}",                                               /* wrong arity */
+        "{'$ph_hub', registered, 42, []}",                                  /* node not an atom */
+        "{'$ph_hub', start_result, x, 'b@h', ok}",                          /* not a ref */
+        "{'$ph_hub', reconcile, -1}",                                       /* not a due time */
+        "{'$ph_hub', gossip_update, 'b@h', x, 'c@h', 1, [], [], {[], []}}", /* not a ref */
+        "{'$ph_hub', gossip_seq, 'b@h', -1}",                               /* not a number */
+        "{other, hello, x, y}",                                             /* not a hub message */
         "{'$ph_hub'}",
         "hello",
     };
