@@ -2,6 +2,7 @@
 #   make          build build/phnode and build/libprocesshub.a
 #   make test     unit tests (Check) + integration tests against real BEAM nodes
 #   make unit     unit tests only
+#   make chaos    the long randomized membership test (50 events)
 #   make asan     the whole suite built with ASan+UBSan
 #   make valgrind unit tests under valgrind
 #   make bench    benchmarks, side by side with the BEAM (results in bench/results/)
@@ -32,7 +33,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 LIB       := $(BUILD)/libprocesshub.a
 PHNODE    := $(BUILD)/phnode
 
-.PHONY: all test unit integration asan tsan valgrind bench format clean run
+.PHONY: all test unit integration chaos asan tsan valgrind bench format clean run
 all: $(PHNODE) $(LIB) $(BUILD)/test/libsample_worker.so $(BUILD)/test/libby_name_strategy.so $(BUILD)/test/bad_peer
 
 $(BUILD)/%.o: %.c
@@ -77,6 +78,12 @@ integration: all
 	BUILD=$(BUILD) test/integration/run.sh
 
 test: unit integration
+
+# The long randomized membership test (docs/cluster.md, "Invariants"): 5
+# phnodes, 5,000 children, 50 events; PH_CHAOS_SEED=N replays a run.
+chaos: all
+	PH_CHAOS_ONLY=1 PH_CHAOS_EVENTS=$${PH_CHAOS_EVENTS:-50} PH_CHAOS_CHILDREN=$${PH_CHAOS_CHILDREN:-5000} \
+	  BUILD=$(BUILD) test/integration/run.sh test/integration/cluster_race_test.exs
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
