@@ -19,6 +19,8 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
     [HM_GOSSIP_UPDATE] = {"gossip_update", SHAPE_GOSSIP},
     [HM_GOSSIP_SYNC] = {"gossip_sync", SHAPE_GOSSIP},
     [HM_GOSSIP_SEQ] = {"gossip_seq", SHAPE_NODE_SEQ},
+    [HM_LB_REPORT] = {"lb_report", SHAPE_NODE_TERM},
+    [HM_LB_SCORES] = {"lb_scores", SHAPE_NODE_TERM},
     [HM_START] = {"start", SHAPE_START},
     [HM_START_RESULT] = {"start_result", SHAPE_ANSWER},
     [HM_START_FORWARDED] = {"start_forwarded", SHAPE_ANSWER},
@@ -30,13 +32,14 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
     [HM_GRACEFUL_LEAVE] = {"graceful_leave", SHAPE_SIGNAL},
     [HM_ANNOUNCE] = {"announce", SHAPE_SIGNAL},
     [HM_GOSSIP_TICK] = {"gossip_tick", SHAPE_SIGNAL},
+    [HM_LB_TICK] = {"lb_tick", SHAPE_SIGNAL},
 };
 
 /* The tuple's arity for each shape. */
 static const int shape_arity[] = {
     [SHAPE_SIGNAL] = 2, [SHAPE_MEMBERS] = 4, [SHAPE_NODE_LIST] = 4,
     [SHAPE_START] = 6,  [SHAPE_ANSWER] = 5,  [SHAPE_REF] = 3,
-    [SHAPE_DUE] = 3,    [SHAPE_GOSSIP] = 9,  [SHAPE_NODE_SEQ] = 4,
+    [SHAPE_DUE] = 3,    [SHAPE_GOSSIP] = 9,  [SHAPE_NODE_SEQ] = 4, [SHAPE_NODE_TERM] = 4,
 };
 
 static int kind_of(const char *name, hub_msg_kind *k)
@@ -122,6 +125,10 @@ int hub_msg_decode(ph_term msg, hub_msg *m)
         if (ph_match(msg, "{_, _, ~t, ~u}", &a, &due) != 1 || node_at(a, &m->node) != 0)
             return -1;
         m->seq = due;
+        return 0;
+    case SHAPE_NODE_TERM:
+        if (ph_match(msg, "{_, _, ~t, ~t}", &a, &m->term) != 1 || node_at(a, &m->node) != 0)
+            return -1;
         return 0;
     }
     return -1;

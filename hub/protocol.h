@@ -29,6 +29,10 @@ typedef enum hub_msg_kind {
     HM_GOSSIP_SYNC,
     /* {'$ph_hub', gossip_seq, Node, Seq} */
     HM_GOSSIP_SEQ,
+    /* {'$ph_hub', Kind, Node, Data} (the centralized_load_balancer
+     * distribution strategy: a member's report, the leader's scoreboard) */
+    HM_LB_REPORT,
+    HM_LB_SCORES,
     /* {'$ph_hub', start, Id, ReplyTo, [Spec], Opts} */
     HM_START,
     /* {'$ph_hub', Kind, Ref, Node, Term} */
@@ -45,6 +49,7 @@ typedef enum hub_msg_kind {
     HM_GRACEFUL_LEAVE,
     HM_ANNOUNCE,
     HM_GOSSIP_TICK,
+    HM_LB_TICK,
     HM_COUNT
 } hub_msg_kind;
 
@@ -58,6 +63,7 @@ typedef enum hub_msg_shape {
     SHAPE_DUE,       /* due */
     SHAPE_GOSSIP,    /* node = Relay, id/ref, origin, seq, acks, targeted, term = Data */
     SHAPE_NODE_SEQ,  /* node, seq */
+    SHAPE_NODE_TERM, /* node, term (unchecked: checked where it is used) */
 } hub_msg_shape;
 
 typedef struct hub_msg_type {

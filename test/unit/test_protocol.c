@@ -72,6 +72,10 @@ static void sample(ph_buf *b, hub_msg_kind k)
         ck_assert_int_eq(ph_build(b, "'b@h'"), 0);
         ck_assert_int_eq(ph_build(b, "~u", 7ULL), 0);
         break;
+    case SHAPE_NODE_TERM:
+        ck_assert_int_eq(ph_build(b, "'b@h'"), 0);
+        ck_assert_int_eq(ph_build(b, "{1, none}"), 0);
+        break;
     }
 }
 
@@ -115,6 +119,10 @@ START_TEST(every_kind_round_trips)
         case SHAPE_NODE_SEQ:
             ck_assert_uint_eq(m.node, atom_intern("b@h"));
             ck_assert_uint_eq(m.seq, 7);
+            break;
+        case SHAPE_NODE_TERM:
+            ck_assert_uint_eq(m.node, atom_intern("b@h"));
+            ck_assert_int_eq(ph_match(m.term, "{1, none}"), 1);
             break;
         case SHAPE_SIGNAL:
             break;
