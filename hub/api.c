@@ -143,6 +143,11 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
         return reply_process_list(h, 0, reply);
     if (ph_match(req, "{process_list, local}") == 1)
         return reply_process_list(h, 1, reply);
+    if (ph_match(req, "load_balancer") == 1) {
+        if (strategy_query(h, reply) != 0)
+            return PH_NOREPLY;
+        return PH_REPLY;
+    }
     if (ph_match(req, "registry_dump") == 1)
         return reply_dump(h, reply);
     if (ph_match(req, "replica_count") == 1) {

@@ -134,12 +134,18 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
                             hub_msg_name(HM_REPAIR_TICK));
         }
         announce(h, ctx);
+        strategy_network_up(h, ctx);
         return;
     case HM_GOSSIP_UPDATE:
     case HM_GOSSIP_SYNC:
     case HM_GOSSIP_SEQ:
     case HM_GOSSIP_TICK:
         sync_message(h, ctx, m);
+        return;
+    case HM_LB_REPORT:
+    case HM_LB_SCORES:
+    case HM_LB_TICK:
+        strategy_message(h, ctx, m);
         return;
     case HM_COUNT:
         return;

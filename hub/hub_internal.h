@@ -108,6 +108,9 @@ typedef struct hub {
      * and the atoms of the node names it returns, by pointer. */
     const ph_distribution_ops *dist;
     void *dist_state;
+    const struct dist_internal *dist_ext; /* an internal strategy's extras, or NULL */
+    int dist_ticking;                     /* its tick timer runs */
+    ph_buf owner_key;                     /* sticky owners' registry lookups */
     struct name_atom {
         const char *name;
         uint32_t atom;
@@ -391,6 +394,9 @@ uint32_t hub_owner(hub *h, ph_term id);
 long hub_view_digest(hub *h);
 uint32_t hub_active_node(hub *h, ph_term id);
 int hub_children_init(hub *h, ph_term specs, ph_term opts, ph_buf *error);
+void strategy_network_up(hub *h, ph_ctx *ctx);
+void strategy_message(hub *h, ph_ctx *ctx, const hub_msg *m);
+int strategy_query(hub *h, ph_buf *reply);
 void signal_role(hub *h, ph_ctx *ctx, const reg_row *row, ph_pid pid);
 void signal_roles(hub *h, ph_ctx *ctx);
 const struct sync_ops *sync_strategy(hub *h);

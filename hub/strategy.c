@@ -6,6 +6,7 @@
 #include "hub/hub_internal.h"
 
 #include "strategies/distribution/guided.h"
+#include "strategies/distribution/load_balancer.h"
 #include "strategies/synchronization/sync_ops.h"
 #include "strategies/redundancy/replication.h"
 
@@ -27,6 +28,8 @@ static const ph_distribution_ops *find_type(const char *type)
         return &consistent_hashing_strategy;
     if (strcmp(type, guided_strategy.type) == 0)
         return &guided_strategy;
+    if (strcmp(type, load_balancer_strategy.type) == 0)
+        return &load_balancer_strategy;
     pthread_mutex_lock(&types_lock);
     for (int i = 0; i < n_types && !found; i++)
         if (strcmp(types[i]->type, type) == 0)
@@ -132,12 +135,22 @@ int strategies_init(hub *h, const hub_config *cfg, char *err, size_t err_size)
     const ph_distribution_ops *ops = find_type(type);
     if (!ops)
         ops = load_library(config, type, err, err_size);
+    const dist_internal *ext = ops == &load_balancer_strategy ? &load_balancer_internal : NULL;
+    if (ext && ext->single_copy && cfg->replication_factor != 1) {
+        ph_buf_free(&empty);
+        snprintf(err, err_size,
+                 "distribution_strategy %s runs one copy of each child: it cannot be combined "
+                 "with redundancy_strategy replication (replication_factor must be 1)",
+                 ops->type);
+        return -1;
+    }
     void *state = ops ? ops->init(config, err, err_size) : NULL;
     ph_buf_free(&empty);
     if (!state)
         return -1;
     h->dist = ops;
     h->dist_state = state;
+    h->dist_ext = ext;
     return strategy_node_added(h, h->self_node);
 }
 
@@ -146,6 +159,77 @@ void strategies_free(hub *h)
     if (h->dist && h->dist_state)
         h->dist->free(h->dist_state);
     h->dist_state = NULL;
+    if (h->owner_key.buff)
+        ph_buf_free(&h->owner_key);
+}
+
+/* --- an internal strategy's messages, timer and query ----------------------- */
+
+typedef struct io_arg {
+    hub *h;
+    ph_ctx *ctx; /* NULL outside the hub's callbacks (a join seen by cluster.c) */
+} io_arg;
+
+static void io_send(void *arg, uint32_t node, ph_term msg)
+{
+    io_arg *a = arg;
+    if (node != ATOM_NONE) {
+        ph_send_named(a->ctx, a->h->cfg.hub_id, atom_text(node), msg);
+        return;
+    }
+    for (int i = 0; i < a->h->members.n; i++)
+        ph_send_named(a->ctx, a->h->cfg.hub_id, atom_text(a->h->members.members[i].node), msg);
+}
+
+/* The distribution is up (the hub's first announcement): the strategy's
+ * tick starts. */
+void strategy_network_up(hub *h, ph_ctx *ctx)
+{
+    if (!h->dist_ext || !h->dist_ext->tick || h->dist_ticking)
+        return;
+    h->dist_ticking = 1;
+    send_self_after(ctx, 1, "{'$ph_hub', ~a}", hub_msg_name(HM_LB_TICK));
+}
+
+/* The strategy's timer and its messages from other members. */
+void strategy_message(hub *h, ph_ctx *ctx, const hub_msg *m)
+{
+    io_arg a = {h, ctx};
+    dist_io io = {io_send, &a};
+    const dist_internal *ext = h->dist_ext;
+    if (m->kind == HM_LB_TICK) {
+        unsigned ms = ext && ext->tick ? ext->tick(h->dist_state, &io) : 0;
+        if (ms)
+            send_self_after(ctx, ms, "{'$ph_hub', ~a}", hub_msg_name(HM_LB_TICK));
+        else
+            h->dist_ticking = 0;
+        return;
+    }
+    if (!ext || !ext->message) {
+        LOG_D("hub", "%s: a %s message without a load balancer here; ignored", h->cfg.hub_id,
+              hub_msg_name(m->kind));
+        return;
+    }
+    if (!membership_find(&h->members, m->node))
+        return; /* not (yet) a member: it reports again once it is */
+    ext->message(h->dist_state, &io, (int)m->kind, atom_text(m->node), m->term);
+}
+
+/* The load_balancer request: the strategy's state, or {error, Reason}. */
+int strategy_query(hub *h, ph_buf *reply)
+{
+    if (!h->dist_ext || !h->dist_ext->query)
+        return ph_build(reply, "{error, {not_supported, ~a}}", "distribution_strategy");
+    ph_buf tmp;
+    if (ph_buf_init(&tmp) != 0)
+        return -1;
+    int rc = h->dist_ext->query(h->dist_state, &tmp);
+    if (rc == 0)
+        rc = ph_buf_append_term(reply, ph_buf_term(&tmp));
+    else
+        rc = ph_build(reply, "{error, enomem}");
+    ph_buf_free(&tmp);
+    return rc;
 }
 
 /* Node names the strategy returns point into its state: their atoms are
@@ -165,7 +249,13 @@ int strategy_node_added(hub *h, uint32_t node)
 {
     h->n_names = 0;
     metric_inc(&hm_ring_rebuilds);
-    return h->dist->node_added(h->dist_state, atom_text(node));
+    int rc = h->dist->node_added(h->dist_state, atom_text(node));
+    if (rc == 0 && node != h->self_node && h->dist_ext && h->dist_ext->joined) {
+        io_arg a = {h, NULL};
+        dist_io io = {io_send, &a};
+        h->dist_ext->joined(h->dist_state, &io, atom_text(node));
+    }
+    return rc;
 }
 
 int strategy_node_removed(hub *h, uint32_t node)
@@ -184,11 +274,40 @@ int hub_replication_factor(const hub *h)
     return rf < 1 ? 1 : rf;
 }
 
+/* With a sticky strategy, a child that runs on a member is owned by that
+ * member (of a doubled one, by the first of them by name, so every node
+ * keeps the same copy). ATOM_NONE: it runs nowhere, place() decides. */
+static uint32_t sticky_owner(hub *h, ph_term id)
+{
+    if (!h->dist_ext || !h->dist_ext->sticky)
+        return ATOM_NONE;
+    if (!h->owner_key.buff && ph_buf_init(&h->owner_key) != 0)
+        return ATOM_NONE;
+    h->owner_key.index = 0;
+    if (registry_key(id, &h->owner_key) != 0)
+        return ATOM_NONE;
+    reg_row *row = registry_get(h->reg, h->owner_key.buff, (uint32_t)h->owner_key.index);
+    uint32_t best = ATOM_NONE;
+    for (uint16_t i = 0; row && i < row->n_nodes; i++) {
+        uint32_t n = row->nodes[i].node;
+        if (n != h->self_node && !membership_find(&h->members, n))
+            continue;
+        if (best == ATOM_NONE || strcmp(atom_text(n), atom_text(best)) < 0)
+            best = n;
+    }
+    return best;
+}
+
 int hub_owners(hub *h, ph_term id, uint32_t *out, int max)
 {
     const char *names[MAX_REPLICAS];
     if (max > MAX_REPLICAS)
         max = MAX_REPLICAS;
+    uint32_t held = max > 0 ? sticky_owner(h, id) : ATOM_NONE;
+    if (held != ATOM_NONE) {
+        out[0] = held;
+        return 1;
+    }
     int n = h->dist->place(h->dist_state, id, hub_replication_factor(h), names, max);
     for (int i = 0; i < n; i++)
         out[i] = node_atom(h, names[i]);
@@ -198,6 +317,9 @@ int hub_owners(hub *h, ph_term id, uint32_t *out, int max)
 uint32_t hub_owner(hub *h, ph_term id)
 {
     const char *name;
+    uint32_t held = sticky_owner(h, id);
+    if (held != ATOM_NONE)
+        return held;
     return h->dist->place(h->dist_state, id, 1, &name, 1) == 1 ? node_atom(h, name) : ATOM_NONE;
 }
 
