@@ -1,0 +1,169 @@
+# The centralized_load_balancer distribution strategy, from Elixir over the
+# distribution: 4 phnodes with a 300 ms push_interval, one made busy (crasher
+# workers sleeping in calls keep its schedulers occupied), then 3,000 children
+# started through another member while the leader is killed: the busy member
+# gets clearly fewer children, every start succeeds, the next-longest-running
+# member becomes the leader. Also the errors of a bad configuration.
+# Run by test/integration/run.sh.
+Code.require_file("support/ph_test.exs", __DIR__)
+PhTest.init()
+
+ExUnit.start(
+  formatters: [ExUnit.CLIFormatter, PhTest.Formatter],
+  trace: true,
+  timeout: 120_000
+)
+
+defmodule PhNode.LoadBalancerTest do
+  use ExUnit.Case, async: false
+
+  @ticktime 2
+  @push 300
+
+  defp hub(n), do: {:my_hub, n.node}
+  defp wait_until(fun, ms, pause \\ 100), do: PhTest.wait_until(fun, ms, pause)
+
+  defp config(json) do
+    path = Path.join(PhTest.tmp_dir(), "lb_#{System.unique_integer([:positive])}.json")
+    File.write!(path, json)
+    path
+  end
+
+  defp lb_config(extra \\ "") do
+    config(~s({"distribution_strategy": {"type": "centralized_load_balancer", "push_interval": #{@push},
+               "max_history_size": 30, "weight_decay_factor": 0.9#{extra}}}))
+  end
+
+  defp start(cfg, extra \\ []) do
+    n = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg, "--schedulers", "2" | extra])
+    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
+    n
+  end
+
+  defp lb(n), do: GenServer.call(hub(n), :load_balancer, 5_000)
+
+  defp members_are(nodes) do
+    Enum.all?(nodes, &(length(GenServer.call(hub(&1), {:nodes, []})) == length(nodes) - 1))
+  end
+
+  # Keeps every scheduler of node busy: calls that sleep in 4 crashers.
+  defp make_busy(n) do
+    for _ <- 1..4 do
+      {:ok, pid} = GenServer.call({:phnode, n.node}, {:spawn, :crasher, [], []})
+
+      spawn_link(fn ->
+        Stream.repeatedly(fn -> GenServer.call(pid, {:sleep, 100}, :infinity) end) |> Stream.run()
+      end)
+    end
+  end
+
+  defp counts(n) do
+    GenServer.call(hub(n), :registry_dump, 30_000)
+    |> Enum.flat_map(fn {_, {_, nps, _}} -> Enum.map(nps, &elem(&1, 0)) end)
+    |> Enum.frequencies()
+  end
+
+  test "a busy member gets fewer children; the leader is the longest-running; a killed leader is replaced" do
+    cfg = lb_config()
+    # started one after the other: a runs longest, then b
+    a = start(cfg)
+    rest = for _ <- 1..3, do: start(cfg, ["--join", Atom.to_string(a.node)])
+    [b, c, d] = rest
+    nodes = [a | rest]
+    assert wait_until(fn -> members_are(nodes) end, 15_000)
+
+    # every member agrees on the leader and holds its scoreboard of all four
+    assert wait_until(
+             fn ->
+               Enum.all?(nodes, fn n ->
+                 %{leader: l, scores: s} = lb(n)
+                 l == a.node and map_size(s) == 4
+               end)
+             end,
+             10_000
+           ),
+           inspect(Enum.map(nodes, &lb/1))
+
+    make_busy(c)
+
+    assert wait_until(
+             fn ->
+               %{scores: s} = lb(b)
+               s[c.node] > 0.2 and Enum.all?([a, b, d], &(s[&1.node] < s[c.node] - 0.15))
+             end,
+             20_000,
+             200
+           ),
+           inspect(lb(b))
+
+    # 3,000 children through b in batches; the leader is killed after a third
+    batches = for i <- 1..30, do: for(j <- 1..100, do: "lb#{i}_#{j}")
+
+    for {ids, i} <- Enum.with_index(batches, 1) do
+      specs = for id <- ids, do: %{id: id, start: {:counter, :start_link, [0]}}
+
+      assert {:ok, %{status: :ok, errors: []}} =
+               GenServer.call(hub(b), {:start_children, specs, [awaitable: true, timeout: 20_000]}, 30_000),
+             "batch #{i}"
+
+      if i == 10 do
+        PhTest.kill_node(a)
+        # the members see it go; the next starts run before the new leader's scoreboard
+        assert wait_until(fn -> members_are([b, c, d]) end, 10_000)
+      end
+    end
+
+    # b, the next-longest-running, leads within a push_interval or so, and its
+    # scoreboard (without a) reaches every member
+    assert wait_until(
+             fn ->
+               Enum.all?([b, c, d], fn n ->
+                 %{leader: l, scores: s} = lb(n)
+                 l == b.node and map_size(s) == 3 and not Map.has_key?(s, a.node)
+               end)
+             end,
+             5_000
+           ),
+           inspect(Enum.map([b, c, d], &lb/1))
+
+    assert PhTest.wait_log(b, "load balancer: the leader is #{b.node} (this node)", 5_000)
+
+    # every child runs once, on b, c or d (a's were restarted by capacity); c has clearly fewer
+    assert wait_until(fn -> Enum.sum(Map.values(counts(b))) == 3000 end, 15_000), inspect(counts(b))
+    cnt = counts(b)
+    assert Map.keys(cnt) |> Enum.sort() == Enum.sort([b.node, c.node, d.node]), inspect(cnt)
+    assert cnt[c.node] < 0.8 * min(cnt[b.node], cnt[d.node]), inspect(cnt)
+    for n <- [c, d], do: assert(counts(n) == cnt)
+  end
+
+  test "a bad configuration stops phnode with one clear line" do
+    dist = ~s("distribution_strategy": {"type": "centralized_load_balancer")
+
+    cases = [
+      {~s({#{dist}}, "redundancy_strategy": {"type": "replication", "replication_factor": 2}}),
+       "runs one copy of each child"},
+      {~s({#{dist}, "push_interval": 10}}), "distribution_strategy.push_interval"},
+      {~s({#{dist}, "weight_decay_factor": 1.5}}), "distribution_strategy.weight_decay_factor"},
+      {~s({#{dist}, "max_history_size": 0}}), "distribution_strategy.max_history_size"},
+      {~s({#{dist}, "nodeup_redistribution": true}}), "nodeup_redistribution: true is not supported"},
+      {~s({#{dist}, "bogus": 1}}), ~s(unknown option "bogus")}
+    ]
+
+    for {json, expect} <- cases do
+      {out, status} =
+        System.cmd(
+          PhTest.phnode(),
+          ["--name", "bad_lb_#{System.unique_integer([:positive])}@127.0.0.1", "--cookie", "x", "--config", config(json)],
+          stderr_to_stdout: true
+        )
+
+      assert status != 0, "#{json}: exited 0"
+      assert out =~ expect, "#{json}: #{out}"
+    end
+  end
+
+  test "the load_balancer request on another strategy" do
+    n = start(config(~s({"distribution_strategy": {"type": "consistent_hashing"}})))
+    assert {:error, {:not_supported, :distribution_strategy}} = lb(n)
+  end
+end
