@@ -37,9 +37,9 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
 
 /* The tuple's arity for each shape. */
 static const int shape_arity[] = {
-    [SHAPE_SIGNAL] = 2, [SHAPE_MEMBERS] = 4, [SHAPE_NODE_LIST] = 4,
-    [SHAPE_START] = 6,  [SHAPE_ANSWER] = 5,  [SHAPE_REF] = 3,
-    [SHAPE_DUE] = 3,    [SHAPE_GOSSIP] = 9,  [SHAPE_NODE_SEQ] = 4, [SHAPE_NODE_TERM] = 4,
+    [SHAPE_SIGNAL] = 2,   [SHAPE_MEMBERS] = 4,   [SHAPE_NODE_LIST] = 4, [SHAPE_START] = 6,
+    [SHAPE_ANSWER] = 5,   [SHAPE_REF] = 3,       [SHAPE_DUE] = 3,       [SHAPE_GOSSIP] = 9,
+    [SHAPE_NODE_SEQ] = 4, [SHAPE_NODE_TERM] = 4,
 };
 
 static int kind_of(const char *name, hub_msg_kind *k)

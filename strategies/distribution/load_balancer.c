@@ -372,8 +372,7 @@ static void take_scores(lb *l, uint32_t from, ph_term data)
     }
     while (ph_iter_next(&it, &e) > 0)
         if (ph_match(e, "{~a, ~u}", name, &pm) != 1 || pm > 1000) {
-            LOG_W("hub", "load balancer: a malformed scoreboard from %s; dropped",
-                  atom_text(from));
+            LOG_W("hub", "load balancer: a malformed scoreboard from %s; dropped", atom_text(from));
             return;
         }
     for (int i = 0; i < l->n; i++)
