@@ -205,14 +205,20 @@ static void recompute(lb *l)
 /* The leader among the nodes, logged when it changes. */
 static uint32_t update_leader(lb *l)
 {
-    uint64_t started[256];
-    const char *names[256];
-    int n = l->n < 256 ? l->n : 256;
-    for (int i = 0; i < n; i++) {
+    uint64_t *started = malloc((size_t)(l->n ? l->n : 1) * sizeof *started);
+    const char **names = malloc((size_t)(l->n ? l->n : 1) * sizeof *names);
+    if (!started || !names) {
+        free(started);
+        free(names);
+        return l->leader; /* out of memory: the last one stands */
+    }
+    for (int i = 0; i < l->n; i++) {
         started[i] = l->nodes[i].started;
         names[i] = atom_text(l->nodes[i].atom);
     }
-    int k = lb_leader(started, names, n);
+    int k = lb_leader(started, names, l->n);
+    free(started);
+    free(names);
     uint32_t leader = k >= 0 ? l->nodes[k].atom : ATOM_NONE;
     if (leader != l->leader && leader != ATOM_NONE)
         LOG_I("hub", "load balancer: the leader is %s%s", atom_text(leader),
