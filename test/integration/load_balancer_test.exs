@@ -162,6 +162,43 @@ defmodule PhNode.LoadBalancerTest do
     end
   end
 
+  test "malformed and foreign load balancer messages are logged and dropped" do
+    cfg = lb_config()
+    a = start(cfg)
+    b = start(cfg, ["--join", Atom.to_string(a.node)])
+    assert wait_until(fn -> members_are([a, b]) end, 15_000)
+    assert wait_until(fn -> match?(%{leader: l, scores: %{}} when l == a.node, lb(b)) and map_size(lb(b).scores) == 2 end, 10_000)
+    offset = PhTest.log_size(b)
+
+    bad = [
+      {:"$ph_hub", :lb_report, a.node, :garbage},
+      {:"$ph_hub", :lb_report, a.node, {0, :none}},
+      {:"$ph_hub", :lb_report, a.node, {1, {1, 2, 3}}},
+      {:"$ph_hub", :lb_scores, a.node, [:bad]},
+      {:"$ph_hub", :lb_scores, a.node, [{b.node, 5000}]},
+      {:"$ph_hub", :lb_scores, a.node, :not_a_list},
+      # not the leader, and not a member: ignored
+      {:"$ph_hub", :lb_scores, b.node, [{a.node, 1000}]},
+      {:"$ph_hub", :lb_scores, :"nobody@127.0.0.1", [{a.node, 1000}]},
+      {:"$ph_hub", :lb_report, :"nobody@127.0.0.1", {1, :none}},
+      {:"$ph_hub", :lb_report},
+      {:"$ph_hub", :lb_tick, :extra}
+    ]
+
+    for m <- bad, do: send({:my_hub, b.node}, m)
+    assert PhTest.wait_log(b, "a malformed report from #{a.node}; dropped", 5_000, offset)
+    assert PhTest.wait_log(b, "a malformed scoreboard from #{a.node}; dropped", 5_000, offset)
+    assert PhTest.wait_log(b, "a scoreboard from #{a.node} that is not a list; dropped", 5_000, offset)
+
+    # still working: the leader's next scoreboards are taken, starts succeed
+    assert %{leader: l} = lb(b)
+    assert l == a.node
+    assert wait_until(fn -> map_size(lb(b).scores) == 2 and lb(b).scores[a.node] < 1.0 end, 5_000)
+    specs = for i <- 1..200, do: %{id: "m#{i}", start: {:counter, :start_link, [0]}}
+    assert {:ok, %{status: :ok, errors: []}} = GenServer.call(hub(b), {:start_children, specs, [awaitable: true]}, 30_000)
+    assert PhTest.alive?(a) and PhTest.alive?(b)
+  end
+
   test "the load_balancer request on another strategy" do
     n = start(config(~s({"distribution_strategy": {"type": "consistent_hashing"}})))
     assert {:error, {:not_supported, :distribution_strategy}} = lb(n)
