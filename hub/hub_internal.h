@@ -110,7 +110,13 @@ typedef struct hub {
     void *dist_state;
     const struct dist_internal *dist_ext; /* an internal strategy's extras, or NULL */
     int dist_ticking;                     /* its tick timer runs */
-    ph_buf owner_key;                     /* sticky owners' registry lookups */
+    /* nodeup_redistribution: a member that joined whose start is not yet
+     * heard; then, during the one reconcile that moves its share to it,
+     * dist_redistributing is set and dist_redistributing_to names it. */
+    uint32_t dist_joined;
+    int dist_redistributing;
+    uint32_t dist_redistributing_to;
+    ph_buf owner_key; /* sticky owners' registry lookups */
     struct name_atom {
         const char *name;
         uint32_t atom;

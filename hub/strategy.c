@@ -151,6 +151,7 @@ int strategies_init(hub *h, const hub_config *cfg, char *err, size_t err_size)
     h->dist = ops;
     h->dist_state = state;
     h->dist_ext = ext;
+    h->dist_joined = ATOM_NONE;
     return strategy_node_added(h, h->self_node);
 }
 
@@ -213,6 +214,19 @@ void strategy_message(hub *h, ph_ctx *ctx, const hub_msg *m)
     if (!membership_find(&h->members, m->node))
         return; /* not (yet) a member: it reports again once it is */
     ext->message(h->dist_state, &io, (int)m->kind, atom_text(m->node), m->term);
+    if (m->kind == HM_LB_REPORT && m->node == h->dist_joined && ext->newer_than_self) {
+        /* nodeup_redistribution: the member that joined reported its start.
+         * If it is the newcomer (not this node, joining an older cluster),
+         * the children here that the scoreboard gives it move there, in one
+         * reconcile; every later one keeps children where they run. */
+        h->dist_joined = ATOM_NONE;
+        if (ext->newer_than_self(h->dist_state, atom_text(m->node))) {
+            h->dist_redistributing = 1;
+            h->dist_redistributing_to = m->node;
+            reconcile(h, ctx);
+            h->dist_redistributing = 0;
+        }
+    }
 }
 
 /* The load_balancer request: the strategy's state, or {error, Reason}. */
@@ -255,6 +269,9 @@ int strategy_node_added(hub *h, uint32_t node)
         dist_io io = {io_send, &a};
         h->dist_ext->joined(h->dist_state, &io, atom_text(node));
     }
+    if (rc == 0 && node != h->self_node && h->dist_ext && h->dist_ext->redistributes_on_join &&
+        h->dist_ext->redistributes_on_join(h->dist_state))
+        h->dist_joined = node; /* its share moves there once it reports its start */
     return rc;
 }
 
@@ -276,7 +293,8 @@ int hub_replication_factor(const hub *h)
 
 /* With a sticky strategy, a child that runs on a member is owned by that
  * member (of a doubled one, by the first of them by name, so every node
- * keeps the same copy). ATOM_NONE: it runs nowhere, place() decides. */
+ * keeps the same copy). ATOM_NONE: it runs nowhere, or place() gives it to
+ * a member that just joined (nodeup_redistribution): place() decides. */
 static uint32_t sticky_owner(hub *h, ph_term id)
 {
     if (!h->dist_ext || !h->dist_ext->sticky)
@@ -294,6 +312,12 @@ static uint32_t sticky_owner(hub *h, ph_term id)
             continue;
         if (best == ATOM_NONE || strcmp(atom_text(n), atom_text(best)) < 0)
             best = n;
+    }
+    if (best != ATOM_NONE && h->dist_redistributing) {
+        const char *name;
+        if (h->dist->place(h->dist_state, id, 1, &name, 1) == 1 &&
+            atom_intern(name) == h->dist_redistributing_to)
+            return ATOM_NONE;
     }
     return best;
 }

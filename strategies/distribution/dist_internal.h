@@ -38,6 +38,12 @@ typedef struct dist_internal {
     void (*message)(void *state, const dist_io *io, int kind, const char *node, ph_term data);
     /* Optional: the strategy's state for a hub request; 0 or -1. */
     int (*query)(void *state, ph_buf *reply);
+    /* Optional, with sticky: nonzero when a join moves to the newcomer the
+     * running children that place() gives it. */
+    int (*redistributes_on_join)(void *state);
+    /* With redistributes_on_join: nonzero once node's hub is known to have
+     * started after this one's (it is the newcomer, not this node). */
+    int (*newer_than_self)(void *state, const char *node);
 } dist_internal;
 
 #endif

@@ -35,6 +35,7 @@ typedef struct lb {
     uint32_t self;
     uint64_t started;
     int max_history;
+    int nodeup_redistribution;
     double decay;
     unsigned push_interval;
     uint32_t leader;     /* as last computed */
@@ -116,12 +117,7 @@ static int read_options(lb *l, ph_term config, char *err, size_t err_size)
                          "distribution_strategy.nodeup_redistribution must be true or false");
                 return -1;
             }
-            if (on) {
-                snprintf(err, err_size,
-                         "distribution_strategy.nodeup_redistribution: true is not supported "
-                         "(children stay where they run; a join moves none)");
-                return -1;
-            }
+            l->nodeup_redistribution = on;
         } else {
             snprintf(err, err_size,
                      "distribution_strategy: unknown option \"%s\" for centralized_load_balancer "
@@ -438,6 +434,21 @@ static void lb_joined(void *st, const dist_io *io, const char *node)
     send_report(l, io, atom_intern(node), NULL);
 }
 
+static int lb_redistributes(void *st)
+{
+    return ((lb *)st)->nodeup_redistribution;
+}
+
+static int lb_newer_than_self(void *st, const char *node)
+{
+    lb *l = st;
+    int i = find(l, atom_intern(node));
+    if (i < 0 || !l->nodes[i].started)
+        return 0;
+    return l->nodes[i].started > l->started ||
+           (l->nodes[i].started == l->started && strcmp(node, atom_text(l->self)) > 0);
+}
+
 static int all_started_known(const lb *l)
 {
     for (int i = 0; i < l->n; i++)
@@ -523,4 +534,6 @@ const dist_internal load_balancer_internal = {
     .joined = lb_joined,
     .message = lb_message,
     .query = lb_query,
+    .redistributes_on_join = lb_redistributes,
+    .newer_than_self = lb_newer_than_self,
 };

@@ -145,7 +145,7 @@ defmodule PhNode.LoadBalancerTest do
       {~s({#{dist}, "push_interval": 10}}), "distribution_strategy.push_interval"},
       {~s({#{dist}, "weight_decay_factor": 1.5}}), "distribution_strategy.weight_decay_factor"},
       {~s({#{dist}, "max_history_size": 0}}), "distribution_strategy.max_history_size"},
-      {~s({#{dist}, "nodeup_redistribution": true}}), "nodeup_redistribution: true is not supported"},
+      {~s({#{dist}, "nodeup_redistribution": 3}}), "nodeup_redistribution must be true or false"},
       {~s({#{dist}, "bogus": 1}}), ~s(unknown option "bogus")}
     ]
 
@@ -197,6 +197,50 @@ defmodule PhNode.LoadBalancerTest do
     specs = for i <- 1..200, do: %{id: "m#{i}", start: {:counter, :start_link, [0]}}
     assert {:ok, %{status: :ok, errors: []}} = GenServer.call(hub(b), {:start_children, specs, [awaitable: true]}, 30_000)
     assert PhTest.alive?(a) and PhTest.alive?(b)
+
+    # nodeup_redistribution false (the default): a newcomer takes none of them
+    c = start(cfg, ["--join", Atom.to_string(a.node)])
+    assert wait_until(fn -> members_are([a, b, c]) end, 15_000)
+    assert wait_until(fn -> Enum.sum(Map.values(counts(c))) == 200 end, 10_000)
+    Process.sleep(1_000)
+    assert counts(c)[c.node] == nil, inspect(counts(c))
+    assert Enum.sum(Map.values(counts(a))) == 200
+  end
+
+  test "nodeup_redistribution: a newcomer gets its share of the running children, each still runs once" do
+    cfg = lb_config(~s(, "nodeup_redistribution": true))
+    a = start(cfg)
+    [b, c] = for _ <- 1..2, do: start(cfg, ["--join", Atom.to_string(a.node)])
+    assert wait_until(fn -> members_are([a, b, c]) end, 15_000)
+    specs = for i <- 1..900, do: %{id: "r#{i}", start: {:counter, :start_link, [0]}}
+    assert {:ok, %{status: :ok, errors: []}} = GenServer.call(hub(b), {:start_children, specs, [awaitable: true]}, 30_000)
+    pids = fn n -> GenServer.call(hub(n), :registry_dump, 30_000) |> Map.new(fn {id, {_, nps, _}} -> {id, nps} end) end
+    before = pids.(a)
+
+    d = start(cfg, ["--join", Atom.to_string(a.node)])
+    nodes = [a, b, c, d]
+    assert wait_until(fn -> members_are(nodes) end, 15_000)
+
+    # about a quarter moves to d (ColdSwap: started there, stopped where it ran); the rest keep their pids
+    assert wait_until(
+             fn ->
+               cnt = counts(d)
+               Enum.sum(Map.values(cnt)) == 900 and (cnt[d.node] || 0) > 120 and
+                 Enum.all?(nodes, &(counts(&1) == cnt))
+             end,
+             15_000
+           ),
+           inspect(Enum.map(nodes, &counts/1))
+
+    after_join = pids.(d)
+    for n <- nodes, do: assert(pids.(n) == after_join)
+
+    for {id, [{node, _}] = nps} <- after_join, node != d.node,
+        do: assert(before[id] == nps, "#{id} moved between old members")
+
+    # nothing keeps moving once the join is over
+    Process.sleep(1_000)
+    assert pids.(a) == after_join
   end
 
   test "the load_balancer request on another strategy" do
