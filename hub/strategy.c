@@ -292,9 +292,10 @@ int hub_replication_factor(const hub *h)
 }
 
 /* With a sticky strategy, a child that runs on a member is owned by that
- * member (of a doubled one, by the first of them by name, so every node
- * keeps the same copy). ATOM_NONE: it runs nowhere, or place() gives it to
- * a member that just joined (nodeup_redistribution): place() decides. */
+ * member (of a doubled one, by the one place() gives it if it runs there,
+ * else by the first of them by name, so every node keeps the same copy). ATOM_NONE: it runs
+ * nowhere, or place() gives it to a member that just joined (nodeup_redistribution): place()
+ * decides. */
 static uint32_t sticky_owner(hub *h, ph_term id)
 {
     if (!h->dist_ext || !h->dist_ext->sticky)
@@ -305,13 +306,27 @@ static uint32_t sticky_owner(hub *h, ph_term id)
     if (registry_key(id, &h->owner_key) != 0)
         return ATOM_NONE;
     reg_row *row = registry_get(h->reg, h->owner_key.buff, (uint32_t)h->owner_key.index);
-    uint32_t best = ATOM_NONE;
+    uint32_t best = ATOM_NONE, placed = ATOM_NONE;
+    int live = 0;
     for (uint16_t i = 0; row && i < row->n_nodes; i++) {
         uint32_t n = row->nodes[i].node;
         if (n != h->self_node && !membership_find(&h->members, n))
             continue;
+        live++;
         if (best == ATOM_NONE || strcmp(atom_text(n), atom_text(best)) < 0)
             best = n;
+    }
+    if (live > 1) {
+        /* Doubled (a move in flight, two halves of a split that both ran
+         * it): the copy where place() puts it wins if it is one of them, so
+         * a move's target keeps the child; else the first by name. */
+        const char *name;
+        if (h->dist->place(h->dist_state, id, 1, &name, 1) == 1)
+            placed = atom_intern(name);
+        for (uint16_t i = 0; placed != ATOM_NONE && i < row->n_nodes; i++)
+            if (row->nodes[i].node == placed &&
+                (placed == h->self_node || membership_find(&h->members, placed)))
+                return placed;
     }
     if (best != ATOM_NONE && h->dist_redistributing) {
         const char *name;

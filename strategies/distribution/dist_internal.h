@@ -23,7 +23,8 @@ typedef struct dist_internal {
     const ph_distribution_ops *ops;
     /* A child that runs on a member stays there: place() decides only where
      * new children and orphans go (the hub's owner of a running child is
-     * the node it runs on; of a doubled one, the first by name). */
+     * the node it runs on; of a doubled one, where place() puts it if it
+     * runs there, else the first by name). */
     int sticky;
     /* One copy per child: the hub refuses to start with a replication
      * factor other than 1. */
