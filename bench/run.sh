@@ -71,14 +71,17 @@ for i in 1 2 3 4 5; do
   N1="rfone${i}_$SUFFIX@127.0.0.1" N3="rfthree${i}_$SUFFIX@127.0.0.1"
   J1=() J3=()
   [ "$i" -gt 1 ] && J1=(--join "${RF1[0]}") && J3=(--join "${RF3[0]}")
-  "$BUILD/phnode" --name "$N1" --cookie "$COOKIE" --log-level warning "${J1[@]}" 2>"$TMP/rf1_$i.log" &
+  "$BUILD/phnode" --name "$N1" --cookie "$COOKIE" --log-level warning --no-beam-discovery "${J1[@]}" 2>"$TMP/rf1_$i.log" &
   PIDS+=($!)
-  "$BUILD/phnode" --name "$N3" --cookie "$COOKIE" --log-level warning --config "$TMP/rf3.json" "${J3[@]}" 2>"$TMP/rf3_$i.log" &
+  "$BUILD/phnode" --name "$N3" --cookie "$COOKIE" --log-level warning --config "$TMP/rf3.json" --no-beam-discovery "${J3[@]}" 2>"$TMP/rf3_$i.log" &
   PIDS+=($!)
   RF1+=("$N1") RF3+=("$N3")
 done
 ROUNDS="$ROUNDS" elixir --name "benchrepl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/replication.exs \
   "$(IFS=,; echo "${RF1[*]}")" "$(IFS=,; echo "${RF3[*]}")" | tee -a "$OUT"
+
+echo "== synchronization: gossip vs pubsub, 6 phnodes each"
+BUILD="$BUILD" ROUNDS="$ROUNDS" bash bench/sync.sh | tee -a "$OUT"
 
 echo "== 100k idle counter workers in one node"
 C_SPAWN=$("$BUILD/bench/spawn_bench" 100000)

@@ -83,7 +83,7 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
     if (joined) {
         send_local_registry(h, ctx, from.node);
         fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
-        reconcile(h, ctx);
+        reconcile(h, ctx, FILL_SHORT);
         fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
         fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
     }

@@ -2,7 +2,6 @@
  * (tombstones) and children this node is moving away (the moving set). */
 #include "hub/hub_internal.h"
 
-static int tomb_has(hub *h, const char *key, uint32_t key_len);
 
 /* --- stopped ids and moving ids ----------------------------------------- */
 
@@ -29,7 +28,7 @@ void tomb_clear(hub *h, const char *key, uint32_t key_len)
         registry_delete(h->tombs, t);
 }
 
-static int tomb_has(hub *h, const char *key, uint32_t key_len)
+int tomb_has(hub *h, const char *key, uint32_t key_len)
 {
     return registry_count(h->tombs) && registry_get(h->tombs, key, key_len) != NULL;
 }

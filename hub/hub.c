@@ -111,13 +111,14 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_RECONCILE:
         if (m->due == h->reconcile_due)
             h->reconcile_due = 0; /* the earliest one came: the next request schedules anew */
-        reconcile(h, ctx);
+        reconcile(h, ctx, FILL_ORPHANS);
         return;
     case HM_REPAIR_TICK:
         metric_inc(&hm_sync_repairs);
         send_repair(h, ctx);
         tombs_prune(h);
-        reconcile(h, ctx); /* a backstop: a lost message leaves nothing misplaced for long */
+        reconcile(h, ctx,
+                  FILL_CONFIRMED); /* a backstop: a lost message misplaces nothing for long */
         return;
     case HM_ORPHAN_CHECK:
         adopt_orphans(h, ctx);
@@ -270,6 +271,8 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->reg = registry_new();
     h->moving = registry_new();
     h->tombs = registry_new();
+    h->short_before = registry_new();
+    h->short_now = registry_new();
     h->hooks = hooks_new();
     char why[256] = "out of memory";
     h->cfg.distribution.buff = NULL; /* not owned: read from start_config below */
@@ -286,8 +289,8 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     }
     uint32_t max = h->cfg.dsup_max_restarts ? h->cfg.dsup_max_restarts : 1;
     h->restarts = calloc(max, sizeof *h->restarts);
-    if (!h->reg || !h->moving || !h->tombs || !h->hooks || !h->restarts ||
-        children_reserve(h, 0) != 0) {
+    if (!h->reg || !h->moving || !h->tombs || !h->short_before || !h->short_now || !h->hooks ||
+        !h->restarts || children_reserve(h, 0) != 0) {
         ph_stop_reasonf(ctx, "enomem");
         goto fail;
     }
@@ -357,6 +360,8 @@ fail:
     registry_free(h->reg);
     registry_free(h->moving);
     registry_free(h->tombs);
+    registry_free(h->short_before);
+    registry_free(h->short_now);
     hooks_free(h->hooks);
     free(h->restarts);
     free(h->children);
@@ -426,6 +431,8 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     registry_free(h->reg);
     registry_free(h->moving);
     registry_free(h->tombs);
+    registry_free(h->short_before);
+    registry_free(h->short_now);
     hooks_free(h->hooks);
     free(h->restarts);
     free(h);

@@ -142,6 +142,9 @@ typedef struct hub {
     /* Ids stopped in the last TOMB_MS, with the time as their spec: a
      * hand-off sent before the stop and arriving after it is refused. */
     registry *tombs;
+    /* Ids of rows short of replicas at the last periodic reconcile, and at
+     * this one (reconcile.c, confirmed_short). */
+    registry *short_before, *short_now;
     uint64_t reconcile_due; /* when the earliest {'$ph_hub', reconcile} on its way comes; 0: none */
     int orphan_check_ms;    /* the next orphan check's delay; 0: none pending */
     int retry_ms;           /* re-plan delay after a move that failed; doubles */
@@ -296,6 +299,7 @@ void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans);
 /* handoff.c */
 void tomb_add(hub *h, const char *key, uint32_t key_len);
 void tomb_clear(hub *h, const char *key, uint32_t key_len);
+int tomb_has(hub *h, const char *key, uint32_t key_len);
 void tombs_prune(hub *h);
 uint32_t moving_target(hub *h, const char *key, uint32_t key_len);
 int handoff_filter(hub *h, ph_term specs, ph_buf *out);
@@ -382,7 +386,11 @@ void move_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref);
 
 /* reconcile.c */
 void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
-void reconcile(hub *h, ph_ctx *ctx);
+/* Which missing copies a reconcile starts: orphans only; also replicas
+ * missing from rows that have copies (the members changed); or those only
+ * when they were missing at the previous periodic pass too. */
+enum reconcile_fill { FILL_ORPHANS, FILL_SHORT, FILL_CONFIRMED };
+void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill);
 void adopt_orphans(hub *h, ph_ctx *ctx);
 void failover(hub *h, ph_ctx *ctx, uint32_t gone);
 

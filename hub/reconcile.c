@@ -106,8 +106,26 @@ static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
     ph_buf_free(&gone);
 }
 
+/* A replica missing from a row that still has copies is started at once
+ * only when the members changed (a node took its copy along). Otherwise
+ * (the periodic backstop) the row must be short at two ticks in a row: a
+ * start in flight also leaves rows short until its part reaches this
+ * owner, and starting the copy here first would make that part fail. */
+static int confirmed_short(hub *h, const reg_row *row)
+{
+    return registry_count(h->short_before) &&
+           registry_get(h->short_before, row->data, row->key_len) != NULL;
+}
+
+static void note_short(hub *h, const reg_row *row)
+{
+    if (!registry_put(h->short_now, row->data, row->key_len, reg_row_key(row), reg_row_key(row),
+                      NULL, 0))
+        LOG_W("hub", "%s: out of memory noting a missing replica", h->cfg.hub_id);
+}
+
 /* The rule above, applied to the whole registry once. */
-void reconcile(hub *h, ph_ctx *ctx)
+void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
 {
     uint32_t i = 0;
     reg_row *row;
@@ -137,7 +155,13 @@ void reconcile(hub *h, ph_ctx *ctx)
             /* Fewer copies than owners: each owner without one starts its
              * own (an orphan's owner restarts it; a replica lost with its
              * node comes back). */
-            if (mine && row->n_nodes < k) {
+            int owed = mine && row->n_nodes < k &&
+                       !tomb_has(h, row->data, row->key_len) && /* stopped: no comeback */
+                       (row->n_nodes == 0 || fill == FILL_SHORT ||
+                        (fill == FILL_CONFIRMED && confirmed_short(h, row)));
+            if (mine && row->n_nodes < k && row->n_nodes > 0 && !owed && fill == FILL_CONFIRMED)
+                note_short(h, row);
+            if (owed) {
                 if (ph_buf_append_term(&specs.b, reg_row_spec(row)) == 0 &&
                     ph_buf_append_term(&metas.b, reg_row_meta(row)) == 0) {
                     specs.n++;
@@ -201,6 +225,12 @@ void reconcile(hub *h, ph_ctx *ctx)
     elist_free(&specs);
     elist_free(&metas);
     elist_free(&lost);
+    if (fill == FILL_CONFIRMED) { /* this tick's short rows are the next tick's confirmed */
+        registry *old = h->short_before;
+        h->short_before = h->short_now;
+        h->short_now = old;
+        registry_clear(h->short_now);
+    }
     if (orphans_elsewhere)
         schedule_orphan_check(h, ctx, ORPHAN_CHECK_MS);
     signal_roles(h, ctx);
@@ -237,7 +267,7 @@ void adopt_orphans(hub *h, ph_ctx *ctx)
     if (sent)
         LOG_I("hub", "%s: %d orphaned child(ren) handed to their owners", h->cfg.hub_id, sent);
     if (mine)
-        reconcile(h, ctx);
+        reconcile(h, ctx, FILL_ORPHANS);
     if (sent || waiting) {
         int next = delay * 2;
         if (next > (int)h->cfg.sync_interval)
@@ -251,5 +281,5 @@ void adopt_orphans(hub *h, ph_ctx *ctx)
 void failover(hub *h, ph_ctx *ctx, uint32_t gone)
 {
     drop_node_rows(h, ctx, gone, 1);
-    reconcile(h, ctx);
+    reconcile(h, ctx, FILL_SHORT);
 }

@@ -67,6 +67,18 @@ void registry_free(registry *r)
     free(r);
 }
 
+void registry_clear(registry *r)
+{
+    if (r->used == 0)
+        return;
+    for (uint32_t i = 0; i < r->cap; i++) {
+        if (r->slots[i] && r->slots[i] != TOMBSTONE)
+            free_row(r->slots[i]);
+        r->slots[i] = NULL;
+    }
+    r->count = r->used = 0;
+}
+
 uint32_t registry_count(const registry *r)
 {
     return r->count;
@@ -273,15 +285,30 @@ int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid)
             return 0;
         }
     }
-    reg_node_pid *n = malloc((row->n_nodes + 1u) * sizeof *n);
+    if (row->n_nodes == 0) {
+        row->nodes = &row->inline_node;
+        row->inline_node = (reg_node_pid){node, pid};
+        row->n_nodes = 1;
+        return 0;
+    }
+    if (row->n_nodes == 0xffff)
+        return -1;
+    /* A replica more: the list grows in place (one realloc per added
+     * replica, not an allocation and a copy of the whole list). */
+    reg_node_pid *n;
+    if (row->nodes == &row->inline_node) {
+        n = malloc(2 * sizeof *n);
+        if (n)
+            n[0] = row->inline_node;
+    } else {
+        n = realloc(row->nodes, (row->n_nodes + 1u) * sizeof *n);
+    }
     if (!n)
         return -1;
-    if (row->n_nodes)
-        memcpy(n, row->nodes, row->n_nodes * sizeof *n);
     n[row->n_nodes] = (reg_node_pid){node, pid};
-    int rc = set_nodes(row, n, (uint16_t)(row->n_nodes + 1));
-    free(n);
-    return rc;
+    row->nodes = n;
+    row->n_nodes++;
+    return 0;
 }
 
 void registry_delete(registry *r, reg_row *row)

@@ -33,6 +33,8 @@ typedef struct registry registry;
 registry *registry_new(void);
 void registry_free(registry *r);
 uint32_t registry_count(const registry *r);
+/* Deletes every row (the table keeps its size). */
+void registry_clear(registry *r);
 
 /* Canonical key bytes of an id term (atom or binary): 0 and the key in
  * out (a ph_buf the caller owns), -1 if the term is not a valid id. */

@@ -223,7 +223,7 @@ void strategy_message(hub *h, ph_ctx *ctx, const hub_msg *m)
         if (ext->newer_than_self(h->dist_state, atom_text(m->node))) {
             h->dist_redistributing = 1;
             h->dist_redistributing_to = m->node;
-            reconcile(h, ctx);
+            reconcile(h, ctx, FILL_ORPHANS);
             h->dist_redistributing = 0;
         }
     }

@@ -255,8 +255,7 @@ static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_
     reg_row *row = registry_get_hashed(h->reg, x->key.buff, (uint32_t)x->key.index, x->hash);
     ph_pid mine;
     if (row && row_local_pid(h, row, &mine) && row->n_nodes >= hub_replication_factor(h))
-        schedule_reconcile(h, ctx, RECONCILE_MS);       /* one copy too many: one of them goes */
-    tomb_clear(h, x->key.buff, (uint32_t)x->key.index); /* started again since its stop */
+        schedule_reconcile(h, ctx, RECONCILE_MS); /* one copy too many: one of them goes */
     if (row)
         registry_set_node(h->reg, row, node, x->pid);
     else {

@@ -44,32 +44,28 @@ int replication_master(ph_term id, const char *const *nodes, int n)
     if (n <= 0)
         return -1;
     int type, size, index = id.index;
-    uint64_t sum;
-    if (ei_get_type(id.buf, &index, &type, &size) != 0)
+    uint64_t sum = 0;
+    /* ei_get_type reports every atom encoding as ERL_ATOM_EXT: the tag
+     * byte says where the text starts */
+    if (ei_get_type(id.buf, &index, &type, &size) != 0 || size < 0)
         return -1;
-    const unsigned char *p;
-    switch (type) {
-    case ERL_BINARY_EXT:
-        p = (const unsigned char *)id.buf + index + 5;
-        sum = code_point_sum(p, (size_t)size);
+    const unsigned char *p = (const unsigned char *)id.buf + index;
+    switch (p[0]) {
+    case ERL_BINARY_EXT: /* 4-byte length */
+        sum = code_point_sum(p + 5, (size_t)size);
         break;
-    case ERL_ATOM_EXT: /* latin-1, 2-byte length */
-        p = (const unsigned char *)id.buf + index + 3;
-        sum = 0;
+    case ERL_ATOM_EXT: /* latin-1, 2-byte length: each byte is its code point */
+    case ERL_SMALL_ATOM_EXT: {
+        const unsigned char *text = p + (p[0] == ERL_ATOM_EXT ? 3 : 2);
         for (int i = 0; i < size; i++)
-            sum += p[i];
+            sum += text[i];
         break;
-    case ERL_SMALL_ATOM_EXT:
-        p = (const unsigned char *)id.buf + index + 2;
-        sum = 0;
-        for (int i = 0; i < size; i++)
-            sum += p[i];
-        break;
+    }
     case ERL_ATOM_UTF8_EXT:
-        sum = code_point_sum((const unsigned char *)id.buf + index + 3, (size_t)size);
+        sum = code_point_sum(p + 3, (size_t)size);
         break;
     case ERL_SMALL_ATOM_UTF8_EXT:
-        sum = code_point_sum((const unsigned char *)id.buf + index + 2, (size_t)size);
+        sum = code_point_sum(p + 2, (size_t)size);
         break;
     default:
         return -1;
