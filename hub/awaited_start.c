@@ -37,8 +37,93 @@ void stop_started(hub *h, ph_ctx *ctx, ph_term started)
     ph_buf_free(&l);
 }
 
+/* With replication every owner reports its own copy: the started list
+ * gets one {Cid, [{Node, Pid}, ...]} per child, with every replica, in the
+ * order the children were first reported (a third of the entries and of
+ * the ids to decode with rf 3). Left as it is when out of memory. */
+static void group_replicas(pending_start *ps)
+{
+    registry *by_id = registry_new();
+    elist order, grouped;
+    ph_buf all, key;
+    list_walk w;
+    ph_term e, cid, nps, np, node_t, pid_t;
+    if (!by_id || elist_init(&order) != 0) {
+        registry_free(by_id);
+        return;
+    }
+    if (elist_init(&grouped) != 0 || ph_buf_init(&all) != 0 || ph_buf_init(&key) != 0 ||
+        elist_to(&all, &ps->started) != 0) {
+        registry_free(by_id);
+        elist_free(&order);
+        elist_free(&grouped);
+        ph_buf_free(&all);
+        ph_buf_free(&key);
+        return;
+    }
+    int ok = 1;
+    struct term_trust saved = term_trust_push(all.buff, all.index); /* our own encoding */
+    list_begin(&w, ph_buf_term(&all));
+    while (ok && list_next(&w, &e) > 0) {
+        list_walk nw;
+        if (ph_match(e, "{~t, ~t}", &cid, &nps) != 1 || list_begin(&nw, nps) < 0)
+            continue;
+        key.index = 0;
+        if (registry_key(cid, &key) != 0)
+            continue;
+        reg_row *row = registry_get(by_id, key.buff, (uint32_t)key.index);
+        while (ok && list_next(&nw, &np) > 0) {
+            char name[PH_ATOM_BUF];
+            reg_node_pid x;
+            if (ph_match(np, "{~t, ~t}", &node_t, &pid_t) != 1 ||
+                ph_match(node_t, "~a", name) != 1 || ph_decode_pid(pid_t, &x.pid) != 0 ||
+                (x.node = atom_intern(name)) == ATOM_NONE)
+                continue;
+            if (!row) {
+                row = registry_put(by_id, key.buff, (uint32_t)key.index, cid, cid, &x, 1);
+                ok = row != NULL && ph_buf_append_term(&order.b, cid) == 0;
+                order.n += ok;
+            } else {
+                ok = registry_set_node(by_id, row, x.node, x.pid) == 0;
+            }
+        }
+    }
+    if (ok) {
+        ph_buf ids;
+        if (ph_buf_init(&ids) == 0 && elist_to(&ids, &order) == 0) {
+            list_begin(&w, ph_buf_term(&ids));
+            while (ok && list_next(&w, &cid) > 0) {
+                key.index = 0;
+                reg_row *row = registry_key(cid, &key) == 0
+                                   ? registry_get(by_id, key.buff, (uint32_t)key.index)
+                                   : NULL;
+                ok = row && ei_x_encode_tuple_header(&grouped.b, 2) == 0 &&
+                     ph_buf_append_term(&grouped.b, cid) == 0 &&
+                     registry_encode_nodes(&grouped.b, row) == 0;
+                grouped.n += ok;
+            }
+            ph_buf_free(&ids);
+        } else {
+            ok = 0;
+        }
+    }
+    term_trust_pop(saved);
+    if (ok) { /* the grouped list replaces the per-replica one */
+        elist tmp = ps->started;
+        ps->started = grouped;
+        grouped = tmp;
+    }
+    registry_free(by_id);
+    elist_free(&order);
+    elist_free(&grouped);
+    ph_buf_free(&all);
+    ph_buf_free(&key);
+}
+
 void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps)
 {
+    if (hub_replication_factor(h) > 1 && ps->started.n > 1)
+        group_replicas(ps);
     int rollback = ps->rollback && ps->errors.n > 0;
     if (rollback) {
         ph_buf b;

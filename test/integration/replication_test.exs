@@ -152,9 +152,12 @@ defmodule PhNode.ReplicationTest do
     [a, b, c, d, e] = cluster(cfg, 5)
     ids = for i <- 1..1000, do: "r#{i}"
 
-    assert {:ok, %{status: :ok, errors: []}} =
+    assert {:ok, %{status: :ok, errors: [], started: started}} =
              GenServer.call(hub(a), {:start_children, specs(ids), [awaitable: true, timeout: 30_000]}, 60_000)
 
+    # one entry per child, with every replica
+    assert length(started) == 1000
+    assert Enum.all?(started, fn {_id, nps} -> length(nps) == 3 end)
     assert_placed([a, b, c, d, e], ids, 3, true)
 
     # get_pid: the copy of the asked node if it runs one, else the active one
