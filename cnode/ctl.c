@@ -9,6 +9,7 @@
 #include "cnode/ctl_term.h"
 #include "cnode/hub_config.h"
 #include "ei_glue/handshake_diag.h"
+#include "ei_glue/node.h"
 #include "ei_glue/socket_callbacks.h"
 
 #include <arpa/inet.h>
@@ -76,28 +77,6 @@ static long now_ms(void)
 
 /* --- connecting --------------------------------------------------------- */
 
-static int read_cookie(char *out, size_t size, char *err, size_t err_size)
-{
-    const char *home = getenv("HOME");
-    char path[256];
-    snprintf(path, sizeof path, "%.200s/.erlang.cookie", home ? home : "");
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, err_size, "no --cookie given and cannot read %s: %s", path, strerror(errno));
-        return -1;
-    }
-    size_t n = fread(out, 1, size - 1, f);
-    fclose(f);
-    out[n] = 0;
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
-        out[--n] = 0;
-    if (n == 0) {
-        snprintf(err, err_size, "no --cookie given and %s is empty", path);
-        return -1;
-    }
-    return 0;
-}
-
 static int connect_node(ctl *c)
 {
     const char *at = strchr(c->target, '@');
@@ -115,7 +94,7 @@ static int connect_node(ctl *c)
     }
     char cookie[1024], err[512];
     if (!c->cookie) {
-        if (read_cookie(cookie, sizeof cookie, err, sizeof err) != 0)
+        if (node_default_cookie(cookie, sizeof cookie, err, sizeof err) != 0)
             return failf(EXIT_USAGE, "%s", err);
         c->cookie = cookie;
     }

@@ -5,6 +5,7 @@
 #include "cnode/metrics_http.h"
 
 #include "hub/runtime/log.h"
+#include "hub/runtime/runtime_metrics.h"
 #include "hub/runtime/metrics.h"
 
 #include <arpa/inet.h>
@@ -26,17 +27,6 @@ static double start_time;
 static METRIC_COUNTER(m_scrapes, "phnode_metrics_scrapes_total", "",
                       "Requests served on /metrics.");
 
-static long resident_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
-    long size = 0, rss = 0;
-    int n = fscanf(f, "%ld %ld", &size, &rss);
-    fclose(f);
-    return n == 2 ? rss * sysconf(_SC_PAGESIZE) : -1;
-}
-
 static long open_fds(void)
 {
     DIR *d = opendir("/proc/self/fd");
@@ -55,7 +45,7 @@ static void collect_process(metrics_out *out)
     metrics_out_family(out, "process_start_time_seconds", METRIC_TYPE_GAUGE,
                        "Start time of the process since the Unix epoch in seconds.");
     metrics_out_sample(out, "process_start_time_seconds", "", start_time);
-    long rss = resident_bytes();
+    long rss = process_resident_bytes();
     if (rss >= 0) {
         metrics_out_family(out, "process_resident_memory_bytes", METRIC_TYPE_GAUGE,
                            "Resident memory size in bytes.");

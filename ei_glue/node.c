@@ -46,7 +46,7 @@ int node_default_cookie(char *out, size_t size, char *err, size_t err_size)
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r' || out[n - 1] == ' '))
         out[--n] = '\0';
     if (n == 0) {
-        snprintf(err, err_size, "%s is empty", path);
+        snprintf(err, err_size, "no --cookie given and %s is empty", path);
         return -1;
     }
     return 0;

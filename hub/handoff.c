@@ -2,7 +2,6 @@
  * (tombstones) and children this node is moving away (the moving set). */
 #include "hub/hub_internal.h"
 
-
 /* --- stopped ids and moving ids ----------------------------------------- */
 
 /* How long a stopped id refuses hand-offs. A hand-off races a stop only

@@ -330,6 +330,7 @@ void stop_wait_done(stop_wait *w);
 void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids);
 void forget_row(hub *h, ph_ctx *ctx, reg_row *row);
 void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope);
+int forget_orphans_everywhere(hub *h, ph_ctx *ctx, const elist *ids);
 
 /* supervisor.c */
 void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason);

@@ -46,13 +46,13 @@ static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms)
  * replica that cannot start is logged and tried again later. */
 static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
 {
-    ph_buf sl, ml, gone;
+    ph_buf sl, ml;
     list_walk ws, wm;
     ph_term spec, meta;
     start_result r;
     elist failed;
-    if (ph_buf_init(&sl) != 0 || ph_buf_init(&ml) != 0 || ph_buf_init(&gone) != 0 ||
-        elist_init(&failed) != 0 || result_init(&r) != 0) {
+    if (ph_buf_init(&sl) != 0 || ph_buf_init(&ml) != 0 || elist_init(&failed) != 0 ||
+        result_init(&r) != 0) {
         LOG_E("hub", "%s: out of memory restarting orphaned children", h->cfg.hub_id);
         return;
     }
@@ -74,36 +74,12 @@ static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
     }
     LOG_I("hub", "%s: %d child(ren) started here (orphans, missing replicas), %d failed",
           h->cfg.hub_id, r.started.n, r.errors.n);
-    if (failed.n && elist_to(&gone, &failed) == 0) {
-        list_walk w;
-        ph_term cid;
-        ph_buf key;
-        elist lost;
-        ph_buf_init(&key);
-        elist_init(&lost);
-        list_begin(&w, ph_buf_term(&gone));
-        while (list_next(&w, &cid) > 0) {
-            key.index = 0;
-            reg_row *row = registry_key(cid, &key) == 0
-                               ? registry_get(h->reg, key.buff, (uint32_t)key.index)
-                               : NULL;
-            if (row && row->n_nodes == 0) { /* no copy anywhere: it goes */
-                elist_add(&lost, "~t", cid);
-                forget_row(h, ctx, row);
-            }
-        }
-        ph_buf_reset(&gone);
-        if (lost.n && elist_to(&gone, &lost) == 0)
-            for (int i = 0; i < h->members.n; i++)
-                send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&gone));
-        elist_free(&lost);
-        ph_buf_free(&key);
-    }
+    if (failed.n)
+        forget_orphans_everywhere(h, ctx, &failed);
     result_free(&r);
     elist_free(&failed);
     ph_buf_free(&sl);
     ph_buf_free(&ml);
-    ph_buf_free(&gone);
 }
 
 /* A replica missing from a row that still has copies is started at once
@@ -199,29 +175,9 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
         LOG_I("hub", "%s: %d child(ren) move to their owners", h->cfg.hub_id, moving);
     if (specs.n)
         start_owed(h, ctx, &specs, &metas);
-    if (lost.n) {
-        /* they leave the registry, here and everywhere */
-        ph_buf l, key;
-        list_walk w;
-        ph_term cid;
-        if (ph_buf_init(&l) == 0 && ph_buf_init(&key) == 0 && elist_to(&l, &lost) == 0) {
-            list_begin(&w, ph_buf_term(&l));
-            while (list_next(&w, &cid) > 0) {
-                key.index = 0;
-                reg_row *r = registry_key(cid, &key) == 0
-                                 ? registry_get(h->reg, key.buff, (uint32_t)key.index)
-                                 : NULL;
-                if (r)
-                    forget_row(h, ctx, r);
-            }
-            for (int m = 0; m < h->members.n; m++)
-                send_stop(h, ctx, h->members.members[m].node, ph_buf_term(&l));
-            LOG_I("hub", "%s: %d child(ren) whose nodes are all gone leave the registry",
-                  h->cfg.hub_id, lost.n);
-            ph_buf_free(&key);
-        }
-        ph_buf_free(&l);
-    }
+    if (lost.n && forget_orphans_everywhere(h, ctx, &lost))
+        LOG_I("hub", "%s: %d child(ren) whose nodes are all gone leave the registry", h->cfg.hub_id,
+              lost.n);
     elist_free(&specs);
     elist_free(&metas);
     elist_free(&lost);

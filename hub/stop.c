@@ -159,3 +159,45 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
     ph_buf_free(&one);
     ph_buf_free(&key);
 }
+
+/* Children with no copy anywhere that will not run again (their restart
+ * failed, or no node may run them): their rows go here and on every
+ * member. Ids whose row has a copy again are left alone. Returns how many
+ * went. */
+int forget_orphans_everywhere(hub *h, ph_ctx *ctx, const elist *ids)
+{
+    ph_buf all, key, gone_list;
+    elist gone;
+    list_walk w;
+    ph_term cid;
+    int n = 0;
+    if (ph_buf_init(&all) != 0)
+        return 0;
+    if (ph_buf_init(&key) != 0 || ph_buf_init(&gone_list) != 0 || elist_init(&gone) != 0 ||
+        elist_to(&all, ids) != 0) {
+        ph_buf_free(&all);
+        ph_buf_free(&key);
+        ph_buf_free(&gone_list);
+        return 0;
+    }
+    list_begin(&w, ph_buf_term(&all));
+    while (list_next(&w, &cid) > 0) {
+        key.index = 0;
+        reg_row *row = registry_key(cid, &key) == 0
+                           ? registry_get(h->reg, key.buff, (uint32_t)key.index)
+                           : NULL;
+        if (row && row->n_nodes == 0) {
+            elist_add(&gone, "~t", cid);
+            forget_row(h, ctx, row);
+        }
+    }
+    if (gone.n && elist_to(&gone_list, &gone) == 0)
+        for (int i = 0; i < h->members.n; i++)
+            send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&gone_list));
+    n = gone.n;
+    elist_free(&gone);
+    ph_buf_free(&all);
+    ph_buf_free(&key);
+    ph_buf_free(&gone_list);
+    return n;
+}

@@ -1,6 +1,9 @@
 /* runtime_metrics.c - the actor runtime's metrics (see runtime_metrics.h). */
 #include "hub/runtime/runtime_metrics.h"
 
+#include <stdio.h>
+#include <unistd.h>
+
 #include "hub/runtime/process.h"
 
 #include <stdio.h>
@@ -43,4 +46,16 @@ static void collect(metrics_out *out)
 int runtime_metrics_init(void)
 {
     return metrics_add_collector(collect);
+}
+
+long process_resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    long size = 0, rss = 0;
+    int n = fscanf(f, "%ld %ld", &size, &rss);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return n == 2 && page > 0 ? rss * page : -1;
 }

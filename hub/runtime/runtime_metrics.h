@@ -9,6 +9,9 @@
 extern metric m_signals_in;    /* pushed to a mailbox (scheduler.c) */
 extern metric m_signals_taken; /* taken by the process (process_run.c) */
 
+/* This process's resident memory in bytes (/proc/self/statm), or -1. */
+long process_resident_bytes(void);
+
 /* Registers the scrape-time collector; 0 or -1. */
 int runtime_metrics_init(void);
 

@@ -11,6 +11,7 @@
  *                                    hub_id, strategies => #{kind => text}}
  */
 #include "hub/runtime/atoms.h"
+#include "hub/runtime/runtime_metrics.h"
 #include "hub/runtime/modules.h"
 #include "hub/runtime/process.h"
 #include "hub/runtime/remote.h"
@@ -36,17 +37,6 @@ static void count_node(uint32_t node, void *arg)
     (*(long *)arg)++;
 }
 
-static long resident_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
-    long size = 0, rss = 0;
-    int n = fscanf(f, "%ld %ld", &size, &rss);
-    fclose(f);
-    return n == 2 ? rss * sysconf(_SC_PAGESIZE) : -1;
-}
-
 static ph_result handle_status(ph_buf *reply)
 {
     struct timespec now;
@@ -65,7 +55,7 @@ static ph_result handle_status(ph_buf *reply)
         ph_build(reply, "~i", (long)info.schedulers) || ph_build(reply, "connections") ||
         ph_build(reply, "~i", connections) || ph_build(reply, "processes") ||
         ph_build(reply, "~i", (long)process_count()) || ph_build(reply, "memory_bytes") ||
-        ph_build(reply, "~i", resident_bytes()) || ph_build(reply, "hub_id") ||
+        ph_build(reply, "~i", process_resident_bytes()) || ph_build(reply, "hub_id") ||
         ph_build(reply, "~a", info.hub_id ? info.hub_id : "my_hub") ||
         ph_build(reply, "strategies") || ei_x_encode_map_header(reply, n_strategies) != 0)
         return PH_NOREPLY;

@@ -9,6 +9,7 @@
 #include "hub/registry.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
+#include "hub/runtime/runtime_metrics.h"
 #include "hub/runtime/process.h"
 #include "hub/runtime/runtime.h"
 #include "hub/runtime/timers.h"
@@ -302,18 +303,6 @@ static uint64_t lb_digest(void *st)
 
 /* --- this node's metrics ------------------------------------------------------ */
 
-static uint64_t resident_bytes(void)
-{
-    unsigned long long size = 0, resident = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return 0;
-    int ok = fscanf(f, "%llu %llu", &size, &resident) == 2;
-    fclose(f);
-    long page = sysconf(_SC_PAGESIZE);
-    return ok && page > 0 ? (uint64_t)resident * (uint64_t)page : 0;
-}
-
 static void sample_self(lb *l, lb_sample *s)
 {
     unsigned n = scheduler_count();
@@ -327,7 +316,8 @@ static void sample_self(lb *l, lb_sample *s)
     l->last_wall_us = now;
     s->runq = scheduler_runq_length();
     s->procs = process_count();
-    s->mem = resident_bytes();
+    long rss = process_resident_bytes();
+    s->mem = rss > 0 ? (uint64_t)rss : 0;
 }
 
 /* --- messages ------------------------------------------------------------------ */
