@@ -247,10 +247,18 @@ static uint32_t take_relations(process *p, uint32_t node, int all, relation **ou
 
 /* --- messages built by the runtime ------------------------------------- */
 
+/* The versioned reason is exactly the atom `atom`, however it is encoded
+ * (ATOM_EXT in Latin-1 as older nodes and C nodes send it, or UTF-8):
+ * atoms are compared as atoms, never as bytes. */
 static int reason_is(const char *reason, uint32_t len, const char *atom)
 {
-    term_bytes t = runtime_atom_term(atom);
-    return t.len == len && memcmp(t.bytes, reason, len) == 0;
+    char text[MAXATOMLEN_UTF8];
+    int index = 1;
+    if (len < 2 || (unsigned char)reason[0] != 131)
+        return 0;
+    if (ei_decode_atom_as(reason, &index, text, sizeof text, ERLANG_UTF8, NULL, NULL) != 0)
+        return 0;
+    return (uint32_t)index == len && strcmp(text, atom) == 0;
 }
 
 /* Appends a versioned reason term without its version byte. */
