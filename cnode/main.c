@@ -166,7 +166,9 @@ int main(int argc, char **argv)
         status = fail(err);
         goto stop_runtime;
     }
-    dist_config dc = {.net_ticktime = opts.net_ticktime, .connect_timeout_ms = 5000};
+    dist_config dc = {.net_ticktime = opts.net_ticktime,
+                      .connect_timeout_ms = 5000,
+                      .max_frame_bytes = opts.max_frame_bytes};
     if (connections_init(&node.ec, &dc) != 0 ||
         node_listen_and_publish(&node, opts.port, err, sizeof err) != 0) {
         status = fail(err);

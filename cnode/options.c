@@ -20,7 +20,7 @@ void options_usage(const char *prog)
             "          [--net-ticktime SECONDS] [--port PORT] [--max-processes N]\n"
             "          [--busy-poll-us MICROSECONDS] [--no-beam-discovery]\n"
             "          [--log-level error|warning|info|debug] [--log-format text|json]\n"
-            "          [--metrics-port PORT] [--metrics-bind ADDRESS]\n"
+            "          [--metrics-port PORT] [--metrics-bind ADDRESS] [--max-frame-bytes N]\n"
             "       %s ctl [--node NODE] [--cookie COOKIE] [--json] COMMAND [ARGS]\n"
             "          (COMMAND: status, members, children, lookup, start-child, stop-child,\n"
             "           ping; '%s ctl --help' for details)\n"
@@ -99,9 +99,10 @@ static int config_strings(json_t *root, const char *key, const char **list, int 
     return 0;
 }
 
-static const char *const known_fields[] = {
-    "net_ticktime",  "schedulers",   "worker_libs",  "join",       "log_level",   "port",
-    "max_processes", "busy_poll_us", "metrics_port", "log_format", "metrics_bind"};
+static const char *const known_fields[] = {"net_ticktime",  "schedulers",   "worker_libs",
+                                           "join",          "log_level",    "port",
+                                           "max_processes", "busy_poll_us", "metrics_port",
+                                           "log_format",    "metrics_bind", "max_frame_bytes"};
 
 static int config_string(json_t *root, const char *key, const char **out, char *err,
                          size_t err_size)
@@ -151,6 +152,8 @@ static int load_config(options *o, int set_ticktime, int set_schedulers, int set
         config_uint(root, "max_processes", 16, 1u << 20, &o->max_processes, set_max, err,
                     err_size) ||
         config_uint(root, "busy_poll_us", 0, 10000, &o->busy_poll_us, set_busy, err, err_size) ||
+        config_uint(root, "max_frame_bytes", 1024, 0x7fffffffu, &o->max_frame_bytes,
+                    o->set_max_frame, err, err_size) ||
         config_uint(root, "metrics_port", 0, 65535, &o->metrics_port, set_metrics, err, err_size) ||
         config_string(root, "log_format", &o->log_format, err, err_size) ||
         config_string(root, "metrics_bind", &o->metrics_bind, err, err_size) ||
@@ -190,6 +193,7 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         {"log-format", required_argument, NULL, 'F'},
         {"metrics-port", required_argument, NULL, 'M'},
         {"metrics-bind", required_argument, NULL, 'B'},
+        {"max-frame-bytes", required_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -269,6 +273,12 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
             break;
         case 'B':
             o->metrics_bind = optarg;
+            break;
+        case 'X':
+            if (parse_uint("--max-frame-bytes", optarg, 1024, 0x7fffffffu, &o->max_frame_bytes, err,
+                           err_size))
+                return -1;
+            o->set_max_frame = 1;
             break;
         case 'h':
             o->help = 1;

@@ -22,6 +22,8 @@ typedef struct options {
     int port;
     unsigned max_processes;
     unsigned busy_poll_us;
+    unsigned max_frame_bytes; /* 0: the default (DIST_DEFAULT_MAX_FRAME) */
+    int set_max_frame;        /* given on the command line */
     const char *log_level;
     const char *log_format;   /* "text" (default) or "json" */
     unsigned metrics_port;    /* 0: no metrics endpoint */

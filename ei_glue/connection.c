@@ -94,6 +94,8 @@ int connections_init(ei_cnode *ec, const dist_config *cfg)
         return -1;
     cnode = ec;
     config = *cfg;
+    if (config.max_frame_bytes == 0 || config.max_frame_bytes > FRAMING_MAX_FRAME)
+        config.max_frame_bytes = DIST_DEFAULT_MAX_FRAME;
     stopping = 0;
     return 0;
 }
@@ -122,6 +124,11 @@ int connections_start(int listen_fd)
 unsigned connections_ticktime(void)
 {
     return config.net_ticktime;
+}
+
+size_t connections_max_frame(void)
+{
+    return config.max_frame_bytes;
 }
 
 /* --- metrics ------------------------------------------------------------ */

@@ -52,7 +52,13 @@ typedef struct conn {
 typedef struct dist_config {
     unsigned net_ticktime; /* seconds */
     unsigned connect_timeout_ms;
+    /* The longest frame a peer may send (bytes after the 4-byte length);
+     * a longer one closes its connection. Bounds what one connection's
+     * reader holds: at most about twice this. 0: DIST_DEFAULT_MAX_FRAME. */
+    size_t max_frame_bytes;
 } dist_config;
+
+#define DIST_DEFAULT_MAX_FRAME ((size_t)512 << 20)
 
 int connections_init(ei_cnode *ec, const dist_config *config);
 /* Starts the I/O thread and the acceptor on listen_fd. */
@@ -98,6 +104,8 @@ int conn_flush_locked(conn *c);
 void connection_closed(conn *c);
 /* The net_ticktime in force. */
 unsigned connections_ticktime(void);
+/* The max_frame_bytes in force. */
+size_t connections_max_frame(void);
 void connections_for_each_conn(void (*fn)(conn *c, void *arg), void *arg);
 
 chunk *chunk_new(size_t len);

@@ -15,6 +15,7 @@ frame framing_next(const char *buf, size_t len, size_t max_frame)
     }
     if (n > max_frame) {
         f.kind = FRAME_BAD;
+        f.total = 4 + n; /* for the log line */
         return f;
     }
     f.total = 4 + n;

@@ -14,7 +14,8 @@ typedef enum frame_kind {
     FRAME_INCOMPLETE, /* need more bytes; *needed = total bytes of the frame if known */
     FRAME_TICK,
     FRAME_DATA,
-    FRAME_BAD, /* not a pass-through frame, or longer than max_frame */
+    FRAME_BAD, /* not a pass-through frame, or longer than max_frame (then total
+                  says how long it claimed to be) */
 } frame_kind;
 
 typedef struct frame {

@@ -128,25 +128,20 @@ static void send_tick(conn *c)
 static int process_frames(conn *c, int *frames)
 {
     size_t off = 0;
-    int rc = 0;
     while (off < c->rlen) {
-        frame f = framing_next(c->rbuf + off, c->rlen - off, FRAMING_MAX_FRAME);
-        if (f.kind == FRAME_INCOMPLETE) {
-            if (f.total > c->rcap) {
-                char *n = realloc(c->rbuf, f.total);
-                if (!n) {
-                    LOG_E("io", "no memory for a %zu-byte frame from %s", f.total,
-                          atom_text(c->node));
-                    rc = -1;
-                } else {
-                    c->rbuf = n;
-                    c->rcap = f.total;
-                }
-            }
+        frame f = framing_next(c->rbuf + off, c->rlen - off, connections_max_frame());
+        /* An incomplete frame waits for its bytes: the buffer grows with
+         * what arrives (conn_read), never with what a header announces. */
+        if (f.kind == FRAME_INCOMPLETE)
             break;
-        }
         if (f.kind == FRAME_BAD) {
-            LOG_W("io", "malformed frame from %s; closing the connection", atom_text(c->node));
+            if (f.total > connections_max_frame())
+                LOG_W("io",
+                      "%s announced a %zu-byte frame, more than max_frame_bytes (%zu); closing "
+                      "the connection",
+                      atom_text(c->node), f.total - 4, connections_max_frame());
+            else
+                LOG_W("io", "malformed frame from %s; closing the connection", atom_text(c->node));
             return -1;
         }
         (*frames)++;
@@ -163,7 +158,7 @@ static int process_frames(conn *c, int *frames)
         memmove(c->rbuf, c->rbuf + off, c->rlen - off);
         c->rlen -= off;
     }
-    return rc;
+    return 0;
 }
 
 /* Reads what is available (bounded, for fairness). -1: drop c. */
@@ -174,6 +169,9 @@ static int conn_read(conn *c, size_t *got)
 {
     for (int round = 0; round < READ_ROUNDS; round++) {
         if (c->rcap - c->rlen < READ_CHUNK / 4) {
+            /* Doubling with what arrived: a frame of N bytes costs at most
+             * 2N (+64 KiB), and only once its bytes are here. The frame
+             * size is bounded by max_frame_bytes (FRAME_BAD above). */
             size_t cap = c->rcap ? c->rcap * 2 : READ_CHUNK;
             char *n = realloc(c->rbuf, cap);
             if (!n)
