@@ -30,7 +30,7 @@ static int dec_pid(decoder *d, ph_pid *pid)
     ph_term t = {d->buf, d->index};
     if (ph_decode_pid(t, pid) != 0)
         return -1;
-    return ei_skip_term(d->buf, &d->index) == 0 ? 0 : -1;
+    return term_skip_valid(d->buf, &d->index) == 0 ? 0 : -1;
 }
 
 static int dec_ref(decoder *d, ph_ref *ref)
@@ -38,7 +38,7 @@ static int dec_ref(decoder *d, ph_ref *ref)
     ph_term t = {d->buf, d->index};
     if (ph_decode_ref(t, ref) != 0)
         return -1;
-    return ei_skip_term(d->buf, &d->index) == 0 ? 0 : -1;
+    return term_skip_valid(d->buf, &d->index) == 0 ? 0 : -1;
 }
 
 static int dec_atom(decoder *d, uint32_t *atom)
@@ -52,7 +52,7 @@ static int dec_atom(decoder *d, uint32_t *atom)
 
 static int dec_skip(decoder *d)
 {
-    return ei_skip_term(d->buf, &d->index);
+    return term_skip_valid(d->buf, &d->index);
 }
 
 static int dec_u64(decoder *d, uint64_t *v)
@@ -89,7 +89,7 @@ typedef struct versioned_term {
 static int dec_reason(decoder *d, versioned_term *v)
 {
     int start = d->index;
-    if (ei_skip_term(d->buf, &d->index) != 0)
+    if (term_skip_valid(d->buf, &d->index) != 0)
         return -1;
     size_t n = (size_t)(d->index - start);
     v->bytes = n + 1 <= sizeof v->small ? v->small : malloc(n + 1);

@@ -129,7 +129,7 @@ struct bytes {
     int distinct_keys; /* also refuse maps with duplicate keys (a sort each) */
 };
 
-static long long term_span(const struct bytes *s, long long pos, int depth);
+static long long term_span(const struct bytes *s, long long pos);
 static int keys_distinct(ph_term *keys, long long n);
 
 /* End of n bytes starting at pos, or -1 when they run past the end. */
@@ -257,57 +257,6 @@ static long long bits_span(const struct bytes *s, long long pos, int tag)
     return take(s, head, n);
 }
 
-static long long seq_span(const struct bytes *s, long long pos, long long n, int depth)
-{
-    for (; n > 0 && pos >= 0; n--)
-        pos = term_span(s, pos, depth);
-    return pos;
-}
-
-/* Pairs of a map; the keys go to keys[] when it is not NULL. */
-static long long pairs_span(const struct bytes *s, long long pos, long long n, int depth,
-                            ph_term *keys)
-{
-    for (long long i = 0; i < n && pos >= 0; i++) {
-        if (keys)
-            keys[i] = (ph_term){s->buf, (int)pos};
-        pos = term_span(s, pos, depth);
-        pos = pos < 0 ? -1 : term_span(s, pos, depth);
-    }
-    return pos;
-}
-
-static long long map_span(const struct bytes *s, long long pos, int depth)
-{
-    ph_term *keys = NULL;
-
-    if (take(s, pos, 5) < 0)
-        return -1;
-    long long n = count_at(s, pos + 1, 1);
-    /* each pair takes at least 2 bytes: a forged count must not make the
-     * key array below huge */
-    if (n < 0 || n > (s->len - pos - 5) / 2)
-        return -1;
-    if (s->distinct_keys && n > 1 && !(keys = malloc((size_t)n * sizeof *keys)))
-        return -1;
-    long long end = pairs_span(s, pos + 5, n, depth, keys);
-    if (end >= 0 && keys && !keys_distinct(keys, n))
-        end = -1;
-    free(keys);
-    return end;
-}
-
-static long long tuple_span(const struct bytes *s, long long pos, int tag, int depth)
-{
-    int wide = tag == ERL_LARGE_TUPLE_EXT;
-    long long head = take(s, pos, wide ? 5 : 2);
-
-    if (head < 0)
-        return -1;
-    long long n = count_at(s, pos + 1, wide);
-    return n < 0 ? -1 : seq_span(s, head, n, depth);
-}
-
 static long long string_span(const struct bytes *s, long long pos)
 {
     if (take(s, pos, 3) < 0)
@@ -315,45 +264,6 @@ static long long string_span(const struct bytes *s, long long pos)
     long long n = get16(s->buf + pos + 1);
     /* ei writes "" as NIL_EXT; an empty STRING_EXT would be a second nil */
     return n > 0 ? take(s, pos + 3, n) : -1;
-}
-
-/* A LIST_EXT whose tail is another LIST_EXT is walked in a loop, so long
- * improper chains do not recurse. */
-static long long list_span(const struct bytes *s, long long pos, int depth)
-{
-    for (;;) {
-        if (take(s, pos, 5) < 0)
-            return -1;
-        long long n = count_at(s, pos + 1, 1);
-        if (n <= 0) /* ei writes [] as NIL_EXT, never as an empty LIST_EXT */
-            return -1;
-        pos = seq_span(s, pos + 5, n, depth);
-        if (pos < 0 || take(s, pos, 1) < 0)
-            return -1;
-        if (get8(s->buf + pos) != ERL_LIST_EXT)
-            return term_span(s, pos, depth);
-    }
-}
-
-/* NEW_FUN_EXT: tag, Size(4, counts itself), Arity(1), Uniq(16), Index(4),
- * NumFree(4), Module, OldIndex, OldUniq, Pid, free variables. ei_decode_fun
- * walks the inner terms unchecked, so they are checked here, against Size. */
-static long long fun_span(const struct bytes *s, long long pos, int depth)
-{
-    if (take(s, pos, 30) < 0)
-        return -1;
-    long long size = get32(s->buf + pos + 1);
-    long long end = take(s, pos + 1, size);
-    if (size < 29 || end < 0)
-        return -1;
-    struct bytes fun = {s->buf, (int)end, s->distinct_keys};
-    long long nfree = get32(s->buf + pos + 26);
-    long long p = atom_span(&fun, pos + 30);
-    p = p < 0 ? -1 : int_span(&fun, p);
-    p = p < 0 ? -1 : int_span(&fun, p);
-    p = p < 0 ? -1 : pid_span(&fun, p);
-    p = p < 0 ? -1 : seq_span(&fun, p, nfree, depth);
-    return p == end ? end : -1;
 }
 
 /* EXPORT_EXT: Module, Function, Arity. */
@@ -414,26 +324,176 @@ static long long identity_span(const struct bytes *s, long long pos, int tag)
     return -1;
 }
 
-/* Old FUN_EXT (pre-R8), ATOM_CACHE_REF, compressed and local terms never
- * reach a C node in practice and are rejected. */
-static long long term_span(const struct bytes *s, long long pos, int depth)
+/* The walk keeps its own stack instead of recursing, so a term nested a
+ * million levels deep (which the BEAM sends and receives) costs memory on
+ * the heap, not the thread's stack. A frame is a run of sibling terms still
+ * to walk. Plain runs (tuple elements, list elements and tails, the pairs of
+ * a map with fewer than two keys) have nothing to check when they end, and
+ * two of them on top of each other are one run whose counts add up: [[[...]]]
+ * or {{{...}}} keep one frame whatever their depth. Only a map with keys to
+ * check for duplicates and a fun (whose terms must end exactly at its Size)
+ * open frames of their own, so the stack grows with the nesting of maps and
+ * funs only, each of which takes at least 6 bytes of the input. */
+enum walk_kind { W_RUN, W_MAP, W_FUN };
+
+struct walk_frame {
+    long long remaining; /* terms still to walk in this frame */
+    long long aux;       /* W_MAP: its first key in keys[]; W_FUN: its end */
+    int kind;
+    int outer_len; /* W_FUN: the bound in force outside the fun */
+};
+
+struct walk {
+    struct walk_frame *stack;
+    long long depth, cap;
+    ph_term *keys; /* the keys of the open W_MAP frames, in order */
+    long long n_keys, cap_keys;
+};
+
+static int walk_grow(void **p, long long *cap, long long need, size_t size)
 {
-    if (depth > PH_MAX_DEPTH || take(s, pos, 1) < 0)
+    if (need <= *cap)
+        return 0;
+    long long c = *cap ? *cap * 2 : 64;
+    while (c < need)
+        c *= 2;
+    void *n = realloc(*p, (size_t)c * size);
+    if (!n)
+        return -1;
+    *p = n;
+    *cap = c;
+    return 0;
+}
+
+/* Opens a frame of n terms: folded into a plain run on top when it is one. */
+static int walk_push(struct walk *w, int kind, long long n, long long aux, int outer_len)
+{
+    if (kind == W_RUN && w->depth > 0 && w->stack[w->depth - 1].kind == W_RUN) {
+        w->stack[w->depth - 1].remaining += n;
+        return 0;
+    }
+    if (walk_grow((void **)&w->stack, &w->cap, w->depth + 1, sizeof *w->stack) != 0)
+        return -1;
+    w->stack[w->depth++] = (struct walk_frame){n, aux, kind, outer_len};
+    return 0;
+}
+
+/* A NEW_FUN_EXT: tag, Size(4, counts itself), Arity(1), Uniq(16),
+ * Index(4), NumFree(4), Module, OldIndex, OldUniq, Pid, free variables.
+ * ei_decode_fun walks the inner terms unchecked, so they are checked here,
+ * against Size. Returns where the free variables start and sets *end and
+ * *nfree; -1 when malformed. */
+static long long fun_head(const struct bytes *s, long long pos, long long *end, long long *nfree)
+{
+    if (take(s, pos, 30) < 0)
+        return -1;
+    long long size = get32(s->buf + pos + 1);
+    *end = take(s, pos + 1, size);
+    if (size < 29 || *end < 0)
+        return -1;
+    struct bytes fun = {s->buf, (int)*end, s->distinct_keys};
+    *nfree = get32(s->buf + pos + 26);
+    long long p = atom_span(&fun, pos + 30);
+    p = p < 0 ? -1 : int_span(&fun, p);
+    p = p < 0 ? -1 : int_span(&fun, p);
+    return p < 0 ? -1 : pid_span(&fun, p);
+}
+
+/* Closes the frame on top, which has no terms left; 0, or -1 when what it
+ * checks fails. */
+static int walk_close(struct walk *w, struct bytes *s, long long pos)
+{
+    struct walk_frame *f = &w->stack[--w->depth];
+    if (f->kind == W_FUN) {
+        s->len = f->outer_len;
+        return pos == f->aux ? 0 : -1;
+    }
+    if (f->kind == W_MAP) {
+        long long n = w->n_keys - f->aux;
+        int ok = keys_distinct(w->keys + f->aux, n);
+        w->n_keys = f->aux;
+        return ok ? 0 : -1;
+    }
+    return 0;
+}
+
+/* One term at pos: steps over a leaf, or opens the frame of a container.
+ * Returns the position after the term's own header (or the whole leaf). */
+static long long walk_term(struct walk *w, struct bytes *s, long long pos)
+{
+    if (take(s, pos, 1) < 0)
         return -1;
     int tag = (int)get8(s->buf + pos);
+    long long n, end, head;
     switch (tag) {
     case ERL_SMALL_TUPLE_EXT:
-    case ERL_LARGE_TUPLE_EXT:
-        return tuple_span(s, pos, tag, depth + 1);
-    case ERL_MAP_EXT:
-        return map_span(s, pos, depth + 1);
-    case ERL_LIST_EXT:
-        return list_span(s, pos, depth + 1);
-    case ERL_NEW_FUN_EXT:
-        return fun_span(s, pos, depth + 1);
+    case ERL_LARGE_TUPLE_EXT: {
+        int wide = tag == ERL_LARGE_TUPLE_EXT;
+        if ((head = take(s, pos, wide ? 5 : 2)) < 0 || (n = count_at(s, pos + 1, wide)) < 0)
+            return -1;
+        return n == 0 || walk_push(w, W_RUN, n, 0, 0) == 0 ? head : -1;
     }
-    long long end = scalar_span(s, pos, tag);
+    case ERL_LIST_EXT:
+        if (take(s, pos, 5) < 0)
+            return -1;
+        n = count_at(s, pos + 1, 1);
+        if (n <= 0) /* ei writes [] as NIL_EXT, never as an empty LIST_EXT */
+            return -1;
+        return walk_push(w, W_RUN, n + 1, 0, 0) == 0 ? pos + 5 : -1; /* elements, tail */
+    case ERL_MAP_EXT:
+        if (take(s, pos, 5) < 0)
+            return -1;
+        n = count_at(s, pos + 1, 1);
+        /* each pair takes at least 2 bytes: a forged count must not make
+         * the key array huge */
+        if (n < 0 || n > (s->len - pos - 5) / 2)
+            return -1;
+        if (n == 0)
+            return pos + 5;
+        if (!s->distinct_keys || n == 1)
+            return walk_push(w, W_RUN, 2 * n, 0, 0) == 0 ? pos + 5 : -1;
+        if (walk_grow((void **)&w->keys, &w->cap_keys, w->n_keys + n, sizeof *w->keys) != 0)
+            return -1;
+        return walk_push(w, W_MAP, 2 * n, w->n_keys, 0) == 0 ? pos + 5 : -1;
+    case ERL_NEW_FUN_EXT:
+        if ((head = fun_head(s, pos, &end, &n)) < 0 || walk_push(w, W_FUN, n, end, s->len) != 0)
+            return -1;
+        s->len = (int)end; /* its free variables stay inside its Size */
+        return head;
+    }
+    end = scalar_span(s, pos, tag);
     return end >= 0 ? end : identity_span(s, pos, tag);
+}
+
+/* Old FUN_EXT (pre-R8), ATOM_CACHE_REF, compressed and local terms never
+ * reach a C node in practice and are rejected. */
+static long long term_span(const struct bytes *bounds, long long pos)
+{
+    struct walk w = {0};
+    struct bytes s = *bounds;
+    if (walk_push(&w, W_RUN, 1, 0, 0) != 0)
+        return -1;
+    while (pos >= 0) {
+        struct walk_frame *f = &w.stack[w.depth - 1];
+        if (f->remaining == 0) {
+            if (walk_close(&w, &s, pos) != 0)
+                pos = -1;
+            else if (w.depth == 0)
+                break;
+            continue;
+        }
+        if (f->kind == W_MAP && f->remaining % 2 == 0) /* a key comes next */
+            w.keys[w.n_keys++] = (ph_term){s.buf, (int)pos};
+        f->remaining--;
+        /* a finished plain run goes before its last term opens a frame, so
+         * that frame can fold into the run below */
+        if (f->remaining == 0 && f->kind == W_RUN && w.depth > 1)
+            w.depth--;
+        pos = walk_term(&w, &s, pos);
+    }
+    free(w.stack);
+    free(w.keys);
+    return pos;
 }
 
 /* ------------------------------------------------------------------------
@@ -591,7 +651,7 @@ static long long checked_end(ph_term t)
         int index = t.index;
         return term_skip_valid(t.buf, &index) == 0 && index <= trusted.len ? index : -1;
     }
-    return term_span(&s, t.index, 0);
+    return term_span(&s, t.index);
 }
 
 /* The gate of the entry points that only need to know the term is sound. */
@@ -606,7 +666,7 @@ static long long skip_term(const char *buf, int index)
     struct bytes s = {buf, UNBOUNDED, 0};
     if (buf && buf == trusted.buf)
         return term_skip_valid(buf, &index) == 0 ? index : -1;
-    return term_span(&s, index, 0);
+    return term_span(&s, index);
 }
 
 /* ------------------------------------------------------------------------
@@ -688,7 +748,7 @@ ph_term ph_term_from_external(const char *buf, int len)
 
     struct bytes s = {buf, len, 1};
 
-    if (!buf || len < 2 || get8(buf) != VERSION_MAGIC || term_span(&s, 1, 0) < 0)
+    if (!buf || len < 2 || get8(buf) != VERSION_MAGIC || term_span(&s, 1) < 0)
         return t;
     t.buf = buf;
     t.index = 1;
@@ -700,7 +760,7 @@ int term_external_end(const char *buf, int len)
     struct bytes s = {buf, len, 1};
     if (!buf || len < 2 || get8(buf) != VERSION_MAGIC)
         return -1;
-    long long end = term_span(&s, 1, 0);
+    long long end = term_span(&s, 1);
     return end < 0 ? -1 : (int)end;
 }
 
@@ -1082,7 +1142,14 @@ static int cmp_int_float(const struct num *x, double d)
 struct cmp_ctx {
     int exact;
     int failed; /* a decode failed that checking should have ruled out */
+    int depth;  /* nesting reached: bounded by CMP_MAX_DEPTH */
 };
+
+/* Comparing recurses once per level of nesting. Below this depth two terms
+ * of the same class are ordered by their encodings instead (a total order,
+ * and equal terms encoded alike are equal), so a peer's deeply nested term
+ * costs no stack: docs/security.md. */
+#define CMP_MAX_DEPTH 256
 
 static int cmp_terms(struct cmp_ctx *c, ph_term a, ph_term b);
 
@@ -1094,7 +1161,7 @@ static int fail(struct cmp_ctx *c)
 
 static int cmp_exact(struct cmp_ctx *c, ph_term a, ph_term b)
 {
-    struct cmp_ctx e = {1, 0};
+    struct cmp_ctx e = {1, 0, c->depth};
     int r = cmp_terms(&e, a, b);
 
     if (e.failed)
@@ -1295,7 +1362,7 @@ static int map_scan(ph_term m, key_test test, const void *wanted, ph_term *value
 
 static int key_is_term(ph_term k, const void *wanted)
 {
-    struct cmp_ctx c = {1, 0};
+    struct cmp_ctx c = {1, 0, 0};
     int r = cmp_terms(&c, k, *(const ph_term *)wanted);
     return c.failed ? -1 : r == 0;
 }
@@ -1394,19 +1461,35 @@ static int cmp_same_class(struct cmp_ctx *c, int cls, ph_term a, ph_term b)
     return fail(c);
 }
 
+/* Two checked terms ordered by their encodings. */
+static int cmp_encodings(struct cmp_ctx *c, ph_term a, ph_term b)
+{
+    int ea = a.index, eb = b.index;
+    if (term_skip_valid(a.buf, &ea) != 0 || term_skip_valid(b.buf, &eb) != 0)
+        return fail(c);
+    int na = ea - a.index, nb = eb - b.index;
+    int r = memcmp(a.buf + a.index, b.buf + b.index, (size_t)(na < nb ? na : nb));
+    return r ? order(r) : order((long long)na - nb);
+}
+
 static int cmp_terms(struct cmp_ctx *c, ph_term a, ph_term b)
 {
     int ca = term_class(a), cb = term_class(b);
 
     if (ca != cb)
         return ca < cb ? -1 : 1;
-    return cmp_same_class(c, ca, a, b);
+    if (c->depth >= CMP_MAX_DEPTH)
+        return cmp_encodings(c, a, b);
+    c->depth++;
+    int r = cmp_same_class(c, ca, a, b);
+    c->depth--;
+    return r;
 }
 
 int ph_term_compare(ph_term a, ph_term b)
 {
     int va = checked_ok(a), vb = checked_ok(b);
-    struct cmp_ctx c = {0, 0};
+    struct cmp_ctx c = {0, 0, 0};
 
     if (!va || !vb) /* undecodable terms sort last */
         return vb - va;
@@ -1417,7 +1500,7 @@ int ph_term_compare(ph_term a, ph_term b)
 int ph_term_equal(ph_term a, ph_term b)
 {
     long long ea = checked_end(a), eb = checked_end(b);
-    struct cmp_ctx c = {1, 0};
+    struct cmp_ctx c = {1, 0, 0};
 
     if (ea < 0 || eb < 0)
         return 0;
@@ -1437,7 +1520,7 @@ int ph_term_equal(ph_term a, ph_term b)
 /* qsort order of ph_term keys: map-key order (exact). */
 static int key_order(const void *a, const void *b)
 {
-    struct cmp_ctx c = {1, 0};
+    struct cmp_ctx c = {1, 0, 0};
     return cmp_terms(&c, *(const ph_term *)a, *(const ph_term *)b);
 }
 

@@ -60,10 +60,10 @@ int gen_call_decode(ph_term msg, ph_from *from, ph_term *request)
     if (ei_decode_tuple_header(buf, &index, &arity) != 0 || arity != 2)
         return -1;
     ph_term pid_term = {buf, index};
-    if (ph_decode_pid(pid_term, &from->caller) != 0 || ei_skip_term(buf, &index) != 0)
+    if (ph_decode_pid(pid_term, &from->caller) != 0 || term_skip_valid(buf, &index) != 0)
         return -1;
     int tag_start = index;
-    if (ei_skip_term(buf, &index) != 0)
+    if (term_skip_valid(buf, &index) != 0)
         return -1;
     from->tag = buf + tag_start;
     from->tag_len = index - tag_start;

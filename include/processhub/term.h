@@ -52,7 +52,9 @@
  * term lies completely within len bytes. Every other function checks the
  * structure of its terms (tags, nesting, sizes) and returns -1 on garbage,
  * but trusts that the bytes it is pointed at are there, as ei does. Terms
- * nested deeper than PH_MAX_DEPTH levels count as malformed. Views into the
+ * may be nested to any depth (walking them uses no recursion); comparing
+ * two terms below 256 levels of nesting orders them by their encodings.
+ * Patterns are limited to PH_MAX_DEPTH levels. Views into the
  * message a callback is handling (or into its parts, as the functions here
  * return them) are not walked again: the runtime validated that message
  * whole on arrival. Such a view must start where a term starts.
@@ -71,7 +73,7 @@ extern "C" {
 /* Big enough for any atom (255 UTF-8 characters) plus the NUL. */
 #define PH_ATOM_BUF MAXATOMLEN_UTF8
 
-/* Deepest nesting of tuples/lists/maps accepted, in terms and patterns. */
+/* Deepest nesting of tuples/lists/maps accepted in patterns (terms: any). */
 #define PH_MAX_DEPTH 512
 
 /* A growable encode buffer; the same struct as ei's ei_x_buff. */

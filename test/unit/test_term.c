@@ -1060,23 +1060,51 @@ static void nested_lists(char *out, int depth)
 
 START_TEST(test_term_depth)
 {
-    int ok_depth = PH_MAX_DEPTH, bad_depth = PH_MAX_DEPTH + 1;
-    char *ok = malloc((size_t)ok_depth * 6 + 1), *bad = malloc((size_t)bad_depth * 6 + 1);
+    /* Any depth the BEAM sends is a term (issue 14): a million nested
+     * lists are walked without recursion, compared and formatted. */
+    int depth = 1000000;
+    size_t len = (size_t)depth * 6 + 1;
+    char *a = malloc(len), *b = malloc(len);
     char text[64];
 
-    nested_lists(ok, ok_depth);
-    nested_lists(bad, bad_depth);
-    ck_assert(try_external(ok, (size_t)ok_depth * 6 + 1));
-    ck_assert(!try_external(bad, (size_t)bad_depth * 6 + 1));
-    ck_assert_int_eq(ph_term_end(raw(bad)), -1);
-    ck_assert_int_eq(ph_term_compare(raw(ok), raw(ok)), 0);
-    ck_assert_str_eq(fmt_of(raw(ok), text, 8), "[[[[...");
-    /* a depth bomb sorts last */
-    ck_assert_int_gt(ph_term_compare(raw(bad), raw(ok)), 0);
-    ck_assert_int_lt(ph_term_compare(raw(ok), raw(bad)), 0);
-    ck_assert_int_eq(ph_term_compare(raw(bad), raw(bad)), 0);
-    free(ok);
-    free(bad);
+    nested_lists(a, depth);
+    nested_lists(b, depth);
+    ck_assert(try_external(a, len));
+    ck_assert_int_eq(ph_term_end(raw(a)), (int)len);
+    ck_assert_int_eq(ph_term_compare(raw(a), raw(b)), 0);
+    ck_assert(ph_term_equal(raw(a), raw(b)));
+    ck_assert_str_eq(fmt_of(raw(a), text, 8), "[[[[...");
+    /* the innermost [] made [0]: longer, so greater, also below the depth
+     * where comparing falls back to the encodings */
+    char *c = malloc(len + 3);
+    nested_lists(c, depth);
+    memmove(c + (size_t)depth * 5 + 4, c + (size_t)depth * 5 + 1, (size_t)depth);
+    memcpy(c + (size_t)depth * 5, "\x6b\x00\x01\x00", 4); /* STRING_EXT [0] for NIL */
+    ck_assert(try_external(c, len + 3));
+    ck_assert_int_lt(ph_term_compare(raw(a), raw(c)), 0);
+    ck_assert_int_gt(ph_term_compare(raw(c), raw(a)), 0);
+    ck_assert(!ph_term_equal(raw(a), raw(c)));
+    /* cut anywhere, it is refused */
+    ck_assert(!try_external(a, len - 1));
+    ck_assert(!try_external(a, len / 2));
+    free(a);
+    free(b);
+    free(c);
+
+    /* a million nested single-key maps, and a duplicate key found deep inside */
+    int maps = 1000000;
+    size_t mlen = (size_t)maps * 7 + 1;
+    char *m = malloc(mlen + 16);
+    for (int i = 0; i < maps; i++)
+        memcpy(m + 7 * (size_t)i, "\x74\x00\x00\x00\x01\x61\x01", 7); /* #{1 => */
+    m[(size_t)maps * 7] = 'j';
+    ck_assert(try_external(m, mlen));
+    /* innermost value: #{1 => [], 1 => []} */
+    memcpy(m + (size_t)maps * 7, "\x74\x00\x00\x00\x02\x61\x01\x6a\x61\x01\x6a", 11);
+    ck_assert(!try_external(m, mlen + 10));
+    m[(size_t)maps * 7 + 9] = 2; /* #{1 => [], 2 => []} */
+    ck_assert(try_external(m, mlen + 10));
+    free(m);
 }
 END_TEST
 

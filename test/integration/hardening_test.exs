@@ -1,0 +1,188 @@
+# The distribution against hostile and careless peers (issue 14): atoms in
+# either encoding, frame headers that announce more than follows, terms
+# nested a million levels, handshakes that never finish, wrong cookies and
+# garbage. The raw peers are BEAM code speaking the wire by hand
+# (support/raw_peer.exs). Run by test/integration/run.sh.
+Code.require_file("support/ph_test.exs", __DIR__)
+Code.require_file("support/raw_peer.exs", __DIR__)
+PhTest.init()
+
+ExUnit.start(
+  formatters: [ExUnit.CLIFormatter, PhTest.Formatter],
+  trace: true,
+  timeout: 180_000
+)
+
+defmodule PhNode.HardeningTest do
+  use ExUnit.Case, async: false
+
+  defp start(opts \\ []) do
+    n = PhTest.start_node(Keyword.merge([ticktime: 4], opts))
+    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
+    n
+  end
+
+  defp raw!(n) do
+    {:ok, peer} = RawPeer.connect(n.node, PhTest.cookie())
+    peer
+  end
+
+  defp still_connected?(peer) do
+    receive do
+      {:raw_closed, ^peer} -> false
+    after
+      300 -> true
+    end
+  end
+
+  defp closed?(%{pump: pump}, ms \\ 5000) do
+    receive do
+      {:raw_closed, ^pump} -> true
+    after
+      ms -> false
+    end
+  end
+
+  defp control(op, elements), do: [131, 104, length(elements) + 1, 97, op | elements]
+
+  # --- defect 8: atoms compared as atoms ---------------------------------------------
+
+  describe "exit reasons in either atom encoding" do
+    for {label, enc} <- [
+          {"ATOM_EXT (Latin-1)", :latin1},
+          {"SMALL_ATOM_UTF8_EXT", :utf8}
+        ] do
+      @enc enc
+      test "EXIT normal as #{label} does not kill a linked worker that does not trap exits" do
+        n = start()
+        w = PhTest.spawn_worker!(n, :echo)
+        peer = raw!(n)
+        from = RawPeer.pid_ext(peer)
+        to = RawPeer.ext(w)
+        # LINK {1, From, To}, then EXIT {3, From, To, normal}
+        :ok = RawPeer.send_frame(peer, control(1, [from, to]))
+        :ok = RawPeer.send_frame(peer, control(3, [from, to, atom(@enc, "normal")]))
+        Process.sleep(300)
+        assert GenServer.call(w, :still_here, 5000) == :still_here
+        # an abnormal reason in the same encoding still kills it
+        ref = Process.monitor(w)
+        :ok = RawPeer.send_frame(peer, control(1, [from, to]))
+        :ok = RawPeer.send_frame(peer, control(3, [from, to, atom(@enc, "boom")]))
+        assert_receive {:DOWN, ^ref, :process, _, :boom}, 5000
+        RawPeer.close(peer)
+      end
+
+      test "EXIT2 kill as #{label} kills a worker that traps exits (reason killed)" do
+        n = start()
+        w = PhTest.spawn_worker!(n, :crasher, [:trap_exit])
+        ref = Process.monitor(w)
+        peer = raw!(n)
+        from = RawPeer.pid_ext(peer)
+        # EXIT2 {8, From, To, kill}: 72 bytes or so on the wire
+        :ok = RawPeer.send_frame(peer, control(8, [from, RawPeer.ext(w), atom(@enc, "kill")]))
+        assert_receive {:DOWN, ^ref, :process, _, :killed}, 5000
+        RawPeer.close(peer)
+      end
+    end
+  end
+
+  defp atom(:latin1, text), do: RawPeer.latin1_atom(text)
+  defp atom(:utf8, text), do: <<119, byte_size(text), text::binary>>
+
+  # --- defect 9: the reader grows with what arrives ----------------------------------
+
+  defp vm_data_kb(os_pid) do
+    "/proc/#{os_pid}/status"
+    |> File.read!()
+    |> String.split("\n")
+    |> Enum.find_value(fn line ->
+      case String.split(line) do
+        ["VmData:", kb, "kB"] -> String.to_integer(kb)
+        _ -> nil
+      end
+    end)
+  end
+
+  describe "frame sizes" do
+    test "a header announcing 400 MB reserves nothing until the bytes arrive" do
+      n = start()
+      peer = raw!(n)
+      before = vm_data_kb(n.os_pid)
+      # 400 MB announced (under the 512 MiB default), 16 bytes sent, ten times
+      others =
+        for _ <- 1..10 do
+          p2 = raw!(n)
+          :ok = RawPeer.send_raw(p2, <<400_000_000::32, ?p, 0::120>>)
+          p2
+        end
+
+      Process.sleep(500)
+      grown = vm_data_kb(n.os_pid) - before
+      assert grown < 200_000, "VmData grew by #{grown} kB for 16 bytes received"
+      assert still_connected?(peer)
+      assert Enum.all?(others, &still_connected?/1)
+      assert GenServer.call({:phnode, n.node}, :modules) |> is_list()
+    end
+
+    test "a frame longer than max_frame_bytes closes that connection with a log line naming the limit" do
+      n = start(args: ["--max-frame-bytes", "100000"])
+      peer = raw!(n)
+      other = raw!(n)
+      w = PhTest.spawn_worker!(n, :echo)
+      to = RawPeer.ext(w)
+      big = RawPeer.ext(:binary.copy("x", 200_000))
+      off = PhTest.log_size(n)
+      :ok = RawPeer.send_frame(peer, control(2, [RawPeer.ext(:""), to]), [131, big])
+      assert closed?(peer)
+      assert PhTest.wait_log(n, "max_frame_bytes (100000)", 5000, off)
+      assert still_connected?(other)
+      # a frame under the limit from a real node goes through
+      assert GenServer.call(w, :binary.copy("y", 50_000)) == :binary.copy("y", 50_000)
+    end
+
+    test "max_frame_bytes from the config file" do
+      cfg = Path.join(PhTest.tmp_dir(), "mf_#{System.unique_integer([:positive])}.json")
+      File.write!(cfg, ~s({"max_frame_bytes": 2048}))
+      n = start(args: ["--config", cfg])
+      w = PhTest.spawn_worker!(n, :echo)
+      off = PhTest.log_size(n)
+      big = :binary.copy("z", 4096)
+
+      assert catch_exit(GenServer.call(w, big, 3000)) != nil
+      assert PhTest.wait_log(n, "max_frame_bytes (2048)", 5000, off)
+    end
+  end
+
+  # --- defect 3: any depth ---------------------------------------------------------------
+
+  describe "deeply nested terms" do
+    @depth 1_000_000
+    test "echo round-trips a list and a tuple nested 1,000,000 levels" do
+      n = start()
+      w = PhTest.spawn_worker!(n, :echo)
+      list = Enum.reduce(1..@depth, [], fn _, acc -> [acc] end)
+      assert GenServer.call(w, list, 60_000) == list
+      tuple = Enum.reduce(1..@depth, :leaf, fn _, acc -> {acc} end)
+      assert GenServer.call(w, tuple, 60_000) == tuple
+      map = Enum.reduce(1..100_000, :leaf, fn i, acc -> %{i => acc, :k => i} end)
+      assert GenServer.call(w, map, 60_000) == map
+      # the connection survived
+      assert GenServer.call(w, :after) == :after
+    end
+
+    test "the hub answers a request carrying a deep term with an error" do
+      n = start()
+      deep = Enum.reduce(1..@depth, [], fn _, acc -> [acc] end)
+      hub = {:my_hub, n.node}
+      spec = %{id: deep, start: {:echo, :start_link, [[]]}}
+      assert {:ok, %{status: :error, errors: [{^deep, _, {:bad_spec, _}}]}} =
+               GenServer.call(hub, {:start_child, spec, [awaitable: true]}, 60_000)
+
+      assert {:ok, :start_initiated} = GenServer.call(hub, {:start_child, spec, []}, 60_000)
+      lookup = GenServer.call(hub, {:child_lookup, deep}, 60_000)
+      assert lookup == nil or match?({:error, _}, lookup)
+
+      assert GenServer.call(hub, :registry_count) == 0
+    end
+  end
+end

@@ -1,0 +1,167 @@
+# RawPeer - the distribution protocol spoken by hand from a BEAM node, for
+# tests that must send what a well-behaved node never sends: atoms encoded
+# as ATOM_EXT (Latin-1), frame headers that announce more than follows,
+# half-finished handshakes, wrong digests, garbage. Only OTP (gen_tcp,
+# :erl_epmd, :crypto) and Elixir's standard library.
+#
+#   {:ok, sock} = RawPeer.open(node)              # TCP to node's port, packet 2
+#   {:ok, peer} = RawPeer.connect(node, cookie)   # open + handshake + pump
+#   RawPeer.send_frame(peer, control_bytes, msg_bytes \\ "")
+#
+# A connected peer is a pump process: it answers ticks, forwards every other
+# frame to its owner as {:raw_frame, peer, bytes}, and {:raw_closed, peer}
+# when the node closes the connection.
+defmodule RawPeer do
+  import Bitwise
+
+  # What a hidden Erlang node advertises, minus the atom cache and fragments
+  # (which a C node does not negotiate either).
+  @flags 0x4 ||| 0x8 ||| 0x10 ||| 0x20 ||| 0x80 ||| 0x100 ||| 0x200 ||| 0x400 ||| 0x800 |||
+           0x1000 ||| 0x4000 ||| 0x10000 ||| 0x20000 ||| 0x40000 ||| 0x80000 ||| 0x100000 |||
+           0x400000 ||| 0x1000000 ||| 0x2000000 ||| 1 <<< 34 ||| 1 <<< 35
+
+  def flags, do: @flags
+
+  @doc "The distribution port of node (from epmd)."
+  def port_of(node) do
+    [alive, host] = node |> Atom.to_string() |> String.split("@")
+
+    case :erl_epmd.port_please(String.to_charlist(alive), String.to_charlist(host)) do
+      {:port, port, _version} -> port
+      other -> raise "epmd does not know #{node}: #{inspect(other)}"
+    end
+  end
+
+  @doc "A TCP connection to node's distribution port, {:packet, 2}, passive."
+  def open(node, port \\ nil) do
+    :gen_tcp.connect({127, 0, 0, 1}, port || port_of(node), [
+      :binary,
+      packet: 2,
+      active: false,
+      nodelay: true
+    ])
+  end
+
+  @doc "The send_name packet (version 6, 'N') for name."
+  def name_packet(name, flags \\ @flags) do
+    name = to_string(name)
+    <<?N, flags::64, 1234::32, byte_size(name)::16, name::binary>>
+  end
+
+  @doc """
+  The initiator's side of the handshake on sock (after open/1). Returns
+  {:ok, sock} switched to {:packet, 4}, or {:error, reason}.
+  """
+  def handshake(sock, name, cookie, timeout \\ 5000) do
+    with :ok <- :gen_tcp.send(sock, name_packet(name)),
+         {:ok, "s" <> status} <- :gen_tcp.recv(sock, 0, timeout),
+         true <- status in ["ok", "ok_simultaneous"] || {:error, {:status, status}},
+         {:ok, <<?N, _flags::64, challenge::32, _creation::32, nlen::16, _::binary-size(nlen)>>} <-
+           :gen_tcp.recv(sock, 0, timeout),
+         mine = :rand.uniform(0xFFFFFFFF),
+         :ok <- :gen_tcp.send(sock, <<?r, mine::32, digest(challenge, cookie)::binary>>),
+         {:ok, <<?a, ack::binary-size(16)>>} <- :gen_tcp.recv(sock, 0, timeout),
+         true <- ack == digest(mine, cookie) || {:error, :bad_ack_digest},
+         :ok <- :inet.setopts(sock, packet: 4) do
+      {:ok, sock}
+    else
+      {:ok, other} -> {:error, {:unexpected, other}}
+      {:error, _} = e -> e
+    end
+  end
+
+  def digest(challenge, cookie),
+    do: :crypto.hash(:md5, [to_string(cookie), Integer.to_string(challenge)])
+
+  @doc "open + handshake + a pump owned by the caller. {:ok, peer} | {:error, reason}."
+  def connect(node, cookie, name \\ nil) do
+    name = name || :"raw_#{System.unique_integer([:positive])}@127.0.0.1"
+
+    with {:ok, sock} <- open(node),
+         {:ok, sock} <- handshake(sock, name, cookie) do
+      owner = self()
+      pump = spawn(fn -> pump_init(owner) end)
+      :ok = :gen_tcp.controlling_process(sock, pump)
+      send(pump, {:socket, sock})
+      {:ok, %{pump: pump, name: name, sock: sock}}
+    end
+  end
+
+  defp pump_init(owner) do
+    receive do
+      {:socket, sock} ->
+        :ok = :inet.setopts(sock, active: true)
+        pump(owner, sock)
+    end
+  end
+
+  defp pump(owner, sock) do
+    receive do
+      {:tcp, ^sock, ""} ->
+        :gen_tcp.send(sock, "")
+        pump(owner, sock)
+
+      {:tcp, ^sock, bytes} ->
+        send(owner, {:raw_frame, self(), bytes})
+        pump(owner, sock)
+
+      {:tcp_closed, ^sock} ->
+        send(owner, {:raw_closed, self()})
+
+      {:send, from, iodata} ->
+        send(from, {:sent, self(), :gen_tcp.send(sock, iodata)})
+        pump(owner, sock)
+
+      {:send_raw, from, iodata} ->
+        :ok = :inet.setopts(sock, packet: :raw)
+        result = :gen_tcp.send(sock, iodata)
+        :ok = :inet.setopts(sock, packet: 4)
+        send(from, {:sent, self(), result})
+        pump(owner, sock)
+
+      :close ->
+        :gen_tcp.close(sock)
+    end
+  end
+
+  @doc "Sends one data frame: 'p', the control bytes, the message bytes."
+  def send_frame(%{pump: pump}, control, msg \\ "") do
+    send(pump, {:send, self(), [?p, control, msg]})
+
+    receive do
+      {:sent, ^pump, result} -> result
+    after
+      5000 -> {:error, :timeout}
+    end
+  end
+
+  @doc "Sends bytes as they are, without the 4-byte length gen_tcp would add."
+  def send_raw(%{pump: pump}, iodata) do
+    send(pump, {:send_raw, self(), iodata})
+
+    receive do
+      {:sent, ^pump, result} -> result
+    after
+      5000 -> {:error, :timeout}
+    end
+  end
+
+  def close(%{pump: pump}), do: send(pump, :close)
+
+  # --- hand-made external term format ------------------------------------------
+
+  @doc "An atom as ATOM_EXT (tag 100, Latin-1), the encoding older nodes send."
+  def latin1_atom(text) when is_binary(text), do: <<100, byte_size(text)::16, text::binary>>
+
+  @doc "A pid of this raw peer (NEW_PID_EXT)."
+  def pid_ext(%{name: name}, id \\ 1) do
+    n = Atom.to_string(name)
+    <<88, 119, byte_size(n), n::binary, id::32, 0::32, 1234::32>>
+  end
+
+  @doc "term_to_binary without the version byte."
+  def ext(term) do
+    <<131, rest::binary>> = :erlang.term_to_binary(term)
+    rest
+  end
+end
