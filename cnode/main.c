@@ -168,7 +168,14 @@ int main(int argc, char **argv)
     }
     dist_config dc = {.net_ticktime = opts.net_ticktime,
                       .connect_timeout_ms = 5000,
-                      .max_frame_bytes = opts.max_frame_bytes};
+                      .max_frame_bytes = opts.max_frame_bytes,
+                      .handshake_timeout_ms = opts.handshake_timeout_ms,
+                      .max_pending_handshakes = opts.max_pending_handshakes,
+                      .transport = opts.tls ? &tls_transport : &tcp_transport};
+    if (opts.tls && transport_tls_init(&opts.tls_opt, err, sizeof err) != 0) {
+        status = fail(err);
+        goto stop_node;
+    }
     if (connections_init(&node.ec, &dc) != 0 ||
         node_listen_and_publish(&node, opts.port, err, sizeof err) != 0) {
         status = fail(err);
@@ -179,8 +186,9 @@ int main(int argc, char **argv)
         goto stop_node;
     }
     hub_network_ready(&opts.hub);
-    LOG_I("phnode", "ready: node=%s port=%d creation=%u schedulers=%u net_ticktime=%u", node.name,
-          node.listen_port, node.creation, opts.schedulers, opts.net_ticktime);
+    LOG_I("phnode", "ready: node=%s port=%d creation=%u schedulers=%u net_ticktime=%u%s", node.name,
+          node.listen_port, node.creation, opts.schedulers, opts.net_ticktime,
+          opts.tls ? " distribution=tls" : "");
 
     int sig = 0;
     sigwait(&signals, &sig);
@@ -193,6 +201,7 @@ int main(int argc, char **argv)
     runtime_shutdown();
     connections_stop();
     node_close(&node);
+    transport_tls_shutdown();
     goto release;
 
 stop_node:

@@ -21,6 +21,10 @@ void options_usage(const char *prog)
             "          [--busy-poll-us MICROSECONDS] [--no-beam-discovery]\n"
             "          [--log-level error|warning|info|debug] [--log-format text|json]\n"
             "          [--metrics-port PORT] [--metrics-bind ADDRESS] [--max-frame-bytes N]\n"
+            "          [--handshake-timeout-ms MS] [--max-pending-handshakes N]\n"
+            "          [--tls-certfile FILE [--tls-keyfile FILE] [--tls-cacertfile FILE]\n"
+            "           [--tls-verify verify_peer|verify_none] [--tls-fail-if-no-peer-cert BOOL]\n"
+            "           [--tls-verify-server-name BOOL]]\n"
             "       %s ctl [--node NODE] [--cookie COOKIE] [--json] COMMAND [ARGS]\n"
             "          (COMMAND: status, members, children, lookup, start-child, stop-child,\n"
             "           ping; '%s ctl --help' for details)\n"
@@ -99,10 +103,84 @@ static int config_strings(json_t *root, const char *key, const char **list, int 
     return 0;
 }
 
-static const char *const known_fields[] = {"net_ticktime",  "schedulers",   "worker_libs",
-                                           "join",          "log_level",    "port",
-                                           "max_processes", "busy_poll_us", "metrics_port",
-                                           "log_format",    "metrics_bind", "max_frame_bytes"};
+static const char *const known_fields[] = {"net_ticktime",
+                                           "schedulers",
+                                           "worker_libs",
+                                           "join",
+                                           "log_level",
+                                           "port",
+                                           "max_processes",
+                                           "busy_poll_us",
+                                           "metrics_port",
+                                           "log_format",
+                                           "metrics_bind",
+                                           "max_frame_bytes",
+                                           "handshake_timeout_ms",
+                                           "max_pending_handshakes",
+                                           "tls"};
+
+/* The "tls" object: the options of OTP's ssl_dist_optfile, by their names. */
+static int config_tls(options *o, json_t *root, char *err, size_t err_size)
+{
+    json_t *t = json_object_get(root, "tls");
+    if (!t)
+        return 0;
+    if (!json_is_object(t)) {
+        snprintf(err, err_size, "config field \"tls\" must be an object");
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(t, key, v)
+    {
+        const char **file = strcmp(key, "certfile") == 0     ? &o->tls_opt.certfile
+                            : strcmp(key, "keyfile") == 0    ? &o->tls_opt.keyfile
+                            : strcmp(key, "cacertfile") == 0 ? &o->tls_opt.cacertfile
+                                                             : NULL;
+        if (file) {
+            if (!json_is_string(v)) {
+                snprintf(err, err_size, "config field \"tls.%s\" must be a string", key);
+                return -1;
+            }
+            if (!*file)
+                *file = json_string_value(v);
+        } else if (strcmp(key, "verify") == 0) {
+            const char *s = json_is_string(v) ? json_string_value(v) : "";
+            if (strcmp(s, "verify_peer") != 0 && strcmp(s, "verify_none") != 0) {
+                snprintf(err, err_size,
+                         "config field \"tls.verify\" must be \"verify_peer\" or \"verify_none\"");
+                return -1;
+            }
+            if (!o->set_tls_verify)
+                o->tls_opt.verify_peer = strcmp(s, "verify_peer") == 0;
+        } else if (strcmp(key, "fail_if_no_peer_cert") == 0 ||
+                   strcmp(key, "verify_server_name") == 0) {
+            int fail = key[0] == 'f';
+            if (!json_is_boolean(v)) {
+                snprintf(err, err_size, "config field \"tls.%s\" must be true or false", key);
+                return -1;
+            }
+            if (fail && !o->set_tls_fail)
+                o->tls_opt.fail_if_no_peer_cert = json_is_true(v);
+            if (!fail && !o->set_tls_name)
+                o->tls_opt.verify_server_name = json_is_true(v);
+        } else {
+            snprintf(err, err_size, "config field \"tls\": unknown option \"%s\"", key);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_bool(const char *flag, const char *value, int *out, char *err, size_t err_size)
+{
+    if (strcmp(value, "true") == 0 || strcmp(value, "false") == 0) {
+        *out = value[0] == 't';
+        return 0;
+    }
+    snprintf(err, err_size, "%s must be true or false, got '%s'", flag, value);
+    return -1;
+}
 
 static int config_string(json_t *root, const char *key, const char **out, char *err,
                          size_t err_size)
@@ -154,6 +232,11 @@ static int load_config(options *o, int set_ticktime, int set_schedulers, int set
         config_uint(root, "busy_poll_us", 0, 10000, &o->busy_poll_us, set_busy, err, err_size) ||
         config_uint(root, "max_frame_bytes", 1024, 0x7fffffffu, &o->max_frame_bytes,
                     o->set_max_frame, err, err_size) ||
+        config_uint(root, "handshake_timeout_ms", 100, 600000, &o->handshake_timeout_ms,
+                    o->set_hs_timeout, err, err_size) ||
+        config_uint(root, "max_pending_handshakes", 1, 65536, &o->max_pending_handshakes,
+                    o->set_max_pending, err, err_size) ||
+        config_tls(o, root, err, err_size) ||
         config_uint(root, "metrics_port", 0, 65535, &o->metrics_port, set_metrics, err, err_size) ||
         config_string(root, "log_format", &o->log_format, err, err_size) ||
         config_string(root, "metrics_bind", &o->metrics_bind, err, err_size) ||
@@ -194,6 +277,14 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         {"metrics-port", required_argument, NULL, 'M'},
         {"metrics-bind", required_argument, NULL, 'B'},
         {"max-frame-bytes", required_argument, NULL, 'X'},
+        {"handshake-timeout-ms", required_argument, NULL, 'H'},
+        {"max-pending-handshakes", required_argument, NULL, 'P'},
+        {"tls-certfile", required_argument, NULL, 1},
+        {"tls-keyfile", required_argument, NULL, 2},
+        {"tls-cacertfile", required_argument, NULL, 3},
+        {"tls-verify", required_argument, NULL, 4},
+        {"tls-fail-if-no-peer-cert", required_argument, NULL, 5},
+        {"tls-verify-server-name", required_argument, NULL, 6},
         {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
@@ -205,6 +296,8 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
     }
     o->net_ticktime = 60;
     o->busy_poll_us = 100;
+    o->tls_opt.verify_peer = 1;
+    o->tls_opt.fail_if_no_peer_cert = 1;
     int set_ticktime = 0, set_schedulers = 0, set_port = 0, set_max = 0, set_busy = 0,
         set_metrics = 0;
     unsigned port;
@@ -280,6 +373,47 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
                 return -1;
             o->set_max_frame = 1;
             break;
+        case 'H':
+            if (parse_uint("--handshake-timeout-ms", optarg, 100, 600000, &o->handshake_timeout_ms,
+                           err, err_size))
+                return -1;
+            o->set_hs_timeout = 1;
+            break;
+        case 'P':
+            if (parse_uint("--max-pending-handshakes", optarg, 1, 65536, &o->max_pending_handshakes,
+                           err, err_size))
+                return -1;
+            o->set_max_pending = 1;
+            break;
+        case 1:
+            o->tls_opt.certfile = optarg;
+            break;
+        case 2:
+            o->tls_opt.keyfile = optarg;
+            break;
+        case 3:
+            o->tls_opt.cacertfile = optarg;
+            break;
+        case 4:
+            if (strcmp(optarg, "verify_peer") != 0 && strcmp(optarg, "verify_none") != 0) {
+                snprintf(err, err_size, "--tls-verify must be verify_peer or verify_none");
+                return -1;
+            }
+            o->tls_opt.verify_peer = strcmp(optarg, "verify_peer") == 0;
+            o->set_tls_verify = 1;
+            break;
+        case 5:
+            if (parse_bool("--tls-fail-if-no-peer-cert", optarg, &o->tls_opt.fail_if_no_peer_cert,
+                           err, err_size))
+                return -1;
+            o->set_tls_fail = 1;
+            break;
+        case 6:
+            if (parse_bool("--tls-verify-server-name", optarg, &o->tls_opt.verify_server_name, err,
+                           err_size))
+                return -1;
+            o->set_tls_name = 1;
+            break;
         case 'h':
             o->help = 1;
             return 0;
@@ -314,6 +448,13 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
     }
     if (!o->metrics_bind)
         o->metrics_bind = "127.0.0.1";
+    o->tls = o->tls_opt.certfile != NULL;
+    if (!o->tls && (o->tls_opt.keyfile || o->tls_opt.cacertfile)) {
+        snprintf(err, err_size,
+                 "TLS distribution needs a certificate: --tls-certfile (or "
+                 "\"certfile\" in the config's \"tls\")");
+        return -1;
+    }
     if (o->no_beam_discovery)
         o->hub.beam_discovery = 0;
     if (!o->name) {

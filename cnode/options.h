@@ -2,6 +2,7 @@
 #ifndef PH_OPTIONS_H
 #define PH_OPTIONS_H
 
+#include "ei_glue/transport.h"
 #include "hub/hub.h"
 
 #include <stddef.h>
@@ -22,8 +23,14 @@ typedef struct options {
     int port;
     unsigned max_processes;
     unsigned busy_poll_us;
-    unsigned max_frame_bytes; /* 0: the default (DIST_DEFAULT_MAX_FRAME) */
-    int set_max_frame;        /* given on the command line */
+    unsigned max_frame_bytes;        /* 0: the default (DIST_DEFAULT_MAX_FRAME) */
+    int set_max_frame;               /* given on the command line */
+    unsigned handshake_timeout_ms;   /* 0: the default */
+    unsigned max_pending_handshakes; /* 0: the default */
+    int set_hs_timeout, set_max_pending;
+    int tls;             /* TLS distribution: tls.certfile was given */
+    tls_options tls_opt; /* --tls-* flags, then the config's "tls" object */
+    int set_tls_verify, set_tls_fail, set_tls_name;
     const char *log_level;
     const char *log_format;   /* "text" (default) or "json" */
     unsigned metrics_port;    /* 0: no metrics endpoint */

@@ -96,13 +96,19 @@ int connections_init(ei_cnode *ec, const dist_config *cfg)
     config = *cfg;
     if (config.max_frame_bytes == 0 || config.max_frame_bytes > FRAMING_MAX_FRAME)
         config.max_frame_bytes = DIST_DEFAULT_MAX_FRAME;
+    if (config.handshake_timeout_ms == 0)
+        config.handshake_timeout_ms = 7000;
+    if (config.max_pending_handshakes == 0)
+        config.max_pending_handshakes = 1024;
+    if (!config.transport)
+        config.transport = &tcp_transport;
     stopping = 0;
     return 0;
 }
 
 int connections_start(int listen_fd)
 {
-    if (io_loop_start() != 0 || handshake_start(cnode, listen_fd, config.connect_timeout_ms) != 0)
+    if (io_loop_start() != 0 || handshake_start(cnode, listen_fd, &config) != 0)
         return -1;
     /* Messages sent during start-up (static children's hooks, the hub's
      * first announcement) waited for this: connect for them now. */
@@ -378,13 +384,13 @@ void connections_for_each(void (*fn)(uint32_t node, void *arg), void *arg)
 
 /* --- adopting and losing connections ------------------------------------ */
 
-static conn *conn_new(int fd, uint32_t node, int incoming)
+static conn *conn_new(int fd, uint32_t node, int incoming, const transport_ops *t)
 {
     conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->fd = fd;
-    c->transport = &tcp_transport;
+    c->transport = t;
     c->node = node;
     c->incoming = incoming;
     c->io_index = -1;
@@ -413,17 +419,17 @@ static int keep_outgoing(uint32_t node)
     return strcmp(runtime_node_name(), atom_text(node)) > 0;
 }
 
-void connection_adopt(int fd, uint32_t node, int incoming)
+void connection_adopt(int fd, uint32_t node, int incoming, const transport_ops *t)
 {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         LOG_E("dist", "cannot make the socket to %s non-blocking", atom_text(node));
-        ei_close_connection(fd);
+        t->close(fd);
         return;
     }
-    conn *c = conn_new(fd, node, incoming);
+    conn *c = conn_new(fd, node, incoming, t);
     if (!c) {
-        ei_close_connection(fd);
+        t->close(fd);
         return;
     }
     conn *replaced = NULL;
@@ -462,7 +468,7 @@ void connection_adopt(int fd, uint32_t node, int incoming)
               atom_text(node));
         c->fd = -1;
         conn_put(c);
-        ei_close_connection(fd);
+        t->close(fd);
         return;
     }
     metric_inc(incoming ? &m_conn_in : &m_conn_out);

@@ -1,7 +1,7 @@
 /*
  * connection.h - one connection per peer node, after the handshake.
  *
- * Threads: handshake threads adopt new connections; the I/O thread reads,
+ * Threads: the handshake thread and connector threads adopt new connections; the I/O thread reads,
  * answers ticks, flushes queued output and closes; any thread may write a
  * frame. A writer whose connection has nothing queued writes straight to
  * the socket (non-blocking); what does not fit is queued and flushed by the
@@ -56,6 +56,13 @@ typedef struct dist_config {
      * a longer one closes its connection. Bounds what one connection's
      * reader holds: at most about twice this. 0: DIST_DEFAULT_MAX_FRAME. */
     size_t max_frame_bytes;
+    /* Incoming handshakes: each must finish within handshake_timeout_ms
+     * (0: 7000, the BEAM's net_setuptime); at most max_pending_handshakes
+     * at once (0: 1024), beyond which the oldest is dropped. */
+    unsigned handshake_timeout_ms;
+    unsigned max_pending_handshakes;
+    /* Plain TCP, or TLS (transport_tls_init ran). NULL: TCP. */
+    const transport_ops *transport;
 } dist_config;
 
 #define DIST_DEFAULT_MAX_FRAME ((size_t)512 << 20)
@@ -82,8 +89,8 @@ int connection_is_up(uint32_t node);
 /* Names of connected nodes, for status and tests: calls fn per node. */
 void connections_for_each(void (*fn)(uint32_t node, void *arg), void *arg);
 
-/* Handshake side: a finished handshake hands its fd over. */
-void connection_adopt(int fd, uint32_t node, int incoming);
+/* Handshake side: a finished handshake hands its fd (set up by t) over. */
+void connection_adopt(int fd, uint32_t node, int incoming, const transport_ops *t);
 /* The handshake gave up; not_running: the node is not registered with epmd
  * or refused the TCP connection (logged at info, not as a warning). */
 void connection_connect_failed(uint32_t node, int not_running);
@@ -110,8 +117,8 @@ void connections_for_each_conn(void (*fn)(conn *c, void *arg), void *arg);
 
 chunk *chunk_new(size_t len);
 
-/* Acceptor and connector threads (handshake.c) */
-int handshake_start(ei_cnode *ec, int listen_fd, unsigned connect_timeout_ms);
+/* The handshake thread and the connector threads (handshake.c) */
+int handshake_start(ei_cnode *ec, int listen_fd, const dist_config *config);
 void handshake_stop(void);
 int handshake_connect_async(uint32_t node);
 

@@ -221,7 +221,8 @@ void handshake_diag_classify(int incoming, int err, handshake_report *r)
 const char *handshake_failure_reason(handshake_failure kind)
 {
     static const char *const reasons[HS_N_FAILURES] = {
-        "none", "not_running", "bad_cookie", "garbage", "timeout", "refused", "closed", "other",
+        "none",   "not_running", "bad_cookie", "garbage",   "timeout",    "refused",
+        "closed", "other",       "tls",        "plaintext", "capability", "overflow",
     };
     return (unsigned)kind < HS_N_FAILURES ? reasons[kind] : "other";
 }
@@ -237,6 +238,10 @@ const char *handshake_failure_text(handshake_failure kind)
         "handshake refused by the peer",
         "the peer closed the connection during the handshake",
         "handshake failed",
+        "TLS handshake failed",
+        "plaintext connection refused: this node requires TLS distribution",
+        "the peer lacks distribution capabilities this node needs",
+        "too many handshakes pending: dropped the oldest",
     };
     return (unsigned)kind < HS_N_FAILURES ? texts[kind] : texts[HS_OTHER];
 }

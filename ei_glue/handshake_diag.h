@@ -6,8 +6,9 @@
  * the first bytes each way of the socket being handshaken; after a failure
  * handshake_diag_classify reads that record and says what happened: a
  * wrong cookie, bytes that are not a handshake, a timeout, a node that is
- * not running, a status refusal, a peer that hung up. TLS distribution is
- * not built, so no TLS failure exists yet.
+ * not running, a status refusal, a peer that hung up. phnode's own
+ * handshake (handshake.c) fills a handshake_report directly; the recording
+ * below serves `phnode ctl`, which still connects through ei.
  */
 #ifndef PH_HANDSHAKE_DIAG_H
 #define PH_HANDSHAKE_DIAG_H
@@ -23,6 +24,10 @@ typedef enum handshake_failure {
     HS_REFUSED,     /* the peer answered a status other than ok (nok, not_allowed, ...) */
     HS_CLOSED,      /* the peer closed the connection during the handshake */
     HS_OTHER,       /* anything else (see the errno) */
+    HS_TLS,         /* the TLS handshake failed (certificate not verified, expired, ...) */
+    HS_PLAINTEXT,   /* TLS is required and the peer spoke plain TCP */
+    HS_CAPABILITY,  /* the peer lacks capability flags phnode needs */
+    HS_OVERFLOW,    /* too many handshakes pending: the oldest was dropped */
     HS_N_FAILURES
 } handshake_failure;
 

@@ -1,9 +1,33 @@
 /* transport_tcp.c - plain TCP: recv/sendmsg on the non-blocking socket. */
 #include "ei_glue/transport.h"
 
-#include <ei.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+static int tcp_attach(int fd, int incoming, const char *server_name, char *why, size_t why_size)
+{
+    (void)incoming;
+    (void)server_name;
+    (void)why;
+    (void)why_size;
+    int on = 1;
+    /* best effort: a socket without them still works */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+    (void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    return 0;
+}
+
+static int tcp_secure(int fd, int *want_write, char *why, size_t why_size)
+{
+    (void)fd;
+    (void)why;
+    (void)why_size;
+    *want_write = 0;
+    return 1; /* nothing to negotiate */
+}
 
 static ssize_t tcp_read(int fd, char *buf, size_t len)
 {
@@ -37,12 +61,13 @@ static void tcp_shutdown(int fd)
 
 static void tcp_close(int fd)
 {
-    /* The fd came from ei_accept/ei_connect: ei frees its socket context. */
-    ei_close_connection(fd);
+    close(fd);
 }
 
 const transport_ops tcp_transport = {
     .name = "tcp",
+    .attach = tcp_attach,
+    .secure = tcp_secure,
     .read = tcp_read,
     .writev = tcp_writev,
     .pending = tcp_pending,

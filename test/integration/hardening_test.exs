@@ -185,4 +185,107 @@ defmodule PhNode.HardeningTest do
       assert GenServer.call(hub, :registry_count) == 0
     end
   end
+
+  # --- defect 1: handshakes run side by side -------------------------------------------
+
+  defp timed_handshake(n) do
+    t0 = System.monotonic_time(:microsecond)
+    {:ok, peer} = RawPeer.connect(n.node, PhTest.cookie())
+    ms = (System.monotonic_time(:microsecond) - t0) / 1000
+    RawPeer.close(peer)
+    ms
+  end
+
+  defp open_idle(n, count, send_name) do
+    for i <- 1..count do
+      {:ok, s} = RawPeer.open(n.node)
+      if send_name, do: :ok = :gen_tcp.send(s, RawPeer.name_packet("idle_#{i}@127.0.0.1"))
+      s
+    end
+  end
+
+  defp closed_by_peer?(sock) do
+    case :gen_tcp.recv(sock, 0, 0) do
+      {:error, :closed} -> true
+      {:error, :econnreset} -> true
+      {:ok, _} -> closed_by_peer?(sock)
+      {:error, :timeout} -> false
+    end
+  end
+
+  describe "concurrent handshakes" do
+    test "200 idle and half-finished handshakes delay a new connection by less than 100 ms" do
+      n = start(args: ["--handshake-timeout-ms", "30000"])
+      w = PhTest.spawn_worker!(n, :echo)
+      baseline = Enum.min(for _ <- 1..3, do: timed_handshake(n))
+      silent = open_idle(n, 100, false)
+      half = open_idle(n, 100, true)
+      Process.sleep(200)
+      times = for _ <- 1..5, do: timed_handshake(n)
+      best = Enum.min(times)
+      IO.puts("handshake with 200 pending: #{inspect(Enum.map(times, &Float.round(&1, 1)))} ms (alone: #{Float.round(baseline, 1)} ms)")
+      assert best < 100, "a new handshake took #{best} ms with 200 pending"
+      # a new BEAM node connects too, and the existing connection never noticed
+      Node.disconnect(n.node)
+      assert Node.ping(n.node) == :pong
+      assert GenServer.call(w, :still_here) == :still_here
+      assert not Enum.any?(silent ++ half, &closed_by_peer?/1)
+      Enum.each(silent ++ half, &:gen_tcp.close/1)
+    end
+
+    test "each pending handshake times out on its own" do
+      n = start(args: ["--handshake-timeout-ms", "2000"])
+      off = PhTest.log_size(n)
+      first = open_idle(n, 20, true)
+      Process.sleep(1000)
+      second = open_idle(n, 20, false)
+      Process.sleep(1500)
+      # 2.5 s after the first batch, 1.5 s after the second
+      assert Enum.all?(first, &closed_by_peer?/1)
+      assert not Enum.any?(second, &closed_by_peer?/1)
+      assert PhTest.wait_until(fn -> Enum.all?(second, &closed_by_peer?/1) end, 5000)
+      text = PhTest.log_since(n.log, off)
+      assert length(Regex.scan(~r/handshake timed out: in the middle of its name|handshake timed out: after our challenge/, text)) == 20
+      assert length(Regex.scan(~r/handshake timed out: before it sent its name/, text)) == 20
+      assert text =~ ~r/peer=idle_1@127\.0\.0\.1 peer_addr=127\.0\.0\.1:\d+/
+      assert Node.ping(n.node) == :pong
+    end
+
+    test "beyond max_pending_handshakes the oldest is dropped and a real node still connects" do
+      n = start(args: ["--max-pending-handshakes", "50", "--handshake-timeout-ms", "30000"])
+      off = PhTest.log_size(n)
+      socks = open_idle(n, 80, false)
+      Process.sleep(300)
+      assert PhTest.wait_until(fn -> Enum.count(socks, &closed_by_peer?/1) >= 30 end, 5000)
+      assert PhTest.wait_log(n, "too many handshakes pending", 5000, off)
+      assert timed_handshake(n) < 5000
+      Enum.each(socks, &:gen_tcp.close/1)
+    end
+  end
+
+  # --- defect 7: each failure says what it was ------------------------------------------
+
+  describe "handshake failures in the log" do
+    test "a wrong cookie and garbage give different lines, with the peer's address and name" do
+      n = start()
+      off = PhTest.log_size(n)
+      {:ok, s} = RawPeer.open(n.node)
+      assert {:error, _} = RawPeer.handshake(s, :"wrongcookie_x@127.0.0.1", "not_the_cookie")
+      assert PhTest.wait_log(n, "reason=bad_cookie", 5000, off)
+
+      {:ok, s} = RawPeer.open(n.node)
+      :ok = :gen_tcp.send(s, RawPeer.name_packet("garbler_x@127.0.0.1"))
+      {:ok, "sok"} = :gen_tcp.recv(s, 0, 5000)
+      {:ok, _challenge} = :gen_tcp.recv(s, 0, 5000)
+      :ok = :gen_tcp.send(s, "this is no challenge reply")
+      assert PhTest.wait_log(n, "reason=garbage", 5000, off)
+
+      text = PhTest.log_since(n.log, off)
+      assert text =~
+               ~r/incoming handshake failed: wrong cookie .*peer=wrongcookie_x@127\.0\.0\.1 peer_addr=127\.0\.0\.1:\d+ reason=bad_cookie/
+
+      assert text =~
+               ~r/incoming handshake failed: not a distribution handshake .*peer=garbler_x@127\.0\.0\.1 peer_addr=127\.0\.0\.1:\d+ reason=garbage/
+    end
+  end
 end
