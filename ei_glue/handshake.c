@@ -136,9 +136,9 @@ typedef struct pending {
     uint32_t challenge;
     hs_name peer;
     char addr[64];
-    unsigned char in[HS_MAX_PACKET + 2];
+    unsigned char in[HS_MAX_PACKET + 4];
     size_t in_len;
-    unsigned char out[2 * (HS_MAX_PACKET + 2)];
+    unsigned char out[2 * (HS_MAX_PACKET + 4)];
     size_t out_len, out_off;
 } pending;
 
@@ -219,7 +219,7 @@ static int flush_out(pending *p)
  * name, if the bytes are a distribution name packet, goes in the log. */
 static int plaintext_peer(pending *p)
 {
-    unsigned char peek[HS_MAX_PACKET + 2];
+    unsigned char peek[HS_MAX_PACKET + 4];
     ssize_t n = recv(p->fd, peek, sizeof peek, MSG_PEEK);
     if (n <= 0)
         return 0; /* nothing yet, or closed: the TLS step will say */
@@ -228,7 +228,7 @@ static int plaintext_peer(pending *p)
         return 0;
     const unsigned char *body;
     size_t body_len, total;
-    if (hs_packet(peek, (size_t)n, &body, &body_len, &total) == HS_PARSE_OK)
+    if (hs_packet(peek, (size_t)n, 2, &body, &body_len, &total) == HS_PARSE_OK)
         (void)hs_parse_name(body, body_len, &p->peer); /* for the log only */
     return 1;
 }
@@ -236,11 +236,13 @@ static int plaintext_peer(pending *p)
 static void send_challenge(pending *p)
 {
     p->challenge = hs_new_challenge();
-    size_t n = hs_build_status(p->out, "ok");
+    size_t n = hs_build_status(p->out, transport->handshake_header, "ok");
     if (p->peer.old && !(p->peer.flags & HS_DFLAG_HANDSHAKE_23))
-        n += hs_build_old_challenge(p->out + n, (uint32_t)HS_OUR_FLAGS, p->challenge, our_name);
+        n += hs_build_old_challenge(p->out + n, transport->handshake_header,
+                                    (uint32_t)(HS_OUR_FLAGS & 0xffffffffu), p->challenge, our_name);
     else
-        n += hs_build_challenge(p->out + n, HS_OUR_FLAGS, p->challenge, our_creation, our_name);
+        n += hs_build_challenge(p->out + n, transport->handshake_header, HS_OUR_FLAGS, p->challenge,
+                                our_creation, our_name);
     p->out_len = n;
     p->out_off = 0;
 }
@@ -251,7 +253,7 @@ static int handle_packets(pending *p)
     for (;;) {
         const unsigned char *b;
         size_t n, total;
-        hs_parse rc = hs_packet(p->in, p->in_len, &b, &n, &total);
+        hs_parse rc = hs_packet(p->in, p->in_len, transport->handshake_header, &b, &n, &total);
         if (rc == HS_PARSE_MORE)
             return 0;
         if (rc == HS_PARSE_BAD) {
@@ -264,7 +266,7 @@ static int handle_packets(pending *p)
                 return -1;
             }
             if ((p->peer.flags & HS_REQUIRED_FLAGS) != HS_REQUIRED_FLAGS) {
-                size_t k = hs_build_status(p->out, "not_allowed");
+                size_t k = hs_build_status(p->out, transport->handshake_header, "not_allowed");
                 struct iovec iov = {p->out, k};
                 (void)transport->writev(p->fd, &iov, 1); /* best effort */
                 pending_fail(p, HS_CAPABILITY, NULL);
@@ -293,7 +295,7 @@ static int handle_packets(pending *p)
                 pending_fail(p, HS_OTHER, "cannot compute a digest");
                 return -1;
             }
-            size_t k = hs_build_ack(p->out + p->out_len, digest);
+            size_t k = hs_build_ack(p->out + p->out_len, transport->handshake_header, digest);
             p->out_len += k;
             p->state = IN_ACK;
         } else {
@@ -488,7 +490,7 @@ static void *handshake_main(void *arg)
 typedef struct dialer {
     int fd;
     uint64_t deadline;
-    unsigned char in[HS_MAX_PACKET + 2];
+    unsigned char in[HS_MAX_PACKET + 4];
     size_t in_len;
 } dialer;
 
@@ -600,7 +602,7 @@ static int dial_recv(dialer *d, const unsigned char **body, size_t *len, size_t 
         *consumed = 0;
     }
     for (;;) {
-        hs_parse rc = hs_packet(d->in, d->in_len, body, len, consumed);
+        hs_parse rc = hs_packet(d->in, d->in_len, transport->handshake_header, body, len, consumed);
         if (rc == HS_PARSE_OK)
             return 0;
         if (rc == HS_PARSE_BAD || d->in_len == sizeof d->in)
@@ -681,7 +683,7 @@ static int dial(const char *name, handshake_report *r)
             return -1;
         }
     }
-    unsigned char out[HS_MAX_PACKET + 2];
+    unsigned char out[HS_MAX_PACKET + 4];
     const unsigned char *b;
     size_t n, used = 0;
     char status[64];
@@ -690,7 +692,8 @@ static int dial(const char *name, handshake_report *r)
     unsigned char digest[16];
     handshake_failure kind = HS_GARBAGE;
     const char *detail = NULL;
-    size_t k = hs_build_name(out, HS_OUR_FLAGS, our_creation, our_name);
+    size_t k =
+        hs_build_name(out, transport->handshake_header, HS_OUR_FLAGS, our_creation, our_name);
     if ((err = dial_send(&d, out, k)) || (err = dial_recv(&d, &b, &n, &used)))
         goto failed;
     if (hs_parse_status(b, n, status, sizeof status) != HS_PARSE_OK) {
@@ -699,7 +702,7 @@ static int dial(const char *name, handshake_report *r)
     }
     if (strcmp(status, "alive") == 0) {
         /* it thinks we are still connected: we are not (we are dialing) */
-        k = hs_build_status(out, "true");
+        k = hs_build_status(out, transport->handshake_header, "true");
         if ((err = dial_send(&d, out, k)))
             goto failed;
     } else if (strcmp(status, "ok") != 0 && strcmp(status, "ok_simultaneous") != 0) {
@@ -722,7 +725,7 @@ static int dial(const char *name, handshake_report *r)
         detail = "cannot compute a digest";
         goto bad;
     }
-    k = hs_build_reply(out, mine, digest);
+    k = hs_build_reply(out, transport->handshake_header, mine, digest);
     if ((err = dial_send(&d, out, k)))
         goto failed;
     if ((err = dial_recv(&d, &b, &n, &used))) {

@@ -42,20 +42,26 @@ static unsigned char *put64(unsigned char *p, uint64_t v)
     return put32(put32(p, (uint32_t)(v >> 32)), (uint32_t)v);
 }
 
-hs_parse hs_packet(const unsigned char *buf, size_t len, const unsigned char **body,
+hs_parse hs_packet(const unsigned char *buf, size_t len, int hdr, const unsigned char **body,
                    size_t *body_len, size_t *total)
 {
-    if (len < 2)
+    if (len < (size_t)hdr)
         return HS_PARSE_MORE;
-    size_t n = get16(buf);
+    size_t n = hdr == 4 ? get32(buf) : get16(buf);
     if (n == 0 || n > HS_MAX_PACKET)
         return HS_PARSE_BAD;
-    if (len < 2 + n)
+    if (len < (size_t)hdr + n)
         return HS_PARSE_MORE;
-    *body = buf + 2;
+    *body = buf + hdr;
     *body_len = n;
-    *total = 2 + n;
+    *total = (size_t)hdr + n;
     return HS_PARSE_OK;
+}
+
+/* The packet's length header; the body goes after it. */
+static unsigned char *put_len(unsigned char *out, int hdr, size_t n)
+{
+    return hdr == 4 ? put32(out, (uint32_t)n) : put16(out, (uint32_t)n);
 }
 
 int hs_valid_node_name(const char *name)
@@ -153,70 +159,72 @@ hs_parse hs_parse_ack(const unsigned char *b, size_t n, unsigned char digest[16]
     return HS_PARSE_OK;
 }
 
-size_t hs_build_name(unsigned char *out, uint64_t flags, uint32_t creation, const char *name)
+size_t hs_build_name(unsigned char *out, int hdr, uint64_t flags, uint32_t creation,
+                     const char *name)
 {
     size_t nlen = strlen(name);
     if (nlen > HS_MAX_NAME)
         return 0;
-    unsigned char *p = put16(out, (uint32_t)(15 + nlen));
+    unsigned char *p = put_len(out, hdr, 15 + nlen);
     *p++ = 'N';
     p = put16(put32(put64(p, flags), creation), (uint32_t)nlen);
     memcpy(p, name, nlen);
-    return 2 + 15 + nlen;
+    return (size_t)hdr + 15 + nlen;
 }
 
-size_t hs_build_status(unsigned char *out, const char *status)
+size_t hs_build_status(unsigned char *out, int hdr, const char *status)
 {
     size_t n = strlen(status);
     if (n + 1 > HS_MAX_PACKET)
         return 0;
-    unsigned char *p = put16(out, (uint32_t)(n + 1));
+    unsigned char *p = put_len(out, hdr, n + 1);
     *p++ = 's';
     memcpy(p, status, n);
-    return 3 + n;
+    return (size_t)hdr + 1 + n;
 }
 
-size_t hs_build_challenge(unsigned char *out, uint64_t flags, uint32_t challenge, uint32_t creation,
-                          const char *name)
+size_t hs_build_challenge(unsigned char *out, int hdr, uint64_t flags, uint32_t challenge,
+                          uint32_t creation, const char *name)
 {
     size_t nlen = strlen(name);
     if (nlen > HS_MAX_NAME)
         return 0;
-    unsigned char *p = put16(out, (uint32_t)(19 + nlen));
+    unsigned char *p = put_len(out, hdr, 19 + nlen);
     *p++ = 'N';
     p = put16(put32(put32(put64(p, flags), challenge), creation), (uint32_t)nlen);
     memcpy(p, name, nlen);
-    return 2 + 19 + nlen;
+    return (size_t)hdr + 19 + nlen;
 }
 
-size_t hs_build_old_challenge(unsigned char *out, uint32_t flags, uint32_t challenge,
+size_t hs_build_old_challenge(unsigned char *out, int hdr, uint32_t flags, uint32_t challenge,
                               const char *name)
 {
     size_t nlen = strlen(name);
     if (nlen > HS_MAX_NAME)
         return 0;
-    unsigned char *p = put16(out, (uint32_t)(11 + nlen));
+    unsigned char *p = put_len(out, hdr, 11 + nlen);
     *p++ = 'n';
     p = put32(put32(put16(p, 5), flags), challenge);
     memcpy(p, name, nlen);
-    return 2 + 11 + nlen;
+    return (size_t)hdr + 11 + nlen;
 }
 
-size_t hs_build_reply(unsigned char *out, uint32_t challenge, const unsigned char digest[16])
+size_t hs_build_reply(unsigned char *out, int hdr, uint32_t challenge,
+                      const unsigned char digest[16])
 {
-    unsigned char *p = put16(out, 21);
+    unsigned char *p = put_len(out, hdr, 21);
     *p++ = 'r';
     p = put32(p, challenge);
     memcpy(p, digest, 16);
-    return 23;
+    return (size_t)hdr + 21;
 }
 
-size_t hs_build_ack(unsigned char *out, const unsigned char digest[16])
+size_t hs_build_ack(unsigned char *out, int hdr, const unsigned char digest[16])
 {
-    unsigned char *p = put16(out, 17);
+    unsigned char *p = put_len(out, hdr, 17);
     *p++ = 'a';
     memcpy(p, digest, 16);
-    return 19;
+    return (size_t)hdr + 17;
 }
 
 int hs_digest(const char *cookie, uint32_t challenge, unsigned char out[16])

@@ -4,7 +4,9 @@
  * nothing read past the bytes given. handshake.c drives them over sockets;
  * the fuzz targets call them directly.
  *
- * Every handshake packet is <Len:16/big> then Len bytes:
+ * Every handshake packet is a length then that many bytes; the length takes
+ * 2 bytes over plain TCP and 4 over TLS (as OTP's inet_tls_dist sends it):
+ * hdr below.
  *   name       'N' Flags:64 Creation:32 NLen:16 Name   (or old 'n' Version:16 Flags:32 Name)
  *   status     's' Text                                (ok, ok_simultaneous, nok, ...)
  *   challenge  'N' Flags:64 Challenge:32 Creation:32 NLen:16 Name
@@ -49,7 +51,7 @@ typedef enum hs_parse {
 
 /* The packet at buf[0..len): its body and length. HS_PARSE_MORE until
  * complete; HS_PARSE_BAD when it claims more than HS_MAX_PACKET or 0. */
-hs_parse hs_packet(const unsigned char *buf, size_t len, const unsigned char **body,
+hs_parse hs_packet(const unsigned char *buf, size_t len, int hdr, const unsigned char **body,
                    size_t *body_len, size_t *total);
 
 /* Bodies (after the 2-byte length). */
@@ -64,16 +66,19 @@ hs_parse hs_parse_ack(const unsigned char *b, size_t n, unsigned char digest[16]
 /* A node name we accept: alive@host, printable ASCII, one '@'. */
 int hs_valid_node_name(const char *name);
 
-/* Builders: write a whole packet (length included) to out (at least
- * HS_MAX_PACKET bytes); return its length, or 0 if it does not fit. */
-size_t hs_build_name(unsigned char *out, uint64_t flags, uint32_t creation, const char *name);
-size_t hs_build_status(unsigned char *out, const char *status);
-size_t hs_build_challenge(unsigned char *out, uint64_t flags, uint32_t challenge, uint32_t creation,
-                          const char *name);
-size_t hs_build_old_challenge(unsigned char *out, uint32_t flags, uint32_t challenge,
+/* Builders: write a whole packet (its hdr-byte length included) to out
+ * (at least HS_MAX_PACKET + 4 bytes); return its length, or 0 if it does
+ * not fit. */
+size_t hs_build_name(unsigned char *out, int hdr, uint64_t flags, uint32_t creation,
+                     const char *name);
+size_t hs_build_status(unsigned char *out, int hdr, const char *status);
+size_t hs_build_challenge(unsigned char *out, int hdr, uint64_t flags, uint32_t challenge,
+                          uint32_t creation, const char *name);
+size_t hs_build_old_challenge(unsigned char *out, int hdr, uint32_t flags, uint32_t challenge,
                               const char *name);
-size_t hs_build_reply(unsigned char *out, uint32_t challenge, const unsigned char digest[16]);
-size_t hs_build_ack(unsigned char *out, const unsigned char digest[16]);
+size_t hs_build_reply(unsigned char *out, int hdr, uint32_t challenge,
+                      const unsigned char digest[16]);
+size_t hs_build_ack(unsigned char *out, int hdr, const unsigned char digest[16]);
 
 /* MD5(cookie ++ decimal(challenge)). 0, or -1 if the digest failed. */
 int hs_digest(const char *cookie, uint32_t challenge, unsigned char out[16]);

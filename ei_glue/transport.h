@@ -17,6 +17,9 @@
 
 typedef struct transport_ops {
     const char *name;
+    /* Bytes of the length before each handshake packet: 2 over TCP, 4 over
+     * TLS (what the BEAM's inet_tcp_dist and inet_tls_dist send). */
+    int handshake_header;
     /* Sets fd (a connected, non-blocking socket) up before the handshake:
      * incoming as the server, else as the client; server_name: the host the
      * peer's certificate must name, or NULL. 0, or -1 with why filled. */

@@ -66,6 +66,7 @@ static void tcp_close(int fd)
 
 const transport_ops tcp_transport = {
     .name = "tcp",
+    .handshake_header = 2,
     .attach = tcp_attach,
     .secure = tcp_secure,
     .read = tcp_read,

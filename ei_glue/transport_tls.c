@@ -269,6 +269,7 @@ static void tls_close(int fd)
 
 const transport_ops tls_transport = {
     .name = "tls",
+    .handshake_header = 4,
     .attach = tls_attach,
     .secure = tls_secure,
     .read = tls_read,
@@ -287,7 +288,9 @@ static SSL_CTX *make_ctx(int server, char *err, size_t err_size)
         goto fail;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
+    /* a peer that closes without close_notify (the BEAM does) is an end of
+     * stream, not an error */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     step = options.certfile;
     if (SSL_CTX_use_certificate_chain_file(ctx, options.certfile) != 1)
         goto fail;
