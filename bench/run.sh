@@ -83,6 +83,9 @@ ROUNDS="$ROUNDS" elixir --name "benchrepl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" 
 echo "== synchronization: gossip vs pubsub, 6 phnodes each"
 BUILD="$BUILD" ROUNDS="$ROUNDS" bash bench/sync.sh | tee -a "$OUT"
 
+echo "== TLS distribution: phnode vs a BEAM node with -proto_dist inet_tls"
+BUILD="$BUILD" ROUNDS="$ROUNDS" OUT="$OUT" bash bench/tls.sh
+
 echo "== 100k idle counter workers in one node"
 C_SPAWN=$("$BUILD/bench/spawn_bench" 100000)
 B_SPAWN=$(erl -noshell -pa "$TMP" -eval '{Us, Bytes} = ph_bench_server:spawn_many(100000), io:format("{\"workers\": 100000, \"spawn_ms\": ~p, \"bytes_per_worker\": ~p}~n", [Us div 1000, Bytes]), halt().')

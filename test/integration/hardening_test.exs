@@ -210,6 +210,7 @@ defmodule PhNode.HardeningTest do
       {:error, :econnreset} -> true
       {:ok, _} -> closed_by_peer?(sock)
       {:error, :timeout} -> false
+      {:error, _} -> true
     end
   end
 
