@@ -87,6 +87,13 @@ static int json_to_term(ph_buf *b, json_t *v)
     return -1;
 }
 
+/* JSON strings are UTF-8, and so are the atoms made of them: ei_x_encode_atom
+ * would take the bytes for Latin-1 ("mód" would become 'mÃ³d'). */
+static int encode_utf8_atom(ph_buf *b, const char *text)
+{
+    return ei_x_encode_atom_len_as(b, text, (int)strlen(text), ERLANG_UTF8, ERLANG_UTF8);
+}
+
 static int encode_atom_field(ph_buf *b, json_t *spec, const char *key, const char *dflt, char *err,
                              size_t size, const char *prefix)
 {
@@ -97,7 +104,7 @@ static int encode_atom_field(ph_buf *b, json_t *spec, const char *key, const cha
         return dflt ? (ei_x_encode_atom(b, dflt) == 0 ? 0 : -1) : fail(err, size, field, "missing");
     if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 255)
         return fail(err, size, field, "must be a non-empty string");
-    return ei_x_encode_atom(b, json_string_value(v)) == 0 ? 0 : -1;
+    return encode_utf8_atom(b, json_string_value(v)) == 0 ? 0 : -1;
 }
 
 /* {"id": "c1", "start": {"module": "counter", "function": "start_link",
@@ -233,12 +240,12 @@ static int encode_hooks(ph_buf *b, json_t *hooks, char *err, size_t size)
             size_t j;
             json_t *arg;
             if (ei_x_encode_list_header(b, 1) != 0 || ei_x_encode_tuple_header(b, 3) != 0 ||
-                ei_x_encode_atom(b, key) != 0 ||
-                ei_x_encode_atom(b, json_string_value(node)) != 0 ||
+                encode_utf8_atom(b, key) != 0 ||
+                encode_utf8_atom(b, json_string_value(node)) != 0 ||
                 ei_x_encode_map_header(b, 5) != 0 || ei_x_encode_atom(b, "id") != 0 ||
                 json_to_term(b, id) != 0 || ei_x_encode_atom(b, "m") != 0 ||
-                ei_x_encode_atom(b, json_string_value(m)) != 0 || ei_x_encode_atom(b, "f") != 0 ||
-                ei_x_encode_atom(b, json_string_value(f)) != 0 || ei_x_encode_atom(b, "a") != 0)
+                encode_utf8_atom(b, json_string_value(m)) != 0 || ei_x_encode_atom(b, "f") != 0 ||
+                encode_utf8_atom(b, json_string_value(f)) != 0 || ei_x_encode_atom(b, "a") != 0)
                 return fail(err, size, field, "cannot be encoded");
             if (a && json_array_size(a) &&
                 ei_x_encode_list_header(b, (long)json_array_size(a)) != 0)

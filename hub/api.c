@@ -10,6 +10,19 @@ static ph_result for_one(batch_handler handle, hub *h, ph_ctx *ctx, ph_term item
 
 /* --- the API ------------------------------------------------------------ */
 
+/* Options that are not a proper list: {error, {bad_options, Opts}} in
+ * reply, 1. */
+static int bad_options(ph_term opts, ph_buf *reply)
+{
+    ph_iter it;
+    int type = ph_term_type(opts, NULL);
+    if ((type == ERL_LIST_EXT || type == ERL_NIL_EXT || type == ERL_STRING_EXT) &&
+        ph_iter_begin(&it, opts) >= 0)
+        return 0;
+    ph_build(reply, "{error, {bad_options, ~t}}", opts);
+    return 1;
+}
+
 static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
                               const ph_from *from, ph_buf *reply)
 {
@@ -133,6 +146,8 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
         int with = 0;
         ph_iter it;
         ph_term e;
+        if (bad_options(b, reply))
+            return PH_REPLY;
         if (ph_iter_begin(&it, b) >= 0)
             while (ph_iter_next(&it, &e) > 0)
                 if (ph_match(e, "{with_metadata, true}") == 1)
@@ -164,6 +179,8 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
     if (ph_match(req, "{tag_query, ~t}", &a) == 1)
         return reply_tag_query(h, a, reply);
     if (ph_match(req, "{which_children, ~t}", &a) == 1) {
+        if (bad_options(a, reply))
+            return PH_REPLY;
         int global = has_option(a, "global");
         if (global)
             ei_x_encode_list_header(reply, 1);
@@ -173,6 +190,8 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
         return PH_REPLY;
     }
     if (ph_match(req, "{nodes, ~t}", &a) == 1) {
+        if (bad_options(a, reply))
+            return PH_REPLY;
         if (has_option(a, "include_local")) {
             ei_x_encode_list_header(reply, 1);
             ei_x_encode_atom(reply, atom_text(h->self_node));

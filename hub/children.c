@@ -72,7 +72,7 @@ child *child_find(hub *h, ph_pid pid, uint32_t *slot)
 }
 
 /* A supervision record, not yet in the table (any thread may build one). */
-child *child_new(ph_pid pid, const char *key, uint16_t key_len, const spec_info *s)
+child *child_new(ph_pid pid, const char *key, uint32_t key_len, const spec_info *s)
 {
     child *c = calloc(1, sizeof *c + key_len);
     if (!c)
@@ -85,7 +85,7 @@ child *child_new(ph_pid pid, const char *key, uint16_t key_len, const spec_info 
     return c;
 }
 
-child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len, const spec_info *s)
+child *child_add(hub *h, ph_pid pid, const char *key, uint32_t key_len, const spec_info *s)
 {
     child *c = child_new(pid, key, key_len, s);
     if (c && child_insert(h, c) != 0) {

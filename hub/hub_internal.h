@@ -84,7 +84,7 @@ typedef struct child {
     uint8_t mode; /* the redundancy signal it was last sent: 0 none, 1 active, 2 passive */
     long shutdown_ms;
     stop_wait *wait;
-    uint16_t key_len;
+    uint32_t key_len;
     char key[];
 } child;
 
@@ -261,8 +261,8 @@ int opts_with(ph_buf *out, ph_term opts, const char *fmt, ...);
 void children_prefetch(const hub *h, ph_pid pid);
 int children_reserve(hub *h, uint32_t extra);
 child *child_find(hub *h, ph_pid pid, uint32_t *slot);
-child *child_new(ph_pid pid, const char *key, uint16_t key_len, const spec_info *s);
-child *child_add(hub *h, ph_pid pid, const char *key, uint16_t key_len, const spec_info *s);
+child *child_new(ph_pid pid, const char *key, uint32_t key_len, const spec_info *s);
+child *child_add(hub *h, ph_pid pid, const char *key, uint32_t key_len, const spec_info *s);
 int child_insert(hub *h, child *c);
 void child_remove(hub *h, child *c);
 
@@ -285,7 +285,7 @@ void note_registered(hub *h, const reg_row *row, ph_pid pid);
 void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b);
 void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elist *l);
 void flush_sync(hub *h, ph_ctx *ctx);
-void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_len);
+void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint32_t key_len);
 void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node);
 void send_repair(hub *h, ph_ctx *ctx);
 void sync_local_rows(hub *h, elist *l);

@@ -5,6 +5,8 @@
  * a cache miss. */
 #include "hub/registry.h"
 
+#include <limits.h>
+
 #include "hub/runtime/table_cap.h"
 
 #include "hub/runtime/atoms.h"
@@ -90,15 +92,17 @@ int registry_key(ph_term id, ph_buf *out)
     const char *bin;
     size_t bin_len;
     int type, size, index = id.index;
-    /* A binary's encoding is canonical already: copy it (the hot path). */
+    /* A binary's encoding is canonical already: copy it (the hot path). Ids
+     * have no length limit of their own: what bounds them is the frame that
+     * brought them (max_frame_bytes). */
     if (id.buf && ei_get_type(id.buf, &index, &type, &size) == 0 && type == ERL_BINARY_EXT &&
-        size <= 60000)
+        size >= 0)
         return ei_x_append_buf(out, id.buf + id.index, 5 + size) == 0 ? 0 : -1;
     if (ph_match(id, "~a", atom) == 1) /* ~a gives UTF-8 text */
         return ei_x_encode_atom_len_as(out, atom, (int)strlen(atom), ERLANG_UTF8, ERLANG_UTF8) == 0
                    ? 0
                    : -1;
-    if (ph_match(id, "~b", &bin, &bin_len) == 1 && bin_len <= 60000)
+    if (ph_match(id, "~b", &bin, &bin_len) == 1 && bin_len <= INT_MAX - 16)
         return ei_x_encode_binary(out, bin, (long)bin_len) == 0 ? 0 : -1;
     return -1;
 }
@@ -211,7 +215,7 @@ reg_row *registry_row_new(const char *key, uint32_t key_len, ph_term spec, ph_te
                           const reg_node_pid *nodes, uint16_t n_nodes)
 {
     int spec_end = ph_term_end(spec), meta_end = ph_term_end(metadata);
-    if (spec_end < 0 || meta_end < 0 || key_len > 0xffff)
+    if (spec_end < 0 || meta_end < 0)
         return NULL;
     uint32_t spec_len = (uint32_t)(spec_end - spec.index);
     uint32_t meta_len = (uint32_t)(meta_end - metadata.index);
@@ -219,7 +223,7 @@ reg_row *registry_row_new(const char *key, uint32_t key_len, ph_term spec, ph_te
     if (!row)
         return NULL;
     row->hash = hash_bytes(key, key_len);
-    row->key_len = (uint16_t)key_len;
+    row->key_len = key_len;
     row->spec_len = spec_len;
     row->meta_len = meta_len;
     row->nodes = NULL;

@@ -19,7 +19,7 @@ typedef struct reg_node_pid {
 
 typedef struct reg_row {
     uint32_t hash;
-    uint16_t key_len;
+    uint32_t key_len;
     uint16_t n_nodes;
     uint32_t spec_len;
     uint32_t meta_len;

@@ -48,9 +48,12 @@ int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             ph_iter m;
             ph_term k, nodes;
             ok = ph_term_type(v, NULL) == ERL_MAP_EXT && ph_iter_begin(&m, v) >= 0;
-            while (ok && ph_iter_next(&m, &k) > 0 && ph_iter_next(&m, &nodes) > 0)
-                ok = ph_term_type(nodes, NULL) == ERL_LIST_EXT ||
-                     ph_term_type(nodes, NULL) == ERL_NIL_EXT;
+            while (ok && ph_iter_next(&m, &k) > 0 && ph_iter_next(&m, &nodes) > 0) {
+                ph_iter proper; /* refuses an improper list */
+                ok = (ph_term_type(nodes, NULL) == ERL_LIST_EXT ||
+                      ph_term_type(nodes, NULL) == ERL_NIL_EXT) &&
+                     ph_iter_begin(&proper, nodes) >= 0;
+            }
         }
         if (!ok) {
             ph_build(reply, "{error, {bad_option, ~t}}", opt);
@@ -203,7 +206,7 @@ void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_res
         return;
     }
     row = register_copy(h, key->buff, (uint32_t)key->index, spec, o->metadata, pid, row);
-    if (!row || !child_add(h, pid, key->buff, (uint16_t)key->index, &s)) {
+    if (!row || !child_add(h, pid, key->buff, (uint32_t)key->index, &s)) {
         LOG_E("hub", "out of memory registering a child");
         ph_exit(ctx, pid, (ph_term){"\x77\x04kill", 0});
         elist_add(&r->errors, "{~t, ~a, enomem}", s.id, atom_text(h->self_node));

@@ -61,7 +61,7 @@ static void prepare_range(const prep_job *j)
         const char *key = j->keys + it->key_off;
         reg_node_pid np = {j->self_node, it->pid};
         it->row = registry_row_new(key, it->key_len, it->spec, j->metadata, &np, 1);
-        it->rec = child_new(it->pid, key, (uint16_t)it->key_len, &s);
+        it->rec = child_new(it->pid, key, it->key_len, &s);
         it->state = it->row && it->rec ? PREP_STARTED : PREP_NOMEM;
     }
     ph_buf_free(&reason);

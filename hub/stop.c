@@ -133,7 +133,7 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
         if (c) {
             if (w)
                 elist_add(&w->stopped, "{~t, [~a]}", cid, node);
-            unregister_local(h, ctx, key.buff, (uint16_t)key_len);
+            unregister_local(h, ctx, key.buff, (uint32_t)key_len);
             if (!c->stopping)
                 begin_stop(h, ctx, c, w);
             if (scope != STOP_HERE)

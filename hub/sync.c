@@ -82,7 +82,7 @@ void flush_sync(hub *h, ph_ctx *ctx)
 }
 
 /* Removes this node from the child's registry row (remove hook). */
-void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint16_t key_len)
+void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint32_t key_len)
 {
     reg_row *row = registry_get(h->reg, key, key_len);
     if (!row)

@@ -2,6 +2,8 @@
  * ei, and the small term helpers every part of the hub uses. */
 #include "hub/hub_internal.h"
 
+#include <limits.h>
+
 int elist_init(elist *l)
 {
     l->n = 0;
@@ -61,7 +63,31 @@ void send_self_after(ph_ctx *ctx, unsigned ms, const char *fmt, ...)
     ph_buf_free(&b);
 }
 
-/* Element count of a proper list (0 for []), or -1 for anything else. */
+/* Elements of the proper list at buf[index] (a LIST_EXT or NIL_EXT,
+ * following tails that are lists themselves), or -1 when its tail is not
+ * [] (an improper list) or it is not a list. The list is part of a
+ * validated message or was encoded by ei, so skipping is safe. */
+static int proper_length(const char *buf, int index)
+{
+    long long total = 0;
+    for (;;) {
+        int type, size;
+        if (ei_get_type(buf, &index, &type, &size) != 0)
+            return -1;
+        if (type == ERL_NIL_EXT)
+            return total <= INT_MAX ? (int)total : -1;
+        if (type != ERL_LIST_EXT || ei_decode_list_header(buf, &index, &size) != 0 || size <= 0)
+            return -1;
+        total += size;
+        for (int i = 0; i < size; i++)
+            if (term_skip_valid(buf, &index) != 0)
+                return -1;
+    }
+}
+
+/* Element count of a proper list (0 for []), or -1 for anything else,
+ * an improper list included: every request's list arguments go through
+ * here or ph_iter_begin, which refuse them alike. */
 int list_begin(list_walk *w, ph_term list)
 {
     int type, size, index = list.index;
@@ -73,11 +99,12 @@ int list_begin(list_walk *w, ph_term list)
         w->index = index; /* at the NIL: list_next ends there (not past it) */
         return 0;
     }
-    if (type != ERL_LIST_EXT || ei_decode_list_header(list.buf, &index, &size) != 0)
+    int total = proper_length(list.buf, list.index);
+    if (type != ERL_LIST_EXT || total < 0 || ei_decode_list_header(list.buf, &index, &size) != 0)
         return -1;
     w->index = index;
     w->left = size;
-    return size;
+    return total;
 }
 
 int list_next(list_walk *w, ph_term *e)

@@ -2,11 +2,14 @@
  * counter - an integer.
  *   args [Initial]
  *   call get -> N          call {add, K} -> new N       cast {add, K}
+ *   N is 64-bit: an add past its range answers {error, overflow} (a cast
+ *   is logged and ignored) and N keeps its value
  *   call mode -> active | passive | undefined: the Mode of the last
  *     {process_hub, redundancy_signal, Mode} message received
  *   handover state: N
  */
 #include "cnode/workers/workers.h"
+#include "hub/runtime/log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +46,12 @@ static ph_result counter_call(ph_ctx *ctx, void *state, ph_term request, const p
     if (ph_match(request, "get") == 1)
         return ph_build(reply, "~i", c->value) == 0 ? PH_REPLY : PH_NOREPLY;
     if (ph_match(request, "{add, ~i}", &k) == 1) {
-        c->value += k;
+        long sum;
+        /* a 64-bit counter: past its range it refuses and keeps its value
+         * (an Elixir counter would become a bignum) */
+        if (__builtin_add_overflow(c->value, k, &sum))
+            return ph_build(reply, "{error, overflow}") == 0 ? PH_REPLY : PH_NOREPLY;
+        c->value = sum;
         return ph_build(reply, "~i", c->value) == 0 ? PH_REPLY : PH_NOREPLY;
     }
     if (ph_match(request, "mode") == 1)
@@ -57,8 +65,13 @@ static ph_result counter_cast(ph_ctx *ctx, void *state, ph_term request)
     (void)ctx;
     counter *c = state;
     long k;
-    if (ph_match(request, "{add, ~i}", &k) == 1)
-        c->value += k;
+    long sum;
+    if (ph_match(request, "{add, ~i}", &k) == 1) {
+        if (__builtin_add_overflow(c->value, k, &sum))
+            LOG_W("counter", "cast {add, %ld} would overflow %ld; ignored", k, c->value);
+        else
+            c->value = sum;
+    }
     return PH_OK;
 }
 
