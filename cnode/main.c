@@ -118,7 +118,7 @@ int main(int argc, char **argv)
      * connection queues. */
     remote_set_ops(&dist_remote_ops);
     int status = 0;
-    if (load_modules(&opts) != 0 || system_processes_start() != 0) {
+    if (load_modules(&opts) != 0 || system_processes_supervise() != 0) {
         status = fail("cannot load the worker modules (see the log above)");
         goto stop_runtime;
     }
@@ -129,7 +129,10 @@ int main(int argc, char **argv)
         ei_x_encode_atom(&opts.hub.seeds, opts.join[i]);
     }
     ei_x_encode_empty_list(&opts.hub.seeds);
-    if (hub_start(&opts.hub) != 0) {
+    /* net_kernel, the phnode service and the hub run under phnode_sup,
+     * which restarts whichever of them exits (docs/operations.md). */
+    if (hub_prepare(&opts.hub) != 0 || node_sup_add(hub_module_name(), opts.hub.hub_id) != 0 ||
+        node_sup_start() != 0) {
         status = fail("the hub did not start (see the log above)");
         goto stop_runtime;
     }
@@ -193,6 +196,7 @@ int main(int argc, char **argv)
     int sig = 0;
     sigwait(&signals, &sig);
     LOG_I("phnode", "received %s, shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    node_sup_shutdown();
     if (hub_leave(&opts.hub) != 0)
         LOG_W("phnode", "the hub members did not all confirm our leave in %u ms",
               opts.hub.migr_base_timeout);
@@ -207,6 +211,7 @@ int main(int argc, char **argv)
 stop_node:
     node_close(&node);
 stop_runtime:
+    node_sup_shutdown();
     metrics_http_stop();
     runtime_shutdown();
 release:

@@ -20,6 +20,8 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state);
 static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason);
 
 static const hub_config *start_config;
+/* hub_network_ready ran: a restarted hub announces itself at once. */
+static _Atomic int network_ready;
 
 /* The hub's gauges (docs/operations.md), after every request and message:
  * two relaxed stores. The cluster count includes orphans for the moment
@@ -317,7 +319,10 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     *state = h;
     ph_term specs = ph_buf_term(&start_config->child_specs);
     ph_iter it;
-    if (ph_iter_begin(&it, specs) > 0) {
+    if (adopt_pending()) {
+        /* the static children are among the ones re-adopted */
+        adopt_run(h, ctx);
+    } else if (ph_iter_begin(&it, specs) > 0) {
         start_opts o;
         ph_buf result, none;
         ph_buf_init(&result);
@@ -343,7 +348,10 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         ph_buf_free(&result);
         ph_buf_free(&none);
     }
-    /* The first announcement waits for hub_network_ready(). */
+    /* The first announcement waits for hub_network_ready(); a hub restarted
+     * by the node's supervisor announces itself now. */
+    if (atomic_load(&network_ready))
+        send_self_after(ctx, 0, "{'$ph_hub', announce}");
     return PH_OK;
 fail:
     strategies_free(h);
@@ -376,8 +384,14 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     if (!h)
         return;
     fire(h, ctx, "coordinator_shutdown_hook", reason);
-    /* Children are supervised (an implicit link): they get the hub's exit
-     * reason as a link exit signal. Free the books. */
+    /* Killed (Process.exit(hub, :kill)): the node's supervisor starts a new
+     * hub, which re-adopts the children; they keep running (adopt.c). */
+    int keep = ph_match(reason, "killed") == 1 && adopt_stash(h) >= 0;
+    if (keep)
+        LOG_E("hub", "%s: killed; its %u child(ren) keep running for the next hub", h->cfg.hub_id,
+              h->count);
+    /* Otherwise children are supervised (an implicit link): they get the
+     * hub's exit reason as a link exit signal. Free the books. */
     uint32_t len;
     const char *bytes;
     ph_buf rb;
@@ -388,7 +402,8 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     for (uint32_t i = 0; i < h->cap; i++) {
         child *c = h->children[i];
         if (c && c != GONE) {
-            route_exit(ph_self(ctx), c->pid, bytes, len, 0);
+            if (!keep)
+                route_exit(ph_self(ctx), c->pid, bytes, len, 0);
             if (c->wait) {
                 c->wait->outstanding--;
                 stop_wait_done(c->wait);
@@ -486,6 +501,7 @@ void hub_config_free(hub_config *c)
 
 void hub_network_ready(const hub_config *c)
 {
+    atomic_store(&network_ready, 1);
     ph_buf b;
     if (ph_buf_init(&b) != 0)
         return;
@@ -494,7 +510,7 @@ void hub_network_ready(const hub_config *c)
     ph_buf_free(&b);
 }
 
-int hub_start(const hub_config *c)
+int hub_prepare(const hub_config *c)
 {
     if (!ph_find_module(hub_module.name) && ph_register_module(&hub_module) != 0)
         return -1;
@@ -502,6 +518,18 @@ int hub_start(const hub_config *c)
         return -1;
     hub_metrics_register();
     start_config = c;
+    return 0;
+}
+
+const char *hub_module_name(void)
+{
+    return hub_module.name;
+}
+
+int hub_start(const hub_config *c)
+{
+    if (hub_prepare(c) != 0)
+        return -1;
     ph_buf args, error;
     ph_buf_init(&args);
     ph_buf_init(&error);

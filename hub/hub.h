@@ -46,8 +46,15 @@ typedef struct hub_config {
 int hub_config_defaults(hub_config *c);
 void hub_config_free(hub_config *c);
 
-/* Starts the hub process (static children first). 0, or -1 with the reason
- * logged (e.g. a static child failed to start). */
+/* Registers the hub's module with c as its configuration, for a
+ * supervisor to spawn it (hub_module_name(), registered as c->hub_id, args
+ * []). A hub killed with reason kill leaves its children running and the
+ * next hub spawned re-adopts them. */
+int hub_prepare(const hub_config *c);
+const char *hub_module_name(void);
+/* hub_prepare, then starts the hub process unsupervised (static children
+ * first). 0, or -1 with the reason logged (e.g. a static child failed to
+ * start). */
 int hub_start(const hub_config *c);
 /* The distribution is up: the hub announces itself to its seeds now and
  * every hubs_discover_interval from then on. */

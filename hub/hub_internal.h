@@ -325,6 +325,12 @@ int encode_start_result(ph_buf *out, const elist *started, const elist *errors, 
 void helper_stop(void);
 int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *result_out);
 
+/* adopt.c: the children of a killed hub, re-adopted by the next one */
+int adopt_stash(hub *h);
+void adopt_run(hub *h, ph_ctx *ctx);
+int adopt_pending(void);
+void adopt_release(void);
+
 /* stop.c */
 void stop_wait_done(stop_wait *w);
 void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids);

@@ -6,6 +6,7 @@
  *       Opts: [{name, Atom}]
  *   modules                     -> [Module]
  *   nodes                       -> [Node]   nodes with an open connection
+ *   {whereis, Name}             -> Pid | nil   a registered process here
  *   status                      -> #{version, uptime_ms, creation, schedulers,
  *                                    connections, processes, memory_bytes,
  *                                    hub_id, strategies => #{kind => text}}
@@ -155,6 +156,13 @@ static ph_result service_call(ph_ctx *ctx, void *state, ph_term request, const p
     }
     if (ph_match(request, "status") == 1)
         return handle_status(reply);
+    char name[PH_ATOM_BUF];
+    if (ph_match(request, "{whereis, ~a}", name) == 1) {
+        ph_pid pid;
+        if (ph_whereis(name, &pid) != 0)
+            return ph_build(reply, "nil") == 0 ? PH_REPLY : PH_NOREPLY;
+        return ph_encode_pid(reply, pid) == 0 ? PH_REPLY : PH_NOREPLY;
+    }
     if (ph_match(request, "nodes") == 1) {
         list_builder lb = {reply, 1};
         remote_for_each_node(add_node, &lb);
@@ -188,4 +196,14 @@ int system_processes_start(void)
     }
     ph_buf_free(&none);
     return rc;
+}
+
+int system_processes_supervise(void)
+{
+    static const ph_worker_module *const system[] = {&net_kernel_module, &phnode_service_module};
+    for (size_t i = 0; i < sizeof system / sizeof system[0]; i++)
+        if (ph_register_module(system[i]) != 0 ||
+            node_sup_add(system[i]->name, system[i]->name) != 0)
+            return -1;
+    return 0;
 }

@@ -1,5 +1,5 @@
 /* system_modules.h - processes every node runs: net_kernel and the phnode
- * service (unsupervised workers). */
+ * service, and the supervisor that restarts them and the hub. */
 #ifndef PH_SYSTEM_MODULES_H
 #define PH_SYSTEM_MODULES_H
 
@@ -19,7 +19,20 @@ typedef struct phnode_info {
 } phnode_info;
 void phnode_service_set_info(const phnode_info *info);
 
-/* Registers the system modules and starts them under their names. */
+/* Registers the system modules and starts them under their names,
+ * unsupervised (for a runtime without node_sup: the unit tests). */
 int system_processes_start(void);
+/* Registers the system modules and adds net_kernel and the phnode service
+ * to the node's supervisor (node_sup.c). */
+int system_processes_supervise(void);
+
+/* The node's supervisor (node_sup.c): children added before it starts, in
+ * start order; each is spawned with args [] and registered under name. */
+int node_sup_add(const char *module, const char *name);
+/* Starts phnode_sup, which starts its children; 0, or -1 if one failed
+ * (logged). */
+int node_sup_start(void);
+/* The node is shutting down: no more restarts. */
+void node_sup_shutdown(void);
 
 #endif
