@@ -196,6 +196,10 @@ static int config_string(json_t *root, const char *key, const char **out, char *
     return 0;
 }
 
+static int apply_config(options *o, json_t *root, int set_ticktime, int set_schedulers,
+                        int set_port, int set_max, int set_busy, int set_metrics, char *err,
+                        size_t err_size);
+
 static int load_config(options *o, int set_ticktime, int set_schedulers, int set_port, int set_max,
                        int set_busy, int set_metrics, char *err, size_t err_size)
 {
@@ -205,6 +209,34 @@ static int load_config(options *o, int set_ticktime, int set_schedulers, int set
         snprintf(err, err_size, "config %s: line %d: %s", o->config_path, jerr.line, jerr.text);
         return -1;
     }
+    return apply_config(o, root, set_ticktime, set_schedulers, set_port, set_max, set_busy,
+                        set_metrics, err, err_size);
+}
+
+int options_config_from_buffer(options *o, const char *buf, size_t len, char *err, size_t err_size)
+{
+    json_error_t jerr;
+    memset(o, 0, sizeof *o);
+    if (hub_config_defaults(&o->hub) != 0) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    o->config_path = "<buffer>";
+    o->tls_opt.verify_peer = 1;
+    o->tls_opt.fail_if_no_peer_cert = 1;
+    json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, err_size, "config: line %d: %s", jerr.line, jerr.text);
+        return -1;
+    }
+    return apply_config(o, root, 0, 0, 0, 0, 0, 0, err, err_size);
+}
+
+/* Takes root (freed with the options). */
+static int apply_config(options *o, json_t *root, int set_ticktime, int set_schedulers,
+                        int set_port, int set_max, int set_busy, int set_metrics, char *err,
+                        size_t err_size)
+{
     o->config_json = root;
     if (!json_is_object(root)) {
         snprintf(err, err_size, "config %s: the top level must be a JSON object", o->config_path);

@@ -44,6 +44,10 @@ typedef struct options {
  * with one clear message in err. */
 int options_parse(options *o, int argc, char **argv, char *err, size_t err_size);
 void options_free(options *o);
+/* The config file's loader over a buffer (the fuzz target): o is reset to
+ * the defaults, then the JSON in buf[0..len) applied as a --config file
+ * would be. 0, or -1 with a message in err; options_free(o) either way. */
+int options_config_from_buffer(options *o, const char *buf, size_t len, char *err, size_t err_size);
 void options_usage(const char *prog);
 /* The one line printed for a bad command line. */
 void options_usage_hint(const char *prog, const char *err);

@@ -79,47 +79,34 @@ static int dec_proc(decoder *d, ph_pid *pid, uint32_t *name)
     return dec_atom(d, name);
 }
 
-/* A term inside the control tuple (an exit reason), made versioned. */
-typedef struct versioned_term {
-    char *bytes;
-    uint32_t len;
-    char small[256];
-} versioned_term;
-
-static int dec_reason(decoder *d, versioned_term *v)
+/* A term inside the control tuple (an exit reason), made versioned: a copy
+ * owned by the decoded operation. */
+static int dec_reason(decoder *d, control_op *op)
 {
     int start = d->index;
     if (term_skip_valid(d->buf, &d->index) != 0)
         return -1;
     size_t n = (size_t)(d->index - start);
-    v->bytes = n + 1 <= sizeof v->small ? v->small : malloc(n + 1);
-    if (!v->bytes)
+    op->reason_copy = n + 1 <= sizeof op->small ? op->small : malloc(n + 1);
+    if (!op->reason_copy)
         return -1;
-    v->bytes[0] = (char)131 /* version magic */;
-    memcpy(v->bytes + 1, d->buf + start, n);
-    v->len = (uint32_t)(n + 1);
+    op->reason_copy[0] = (char)131 /* version magic */;
+    memcpy(op->reason_copy + 1, d->buf + start, n);
+    op->payload = op->reason_copy;
+    op->payload_len = (uint32_t)(n + 1);
     return 0;
 }
 
-static void reason_free(versioned_term *v)
+void control_op_free(control_op *op)
 {
-    if (v->bytes && v->bytes != v->small)
-        free(v->bytes);
-}
-
-static int local_target(const decoder *d, ph_pid to, int op)
-{
-    if (to.node == runtime_self_node())
-        return 1;
-    LOG_W("control", "%s sent operation %d for a pid of %s; ignored", atom_text(d->peer), op,
-          atom_text(to.node));
-    return 0;
+    if (op->reason_copy && op->reason_copy != op->small)
+        free(op->reason_copy);
+    op->reason_copy = NULL;
 }
 
 /* The message after the control tuple must be exactly one versioned term;
  * it is validated here, bounded by the frame, once for its whole life. */
-static int message_span(const char *body, size_t len, int ctl_end, const char **msg,
-                        uint32_t *msg_len)
+static int message_span(const char *body, size_t len, int ctl_end, control_op *op)
 {
     if ((size_t)ctl_end >= len)
         return -1;
@@ -127,14 +114,112 @@ static int message_span(const char *body, size_t len, int ctl_end, const char **
     int rest = (int)(len - (size_t)ctl_end);
     if (term_external_end(m, rest) != rest)
         return -1;
-    *msg = m;
-    *msg_len = (uint32_t)rest;
+    op->payload = m;
+    op->payload_len = (uint32_t)rest;
     return 0;
 }
 
 static int expect_arity(const decoder *d, int arity)
 {
     return d->arity == arity ? 0 : -1;
+}
+
+int control_decode(uint32_t peer, const char *body, size_t len, control_op *op)
+{
+    decoder d = {body, 0, 0, peer};
+    int version;
+    memset(op, 0, sizeof *op);
+    op->name = ATOM_NONE;
+    /* ei decodes without bounds: the control tuple is validated first */
+    if (len > 0x7fffffff || term_external_end(body, (int)len) < 0 ||
+        ei_decode_version(body, &d.index, &version) != 0 ||
+        ei_decode_tuple_header(body, &d.index, &d.arity) != 0 || d.arity < 1 ||
+        ei_decode_long(body, &d.index, &op->op) != 0)
+        return -1;
+    int rc = 0;
+    switch (op->op) {
+    case DOP_SEND:
+    case DOP_SEND_TT:
+    case DOP_SEND_SENDER:
+    case DOP_SEND_SENDER_TT: {
+        int tt = op->op == DOP_SEND_TT || op->op == DOP_SEND_SENDER_TT;
+        if (expect_arity(&d, tt ? 4 : 3) ||
+            (op->op >= DOP_SEND_SENDER ? dec_pid(&d, &op->from) : dec_skip(&d)) ||
+            dec_pid(&d, &op->to) || (tt && dec_skip(&d)) || message_span(body, len, d.index, op))
+            rc = -1;
+        else if (op->op < DOP_SEND_SENDER)
+            op->from = (ph_pid){peer, 0, 0, 0}; /* SEND carries no sender */
+        break;
+    }
+    case DOP_REG_SEND:
+    case DOP_REG_SEND_TT:
+        if (expect_arity(&d, op->op == DOP_REG_SEND ? 4 : 5) || dec_pid(&d, &op->from) ||
+            dec_skip(&d) || dec_atom(&d, &op->name) ||
+            (op->op == DOP_REG_SEND_TT && dec_skip(&d)) || message_span(body, len, d.index, op))
+            rc = -1;
+        break;
+    case DOP_LINK:
+    case DOP_UNLINK: /* the old protocol: no id, no acknowledgement */
+        if (expect_arity(&d, 3) || dec_pid(&d, &op->from) || dec_pid(&d, &op->to))
+            rc = -1;
+        break;
+    case DOP_UNLINK_ID:
+    case DOP_UNLINK_ID_ACK:
+        if (expect_arity(&d, 4) || dec_u64(&d, &op->id) || dec_pid(&d, &op->from) ||
+            dec_pid(&d, &op->to))
+            rc = -1;
+        break;
+    case DOP_EXIT:
+    case DOP_EXIT2:
+    case DOP_EXIT_TT:
+    case DOP_EXIT2_TT: {
+        int tt = op->op == DOP_EXIT_TT || op->op == DOP_EXIT2_TT;
+        if (expect_arity(&d, tt ? 5 : 4) || dec_pid(&d, &op->from) || dec_pid(&d, &op->to) ||
+            (tt && dec_skip(&d)) || dec_reason(&d, op))
+            rc = -1;
+        break;
+    }
+    case DOP_PAYLOAD_EXIT:
+    case DOP_PAYLOAD_EXIT_TT:
+    case DOP_PAYLOAD_EXIT2:
+    case DOP_PAYLOAD_EXIT2_TT: {
+        int tt = op->op == DOP_PAYLOAD_EXIT_TT || op->op == DOP_PAYLOAD_EXIT2_TT;
+        if (expect_arity(&d, tt ? 4 : 3) || dec_pid(&d, &op->from) || dec_pid(&d, &op->to) ||
+            (tt && dec_skip(&d)) || message_span(body, len, d.index, op))
+            rc = -1;
+        break;
+    }
+    case DOP_MONITOR_P:
+    case DOP_DEMONITOR_P:
+        if (expect_arity(&d, 4) || dec_pid(&d, &op->from) || dec_proc(&d, &op->to, &op->name) ||
+            dec_ref(&d, &op->ref))
+            rc = -1;
+        break;
+    case DOP_MONITOR_P_EXIT:
+    case DOP_PAYLOAD_MONITOR_P_EXIT:
+        if (expect_arity(&d, op->op == DOP_MONITOR_P_EXIT ? 5 : 4) ||
+            dec_proc(&d, &op->from, &op->name) || dec_pid(&d, &op->to) || dec_ref(&d, &op->ref) ||
+            (op->op == DOP_MONITOR_P_EXIT ? dec_reason(&d, op)
+                                          : message_span(body, len, d.index, op)))
+            rc = -1;
+        else if (op->name != ATOM_NONE)
+            op->from.node = peer; /* a by-name monitor: name@peer */
+        break;
+    default: /* NODE_LINK, GROUP_LEADER, ALIAS_SEND and unknown ones */
+        return 1;
+    }
+    if (rc != 0)
+        control_op_free(op);
+    return rc;
+}
+
+static int local_target(uint32_t peer, ph_pid to, long op)
+{
+    if (to.node == runtime_self_node())
+        return 1;
+    LOG_W("control", "%s sent operation %ld for a pid of %s; ignored", atom_text(peer), op,
+          atom_text(to.node));
+    return 0;
 }
 
 METRIC_COUNTER(m_msgs_in, "phnode_dist_messages_received_total", "",
@@ -149,140 +234,81 @@ static int is_message_op(long op)
            op == DOP_ALIAS_SEND || op == DOP_ALIAS_SEND_TT;
 }
 
-int control_dispatch(uint32_t peer, const char *body, size_t len)
+void control_apply(uint32_t peer, const control_op *op)
 {
-    decoder d = {body, 0, 0, peer};
-    int version;
-    long op;
-    /* ei decodes without bounds: the control tuple is validated first */
-    if (len > 0x7fffffff || term_external_end(body, (int)len) < 0 ||
-        ei_decode_version(body, &d.index, &version) != 0 ||
-        ei_decode_tuple_header(body, &d.index, &d.arity) != 0 || d.arity < 1 ||
-        ei_decode_long(body, &d.index, &op) != 0)
-        return -1;
-    metric_inc(is_message_op(op) ? &m_msgs_in : &m_ctl_in);
-
-    ph_pid from = {0}, to = {0};
-    ph_ref ref;
-    uint32_t name;
-    uint64_t id;
-    const char *msg;
-    uint32_t msg_len;
-    versioned_term reason = {0};
-    int rc = 0;
-
-    switch (op) {
+    long o = op->op;
+    metric_inc(is_message_op(o) ? &m_msgs_in : &m_ctl_in);
+    switch (o) {
     case DOP_SEND:
     case DOP_SEND_TT:
     case DOP_SEND_SENDER:
-    case DOP_SEND_SENDER_TT: {
-        int tt = op == DOP_SEND_TT || op == DOP_SEND_SENDER_TT;
-        if (expect_arity(&d, tt ? 4 : 3) ||
-            (op >= DOP_SEND_SENDER ? dec_pid(&d, &from) : dec_skip(&d)) || dec_pid(&d, &to) ||
-            (tt && dec_skip(&d)) || message_span(body, len, d.index, &msg, &msg_len))
-            return -1;
-        if (op < DOP_SEND_SENDER)
-            from = (ph_pid){peer, 0, 0, 0}; /* SEND carries no sender */
-        if (local_target(&d, to, (int)op))
-            route_checked_message(from, to, msg, msg_len);
-        return 0;
-    }
+    case DOP_SEND_SENDER_TT:
+        if (local_target(peer, op->to, o))
+            route_checked_message(op->from, op->to, op->payload, op->payload_len);
+        return;
     case DOP_REG_SEND:
     case DOP_REG_SEND_TT:
-        if (expect_arity(&d, op == DOP_REG_SEND ? 4 : 5) || dec_pid(&d, &from) || dec_skip(&d) ||
-            dec_atom(&d, &name) || (op == DOP_REG_SEND_TT && dec_skip(&d)) ||
-            message_span(body, len, d.index, &msg, &msg_len))
-            return -1;
-        route_checked_reg_send(from, name, msg, msg_len);
-        return 0;
+        route_checked_reg_send(op->from, op->name, op->payload, op->payload_len);
+        return;
     case DOP_LINK:
-        if (expect_arity(&d, 3) || dec_pid(&d, &from) || dec_pid(&d, &to))
-            return -1;
-        if (local_target(&d, to, (int)op))
-            route_link(from, to);
-        return 0;
-    case DOP_UNLINK: /* the old protocol: no id, no acknowledgement */
-        if (expect_arity(&d, 3) || dec_pid(&d, &from) || dec_pid(&d, &to))
-            return -1;
-        if (local_target(&d, to, (int)op))
-            route_unlink(from, to, 0);
-        return 0;
+        if (local_target(peer, op->to, o))
+            route_link(op->from, op->to);
+        return;
+    case DOP_UNLINK:
+        if (local_target(peer, op->to, o))
+            route_unlink(op->from, op->to, 0);
+        return;
     case DOP_UNLINK_ID:
+        if (local_target(peer, op->to, o))
+            route_unlink(op->from, op->to, op->id);
+        return;
     case DOP_UNLINK_ID_ACK:
-        if (expect_arity(&d, 4) || dec_u64(&d, &id) || dec_pid(&d, &from) || dec_pid(&d, &to))
-            return -1;
-        if (!local_target(&d, to, (int)op))
-            return 0;
-        if (op == DOP_UNLINK_ID)
-            route_unlink(from, to, id);
-        else
-            route_unlink_ack(from, to, id);
-        return 0;
+        if (local_target(peer, op->to, o))
+            route_unlink_ack(op->from, op->to, op->id);
+        return;
     case DOP_EXIT:
     case DOP_EXIT2:
     case DOP_EXIT_TT:
-    case DOP_EXIT2_TT: {
-        int tt = op == DOP_EXIT_TT || op == DOP_EXIT2_TT;
-        if (expect_arity(&d, tt ? 5 : 4) || dec_pid(&d, &from) || dec_pid(&d, &to) ||
-            (tt && dec_skip(&d)) || dec_reason(&d, &reason))
-            return -1;
-        if (local_target(&d, to, (int)op))
-            route_exit(from, to, reason.bytes, reason.len, op == DOP_EXIT2 || op == DOP_EXIT2_TT);
-        reason_free(&reason);
-        return 0;
-    }
+    case DOP_EXIT2_TT:
     case DOP_PAYLOAD_EXIT:
     case DOP_PAYLOAD_EXIT_TT:
     case DOP_PAYLOAD_EXIT2:
-    case DOP_PAYLOAD_EXIT2_TT: {
-        int tt = op == DOP_PAYLOAD_EXIT_TT || op == DOP_PAYLOAD_EXIT2_TT;
-        if (expect_arity(&d, tt ? 4 : 3) || dec_pid(&d, &from) || dec_pid(&d, &to) ||
-            (tt && dec_skip(&d)) || message_span(body, len, d.index, &msg, &msg_len))
-            return -1;
-        if (local_target(&d, to, (int)op))
-            route_exit(from, to, msg, msg_len, op >= DOP_PAYLOAD_EXIT2);
-        return 0;
-    }
+    case DOP_PAYLOAD_EXIT2_TT:
+        if (local_target(peer, op->to, o))
+            route_exit(op->from, op->to, op->payload, op->payload_len,
+                       o == DOP_EXIT2 || o == DOP_EXIT2_TT || o >= DOP_PAYLOAD_EXIT2);
+        return;
     case DOP_MONITOR_P:
+        if (local_target(peer, op->to, o))
+            route_monitor(op->from, op->to, runtime_self_node(), op->name, &op->ref);
+        return;
     case DOP_DEMONITOR_P:
-        if (expect_arity(&d, 4) || dec_pid(&d, &from) || dec_proc(&d, &to, &name) ||
-            dec_ref(&d, &ref))
-            return -1;
-        if (!local_target(&d, to, (int)op))
-            return 0;
-        if (op == DOP_MONITOR_P)
-            route_monitor(from, to, runtime_self_node(), name, &ref);
-        else
-            route_demonitor(from, to, runtime_self_node(), name, &ref);
-        return 0;
+        if (local_target(peer, op->to, o))
+            route_demonitor(op->from, op->to, runtime_self_node(), op->name, &op->ref);
+        return;
     case DOP_MONITOR_P_EXIT:
     case DOP_PAYLOAD_MONITOR_P_EXIT:
-        if (expect_arity(&d, op == DOP_MONITOR_P_EXIT ? 5 : 4) || dec_proc(&d, &from, &name) ||
-            dec_pid(&d, &to) || dec_ref(&d, &ref))
-            return -1;
-        if (name != ATOM_NONE)
-            from.node = peer; /* a by-name monitor: name@peer */
-        if (op == DOP_MONITOR_P_EXIT) {
-            if (dec_reason(&d, &reason))
-                return -1;
-            msg = reason.bytes;
-            msg_len = reason.len;
-        } else if (message_span(body, len, d.index, &msg, &msg_len)) {
-            return -1;
-        }
-        if (local_target(&d, to, (int)op))
-            route_down(from, name, to, &ref, msg, msg_len);
-        reason_free(&reason);
-        return 0;
-    case DOP_NODE_LINK:
-    case DOP_GROUP_LEADER:
-    case DOP_ALIAS_SEND:
-    case DOP_ALIAS_SEND_TT:
-    default:
+        if (local_target(peer, op->to, o))
+            route_down(op->from, op->name, op->to, &op->ref, op->payload, op->payload_len);
+        return;
+    }
+}
+
+int control_dispatch(uint32_t peer, const char *body, size_t len)
+{
+    control_op op;
+    int rc = control_decode(peer, body, len, &op);
+    if (rc < 0)
+        return -1;
+    if (rc > 0) {
+        metric_inc(is_message_op(op.op) ? &m_msgs_in : &m_ctl_in);
         LOG_I("control",
               "%s sent distribution operation %ld, which this node does not handle; "
               "ignored",
-              atom_text(peer), op);
-        return rc;
+              atom_text(peer), op.op);
+        return 0;
     }
+    control_apply(peer, &op);
+    control_op_free(&op);
+    return 0;
 }

@@ -3,6 +3,7 @@
 #ifndef PH_CONTROL_H
 #define PH_CONTROL_H
 
+#include <processhub/worker.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,8 +37,31 @@ enum dop {
     DOP_UNLINK_ID_ACK = 36,
 };
 
+/* One decoded operation: what control_decode read, what control_apply
+ * acts on. */
+typedef struct control_op {
+    long op;
+    ph_pid from, to;
+    uint32_t name; /* REG_SEND's name; a monitor by name; else ATOM_NONE */
+    ph_ref ref;
+    uint64_t id; /* UNLINK_ID */
+    /* the message (versioned, inside the frame) or the exit reason */
+    const char *payload;
+    uint32_t payload_len;
+    char *reason_copy; /* a reason from the control tuple, made versioned */
+    char small[256];
+} control_op;
+
 /* body: the bytes after 'p' (versioned control tuple, then an optional
- * versioned message). Returns 0 when handled or deliberately ignored
+ * versioned message). The pure step: 0 and *op decoded (free it with
+ * control_op_free), 1 for a well-formed operation this node does not
+ * handle, -1 when the bytes are malformed. Nothing is delivered. */
+int control_decode(uint32_t peer, const char *body, size_t len, control_op *op);
+/* Delivers a decoded operation (route_*). */
+void control_apply(uint32_t peer, const control_op *op);
+void control_op_free(control_op *op);
+
+/* Decode, then apply. Returns 0 when handled or deliberately ignored
  * (unknown operations are logged), -1 when the bytes are malformed: the
  * caller then drops the connection. */
 int control_dispatch(uint32_t peer, const char *body, size_t len);

@@ -1149,7 +1149,7 @@ struct cmp_ctx {
  * of the same class are ordered by their encodings instead (a total order,
  * and equal terms encoded alike are equal), so a peer's deeply nested term
  * costs no stack: docs/security.md. */
-#define CMP_MAX_DEPTH 256
+#define CMP_MAX_DEPTH 64
 
 static int cmp_terms(struct cmp_ctx *c, ph_term a, ph_term b);
 

@@ -53,7 +53,7 @@
  * structure of its terms (tags, nesting, sizes) and returns -1 on garbage,
  * but trusts that the bytes it is pointed at are there, as ei does. Terms
  * may be nested to any depth (walking them uses no recursion); comparing
- * two terms below 256 levels of nesting orders them by their encodings.
+ * two terms below 64 levels of nesting orders them by their encodings.
  * Patterns are limited to PH_MAX_DEPTH levels. Views into the
  * message a callback is handling (or into its parts, as the functions here
  * return them) are not walked again: the runtime validated that message
