@@ -8,6 +8,7 @@
 #   make bench    benchmarks, side by side with the BEAM (results in bench/results/)
 #   make run      a local 3-node phnode cluster on 127.0.0.1 (Ctrl-C stops it)
 #   make format   clang-format every C file
+#   make fuzz     libFuzzer harnesses (test/fuzz/), each for FUZZ_SECONDS (default 60)
 
 CC      ?= cc
 BUILD   ?= build
@@ -33,7 +34,7 @@ UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(BUILD)/test/%)
 LIB       := $(BUILD)/libprocesshub.a
 PHNODE    := $(BUILD)/phnode
 
-.PHONY: all test unit integration chaos asan tsan valgrind bench format clean run
+.PHONY: all test unit integration chaos asan tsan valgrind bench format clean run fuzz fuzz-build fuzz-bins fuzz-smoke
 all: $(PHNODE) $(LIB) $(BUILD)/test/libsample_worker.so $(BUILD)/test/libby_name_strategy.so $(BUILD)/test/bad_peer
 
 $(BUILD)/%.o: %.c
@@ -77,7 +78,32 @@ unit: $(UNIT_BINS)
 integration: all
 	BUILD=$(BUILD) test/integration/run.sh
 
-test: unit integration
+test: unit integration fuzz-smoke
+
+# Fuzzing (test/fuzz/): the library built with clang, ASan, UBSan and
+# libFuzzer's coverage in FUZZ_BUILD; one harness per decoder. fuzz-smoke
+# replays the stored corpus once (part of make test; skipped without clang).
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRCS    := $(sort $(wildcard test/fuzz/fuzz_*.c))
+FUZZ_EXTRA   := $(BUILD)/cnode/options.o $(BUILD)/cnode/hub_config.o
+
+fuzz-build:
+	$(MAKE) BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-bins
+
+fuzz-bins: $(FUZZ_SRCS:test/fuzz/%.c=$(BUILD)/fuzz/%)
+
+$(BUILD)/fuzz/%: test/fuzz/%.c $(LIB) $(FUZZ_EXTRA)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< $(FUZZ_EXTRA) -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS)
+
+fuzz: fuzz-build
+	test/fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	@if command -v clang >/dev/null 2>&1; then $(MAKE) fuzz-build && test/fuzz/run.sh replay $(FUZZ_BUILD); \
+	 else echo "fuzz-smoke: SKIPPED: clang is not installed (.ci/install-deps installs it)"; fi
 
 # The long randomized membership test (docs/cluster.md, "Invariants"): 5
 # phnodes, 5,000 children, 50 events; PH_CHAOS_SEED=N replays a run.
@@ -104,9 +130,9 @@ bench: all $(BUILD)/bench/spawn_bench
 	BUILD=$(BUILD) bench/run.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(MAIN_SRCS) $(UNIT_SRCS) $(wildcard include/processhub/*.h */*.h */*/*.h test/sample_worker/*.c test/sample_strategy/*.c test/tools/*.c bench/*.c)
+	clang-format -i $(LIB_SRCS) $(MAIN_SRCS) $(UNIT_SRCS) $(wildcard include/processhub/*.h */*.h */*/*.h test/sample_worker/*.c test/sample_strategy/*.c test/tools/*.c test/fuzz/*.c bench/*.c)
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
