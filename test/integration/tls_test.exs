@@ -42,13 +42,13 @@ defmodule PhNode.TlsTest do
   end
 
   # a certificate for 127.0.0.1 signed by ca, valid for `days` (-1: expired)
-  defp leaf!(dir, name, ca, days) do
+  defp leaf!(dir, name, ca, days, san \\ "IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost") do
     openssl!(dir, ~w(req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes
                      -keyout #{name}.key -out #{name}.csr -subj /CN=127.0.0.1))
 
     File.write!(
       Path.join(dir, "#{name}.ext"),
-      "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1,DNS:localhost\n" <>
+      "subjectAltName=#{san}\n" <>
         "extendedKeyUsage=serverAuth,clientAuth\n"
     )
 
@@ -63,6 +63,7 @@ defmodule PhNode.TlsTest do
     leaf!(dir, "other", "ca", 30)
     leaf!(dir, "rogue", "rogue_ca", 30)
     leaf!(dir, "expired", "ca", -1)
+    leaf!(dir, "elsewhere", "ca", 30, "DNS:elsewhere.example")
     p = &Path.join(dir, &1)
 
     %{
@@ -70,7 +71,8 @@ defmodule PhNode.TlsTest do
       node: {p.("node.pem"), p.("node.key")},
       other: {p.("other.pem"), p.("other.key")},
       rogue: {p.("rogue.pem"), p.("rogue.key")},
-      expired: {p.("expired.pem"), p.("expired.key")}
+      expired: {p.("expired.pem"), p.("expired.key")},
+      elsewhere: {p.("elsewhere.pem"), p.("elsewhere.key")}
     }
   end
 
@@ -82,7 +84,13 @@ defmodule PhNode.TlsTest do
       [certfile: cert, keyfile: key, cacertfile: certs.ca, verify: :verify_peer]
       |> Enum.map(fn {k, v} -> {k, if(is_binary(v), do: String.to_charlist(v), else: v)} end)
 
-    terms = [server: opts ++ [fail_if_no_peer_cert: true], client: opts]
+    # :nocert: a client that shows no certificate
+    client =
+      if which == :nocert,
+        do: [cacertfile: String.to_charlist(certs.ca), verify: :verify_peer],
+        else: opts
+
+    terms = [server: opts ++ [fail_if_no_peer_cert: true], client: client]
     path = Path.join(dir, "dist_#{which}_#{System.unique_integer([:positive])}.conf")
     File.write!(path, :io_lib.format("~p.~n", [terms]))
     path
@@ -93,7 +101,10 @@ defmodule PhNode.TlsTest do
     ["--tls-certfile", cert, "--tls-keyfile", key, "--tls-cacertfile", certs.ca]
   end
 
-  defp start_tls(certs, which \\ :node, extra \\ []) do
+  defp start_tls(certs, which \\ :node, extra \\ [])
+  defp start_tls(certs, :nocert, extra), do: start_tls(certs, :node, extra)
+
+  defp start_tls(certs, which, extra) do
     n = PhTest.start_node(ticktime: 4, ping: false, args: tls_args(certs, which) ++ extra)
     on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
     n
@@ -271,6 +282,54 @@ defmodule PhNode.TlsTest do
       assert PhTest.wait_log(n, "certificate verify failed", 10_000)
       assert PhTest.log_since(n.log, 0) =~ ~r/outgoing handshake failed: TLS handshake failed/
       Task.await(task, 70_000)
+    end
+  end
+
+  test "a client without a certificate is refused (fail_if_no_peer_cert)", ctx do
+    unless ctx.skip do
+      %{certs: certs, dir: dir} = ctx
+      n = start_tls(certs)
+      off = PhTest.log_size(n)
+      code = "IO.puts(\"RESULT \" <> inspect(Node.ping(:\"#{n.node}\")))"
+      certs = Map.put(certs, :nocert, certs.other)
+      {out, _} = beam_tls(dir, certs, :nocert, code)
+      assert out =~ "RESULT :pang", out
+      assert PhTest.wait_log(n, "reason=tls", 5000, off)
+      assert PhTest.log_since(n.log, off) =~ ~r/TLS handshake failed: .*certificate/
+    end
+  end
+
+  test "verify_server_name: the dialed node's certificate must name its host", ctx do
+    unless ctx.skip do
+      %{certs: certs, dir: dir} = ctx
+
+      for {check, expect} <- [{"true", :refused}, {"false", :connected}] do
+        beam = PhTest.node_atom(PhTest.unique_name("namesrv"))
+        task = Task.async(fn -> beam_tls(dir, certs, :elsewhere, "Process.sleep(6000)", beam) end)
+        [alive, _] = beam |> Atom.to_string() |> String.split("@")
+
+        assert PhTest.wait_until(
+                 fn ->
+                   {:ok, names} = :erl_epmd.names(~c"127.0.0.1")
+                   Enum.any?(names, fn {nm, _} -> List.to_string(nm) == alive end)
+                 end,
+                 20_000
+               )
+
+        n = start_tls(certs, :node, ["--join", Atom.to_string(beam), "--tls-verify-server-name", check])
+
+        case expect do
+          :refused ->
+            assert PhTest.wait_log(n, "mismatch", 10_000), PhTest.log_tail(n.log, 10)
+
+          :connected ->
+            assert PhTest.wait_log(n, "connected to #{beam} (outgoing)", 10_000),
+                   PhTest.log_tail(n.log, 10)
+        end
+
+        Task.await(task, 70_000)
+        PhTest.kill_node(n)
+      end
     end
   end
 
