@@ -371,7 +371,7 @@ static void pending_step(pending *p)
         }
         ssize_t n = transport->read(p->fd, (char *)p->in + p->in_len, sizeof p->in - p->in_len);
         if (n == 0) {
-            pending_fail(p, p->in_len == 0 && p->state == IN_NAME ? HS_CLOSED : HS_CLOSED,
+            pending_fail(p, HS_CLOSED,
                          p->state == IN_REPLY ? "after our challenge (a wrong cookie on its side?)"
                                               : NULL);
             return;
