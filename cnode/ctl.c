@@ -9,6 +9,7 @@
 #include "cnode/ctl_term.h"
 #include "cnode/hub_config.h"
 #include "ei_glue/handshake_diag.h"
+#include "ei_glue/transport.h"
 #include "ei_glue/node.h"
 #include "ei_glue/socket_callbacks.h"
 
@@ -34,6 +35,7 @@ typedef struct ctl {
     ei_cnode ec;
     int fd;
     char hub_id[PH_ATOM_BUF];
+    tls_options tls; /* tls.certfile set: connect with TLS distribution */
 } ctl;
 
 static void usage(void)
@@ -44,6 +46,8 @@ static void usage(void)
             "  --cookie COOKIE      default: $HOME/.erlang.cookie\n"
             "  --json               JSON output for scripts\n"
             "  --timeout MS         connect and reply timeout (default 5000)\n"
+            "  --tls-certfile FILE --tls-keyfile FILE --tls-cacertfile FILE\n"
+            "                       reach a node with TLS distribution (verify_peer)\n"
             "commands:\n"
             "  status                            node, uptime, processes, hub, children\n"
             "  members                           the hub cluster's members\n"
@@ -109,8 +113,10 @@ static int connect_node(ctl *c)
     if (c->fd < 0) {
         handshake_report r;
         handshake_diag_classify(0, erl_errno, &r);
-        return failf(EXIT_UNREACHABLE, "cannot connect to %s: %s%s%s", c->target,
-                     handshake_failure_text(r.kind), r.detail[0] ? ": " : "", r.detail);
+        const char *tls = socket_callbacks_tls_error();
+        return failf(EXIT_UNREACHABLE, "cannot connect to %s: %s%s%s%s%s", c->target,
+                     handshake_failure_text(r.kind), r.detail[0] ? ": " : "", r.detail,
+                     tls[0] ? "; TLS: " : "", tls);
     }
     return EXIT_OK;
 }
@@ -697,7 +703,9 @@ int ctl_main(int argc, char **argv)
         const char *a = argv[i];
         const char *next = i + 1 < argc ? argv[i + 1] : NULL;
         int takes = !strcmp(a, "-n") || !strcmp(a, "--target") || !strcmp(a, "--cookie") ||
-                    !strcmp(a, "--timeout") || !strcmp(a, "--node") || !strcmp(a, "--limit");
+                    !strcmp(a, "--timeout") || !strcmp(a, "--node") || !strcmp(a, "--limit") ||
+                    !strcmp(a, "--tls-certfile") || !strcmp(a, "--tls-keyfile") ||
+                    !strcmp(a, "--tls-cacertfile");
         if (takes && !next)
             return failf(EXIT_USAGE, "%s needs a value (see 'phnode ctl --help')", a);
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -711,6 +719,12 @@ int ctl_main(int argc, char **argv)
             c.cookie = next;
         } else if (!strcmp(a, "--node")) {
             c.node_filter = next;
+        } else if (!strcmp(a, "--tls-certfile")) {
+            c.tls.certfile = next;
+        } else if (!strcmp(a, "--tls-keyfile")) {
+            c.tls.keyfile = next;
+        } else if (!strcmp(a, "--tls-cacertfile")) {
+            c.tls.cacertfile = next;
         } else if (!strcmp(a, "--timeout") || !strcmp(a, "--limit")) {
             long v = 0;
             if (parse_number(a, next, a[2] == 't' ? 1 : 0, a[2] == 't' ? 3600000 : 1L << 30, &v))
@@ -759,7 +773,16 @@ int ctl_main(int argc, char **argv)
                          jerr.column);
         json_decref(spec);
     }
+    if (c.tls.certfile) {
+        char err[512];
+        c.tls.verify_peer = 1;
+        if (transport_tls_init(&c.tls, err, sizeof err) != 0)
+            return failf(EXIT_USAGE, "%s", err);
+        socket_callbacks_enable_tls();
+    }
     int rc = connect_node(&c);
+    if (c.tls.certfile && rc != EXIT_OK)
+        transport_tls_shutdown();
     if (rc != EXIT_OK)
         return rc;
     if (!strcmp(cmd, "ping"))
@@ -777,5 +800,7 @@ int ctl_main(int argc, char **argv)
     else
         rc = cmd_stop_child(&c, pos[1]);
     ei_close_connection(c.fd);
+    if (c.tls.certfile)
+        transport_tls_shutdown();
     return rc;
 }

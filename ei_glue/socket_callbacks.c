@@ -1,8 +1,11 @@
-/* socket_callbacks.c - plain TCP for ei, with timeouts done here by poll(2)
- * (EI_SCLBK_FLG_FULL_IMPL) so ei never select()s on a high fd. */
+/* socket_callbacks.c - TCP for ei, with timeouts done here by poll(2)
+ * (EI_SCLBK_FLG_FULL_IMPL) so ei never select()s on a high fd; with
+ * socket_callbacks_enable_tls, connections to a node (not to epmd) run
+ * inside TLS (transport_tls.c), as `phnode ctl` needs for a TLS node. */
 #include "ei_glue/socket_callbacks.h"
 
 #include "ei_glue/handshake_diag.h"
+#include "ei_glue/transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,7 +23,28 @@
 typedef struct tcp_ctx {
     int fd;
     int handshake_done;
+    int tls; /* this connection runs inside TLS */
 } tcp_ctx;
+
+static int use_tls;
+static char tls_error[160];
+
+void socket_callbacks_enable_tls(void)
+{
+    use_tls = 1;
+}
+
+const char *socket_callbacks_tls_error(void)
+{
+    return tls_error;
+}
+
+static int epmd_port(void)
+{
+    const char *env = getenv("ERL_EPMD_PORT");
+    int p = env ? atoi(env) : 0;
+    return p > 0 && p < 65536 ? p : 4369;
+}
 
 static int wait_fd(int fd, short events, unsigned tmo)
 {
@@ -34,6 +58,25 @@ static int wait_fd(int fd, short events, unsigned tmo)
     if (rc < 0)
         return errno;
     return rc == 0 ? ETIMEDOUT : 0;
+}
+
+/* The TLS client handshake on c's non-blocking socket, within tmo. */
+static int start_tls(tcp_ctx *c, unsigned tmo)
+{
+    if (tls_transport.attach(c->fd, 0, NULL, tls_error, sizeof tls_error) != 0)
+        return EPROTO;
+    c->tls = 1;
+    for (;;) {
+        int want_write = 0;
+        int r = tls_transport.secure(c->fd, &want_write, tls_error, sizeof tls_error);
+        if (r == 1)
+            return 0;
+        if (r < 0)
+            return EPROTO;
+        int rc = wait_fd(c->fd, want_write ? POLLOUT : POLLIN, tmo);
+        if (rc)
+            return rc;
+    }
 }
 
 static int cb_socket(void **ctx, void *setup_ctx)
@@ -55,7 +98,11 @@ static int cb_socket(void **ctx, void *setup_ctx)
 static int cb_close(void *ctx)
 {
     tcp_ctx *c = ctx;
-    int rc = close(c->fd) == 0 ? 0 : errno;
+    int rc = 0;
+    if (c->tls)
+        tls_transport.close(c->fd);
+    else
+        rc = close(c->fd) == 0 ? 0 : errno;
     free(c);
     return rc;
 }
@@ -114,6 +161,9 @@ static int cb_connect(void *ctx, void *addr, int len, unsigned tmo)
                 rc = errno;
         }
     }
+    const struct sockaddr_in *in = addr;
+    if (rc == 0 && use_tls && len >= (int)sizeof *in && ntohs(in->sin_port) != epmd_port())
+        rc = start_tls(c, tmo);
     if (fcntl(c->fd, F_SETFL, flags) < 0 && rc == 0)
         rc = errno;
     if (rc)
@@ -148,9 +198,14 @@ static int cb_write(void *ctx, const char *buf, ssize_t *len, unsigned tmo)
     if (rc)
         return rc;
     ssize_t n;
-    do {
-        n = send(c->fd, data, (size_t)*len, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    if (c->tls) {
+        struct iovec iov = {(void *)data, (size_t)*len};
+        n = tls_transport.writev(c->fd, &iov, 1);
+    } else {
+        do {
+            n = send(c->fd, data, (size_t)*len, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+    }
     if (n < 0)
         return errno;
     if (!c->handshake_done)
@@ -162,13 +217,17 @@ static int cb_write(void *ctx, const char *buf, ssize_t *len, unsigned tmo)
 static int cb_read(void *ctx, char *buf, ssize_t *len, unsigned tmo)
 {
     tcp_ctx *c = ctx;
-    int rc = wait_fd(c->fd, POLLIN, tmo);
+    int rc = c->tls && tls_transport.pending(c->fd) > 0 ? 0 : wait_fd(c->fd, POLLIN, tmo);
     if (rc)
         return rc;
     ssize_t n;
-    do {
-        n = recv(c->fd, buf, (size_t)*len, 0);
-    } while (n < 0 && errno == EINTR);
+    if (c->tls) {
+        n = tls_transport.read(c->fd, buf, (size_t)*len);
+    } else {
+        do {
+            n = recv(c->fd, buf, (size_t)*len, 0);
+        } while (n < 0 && errno == EINTR);
+    }
     if (n < 0)
         return errno;
     if (!c->handshake_done && n > 0)
@@ -179,8 +238,8 @@ static int cb_read(void *ctx, char *buf, ssize_t *len, unsigned tmo)
 
 static int cb_header_size(void *ctx, int *sz)
 {
-    (void)ctx;
-    *sz = HANDSHAKE_HEADER;
+    /* inet_tls_dist's handshake packets carry a 4-byte length */
+    *sz = ((tcp_ctx *)ctx)->tls ? 4 : HANDSHAKE_HEADER;
     return 0;
 }
 

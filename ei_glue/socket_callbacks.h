@@ -19,4 +19,10 @@
 
 extern ei_socket_callbacks tcp_socket_callbacks;
 
+/* Connections made from now on (except to epmd) run inside TLS; needs
+ * transport_tls_init. For `phnode ctl` against a node with TLS on. */
+void socket_callbacks_enable_tls(void);
+/* Why the last TLS handshake failed, or "". */
+const char *socket_callbacks_tls_error(void);
+
 #endif

@@ -333,6 +333,19 @@ defmodule PhNode.TlsTest do
     end
   end
 
+  test "phnode ctl reaches a TLS node with --tls-* flags, and not without", ctx do
+    unless ctx.skip do
+      n = start_tls(ctx.certs)
+      {cert, key} = ctx.certs.other
+      base = ["ctl", "-n", Atom.to_string(n.node), "--cookie", PhTest.cookie()]
+      tls = ["--tls-certfile", cert, "--tls-keyfile", key, "--tls-cacertfile", ctx.certs.ca]
+      {out, status} = PhTest.cmd(PhTest.phnode(), base ++ tls ++ ["ping"])
+      assert status == 0 and out =~ "pong from #{n.node}", out
+      {out, status} = PhTest.cmd(PhTest.phnode(), base ++ ["ping"])
+      assert status == 3, out
+    end
+  end
+
   test "bad TLS settings stop phnode with one clear message", ctx do
     unless ctx.skip do
       name = PhTest.node_atom(PhTest.unique_name("badtls"))
