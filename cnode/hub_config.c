@@ -29,7 +29,7 @@ static const struct {
     const char *field, *types[3];
 } strategies[] = {
     {"redundancy_strategy", {"singularity", "replication"}},
-    {"migration_strategy", {"cold_swap"}},
+    {"migration_strategy", {"cold_swap", "hot_swap"}},
     {"synchronization_strategy", {"pubsub", "gossip"}},
     {"partition_tolerance_strategy", {"divergence"}},
 };
@@ -358,6 +358,44 @@ static int read_sync(hub_config *c, json_t *v, char *err, size_t size)
     return 0;
 }
 
+/* migration_strategy: {"type": "cold_swap"} or {"type": "hot_swap",
+ * "retention": ms, "handover": bool, "confirm_handover": bool,
+ * "handover_data_wait": ms, "child_migration_timeout": ms} (the type was
+ * checked by check_strategy) */
+static int read_migration(hub_config *c, json_t *v, char *err, size_t size)
+{
+    static const char *const flags[] = {"handover", "confirm_handover"};
+    static const char *const times[] = {"retention", "handover_data_wait",
+                                        "child_migration_timeout"};
+    if (!v)
+        return 0;
+    c->hot_swap = strcmp(json_string_value(json_object_get(v, "type")), "hot_swap") == 0;
+    int *flag_out[] = {&c->handover, &c->confirm_handover};
+    unsigned *time_out[] = {&c->retention, &c->handover_data_wait, &c->child_migration_timeout};
+    char field[64];
+    for (int i = 0; i < 2; i++) {
+        json_t *f = json_object_get(v, flags[i]);
+        snprintf(field, sizeof field, "migration_strategy.%s", flags[i]);
+        if (f && (!c->hot_swap || !json_is_boolean(f)))
+            return fail(err, size, field,
+                        c->hot_swap ? "must be true or false" : "is an option of hot_swap only");
+        if (f)
+            *flag_out[i] = json_is_true(f);
+    }
+    for (int i = 0; i < 3; i++) {
+        json_t *t = json_object_get(v, times[i]);
+        snprintf(field, sizeof field, "migration_strategy.%s", times[i]);
+        if (t && (!c->hot_swap || !json_is_integer(t) || json_integer_value(t) < 1 ||
+                  json_integer_value(t) > 0x7fffffff))
+            return fail(err, size, field,
+                        c->hot_swap ? "must be an integer >= 1 (ms)"
+                                    : "is an option of hot_swap only");
+        if (t)
+            *time_out[i] = (unsigned)json_integer_value(t);
+    }
+    return 0;
+}
+
 int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size)
 {
     json_t *v = json_object_get(root, "hub_id");
@@ -413,6 +451,8 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
         c->beam_discovery = json_is_true(beam);
     }
     if (read_sync(c, json_object_get(root, "synchronization_strategy"), err, err_size) != 0)
+        return -1;
+    if (read_migration(c, json_object_get(root, "migration_strategy"), err, err_size) != 0)
         return -1;
     if (read_ms(root, "hubs_discover_interval", 1, &c->hubs_discover_interval, err, err_size) ||
         read_ms(root, "deadlock_recovery_timeout", 1, &c->deadlock_recovery_timeout, err,

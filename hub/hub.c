@@ -9,6 +9,7 @@
  * (the worker's init runs inline) that this is also the fast way.
  */
 #include "hub/hub_internal.h"
+#include "strategies/migration/migration_ops.h"
 
 static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg);
 static const char *request_kind(ph_term t, char *out);
@@ -74,6 +75,21 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_LEAVE_DONE:
         if (h->leaving)
             leave_confirmed(h, m->pid.node);
+        return;
+    case HM_LEAVING:
+        /* It moves its children to their owners before it leaves (hot_swap):
+         * nothing is placed on it from now on, and nothing of its is taken
+         * over until it says leave. */
+        e = membership_find(&h->members, m->pid.node);
+        if (e && ph_pid_equal(e->hub, m->pid)) {
+            LOG_I("hub", "%s: %s is leaving and hands its children over", h->cfg.hub_id,
+                  atom_text(e->node));
+            strategy_node_removed(h, e->node);
+        }
+        return;
+    case HM_RETENTION_OVER:
+        if (h->migration->retention_over)
+            h->migration->retention_over(h, ctx, &m->ref);
         return;
     case HM_REGISTERED:
     case HM_UNREGISTERED:
@@ -177,6 +193,14 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     }
     if (ph_match(msg, "{rex, _}") == 1)
         return PH_OK; /* results of M/F/A hook handlers */
+    ph_term cid;
+    if (ph_match(msg, "{process_hub, retention_handled, ~t}", &cid) == 1 ||
+        ph_match(msg, "{process_hub, handover_confirmed, ~t}", &cid) == 1) {
+        if (h->migration->worker_message)
+            h->migration->worker_message(h, ctx, cid,
+                                         ph_match(msg, "{_, handover_confirmed, _}") == 1);
+        return PH_OK;
+    }
     ph_term tag, seen;
     ph_ref tag_ref;
     if (ph_match(msg, "{~t, ~t}", &tag, &seen) == 1 && ph_decode_ref(tag, &tag_ref) == 0) {
@@ -461,6 +485,9 @@ int hub_config_defaults(hub_config *c)
     c->sync_interval = 15000;
     c->beam_discovery = 1;
     c->replication_factor = 1;
+    c->retention = 5000;
+    c->handover_data_wait = 3000;
+    c->child_migration_timeout = 10000;
     strcpy(c->distribution_type, "consistent_hashing");
     if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0 ||
         ph_buf_init(&c->seeds) != 0 || ph_buf_init(&c->distribution) != 0)

@@ -40,6 +40,14 @@ typedef struct hub_config {
     int active_passive;     /* replication_model == active_passive */
     int redundancy_signal;  /* a hub_signal: which roles each replica is told */
     int beam_discovery;     /* ask connected BEAM nodes which hidden nodes they see */
+    /* migration_strategy: cold_swap (hot_swap 0) or hot_swap and its
+     * options, as %HotSwap{} (times in ms) */
+    int hot_swap;
+    int handover;                     /* hand the state over (ProcessHub's default: false) */
+    int confirm_handover;             /* the new copies confirm; the old ones stop then */
+    unsigned retention;               /* how long an old copy waits for its handover */
+    unsigned handover_data_wait;      /* how long a new copy (or a leaving hub) waits for a state */
+    unsigned child_migration_timeout; /* how long a move waits for the new owner's start */
 } hub_config;
 
 /* Defaults of %ProcessHub{}, hub_id my_hub and no static children. */

@@ -152,6 +152,12 @@ typedef struct hub {
      * on first use by sync_strategy(). */
     const struct sync_ops *sync;
     void *sync_state;
+    /* The migration strategy (strategies/migration/), and the number of
+     * the next move. leave_after_moves: a graceful leave waits for the
+     * moves in flight before it tells the members. */
+    const struct migration_ops *migration;
+    uint32_t move_seq;
+    int leave_after_moves;
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -160,8 +166,15 @@ typedef struct move {
     struct move *next;
     ph_ref id;
     uint32_t target;
-    int n;       /* children in it */
-    ph_buf cids; /* [Cid]: what to undo there if the answer comes too late */
+    uint32_t seq; /* names it in the moving set's rows (hot_swap) */
+    int n;        /* children in it */
+    ph_buf cids;  /* [Cid]: what to undo there if the answer comes too late */
+    /* Once answered: the old copies to stop here when the strategy is
+     * done with them; under hot_swap, while they hand their state over
+     * (handing_over), the worker messages still expected. */
+    elist stop;
+    int handing_over;
+    int awaiting;
 } move;
 
 /* An awaitable start whose children were placed on other members too. */
@@ -201,6 +214,7 @@ typedef struct start_opts {
     int has_ring;  /* the placing node's ring digest came along: */
     long ring;     /* when it equals ours, nothing needs forwarding */
     int want_post; /* post-start hooks are registered: build their data */
+    long handover_wait; /* a move under hot_swap: each new copy waits this long for its state */
     long timeout;
     ph_term metadata;
     ph_term all; /* the options as given */
@@ -382,8 +396,11 @@ int group_add(hub *h, ph_ctx *ctx, move_group *groups, int *n_groups, const memb
 void groups_flush(hub *h, ph_ctx *ctx, move_group *groups, int n_groups, int is_move);
 move *move_take(hub *h, const ph_ref *id);
 void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result);
-void moves_drop_node(hub *h, uint32_t node);
+void moves_drop_node(hub *h, ph_ctx *ctx, uint32_t node);
 void move_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref);
+move *move_find(hub *h, const ph_ref *id);
+void move_finish(hub *h, ph_ctx *ctx, move *mv);
+void moves_settled(hub *h, ph_ctx *ctx);
 
 /* reconcile.c */
 void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
@@ -393,6 +410,7 @@ void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
 enum reconcile_fill { FILL_ORPHANS, FILL_SHORT, FILL_CONFIRMED };
 void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill);
 void adopt_orphans(hub *h, ph_ctx *ctx);
+int move_all_away(hub *h, ph_ctx *ctx);
 void failover(hub *h, ph_ctx *ctx, uint32_t gone);
 
 /* api.c */
@@ -415,12 +433,14 @@ int strategy_query(hub *h, ph_buf *reply);
 void signal_role(hub *h, ph_ctx *ctx, const reg_row *row, ph_pid pid);
 void signal_roles(hub *h, ph_ctx *ctx);
 const struct sync_ops *sync_strategy(hub *h);
+const struct migration_ops *migration_strategy(const hub_config *cfg);
 void sync_strategy_free(hub *h);
 
 /* leave.c */
 int leave_init(void);
 void leave_confirmed(hub *h, uint32_t node);
 void begin_leave(hub *h, ph_ctx *ctx);
+void leave_announce(hub *h, ph_ctx *ctx);
 
 #pragma GCC visibility pop
 

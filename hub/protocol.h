@@ -17,6 +17,7 @@ typedef enum hub_msg_kind {
     HM_WELCOME,
     HM_LEAVE,
     HM_LEAVE_DONE,
+    HM_LEAVING,
     /* {'$ph_hub', Kind, Node, List} */
     HM_REGISTERED,
     HM_UNREGISTERED,
@@ -41,6 +42,7 @@ typedef enum hub_msg_kind {
     /* timers: {'$ph_hub', Kind, Ref} */
     HM_MOVE_TIMEOUT,
     HM_START_TIMEOUT,
+    HM_RETENTION_OVER,
     /* timer: {'$ph_hub', reconcile, Due} */
     HM_RECONCILE,
     /* timers and signals: {'$ph_hub', Kind} */

@@ -100,6 +100,50 @@ static void note_short(hub *h, const reg_row *row)
         LOG_W("hub", "%s: out of memory noting a missing replica", h->cfg.hub_id);
 }
 
+/* A copy here (pid) whose node is none of the owners: it goes to an owner
+ * that has none yet (one that has one answers so, and ours stops).
+ * Returns 1 when it joined a move. */
+static int move_misplaced(hub *h, ph_ctx *ctx, move_group *groups, int *n_groups,
+                          const reg_row *row, ph_pid pid, const uint32_t *owners, int k)
+{
+    uint32_t to = owners[0];
+    for (int j = k - 1; j >= 0; j--) {
+        int has = 0;
+        for (uint16_t x = 0; x < row->n_nodes && !has; x++)
+            has = row->nodes[x].node == owners[j];
+        if (!has)
+            to = owners[j];
+    }
+    member *m = membership_find(&h->members, to);
+    child *c = m ? child_find(h, pid, NULL) : NULL;
+    if (!c || c->stopping || moving_target(h, row->data, row->key_len) != ATOM_NONE)
+        return 0;
+    if (group_add(h, ctx, groups, n_groups, m, row, 1) != 0) {
+        LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
+        return 0;
+    }
+    return 1;
+}
+
+/* A graceful leave with handover: every child here moves to its owner in
+ * the ring without this node. Returns how many move. */
+int move_all_away(hub *h, ph_ctx *ctx)
+{
+    uint32_t i = 0, owners[MAX_REPLICAS];
+    reg_row *row;
+    ph_pid pid;
+    move_group groups[MOVE_GROUPS];
+    int n_groups = 0, moving = 0;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        int k;
+        if (row_local_pid(h, row, &pid) &&
+            (k = hub_owners(h, reg_row_key(row), owners, MAX_REPLICAS)) > 0)
+            moving += move_misplaced(h, ctx, groups, &n_groups, row, pid, owners, k);
+    }
+    groups_flush(h, ctx, groups, n_groups, 1);
+    return moving;
+}
+
 /* The rule above, applied to the whole registry once. */
 void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
 {
@@ -148,27 +192,8 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
             }
             continue;
         }
-        if (mine)
-            continue;
-        /* A copy here that no owner of ours is: it goes to an owner that
-         * has none yet (one that has one answers so, and ours stops). */
-        uint32_t to = owners[0];
-        for (int j = k - 1; j >= 0; j--) {
-            int has = 0;
-            for (uint16_t x = 0; x < row->n_nodes && !has; x++)
-                has = row->nodes[x].node == owners[j];
-            if (!has)
-                to = owners[j];
-        }
-        member *m = membership_find(&h->members, to);
-        child *c = m ? child_find(h, pid, NULL) : NULL;
-        if (!c || c->stopping || moving_target(h, row->data, row->key_len) != ATOM_NONE)
-            continue;
-        if (group_add(h, ctx, groups, &n_groups, m, row, 1) != 0) {
-            LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
-            continue;
-        }
-        moving++;
+        if (!mine)
+            moving += move_misplaced(h, ctx, groups, &n_groups, row, pid, owners, k);
     }
     groups_flush(h, ctx, groups, n_groups, 1);
     if (moving)

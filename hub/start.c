@@ -30,6 +30,8 @@ int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             ok = ph_match(v, "~B", &o->forwarded) == 1;
         else if (ok && strcmp(key, "handoff") == 0)
             ok = ph_match(v, "~B", &o->handoff) == 1;
+        else if (ok && strcmp(key, "handover") == 0)
+            ok = ph_match(v, "~i", &o->handover_wait) == 1 && o->handover_wait >= 0;
         else if (ok && strcmp(key, "ring") == 0)
             ok = o->has_ring = ph_match(v, "~i", &o->ring) == 1;
         else if (ok && strcmp(key, "timeout") == 0)
@@ -130,12 +132,28 @@ void note_failed(hub *h, const start_opts *o, start_result *r, ph_term id, ph_te
     elist_add(&r->post, "{~t, {error, ~t}, nil, [~a]}", id, reason, node);
 }
 
+/* A child moving here under hot_swap waits for the state of its old copy
+ * before it serves (hub/runtime/handover.h). */
+static void send_handover_await(hub *h, ph_ctx *ctx, ph_term id, ph_pid pid, long ms)
+{
+    ph_buf msg;
+    if (ph_buf_init(&msg) != 0)
+        return;
+    if (ph_build(&msg, "{'$ph_handover', await, ~t, ~i}", id, ms) != 0 ||
+        ph_send(ctx, pid, ph_buf_term(&msg)) != 0)
+        LOG_W("hub", "%s: a child moving here could not be told to wait for its state",
+              h->cfg.hub_id);
+    ph_buf_free(&msg);
+}
+
 /* A child started and its row is in the registry: hooks, sync, result. */
 void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg_row *row,
                   ph_term id, ph_pid pid)
 {
     const char *node = atom_text(h->self_node);
     metric_inc(o->handoff ? &hm_migrations_in : &hm_starts);
+    if (o->handover_wait > 0) /* first in its mailbox: nobody else knows its pid yet */
+        send_handover_await(h, ctx, id, pid, o->handover_wait);
     if (!o->handoff)
         tomb_clear(h, row->data, row->key_len); /* started again since its stop */
     fire_insert(h, ctx, row);

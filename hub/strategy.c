@@ -7,6 +7,7 @@
 
 #include "strategies/distribution/guided.h"
 #include "strategies/distribution/load_balancer.h"
+#include "strategies/migration/migration_ops.h"
 #include "strategies/synchronization/sync_ops.h"
 #include "strategies/redundancy/replication.h"
 
@@ -152,6 +153,7 @@ int strategies_init(hub *h, const hub_config *cfg, char *err, size_t err_size)
     h->dist_state = state;
     h->dist_ext = ext;
     h->dist_joined = ATOM_NONE;
+    h->migration = migration_strategy(cfg);
     return strategy_node_added(h, h->self_node);
 }
 
@@ -471,4 +473,13 @@ void sync_strategy_free(hub *h)
         h->sync->free(h);
     h->sync = NULL;
     h->sync_state = NULL;
+}
+
+/* --- migration ------------------------------------------------------------- */
+
+/* The migration strategy of the config's "type" (hub_config.c accepted
+ * only cold_swap and hot_swap). */
+const migration_ops *migration_strategy(const hub_config *cfg)
+{
+    return cfg->hot_swap ? &hot_swap_migration : &cold_swap_migration;
 }
