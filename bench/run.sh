@@ -80,6 +80,12 @@ done
 ROUNDS="$ROUNDS" elixir --name "benchrepl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/replication.exs \
   "$(IFS=,; echo "${RF1[*]}")" "$(IFS=,; echo "${RF3[*]}")" | tee -a "$OUT"
 
+echo "== migration: hot_swap vs cold_swap, a join with 30k counters and a graceful leave with 40k"
+mkdir -p "$TMP/migpids"
+ROUNDS="$ROUNDS" elixir --name "benchmig_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/migration.exs \
+  "$BUILD/phnode" "$COOKIE" "$SUFFIX" "$TMP/migpids" "$TMP" | tee -a "$OUT"
+for f in "$TMP"/migpids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
+
 echo "== synchronization: gossip vs pubsub, 6 phnodes each"
 BUILD="$BUILD" ROUNDS="$ROUNDS" bash bench/sync.sh | tee -a "$OUT"
 
