@@ -125,6 +125,35 @@ static int move_misplaced(hub *h, ph_ctx *ctx, move_group *groups, int *n_groups
     return 1;
 }
 
+/* The members changed and a row with a copy here lacks replicas: each
+ * owner without a copy that is a member is sent one (started there; our
+ * copy stays). Only the first owner with a copy sends, so a newcomer gets
+ * its replicas at once even when it joined before it had the rows (it
+ * then starts nothing itself); one that has a copy already answers so.
+ * Returns how many were sent. */
+static int push_replicas(hub *h, ph_ctx *ctx, move_group *pushes, int *n_pushes, const reg_row *row,
+                         const uint32_t *owners, int k)
+{
+    int sent = 0, first = 1;
+    for (int j = 0; j < k && first; j++)
+        for (uint16_t x = 0; x < row->n_nodes; x++)
+            if (row->nodes[x].node == owners[j]) {
+                if (owners[j] != h->self_node)
+                    return 0; /* an owner before us has a copy: it sends */
+                first = 0;
+                break;
+            }
+    for (int j = 0; j < k; j++) {
+        int has = 0;
+        for (uint16_t x = 0; x < row->n_nodes && !has; x++)
+            has = row->nodes[x].node == owners[j];
+        member *m = has ? NULL : membership_find(&h->members, owners[j]);
+        if (m && group_add(h, ctx, pushes, n_pushes, m, row, 0) == 0)
+            sent++;
+    }
+    return sent;
+}
+
 /* A graceful leave with handover: every child here moves to its owner in
  * the ring without this node. Returns how many move. */
 int move_all_away(hub *h, ph_ctx *ctx)
@@ -151,8 +180,8 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
     reg_row *row;
     ph_pid pid;
     elist specs, metas, lost;
-    move_group groups[MOVE_GROUPS];
-    int n_groups = 0, moving = 0, orphans_elsewhere = 0;
+    move_group groups[MOVE_GROUPS], pushes[MOVE_GROUPS];
+    int n_groups = 0, moving = 0, orphans_elsewhere = 0, n_pushes = 0, pushed = 0;
     if (h->leaving)
         return;
     if (elist_init(&specs) != 0 || elist_init(&metas) != 0 || elist_init(&lost) != 0) {
@@ -194,10 +223,16 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
         }
         if (!mine)
             moving += move_misplaced(h, ctx, groups, &n_groups, row, pid, owners, k);
+        else if (fill == FILL_SHORT && row->n_nodes < k)
+            pushed += push_replicas(h, ctx, pushes, &n_pushes, row, owners, k);
     }
     groups_flush(h, ctx, groups, n_groups, 1);
+    groups_flush(h, ctx, pushes, n_pushes, 0);
     if (moving)
         LOG_I("hub", "%s: %d child(ren) move to their owners", h->cfg.hub_id, moving);
+    if (pushed)
+        LOG_I("hub", "%s: %d missing replica(s) started on their new owners", h->cfg.hub_id,
+              pushed);
     if (specs.n)
         start_owed(h, ctx, &specs, &metas);
     if (lost.n && forget_orphans_everywhere(h, ctx, &lost))

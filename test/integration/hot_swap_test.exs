@@ -208,6 +208,24 @@ defmodule PhNode.HotSwapTest do
     assert PhTest.log(b) =~ "hand their state to their new owners"
   end
 
+  test "a worker without handover callbacks moves as a cold start, the others keep their state" do
+    cfg = hot()
+    [a | _] = nodes = cluster(cfg, 2)
+    ids = ids(400)
+    echoes = for i <- 1..200, do: "e#{i}"
+    start_awaited(a, counters(ids) ++ for(id <- echoes, do: %{id: id, start: {:echo, :start_link, []}}))
+    assert_settled(nodes, ids ++ echoes)
+    give_values(a, ids)
+    c = join(cfg, a)
+    wait_members(nodes ++ [c])
+    check = fn id, pid -> String.starts_with?(id, "e") or counter_ok(id, pid) end
+    assert_settled(nodes ++ [c], ids ++ echoes, check)
+    logs = Enum.map_join(nodes, &PhTest.log/1)
+    assert logs =~ "the state cannot be handed over (no prepare_handover_state)"
+    # the new copies did not wait out handover_data_wait for a state that never comes
+    refute PhTest.log(c) =~ "no state within"
+  end
+
   test "handover false: the old copies stop after a join (ProcessHub leaves them running)" do
     cfg = config(~s({"migration_strategy": {"type": "hot_swap", "handover": false}}))
     [a | _] = nodes = cluster(cfg, 2)
