@@ -46,6 +46,7 @@ void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     strategy_node_removed(h, node);
     pending_node_gone(h, ctx, node);
     moves_drop_node(h, node);
+    partition_member_left(h, ctx, node);
     fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodedown", node);
     failover(h, ctx, node);
     fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodedown", node);
@@ -75,6 +76,7 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
         metric_inc(&hm_redistributions);
         fire_node_hook(h, ctx, "pre_cluster_join_hook", from.node);
         strategy_node_added(h, from.node);
+        partition_member_joined(h, ctx, from.node);
         joined = 1;
     }
     /* welcome first: the newcomer accepts our rows only from a member */

@@ -281,6 +281,11 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         ph_stop_reasonf(ctx, "bad_distribution_strategy");
         goto fail;
     }
+    if (partition_init(h, why, sizeof why) != 0) {
+        LOG_E("hub", "%s: partition_tolerance_strategy: %s", h->cfg.hub_id, why);
+        ph_stop_reasonf(ctx, "bad_partition_tolerance_strategy");
+        goto fail;
+    }
     if (ph_buf_init(&h->key_scratch) != 0 || ph_buf_init(&h->start_key) != 0 ||
         ph_buf_init(&h->start_reason) != 0 || ph_buf_init(&h->start_pid) != 0 ||
         elist_init(&h->sync_registered) != 0 || elist_init(&h->sync_unregistered) != 0) {
@@ -347,6 +352,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     return PH_OK;
 fail:
     strategies_free(h);
+    partition_free(h);
     ph_buf_free(&h->key_scratch);
     ph_buf_free(&h->start_key);
     ph_buf_free(&h->start_reason);
@@ -408,6 +414,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     elist_free(&h->sync_registered);
     elist_free(&h->sync_unregistered);
     strategies_free(h);
+    partition_free(h);
     sync_strategy_free(h);
     ph_buf_free(&h->key_scratch);
     ph_buf_free(&h->start_key);

@@ -152,6 +152,9 @@ typedef struct hub {
      * on first use by sync_strategy(). */
     const struct sync_ops *sync;
     void *sync_state;
+    /* The partition tolerance strategy (strategies/partition/, partition.c). */
+    const struct partition_ops *part;
+    void *part_state;
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -416,6 +419,12 @@ void signal_role(hub *h, ph_ctx *ctx, const reg_row *row, ph_pid pid);
 void signal_roles(hub *h, ph_ctx *ctx);
 const struct sync_ops *sync_strategy(hub *h);
 void sync_strategy_free(hub *h);
+
+/* partition.c */
+int partition_init(hub *h, char *err, size_t err_size);
+void partition_free(hub *h);
+void partition_member_left(hub *h, ph_ctx *ctx, uint32_t node);
+void partition_member_joined(hub *h, ph_ctx *ctx, uint32_t node);
 
 /* leave.c */
 int leave_init(void);
