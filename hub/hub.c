@@ -94,7 +94,10 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
             stop_batch(h, ctx, m->list, NULL, m->kind == HM_UNDO_MOVE ? STOP_HERE : STOP_REMOTE);
         return;
     case HM_START:
-        handle_remote_start(h, ctx, m->id, m->pid, m->list, m->opts);
+        if (h->partitioned)
+            partition_refuse_start(h, ctx, m);
+        else
+            handle_remote_start(h, ctx, m->id, m->pid, m->list, m->opts);
         return;
     case HM_START_RESULT:
         start_answered(h, ctx, m);
@@ -114,6 +117,11 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         reconcile(h, ctx, FILL_ORPHANS);
         return;
     case HM_REPAIR_TICK:
+        if (h->partitioned) { /* ProcessHub skips the interval sync while partitioned */
+            send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', ~a}",
+                            hub_msg_name(HM_REPAIR_TICK));
+            return;
+        }
         metric_inc(&hm_sync_repairs);
         send_repair(h, ctx);
         tombs_prune(h);
@@ -147,6 +155,9 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_LB_SCORES:
     case HM_LB_TICK:
         strategy_message(h, ctx, m);
+        return;
+    case HM_PARTITION_LOG:
+        partition_message(h, ctx, m);
         return;
     case HM_COUNT:
         return;
@@ -348,6 +359,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         ph_buf_free(&result);
         ph_buf_free(&none);
     }
+    partition_start(h, ctx); /* startup_confirm: below the quorum already */
     /* The first announcement waits for hub_network_ready(). */
     return PH_OK;
 fail:
@@ -468,6 +480,10 @@ int hub_config_defaults(hub_config *c)
     c->sync_interval = 15000;
     c->beam_discovery = 1;
     c->replication_factor = 1;
+    strcpy(c->partition_type, "divergence");
+    c->threshold_time = 30;
+    c->initial_cluster_size = 1;
+    c->track_max_size = 1;
     strcpy(c->distribution_type, "consistent_hashing");
     if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0 ||
         ph_buf_init(&c->seeds) != 0 || ph_buf_init(&c->distribution) != 0)

@@ -40,6 +40,14 @@ typedef struct hub_config {
     int active_passive;     /* replication_model == active_passive */
     int redundancy_signal;  /* a hub_signal: which roles each replica is told */
     int beam_discovery;     /* ask connected BEAM nodes which hidden nodes they see */
+    /* partition_tolerance_strategy (docs/strategies.md): "type" ("" means
+     * divergence) and the options of the quorum strategies */
+    char partition_type[24];
+    long quorum_size;              /* static_quorum: nodes; dynamic_quorum: percent */
+    int startup_confirm;           /* static_quorum */
+    unsigned threshold_time;       /* dynamic_quorum, seconds (default 30) */
+    unsigned initial_cluster_size; /* majority_quorum (default 1) */
+    int track_max_size;            /* majority_quorum (default true) */
 } hub_config;
 
 /* Defaults of %ProcessHub{}, hub_id my_hub and no static children. */
