@@ -152,10 +152,11 @@ void partition_member_joined(hub *h, ph_ctx *ctx, uint32_t node)
         heal(h, ctx);
 }
 
+/* A member's partition_log. It may come before the welcome that makes its
+ * sender a member here (the sender sends it while it handles our hello):
+ * taken from any hub of this hub_id. */
 void partition_message(hub *h, ph_ctx *ctx, const hub_msg *m)
 {
-    if (!membership_find(&h->members, m->node))
-        return;
     if (!h->part->message) {
         LOG_D("hub", "%s: a partition_log from %s, not used by %s; dropped", h->cfg.hub_id,
               atom_text(m->node), h->part->type);

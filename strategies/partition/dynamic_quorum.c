@@ -90,6 +90,8 @@ static int dq_left(hub *h, uint32_t node)
     memmove(s->log + 1, s->log, (size_t)s->n * sizeof *s->log);
     s->log[0] = (dq_entry){node, now_s()};
     s->n++;
+    LOG_I("hub", "%s: dynamic_quorum: %d node(s) up, %d down lately", h->cfg.hub_id,
+          h->members.n + 1, s->n);
     return failing(h, s);
 }
 
@@ -153,6 +155,8 @@ static void dq_message(hub *h, ph_ctx *ctx, uint32_t from, ph_term data)
     s->log = log;
     s->n = k;
     s->cap = n;
+    LOG_I("hub", "%s: dynamic_quorum: took %s's down-log (%d node(s) down lately)", h->cfg.hub_id,
+          atom_text(from), k);
 }
 
 static int dq_describe(hub *h, ph_buf *out)
