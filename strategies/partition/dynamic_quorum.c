@@ -99,8 +99,7 @@ static int encode_log(const dq_state *s, ph_buf *out)
 {
     int rc = s->n ? ei_x_encode_list_header(out, s->n) : 0;
     for (int i = 0; i < s->n && rc == 0; i++)
-        rc = ei_x_encode_tuple_header(out, 2) ||
-             ei_x_encode_atom(out, atom_text(s->log[i].node)) ||
+        rc = ei_x_encode_tuple_header(out, 2) || ei_x_encode_atom(out, atom_text(s->log[i].node)) ||
              ei_x_encode_longlong(out, s->log[i].at);
     return rc == 0 && ei_x_encode_empty_list(out) == 0 ? 0 : -1;
 }
