@@ -31,7 +31,6 @@ static const struct {
     {"redundancy_strategy", {"singularity", "replication"}},
     {"migration_strategy", {"cold_swap", "hot_swap"}},
     {"synchronization_strategy", {"pubsub", "gossip"}},
-    {"partition_tolerance_strategy", {"divergence"}},
 };
 
 int hub_config_is_field(const char *key)
@@ -396,6 +395,101 @@ static int read_migration(hub_config *c, json_t *v, char *err, size_t size)
     return 0;
 }
 
+/* An integer option of a partition strategy within [min, max]. */
+static int read_int(json_t *v, const char *field, long min, long max, long *out, char *err,
+                    size_t size)
+{
+    char problem[96];
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        snprintf(problem, sizeof problem, "must be an integer from %ld to %ld", min, max);
+        return fail(err, size, field, problem);
+    }
+    *out = (long)json_integer_value(v);
+    return 0;
+}
+
+/* partition_tolerance_strategy: {"type": "divergence"}, {"type":
+ * "static_quorum", "quorum_size": N, "startup_confirm": bool}, {"type":
+ * "dynamic_quorum", "quorum_size": percent, "threshold_time": s}, {"type":
+ * "majority_quorum", "initial_cluster_size": N, "track_max_size": bool} */
+static int read_partition(hub_config *c, json_t *v, char *err, size_t size)
+{
+    static const struct {
+        const char *type, *options[3];
+    } known[] = {
+        {"divergence", {NULL}},
+        {"static_quorum", {"quorum_size", "startup_confirm", NULL}},
+        {"dynamic_quorum", {"quorum_size", "threshold_time", NULL}},
+        {"majority_quorum", {"initial_cluster_size", "track_max_size", NULL}},
+    };
+    const char *f = "partition_tolerance_strategy";
+    if (!v)
+        return 0;
+    json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
+    if (!json_is_string(t))
+        return fail(err, size, f, "must be an object with a \"type\"");
+    int k = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(json_string_value(t), known[i].type) == 0)
+            k = i;
+    if (k < 0)
+        return fail(err, size, f,
+                    "type must be \"divergence\", \"static_quorum\", \"dynamic_quorum\" or "
+                    "\"majority_quorum\"");
+    const char *key;
+    json_t *o;
+    char field[160];
+    json_object_foreach(v, key, o)
+    {
+        int ok = strcmp(key, "type") == 0;
+        for (int j = 0; j < 3 && known[k].options[j] && !ok; j++)
+            ok = strcmp(key, known[k].options[j]) == 0;
+        if (!ok) {
+            snprintf(field, sizeof field, "%s.%s", f, key);
+            return fail(err, size, field, "is not an option of this type");
+        }
+    }
+    snprintf(c->partition_type, sizeof c->partition_type, "%s", known[k].type);
+    long n;
+    json_t *q = json_object_get(v, "quorum_size");
+    if (k == 1 || k == 2) {
+        if (!q)
+            return fail(err, size, "partition_tolerance_strategy.quorum_size",
+                        k == 1 ? "missing (the number of nodes)" : "missing (a percentage)");
+        if (read_int(q, "partition_tolerance_strategy.quorum_size", 1, k == 1 ? 100000 : 100, &n,
+                     err, size) != 0)
+            return -1;
+        c->quorum_size = n;
+    }
+    json_t *b = json_object_get(v, k == 1 ? "startup_confirm" : "track_max_size");
+    if ((k == 1 || k == 3) && b) {
+        if (!json_is_boolean(b))
+            return fail(err, size,
+                        k == 1 ? "partition_tolerance_strategy.startup_confirm"
+                               : "partition_tolerance_strategy.track_max_size",
+                        "must be true or false");
+        if (k == 1)
+            c->startup_confirm = json_is_true(b);
+        else
+            c->track_max_size = json_is_true(b);
+    }
+    json_t *tt = json_object_get(v, "threshold_time");
+    if (k == 2 && tt) {
+        if (read_int(tt, "partition_tolerance_strategy.threshold_time", 0, 0x7fffffff, &n, err,
+                     size) != 0)
+            return -1;
+        c->threshold_time = (unsigned)n;
+    }
+    json_t *ic = json_object_get(v, "initial_cluster_size");
+    if (k == 3 && ic) {
+        if (read_int(ic, "partition_tolerance_strategy.initial_cluster_size", 1, 100000, &n, err,
+                     size) != 0)
+            return -1;
+        c->initial_cluster_size = (unsigned)n;
+    }
+    return 0;
+}
+
 int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size)
 {
     json_t *v = json_object_get(root, "hub_id");
@@ -426,6 +520,9 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
     }
     v = json_object_get(root, "hooks");
     if (v && encode_hooks(&c->hooks, v, err, err_size) != 0)
+        return -1;
+    if (read_partition(c, json_object_get(root, "partition_tolerance_strategy"), err, err_size) !=
+        0)
         return -1;
     for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++)
         if (check_strategy(root, strategies[i].field, strategies[i].types, err, err_size) != 0)

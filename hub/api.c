@@ -15,6 +15,10 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
 {
     start_opts o;
     list_walk lw;
+    if (h->partitioned) {
+        ph_build(reply, "{error, partitioned}");
+        return PH_REPLY;
+    }
     int n = ph_term_type(list, NULL) == ERL_LIST_EXT ? list_begin(&lw, list) : -1;
     if (n > 0 && h->dist->children_init && ph_term_type(opts_term, NULL) == ERL_LIST_EXT) {
         /* the strategy's own errors first (Guided: ProcessHub's) */
@@ -56,6 +60,10 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
 {
     start_opts o;
     ph_iter it;
+    if (h->partitioned) {
+        ph_build(reply, "{error, partitioned}");
+        return PH_REPLY;
+    }
     if (parse_opts(opts_term, &o, reply) != 0)
         return PH_REPLY;
     if (ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT ||
@@ -186,8 +194,8 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
     }
     if (ph_match(req, "is_alive") == 1)
         return ph_build(reply, "true") == 0 ? PH_REPLY : PH_NOREPLY;
-    if (ph_match(req, "is_locked") == 1 || ph_match(req, "is_partitioned") == 1)
-        return ph_build(reply, "false") == 0 ? PH_REPLY : PH_NOREPLY;
+    if (partition_request(h, ctx, req, reply) == 0)
+        return PH_REPLY;
     if (ph_match(req, "{register_hook_handlers, ~a, ~t}", key, &a) == 1) {
         int rc = hooks_register_terms(h->hooks, key, a, ph_from_pid(from).node);
         if (rc == 0)

@@ -110,7 +110,10 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
             stop_batch(h, ctx, m->list, NULL, m->kind == HM_UNDO_MOVE ? STOP_HERE : STOP_REMOTE);
         return;
     case HM_START:
-        handle_remote_start(h, ctx, m->id, m->pid, m->list, m->opts);
+        if (h->partitioned)
+            partition_refuse_start(h, ctx, m);
+        else
+            handle_remote_start(h, ctx, m->id, m->pid, m->list, m->opts);
         return;
     case HM_START_RESULT:
         start_answered(h, ctx, m);
@@ -130,6 +133,11 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         reconcile(h, ctx, FILL_ORPHANS);
         return;
     case HM_REPAIR_TICK:
+        if (h->partitioned) { /* ProcessHub skips the interval sync while partitioned */
+            send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', ~a}",
+                            hub_msg_name(HM_REPAIR_TICK));
+            return;
+        }
         metric_inc(&hm_sync_repairs);
         send_repair(h, ctx);
         tombs_prune(h);
@@ -163,6 +171,9 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_LB_SCORES:
     case HM_LB_TICK:
         strategy_message(h, ctx, m);
+        return;
+    case HM_PARTITION_LOG:
+        partition_message(h, ctx, m);
         return;
     case HM_COUNT:
         return;
@@ -305,6 +316,11 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         ph_stop_reasonf(ctx, "bad_distribution_strategy");
         goto fail;
     }
+    if (partition_init(h, why, sizeof why) != 0) {
+        LOG_E("hub", "%s: partition_tolerance_strategy: %s", h->cfg.hub_id, why);
+        ph_stop_reasonf(ctx, "bad_partition_tolerance_strategy");
+        goto fail;
+    }
     if (ph_buf_init(&h->key_scratch) != 0 || ph_buf_init(&h->start_key) != 0 ||
         ph_buf_init(&h->start_reason) != 0 || ph_buf_init(&h->start_pid) != 0 ||
         elist_init(&h->sync_registered) != 0 || elist_init(&h->sync_unregistered) != 0) {
@@ -367,10 +383,12 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         ph_buf_free(&result);
         ph_buf_free(&none);
     }
+    partition_start(h, ctx); /* startup_confirm: below the quorum already */
     /* The first announcement waits for hub_network_ready(). */
     return PH_OK;
 fail:
     strategies_free(h);
+    partition_free(h);
     ph_buf_free(&h->key_scratch);
     ph_buf_free(&h->start_key);
     ph_buf_free(&h->start_reason);
@@ -432,6 +450,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     elist_free(&h->sync_registered);
     elist_free(&h->sync_unregistered);
     strategies_free(h);
+    partition_free(h);
     sync_strategy_free(h);
     ph_buf_free(&h->key_scratch);
     ph_buf_free(&h->start_key);
@@ -488,6 +507,10 @@ int hub_config_defaults(hub_config *c)
     c->retention = 5000;
     c->handover_data_wait = 3000;
     c->child_migration_timeout = 10000;
+    strcpy(c->partition_type, "divergence");
+    c->threshold_time = 30;
+    c->initial_cluster_size = 1;
+    c->track_max_size = 1;
     strcpy(c->distribution_type, "consistent_hashing");
     if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0 ||
         ph_buf_init(&c->seeds) != 0 || ph_buf_init(&c->distribution) != 0)

@@ -48,6 +48,14 @@ typedef struct hub_config {
     unsigned retention;               /* how long an old copy waits for its handover */
     unsigned handover_data_wait;      /* how long a new copy (or a leaving hub) waits for a state */
     unsigned child_migration_timeout; /* how long a move waits for the new owner's start */
+    /* partition_tolerance_strategy (docs/strategies.md): "type" ("" means
+     * divergence) and the options of the quorum strategies */
+    char partition_type[24];
+    long quorum_size;              /* static_quorum: nodes; dynamic_quorum: percent */
+    int startup_confirm;           /* static_quorum */
+    unsigned threshold_time;       /* dynamic_quorum, seconds (default 30) */
+    unsigned initial_cluster_size; /* majority_quorum (default 1) */
+    int track_max_size;            /* majority_quorum (default true) */
 } hub_config;
 
 /* Defaults of %ProcessHub{}, hub_id my_hub and no static children. */

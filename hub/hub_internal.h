@@ -158,6 +158,10 @@ typedef struct hub {
     const struct migration_ops *migration;
     uint32_t move_seq;
     int leave_after_moves;
+    /* The partition tolerance strategy (strategies/partition/, partition.c). */
+    const struct partition_ops *part;
+    void *part_state;
+    int partitioned; /* partition mode: children stopped, starts and stops refused */
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -296,6 +300,7 @@ void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *
 /* sync.c */
 void append_row_entry(elist *l, const reg_row *row, ph_pid pid);
 void note_registered(hub *h, const reg_row *row, ph_pid pid);
+void note_unregistered(hub *h, ph_term cid);
 void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b);
 void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elist *l);
 void flush_sync(hub *h, ph_ctx *ctx);
@@ -341,6 +346,9 @@ int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *
 
 /* stop.c */
 void stop_wait_done(stop_wait *w);
+/* Stops a child here (shutdown, then kill after its shutdown time); w: an
+ * awaited stop to count it in, or NULL. */
+void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
 void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids);
 void forget_row(hub *h, ph_ctx *ctx, reg_row *row);
 void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope);
@@ -435,6 +443,17 @@ void signal_roles(hub *h, ph_ctx *ctx);
 const struct sync_ops *sync_strategy(hub *h);
 const struct migration_ops *migration_strategy(const hub_config *cfg);
 void sync_strategy_free(hub *h);
+
+/* partition.c */
+int partition_init(hub *h, char *err, size_t err_size);
+void partition_free(hub *h);
+void partition_member_left(hub *h, ph_ctx *ctx, uint32_t node);
+void partition_member_joined(hub *h, ph_ctx *ctx, uint32_t node);
+void partition_start(hub *h, ph_ctx *ctx);
+void partition_message(hub *h, ph_ctx *ctx, const hub_msg *m);
+void partition_note_conflict(hub *h, ph_ctx *ctx, uint32_t owner, ph_term cid, ph_term reason);
+void partition_refuse_start(hub *h, ph_ctx *ctx, const hub_msg *m);
+int partition_request(hub *h, ph_ctx *ctx, ph_term req, ph_buf *reply);
 
 /* leave.c */
 int leave_init(void);

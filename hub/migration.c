@@ -284,9 +284,10 @@ void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
             while (list_next(&w, &e) > 0) {
                 if (ph_match(e, "{~t, _, ~t}", &cid, &reason) != 1)
                     continue;
-                if (ph_match(reason, "{already_started, _}") == 1)
+                if (ph_match(reason, "{already_started, _}") == 1) {
+                    partition_note_conflict(h, ctx, mv->target, cid, reason);
                     elist_add(&mv->stop, "~t", cid);
-                else
+                } else
                     failed++;
             }
     }

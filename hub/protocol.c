@@ -22,6 +22,7 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
     [HM_GOSSIP_SEQ] = {"gossip_seq", SHAPE_NODE_SEQ},
     [HM_LB_REPORT] = {"lb_report", SHAPE_NODE_TERM},
     [HM_LB_SCORES] = {"lb_scores", SHAPE_NODE_TERM},
+    [HM_PARTITION_LOG] = {"partition_log", SHAPE_NODE_TERM},
     [HM_START] = {"start", SHAPE_START},
     [HM_START_RESULT] = {"start_result", SHAPE_ANSWER},
     [HM_START_FORWARDED] = {"start_forwarded", SHAPE_ANSWER},

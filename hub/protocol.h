@@ -34,6 +34,8 @@ typedef enum hub_msg_kind {
      * distribution strategy: a member's report, the leader's scoreboard) */
     HM_LB_REPORT,
     HM_LB_SCORES,
+    /* {'$ph_hub', partition_log, Node, [{Node, Seconds}]} (dynamic_quorum) */
+    HM_PARTITION_LOG,
     /* {'$ph_hub', start, Id, ReplyTo, [Spec], Opts} */
     HM_START,
     /* {'$ph_hub', Kind, Ref, Node, Term} */

@@ -182,7 +182,7 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
     elist specs, metas, lost;
     move_group groups[MOVE_GROUPS], pushes[MOVE_GROUPS];
     int n_groups = 0, moving = 0, orphans_elsewhere = 0, n_pushes = 0, pushed = 0;
-    if (h->leaving)
+    if (h->leaving || h->partitioned) /* partitioned: nothing starts here (partition.c) */
         return;
     if (elist_init(&specs) != 0 || elist_init(&metas) != 0 || elist_init(&lost) != 0) {
         elist_free(&specs);
@@ -265,7 +265,7 @@ void adopt_orphans(hub *h, ph_ctx *ctx)
     int n_groups = 0, sent = 0, waiting = 0, mine = 0;
     int delay = h->orphan_check_ms;
     h->orphan_check_ms = 0;
-    if (h->leaving)
+    if (h->leaving || h->partitioned) /* the heal reconciles and checks again */
         return;
     while ((row = registry_next(h->reg, &i)) != NULL) {
         uint32_t owner = row->n_nodes == 0 ? hub_owner(h, reg_row_key(row)) : ATOM_NONE;

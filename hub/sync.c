@@ -5,8 +5,6 @@
 
 #include "strategies/synchronization/sync_ops.h"
 
-static void note_unregistered(hub *h, ph_term cid);
-
 /* --- publishing registry changes to the other members ---------------- */
 
 /* Appends {Cid, Spec, Pid, Meta} of row to l. */
@@ -28,7 +26,7 @@ void note_registered(hub *h, const reg_row *row, ph_pid pid)
         append_row_entry(&h->sync_registered, row, pid);
 }
 
-static void note_unregistered(hub *h, ph_term cid)
+void note_unregistered(hub *h, ph_term cid)
 {
     if (h->members.n == 0)
         return;
@@ -103,6 +101,8 @@ void sync_local_rows(hub *h, elist *l)
     uint32_t i = 0;
     reg_row *row;
     ph_pid pid;
+    if (h->partitioned) /* its rows name children stopped here (partition.c) */
+        return;
     while ((row = registry_next(h->reg, &i)) != NULL)
         if (row_local_pid(h, row, &pid))
             append_row_entry(l, row, pid);
