@@ -33,7 +33,7 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
     n = list_begin(&lw, list);
     if (n > 0 && h->dist->children_init) /* it places even on a node alone */
         return start_placed(h, ctx, list, opts_term, &o, from, reply);
-    if (h->members.n > 0 && n > 0)
+    if ((h->members.n > 0 || start_hooks_wait(h)) && n > 0)
         return start_placed(h, ctx, list, opts_term, &o, from, reply);
     if (!o.awaitable) {
         /* Only a refusal of the whole call is reported; per-child errors are not. */

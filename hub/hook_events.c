@@ -6,7 +6,7 @@
 
 void fire(hub *h, ph_ctx *ctx, const char *key, ph_term data)
 {
-    hooks_dispatch(h->hooks, ctx, key, &data, NULL);
+    hooks_run(h->hooks, ctx, key, data, 0, NULL, NULL, NULL);
 }
 
 void fire_insert(hub *h, ph_ctx *ctx, const reg_row *row)
@@ -67,4 +67,152 @@ void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *
     if (ph_build(&b, "{~a, ~a}", event, atom_text(node)) == 0)
         fire(h, ctx, key, ph_buf_term(&b));
     ph_buf_free(&b);
+}
+
+void fire_then(hub *h, ph_ctx *ctx, const char *key, ph_term data, hooks_cont_fn cont,
+               hooks_drop_fn drop, void *arg)
+{
+    hooks_run(h->hooks, ctx, key, data, 0, cont, drop, arg);
+}
+
+/* --- start hooks that the start waits for -------------------------------- */
+
+int start_hooks_wait(hub *h)
+{
+    return hooks_awaits(h->hooks, "pre_children_start_hook") ||
+           hooks_awaits(h->hooks, "child_data_alter_hook");
+}
+
+typedef struct start_hooks {
+    hub *h;
+    elist specs, metas; /* as the alter handlers left them, in order */
+    start_hooks_done done;
+    hooks_drop_fn drop;
+    void *arg;
+} start_hooks;
+
+typedef struct one_child {
+    start_hooks *sh;
+    ph_buf spec, meta; /* as given: kept when a handler's answer is unusable */
+} one_child;
+
+static void one_child_drop(void *arg)
+{
+    one_child *c = arg;
+    ph_buf_free(&c->spec);
+    ph_buf_free(&c->meta);
+    free(c);
+}
+
+/* One child's alter run is over: its spec and metadata as left. */
+static void one_child_altered(void *arg, ph_ctx *ctx, ph_term data)
+{
+    one_child *c = arg;
+    ph_term spec = ph_buf_term(&c->spec), meta = ph_buf_term(&c->meta), v;
+    spec_info s;
+    (void)ctx;
+    if (ph_map_get_atom(data, "child_spec", &v) == 1 && parse_spec(v, &s) == 0)
+        spec = v;
+    else if (data.buf != c->spec.buff && ph_term_type(data, NULL) == ERL_MAP_EXT)
+        LOG_W("hooks", "%s: child_data_alter_hook left no valid child_spec; the given one is used",
+              c->sh->h->cfg.hub_id);
+    if (ph_map_get_atom(data, "metadata", &v) == 1 && ph_term_type(v, NULL) == ERL_MAP_EXT)
+        meta = v;
+    elist_add(&c->sh->specs, "~t", spec);
+    elist_add(&c->sh->metas, "~t", meta);
+    one_child_drop(c);
+}
+
+static void start_hooks_free(start_hooks *sh)
+{
+    elist_free(&sh->specs);
+    elist_free(&sh->metas);
+    free(sh);
+}
+
+static void start_hooks_drop(void *arg)
+{
+    start_hooks *sh = arg;
+    if (sh->drop)
+        sh->drop(sh->arg);
+    start_hooks_free(sh);
+}
+
+static void start_hooks_over(void *arg, ph_ctx *ctx, ph_term data)
+{
+    start_hooks *sh = arg;
+    ph_buf specs, metas;
+    (void)data;
+    if (ph_buf_init(&specs) == 0 && ph_buf_init(&metas) == 0 && elist_to(&specs, &sh->specs) == 0 &&
+        elist_to(&metas, &sh->metas) == 0) {
+        sh->done(sh->h, ctx, ph_buf_term(&specs), ph_buf_term(&metas), sh->arg);
+    } else {
+        LOG_E("hub", "%s: out of memory after the start hooks; the start is dropped",
+              sh->h->cfg.hub_id);
+        if (sh->drop)
+            sh->drop(sh->arg);
+    }
+    if (specs.buff)
+        ph_buf_free(&specs);
+    if (metas.buff)
+        ph_buf_free(&metas);
+    start_hooks_free(sh);
+}
+
+void run_start_hooks(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, ph_term opts,
+                     start_hooks_done done, hooks_drop_fn drop, void *arg)
+{
+    start_hooks *sh = calloc(1, sizeof *sh);
+    list_walk ws, wm;
+    ph_term spec, meta;
+    if (!sh || elist_init(&sh->specs) != 0 || elist_init(&sh->metas) != 0) {
+        free(sh);
+        LOG_E("hub", "%s: out of memory running the start hooks; the start is dropped",
+              h->cfg.hub_id);
+        if (drop)
+            drop(arg);
+        return;
+    }
+    sh->h = h;
+    sh->done = done;
+    sh->drop = drop;
+    sh->arg = arg;
+    if (hooks_has(h->hooks, "pre_children_start_hook")) {
+        elist data;
+        ph_buf d, scratch;
+        if (elist_init(&data) == 0 && ph_buf_init(&d) == 0 && ph_buf_init(&scratch) == 0) {
+            list_begin(&ws, specs);
+            list_begin(&wm, metas);
+            while (list_next(&ws, &spec) > 0 && list_next(&wm, &meta) > 0)
+                add_child_data(h, &data, h->self_node, spec, meta);
+            if (ph_build(&d, "#{children => ~t, start_opts => ~t}", elist_term(&data, &scratch),
+                         opts) == 0)
+                fire(h, ctx, "pre_children_start_hook", ph_buf_term(&d));
+            ph_buf_free(&d);
+            ph_buf_free(&scratch);
+        }
+        elist_free(&data);
+    }
+    list_begin(&ws, specs);
+    list_begin(&wm, metas);
+    while (list_next(&ws, &spec) > 0 && list_next(&wm, &meta) > 0) {
+        one_child *c = calloc(1, sizeof *c);
+        elist d;
+        if (!c || ph_buf_init(&c->spec) != 0 || ph_buf_init(&c->meta) != 0 ||
+            ph_buf_append_term(&c->spec, spec) != 0 || ph_buf_append_term(&c->meta, meta) != 0 ||
+            elist_init(&d) != 0) {
+            LOG_E("hub", "%s: out of memory running the alter hook", h->cfg.hub_id);
+            if (c)
+                one_child_drop(c);
+            continue;
+        }
+        c->sh = sh;
+        if (add_child_data(h, &d, h->self_node, spec, meta) == 0)
+            hooks_run(h->hooks, ctx, "child_data_alter_hook", (ph_term){d.b.buff, 0}, 1,
+                      one_child_altered, one_child_drop, c);
+        else /* does not parse: the start reports it */
+            one_child_altered(c, ctx, ph_buf_term(&c->spec));
+        elist_free(&d);
+    }
+    hooks_run(h->hooks, ctx, NULL, (ph_term){0}, 0, start_hooks_over, start_hooks_drop, sh);
 }

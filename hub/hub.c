@@ -176,7 +176,9 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         return PH_OK;
     }
     if (ph_match(msg, "{rex, _}") == 1)
-        return PH_OK; /* results of M/F/A hook handlers */
+        return PH_OK; /* results of M/F/A hook handlers not waited for */
+    if (hooks_message(h->hooks, ctx, msg))
+        return PH_OK; /* an awaited M/F/A handler answered, or did not in time */
     ph_term tag, seen;
     ph_ref tag_ref;
     if (ph_match(msg, "{~t, ~t}", &tag, &seen) == 1 && ph_decode_ref(tag, &tag_ref) == 0) {
@@ -295,6 +297,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         goto fail;
     }
     hooks_install_pending(h->hooks);
+    hooks_set_call_timeout(h->hooks, h->cfg.hook_timeout);
     const char *drop = getenv("PHNODE_TEST_DROP_SYNC");
     h->test_drop_syncs = drop ? atoi(drop) : 0;
     /* M/F/A handlers from the config file: {HookKey, Node, Handler} */
@@ -375,7 +378,12 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     helper_stop();
     if (!h)
         return;
-    fire(h, ctx, "coordinator_shutdown_hook", reason);
+    /* The runs still queued go out without waiting; nothing waits here. */
+    hooks_flush_nowait(h->hooks, ctx);
+    if (!h->shutdown_hook_fired) {
+        ph_term data = reason;
+        hooks_dispatch(h->hooks, ctx, "coordinator_shutdown_hook", &data, NULL);
+    }
     /* Children are supervised (an implicit link): they get the hub's exit
      * reason as a link exit signal. Free the books. */
     uint32_t len;
@@ -459,6 +467,7 @@ int hub_config_defaults(hub_config *c)
     c->dsup_max_seconds = 4;
     c->dsup_shutdown_timeout = 60000;
     c->sync_interval = 15000;
+    c->hook_timeout = HOOKS_CALL_TIMEOUT_MS;
     c->beam_discovery = 1;
     c->replication_factor = 1;
     strcpy(c->distribution_type, "consistent_hashing");

@@ -152,6 +152,12 @@ typedef struct hub {
      * on first use by sync_strategy(). */
     const struct sync_ops *sync;
     void *sync_state;
+    /* coordinator_shutdown_hook ran (a graceful leave fires it before the
+     * leave is announced, as ProcessHub's terminate does). */
+    int shutdown_hook_fired;
+    /* ProcessHub's event-queue lock (§6.4): > 0 while a join or a
+     * departure is being handled (is_locked, priority_state_updated_hook). */
+    int locked;
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -196,11 +202,12 @@ extern child hub_gone_child;
 
 typedef struct start_opts {
     int awaitable, check_existing, rollback, disable_logging;
-    int forwarded; /* placed by a member whose ring disagreed: start here, never forward again */
-    int handoff;   /* a running or orphaned child sent to its owner (a move, an adoption) */
-    int has_ring;  /* the placing node's ring digest came along: */
-    long ring;     /* when it equals ours, nothing needs forwarding */
-    int want_post; /* post-start hooks are registered: build their data */
+    int forwarded;  /* placed by a member whose ring disagreed: start here, never forward again */
+    int handoff;    /* a running or orphaned child sent to its owner (a move, an adoption) */
+    int has_ring;   /* the placing node's ring digest came along: */
+    long ring;      /* when it equals ours, nothing needs forwarding */
+    int want_post;  /* post-start hooks are registered: build their data */
+    int hooks_done; /* pre-start and alter hooks ran already (run_start_hooks) */
     long timeout;
     ph_term metadata;
     ph_term all; /* the options as given */
@@ -278,6 +285,18 @@ int add_child_data(const hub *h, elist *out, uint32_t node, ph_term spec, ph_ter
 void fire_node_hook(hub *h, ph_ctx *ctx, const char *key, uint32_t node);
 void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *event,
                               uint32_t node);
+void fire_then(hub *h, ph_ctx *ctx, const char *key, ph_term data, hooks_cont_fn cont,
+               hooks_drop_fn drop, void *arg);
+/* 1 when a start waits for hook handlers (an M/F/A handler of
+ * pre_children_start_hook or child_data_alter_hook). */
+int start_hooks_wait(hub *h);
+/* Called with the children's specs and metadata as the alter handlers
+ * left them (two lists in step). */
+typedef void (*start_hooks_done)(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg);
+/* pre_children_start_hook, then child_data_alter_hook for each child, the
+ * M/F/A handlers awaited; then done. drop frees arg if the hub stops first. */
+void run_start_hooks(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, ph_term opts,
+                     start_hooks_done done, hooks_drop_fn drop, void *arg);
 
 /* sync.c */
 void append_row_entry(elist *l, const reg_row *row, ph_pid pid);
