@@ -22,6 +22,36 @@ void fire_insert(hub *h, ph_ctx *ctx, const reg_row *row)
     ph_buf_free(&b);
 }
 
+/* registry_pid_insert_hook with one new copy: {Cid, [{Node, Pid}]} */
+void fire_insert_one(hub *h, ph_ctx *ctx, ph_term key, uint32_t node, ph_pid pid)
+{
+    if (!hooks_has(h->hooks, "registry_pid_insert_hook"))
+        return;
+    ph_buf b;
+    if (ph_buf_init(&b) != 0)
+        return;
+    if (ei_x_encode_tuple_header(&b, 2) == 0 && ph_buf_append_term(&b, key) == 0 &&
+        ei_x_encode_list_header(&b, 1) == 0 && ei_x_encode_tuple_header(&b, 2) == 0 &&
+        ei_x_encode_atom(&b, atom_text(node)) == 0 && ph_encode_pid(&b, pid) == 0 &&
+        ei_x_encode_empty_list(&b) == 0)
+        fire(h, ctx, "registry_pid_insert_hook", ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
+/* child_process_pid_update_hook: {Node, NewPid}, as ProcessHub's code passes */
+void fire_pid_update(hub *h, ph_ctx *ctx, uint32_t node, ph_pid pid)
+{
+    if (!hooks_has(h->hooks, "child_process_pid_update_hook"))
+        return;
+    ph_buf b;
+    if (ph_buf_init(&b) != 0)
+        return;
+    if (ei_x_encode_tuple_header(&b, 2) == 0 && ei_x_encode_atom(&b, atom_text(node)) == 0 &&
+        ph_encode_pid(&b, pid) == 0)
+        fire(h, ctx, "child_process_pid_update_hook", ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
 void fire_remove(hub *h, ph_ctx *ctx, ph_term key, uint32_t node)
 {
     if (!hooks_has(h->hooks, "registry_pid_remove_hook"))
@@ -45,6 +75,39 @@ int add_child_data(const hub *h, elist *out, uint32_t node, ph_term spec, ph_ter
               "#{hub_id => ~a, nodes => [~a], child_id => ~t, child_spec => ~t, metadata => ~t}",
               h->cfg.hub_id, atom_text(node), s.id, spec, meta);
     return 0;
+}
+
+/* children_migrated_hook once a move is done (its target runs the
+ * children): {Target, [{Spec, Meta}]}, as ProcessHub fires it after the
+ * migration; cids are the moved ids, still in the registry. */
+void fire_children_migrated(hub *h, ph_ctx *ctx, uint32_t target, ph_term cids)
+{
+    if (!hooks_has(h->hooks, "children_migrated_hook"))
+        return;
+    elist migrated;
+    list_walk w;
+    ph_term cid;
+    ph_buf d, scratch;
+    if (elist_init(&migrated) != 0)
+        return;
+    ph_buf_init(&d);
+    ph_buf_init(&scratch);
+    list_begin(&w, cids);
+    while (list_next(&w, &cid) > 0) {
+        ph_buf *key = &h->key_scratch;
+        key->index = 0;
+        reg_row *row = registry_key(cid, key) == 0
+                           ? registry_get(h->reg, key->buff, (uint32_t)key->index)
+                           : NULL;
+        if (row)
+            elist_add(&migrated, "{~t, ~t}", reg_row_spec(row), reg_row_meta(row));
+    }
+    if (migrated.n &&
+        ph_build(&d, "{~a, ~t}", atom_text(target), elist_term(&migrated, &scratch)) == 0)
+        fire(h, ctx, "children_migrated_hook", ph_buf_term(&d));
+    elist_free(&migrated);
+    ph_buf_free(&d);
+    ph_buf_free(&scratch);
 }
 
 void fire_node_hook(hub *h, ph_ctx *ctx, const char *key, uint32_t node)
@@ -162,6 +225,11 @@ static void start_hooks_over(void *arg, ph_ctx *ctx, ph_term data)
 void run_start_hooks(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, ph_term opts,
                      start_hooks_done done, hooks_drop_fn drop, void *arg)
 {
+    if (!hooks_busy(h->hooks) && !hooks_has(h->hooks, "pre_children_start_hook") &&
+        !hooks_has(h->hooks, "child_data_alter_hook")) {
+        done(h, ctx, specs, metas, arg); /* nothing to run first */
+        return;
+    }
     start_hooks *sh = calloc(1, sizeof *sh);
     list_walk ws, wm;
     ph_term spec, meta;
@@ -215,4 +283,94 @@ void run_start_hooks(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, ph_term 
         elist_free(&d);
     }
     hooks_run(h->hooks, ctx, NULL, (ph_term){0}, 0, start_hooks_over, start_hooks_drop, sh);
+}
+
+/* --- the lock (ProcessHub §6.4) -------------------------------------------- */
+
+void hub_lock(hub *h, ph_ctx *ctx)
+{
+    ph_buf b;
+    h->locked++;
+    if (!hooks_has(h->hooks, "priority_state_updated_hook") || ph_buf_init(&b) != 0)
+        return;
+    if (ph_build(&b, "{10, #{reset_after => ~u, local_priority_set => true}}",
+                 (unsigned long long)h->cfg.deadlock_recovery_timeout) == 0)
+        fire(h, ctx, "priority_state_updated_hook", ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
+static void unlock_now(void *arg, ph_ctx *ctx, ph_term data)
+{
+    hub *h = arg;
+    ph_buf b;
+    (void)data;
+    if (h->locked > 0)
+        h->locked--;
+    if (!hooks_has(h->hooks, "priority_state_updated_hook") || ph_buf_init(&b) != 0)
+        return;
+    if (ph_build(&b, "{0, #{}}") == 0)
+        fire(h, ctx, "priority_state_updated_hook", ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
+void hub_unlock_after_hooks(hub *h, ph_ctx *ctx)
+{
+    hooks_run(h->hooks, ctx, NULL, (ph_term){0}, 0, unlock_now, NULL, h);
+}
+
+/* --- pre_children_redistribution_hook ---------------------------------- */
+
+static void encode_nodes(elist *l, const uint32_t *nodes, int n, ph_buf *scratch)
+{
+    ph_buf_reset(scratch);
+    for (int i = 0; i < n; i++) {
+        ei_x_encode_list_header(scratch, 1);
+        ei_x_encode_atom(scratch, atom_text(nodes[i]));
+    }
+    ei_x_encode_empty_list(scratch);
+    (void)l;
+}
+
+void fire_children_redistribution(hub *h, ph_ctx *ctx, uint32_t node, int up)
+{
+    if (!hooks_has(h->hooks, "pre_children_redistribution_hook"))
+        return;
+    uint32_t i = 0;
+    reg_row *row;
+    elist entries;
+    ph_buf nodes, d, scratch;
+    if (elist_init(&entries) != 0)
+        return;
+    ph_buf_init(&nodes);
+    ph_buf_init(&d);
+    ph_buf_init(&scratch);
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        uint32_t owners[MAX_REPLICAS];
+        int k = hub_owners(h, reg_row_key(row), owners, MAX_REPLICAS);
+        int has_self = 0, has_node = 0, listed_node = 0;
+        ph_pid pid;
+        for (int j = 0; j < k; j++) {
+            has_self |= owners[j] == h->self_node;
+            has_node |= owners[j] == node;
+        }
+        for (uint16_t j = 0; j < row->n_nodes; j++)
+            listed_node |= row->nodes[j].node == node;
+        int here = row_local_pid(h, row, &pid);
+        encode_nodes(&entries, owners, k > 0 ? k : 0, &nodes);
+        if (up && here && has_self && has_node) {
+            /* kept here, and a replica is added on the new node */
+            elist_add(&entries, "{~t, ~t, [{pid, ~t}]}", reg_row_key(row), ph_buf_term(&nodes),
+                      pid_term(pid, &scratch));
+        } else if (!up && here && listed_node) {
+            /* a copy here of a child that also ran on the node that left */
+            elist_add(&entries, "{~t, ~t, []}", reg_row_key(row), ph_buf_term(&nodes));
+        }
+    }
+    if (entries.n && ph_build(&d, "{~t, {~a, ~a}}", elist_term(&entries, &scratch),
+                              up ? "up" : "down", atom_text(node)) == 0)
+        fire(h, ctx, "pre_children_redistribution_hook", ph_buf_term(&d));
+    elist_free(&entries);
+    ph_buf_free(&nodes);
+    ph_buf_free(&d);
+    ph_buf_free(&scratch);
 }

@@ -52,6 +52,12 @@ static void start_answered(hub *h, ph_ctx *ctx, const hub_msg *m)
     }
 }
 
+static void leave_after_hook(void *arg, ph_ctx *ctx, ph_term data)
+{
+    (void)data;
+    begin_leave(arg, ctx);
+}
+
 /* A message of another hub (docs/protocol.md), or one of the hub's timers. */
 static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
 {
@@ -124,7 +130,13 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         adopt_orphans(h, ctx);
         return;
     case HM_GRACEFUL_LEAVE:
-        begin_leave(h, ctx);
+        if (h->leaving || h->shutdown_hook_fired)
+            return;
+        /* ProcessHub's terminate runs coordinator_shutdown_hook before it
+         * tells the others: the leave starts once its handlers have run */
+        h->shutdown_hook_fired = 1;
+        fire_then(h, ctx, "coordinator_shutdown_hook", (ph_term){"\x77\x08shutdown", 0},
+                  leave_after_hook, NULL, h);
         return;
     case HM_ANNOUNCE:
         if (h->leaving)

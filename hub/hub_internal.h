@@ -75,6 +75,7 @@ typedef struct stop_wait {
     int outstanding;
     elist stopped;
     elist errors;
+    int formatted; /* async_wait: StopResult.format's shape */
 } stop_wait;
 
 typedef struct child {
@@ -187,6 +188,7 @@ typedef struct pending_start {
     /* Replied already (timeout) with a rollback: owners that answer late
      * have their children stopped as the answers come. */
     int answered;
+    int formatted, first; /* async_wait: StartResult.format's shape (first: start_child) */
 } pending_start;
 /* How long a start rolled back at its timeout keeps stopping what its late
  * owners start (an owner that is still silent after this is not waited for). */
@@ -208,6 +210,8 @@ typedef struct start_opts {
     long ring;      /* when it equals ours, nothing needs forwarding */
     int want_post;  /* post-start hooks are registered: build their data */
     int hooks_done; /* pre-start and alter hooks ran already (run_start_hooks) */
+    int async_wait; /* ProcessHub's deprecated twin of awaitable: the formatted result */
+    int first;      /* start_child / stop_child: async_wait gives the first entry */
     long timeout;
     ph_term metadata;
     ph_term all; /* the options as given */
@@ -281,12 +285,22 @@ int parse_spec(ph_term spec, spec_info *s);
 void fire(hub *h, ph_ctx *ctx, const char *key, ph_term data);
 void fire_insert(hub *h, ph_ctx *ctx, const reg_row *row);
 void fire_remove(hub *h, ph_ctx *ctx, ph_term key, uint32_t node);
+void fire_children_migrated(hub *h, ph_ctx *ctx, uint32_t target, ph_term cids);
+void fire_insert_one(hub *h, ph_ctx *ctx, ph_term key, uint32_t node, ph_pid pid);
+void fire_pid_update(hub *h, ph_ctx *ctx, uint32_t node, ph_pid pid);
 int add_child_data(const hub *h, elist *out, uint32_t node, ph_term spec, ph_term meta);
 void fire_node_hook(hub *h, ph_ctx *ctx, const char *key, uint32_t node);
 void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *event,
                               uint32_t node);
 void fire_then(hub *h, ph_ctx *ctx, const char *key, ph_term data, hooks_cont_fn cont,
                hooks_drop_fn drop, void *arg);
+/* ProcessHub's lock around joins and departures: priority_state_updated_hook
+ * {10, ...} now; {0, #{}} once the hooks fired before it have run. */
+void hub_lock(hub *h, ph_ctx *ctx);
+void hub_unlock_after_hooks(hub *h, ph_ctx *ctx);
+/* pre_children_redistribution_hook for node joining (up) or gone (down),
+ * with the owners of the current view; a departure's before its rows go. */
+void fire_children_redistribution(hub *h, ph_ctx *ctx, uint32_t node, int up);
 /* 1 when a start waits for hook handlers (an M/F/A handler of
  * pre_children_start_hook or child_data_alter_hook). */
 int start_hooks_wait(hub *h);
@@ -339,6 +353,14 @@ reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, 
                        ph_pid pid, const reg_row *old);
 void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r);
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback);
+/* StartResult.format / StopResult.format (async_wait): {ok, Ok} |
+ * {error, {Errors, Ok}} | {error, {Errors, Ok}, rollback}; with first the
+ * first entry of Ok (nil if none) for ok and the first error for error. */
+int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, int rollback,
+                            int first);
+/* The default awaited-start timeout: below GenServer.call's 5000 ms, so the
+ * caller gets node_receive_timeout rather than an exit (docs/api.md). */
+#define DEFAULT_AWAIT_TIMEOUT_MS 4000
 
 /* start_batch.c */
 void helper_stop(void);
@@ -361,7 +383,7 @@ ph_result reply_process_list(hub *h, int local, ph_buf *reply);
 uint32_t running_count(hub *h);
 ph_result reply_dump(hub *h, ph_buf *reply);
 ph_result reply_tag_query(hub *h, ph_term tag, ph_buf *reply);
-void encode_which_children(hub *h, ph_buf *reply);
+void encode_which_children(hub *h, uint32_t node, ph_buf *reply);
 
 /* cluster.c */
 void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind);

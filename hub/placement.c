@@ -173,6 +173,8 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
         ps->id = ph_make_ref();
         ps->from = ph_from_copy(from);
         ps->rollback = o->rollback;
+        ps->formatted = o->async_wait;
+        ps->first = o->first;
         ps->next = h->pending;
         h->pending = ps;
     }
