@@ -195,13 +195,13 @@ static ph_result service_info(ph_ctx *ctx, void *state, ph_term msg)
         if (!ph_ref_equal(&s->mon, &ref))
             continue;
         *ps = s->next;
-        ph_buf ok;
-        if (ph_buf_init(&ok) == 0) {
-            if (ph_build(&ok, "ok") == 0)
-                ph_reply(s->from, ph_buf_term(&ok));
+        ph_buf ok = {0};
+        if (ph_buf_init(&ok) == 0 && ph_build(&ok, "ok") == 0)
+            ph_reply(s->from, ph_buf_term(&ok)); /* frees from */
+        else
+            ph_from_free(s->from);
+        if (ok.buff)
             ph_buf_free(&ok);
-        }
-        ph_from_free(s->from);
         free(s);
         break;
     }
