@@ -320,15 +320,15 @@ void hub_unlock_after_hooks(hub *h, ph_ctx *ctx)
 
 /* --- pre_children_redistribution_hook ---------------------------------- */
 
-static void encode_nodes(elist *l, const uint32_t *nodes, int n, ph_buf *scratch)
+/* [Node] into out (reset first). */
+static void encode_nodes(const uint32_t *nodes, int n, ph_buf *out)
 {
-    ph_buf_reset(scratch);
+    ph_buf_reset(out);
     for (int i = 0; i < n; i++) {
-        ei_x_encode_list_header(scratch, 1);
-        ei_x_encode_atom(scratch, atom_text(nodes[i]));
+        ei_x_encode_list_header(out, 1);
+        ei_x_encode_atom(out, atom_text(nodes[i]));
     }
-    ei_x_encode_empty_list(scratch);
-    (void)l;
+    ei_x_encode_empty_list(out);
 }
 
 void fire_children_redistribution(hub *h, ph_ctx *ctx, uint32_t node, int up)
@@ -356,7 +356,7 @@ void fire_children_redistribution(hub *h, ph_ctx *ctx, uint32_t node, int up)
         for (uint16_t j = 0; j < row->n_nodes; j++)
             listed_node |= row->nodes[j].node == node;
         int here = row_local_pid(h, row, &pid);
-        encode_nodes(&entries, owners, k > 0 ? k : 0, &nodes);
+        encode_nodes(owners, k > 0 ? k : 0, &nodes);
         if (up && here && has_self && has_node) {
             /* kept here, and a replica is added on the new node */
             elist_add(&entries, "{~t, ~t, [{pid, ~t}]}", reg_row_key(row), ph_buf_term(&nodes),

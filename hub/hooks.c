@@ -52,17 +52,13 @@ static void handler_free(handler *hd)
         ph_buf_free(&hd->mfa);
 }
 
-static void job_free(struct hook_job *j, int drop);
+static void jobs_drop(hooks *h);
 
 void hooks_free(hooks *h)
 {
     if (!h)
         return;
-    while (h->head) {
-        struct hook_job *j = h->head;
-        h->head = *(struct hook_job **)j; /* next is the first member */
-        job_free(j, 1);
-    }
+    jobs_drop(h);
     for (int i = 0; i < h->n; i++) {
         for (int j = 0; j < h->lists[i].n; j++)
             handler_free(&h->lists[i].items[j]);
@@ -417,6 +413,17 @@ static void job_free(hook_job *j, int drop)
     if (drop && j->drop)
         j->drop(j->arg);
     free(j);
+}
+
+/* The hub stops: queued runs are dropped, their continuations' args freed. */
+static void jobs_drop(hooks *h)
+{
+    while (h->head) {
+        hook_job *j = h->head;
+        h->head = j->next;
+        job_free(j, 1);
+    }
+    h->tail = NULL;
 }
 
 static void job_log(const hook_job *j, const handler *hd, const char *what, ph_term detail)
