@@ -20,6 +20,7 @@ static const char *const hub_fields[] = {
     "dsup_max_seconds",
     "dsup_shutdown_timeout",
     "beam_discovery", /* ours: not in %ProcessHub{} */
+    "hook_timeout",   /* ours */
 };
 
 /* The strategy types this version runs (the first is the default). The
@@ -558,7 +559,8 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
         read_ms(root, "migr_base_timeout", 1, &c->migr_base_timeout, err, err_size) ||
         read_ms(root, "dsup_max_restarts", 0, &c->dsup_max_restarts, err, err_size) ||
         read_ms(root, "dsup_max_seconds", 1, &c->dsup_max_seconds, err, err_size) ||
-        read_ms(root, "dsup_shutdown_timeout", 0, &c->dsup_shutdown_timeout, err, err_size))
+        read_ms(root, "dsup_shutdown_timeout", 0, &c->dsup_shutdown_timeout, err, err_size) ||
+        read_ms(root, "hook_timeout", 1, &c->hook_timeout, err, err_size))
         return -1;
     return 0;
 }

@@ -46,14 +46,19 @@ void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     else if (membership_lost_add(&h->members, node) != 0) /* greeted again: a split heals */
         LOG_W("hub", "%s: out of memory remembering %s", h->cfg.hub_id, atom_text(node));
     metric_inc(&hm_redistributions);
+    /* ProcessHub's order (§6.6): pre leave hook, lock, NodeDown (pre
+     * redistribution, redundancy hook, restarts, unlock, post), post leave */
     fire_node_hook(h, ctx, "pre_cluster_leave_hook", node);
+    hub_lock(h, ctx);
     membership_remove(&h->members, e);
     strategy_node_removed(h, node);
     pending_node_gone(h, ctx, node);
     moves_drop_node(h, ctx, node);
     partition_member_left(h, ctx, node);
     fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodedown", node);
+    fire_children_redistribution(h, ctx, node, 0);
     failover(h, ctx, node);
+    hub_unlock_after_hooks(h, ctx);
     fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodedown", node);
     fire_node_hook(h, ctx, "post_cluster_leave_hook", node);
 }
@@ -80,8 +85,12 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
         LOG_I("hub", "%s: %s joined the hub cluster", h->cfg.hub_id, atom_text(from.node));
         membership_lost_remove(&h->members, from.node);
         metric_inc(&hm_redistributions);
+        /* ProcessHub's order (§6.3, 6.5): pre join hook, lock, post join
+         * hook, then the redistribution (NodeUp) and the unlock */
         fire_node_hook(h, ctx, "pre_cluster_join_hook", from.node);
         strategy_node_added(h, from.node);
+        hub_lock(h, ctx);
+        fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
         partition_member_joined(h, ctx, from.node);
         joined = 1;
     }
@@ -91,9 +100,10 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
     if (joined) {
         send_local_registry(h, ctx, from.node);
         fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
+        fire_children_redistribution(h, ctx, from.node, 1);
         reconcile(h, ctx, FILL_SHORT);
         fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
-        fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
+        hub_unlock_after_hooks(h, ctx);
     }
     greet_seen_nodes(h, ctx, their_members); /* the members it knows that we do not */
 }

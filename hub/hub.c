@@ -53,6 +53,12 @@ static void start_answered(hub *h, ph_ctx *ctx, const hub_msg *m)
     }
 }
 
+static void leave_after_hook(void *arg, ph_ctx *ctx, ph_term data)
+{
+    (void)data;
+    begin_leave(arg, ctx);
+}
+
 /* A message of another hub (docs/protocol.md), or one of the hub's timers. */
 static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
 {
@@ -148,7 +154,13 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         adopt_orphans(h, ctx);
         return;
     case HM_GRACEFUL_LEAVE:
-        begin_leave(h, ctx);
+        if (h->leaving || h->shutdown_hook_fired)
+            return;
+        /* ProcessHub's terminate runs coordinator_shutdown_hook before it
+         * tells the others: the leave starts once its handlers have run */
+        h->shutdown_hook_fired = 1;
+        fire_then(h, ctx, "coordinator_shutdown_hook", (ph_term){"\x77\x08shutdown", 0},
+                  leave_after_hook, NULL, h);
         return;
     case HM_ANNOUNCE:
         if (h->leaving)
@@ -203,7 +215,9 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         return PH_OK;
     }
     if (ph_match(msg, "{rex, _}") == 1)
-        return PH_OK; /* results of M/F/A hook handlers */
+        return PH_OK; /* results of M/F/A hook handlers not waited for */
+    if (hooks_message(h->hooks, ctx, msg))
+        return PH_OK; /* an awaited M/F/A handler answered, or did not in time */
     ph_term cid;
     if (ph_match(msg, "{process_hub, retention_handled, ~t}", &cid) == 1 ||
         ph_match(msg, "{process_hub, handover_confirmed, ~t}", &cid) == 1) {
@@ -335,6 +349,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         goto fail;
     }
     hooks_install_pending(h->hooks);
+    hooks_set_call_timeout(h->hooks, h->cfg.hook_timeout);
     const char *drop = getenv("PHNODE_TEST_DROP_SYNC");
     h->test_drop_syncs = drop ? atoi(drop) : 0;
     /* M/F/A handlers from the config file: {HookKey, Node, Handler} */
@@ -417,7 +432,12 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     helper_stop();
     if (!h)
         return;
-    fire(h, ctx, "coordinator_shutdown_hook", reason);
+    /* The runs still queued go out without waiting; nothing waits here. */
+    hooks_flush_nowait(h->hooks, ctx);
+    if (!h->shutdown_hook_fired) {
+        ph_term data = reason;
+        hooks_dispatch(h->hooks, ctx, "coordinator_shutdown_hook", &data, NULL);
+    }
     /* Children are supervised (an implicit link): they get the hub's exit
      * reason as a link exit signal. Free the books. */
     uint32_t len;
@@ -502,6 +522,7 @@ int hub_config_defaults(hub_config *c)
     c->dsup_max_seconds = 4;
     c->dsup_shutdown_timeout = 60000;
     c->sync_interval = 15000;
+    c->hook_timeout = HOOKS_CALL_TIMEOUT_MS;
     c->beam_discovery = 1;
     c->replication_factor = 1;
     c->retention = 5000;

@@ -25,6 +25,7 @@ typedef struct hub_config {
     unsigned dsup_max_seconds;
     unsigned dsup_shutdown_timeout;
     unsigned sync_interval; /* synchronization_strategy.sync_interval (ms) */
+    unsigned hook_timeout;  /* ms an M/F/A hook handler is awaited (0: HOOKS_CALL_TIMEOUT_MS) */
     /* synchronization_strategy: "type" ("" means pubsub); gossip's
      * recipients (0 means 3) and restricted_init (stored negated, so that
      * the zeroed default is ProcessHub's true) */

@@ -75,6 +75,7 @@ typedef struct stop_wait {
     int outstanding;
     elist stopped;
     elist errors;
+    int formatted; /* async_wait: StopResult.format's shape */
 } stop_wait;
 
 typedef struct child {
@@ -162,6 +163,12 @@ typedef struct hub {
     const struct partition_ops *part;
     void *part_state;
     int partitioned; /* partition mode: children stopped, starts and stops refused */
+    /* coordinator_shutdown_hook ran (a graceful leave fires it before the
+     * leave is announced, as ProcessHub's terminate does). */
+    int shutdown_hook_fired;
+    /* ProcessHub's event-queue lock (§6.4): > 0 while a join or a
+     * departure is being handled (is_locked, priority_state_updated_hook). */
+    int locked;
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -198,6 +205,7 @@ typedef struct pending_start {
     /* Replied already (timeout) with a rollback: owners that answer late
      * have their children stopped as the answers come. */
     int answered;
+    int formatted, first; /* async_wait: StartResult.format's shape (first: start_child) */
 } pending_start;
 /* How long a start rolled back at its timeout keeps stopping what its late
  * owners start (an owner that is still silent after this is not waited for). */
@@ -213,11 +221,14 @@ extern child hub_gone_child;
 
 typedef struct start_opts {
     int awaitable, check_existing, rollback, disable_logging;
-    int forwarded; /* placed by a member whose ring disagreed: start here, never forward again */
-    int handoff;   /* a running or orphaned child sent to its owner (a move, an adoption) */
-    int has_ring;  /* the placing node's ring digest came along: */
-    long ring;     /* when it equals ours, nothing needs forwarding */
-    int want_post; /* post-start hooks are registered: build their data */
+    int forwarded;  /* placed by a member whose ring disagreed: start here, never forward again */
+    int handoff;    /* a running or orphaned child sent to its owner (a move, an adoption) */
+    int has_ring;   /* the placing node's ring digest came along: */
+    long ring;      /* when it equals ours, nothing needs forwarding */
+    int want_post;  /* post-start hooks are registered: build their data */
+    int hooks_done; /* pre-start and alter hooks ran already (run_start_hooks) */
+    int async_wait; /* ProcessHub's deprecated twin of awaitable: the formatted result */
+    int first;      /* start_child / stop_child: async_wait gives the first entry */
     long handover_wait; /* a move under hot_swap: each new copy waits this long for its state */
     long timeout;
     ph_term metadata;
@@ -292,10 +303,32 @@ int parse_spec(ph_term spec, spec_info *s);
 void fire(hub *h, ph_ctx *ctx, const char *key, ph_term data);
 void fire_insert(hub *h, ph_ctx *ctx, const reg_row *row);
 void fire_remove(hub *h, ph_ctx *ctx, ph_term key, uint32_t node);
+void fire_children_migrated(hub *h, ph_ctx *ctx, uint32_t target, ph_term cids);
+void fire_insert_one(hub *h, ph_ctx *ctx, ph_term key, uint32_t node, ph_pid pid);
+void fire_pid_update(hub *h, ph_ctx *ctx, uint32_t node, ph_pid pid);
 int add_child_data(const hub *h, elist *out, uint32_t node, ph_term spec, ph_term meta);
 void fire_node_hook(hub *h, ph_ctx *ctx, const char *key, uint32_t node);
 void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *event,
                               uint32_t node);
+void fire_then(hub *h, ph_ctx *ctx, const char *key, ph_term data, hooks_cont_fn cont,
+               hooks_drop_fn drop, void *arg);
+/* ProcessHub's lock around joins and departures: priority_state_updated_hook
+ * {10, ...} now; {0, #{}} once the hooks fired before it have run. */
+void hub_lock(hub *h, ph_ctx *ctx);
+void hub_unlock_after_hooks(hub *h, ph_ctx *ctx);
+/* pre_children_redistribution_hook for node joining (up) or gone (down),
+ * with the owners of the current view; a departure's before its rows go. */
+void fire_children_redistribution(hub *h, ph_ctx *ctx, uint32_t node, int up);
+/* 1 when a start waits for hook handlers (an M/F/A handler of
+ * pre_children_start_hook or child_data_alter_hook). */
+int start_hooks_wait(hub *h);
+/* Called with the children's specs and metadata as the alter handlers
+ * left them (two lists in step). */
+typedef void (*start_hooks_done)(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg);
+/* pre_children_start_hook, then child_data_alter_hook for each child, the
+ * M/F/A handlers awaited; then done. drop frees arg if the hub stops first. */
+void run_start_hooks(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, ph_term opts,
+                     start_hooks_done done, hooks_drop_fn drop, void *arg);
 
 /* sync.c */
 void append_row_entry(elist *l, const reg_row *row, ph_pid pid);
@@ -339,6 +372,14 @@ reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, 
                        ph_pid pid, const reg_row *old);
 void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r);
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback);
+/* StartResult.format / StopResult.format (async_wait): {ok, Ok} |
+ * {error, {Errors, Ok}} | {error, {Errors, Ok}, rollback}; with first the
+ * first entry of Ok (nil if none) for ok and the first error for error. */
+int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, int rollback,
+                            int first);
+/* The default awaited-start timeout: below GenServer.call's 5000 ms, so the
+ * caller gets node_receive_timeout rather than an exit (docs/api.md). */
+#define DEFAULT_AWAIT_TIMEOUT_MS 4000
 
 /* start_batch.c */
 void helper_stop(void);
@@ -364,7 +405,7 @@ ph_result reply_process_list(hub *h, int local, ph_buf *reply);
 uint32_t running_count(hub *h);
 ph_result reply_dump(hub *h, ph_buf *reply);
 ph_result reply_tag_query(hub *h, ph_term tag, ph_buf *reply);
-void encode_which_children(hub *h, ph_buf *reply);
+void encode_which_children(hub *h, uint32_t node, ph_buf *reply);
 
 /* cluster.c */
 void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind);

@@ -28,7 +28,7 @@ void leave_confirmed(hub *h, uint32_t node)
         }
 }
 
-/* SIGTERM or a hub stop: our ring loses this node, so starts still
+/* SIGTERM: our ring loses this node, so starts still
  * arriving are forwarded to their new owners, and the migration strategy
  * decides how our children reach them: restarted afresh by each member
  * when told we leave (cold_swap), or moved there with their state first

@@ -6,7 +6,6 @@
 
 static void send_move(ph_ctx *ctx, const member *m, const reg_row *row, int forwarded);
 static void move_group_free(move_group *g);
-static void fire_migrated(hub *h, ph_ctx *ctx, const move_group *g);
 static void group_send(hub *h, ph_ctx *ctx, move_group *g, int is_move);
 
 void move_free(move *mv)
@@ -99,30 +98,6 @@ void republish_moved(hub *h, ph_ctx *ctx, const move *mv)
     elist_free(&rows);
 }
 
-/* children_migrated_hook: {Node, [{Spec, Meta}]} for a group that moves. */
-static void fire_migrated(hub *h, ph_ctx *ctx, const move_group *g)
-{
-    ph_buf d, l;
-    list_walk w;
-    ph_term spec;
-    elist migrated;
-    if (!hooks_has(h->hooks, "children_migrated_hook") || elist_init(&migrated) != 0)
-        return;
-    ph_buf_init(&d);
-    ph_buf_init(&l);
-    elist_to(&l, &g->specs);
-    list_begin(&w, ph_buf_term(&l));
-    while (list_next(&w, &spec) > 0)
-        elist_add(&migrated, "{~t, ~t}", spec, reg_row_meta(g->meta_of));
-    ph_buf_reset(&l);
-    elist_to(&l, &migrated);
-    if (ph_build(&d, "{~a, ~t}", atom_text(g->to->node), ph_buf_term(&l)) == 0)
-        fire(h, ctx, "children_migrated_hook", ph_buf_term(&d));
-    ph_buf_free(&d);
-    ph_buf_free(&l);
-    elist_free(&migrated);
-}
-
 /* Sends a group as one hand-off. A move (children running here) is
  * remembered until its result, and its children stop here then; an
  * adoption (orphans) is not answered. */
@@ -154,7 +129,6 @@ static void group_send(hub *h, ph_ctx *ctx, move_group *g, int is_move)
         h->moves = mv;
         moving_mark(h, mv, 1);
         ph_encode_ref(&id, &mv->id);
-        fire_migrated(h, ctx, g);
     } else {
         ph_build(&id, "undefined");
     }
@@ -257,8 +231,10 @@ void move_finish(hub *h, ph_ctx *ctx, move *mv)
     if (mv->stop.n) {
         ph_buf l;
         if (ph_buf_init(&l) == 0) {
-            if (elist_to(&l, &mv->stop) == 0)
+            if (elist_to(&l, &mv->stop) == 0) {
+                fire_children_migrated(h, ctx, mv->target, ph_buf_term(&l));
                 stop_batch(h, ctx, ph_buf_term(&l), NULL, STOP_HERE);
+            }
             ph_buf_free(&l);
         }
     }

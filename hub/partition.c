@@ -233,8 +233,10 @@ void partition_refuse_start(hub *h, ph_ctx *ctx, const hub_msg *m)
 int partition_request(hub *h, ph_ctx *ctx, ph_term req, ph_buf *reply)
 {
     long n;
-    if (ph_match(req, "is_partitioned") == 1 || ph_match(req, "is_locked") == 1)
+    if (ph_match(req, "is_partitioned") == 1)
         return ph_build(reply, "~a", h->partitioned ? "true" : "false"), 0;
+    if (ph_match(req, "is_locked") == 1) /* a join or departure at work, or partition mode */
+        return ph_build(reply, "~a", h->partitioned || h->locked > 0 ? "true" : "false"), 0;
     if (ph_match(req, "toggle_quorum_failure") == 1) {
         if (h->partitioned)
             return ph_build(reply, "{error, already_partitioned}"), 0;

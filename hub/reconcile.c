@@ -4,6 +4,7 @@
 
 static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms);
 static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas);
+static void start_owed_now(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg);
 
 /* --- reconciliation: every child once, on its owner (ColdSwap) ---------- *
  *
@@ -46,20 +47,38 @@ static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms)
  * replica that cannot start is logged and tried again later. */
 static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
 {
-    ph_buf sl, ml;
+    ph_buf sl, ml, opts;
+    if (ph_buf_init(&sl) != 0 || ph_buf_init(&ml) != 0 || ph_buf_init(&opts) != 0 ||
+        elist_to(&sl, specs) != 0 || elist_to(&ml, metas) != 0 ||
+        ph_build(&opts, "[{migration_add, true}]") != 0) {
+        LOG_E("hub", "%s: out of memory restarting orphaned children", h->cfg.hub_id);
+        return;
+    }
+    /* as ProcessHub's NodeDown restarts them (a start on this node): the
+     * start hooks fire, the alter hook's handlers are awaited */
+    run_start_hooks(h, ctx, ph_buf_term(&sl), ph_buf_term(&ml), ph_buf_term(&opts), start_owed_now,
+                    NULL, NULL);
+    ph_buf_free(&sl);
+    ph_buf_free(&ml);
+    ph_buf_free(&opts);
+}
+
+static void start_owed_now(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg)
+{
     list_walk ws, wm;
     ph_term spec, meta;
     start_result r;
     elist failed;
-    if (ph_buf_init(&sl) != 0 || ph_buf_init(&ml) != 0 || elist_init(&failed) != 0 ||
-        result_init(&r) != 0) {
+    ph_buf scratch;
+    (void)arg;
+    if (elist_init(&failed) != 0 || result_init(&r) != 0 || ph_buf_init(&scratch) != 0) {
         LOG_E("hub", "%s: out of memory restarting orphaned children", h->cfg.hub_id);
         return;
     }
-    elist_to(&sl, specs);
-    elist_to(&ml, metas);
-    list_begin(&ws, ph_buf_term(&sl));
-    list_begin(&wm, ph_buf_term(&ml));
+    int want_post = hooks_has(h->hooks, "post_children_start_hook") ||
+                    hooks_has(h->hooks, "process_startups_hook");
+    list_begin(&ws, specs);
+    list_begin(&wm, metas);
     while (list_next(&ws, &spec) > 0 && list_next(&wm, &meta) > 0) {
         start_opts o;
         spec_info si;
@@ -67,19 +86,24 @@ static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
         o.metadata = meta;
         o.timeout = 10000;
         o.handoff = 1; /* a restart, not a new start: a stop since still holds */
+        o.want_post = want_post;
         int errors = r.errors.n;
         start_one(h, ctx, spec, &o, &r);
         if (r.errors.n != errors && parse_spec(spec, &si) == 0)
             elist_add(&failed, "~t", si.id);
     }
+    if (want_post) {
+        fire(h, ctx, "post_children_start_hook", elist_term(&r.post, &scratch));
+        if (r.startups.n)
+            fire(h, ctx, "process_startups_hook", elist_term(&r.startups, &scratch));
+    }
+    ph_buf_free(&scratch);
     LOG_I("hub", "%s: %d child(ren) started here (orphans, missing replicas), %d failed",
           h->cfg.hub_id, r.started.n, r.errors.n);
     if (failed.n)
         forget_orphans_everywhere(h, ctx, &failed);
     result_free(&r);
     elist_free(&failed);
-    ph_buf_free(&sl);
-    ph_buf_free(&ml);
 }
 
 /* A replica missing from a row that still has copies is started at once

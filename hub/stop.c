@@ -13,8 +13,11 @@ void stop_wait_done(stop_wait *w)
     ph_buf_init(&e);
     elist_to(&s, &w->stopped);
     elist_to(&e, &w->errors);
-    ph_build(&b, "{ok, #{status => ~a, stopped => ~t, errors => ~t}}", w->errors.n ? "error" : "ok",
-             ph_buf_term(&s), ph_buf_term(&e));
+    if (w->formatted) /* async_wait: StopResult.format */
+        encode_formatted_result(&b, &w->stopped, &w->errors, 0, 0);
+    else
+        ph_build(&b, "{ok, #{status => ~a, stopped => ~t, errors => ~t}}",
+                 w->errors.n ? "error" : "ok", ph_buf_term(&s), ph_buf_term(&e));
     ph_reply(w->from, ph_buf_term(&b));
     ph_buf_free(&b);
     ph_buf_free(&s);

@@ -184,6 +184,12 @@ static void io_send(void *arg, uint32_t node, ph_term msg)
         ph_send_named(a->ctx, a->h->cfg.hub_id, atom_text(a->h->members.members[i].node), msg);
 }
 
+static void io_fire(void *arg, const char *key, ph_term data)
+{
+    io_arg *a = arg;
+    fire(a->h, a->ctx, key, data);
+}
+
 /* The distribution is up (the hub's first announcement): the strategy's
  * tick starts. */
 void strategy_network_up(hub *h, ph_ctx *ctx)
@@ -198,7 +204,7 @@ void strategy_network_up(hub *h, ph_ctx *ctx)
 void strategy_message(hub *h, ph_ctx *ctx, const hub_msg *m)
 {
     io_arg a = {h, ctx};
-    dist_io io = {io_send, &a};
+    dist_io io = {io_send, &a, io_fire};
     const dist_internal *ext = h->dist_ext;
     if (m->kind == HM_LB_TICK) {
         unsigned ms = ext && ext->tick ? ext->tick(h->dist_state, &io) : 0;
@@ -268,7 +274,7 @@ int strategy_node_added(hub *h, uint32_t node)
     int rc = h->dist->node_added(h->dist_state, atom_text(node));
     if (rc == 0 && node != h->self_node && h->dist_ext && h->dist_ext->joined) {
         io_arg a = {h, NULL};
-        dist_io io = {io_send, &a};
+        dist_io io = {io_send, &a, io_fire};
         h->dist_ext->joined(h->dist_state, &io, atom_text(node));
     }
     if (rc == 0 && node != h->self_node && h->dist_ext && h->dist_ext->redistributes_on_join &&

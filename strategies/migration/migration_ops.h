@@ -26,7 +26,7 @@ typedef struct migration_ops {
      * are new copies; their old copies here are the strategy's to stop,
      * with move_finish(), which also frees mv. */
     void (*moved)(hub *h, ph_ctx *ctx, move *mv, ph_term started);
-    /* This node leaves gracefully (SIGTERM, a hub stop): its ring no
+    /* This node leaves gracefully (SIGTERM): its ring no
      * longer has it. The strategy ends with leave_announce(). */
     void (*leave)(hub *h, ph_ctx *ctx);
     /* A worker's {process_hub, retention_handled | handover_confirmed,
