@@ -101,7 +101,7 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
         send_local_registry(h, ctx, from.node);
         fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
         fire_children_redistribution(h, ctx, from.node, 1);
-        reconcile(h, ctx, FILL_SHORT);
+        reconcile(h, ctx, FILL_JOINED);
         fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
         hub_unlock_after_hooks(h, ctx);
     }

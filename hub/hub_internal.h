@@ -454,9 +454,12 @@ void moves_settled(hub *h, ph_ctx *ctx);
 /* reconcile.c */
 void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
 /* Which missing copies a reconcile starts: orphans only; also replicas
- * missing from rows that have copies (the members changed); or those only
- * when they were missing at the previous periodic pass too. */
-enum reconcile_fill { FILL_ORPHANS, FILL_SHORT, FILL_CONFIRMED };
+ * missing from rows that have copies (a member left); or those only when
+ * they were missing at the previous periodic pass too. FILL_JOINED (a
+ * member joined): orphans only here, and the first holder of a row short
+ * of replicas sends them to their owners (push_replicas) - a node that
+ * just joined holds only part of each row, so it starts none itself. */
+enum reconcile_fill { FILL_ORPHANS, FILL_SHORT, FILL_CONFIRMED, FILL_JOINED };
 void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill);
 void adopt_orphans(hub *h, ph_ctx *ctx);
 int move_all_away(hub *h, ph_ctx *ctx);

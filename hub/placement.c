@@ -323,9 +323,8 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
                          ph_term opts_term)
 {
     start_opts o;
-    ph_buf result, msg, mine;
+    ph_buf result, mine;
     ph_buf_init(&result);
-    ph_buf_init(&msg);
     ph_buf_init(&mine);
     if (parse_opts(opts_term, &o, &result) == 0) {
         o.check_existing = 0; /* the caller checked; a duplicate still fails here */
@@ -361,7 +360,6 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
         } else if (start_hooks_wait(h)) {
             defer_start(h, ctx, id, reply_to, here, opts_term, &o);
             ph_buf_free(&result);
-            ph_buf_free(&msg);
             ph_buf_free(&mine);
             return;
         } else {
@@ -370,7 +368,6 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
     }
     send_start_result(h, ctx, id, reply_to, &result);
     ph_buf_free(&result);
-    ph_buf_free(&msg);
     ph_buf_free(&mine);
 }
 

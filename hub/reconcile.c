@@ -247,7 +247,7 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
         }
         if (!mine)
             moving += move_misplaced(h, ctx, groups, &n_groups, row, pid, owners, k);
-        else if (fill == FILL_SHORT && row->n_nodes < k)
+        else if ((fill == FILL_SHORT || fill == FILL_JOINED) && row->n_nodes < k)
             pushed += push_replicas(h, ctx, pushes, &n_pushes, row, owners, k);
     }
     groups_flush(h, ctx, groups, n_groups, 1);

@@ -139,7 +139,10 @@ int handover_divert(process *p, proc_signal *s, ph_term msg)
 {
     struct handover *ho = p->handover;
     ph_term a, b, c;
-    if (protocol_kind(msg, &a, &b, &c) != HK_NONE)
+    enum ho_kind kind = protocol_kind(msg, &a, &b, &c);
+    /* A copy still waiting for its state that is asked for it (it moves
+     * on before its own move is done) answers once it has it. */
+    if (kind != HK_NONE && !(kind == HK_SEND && ho->phase == HO_AWAITING))
         return HANDOVER_PASS;
     if (ho->phase == HO_AWAITING) {
         s->next = NULL;

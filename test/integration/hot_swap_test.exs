@@ -226,6 +226,48 @@ defmodule PhNode.HotSwapTest do
     refute PhTest.log(c) =~ "no state within"
   end
 
+  test "replication 2: each moving replica hands over to the one that replaces it" do
+    cfg =
+      config(
+        ~s({"migration_strategy": {"type": "hot_swap", "handover": true}, ) <>
+          ~s("redundancy_strategy": {"type": "replication", "replication_factor": 2}})
+      )
+
+    [a | _] = nodes = cluster(cfg, 3)
+    ids = ids(600)
+    start_awaited(a, counters(ids))
+
+    assert wait_until(fn -> Enum.all?(nodes, &(GenServer.call(hub(&1), :replica_count) == 1200)) end,
+             30_000)
+
+    # every replica holds the child's value
+    for {id, {_, nps, _}} <- dump(a), {_, pid} <- nps,
+        do: assert(GenServer.call(pid, {:add, value(id)}) == value(id))
+
+    d = join(cfg, a)
+    live = nodes ++ [d]
+    wait_members(live)
+    ring = Ring.new(Enum.map(live, & &1.node))
+
+    settled = fn ->
+      dumps = Enum.map(live, &dump/1)
+      dd = hd(dumps)
+
+      Enum.all?(dumps, &(&1 == dd)) and map_size(dd) == 600 and running(live) == 1200 and
+        Enum.all?(dd, fn {id, {_, nps, _}} ->
+          Enum.sort(Enum.map(nps, &elem(&1, 0))) == Enum.sort(Ring.key_nodes(ring, id, 2))
+        end)
+    end
+
+    assert wait_until(settled, 60_000, 300)
+    moved = dump(a) |> Enum.count(fn {_, {_, nps, _}} -> Enum.any?(nps, &(elem(&1, 0) == d.node)) end)
+    assert moved > 100
+
+    for {id, {_, nps, _}} <- dump(a), {node, pid} <- nps do
+      assert GenServer.call(pid, :get) == value(id), "#{id} on #{node} lost its value"
+    end
+  end
+
   test "handover false: the old copies stop after a join (ProcessHub leaves them running)" do
     cfg = config(~s({"migration_strategy": {"type": "hot_swap", "handover": false}}))
     [a | _] = nodes = cluster(cfg, 2)
