@@ -152,6 +152,7 @@ typedef struct hub {
      * on first use by sync_strategy(). */
     const struct sync_ops *sync;
     void *sync_state;
+    struct subscriptions *subs; /* registry subscribers (subscription.c), NULL until the first */
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -416,6 +417,15 @@ void signal_role(hub *h, ph_ctx *ctx, const reg_row *row, ph_pid pid);
 void signal_roles(hub *h, ph_ctx *ctx);
 const struct sync_ops *sync_strategy(hub *h);
 void sync_strategy_free(hub *h);
+
+/* subscription.c */
+/* 1 if req is a subscription request (answered in reply, *r set), else 0. */
+int subscription_request(hub *h, ph_ctx *ctx, ph_term req, ph_buf *reply, ph_result *r);
+/* 1 if ref was a subscriber's monitor (it is dropped), else 0. */
+int subscription_down(hub *h, const ph_ref *ref);
+/* Sends the rows changed since the last flush to every subscriber. */
+void subscription_flush(hub *h, ph_ctx *ctx);
+void subscription_free(hub *h);
 
 /* leave.c */
 int leave_init(void);
