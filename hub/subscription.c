@@ -20,9 +20,8 @@
 
 typedef struct subscriber {
     ph_pid pid;
-    ph_ref ref;    /* the monitor's reference, also the subscription's id */
-    uint64_t seq;  /* the number of the last message sent */
-    uint64_t skip; /* PHNODE_TEST_SUBSCRIPTION_GAP: this seq is not sent (0: none) */
+    ph_ref ref;   /* the monitor's reference, also the subscription's id */
+    uint64_t seq; /* the number of the last message sent */
 } subscriber;
 
 struct subscriptions {
@@ -30,9 +29,10 @@ struct subscriptions {
     int n, cap;
     ph_buf dirty; /* keys changed since the last flush: u16 length, then the key bytes */
     const char *last_key;
-    uint32_t last_len; /* the last key noted (a row changed twice in a row: noted once) */
-    uint32_t last_at;  /* its offset in dirty */
-    uint64_t test_gap;
+    uint32_t last_len;     /* the last key noted (a row changed twice in a row: noted once) */
+    uint32_t last_at;      /* its offset in dirty */
+    uint64_t test_gap;     /* PHNODE_TEST_SUBSCRIPTION_GAP: every test_gap-th changes message */
+    uint64_t test_changes; /* is not sent (0: all are); changes messages counted here */
 };
 
 static void note_key(void *arg, const char *key, uint32_t key_len)
@@ -97,7 +97,8 @@ static void send_items(hub *h, ph_ctx *ctx, subscriber *sub, const char *kind, c
 {
     ph_buf b;
     sub->seq++;
-    if (sub->skip && sub->seq == sub->skip) {
+    if (h->subs->test_gap && strcmp(kind, "changes") == 0 &&
+        ++h->subs->test_changes % h->subs->test_gap == 0) {
         LOG_W("hub", "%s: PHNODE_TEST_SUBSCRIPTION_GAP: message %llu not sent", h->cfg.hub_id,
               (unsigned long long)sub->seq);
         return;
@@ -208,7 +209,6 @@ static ph_result subscribe(hub *h, ph_ctx *ctx, ph_term pid_term, ph_term opts, 
         ph_build(reply, "{error, enomem}");
         return PH_REPLY;
     }
-    sub->skip = s->test_gap;
     s->n++;
     registry_observe(h->reg, note_key, s);
     send_snapshot(h, ctx, sub);
