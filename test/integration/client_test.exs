@@ -28,6 +28,39 @@ defmodule PhNode.ClientTest.Hooks do
 end
 
 defmodule PhNode.ClientTest.Support do
+  # 8 processes, each 15 rounds of: an awaited start of 10 children, every
+  # pid of the result visible in the cache at once, an awaited stop of 5,
+  # gone from the cache at once.
+  def ryw_run(h) do
+    import ExUnit.Assertions
+
+    tasks =
+      for t <- 1..8 do
+        Task.async(fn ->
+          for round <- 1..15 do
+            ids =
+              for i <- 1..10, do: "ryw_#{t}_#{round}_#{i}_#{System.unique_integer([:positive])}"
+
+            r = await!(PhNode.start_children(h, Enum.map(ids, &spec/1), awaitable: true))
+            assert r.status == :ok
+
+            for {c, [{_, p}]} <- r.started do
+              assert PhNode.get_pid(h, c) == p, "cache lags the start of #{c}"
+            end
+
+            {stop, _keep} = Enum.split(ids, 5)
+            s = await!(PhNode.stop_children(h, stop, awaitable: true))
+            assert s.status == :ok
+            for c <- stop, do: assert(PhNode.get_pid(h, c) == nil, "cache lags the stop of #{c}")
+          end
+
+          :ok
+        end)
+      end
+
+    assert Enum.map(tasks, &Task.await(&1, 120_000)) == List.duplicate(:ok, 8)
+  end
+
   def wait_until(fun, ms, pause \\ 50), do: PhTest.wait_until(fun, ms, pause)
   def cid(prefix), do: PhTest.unique_atom("c_" <> prefix)
   def bid(prefix), do: "b_#{prefix}_#{System.unique_integer([:positive, :monotonic])}"
@@ -115,7 +148,10 @@ defmodule PhNode.ClientTest do
     assert {:error, {:bad_nodes, []}} = PhNode.Hub.start_link(hub_id: :phnode_bad1, nodes: [])
     assert {:error, {:already_started, _}} = PhNode.Hub.start_link(hub_id: h, nodes: [node])
     :ets.new(:phnode_taken, [:named_table])
-    assert {:error, {:table_exists, :phnode_taken}} = PhNode.Hub.start_link(hub_id: :phnode_taken, nodes: [node])
+
+    assert {:error, {:table_exists, :phnode_taken}} =
+             PhNode.Hub.start_link(hub_id: :phnode_taken, nodes: [node])
+
     Process.flag(:trap_exit, false)
   end
 
@@ -360,31 +396,7 @@ defmodule PhNode.ClientTest do
   end
 
   test "read-your-writes: 8 processes starting and stopping concurrently", %{h: h} do
-    tasks =
-      for t <- 1..8 do
-        Task.async(fn ->
-          for round <- 1..15 do
-            ids =
-              for i <- 1..10, do: "ryw_#{t}_#{round}_#{i}_#{System.unique_integer([:positive])}"
-
-            r = await!(PhNode.start_children(h, Enum.map(ids, &spec/1), awaitable: true))
-            assert r.status == :ok
-
-            for {c, [{_, p}]} <- r.started do
-              assert PhNode.get_pid(h, c) == p, "cache lags the start of #{c}"
-            end
-
-            {stop, _keep} = Enum.split(ids, 5)
-            s = await!(PhNode.stop_children(h, stop, awaitable: true))
-            assert s.status == :ok
-            for c <- stop, do: assert(PhNode.get_pid(h, c) == nil, "cache lags the stop of #{c}")
-          end
-
-          :ok
-        end)
-      end
-
-    assert Enum.map(tasks, &Task.await(&1, 120_000)) == List.duplicate(:ok, 8)
+    ryw_run(h)
   end
 end
 
@@ -483,6 +495,12 @@ defmodule PhNode.ClientClusterTest do
     assert r2.status == :ok
     assert PhNode.get_pid(h, hd(StartResult.cids(r2))) == StartResult.pid(r2)
     assert {_, _} = PhNode.which_children(h)
+  end
+
+  test "read-your-writes from 8 processes, children placed on every member" do
+    [a, _b, _c] = cluster(3)
+    h = connect([a.node])
+    ryw_run(h)
   end
 
   test "a member that joins later is learned; its death does not move the client" do
