@@ -52,8 +52,7 @@ defmodule PhNode do
       Hub.note_interest(hub_id, timeout + 60_000)
 
       with {:ok, req} <- Hub.send_request(hub_id, request) do
-        {:ok,
-         %Future{ref: req, timeout: timeout, hub_id: hub_id, kind: :start, owner: self()}}
+        {:ok, %Future{ref: req, timeout: timeout, hub_id: hub_id, kind: :start, owner: self()}}
       end
     else
       Hub.call(hub_id, request, @call_timeout, false)
@@ -131,6 +130,7 @@ defmodule PhNode do
   def child_lookup(hub_id, child_id, opts \\ []) do
     case safe_lookup(hub_id, child_id) do
       [{_, nps, spec, meta}] ->
+        spec = :erlang.binary_to_term(spec)
         if Keyword.get(opts, :with_metadata, false), do: {spec, nps, meta}, else: {spec, nps}
 
       _ ->
@@ -154,12 +154,20 @@ defmodule PhNode do
 
   @doc "`%{cid => {child_spec, [{node, pid}], metadata}}` (from the cache)."
   def registry_dump(hub_id) do
-    :ets.foldl(fn {cid, nps, spec, meta}, acc -> Map.put(acc, cid, {spec, nps, meta}) end, %{}, hub_id)
+    :ets.foldl(
+      fn {cid, nps, spec, meta}, acc ->
+        Map.put(acc, cid, {:erlang.binary_to_term(spec), nps, meta})
+      end,
+      %{},
+      hub_id
+    )
   end
 
   @doc "`[{cid, [{node, pid}]}]` of the children whose metadata has `tag: tag` (from the cache)."
   def tag_query(hub_id, tag) do
-    :ets.select(hub_id, [{{:"$1", :"$2", :_, %{tag: :"$3"}}, [{:"=:=", :"$3", {:const, tag}}], [{{:"$1", :"$2"}}]}])
+    :ets.select(hub_id, [
+      {{:"$1", :"$2", :_, %{tag: :"$3"}}, [{:"=:=", :"$3", {:const, tag}}], [{{:"$1", :"$2"}}]}
+    ])
   end
 
   defp safe_lookup(tab, key) do
@@ -234,8 +242,10 @@ defmodule PhNode do
 
   defp valid_handler?(nil), do: false
 
-  defp valid_handler?(%HookManager{id: id, p: p} = h) when ((is_atom(id) and id != nil) or is_binary(id)) and is_integer(p) do
-    is_function(h.fun, 1) or is_pid(h.pid) or (is_atom(h.m) and h.m != nil and is_atom(h.f) and is_list(h.a))
+  defp valid_handler?(%HookManager{id: id, p: p} = h)
+       when ((is_atom(id) and id != nil) or is_binary(id)) and is_integer(p) do
+    is_function(h.fun, 1) or is_pid(h.pid) or
+      (is_atom(h.m) and h.m != nil and is_atom(h.f) and is_list(h.a))
   end
 
   defp valid_handler?(_), do: false

@@ -32,7 +32,8 @@ defmodule PhNode.HookDispatcher do
     rescue
       e -> Logger.error("PhNode hook #{inspect(h.id)} (#{key}) raised: #{Exception.message(e)}")
     catch
-      kind, reason -> Logger.error("PhNode hook #{inspect(h.id)} (#{key}): #{kind} #{inspect(reason)}")
+      kind, reason ->
+        Logger.error("PhNode hook #{inspect(h.id)} (#{key}): #{kind} #{inspect(reason)}")
     end
   end
 end

@@ -140,11 +140,17 @@ defmodule PhNode.Hub do
   def finish(%{kind: :start} = f, {:ok, %{} = r}) do
     # A rolled back start stopped its children in the same turn: the cache
     # never sees them, and shows nothing of them once the stop is through.
-    conds =
-      if Map.get(r, :rollback, false),
-        do: for({cid, nps} <- Map.get(r, :started, []), {n, pid} <- nps, do: {:gone, cid, n, pid}),
-        else: for({cid, nps} <- Map.get(r, :started, []), {_n, pid} <- nps, do: {:seen, cid, pid})
-    await_visible(f.hub_id, conds)
+    started = Map.get(r, :started, [])
+
+    if Map.get(r, :rollback, false) do
+      await_visible(
+        f.hub_id,
+        for({cid, nps} <- started, {n, pid} <- nps, do: {:gone, cid, n, pid})
+      )
+    else
+      %{table: tab, seen: seen} = info(f.hub_id)
+      await_visible(f.hub_id, not_seen(started, tab, seen, []))
+    end
 
     %PhNode.StartResult{
       status: Map.get(r, :status, :ok),
@@ -158,7 +164,9 @@ defmodule PhNode.Hub do
     stopped = Map.get(r, :stopped, [])
 
     conds =
-      for {cid, nodes} <- stopped, n <- nodes, {^cid, ^n, pid} <- Map.get(pre, cid, []),
+      for {cid, nodes} <- stopped,
+          n <- nodes,
+          {^cid, ^n, pid} <- Map.get(pre, cid, []),
           do: {:gone, cid, n, pid}
 
     await_visible(f.hub_id, conds)
@@ -173,13 +181,47 @@ defmodule PhNode.Hub do
   def finish(_f, {:error, _} = e), do: e
   def finish(_f, other), do: {:error, {:unexpected_reply, other}}
 
+  # The {:seen, cid, pid} of the started children the cache does not show
+  # (one ETS read per child: the hot part of a 100k start's await).
+  defp not_seen([], _tab, _seen, acc), do: acc
+
+  defp not_seen([{cid, nps} | rest], tab, seen, acc) do
+    have = row_nps(tab, cid)
+    not_seen(rest, tab, seen, missing(nps, have, cid, seen, acc))
+  end
+
+  defp missing([], _have, _cid, _seen, acc), do: acc
+
+  defp missing([{_, pid} | rest], have, cid, seen, acc) do
+    if List.keymember?(have, pid, 1) or :ets.member(seen, {cid, pid}),
+      do: missing(rest, have, cid, seen, acc),
+      else: missing(rest, have, cid, seen, [{:seen, cid, pid} | acc])
+  end
+
   defp await_visible(_hub_id, []), do: :ok
 
+  # The hub sends the registry changes a request made before its reply,
+  # on the same connection: when the reply is here, they are in the
+  # connection process's mailbox or applied. Checked here first (ETS reads);
+  # only what is not visible yet (children placed on other members, changes
+  # made after the reply) is handed to the connection process to wait for.
   defp await_visible(hub_id, conds) do
-    %{server: server, ryw_timeout: t} = info(hub_id)
-    GenServer.call(server, {:await, conds, t}, t + 60_000)
+    %{server: server, ryw_timeout: t, table: tab, seen: seen} = info(hub_id)
+
+    case Enum.reject(conds, &cond_met?(&1, tab, seen)) do
+      [] -> :ok
+      left -> GenServer.call(server, {:await, left, t}, t + 60_000)
+    end
   catch
     :exit, _ -> :ok
+  end
+
+  defp cond_met?({:seen, cid, pid}, tab, seen) do
+    Enum.any?(row_nps(tab, cid), fn {_, p} -> p == pid end) or :ets.member(seen, {cid, pid})
+  end
+
+  defp cond_met?({:gone, cid, n, pid}, tab, _seen) do
+    not Enum.any?(row_nps(tab, cid), fn {m, p} -> m == n and p == pid end)
   end
 
   # --- the connection process -------------------------------------------------------------
@@ -501,7 +543,10 @@ defmodule PhNode.Hub do
         %{s | sub: ref, seq: 0, snap: snap, subscribed_at: System.monotonic_time(:millisecond)}
 
       other ->
-        Logger.error("PhNode.Hub #{s.hub_id}: subscription on #{s.member} failed: #{inspect(other)}")
+        Logger.error(
+          "PhNode.Hub #{s.hub_id}: subscription on #{s.member} failed: #{inspect(other)}"
+        )
+
         %{s | sub: nil}
     end
   end
@@ -573,22 +618,43 @@ defmodule PhNode.Hub do
 
     Enum.reduce(items, [], fn
       {:put, cid, spec, nps, meta}, touched ->
-        nps = if no_down, do: nps, else: Enum.reject(nps, fn {n, _} -> MapSet.member?(down, n) end)
+        nps =
+          if no_down, do: nps, else: Enum.reject(nps, fn {n, _} -> MapSet.member?(down, n) end)
+
         if snap, do: :ets.insert(snap, {cid})
 
-        if nps == [] do
-          :ets.delete(tab, cid)
-        else
-          :ets.insert(tab, {cid, nps, spec, meta})
-          if record, do: Enum.each(nps, fn {_, p} -> :ets.insert(seen, {{cid, p}}) end)
+        cond do
+          nps == [] ->
+            if record, do: note_vanished(tab, seen, cid, [])
+            :ets.delete(tab, cid)
+
+          record ->
+            # a new row costs nothing more; a replaced one notes the pids it loses
+            unless :ets.insert_new(tab, {cid, nps, spec, meta}) do
+              note_vanished(tab, seen, cid, nps)
+              :ets.insert(tab, {cid, nps, spec, meta})
+            end
+
+          true ->
+            :ets.insert(tab, {cid, nps, spec, meta})
         end
 
         if watch, do: [cid | touched], else: touched
 
       {:delete, cid}, touched ->
+        if record, do: note_vanished(tab, seen, cid, [])
         :ets.delete(tab, cid)
         if watch, do: [cid | touched], else: touched
     end)
+  end
+
+  # Read-your-writes: while an awaited start is in flight, the pids a row
+  # loses are kept, so that a child that started and already died or was
+  # restarted still counts as seen.
+  defp note_vanished(tab, seen, cid, keep) do
+    for {_, p} <- row_nps(tab, cid),
+        not List.keymember?(keep, p, 1),
+        do: :ets.insert(seen, {{cid, p}})
   end
 
   # The end of a snapshot: rows it did not have are gone.
@@ -604,6 +670,8 @@ defmodule PhNode.Hub do
         tab
       )
 
+    record = :atomics.get(s.interest, 1) > System.monotonic_time(:millisecond)
+    if record, do: Enum.each(stale, &note_vanished(tab, s.seen, &1, []))
     Enum.each(stale, &:ets.delete(tab, &1))
     :ets.delete(snap)
     check_waiters(%{s | snap: nil}, :all)
@@ -645,20 +713,16 @@ defmodule PhNode.Hub do
 
   # --- read-your-writes waiters -------------------------------------------------------
 
-  defp cond_met?({:seen, cid, pid}, s) do
-    MapSet.member?(s.down, node(pid)) or :ets.member(s.seen, {cid, pid}) or
-      Enum.any?(row_nps(s.tab, cid), fn {_, p} -> p == pid end)
-  end
+  defp cond_met?({:seen, _cid, pid} = c, s),
+    do: MapSet.member?(s.down, node(pid)) or cond_met?(c, s.tab, s.seen)
 
-  defp cond_met?({:gone, cid, n, pid}, s) do
-    not Enum.any?(row_nps(s.tab, cid), fn {m, p} -> m == n and p == pid end)
-  end
+  defp cond_met?(c, s), do: cond_met?(c, s.tab, s.seen)
 
+  # the {node, pid} list alone: the spec and metadata are not copied
   defp row_nps(tab, cid) do
-    case :ets.lookup(tab, cid) do
-      [{_, nps, _, _}] -> nps
-      [] -> []
-    end
+    :ets.lookup_element(tab, cid, 2)
+  rescue
+    ArgumentError -> []
   end
 
   defp check_waiters(%{waiters: w} = s, _) when w == %{}, do: s
@@ -745,9 +809,19 @@ defmodule PhNode.Hub do
     id = dispatch_id(s, key)
     safe_call(s, member, {:cancel_hook_handlers, key, [id]}, 5000)
 
-    case safe_call(s, member, {:register_hook_handlers, key, [%{id: id, pid: s.dispatcher, p: 0}]}, 5000) do
-      :ok -> :ok
-      other -> Logger.error("PhNode.Hub #{s.hub_id}: hook proxy for #{key} on #{member}: #{inspect(other)}")
+    case safe_call(
+           s,
+           member,
+           {:register_hook_handlers, key, [%{id: id, pid: s.dispatcher, p: 0}]},
+           5000
+         ) do
+      :ok ->
+        :ok
+
+      other ->
+        Logger.error(
+          "PhNode.Hub #{s.hub_id}: hook proxy for #{key} on #{member}: #{inspect(other)}"
+        )
     end
   end
 end

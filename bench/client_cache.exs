@@ -1,0 +1,233 @@
+# Benchmarks of the Elixir client (clients/elixir), run by bench/client_cache.sh.
+# Prints one JSON object per scenario; ratios matter, not absolute numbers.
+#
+#  1. get_pid from the client's cache vs Registry.lookup, at 1k, 10k, 100k
+#     and 1M children (goal >= 1.0x);
+#  2. cache freshness after a kill -9 of the member the client is attached
+#     to: ms between the surviving registries agreeing and the cache agreeing
+#     with them (goal <= 200 ms);
+#  3. 100k children started with one awaitable start_children through the
+#     client (cache updated, read-your-writes) vs the raw GenServer.call on a
+#     hub with no subscriber (goal: <= 10% slower).
+Code.require_file("../test/integration/support/ph_test.exs", __DIR__)
+lib = Path.expand("../clients/elixir/lib", __DIR__)
+
+for f <- ~w(start_result stop_result hook_manager hook_dispatcher hub future),
+    do: Code.require_file(Path.join([lib, "phnode", f <> ".ex"]))
+
+Code.require_file(Path.join(lib, "phnode.ex"))
+PhTest.init()
+Logger.configure(level: :error)
+
+defmodule ClBench do
+  def spec(id), do: %{id: id, start: {:counter, :start_link, [0]}}
+  def ids(prefix, n), do: for(i <- 1..n, do: "#{prefix}#{i}")
+
+  def connect(name, nodes) do
+    {:ok, pid} = PhNode.Hub.start_link(hub_id: name, hub: :my_hub, nodes: nodes, cookie: PhTest.cookie())
+    Process.unlink(pid)
+    name
+  end
+
+  def us(fun) do
+    t0 = System.monotonic_time(:microsecond)
+    fun.()
+    System.monotonic_time(:microsecond) - t0
+  end
+
+  # lookups of keys in order of a shuffled tuple; lookups per second
+  def rate(keys, lookup, n) do
+    size = tuple_size(keys)
+    t = us(fn -> loop(keys, size, lookup, n, 0) end)
+    n * 1_000_000 / t
+  end
+
+  defp loop(_keys, _size, _lookup, 0, _i), do: :ok
+
+  defp loop(keys, size, lookup, n, i) do
+    lookup.(elem(keys, i))
+    loop(keys, size, lookup, n - 1, if(i + 1 == size, do: 0, else: i + 1))
+  end
+
+  def start_all(h, ids) do
+    ids
+    |> Enum.chunk_every(100_000)
+    |> Enum.each(fn chunk ->
+      {:ok, f} = PhNode.start_children(h, Enum.map(chunk, &spec/1), awaitable: true, timeout: 120_000)
+      %PhNode.StartResult{status: :ok} = PhNode.Future.await(f)
+    end)
+  end
+
+  def stop_all_raw(node, ids) do
+    ids
+    |> Enum.chunk_every(100_000)
+    |> Enum.each(fn chunk ->
+      {:ok, _} = GenServer.call({:my_hub, node}, {:stop_children, chunk, [awaitable: true]}, :infinity)
+    end)
+  end
+
+  def json(map), do: IO.puts(encode(map))
+
+  defp encode(m) when is_map(m),
+    do: "{" <> Enum.map_join(m, ", ", fn {k, v} -> "\"#{k}\": #{encode(v)}" end) <> "}"
+
+  defp encode(l) when is_list(l), do: "[" <> Enum.map_join(l, ", ", &encode/1) <> "]"
+  defp encode(f) when is_float(f), do: :erlang.float_to_binary(f, decimals: 3)
+  defp encode(x) when is_integer(x), do: Integer.to_string(x)
+  defp encode(s) when is_binary(s) or is_atom(s), do: "\"#{s}\""
+
+  def median(l), do: l |> Enum.sort() |> Enum.at(div(length(l), 2))
+end
+
+rounds = String.to_integer(System.get_env("ROUNDS", "3"))
+
+# --- 1. get_pid vs Registry.lookup -------------------------------------------------
+ph = PhTest.start_node(args: [])
+h = ClBench.connect(:clb_cache, [ph.node])
+{:ok, _} = Registry.start_link(keys: :unique, name: ClBench.Reg)
+me = self()
+
+lookup_results =
+  Enum.reduce([1_000, 10_000, 100_000, 1_000_000], {0, []}, fn n, {have, acc} ->
+    new = ClBench.ids("k", n) |> Enum.drop(have)
+    ClBench.start_all(h, new)
+    for k <- new, do: {:ok, _} = Registry.register(ClBench.Reg, k, nil)
+    keys = ClBench.ids("k", n) |> Enum.shuffle() |> List.to_tuple()
+    ^n = :ets.info(h, :size)
+    lookups = max(1_000_000, 2 * n)
+
+    samples =
+      for _ <- 1..rounds do
+        c = ClBench.rate(keys, fn k -> PhNode.get_pid(h, k) end, lookups)
+        r = ClBench.rate(keys, fn k -> Registry.lookup(ClBench.Reg, k) end, lookups)
+        {c, r}
+      end
+
+    c = ClBench.median(for {c, _} <- samples, do: c)
+    r = ClBench.median(for {_, r} <- samples, do: r)
+    # the pids are right
+    [{pid, nil}] = Registry.lookup(ClBench.Reg, elem(keys, 0))
+    ^pid = me
+    true = is_pid(PhNode.get_pid(h, elem(keys, 0)))
+
+    ClBench.json(%{
+      scenario: "client_get_pid_vs_registry_lookup",
+      children: n,
+      client_lookups_per_s: c,
+      registry_lookups_per_s: r,
+      ratio: c / r,
+      goal: ">= 1.0"
+    })
+
+    {n, acc ++ [{n, c / r}]}
+  end)
+
+_ = lookup_results
+PhNode.Hub.stop(h)
+PhTest.kill_node(ph)
+
+# --- 2. freshness after kill -9 ----------------------------------------------------------
+fresh =
+  for round <- 1..rounds do
+    a = PhTest.start_node(args: [])
+    b = PhTest.start_node(args: ["--join", Atom.to_string(a.node)])
+    c = PhTest.start_node(args: ["--join", Atom.to_string(a.node)])
+
+    true =
+      PhTest.wait_until(
+        fn -> Enum.all?([a, b, c], &(length(GenServer.call({:my_hub, &1.node}, {:nodes, []})) == 2)) end,
+        20_000
+      )
+
+    name = :"clb_fresh#{round}"
+    h = ClBench.connect(name, [a.node])
+    ClBench.start_all(h, ClBench.ids("f", 10_000))
+    list = fn node -> GenServer.call({:my_hub, node}, {:process_list, :global}, 30_000) |> Enum.sort() end
+    t0 = System.monotonic_time(:millisecond)
+    PhTest.kill_node(a)
+
+    # polls every few ms; the first time the survivors agree (every child
+    # running on b or c), and the first time the cache shows that state
+    {survivors, cache} =
+      Enum.reduce_while(1..100_000, {nil, nil}, fn _, {s, cch} ->
+        lb = list.(b.node)
+        now = System.monotonic_time(:millisecond) - t0
+        lc = list.(c.node)
+
+        agreed =
+          lb == lc and length(lb) == 10_000 and
+            not Enum.any?(lb, fn {_, nps} -> List.keymember?(nps, a.node, 0) end)
+
+        s = if agreed and s == nil, do: now, else: if(agreed, do: s, else: nil)
+        cached = Enum.sort(PhNode.process_list(h, :global))
+        now2 = System.monotonic_time(:millisecond) - t0
+        cch = if s != nil and cached == lb, do: cch || now2, else: nil
+
+        cond do
+          s != nil and cch != nil -> {:halt, {s, cch}}
+          now2 > 60_000 -> {:halt, {s, :timeout}}
+          true -> Process.sleep(5); {:cont, {s, cch}}
+        end
+      end)
+
+    PhNode.Hub.stop(h)
+    PhTest.kill_node(b)
+    PhTest.kill_node(c)
+    {survivors, cache}
+  end
+
+deltas = for {s, c} <- fresh, is_integer(c), do: max(c - s, 0)
+
+ClBench.json(%{
+  scenario: "client_cache_freshness_after_kill9",
+  children: 10_000,
+  survivors_agree_ms: for({s, _} <- fresh, do: s || -1),
+  cache_agrees_ms: for({_, c} <- fresh, do: if(is_integer(c), do: c, else: -1)),
+  cache_after_survivors_ms: deltas,
+  goal: "<= 200"
+})
+
+# --- 3. 100k starts: client vs raw call -------------------------------------------------
+ph = PhTest.start_node(args: [])
+specs = for id <- ClBench.ids("s", 100_000), do: ClBench.spec(id)
+ids = ClBench.ids("s", 100_000)
+
+times =
+  for round <- 1..(rounds + 1) do
+    raw =
+      ClBench.us(fn ->
+        {:ok, %{status: :ok}} =
+          GenServer.call({:my_hub, ph.node}, {:start_children, specs, [awaitable: true]}, :infinity)
+      end)
+
+    ClBench.stop_all_raw(ph.node, ids)
+    h = ClBench.connect(:"clb_start#{round}", [ph.node])
+
+    client =
+      ClBench.us(fn ->
+        {:ok, f} = PhNode.start_children(h, specs, awaitable: true, timeout: 120_000)
+        %{status: :ok} = PhNode.Future.await(f)
+      end)
+
+    100_000 = :ets.info(h, :size)
+    ClBench.stop_all_raw(ph.node, ids)
+    PhNode.Hub.stop(h)
+    {raw / 1000, client / 1000}
+  end
+  # the first round warms up
+  |> tl()
+
+raw = ClBench.median(for {r, _} <- times, do: r)
+client = ClBench.median(for {_, c} <- times, do: c)
+
+ClBench.json(%{
+  scenario: "client_start_100k_vs_raw_call",
+  raw_ms: for({r, _} <- times, do: r),
+  client_ms: for({_, c} <- times, do: c),
+  median_raw_ms: raw,
+  median_client_ms: client,
+  client_over_raw: client / raw,
+  goal: "<= 1.10"
+})
+
+PhTest.kill_node(ph)
