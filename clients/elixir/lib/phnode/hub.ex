@@ -611,50 +611,45 @@ defmodule PhNode.Hub do
 
   # --- the cache --------------------------------------------------------------------
 
+  # One message's items. Within a flush every item is the row's state at
+  # its end, so their order does not matter: rows go to ETS in one insert.
+  # While an awaited start is in flight (record), every {cid, pid} applied is
+  # kept in the seen table, so that a child that started and already exited
+  # or was restarted still counts as seen.
   defp apply_items(items, s, record) do
-    %{tab: tab, snap: snap, down: down, seen: seen} = s
+    down = if MapSet.size(s.down) == 0, do: nil, else: s.down
     watch = s.windex != %{}
-    no_down = MapSet.size(down) == 0
+    {rows, touched} = split_items(items, s.tab, down, watch, [], [])
+    :ets.insert(s.tab, rows)
 
-    Enum.reduce(items, [], fn
-      {:put, cid, spec, nps, meta}, touched ->
-        nps =
-          if no_down, do: nps, else: Enum.reject(nps, fn {n, _} -> MapSet.member?(down, n) end)
+    if s.snap do
+      :ets.insert(s.snap, for({cid, _, _, _} <- rows, do: {cid}))
+      :ets.insert(s.snap, for({:delete, cid} <- items, do: {cid}))
+    end
 
-        if snap, do: :ets.insert(snap, {cid})
+    if record,
+      do: :ets.insert(s.seen, for({cid, nps, _, _} <- rows, {_, p} <- nps, do: {{cid, p}}))
 
-        cond do
-          nps == [] ->
-            if record, do: note_vanished(tab, seen, cid, [])
-            :ets.delete(tab, cid)
-
-          record ->
-            # a new row costs nothing more; a replaced one notes the pids it loses
-            unless :ets.insert_new(tab, {cid, nps, spec, meta}) do
-              note_vanished(tab, seen, cid, nps)
-              :ets.insert(tab, {cid, nps, spec, meta})
-            end
-
-          true ->
-            :ets.insert(tab, {cid, nps, spec, meta})
-        end
-
-        if watch, do: [cid | touched], else: touched
-
-      {:delete, cid}, touched ->
-        if record, do: note_vanished(tab, seen, cid, [])
-        :ets.delete(tab, cid)
-        if watch, do: [cid | touched], else: touched
-    end)
+    touched
   end
 
-  # Read-your-writes: while an awaited start is in flight, the pids a row
-  # loses are kept, so that a child that started and already died or was
-  # restarted still counts as seen.
-  defp note_vanished(tab, seen, cid, keep) do
-    for {_, p} <- row_nps(tab, cid),
-        not List.keymember?(keep, p, 1),
-        do: :ets.insert(seen, {{cid, p}})
+  defp split_items([], _tab, _down, _watch, rows, touched), do: {rows, touched}
+
+  defp split_items([{:put, cid, spec, nps, meta} | rest], tab, down, watch, rows, touched) do
+    nps = if down, do: Enum.reject(nps, fn {n, _} -> MapSet.member?(down, n) end), else: nps
+    touched = if watch, do: [cid | touched], else: touched
+
+    if nps == [] do
+      :ets.delete(tab, cid)
+      split_items(rest, tab, down, watch, rows, touched)
+    else
+      split_items(rest, tab, down, watch, [{cid, nps, spec, meta} | rows], touched)
+    end
+  end
+
+  defp split_items([{:delete, cid} | rest], tab, down, watch, rows, touched) do
+    :ets.delete(tab, cid)
+    split_items(rest, tab, down, watch, rows, if(watch, do: [cid | touched], else: touched))
   end
 
   # The end of a snapshot: rows it did not have are gone.
@@ -670,8 +665,6 @@ defmodule PhNode.Hub do
         tab
       )
 
-    record = :atomics.get(s.interest, 1) > System.monotonic_time(:millisecond)
-    if record, do: Enum.each(stale, &note_vanished(tab, s.seen, &1, []))
     Enum.each(stale, &:ets.delete(tab, &1))
     :ets.delete(snap)
     check_waiters(%{s | snap: nil}, :all)
