@@ -24,7 +24,9 @@ defmodule ClBench do
   def ids(prefix, n), do: for(i <- 1..n, do: "#{prefix}#{i}")
 
   def connect(name, nodes) do
-    {:ok, pid} = PhNode.Hub.start_link(hub_id: name, hub: :my_hub, nodes: nodes, cookie: PhTest.cookie())
+    {:ok, pid} =
+      PhNode.Hub.start_link(hub_id: name, hub: :my_hub, nodes: nodes, cookie: PhTest.cookie())
+
     Process.unlink(pid)
     name
   end
@@ -37,8 +39,11 @@ defmodule ClBench do
 
   # lookups of the keys of a shuffled tuple, in order: lookups per second
   # (compiled loops, one per side, so that both pay the same overhead)
-  def rate_client(keys, h, n), do: n * 1_000_000 / us(fn -> client_loop(keys, tuple_size(keys), h, n, 0) end)
-  def rate_registry(keys, reg, n), do: n * 1_000_000 / us(fn -> reg_loop(keys, tuple_size(keys), reg, n, 0) end)
+  def rate_client(keys, h, n),
+    do: n * 1_000_000 / us(fn -> client_loop(keys, tuple_size(keys), h, n, 0) end)
+
+  def rate_registry(keys, reg, n),
+    do: n * 1_000_000 / us(fn -> reg_loop(keys, tuple_size(keys), reg, n, 0) end)
 
   defp client_loop(_keys, _size, _h, 0, _i), do: :ok
 
@@ -58,7 +63,9 @@ defmodule ClBench do
     ids
     |> Enum.chunk_every(100_000)
     |> Enum.each(fn chunk ->
-      {:ok, f} = PhNode.start_children(h, Enum.map(chunk, &spec/1), awaitable: true, timeout: 120_000)
+      {:ok, f} =
+        PhNode.start_children(h, Enum.map(chunk, &spec/1), awaitable: true, timeout: 120_000)
+
       %PhNode.StartResult{status: :ok} = PhNode.Future.await(f)
     end)
   end
@@ -67,7 +74,8 @@ defmodule ClBench do
     ids
     |> Enum.chunk_every(100_000)
     |> Enum.each(fn chunk ->
-      {:ok, _} = GenServer.call({:my_hub, node}, {:stop_children, chunk, [awaitable: true]}, :infinity)
+      {:ok, _} =
+        GenServer.call({:my_hub, node}, {:stop_children, chunk, [awaitable: true]}, :infinity)
     end)
   end
 
@@ -85,180 +93,216 @@ defmodule ClBench do
 end
 
 rounds = String.to_integer(System.get_env("ROUNDS", "3"))
+# CLBENCH_ONLY=lookup|freshness|start runs one scenario
+only = System.get_env("CLBENCH_ONLY")
+run? = fn name -> only in [nil, "", name] end
 
 # --- 1. get_pid vs Registry.lookup -------------------------------------------------
-ph = PhTest.start_node(args: [])
-h = ClBench.connect(:clb_cache, [ph.node])
-{:ok, _} = Registry.start_link(keys: :unique, name: ClBench.Reg)
-me = self()
+if run?.("lookup") do
+  ph = PhTest.start_node(args: [])
+  h = ClBench.connect(:clb_cache, [ph.node])
+  {:ok, _} = Registry.start_link(keys: :unique, name: ClBench.Reg)
+  me = self()
 
-lookup_results =
-  Enum.reduce([1_000, 10_000, 100_000, 1_000_000], {0, []}, fn n, {have, acc} ->
-    new = ClBench.ids("k", n) |> Enum.drop(have)
-    ClBench.start_all(h, new)
-    for k <- new, do: {:ok, _} = Registry.register(ClBench.Reg, k, nil)
-    keys = ClBench.ids("k", n) |> Enum.shuffle() |> List.to_tuple()
-    ^n = :ets.info(h, :size)
-    lookups = max(1_000_000, 2 * n)
+  lookup_results =
+    Enum.reduce([1_000, 10_000, 100_000, 1_000_000], {0, []}, fn n, {have, acc} ->
+      new = ClBench.ids("k", n) |> Enum.drop(have)
+      ClBench.start_all(h, new)
+      for k <- new, do: {:ok, _} = Registry.register(ClBench.Reg, k, nil)
+      keys = ClBench.ids("k", n) |> Enum.shuffle() |> List.to_tuple()
+      ^n = :ets.info(h, :size)
+      lookups = max(1_000_000, 2 * n)
 
-    samples =
-      for _ <- 1..rounds do
-        c = ClBench.rate_client(keys, h, lookups)
-        r = ClBench.rate_registry(keys, ClBench.Reg, lookups)
-        {c, r}
-      end
+      samples =
+        for _ <- 1..rounds do
+          c = ClBench.rate_client(keys, h, lookups)
+          r = ClBench.rate_registry(keys, ClBench.Reg, lookups)
+          {c, r}
+        end
 
-    c = ClBench.median(for {c, _} <- samples, do: c)
-    r = ClBench.median(for {_, r} <- samples, do: r)
-    # the pids are right
-    [{pid, nil}] = Registry.lookup(ClBench.Reg, elem(keys, 0))
-    ^pid = me
-    true = is_pid(PhNode.get_pid(h, elem(keys, 0)))
+      c = ClBench.median(for {c, _} <- samples, do: c)
+      r = ClBench.median(for {_, r} <- samples, do: r)
+      # the pids are right
+      [{pid, nil}] = Registry.lookup(ClBench.Reg, elem(keys, 0))
+      ^pid = me
+      true = is_pid(PhNode.get_pid(h, elem(keys, 0)))
 
-    ClBench.json(%{
-      scenario: "client_get_pid_vs_registry_lookup",
-      children: n,
-      client_lookups_per_s: c,
-      registry_lookups_per_s: r,
-      ratio: c / r,
-      goal: ">= 1.0"
-    })
+      ClBench.json(%{
+        scenario: "client_get_pid_vs_registry_lookup",
+        children: n,
+        client_lookups_per_s: c,
+        registry_lookups_per_s: r,
+        ratio: c / r,
+        goal: ">= 1.0"
+      })
 
-    {n, acc ++ [{n, c / r}]}
-  end)
+      {n, acc ++ [{n, c / r}]}
+    end)
 
-_ = lookup_results
-PhNode.Hub.stop(h)
-PhTest.kill_node(ph)
+  _ = lookup_results
+  PhNode.Hub.stop(h)
+  PhTest.kill_node(ph)
+end
 
 # --- 2. freshness after kill -9 ----------------------------------------------------------
-fresh =
-  for round <- 1..rounds do
-    a = PhTest.start_node(args: [])
-    b = PhTest.start_node(args: ["--join", Atom.to_string(a.node)])
-    c = PhTest.start_node(args: ["--join", Atom.to_string(a.node)])
+if run?.("freshness") do
+  fresh =
+    for round <- 1..rounds do
+      a = PhTest.start_node(args: [])
+      b = PhTest.start_node(args: ["--join", Atom.to_string(a.node)])
+      c = PhTest.start_node(args: ["--join", Atom.to_string(a.node)])
 
-    true =
-      PhTest.wait_until(
-        fn -> Enum.all?([a, b, c], &(length(GenServer.call({:my_hub, &1.node}, {:nodes, []})) == 2)) end,
-        20_000
-      )
+      true =
+        PhTest.wait_until(
+          fn ->
+            Enum.all?([a, b, c], &(length(GenServer.call({:my_hub, &1.node}, {:nodes, []})) == 2))
+          end,
+          20_000
+        )
 
-    name = :"clb_fresh#{round}"
-    h = ClBench.connect(name, [a.node])
-    ClBench.start_all(h, ClBench.ids("f", 10_000))
-    list = fn node -> GenServer.call({:my_hub, node}, {:process_list, :global}, 30_000) |> Enum.sort() end
-    t0 = System.monotonic_time(:millisecond)
-    PhTest.kill_node(a)
+      name = :"clb_fresh#{round}"
+      h = ClBench.connect(name, [a.node])
+      ClBench.start_all(h, ClBench.ids("f", 10_000))
 
-    # the first time the survivors agree (every child running on b or c),
-    # then the first time the cache shows that state
-    agreed = fn ->
-      lb = list.(b.node)
+      list = fn node ->
+        GenServer.call({:my_hub, node}, {:process_list, :global}, 30_000) |> Enum.sort()
+      end
 
-      if lb == list.(c.node) and length(lb) == 10_000 and
-           not Enum.any?(lb, fn {_, nps} -> List.keymember?(nps, a.node, 0) end),
-         do: lb
+      t0 = System.monotonic_time(:millisecond)
+      PhTest.kill_node(a)
+
+      # the first time the survivors agree (every child running on b or c),
+      # then the first time the cache shows that state
+      agreed = fn ->
+        lb = list.(b.node)
+
+        if lb == list.(c.node) and length(lb) == 10_000 and
+             not Enum.any?(lb, fn {_, nps} -> List.keymember?(nps, a.node, 0) end),
+           do: lb
+      end
+
+      {survivors, agreed_list} =
+        Enum.reduce_while(1..100_000, nil, fn _, _ ->
+          case agreed.() do
+            nil ->
+              Process.sleep(2)
+              {:cont, nil}
+
+            l ->
+              {:halt, {System.monotonic_time(:millisecond) - t0, l}}
+          end
+        end)
+
+      cache =
+        Enum.reduce_while(1..100_000, nil, fn _, _ ->
+          now = System.monotonic_time(:millisecond) - t0
+
+          cond do
+            Enum.sort(PhNode.process_list(h, :global)) == agreed_list ->
+              {:halt, now}
+
+            now > 60_000 ->
+              {:halt, :timeout}
+
+            true ->
+              Process.sleep(2)
+              {:cont, nil}
+          end
+        end)
+
+      PhNode.Hub.stop(h)
+      PhTest.kill_node(b)
+      PhTest.kill_node(c)
+      {survivors, cache}
     end
 
-    {survivors, agreed_list} =
-      Enum.reduce_while(1..100_000, nil, fn _, _ ->
-        case agreed.() do
-          nil -> Process.sleep(2); {:cont, nil}
-          l -> {:halt, {System.monotonic_time(:millisecond) - t0, l}}
-        end
-      end)
+  deltas = for {s, c} <- fresh, is_integer(c), do: max(c - s, 0)
 
-    cache =
-      Enum.reduce_while(1..100_000, nil, fn _, _ ->
-        now = System.monotonic_time(:millisecond) - t0
-
-        cond do
-          Enum.sort(PhNode.process_list(h, :global)) == agreed_list -> {:halt, now}
-          now > 60_000 -> {:halt, :timeout}
-          true -> Process.sleep(2); {:cont, nil}
-        end
-      end)
-
-    PhNode.Hub.stop(h)
-    PhTest.kill_node(b)
-    PhTest.kill_node(c)
-    {survivors, cache}
-  end
-
-deltas = for {s, c} <- fresh, is_integer(c), do: max(c - s, 0)
-
-ClBench.json(%{
-  scenario: "client_cache_freshness_after_kill9",
-  children: 10_000,
-  survivors_agree_ms: for({s, _} <- fresh, do: s || -1),
-  cache_agrees_ms: for({_, c} <- fresh, do: if(is_integer(c), do: c, else: -1)),
-  cache_after_survivors_ms: deltas,
-  goal: "<= 200"
-})
+  ClBench.json(%{
+    scenario: "client_cache_freshness_after_kill9",
+    children: 10_000,
+    survivors_agree_ms: for({s, _} <- fresh, do: s || -1),
+    cache_agrees_ms: for({_, c} <- fresh, do: if(is_integer(c), do: c, else: -1)),
+    cache_after_survivors_ms: deltas,
+    goal: "<= 200"
+  })
+end
 
 # --- 3. 100k starts: client vs raw call -------------------------------------------------
-ph = PhTest.start_node(args: [])
-specs = for id <- ClBench.ids("s", 100_000), do: ClBench.spec(id)
-ids = ClBench.ids("s", 100_000)
+if run?.("start") do
+  ph = PhTest.start_node(args: [])
+  specs = for id <- ClBench.ids("s", 100_000), do: ClBench.spec(id)
+  ids = ClBench.ids("s", 100_000)
 
-# CPU of this VM (all its threads) and of the phnode, besides the wall time:
-# the machine is shared, and the CPU each path costs is what load does not blur
-cpu = fn ->
-  {vm, _} = :erlang.statistics(:runtime)
-  [utime, stime] = File.read!("/proc/#{ph.os_pid}/stat") |> String.split(") ") |> List.last() |> String.split(" ") |> Enum.slice(11, 2)
-  {vm, (String.to_integer(utime) + String.to_integer(stime)) * 10}
-end
+  # CPU of this VM (all its threads) and of the phnode, besides the wall time:
+  # the machine is shared, and the CPU each path costs is what load does not blur
+  cpu = fn ->
+    {vm, _} = :erlang.statistics(:runtime)
 
-measure = fn fun ->
-  {vm0, ph0} = cpu.()
-  t = ClBench.us(fun) / 1000
-  {vm1, ph1} = cpu.()
-  {t, vm1 - vm0, ph1 - ph0}
-end
+    [utime, stime] =
+      File.read!("/proc/#{ph.os_pid}/stat")
+      |> String.split(") ")
+      |> List.last()
+      |> String.split(" ")
+      |> Enum.slice(11, 2)
 
-times =
-  for round <- 1..(rounds + 1) do
-    raw =
-      measure.(fn ->
-        {:ok, %{status: :ok}} =
-          GenServer.call({:my_hub, ph.node}, {:start_children, specs, [awaitable: true]}, :infinity)
-      end)
-
-    ClBench.stop_all_raw(ph.node, ids)
-    h = ClBench.connect(:"clb_start#{round}", [ph.node])
-
-    client =
-      measure.(fn ->
-        {:ok, f} = PhNode.start_children(h, specs, awaitable: true, timeout: 120_000)
-        %{status: :ok} = PhNode.Future.await(f)
-      end)
-
-    100_000 = :ets.info(h, :size)
-    ClBench.stop_all_raw(ph.node, ids)
-    PhNode.Hub.stop(h)
-    {raw, client}
+    {vm, (String.to_integer(utime) + String.to_integer(stime)) * 10}
   end
-  # the first round warms up
-  |> tl()
 
-med = fn f -> ClBench.median(Enum.map(times, f)) end
-raw = med.(fn {{t, _, _}, _} -> t end)
-client = med.(fn {_, {t, _, _}} -> t end)
-raw_cpu = med.(fn {{_, v, p}, _} -> v + p end)
-client_cpu = med.(fn {_, {_, v, p}} -> v + p end)
+  measure = fn fun ->
+    {vm0, ph0} = cpu.()
+    t = ClBench.us(fun) / 1000
+    {vm1, ph1} = cpu.()
+    {t, vm1 - vm0, ph1 - ph0}
+  end
 
-ClBench.json(%{
-  scenario: "client_start_100k_vs_raw_call",
-  raw_ms: for({{t, _, _}, _} <- times, do: t),
-  client_ms: for({_, {t, _, _}} <- times, do: t),
-  raw_cpu_ms_client_vm_phnode: for({{_, v, p}, _} <- times, do: [v, p]),
-  client_cpu_ms_client_vm_phnode: for({_, {_, v, p}} <- times, do: [v, p]),
-  median_raw_ms: raw,
-  median_client_ms: client,
-  client_over_raw: client / raw,
-  cpu_client_over_raw: client_cpu / max(raw_cpu, 1),
-  goal: "<= 1.10"
-})
+  times =
+    for round <- 1..(rounds + 1) do
+      raw =
+        measure.(fn ->
+          {:ok, %{status: :ok}} =
+            GenServer.call(
+              {:my_hub, ph.node},
+              {:start_children, specs, [awaitable: true]},
+              :infinity
+            )
+        end)
 
-PhTest.kill_node(ph)
+      ClBench.stop_all_raw(ph.node, ids)
+      h = ClBench.connect(:"clb_start#{round}", [ph.node])
+
+      client =
+        measure.(fn ->
+          {:ok, f} = PhNode.start_children(h, specs, awaitable: true, timeout: 120_000)
+          %{status: :ok} = PhNode.Future.await(f)
+        end)
+
+      100_000 = :ets.info(h, :size)
+      ClBench.stop_all_raw(ph.node, ids)
+      PhNode.Hub.stop(h)
+      {raw, client}
+    end
+    # the first round warms up
+    |> tl()
+
+  med = fn f -> ClBench.median(Enum.map(times, f)) end
+  raw = med.(fn {{t, _, _}, _} -> t end)
+  client = med.(fn {_, {t, _, _}} -> t end)
+  raw_cpu = med.(fn {{_, v, p}, _} -> v + p end)
+  client_cpu = med.(fn {_, {_, v, p}} -> v + p end)
+
+  ClBench.json(%{
+    scenario: "client_start_100k_vs_raw_call",
+    raw_ms: for({{t, _, _}, _} <- times, do: t),
+    client_ms: for({_, {t, _, _}} <- times, do: t),
+    raw_cpu_ms_client_vm_phnode: for({{_, v, p}, _} <- times, do: [v, p]),
+    client_cpu_ms_client_vm_phnode: for({_, {_, v, p}} <- times, do: [v, p]),
+    median_raw_ms: raw,
+    median_client_ms: client,
+    client_over_raw: client / raw,
+    cpu_client_over_raw: client_cpu / max(raw_cpu, 1),
+    goal: "<= 1.10"
+  })
+
+  PhTest.kill_node(ph)
+end

@@ -149,6 +149,7 @@ defmodule PhNode.Hub do
       )
     else
       %{table: tab, seen: seen} = info(f.hub_id)
+      drain(f.hub_id, started)
       await_visible(f.hub_id, not_seen(started, tab, seen, []))
     end
 
@@ -180,6 +181,18 @@ defmodule PhNode.Hub do
 
   def finish(_f, {:error, _} = e), do: e
   def finish(_f, other), do: {:error, {:unexpected_reply, other}}
+
+  # The registry messages the hub sent before its reply are in the
+  # connection process's mailbox: a call to it returns once they are
+  # applied. Cheaper than registering a waiter for rows about to arrive
+  # (a 100k start's rows are still being applied when the reply comes).
+  defp drain(_hub_id, []), do: :ok
+
+  defp drain(hub_id, _started) do
+    GenServer.call(info(hub_id).server, :drain, :infinity)
+  catch
+    :exit, _ -> :ok
+  end
 
   # The {:seen, cid, pid} of the started children the cache does not show
   # (one ETS read per child: the hot part of a 100k start's await).
@@ -345,6 +358,8 @@ defmodule PhNode.Hub do
        down: MapSet.to_list(s.down)
      }, s}
   end
+
+  def handle_call(:drain, _from, s), do: {:reply, :ok, s}
 
   def handle_call({:member_failed, m}, _from, s) do
     s = if s.member == m and not alive_member?(s, m), do: failover(s, m), else: s
@@ -613,43 +628,65 @@ defmodule PhNode.Hub do
 
   # One message's items. Within a flush every item is the row's state at
   # its end, so their order does not matter: rows go to ETS in one insert.
-  # While an awaited start is in flight (record), every {cid, pid} applied is
+  # While an awaited start is in flight (record), the pids a row loses are
   # kept in the seen table, so that a child that started and already exited
-  # or was restarted still counts as seen.
+  # or was restarted still counts as seen; a batch of new rows (a start)
+  # loses nothing and costs one insert_new.
   defp apply_items(items, s, record) do
     down = if MapSet.size(s.down) == 0, do: nil, else: s.down
     watch = s.windex != %{}
-    {rows, touched} = split_items(items, s.tab, down, watch, [], [])
-    :ets.insert(s.tab, rows)
+    {rows, touched} = split_items(items, s, down, watch, record, [], [])
+
+    cond do
+      not record -> :ets.insert(s.tab, rows)
+      :ets.insert_new(s.tab, rows) -> :ok
+      true -> Enum.each(rows, &replace_row(s.tab, s.seen, &1))
+    end
 
     if s.snap do
       :ets.insert(s.snap, for({cid, _, _, _} <- rows, do: {cid}))
       :ets.insert(s.snap, for({:delete, cid} <- items, do: {cid}))
     end
 
-    if record,
-      do: :ets.insert(s.seen, for({cid, nps, _, _} <- rows, {_, p} <- nps, do: {{cid, p}}))
-
     touched
   end
 
-  defp split_items([], _tab, _down, _watch, rows, touched), do: {rows, touched}
+  defp replace_row(tab, seen, {cid, nps, _, _} = row) do
+    unless :ets.insert_new(tab, row) do
+      note_vanished(tab, seen, cid, nps)
+      :ets.insert(tab, row)
+    end
+  end
 
-  defp split_items([{:put, cid, spec, nps, meta} | rest], tab, down, watch, rows, touched) do
+  defp note_vanished(tab, seen, cid, keep) do
+    for {_, p} <- row_nps(tab, cid),
+        not List.keymember?(keep, p, 1),
+        do: :ets.insert(seen, {{cid, p}})
+  end
+
+  defp delete_row(tab, seen, cid, record) do
+    if record, do: note_vanished(tab, seen, cid, [])
+    :ets.delete(tab, cid)
+  end
+
+  defp split_items([], _s, _down, _watch, _record, rows, touched), do: {rows, touched}
+
+  defp split_items([{:put, cid, spec, nps, meta} | rest], s, down, watch, record, rows, touched) do
     nps = if down, do: Enum.reject(nps, fn {n, _} -> MapSet.member?(down, n) end), else: nps
     touched = if watch, do: [cid | touched], else: touched
 
     if nps == [] do
-      :ets.delete(tab, cid)
-      split_items(rest, tab, down, watch, rows, touched)
+      delete_row(s.tab, s.seen, cid, record)
+      split_items(rest, s, down, watch, record, rows, touched)
     else
-      split_items(rest, tab, down, watch, [{cid, nps, spec, meta} | rows], touched)
+      split_items(rest, s, down, watch, record, [{cid, nps, spec, meta} | rows], touched)
     end
   end
 
-  defp split_items([{:delete, cid} | rest], tab, down, watch, rows, touched) do
-    :ets.delete(tab, cid)
-    split_items(rest, tab, down, watch, rows, if(watch, do: [cid | touched], else: touched))
+  defp split_items([{:delete, cid} | rest], s, down, watch, record, rows, touched) do
+    delete_row(s.tab, s.seen, cid, record)
+    touched = if watch, do: [cid | touched], else: touched
+    split_items(rest, s, down, watch, record, rows, touched)
   end
 
   # The end of a snapshot: rows it did not have are gone.
@@ -665,7 +702,8 @@ defmodule PhNode.Hub do
         tab
       )
 
-    Enum.each(stale, &:ets.delete(tab, &1))
+    record = :atomics.get(s.interest, 1) > System.monotonic_time(:millisecond)
+    Enum.each(stale, &delete_row(tab, s.seen, &1, record))
     :ets.delete(snap)
     check_waiters(%{s | snap: nil}, :all)
   end
