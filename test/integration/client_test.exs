@@ -529,6 +529,21 @@ defmodule PhNode.ClientClusterTest do
            )
 
     assert PhNode.Hub.member(h) == a.node
-    _ = b
+
+    # d comes back under the same name: its new children show in the cache again
+    d2 =
+      PhTest.start_node(
+        name: d.alive,
+        ticktime: @ticktime,
+        args: ["--join", Atom.to_string(a.node)]
+      )
+
+    on_exit(fn -> if PhTest.alive?(d2), do: PhTest.kill_node(d2) end)
+    assert wait_until(fn -> length(PhNode.nodes(h)) == 3 end, 10_000)
+    more = for _ <- 1..60, do: bid("back")
+    r = await!(PhNode.start_children(h, Enum.map(more, &spec/1), awaitable: true))
+    assert d.node in StartResult.nodes(r)
+    for {cid, [{_, p}]} <- r.started, do: assert(PhNode.get_pid(h, cid) == p)
+    assert wait_until(fn -> same_registry?(h, a.node) and same_registry?(h, b.node) end, 15_000)
   end
 end

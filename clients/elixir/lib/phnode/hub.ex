@@ -585,8 +585,10 @@ defmodule PhNode.Hub do
   defp set_cookie(_node, nil), do: :ok
   defp set_cookie(node, cookie), do: :erlang.set_cookie(node, cookie)
 
+  # Connects to new members, and to members known down again (a restarted
+  # one is still listed by its peers: its nodeup clears it from down).
   defp learn_members(s, nodes) do
-    for n <- nodes, n not in s.members do
+    for n <- nodes, n not in s.members or MapSet.member?(s.down, n) do
       set_cookie(n, s.cookie)
       Node.connect(n)
     end
