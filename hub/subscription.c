@@ -27,10 +27,10 @@ typedef struct subscriber {
 struct subscriptions {
     subscriber *subs;
     int n, cap;
-    ph_buf dirty; /* keys changed since the last flush: u16 length, then the key bytes */
-    const char *last_key;
+    ph_buf dirty;          /* keys changed since the last flush: u16 length, then the key bytes */
     uint32_t last_len;     /* the last key noted (a row changed twice in a row: noted once) */
     uint32_t last_at;      /* its offset in dirty */
+    int lost;              /* a change could not be noted: the subscribers must resync */
     uint64_t test_gap;     /* PHNODE_TEST_SUBSCRIPTION_GAP: every test_gap-th changes message */
     uint64_t test_changes; /* is not sent (0: all are); changes messages counted here */
 };
@@ -41,8 +41,10 @@ static void note_key(void *arg, const char *key, uint32_t key_len)
     if (s->dirty.index > 0 && s->last_len == key_len &&
         memcmp(s->dirty.buff + s->last_at, key, key_len) == 0)
         return;
-    if (key_len > 0xffff || ph_buf_reserve(&s->dirty, key_len + 2u) != 0)
-        return; /* never happens: keys are < 64k; out of memory is logged at flush */
+    if (key_len > 0xffff || ph_buf_reserve(&s->dirty, key_len + 2u) != 0) {
+        s->lost = 1; /* out of memory (keys are < 64k): the flush makes a gap */
+        return;
+    }
     unsigned char len[2] = {(unsigned char)(key_len >> 8), (unsigned char)key_len};
     memcpy(s->dirty.buff + s->dirty.index, len, 2);
     s->last_at = (uint32_t)s->dirty.index + 2;
@@ -284,6 +286,15 @@ int subscription_down(hub *h, const ph_ref *ref)
 void subscription_flush(hub *h, ph_ctx *ctx)
 {
     struct subscriptions *s = h->subs;
+    if (s && s->lost) {
+        /* A number no message carries: every subscriber sees the gap and
+         * resubscribes, rather than keep a row it was never told about. */
+        LOG_E("hub", "%s: out of memory: registry changes not noted; subscribers will resync",
+              h->cfg.hub_id);
+        for (int i = 0; i < s->n; i++)
+            s->subs[i].seq++;
+        s->lost = 0;
+    }
     if (!s || s->n == 0 || s->dirty.index == 0)
         return;
     ph_buf items;
