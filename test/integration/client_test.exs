@@ -140,6 +140,10 @@ defmodule PhNode.ClientTest do
     assert PhNode.nodes(h, [:include_local]) == [node]
     # §14.15
     assert PhNode.is_alive?(:phnode_no_such_hub) == false
+    assert PhNode.Hub.start_link(:none) == {:error, :expected_hub_settings}
+    assert PhNode.Hub.stop(:phnode_no_such_hub) == {:error, :not_alive}
+    assert PhNode.Hub.start_link(nodes: [node]) == {:error, {:missing_option, :hub_id}}
+    assert PhNode.Hub.start_link(hub_id: :phnode_x) == {:error, {:missing_option, :nodes}}
     # §14.17
     assert PhNode.is_locked?(h) == false
     assert PhNode.is_partitioned?(h) == false

@@ -40,10 +40,24 @@ defmodule PhNode.Hub do
     }
   end
 
-  def start_link(opts) do
-    hub_id = Keyword.fetch!(opts, :hub_id)
-    GenServer.start_link(__MODULE__, opts, name: server_name(hub_id))
+  def start_link(opts) when is_list(opts) do
+    case {Keyword.fetch(opts, :hub_id), Keyword.fetch(opts, :nodes)} do
+      {{:ok, hub_id}, {:ok, _}} when is_atom(hub_id) and hub_id != nil ->
+        GenServer.start_link(__MODULE__, opts, name: server_name(hub_id))
+
+      {{:ok, hub_id}, {:ok, _}} ->
+        {:error, {:bad_hub_id, hub_id}}
+
+      {:error, _} ->
+        {:error, {:missing_option, :hub_id}}
+
+      _ ->
+        {:error, {:missing_option, :nodes}}
+    end
   end
+
+  # ProcessHub.start_link/1's answer to anything but its settings
+  def start_link(_other), do: {:error, :expected_hub_settings}
 
   @doc "The registered name of the connection process of hub_id."
   def server_name(hub_id), do: Module.concat(__MODULE__, hub_id)
@@ -72,8 +86,13 @@ defmodule PhNode.Hub do
   """
   def stats(hub_id), do: GenServer.call(server_name(hub_id), :stats)
 
-  @doc "Stops the connection (cancels its hook handlers on the member)."
-  def stop(hub_id), do: GenServer.stop(server_name(hub_id))
+  @doc "Stops the connection (cancels its hook handlers on the member); `{:error, :not_alive}` if none runs."
+  def stop(hub_id) do
+    case Process.whereis(server_name(hub_id)) do
+      nil -> {:error, :not_alive}
+      pid -> GenServer.stop(pid)
+    end
+  end
 
   @doc false
   # A call to the member; on :noproc / nodedown the connection fails over
