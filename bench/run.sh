@@ -93,4 +93,7 @@ echo "== 100k idle counter workers in one node"
 C_SPAWN=$("$BUILD/bench/spawn_bench" 100000)
 B_SPAWN=$(erl -noshell -pa "$TMP" -eval '{Us, Bytes} = ph_bench_server:spawn_many(100000), io:format("{\"workers\": 100000, \"spawn_ms\": ~p, \"bytes_per_worker\": ~p}~n", [Us div 1000, Bytes]), halt().')
 echo "{\"scenario\": \"spawn_100k_idle_workers\", \"phnode\": $C_SPAWN, \"beam\": $B_SPAWN}" | tee -a "$OUT"
+echo "== Elixir client (clients/elixir): cache lookups vs Registry, freshness after kill -9, 100k starts vs the raw call"
+BUILD="$BUILD" ROUNDS="$ROUNDS" bash bench/client_cache.sh "$OUT" >/dev/null
+grep '"scenario": "client_' "$OUT" || true
 echo "results written to $OUT"

@@ -277,6 +277,9 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
         hooks_cancel_terms(h->hooks, key, a);
         return ph_build(reply, "ok") == 0 ? PH_REPLY : PH_NOREPLY;
     }
+    ph_result r;
+    if (subscription_request(h, ctx, req, reply, &r))
+        return r;
     ph_build(reply, "{error, {unknown_request, ~t}}", req);
     return PH_REPLY;
 }

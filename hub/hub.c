@@ -242,6 +242,8 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     ph_ref ref;
     if (ph_match(msg, "{'DOWN', ~t, process, _, ~t}", &ref_term, &reason) == 1 &&
         ph_decode_ref(ref_term, &ref) == 0) {
+        if (subscription_down(h, &ref))
+            return PH_OK;
         member *e = membership_find_monitor(&h->members, &ref);
         if (e) {
             char why[128];
@@ -284,6 +286,7 @@ static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *
     uint64_t t0 = log_enabled(LOG_DEBUG) ? monotonic_us() : 0;
     ph_result r = hub_call_inner(ctx, state, req, from, reply);
     flush_sync(state, ctx);
+    subscription_flush(state, ctx);
     update_gauges(state);
     if (t0)
         note_slow(state, req, t0);
@@ -295,6 +298,7 @@ static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
     uint64_t t0 = log_enabled(LOG_DEBUG) ? monotonic_us() : 0;
     ph_result r = hub_info_inner(ctx, state, msg);
     flush_sync(state, ctx);
+    subscription_flush(state, ctx);
     update_gauges(state);
     if (t0)
         note_slow(state, msg, t0);
@@ -463,6 +467,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
      * (after a graceful leave they know already). */
     for (int i = 0; i < h->members.n && !h->leaving; i++)
         send_hub_message(h, ctx, h->members.members[i].node, HM_LEAVE);
+    subscription_free(h);
     membership_free(&h->members);
     free(h->leave_wait);
     if (h->seeds.buff)

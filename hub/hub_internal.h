@@ -169,6 +169,7 @@ typedef struct hub {
     /* ProcessHub's event-queue lock (§6.4): > 0 while a join or a
      * departure is being handled (is_locked, priority_state_updated_hook). */
     int locked;
+    struct subscriptions *subs; /* registry subscribers (subscription.c), NULL until the first */
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -498,6 +499,14 @@ void partition_message(hub *h, ph_ctx *ctx, const hub_msg *m);
 void partition_note_conflict(hub *h, ph_ctx *ctx, uint32_t owner, ph_term cid, ph_term reason);
 void partition_refuse_start(hub *h, ph_ctx *ctx, const hub_msg *m);
 int partition_request(hub *h, ph_ctx *ctx, ph_term req, ph_buf *reply);
+/* subscription.c */
+/* 1 if req is a subscription request (answered in reply, *r set), else 0. */
+int subscription_request(hub *h, ph_ctx *ctx, ph_term req, ph_buf *reply, ph_result *r);
+/* 1 if ref was a subscriber's monitor (it is dropped), else 0. */
+int subscription_down(hub *h, const ph_ref *ref);
+/* Sends the rows changed since the last flush to every subscriber. */
+void subscription_flush(hub *h, ph_ctx *ctx);
+void subscription_free(hub *h);
 
 /* leave.c */
 int leave_init(void);
