@@ -2,7 +2,7 @@
 #   make          build build/phnode and build/libprocesshub.a
 #   make test     unit tests (Check) + integration tests against real BEAM nodes
 #   make unit     unit tests only
-#   make chaos    the long randomized membership test (50 events)
+#   make chaos    the long randomized membership tests (50 events; 100 faults on real cuts)
 #   make asan     the whole suite built with ASan+UBSan
 #   make valgrind unit tests under valgrind
 #   make bench    benchmarks, side by side with the BEAM (results in bench/results/)
@@ -107,9 +107,14 @@ fuzz-smoke:
 
 # The long randomized membership test (docs/cluster.md, "Invariants"): 5
 # phnodes, 5,000 children, 50 events; PH_CHAOS_SEED=N replays a run.
+# Then the chaos run on real network partitions (partition_test.exs): 5
+# phnodes in network namespaces, 10,000 children with rf 2, 100 faults
+# (kill -9, restart, SIGTERM, cut, heal); PH_NET_CHAOS_SEED=N replays it.
 chaos: all
 	PH_CHAOS_ONLY=1 PH_CHAOS_EVENTS=$${PH_CHAOS_EVENTS:-50} PH_CHAOS_CHILDREN=$${PH_CHAOS_CHILDREN:-5000} \
 	  BUILD=$(BUILD) test/integration/run.sh test/integration/cluster_race_test.exs
+	PH_NET_CHAOS_ONLY=1 PH_NET_CHAOS_FAULTS=$${PH_NET_CHAOS_FAULTS:-100} PH_NET_CHAOS_CHILDREN=$${PH_NET_CHAOS_CHILDREN:-10000} \
+	  BUILD=$(BUILD) test/integration/run.sh test/integration/partition_test.exs
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test

@@ -80,6 +80,12 @@ done
 ROUNDS="$ROUNDS" elixir --name "benchrepl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/replication.exs \
   "$(IFS=,; echo "${RF1[*]}")" "$(IFS=,; echo "${RF3[*]}")" | tee -a "$OUT"
 
+echo "== migration: hot_swap vs cold_swap, a join with 30k counters and a graceful leave with 40k"
+mkdir -p "$TMP/migpids"
+ROUNDS="$ROUNDS" elixir --name "benchmig_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/migration.exs \
+  "$BUILD/phnode" "$COOKIE" "$SUFFIX" "$TMP/migpids" "$TMP" | tee -a "$OUT"
+for f in "$TMP"/migpids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
+
 echo "== synchronization: gossip vs pubsub, 6 phnodes each"
 BUILD="$BUILD" ROUNDS="$ROUNDS" bash bench/sync.sh | tee -a "$OUT"
 
@@ -90,4 +96,7 @@ echo "== 100k idle counter workers in one node"
 C_SPAWN=$("$BUILD/bench/spawn_bench" 100000)
 B_SPAWN=$(erl -noshell -pa "$TMP" -eval '{Us, Bytes} = ph_bench_server:spawn_many(100000), io:format("{\"workers\": 100000, \"spawn_ms\": ~p, \"bytes_per_worker\": ~p}~n", [Us div 1000, Bytes]), halt().')
 echo "{\"scenario\": \"spawn_100k_idle_workers\", \"phnode\": $C_SPAWN, \"beam\": $B_SPAWN}" | tee -a "$OUT"
+echo "== Elixir client (clients/elixir): cache lookups vs Registry, freshness after kill -9, 100k starts vs the raw call"
+BUILD="$BUILD" ROUNDS="$ROUNDS" bash bench/client_cache.sh "$OUT" >/dev/null
+grep '"scenario": "client_' "$OUT" || true
 echo "results written to $OUT"

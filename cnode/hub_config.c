@@ -20,6 +20,7 @@ static const char *const hub_fields[] = {
     "dsup_max_seconds",
     "dsup_shutdown_timeout",
     "beam_discovery", /* ours: not in %ProcessHub{} */
+    "hook_timeout",   /* ours */
 };
 
 /* The strategy types this version runs (the first is the default). The
@@ -29,9 +30,8 @@ static const struct {
     const char *field, *types[3];
 } strategies[] = {
     {"redundancy_strategy", {"singularity", "replication"}},
-    {"migration_strategy", {"cold_swap"}},
+    {"migration_strategy", {"cold_swap", "hot_swap"}},
     {"synchronization_strategy", {"pubsub", "gossip"}},
-    {"partition_tolerance_strategy", {"divergence"}},
 };
 
 int hub_config_is_field(const char *key)
@@ -365,6 +365,139 @@ static int read_sync(hub_config *c, json_t *v, char *err, size_t size)
     return 0;
 }
 
+/* migration_strategy: {"type": "cold_swap"} or {"type": "hot_swap",
+ * "retention": ms, "handover": bool, "confirm_handover": bool,
+ * "handover_data_wait": ms, "child_migration_timeout": ms} (the type was
+ * checked by check_strategy) */
+static int read_migration(hub_config *c, json_t *v, char *err, size_t size)
+{
+    static const char *const flags[] = {"handover", "confirm_handover"};
+    static const char *const times[] = {"retention", "handover_data_wait",
+                                        "child_migration_timeout"};
+    if (!v)
+        return 0;
+    c->hot_swap = strcmp(json_string_value(json_object_get(v, "type")), "hot_swap") == 0;
+    int *flag_out[] = {&c->handover, &c->confirm_handover};
+    unsigned *time_out[] = {&c->retention, &c->handover_data_wait, &c->child_migration_timeout};
+    char field[64];
+    for (int i = 0; i < 2; i++) {
+        json_t *f = json_object_get(v, flags[i]);
+        snprintf(field, sizeof field, "migration_strategy.%s", flags[i]);
+        if (f && (!c->hot_swap || !json_is_boolean(f)))
+            return fail(err, size, field,
+                        c->hot_swap ? "must be true or false" : "is an option of hot_swap only");
+        if (f)
+            *flag_out[i] = json_is_true(f);
+    }
+    for (int i = 0; i < 3; i++) {
+        json_t *t = json_object_get(v, times[i]);
+        snprintf(field, sizeof field, "migration_strategy.%s", times[i]);
+        if (t && (!c->hot_swap || !json_is_integer(t) || json_integer_value(t) < 1 ||
+                  json_integer_value(t) > 0x7fffffff))
+            return fail(err, size, field,
+                        c->hot_swap ? "must be an integer >= 1 (ms)"
+                                    : "is an option of hot_swap only");
+        if (t)
+            *time_out[i] = (unsigned)json_integer_value(t);
+    }
+    return 0;
+}
+
+/* An integer option of a partition strategy within [min, max]. */
+static int read_int(json_t *v, const char *field, long min, long max, long *out, char *err,
+                    size_t size)
+{
+    char problem[96];
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+        snprintf(problem, sizeof problem, "must be an integer from %ld to %ld", min, max);
+        return fail(err, size, field, problem);
+    }
+    *out = (long)json_integer_value(v);
+    return 0;
+}
+
+/* partition_tolerance_strategy: {"type": "divergence"}, {"type":
+ * "static_quorum", "quorum_size": N, "startup_confirm": bool}, {"type":
+ * "dynamic_quorum", "quorum_size": percent, "threshold_time": s}, {"type":
+ * "majority_quorum", "initial_cluster_size": N, "track_max_size": bool} */
+static int read_partition(hub_config *c, json_t *v, char *err, size_t size)
+{
+    static const struct {
+        const char *type, *options[3];
+    } known[] = {
+        {"divergence", {NULL}},
+        {"static_quorum", {"quorum_size", "startup_confirm", NULL}},
+        {"dynamic_quorum", {"quorum_size", "threshold_time", NULL}},
+        {"majority_quorum", {"initial_cluster_size", "track_max_size", NULL}},
+    };
+    const char *f = "partition_tolerance_strategy";
+    if (!v)
+        return 0;
+    json_t *t = json_is_object(v) ? json_object_get(v, "type") : NULL;
+    if (!json_is_string(t))
+        return fail(err, size, f, "must be an object with a \"type\"");
+    int k = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(json_string_value(t), known[i].type) == 0)
+            k = i;
+    if (k < 0)
+        return fail(err, size, f,
+                    "type must be \"divergence\", \"static_quorum\", \"dynamic_quorum\" or "
+                    "\"majority_quorum\"");
+    const char *key;
+    json_t *o;
+    char field[160];
+    json_object_foreach(v, key, o)
+    {
+        int ok = strcmp(key, "type") == 0;
+        for (int j = 0; j < 3 && known[k].options[j] && !ok; j++)
+            ok = strcmp(key, known[k].options[j]) == 0;
+        if (!ok) {
+            snprintf(field, sizeof field, "%s.%s", f, key);
+            return fail(err, size, field, "is not an option of this type");
+        }
+    }
+    snprintf(c->partition_type, sizeof c->partition_type, "%s", known[k].type);
+    long n;
+    json_t *q = json_object_get(v, "quorum_size");
+    if (k == 1 || k == 2) {
+        if (!q)
+            return fail(err, size, "partition_tolerance_strategy.quorum_size",
+                        k == 1 ? "missing (the number of nodes)" : "missing (a percentage)");
+        if (read_int(q, "partition_tolerance_strategy.quorum_size", 1, k == 1 ? 100000 : 100, &n,
+                     err, size) != 0)
+            return -1;
+        c->quorum_size = n;
+    }
+    json_t *b = json_object_get(v, k == 1 ? "startup_confirm" : "track_max_size");
+    if ((k == 1 || k == 3) && b) {
+        if (!json_is_boolean(b))
+            return fail(err, size,
+                        k == 1 ? "partition_tolerance_strategy.startup_confirm"
+                               : "partition_tolerance_strategy.track_max_size",
+                        "must be true or false");
+        if (k == 1)
+            c->startup_confirm = json_is_true(b);
+        else
+            c->track_max_size = json_is_true(b);
+    }
+    json_t *tt = json_object_get(v, "threshold_time");
+    if (k == 2 && tt) {
+        if (read_int(tt, "partition_tolerance_strategy.threshold_time", 0, 0x7fffffff, &n, err,
+                     size) != 0)
+            return -1;
+        c->threshold_time = (unsigned)n;
+    }
+    json_t *ic = json_object_get(v, "initial_cluster_size");
+    if (k == 3 && ic) {
+        if (read_int(ic, "partition_tolerance_strategy.initial_cluster_size", 1, 100000, &n, err,
+                     size) != 0)
+            return -1;
+        c->initial_cluster_size = (unsigned)n;
+    }
+    return 0;
+}
+
 int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size)
 {
     json_t *v = json_object_get(root, "hub_id");
@@ -396,6 +529,9 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
     v = json_object_get(root, "hooks");
     if (v && encode_hooks(&c->hooks, v, err, err_size) != 0)
         return -1;
+    if (read_partition(c, json_object_get(root, "partition_tolerance_strategy"), err, err_size) !=
+        0)
+        return -1;
     for (size_t i = 0; i < sizeof strategies / sizeof strategies[0]; i++)
         if (check_strategy(root, strategies[i].field, strategies[i].types, err, err_size) != 0)
             return -1;
@@ -421,6 +557,8 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
     }
     if (read_sync(c, json_object_get(root, "synchronization_strategy"), err, err_size) != 0)
         return -1;
+    if (read_migration(c, json_object_get(root, "migration_strategy"), err, err_size) != 0)
+        return -1;
     if (read_ms(root, "hubs_discover_interval", 1, &c->hubs_discover_interval, err, err_size) ||
         read_ms(root, "deadlock_recovery_timeout", 1, &c->deadlock_recovery_timeout, err,
                 err_size) ||
@@ -428,7 +566,8 @@ int hub_config_from_json(hub_config *c, json_t *root, char *err, size_t err_size
         read_ms(root, "migr_base_timeout", 1, &c->migr_base_timeout, err, err_size) ||
         read_ms(root, "dsup_max_restarts", 0, &c->dsup_max_restarts, err, err_size) ||
         read_ms(root, "dsup_max_seconds", 1, &c->dsup_max_seconds, err, err_size) ||
-        read_ms(root, "dsup_shutdown_timeout", 0, &c->dsup_shutdown_timeout, err, err_size))
+        read_ms(root, "dsup_shutdown_timeout", 0, &c->dsup_shutdown_timeout, err, err_size) ||
+        read_ms(root, "hook_timeout", 1, &c->hook_timeout, err, err_size))
         return -1;
     return 0;
 }

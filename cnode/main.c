@@ -161,7 +161,7 @@ int main(int argc, char **argv)
                        {"redundancy", redundancy_text},
                        {"migration", "cold_swap"},
                        {"synchronization", sync_text},
-                       {"partition_tolerance", "divergence"}},
+                       {"partition_tolerance", opts.hub.partition_type}},
     };
     phnode_service_set_info(&info);
     if (opts.metrics_port &&

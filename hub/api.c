@@ -7,6 +7,10 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
                              const ph_from *from, ph_buf *reply);
 static ph_result for_one(batch_handler handle, hub *h, ph_ctx *ctx, ph_term item, ph_term opts,
                          const ph_from *from, ph_buf *reply);
+static void format_result_term(ph_term result, int first, ph_buf *out);
+
+/* Set while start_child / stop_child runs as a batch of one (return_first). */
+static int one_child;
 
 /* --- the API ------------------------------------------------------------ */
 
@@ -28,6 +32,10 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
 {
     start_opts o;
     list_walk lw;
+    if (h->partitioned) {
+        ph_build(reply, "{error, partitioned}");
+        return PH_REPLY;
+    }
     int n = ph_term_type(list, NULL) == ERL_LIST_EXT ? list_begin(&lw, list) : -1;
     if (n > 0 && h->dist->children_init && ph_term_type(opts_term, NULL) == ERL_LIST_EXT) {
         /* the strategy's own errors first (Guided: ProcessHub's) */
@@ -43,10 +51,11 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
     }
     if (parse_opts(opts_term, &o, reply) != 0)
         return PH_REPLY;
+    o.first = one_child;
     n = list_begin(&lw, list);
     if (n > 0 && h->dist->children_init) /* it places even on a node alone */
         return start_placed(h, ctx, list, opts_term, &o, from, reply);
-    if (h->members.n > 0 && n > 0)
+    if ((h->members.n > 0 || start_hooks_wait(h)) && n > 0)
         return start_placed(h, ctx, list, opts_term, &o, from, reply);
     if (!o.awaitable) {
         /* Only a refusal of the whole call is reported; per-child errors are not. */
@@ -60,8 +69,41 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         ph_buf_free(&result);
         return PH_REPLY;
     }
-    start_batch(h, ctx, list, &o, reply);
+    if (!o.async_wait) {
+        start_batch(h, ctx, list, &o, reply);
+        return PH_REPLY;
+    }
+    ph_buf result;
+    if (ph_buf_init(&result) != 0)
+        return PH_NOREPLY;
+    start_batch(h, ctx, list, &o, &result);
+    format_result_term(ph_buf_term(&result), o.first, reply);
+    ph_buf_free(&result);
     return PH_REPLY;
+}
+
+/* {ok, #{started | stopped, errors, rollback}} in StartResult.format's shape;
+ * anything else ({error, Reason}) as it is, as format/1 passes it through. */
+static void format_result_term(ph_term result, int first, ph_buf *out)
+{
+    ph_term map, v;
+    elist ok, errors;
+    int rollback = 0;
+    if (ph_match(result, "{ok, ~t}", &map) != 1 || ph_term_type(map, NULL) != ERL_MAP_EXT ||
+        elist_init(&ok) != 0) {
+        ph_buf_append_term(out, result);
+        return;
+    }
+    elist_init(&errors);
+    if (ph_map_get_atom(map, "started", &v) == 1 || ph_map_get_atom(map, "stopped", &v) == 1)
+        elist_extend(&ok, v);
+    if (ph_map_get_atom(map, "errors", &v) == 1)
+        elist_extend(&errors, v);
+    if (ph_map_get_atom(map, "rollback", &v) == 1)
+        rollback = ph_match(v, "true") == 1;
+    encode_formatted_result(out, &ok, &errors, rollback, first);
+    elist_free(&ok);
+    elist_free(&errors);
 }
 
 static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term,
@@ -69,6 +111,10 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
 {
     start_opts o;
     ph_iter it;
+    if (h->partitioned) {
+        ph_build(reply, "{error, partitioned}");
+        return PH_REPLY;
+    }
     if (parse_opts(opts_term, &o, reply) != 0)
         return PH_REPLY;
     if (ph_term_type(list, NULL) == ERL_SMALL_TUPLE_EXT ||
@@ -88,6 +134,7 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
         return PH_REPLY;
     }
     w->from = ph_from_copy(from);
+    w->formatted = o.async_wait;
     w->outstanding = 1; /* held until the batch is set up */
     stop_batch(h, ctx, list, w, STOP_ANYWHERE);
     w->outstanding--;
@@ -105,7 +152,9 @@ static ph_result for_one(batch_handler handle, hub *h, ph_ctx *ctx, ph_term item
         ph_build(reply, "{error, enomem}");
         return PH_REPLY;
     }
+    one_child = 1;
     ph_result r = handle(h, ctx, ph_buf_term(&one), opts, from, reply);
+    one_child = 0;
     ph_buf_free(&one);
     return r;
 }
@@ -181,13 +230,34 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
     if (ph_match(req, "{which_children, ~t}", &a) == 1) {
         if (bad_options(a, reply))
             return PH_REPLY;
-        int global = has_option(a, "global");
-        if (global)
+        if (!has_option(a, "global")) {
+            encode_which_children(h, h->self_node, reply);
+            return PH_REPLY;
+        }
+        /* one entry per hub node, from the registry (ProcessHub asks each
+         * node's supervisor; every node's registry lists the same copies) */
+        ei_x_encode_list_header(reply, 1);
+        encode_which_children(h, h->self_node, reply);
+        for (int i = 0; i < h->members.n; i++) {
             ei_x_encode_list_header(reply, 1);
-        encode_which_children(h, reply);
-        if (global)
-            ei_x_encode_empty_list(reply);
+            encode_which_children(h, h->members.members[i].node, reply);
+        }
+        ei_x_encode_empty_list(reply);
         return PH_REPLY;
+    }
+    if (ph_match(req, "{promote_to_node, ~a}", key) == 1) {
+        /* ProcessHub renames a hub started before its VM was distributed;
+         * phnode is distributed from the start and its name is fixed */
+        if (atom_intern(key) == h->self_node)
+            return ph_build(reply, "ok") == 0 ? PH_REPLY : PH_NOREPLY;
+        ph_build(reply, "{error, {node_name_fixed, ~a}}", atom_text(h->self_node));
+        return PH_REPLY;
+    }
+    if (ph_match(req, "stop") == 1) {
+        /* ProcessHub.stop/1: the hub stops as its terminate does (hook,
+         * members told, children stopped); the members restart them */
+        ph_stop_reasonf(ctx, "shutdown");
+        return ph_build(reply, "ok") == 0 ? PH_STOP_REPLY : PH_NOREPLY;
     }
     if (ph_match(req, "{nodes, ~t}", &a) == 1) {
         if (bad_options(a, reply))
@@ -205,8 +275,8 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
     }
     if (ph_match(req, "is_alive") == 1)
         return ph_build(reply, "true") == 0 ? PH_REPLY : PH_NOREPLY;
-    if (ph_match(req, "is_locked") == 1 || ph_match(req, "is_partitioned") == 1)
-        return ph_build(reply, "false") == 0 ? PH_REPLY : PH_NOREPLY;
+    if (partition_request(h, ctx, req, reply) == 0)
+        return PH_REPLY;
     if (ph_match(req, "{register_hook_handlers, ~a, ~t}", key, &a) == 1) {
         int rc = hooks_register_terms(h->hooks, key, a, ph_from_pid(from).node);
         if (rc == 0)
@@ -226,6 +296,9 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
         hooks_cancel_terms(h->hooks, key, a);
         return ph_build(reply, "ok") == 0 ? PH_REPLY : PH_NOREPLY;
     }
+    ph_result r;
+    if (subscription_request(h, ctx, req, reply, &r))
+        return r;
     ph_build(reply, "{error, {unknown_request, ~t}}", req);
     return PH_REPLY;
 }

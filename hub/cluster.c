@@ -36,18 +36,29 @@ void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
         strategy_node_removed(h, node);
         pending_node_gone(h, ctx, node);
         hand_off_orphans(h, ctx, node);
+        moves_drop_node(h, ctx, node); /* a hot_swap leave's moves to it */
         leave_confirmed(h, node);
         return;
     }
     LOG_I("hub", "%s: %s left the hub cluster (%s)", h->cfg.hub_id, atom_text(node), why);
+    if (strcmp(why, "left") == 0)
+        membership_lost_remove(&h->members, node);
+    else if (membership_lost_add(&h->members, node) != 0) /* greeted again: a split heals */
+        LOG_W("hub", "%s: out of memory remembering %s", h->cfg.hub_id, atom_text(node));
     metric_inc(&hm_redistributions);
+    /* ProcessHub's order (§6.6): pre leave hook, lock, NodeDown (pre
+     * redistribution, redundancy hook, restarts, unlock, post), post leave */
     fire_node_hook(h, ctx, "pre_cluster_leave_hook", node);
+    hub_lock(h, ctx);
     membership_remove(&h->members, e);
     strategy_node_removed(h, node);
     pending_node_gone(h, ctx, node);
-    moves_drop_node(h, node);
+    moves_drop_node(h, ctx, node);
+    partition_member_left(h, ctx, node);
     fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodedown", node);
+    fire_children_redistribution(h, ctx, node, 0);
     failover(h, ctx, node);
+    hub_unlock_after_hooks(h, ctx);
     fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodedown", node);
     fire_node_hook(h, ctx, "post_cluster_leave_hook", node);
 }
@@ -72,9 +83,15 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
             return;
         }
         LOG_I("hub", "%s: %s joined the hub cluster", h->cfg.hub_id, atom_text(from.node));
+        membership_lost_remove(&h->members, from.node);
         metric_inc(&hm_redistributions);
+        /* ProcessHub's order (§6.3, 6.5): pre join hook, lock, post join
+         * hook, then the redistribution (NodeUp) and the unlock */
         fire_node_hook(h, ctx, "pre_cluster_join_hook", from.node);
         strategy_node_added(h, from.node);
+        hub_lock(h, ctx);
+        fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
+        partition_member_joined(h, ctx, from.node);
         joined = 1;
     }
     /* welcome first: the newcomer accepts our rows only from a member */
@@ -83,9 +100,10 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
     if (joined) {
         send_local_registry(h, ctx, from.node);
         fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
-        reconcile(h, ctx, FILL_SHORT);
+        fire_children_redistribution(h, ctx, from.node, 1);
+        reconcile(h, ctx, FILL_JOINED);
         fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
-        fire_node_hook(h, ctx, "post_cluster_join_hook", from.node);
+        hub_unlock_after_hooks(h, ctx);
     }
     greet_seen_nodes(h, ctx, their_members); /* the members it knows that we do not */
 }
@@ -165,6 +183,9 @@ void announce(hub *h, ph_ctx *ctx)
     }
     for (int i = 0; i < h->members.n; i++)
         send_hub_message(h, ctx, h->members.members[i].node, HM_HELLO);
+    for (int i = 0; i < h->members.n_lost; i++) /* members lost in a split (or dead) */
+        if (!membership_find(&h->members, h->members.lost[i]))
+            send_hub_message(h, ctx, h->members.lost[i], HM_HELLO);
     if (h->cfg.beam_discovery)
         ask_connected_nodes(h, ctx);
     send_self_after(ctx, h->cfg.hubs_discover_interval, "{'$ph_hub', ~a}",

@@ -63,6 +63,10 @@ int handoff_filter(hub *h, ph_term specs, ph_buf *out)
     elist keep;
     int refused = 0;
     ph_buf *key = &h->key_scratch;
+    if (h->leaving) { /* on our way out: the sender keeps them */
+        ph_build(out, "[]");
+        return list_begin(&w, specs) > 0 ? w.left : 0;
+    }
     if (list_begin(&w, specs) < 0 || elist_init(&keep) != 0) {
         ph_buf_append_term(out, specs);
         return 0;

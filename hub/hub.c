@@ -9,6 +9,7 @@
  * (the worker's init runs inline) that this is also the fast way.
  */
 #include "hub/hub_internal.h"
+#include "strategies/migration/migration_ops.h"
 
 static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg);
 static const char *request_kind(ph_term t, char *out);
@@ -54,6 +55,12 @@ static void start_answered(hub *h, ph_ctx *ctx, const hub_msg *m)
     }
 }
 
+static void leave_after_hook(void *arg, ph_ctx *ctx, ph_term data)
+{
+    (void)data;
+    begin_leave(arg, ctx);
+}
+
 /* A message of another hub (docs/protocol.md), or one of the hub's timers. */
 static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
 {
@@ -77,6 +84,21 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         if (h->leaving)
             leave_confirmed(h, m->pid.node);
         return;
+    case HM_LEAVING:
+        /* It moves its children to their owners before it leaves (hot_swap):
+         * nothing is placed on it from now on, and nothing of its is taken
+         * over until it says leave. */
+        e = membership_find(&h->members, m->pid.node);
+        if (e && ph_pid_equal(e->hub, m->pid)) {
+            LOG_I("hub", "%s: %s is leaving and hands its children over", h->cfg.hub_id,
+                  atom_text(e->node));
+            strategy_node_removed(h, e->node);
+        }
+        return;
+    case HM_RETENTION_OVER:
+        if (h->migration->retention_over)
+            h->migration->retention_over(h, ctx, &m->ref);
+        return;
     case HM_REGISTERED:
     case HM_UNREGISTERED:
     case HM_STOP:
@@ -96,7 +118,10 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
             stop_batch(h, ctx, m->list, NULL, m->kind == HM_UNDO_MOVE ? STOP_HERE : STOP_REMOTE);
         return;
     case HM_START:
-        handle_remote_start(h, ctx, m->id, m->pid, m->list, m->opts);
+        if (h->partitioned)
+            partition_refuse_start(h, ctx, m);
+        else
+            handle_remote_start(h, ctx, m->id, m->pid, m->list, m->opts);
         return;
     case HM_START_RESULT:
         start_answered(h, ctx, m);
@@ -116,6 +141,11 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         reconcile(h, ctx, FILL_ORPHANS);
         return;
     case HM_REPAIR_TICK:
+        if (h->partitioned) { /* ProcessHub skips the interval sync while partitioned */
+            send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', ~a}",
+                            hub_msg_name(HM_REPAIR_TICK));
+            return;
+        }
         metric_inc(&hm_sync_repairs);
         send_repair(h, ctx);
         tombs_prune(h);
@@ -126,7 +156,13 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         adopt_orphans(h, ctx);
         return;
     case HM_GRACEFUL_LEAVE:
-        begin_leave(h, ctx);
+        if (h->leaving || h->shutdown_hook_fired)
+            return;
+        /* ProcessHub's terminate runs coordinator_shutdown_hook before it
+         * tells the others: the leave starts once its handlers have run */
+        h->shutdown_hook_fired = 1;
+        fire_then(h, ctx, "coordinator_shutdown_hook", (ph_term){"\x77\x08shutdown", 0},
+                  leave_after_hook, NULL, h);
         return;
     case HM_ANNOUNCE:
         if (h->leaving)
@@ -149,6 +185,9 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_LB_SCORES:
     case HM_LB_TICK:
         strategy_message(h, ctx, m);
+        return;
+    case HM_PARTITION_LOG:
+        partition_message(h, ctx, m);
         return;
     case HM_COUNT:
         return;
@@ -178,7 +217,17 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
         return PH_OK;
     }
     if (ph_match(msg, "{rex, _}") == 1)
-        return PH_OK; /* results of M/F/A hook handlers */
+        return PH_OK; /* results of M/F/A hook handlers not waited for */
+    if (hooks_message(h->hooks, ctx, msg))
+        return PH_OK; /* an awaited M/F/A handler answered, or did not in time */
+    ph_term cid;
+    if (ph_match(msg, "{process_hub, retention_handled, ~t}", &cid) == 1 ||
+        ph_match(msg, "{process_hub, handover_confirmed, ~t}", &cid) == 1) {
+        if (h->migration->worker_message)
+            h->migration->worker_message(h, ctx, cid,
+                                         ph_match(msg, "{_, handover_confirmed, _}") == 1);
+        return PH_OK;
+    }
     ph_term tag, seen;
     ph_ref tag_ref;
     if (ph_match(msg, "{~t, ~t}", &tag, &seen) == 1 && ph_decode_ref(tag, &tag_ref) == 0) {
@@ -195,6 +244,8 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
     ph_ref ref;
     if (ph_match(msg, "{'DOWN', ~t, process, _, ~t}", &ref_term, &reason) == 1 &&
         ph_decode_ref(ref_term, &ref) == 0) {
+        if (subscription_down(h, &ref))
+            return PH_OK;
         member *e = membership_find_monitor(&h->members, &ref);
         if (e) {
             char why[128];
@@ -237,6 +288,7 @@ static ph_result hub_call(ph_ctx *ctx, void *state, ph_term req, const ph_from *
     uint64_t t0 = log_enabled(LOG_DEBUG) ? monotonic_us() : 0;
     ph_result r = hub_call_inner(ctx, state, req, from, reply);
     flush_sync(state, ctx);
+    subscription_flush(state, ctx);
     update_gauges(state);
     if (t0)
         note_slow(state, req, t0);
@@ -248,6 +300,7 @@ static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
     uint64_t t0 = log_enabled(LOG_DEBUG) ? monotonic_us() : 0;
     ph_result r = hub_info_inner(ctx, state, msg);
     flush_sync(state, ctx);
+    subscription_flush(state, ctx);
     update_gauges(state);
     if (t0)
         note_slow(state, msg, t0);
@@ -283,6 +336,11 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         ph_stop_reasonf(ctx, "bad_distribution_strategy");
         goto fail;
     }
+    if (partition_init(h, why, sizeof why) != 0) {
+        LOG_E("hub", "%s: partition_tolerance_strategy: %s", h->cfg.hub_id, why);
+        ph_stop_reasonf(ctx, "bad_partition_tolerance_strategy");
+        goto fail;
+    }
     if (ph_buf_init(&h->key_scratch) != 0 || ph_buf_init(&h->start_key) != 0 ||
         ph_buf_init(&h->start_reason) != 0 || ph_buf_init(&h->start_pid) != 0 ||
         elist_init(&h->sync_registered) != 0 || elist_init(&h->sync_unregistered) != 0) {
@@ -297,6 +355,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         goto fail;
     }
     hooks_install_pending(h->hooks);
+    hooks_set_call_timeout(h->hooks, h->cfg.hook_timeout);
     const char *drop = getenv("PHNODE_TEST_DROP_SYNC");
     h->test_drop_syncs = drop ? atoi(drop) : 0;
     /* M/F/A handlers from the config file: {HookKey, Node, Handler} */
@@ -348,6 +407,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         ph_buf_free(&result);
         ph_buf_free(&none);
     }
+    partition_start(h, ctx); /* startup_confirm: below the quorum already */
     /* The first announcement waits for hub_network_ready(); a hub restarted
      * by the node's supervisor announces itself now. */
     if (atomic_load(&network_ready))
@@ -355,6 +415,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     return PH_OK;
 fail:
     strategies_free(h);
+    partition_free(h);
     ph_buf_free(&h->key_scratch);
     ph_buf_free(&h->start_key);
     ph_buf_free(&h->start_reason);
@@ -383,7 +444,12 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     helper_stop();
     if (!h)
         return;
-    fire(h, ctx, "coordinator_shutdown_hook", reason);
+    /* The runs still queued go out without waiting; nothing waits here. */
+    hooks_flush_nowait(h->hooks, ctx);
+    if (!h->shutdown_hook_fired) {
+        ph_term data = reason;
+        hooks_dispatch(h->hooks, ctx, "coordinator_shutdown_hook", &data, NULL);
+    }
     /* Killed (Process.exit(hub, :kill)): the node's supervisor starts a new
      * hub, which re-adopts the children; they keep running (adopt.c). */
     int keep = ph_match(reason, "killed") == 1 && adopt_stash(h) >= 0;
@@ -416,6 +482,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
      * (after a graceful leave they know already). */
     for (int i = 0; i < h->members.n && !h->leaving; i++)
         send_hub_message(h, ctx, h->members.members[i].node, HM_LEAVE);
+    subscription_free(h);
     membership_free(&h->members);
     free(h->leave_wait);
     if (h->seeds.buff)
@@ -423,6 +490,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     elist_free(&h->sync_registered);
     elist_free(&h->sync_unregistered);
     strategies_free(h);
+    partition_free(h);
     sync_strategy_free(h);
     ph_buf_free(&h->key_scratch);
     ph_buf_free(&h->start_key);
@@ -474,8 +542,16 @@ int hub_config_defaults(hub_config *c)
     c->dsup_max_seconds = 4;
     c->dsup_shutdown_timeout = 60000;
     c->sync_interval = 15000;
+    c->hook_timeout = HOOKS_CALL_TIMEOUT_MS;
     c->beam_discovery = 1;
     c->replication_factor = 1;
+    c->retention = 5000;
+    c->handover_data_wait = 3000;
+    c->child_migration_timeout = 10000;
+    strcpy(c->partition_type, "divergence");
+    c->threshold_time = 30;
+    c->initial_cluster_size = 1;
+    c->track_max_size = 1;
     strcpy(c->distribution_type, "consistent_hashing");
     if (ph_buf_init(&c->child_specs) != 0 || ph_buf_init(&c->hooks) != 0 ||
         ph_buf_init(&c->seeds) != 0 || ph_buf_init(&c->distribution) != 0)

@@ -25,6 +25,7 @@ typedef struct hub_config {
     unsigned dsup_max_seconds;
     unsigned dsup_shutdown_timeout;
     unsigned sync_interval; /* synchronization_strategy.sync_interval (ms) */
+    unsigned hook_timeout;  /* ms an M/F/A hook handler is awaited (0: HOOKS_CALL_TIMEOUT_MS) */
     /* synchronization_strategy: "type" ("" means pubsub); gossip's
      * recipients (0 means 3) and restricted_init (stored negated, so that
      * the zeroed default is ProcessHub's true) */
@@ -40,6 +41,22 @@ typedef struct hub_config {
     int active_passive;     /* replication_model == active_passive */
     int redundancy_signal;  /* a hub_signal: which roles each replica is told */
     int beam_discovery;     /* ask connected BEAM nodes which hidden nodes they see */
+    /* migration_strategy: cold_swap (hot_swap 0) or hot_swap and its
+     * options, as %HotSwap{} (times in ms) */
+    int hot_swap;
+    int handover;                     /* hand the state over (ProcessHub's default: false) */
+    int confirm_handover;             /* the new copies confirm; the old ones stop then */
+    unsigned retention;               /* how long an old copy waits for its handover */
+    unsigned handover_data_wait;      /* how long a new copy (or a leaving hub) waits for a state */
+    unsigned child_migration_timeout; /* how long a move waits for the new owner's start */
+    /* partition_tolerance_strategy (docs/strategies.md): "type" ("" means
+     * divergence) and the options of the quorum strategies */
+    char partition_type[24];
+    long quorum_size;              /* static_quorum: nodes; dynamic_quorum: percent */
+    int startup_confirm;           /* static_quorum */
+    unsigned threshold_time;       /* dynamic_quorum, seconds (default 30) */
+    unsigned initial_cluster_size; /* majority_quorum (default 1) */
+    int track_max_size;            /* majority_quorum (default true) */
 } hub_config;
 
 /* Defaults of %ProcessHub{}, hub_id my_hub and no static children. */

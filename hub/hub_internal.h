@@ -75,6 +75,7 @@ typedef struct stop_wait {
     int outstanding;
     elist stopped;
     elist errors;
+    int formatted; /* async_wait: StopResult.format's shape */
 } stop_wait;
 
 typedef struct child {
@@ -152,6 +153,23 @@ typedef struct hub {
      * on first use by sync_strategy(). */
     const struct sync_ops *sync;
     void *sync_state;
+    /* The migration strategy (strategies/migration/), and the number of
+     * the next move. leave_after_moves: a graceful leave waits for the
+     * moves in flight before it tells the members. */
+    const struct migration_ops *migration;
+    uint32_t move_seq;
+    int leave_after_moves;
+    /* The partition tolerance strategy (strategies/partition/, partition.c). */
+    const struct partition_ops *part;
+    void *part_state;
+    int partitioned; /* partition mode: children stopped, starts and stops refused */
+    /* coordinator_shutdown_hook ran (a graceful leave fires it before the
+     * leave is announced, as ProcessHub's terminate does). */
+    int shutdown_hook_fired;
+    /* ProcessHub's event-queue lock (§6.4): > 0 while a join or a
+     * departure is being handled (is_locked, priority_state_updated_hook). */
+    int locked;
+    struct subscriptions *subs; /* registry subscribers (subscription.c), NULL until the first */
 } hub;
 
 /* A batch of children sent to their new owner after a join (ColdSwap):
@@ -160,8 +178,15 @@ typedef struct move {
     struct move *next;
     ph_ref id;
     uint32_t target;
-    int n;       /* children in it */
-    ph_buf cids; /* [Cid]: what to undo there if the answer comes too late */
+    uint32_t seq; /* names it in the moving set's rows (hot_swap) */
+    int n;        /* children in it */
+    ph_buf cids;  /* [Cid]: what to undo there if the answer comes too late */
+    /* Once answered: the old copies to stop here when the strategy is
+     * done with them; under hot_swap, while they hand their state over
+     * (handing_over), the worker messages still expected. */
+    elist stop;
+    int handing_over;
+    int awaiting;
 } move;
 
 /* An awaitable start whose children were placed on other members too. */
@@ -181,6 +206,7 @@ typedef struct pending_start {
     /* Replied already (timeout) with a rollback: owners that answer late
      * have their children stopped as the answers come. */
     int answered;
+    int formatted, first; /* async_wait: StartResult.format's shape (first: start_child) */
 } pending_start;
 /* How long a start rolled back at its timeout keeps stopping what its late
  * owners start (an owner that is still silent after this is not waited for). */
@@ -196,11 +222,15 @@ extern child hub_gone_child;
 
 typedef struct start_opts {
     int awaitable, check_existing, rollback, disable_logging;
-    int forwarded; /* placed by a member whose ring disagreed: start here, never forward again */
-    int handoff;   /* a running or orphaned child sent to its owner (a move, an adoption) */
-    int has_ring;  /* the placing node's ring digest came along: */
-    long ring;     /* when it equals ours, nothing needs forwarding */
-    int want_post; /* post-start hooks are registered: build their data */
+    int forwarded;  /* placed by a member whose ring disagreed: start here, never forward again */
+    int handoff;    /* a running or orphaned child sent to its owner (a move, an adoption) */
+    int has_ring;   /* the placing node's ring digest came along: */
+    long ring;      /* when it equals ours, nothing needs forwarding */
+    int want_post;  /* post-start hooks are registered: build their data */
+    int hooks_done; /* pre-start and alter hooks ran already (run_start_hooks) */
+    int async_wait; /* ProcessHub's deprecated twin of awaitable: the formatted result */
+    int first;      /* start_child / stop_child: async_wait gives the first entry */
+    long handover_wait; /* a move under hot_swap: each new copy waits this long for its state */
     long timeout;
     ph_term metadata;
     ph_term all; /* the options as given */
@@ -274,14 +304,37 @@ int parse_spec(ph_term spec, spec_info *s);
 void fire(hub *h, ph_ctx *ctx, const char *key, ph_term data);
 void fire_insert(hub *h, ph_ctx *ctx, const reg_row *row);
 void fire_remove(hub *h, ph_ctx *ctx, ph_term key, uint32_t node);
+void fire_children_migrated(hub *h, ph_ctx *ctx, uint32_t target, ph_term cids);
+void fire_insert_one(hub *h, ph_ctx *ctx, ph_term key, uint32_t node, ph_pid pid);
+void fire_pid_update(hub *h, ph_ctx *ctx, uint32_t node, ph_pid pid);
 int add_child_data(const hub *h, elist *out, uint32_t node, ph_term spec, ph_term meta);
 void fire_node_hook(hub *h, ph_ctx *ctx, const char *key, uint32_t node);
 void fire_redistribution_hook(hub *h, ph_ctx *ctx, const char *key, const char *event,
                               uint32_t node);
+void fire_then(hub *h, ph_ctx *ctx, const char *key, ph_term data, hooks_cont_fn cont,
+               hooks_drop_fn drop, void *arg);
+/* ProcessHub's lock around joins and departures: priority_state_updated_hook
+ * {10, ...} now; {0, #{}} once the hooks fired before it have run. */
+void hub_lock(hub *h, ph_ctx *ctx);
+void hub_unlock_after_hooks(hub *h, ph_ctx *ctx);
+/* pre_children_redistribution_hook for node joining (up) or gone (down),
+ * with the owners of the current view; a departure's before its rows go. */
+void fire_children_redistribution(hub *h, ph_ctx *ctx, uint32_t node, int up);
+/* 1 when a start waits for hook handlers (an M/F/A handler of
+ * pre_children_start_hook or child_data_alter_hook). */
+int start_hooks_wait(hub *h);
+/* Called with the children's specs and metadata as the alter handlers
+ * left them (two lists in step). */
+typedef void (*start_hooks_done)(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg);
+/* pre_children_start_hook, then child_data_alter_hook for each child, the
+ * M/F/A handlers awaited; then done. drop frees arg if the hub stops first. */
+void run_start_hooks(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, ph_term opts,
+                     start_hooks_done done, hooks_drop_fn drop, void *arg);
 
 /* sync.c */
 void append_row_entry(elist *l, const reg_row *row, ph_pid pid);
 void note_registered(hub *h, const reg_row *row, ph_pid pid);
+void note_unregistered(hub *h, ph_term cid);
 void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b);
 void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elist *l);
 void flush_sync(hub *h, ph_ctx *ctx);
@@ -320,6 +373,14 @@ reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, 
                        ph_pid pid, const reg_row *old);
 void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r);
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback);
+/* StartResult.format / StopResult.format (async_wait): {ok, Ok} |
+ * {error, {Errors, Ok}} | {error, {Errors, Ok}, rollback}; with first the
+ * first entry of Ok (nil if none) for ok and the first error for error. */
+int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, int rollback,
+                            int first);
+/* The default awaited-start timeout: below GenServer.call's 5000 ms, so the
+ * caller gets node_receive_timeout rather than an exit (docs/api.md). */
+#define DEFAULT_AWAIT_TIMEOUT_MS 4000
 
 /* start_batch.c */
 void helper_stop(void);
@@ -333,6 +394,9 @@ void adopt_release(void);
 
 /* stop.c */
 void stop_wait_done(stop_wait *w);
+/* Stops a child here (shutdown, then kill after its shutdown time); w: an
+ * awaited stop to count it in, or NULL. */
+void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
 void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids);
 void forget_row(hub *h, ph_ctx *ctx, reg_row *row);
 void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope);
@@ -348,7 +412,7 @@ ph_result reply_process_list(hub *h, int local, ph_buf *reply);
 uint32_t running_count(hub *h);
 ph_result reply_dump(hub *h, ph_buf *reply);
 ph_result reply_tag_query(hub *h, ph_term tag, ph_buf *reply);
-void encode_which_children(hub *h, ph_buf *reply);
+void encode_which_children(hub *h, uint32_t node, ph_buf *reply);
 
 /* cluster.c */
 void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind);
@@ -388,17 +452,24 @@ int group_add(hub *h, ph_ctx *ctx, move_group *groups, int *n_groups, const memb
 void groups_flush(hub *h, ph_ctx *ctx, move_group *groups, int n_groups, int is_move);
 move *move_take(hub *h, const ph_ref *id);
 void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result);
-void moves_drop_node(hub *h, uint32_t node);
+void moves_drop_node(hub *h, ph_ctx *ctx, uint32_t node);
 void move_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref);
+move *move_find(hub *h, const ph_ref *id);
+void move_finish(hub *h, ph_ctx *ctx, move *mv);
+void moves_settled(hub *h, ph_ctx *ctx);
 
 /* reconcile.c */
 void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
 /* Which missing copies a reconcile starts: orphans only; also replicas
- * missing from rows that have copies (the members changed); or those only
- * when they were missing at the previous periodic pass too. */
-enum reconcile_fill { FILL_ORPHANS, FILL_SHORT, FILL_CONFIRMED };
+ * missing from rows that have copies (a member left); or those only when
+ * they were missing at the previous periodic pass too. FILL_JOINED (a
+ * member joined): orphans only here, and the first holder of a row short
+ * of replicas sends them to their owners (push_replicas) - a node that
+ * just joined holds only part of each row, so it starts none itself. */
+enum reconcile_fill { FILL_ORPHANS, FILL_SHORT, FILL_CONFIRMED, FILL_JOINED };
 void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill);
 void adopt_orphans(hub *h, ph_ctx *ctx);
+int move_all_away(hub *h, ph_ctx *ctx);
 void failover(hub *h, ph_ctx *ctx, uint32_t gone);
 
 /* api.c */
@@ -421,12 +492,33 @@ int strategy_query(hub *h, ph_buf *reply);
 void signal_role(hub *h, ph_ctx *ctx, const reg_row *row, ph_pid pid);
 void signal_roles(hub *h, ph_ctx *ctx);
 const struct sync_ops *sync_strategy(hub *h);
+const struct migration_ops *migration_strategy(const hub_config *cfg);
 void sync_strategy_free(hub *h);
+
+/* partition.c */
+int partition_init(hub *h, char *err, size_t err_size);
+void partition_free(hub *h);
+void partition_member_left(hub *h, ph_ctx *ctx, uint32_t node);
+void partition_member_joined(hub *h, ph_ctx *ctx, uint32_t node);
+void partition_start(hub *h, ph_ctx *ctx);
+void partition_message(hub *h, ph_ctx *ctx, const hub_msg *m);
+void partition_note_conflict(hub *h, ph_ctx *ctx, uint32_t owner, ph_term cid, ph_term reason);
+void partition_refuse_start(hub *h, ph_ctx *ctx, const hub_msg *m);
+int partition_request(hub *h, ph_ctx *ctx, ph_term req, ph_buf *reply);
+/* subscription.c */
+/* 1 if req is a subscription request (answered in reply, *r set), else 0. */
+int subscription_request(hub *h, ph_ctx *ctx, ph_term req, ph_buf *reply, ph_result *r);
+/* 1 if ref was a subscriber's monitor (it is dropped), else 0. */
+int subscription_down(hub *h, const ph_ref *ref);
+/* Sends the rows changed since the last flush to every subscriber. */
+void subscription_flush(hub *h, ph_ctx *ctx);
+void subscription_free(hub *h);
 
 /* leave.c */
 int leave_init(void);
 void leave_confirmed(hub *h, uint32_t node);
 void begin_leave(hub *h, ph_ctx *ctx);
+void leave_announce(hub *h, ph_ctx *ctx);
 
 #pragma GCC visibility pop
 

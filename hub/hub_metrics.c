@@ -36,19 +36,33 @@ C(hm_ring_rebuilds, "phnode_hub_ring_rebuilds_total", "",
 C(hm_redistributions, "phnode_hub_redistributions_total", "",
   "Redistributions of children after a member joined or left.");
 C(hm_partition_changes, "phnode_hub_partition_changes_total", "",
-  "Divergence partition strategy state changes.");
+  "Partition mode entered or left (partition_tolerance_strategy).");
+C(hm_conflicts, "phnode_hub_conflicts_resolved_total", "",
+  "Copies stopped here because the child's owner ran one already (after a split).");
 
 void hub_metrics_register(void)
 {
     static atomic_flag done = ATOMIC_FLAG_INIT;
     if (atomic_flag_test_and_set(&done))
         return;
-    metric *all[] = {&hm_children_local,  &hm_children_cluster, &hm_members,
-                     &hm_partitioned,     &hm_starts,           &hm_start_failures,
-                     &hm_stops,           &hm_restarts,         &hm_restart_limit,
-                     &hm_sync_sent,       &hm_sync_received,    &hm_sync_repairs,
-                     &hm_migrations_out,  &hm_migrations_in,    &hm_ring_rebuilds,
-                     &hm_redistributions, &hm_partition_changes};
+    metric *all[] = {&hm_children_local,
+                     &hm_children_cluster,
+                     &hm_members,
+                     &hm_partitioned,
+                     &hm_starts,
+                     &hm_start_failures,
+                     &hm_stops,
+                     &hm_restarts,
+                     &hm_restart_limit,
+                     &hm_sync_sent,
+                     &hm_sync_received,
+                     &hm_sync_repairs,
+                     &hm_migrations_out,
+                     &hm_migrations_in,
+                     &hm_ring_rebuilds,
+                     &hm_redistributions,
+                     &hm_partition_changes,
+                     &hm_conflicts};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         metrics_register(all[i]);
 }

@@ -5,7 +5,8 @@
  *   hm_children_local / hm_children_cluster   after every request and message
  *       (children running here / rows in the registry, orphans included)
  *   hm_members                                 likewise (this node included)
- *   hm_partitioned, hm_partition_changes       0: divergence never partitions
+ *   hm_partitioned, hm_partition_changes       partition mode (never with divergence)
+ *   hm_conflicts                               doubled copies stopped here
  *   hm_starts / hm_start_failures              per child started / refused
  *   hm_stops                                   per child stopped on request
  *   hm_restarts / hm_restart_limit             supervised restarts / intensity exceeded
@@ -24,7 +25,7 @@ extern metric hm_children_local, hm_children_cluster, hm_members, hm_partitioned
 extern metric hm_starts, hm_start_failures, hm_stops, hm_restarts, hm_restart_limit;
 extern metric hm_sync_sent, hm_sync_received, hm_sync_repairs;
 extern metric hm_migrations_out, hm_migrations_in;
-extern metric hm_ring_rebuilds, hm_redistributions, hm_partition_changes;
+extern metric hm_ring_rebuilds, hm_redistributions, hm_partition_changes, hm_conflicts;
 
 /* Exposes the hub's metrics on /metrics; idempotent. */
 void hub_metrics_register(void);

@@ -1,5 +1,6 @@
 /* leave.c - graceful leave: members take over our children before we stop. */
 #include "hub/hub_internal.h"
+#include "strategies/migration/migration_ops.h"
 
 /* --- graceful leave ------------------------------------------------------- */
 
@@ -27,15 +28,24 @@ void leave_confirmed(hub *h, uint32_t node)
         }
 }
 
-/* SIGTERM: tell every member we leave; each restarts the children it now
- * owns and confirms. Our ring loses this node, so starts still arriving are
- * forwarded to their new owners. Our children run until the node stops. */
+/* SIGTERM: our ring loses this node, so starts still
+ * arriving are forwarded to their new owners, and the migration strategy
+ * decides how our children reach them: restarted afresh by each member
+ * when told we leave (cold_swap), or moved there with their state first
+ * (hot_swap with handover). Our children run until the node stops. */
 void begin_leave(hub *h, ph_ctx *ctx)
 {
     if (h->leaving)
         return;
     h->leaving = 1;
     strategy_node_removed(h, h->self_node);
+    h->migration->leave(h, ctx);
+}
+
+/* Tells every member we leave; each takes over the children of ours it
+ * now owns (those not moved already) and confirms. */
+void leave_announce(hub *h, ph_ctx *ctx)
+{
     if (h->members.n > 0)
         h->leave_wait = calloc((size_t)h->members.n, sizeof *h->leave_wait);
     if (!h->leave_wait) {
@@ -63,9 +73,12 @@ int hub_leave(const hub_config *c)
     ph_buf_free(&b);
     if (rc != 0)
         return -1; /* no hub */
+    /* With handovers first: each move's start, then its retention. */
+    unsigned wait_ms = c->migr_base_timeout +
+                       (c->hot_swap && c->handover ? c->child_migration_timeout + c->retention : 0);
     clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += c->migr_base_timeout / 1000;
-    deadline.tv_nsec += (long)(c->migr_base_timeout % 1000) * 1000000L;
+    deadline.tv_sec += wait_ms / 1000;
+    deadline.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {
         deadline.tv_sec++;
         deadline.tv_nsec -= 1000000000L;

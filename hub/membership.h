@@ -18,7 +18,15 @@ typedef struct member {
 typedef struct membership {
     member *members;
     int n, cap;
+    /* Nodes that left without a goodbye (died, cut off), greeted again with
+     * the members at every announcement so that two halves of a split find
+     * each other without seeds; forgotten when they come back or say
+     * goodbye, and the oldest first beyond MEMBERSHIP_LOST_MAX. */
+    uint32_t *lost;
+    int n_lost, cap_lost;
 } membership;
+
+#define MEMBERSHIP_LOST_MAX 256
 
 void membership_free(membership *m);
 member *membership_find(membership *m, uint32_t node);
@@ -26,5 +34,8 @@ member *membership_find_monitor(membership *m, const ph_ref *ref);
 /* Adds a member (node must not be present). 0 or -1. */
 int membership_add(membership *m, uint32_t node, ph_pid hub, const ph_ref *monitor);
 void membership_remove(membership *m, member *e);
+/* Remembers a node that was lost (once). 0 or -1 (out of memory). */
+int membership_lost_add(membership *m, uint32_t node);
+void membership_lost_remove(membership *m, uint32_t node);
 
 #endif

@@ -1,10 +1,11 @@
-/* migration.c - moving children to their owner (ColdSwap): hand-offs grouped
- * per owner and metadata, their answers, timeouts and undo. */
+/* migration.c - moving children to their owner: hand-offs grouped per
+ * owner and metadata, their answers, timeouts and undo. When the old
+ * copies stop is the migration strategy's (strategies/migration/). */
 #include "hub/hub_internal.h"
+#include "strategies/migration/migration_ops.h"
 
 static void send_move(ph_ctx *ctx, const member *m, const reg_row *row, int forwarded);
 static void move_group_free(move_group *g);
-static void fire_migrated(hub *h, ph_ctx *ctx, const move_group *g);
 static void group_send(hub *h, ph_ctx *ctx, move_group *g, int is_move);
 
 void move_free(move *mv)
@@ -12,6 +13,7 @@ void move_free(move *mv)
     if (!mv)
         return;
     ph_buf_free(&mv->cids);
+    elist_free(&mv->stop);
     free(mv);
 }
 
@@ -96,30 +98,6 @@ void republish_moved(hub *h, ph_ctx *ctx, const move *mv)
     elist_free(&rows);
 }
 
-/* children_migrated_hook: {Node, [{Spec, Meta}]} for a group that moves. */
-static void fire_migrated(hub *h, ph_ctx *ctx, const move_group *g)
-{
-    ph_buf d, l;
-    list_walk w;
-    ph_term spec;
-    elist migrated;
-    if (!hooks_has(h->hooks, "children_migrated_hook") || elist_init(&migrated) != 0)
-        return;
-    ph_buf_init(&d);
-    ph_buf_init(&l);
-    elist_to(&l, &g->specs);
-    list_begin(&w, ph_buf_term(&l));
-    while (list_next(&w, &spec) > 0)
-        elist_add(&migrated, "{~t, ~t}", spec, reg_row_meta(g->meta_of));
-    ph_buf_reset(&l);
-    elist_to(&l, &migrated);
-    if (ph_build(&d, "{~a, ~t}", atom_text(g->to->node), ph_buf_term(&l)) == 0)
-        fire(h, ctx, "children_migrated_hook", ph_buf_term(&d));
-    ph_buf_free(&d);
-    ph_buf_free(&l);
-    elist_free(&migrated);
-}
-
 /* Sends a group as one hand-off. A move (children running here) is
  * remembered until its result, and its children stop here then; an
  * adoption (orphans) is not answered. */
@@ -134,7 +112,8 @@ static void group_send(hub *h, ph_ctx *ctx, move_group *g, int is_move)
     }
     if (is_move) {
         mv = calloc(1, sizeof *mv);
-        if (!mv || ph_buf_init(&mv->cids) != 0 || elist_to(&mv->cids, &g->ids) != 0) {
+        if (!mv || ph_buf_init(&mv->cids) != 0 || elist_init(&mv->stop) != 0 ||
+            elist_to(&mv->cids, &g->ids) != 0) {
             ph_buf_free(&opts);
             ph_buf_free(&id);
             move_free(mv);
@@ -143,26 +122,28 @@ static void group_send(hub *h, ph_ctx *ctx, move_group *g, int is_move)
         }
         mv->id = ph_make_ref();
         mv->target = g->to->node;
+        mv->seq = ++h->move_seq;
         mv->n = g->ids.n;
         metric_add(&hm_migrations_out, (uint64_t)mv->n);
         mv->next = h->moves;
         h->moves = mv;
         moving_mark(h, mv, 1);
         ph_encode_ref(&id, &mv->id);
-        fire_migrated(h, ctx, g);
     } else {
         ph_build(&id, "undefined");
     }
     /* forwarded: it starts them even if its ring has changed again
      * meanwhile; it re-plans from its own view afterwards. The ring digest
-     * names the view this placement was made under. */
+     * names the view this placement was made under. handover: the new
+     * copies wait that long for the state of the old ones (hot_swap). */
     ph_build(&opts,
              "[{metadata, ~t}, {check_existing, false}, {forwarded, true}, {handoff, true}, "
-             "{ring, ~i}]",
-             reg_row_meta(g->meta_of), hub_view_digest(h));
+             "{ring, ~i}, {handover, ~i}]",
+             reg_row_meta(g->meta_of), hub_view_digest(h),
+             mv ? (long)h->migration->handover_wait(h) : 0L);
     send_start(h, ctx, g->to->node, ph_buf_term(&id), ph_self(ctx), &g->specs, ph_buf_term(&opts));
     if (mv)
-        send_self_after(ctx, h->cfg.migr_base_timeout, "{'$ph_hub', ~a, ~t}",
+        send_self_after(ctx, h->migration->move_timeout(h), "{'$ph_hub', ~a, ~t}",
                         hub_msg_name(HM_MOVE_TIMEOUT), ph_buf_term(&id));
     ph_buf_free(&opts);
     ph_buf_free(&id);
@@ -213,6 +194,14 @@ void groups_flush(hub *h, ph_ctx *ctx, move_group *groups, int n_groups, int is_
     }
 }
 
+move *move_find(hub *h, const ph_ref *id)
+{
+    for (move *mv = h->moves; mv; mv = mv->next)
+        if (ph_ref_equal(&mv->id, id))
+            return mv;
+    return NULL;
+}
+
 move *move_take(hub *h, const ph_ref *id)
 {
     for (move **pm = &h->moves; *pm; pm = &(*pm)->next)
@@ -224,36 +213,61 @@ move *move_take(hub *h, const ph_ref *id)
     return NULL;
 }
 
-/* The new owner answered a move: what it runs now (started, or running
- * already) stops here; what it could not start, or refused, keeps running
+/* No move is in flight any more: a graceful leave that waited for them
+ * tells the members now. */
+void moves_settled(hub *h, ph_ctx *ctx)
+{
+    if (h->leave_after_moves && !h->moves) {
+        h->leave_after_moves = 0;
+        leave_announce(h, ctx);
+    }
+}
+
+/* The strategy is done with mv (taken from h->moves): its old copies stop
+ * here, and its children may move again. */
+void move_finish(hub *h, ph_ctx *ctx, move *mv)
+{
+    moving_mark(h, mv, 0);
+    if (mv->stop.n) {
+        ph_buf l;
+        if (ph_buf_init(&l) == 0) {
+            if (elist_to(&l, &mv->stop) == 0) {
+                fire_children_migrated(h, ctx, mv->target, ph_buf_term(&l));
+                stop_batch(h, ctx, ph_buf_term(&l), NULL, STOP_HERE);
+            }
+            ph_buf_free(&l);
+        }
+    }
+    move_free(mv);
+    moves_settled(h, ctx);
+}
+
+/* The new owner answered a move: what it started is the strategy's (the
+ * old copies stop now, or after their handover); what it ran already
+ * stops here at once; what it could not start, or refused, keeps running
  * here and is planned again later. */
 void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
 {
-    ph_term map, list, e, cid, reason;
+    ph_term map, list, e, cid, reason, started = {"\x6a", 0};
     list_walk w;
-    elist stop;
-    int failed = 0;
-    moving_mark(h, mv, 0);
-    if (elist_init(&stop) != 0) {
-        move_free(mv);
-        return;
-    }
+    int failed = 0, n_started = 0;
     if (ph_match(result, "{ok, ~t}", &map) == 1) {
-        if (ph_map_get_atom(map, "started", &list) == 1 && list_begin(&w, list) >= 0)
-            while (list_next(&w, &e) > 0)
-                if (ph_match(e, "{~t, _}", &cid) == 1)
-                    elist_add(&stop, "~t", cid);
+        if (ph_map_get_atom(map, "started", &list) == 1 && (n_started = list_begin(&w, list)) >= 0)
+            started = list;
+        else
+            n_started = 0;
         if (ph_map_get_atom(map, "errors", &list) == 1 && list_begin(&w, list) >= 0)
             while (list_next(&w, &e) > 0) {
                 if (ph_match(e, "{~t, _, ~t}", &cid, &reason) != 1)
                     continue;
-                if (ph_match(reason, "{already_started, _}") == 1)
-                    elist_add(&stop, "~t", cid);
-                else
+                if (ph_match(reason, "{already_started, _}") == 1) {
+                    partition_note_conflict(h, ctx, mv->target, cid, reason);
+                    elist_add(&mv->stop, "~t", cid);
+                } else
                     failed++;
             }
     }
-    int refused = mv->n - stop.n - failed;
+    int refused = mv->n - n_started - mv->stop.n - failed;
     if (failed) {
         /* e.g. a worker module the owner lacks: tried again, less and
          * less often while it keeps failing */
@@ -268,44 +282,72 @@ void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
     }
     if (refused > 0) /* moving the other way, or stopped: views settle soon */
         schedule_reconcile(h, ctx, RECONCILE_MS * 4);
-    if (stop.n) {
-        ph_buf l;
-        ph_buf_init(&l);
-        elist_to(&l, &stop);
-        stop_batch(h, ctx, ph_buf_term(&l), NULL, STOP_HERE);
-        ph_buf_free(&l);
-    }
-    elist_free(&stop);
-    move_free(mv);
+    h->migration->moved(h, ctx, mv, started);
 }
 
-/* A member left: moves to it will not be answered; the children stay and
- * are planned again. */
-void moves_drop_node(hub *h, uint32_t node)
+/* Tells the old copies of a move that hand their state over to a member
+ * that left: they serve again themselves. */
+static void cancel_handover(hub *h, ph_ctx *ctx, move *mv)
+{
+    list_walk w;
+    ph_term cid;
+    ph_buf l, msg, *key = &h->key_scratch;
+    ph_pid pid;
+    if (ph_buf_init(&l) != 0)
+        return;
+    if (ph_buf_init(&msg) == 0) {
+        if (elist_to(&l, &mv->stop) == 0 && ph_build(&msg, "{'$ph_handover', cancel}") == 0 &&
+            list_begin(&w, ph_buf_term(&l)) >= 0)
+            while (list_next(&w, &cid) > 0) {
+                key->index = 0;
+                reg_row *row = registry_key(cid, key) == 0
+                                   ? registry_get(h->reg, key->buff, (uint32_t)key->index)
+                                   : NULL;
+                if (row && row_local_pid(h, row, &pid))
+                    ph_send(ctx, pid, ph_buf_term(&msg));
+            }
+        ph_buf_free(&msg);
+    }
+    ph_buf_free(&l);
+}
+
+/* A member left: moves to it will not be answered, and the handovers to it
+ * will not complete; the children stay here and are planned again. */
+void moves_drop_node(hub *h, ph_ctx *ctx, uint32_t node)
 {
     for (move **pm = &h->moves; *pm;) {
         move *mv = *pm;
         if (mv->target == node) {
             *pm = mv->next;
+            if (mv->handing_over) {
+                LOG_W("hub",
+                      "%s: %s left during the handover of %d child(ren); they keep running here",
+                      h->cfg.hub_id, atom_text(node), mv->stop.n);
+                cancel_handover(h, ctx, mv);
+            }
             moving_mark(h, mv, 0);
             move_free(mv);
         } else {
             pm = &mv->next;
         }
     }
+    moves_settled(h, ctx);
 }
 
-/* A move not answered within migr_base_timeout: the children stay here. If
- * the target starts them after all, it stops them again: messages between
- * two hubs arrive in order, so the undo comes after the start. */
+/* A move not answered in time: the children stay here. If the target
+ * starts them after all, it stops them again: messages between two hubs
+ * arrive in order, so the undo comes after the start. (A move whose
+ * answer came and whose old copies hand their state over is the
+ * strategy's: its retention time bounds it.) */
 void move_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref)
 {
-    move *mv = move_take(h, ref);
-    if (!mv)
+    move *mv = move_find(h, ref);
+    if (!mv || mv->handing_over)
         return;
+    move_take(h, ref);
     moving_mark(h, mv, 0);
     LOG_W("hub", "%s: %s did not answer a move in %u ms; the children stay here", h->cfg.hub_id,
-          atom_text(mv->target), h->cfg.migr_base_timeout);
+          atom_text(mv->target), h->migration->move_timeout(h));
     member *m = membership_find(&h->members, mv->target);
     ph_buf undo;
     if (m && ph_buf_init_versioned(&undo) == 0) {
@@ -317,4 +359,5 @@ void move_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref)
         republish_moved(h, ctx, mv);
     }
     move_free(mv);
+    moves_settled(h, ctx);
 }

@@ -17,6 +17,10 @@ static void owner_split_free(owner_split *sp);
 static int owner_split_run(hub *h, ph_term list, int check, int every_owner, owner_split *sp);
 static void forward_misplaced(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
                               ph_term opts, ph_term meta, ph_buf *out);
+static void send_start_result(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to,
+                              const ph_buf *result);
+static void defer_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
+                        ph_term opts, const start_opts *o);
 
 static void owner_split_free(owner_split *sp)
 {
@@ -120,7 +124,9 @@ void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid reply_to,
 {
     member *m = membership_find(&h->members, node);
     ph_buf msg;
-    if (!m || ph_buf_init_versioned(&msg) != 0)
+    /* to this node itself: a start that waits for its hooks (start_placed) */
+    ph_pid to = node == h->self_node ? ph_self(ctx) : m ? m->hub : (ph_pid){0};
+    if ((!m && node != h->self_node) || ph_buf_init_versioned(&msg) != 0)
         return;
     if (ph_buf_reserve(&msg, (size_t)specs->b.index + 256u) == 0 &&
         hub_msg_begin(&msg, HM_START) == 0 && ph_buf_append_term(&msg, id) == 0 &&
@@ -128,7 +134,7 @@ void send_start(hub *h, ph_ctx *ctx, uint32_t node, ph_term id, ph_pid reply_to,
         (specs->n == 0 || ei_x_encode_list_header(&msg, specs->n) == 0) &&
         ei_x_append_buf(&msg, specs->b.buff, specs->b.index) == 0 &&
         ei_x_encode_empty_list(&msg) == 0 && ph_buf_append_term(&msg, opts) == 0)
-        send_own(ctx, m->hub, &msg);
+        send_own(ctx, to, &msg);
     ph_buf_free(&msg);
 }
 
@@ -167,6 +173,8 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
         ps->id = ph_make_ref();
         ps->from = ph_from_copy(from);
         ps->rollback = o->rollback;
+        ps->formatted = o->async_wait;
+        ps->first = o->first;
         ps->next = h->pending;
         h->pending = ps;
     }
@@ -187,8 +195,23 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
             pending_expect(ps, sp.nodes[i], 1);
     }
     ph_buf_free(&idb);
-    ph_buf_free(&ropts);
-    if (sp.local.n) {
+    if (sp.local.n && start_hooks_wait(h)) {
+        /* The hooks' M/F/A handlers are awaited before these start: the
+         * local part comes back as a start message (handle_remote_start),
+         * answered like a member's. */
+        ph_buf lid;
+        if (ph_buf_init(&lid) == 0) {
+            if (ps)
+                ph_encode_ref(&lid, &ps->id);
+            else
+                ph_build(&lid, "undefined");
+            send_start(h, ctx, h->self_node, ph_buf_term(&lid), ph_self(ctx), &sp.local,
+                       owner_opts);
+            if (ps)
+                pending_expect(ps, h->self_node, 1);
+            ph_buf_free(&lid);
+        }
+    } else if (sp.local.n) {
         ph_buf result, l;
         ph_buf_init(&result);
         ph_buf_init(&l);
@@ -206,6 +229,7 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
         ph_buf_free(&result);
         ph_buf_free(&l);
     }
+    ph_buf_free(&ropts);
     if (ps && sp.unplaced.n) {
         list_walk uw;
         ph_term cid;
@@ -299,9 +323,8 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
                          ph_term opts_term)
 {
     start_opts o;
-    ph_buf result, msg, mine;
+    ph_buf result, mine;
     ph_buf_init(&result);
-    ph_buf_init(&msg);
     ph_buf_init(&mine);
     if (parse_opts(opts_term, &o, &result) == 0) {
         o.check_existing = 0; /* the caller checked; a duplicate still fails here */
@@ -331,25 +354,132 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
             forward_misplaced(h, ctx, id, reply_to, specs, opts_term, o.metadata, &mine);
             here = ph_buf_term(&mine);
         }
-        if (ph_match(here, "[]") == 1)
+        if (ph_match(here, "[]") == 1) {
             ph_build(&result,
                      "{ok, #{status => ok, started => [], errors => [], rollback => false}}");
-        else
+        } else if (start_hooks_wait(h)) {
+            defer_start(h, ctx, id, reply_to, here, opts_term, &o);
+            ph_buf_free(&result);
+            ph_buf_free(&mine);
+            return;
+        } else {
             start_batch(h, ctx, here, &o, &result);
+        }
     }
+    send_start_result(h, ctx, id, reply_to, &result);
+    ph_buf_free(&result);
+    ph_buf_free(&mine);
+}
+
+/* The answer of a start placed here: {'$ph_hub', start_result, Id, Node,
+ * Result} to reply_to (none when Id is undefined). */
+static void send_start_result(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to,
+                              const ph_buf *result)
+{
+    ph_buf msg;
     /* The rows first: the caller may act on them (rollback) when the result comes. */
     flush_sync(h, ctx);
     if (ph_match(id, "undefined") != 1) {
         /* Versioned and built around the result's bytes: sent without a copy. */
-        ph_buf_free(&msg);
-        if (ph_buf_init_versioned(&msg) == 0 &&
-            ph_buf_reserve(&msg, (size_t)result.index + 256u) == 0 &&
+        if (ph_buf_init_versioned(&msg) != 0)
+            return;
+        if (ph_buf_reserve(&msg, (size_t)result->index + 256u) == 0 &&
             hub_msg_begin(&msg, HM_START_RESULT) == 0 && ph_buf_append_term(&msg, id) == 0 &&
             ei_x_encode_atom(&msg, atom_text(h->self_node)) == 0 &&
-            ph_buf_append_term(&msg, ph_buf_term(&result)) == 0)
+            ph_buf_append_term(&msg, ph_buf_term(result)) == 0)
             ph_send(ctx, reply_to, ph_buf_term(&msg));
+        ph_buf_free(&msg);
     }
+}
+
+/* A start placed here that waits for its hooks' M/F/A handlers. */
+typedef struct deferred_start {
+    ph_buf id, opts;
+    ph_pid reply_to;
+} deferred_start;
+
+static void deferred_drop(void *arg)
+{
+    deferred_start *d = arg;
+    ph_buf_free(&d->id);
+    ph_buf_free(&d->opts);
+    free(d);
+}
+
+/* The hooks ran: the children start, those with the same metadata in one
+ * batch (an alter handler may give a child metadata of its own). */
+static void deferred_run(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg)
+{
+    deferred_start *d = arg;
+    start_opts o;
+    ph_buf result, group;
+    elist started, errors;
+    list_walk ws, wm;
+    ph_term spec, meta, group_meta = {0};
+    ph_buf_init(&result);
+    ph_buf_init(&group);
+    elist_init(&started);
+    elist_init(&errors);
+    if (parse_opts(ph_buf_term(&d->opts), &o, &result) == 0) {
+        o.check_existing = 0;
+        o.rollback = 0;
+        o.hooks_done = 1;
+        list_begin(&ws, specs);
+        list_begin(&wm, metas);
+        elist part;
+        elist_init(&part);
+        for (;;) {
+            int more = list_next(&ws, &spec) > 0 && list_next(&wm, &meta) > 0;
+            if (part.n && (!more || !ph_term_equal(meta, group_meta))) {
+                ph_buf_reset(&group);
+                ph_buf_reset(&result);
+                elist_to(&group, &part);
+                o.metadata = group_meta;
+                start_batch(h, ctx, ph_buf_term(&group), &o, &result);
+                merge_result(&started, &errors, ph_buf_term(&result));
+                elist_free(&part);
+                elist_init(&part);
+            }
+            if (!more)
+                break;
+            group_meta = meta;
+            elist_add(&part, "~t", spec);
+        }
+        elist_free(&part);
+        ph_buf_reset(&result);
+        encode_start_result(&result, &started, &errors, 0);
+    }
+    send_start_result(h, ctx, ph_buf_term(&d->id), d->reply_to, &result);
     ph_buf_free(&result);
-    ph_buf_free(&msg);
-    ph_buf_free(&mine);
+    ph_buf_free(&group);
+    elist_free(&started);
+    elist_free(&errors);
+    deferred_drop(d);
+}
+
+static void defer_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_term specs,
+                        ph_term opts, const start_opts *o)
+{
+    deferred_start *d = calloc(1, sizeof *d);
+    elist metas;
+    list_walk w;
+    ph_term spec;
+    ph_buf ml;
+    if (!d || ph_buf_init(&d->id) != 0 || ph_buf_init(&d->opts) != 0 ||
+        ph_buf_append_term(&d->id, id) != 0 || ph_buf_append_term(&d->opts, opts) != 0 ||
+        elist_init(&metas) != 0) {
+        LOG_E("hub", "%s: out of memory deferring a start to its hooks", h->cfg.hub_id);
+        if (d)
+            deferred_drop(d);
+        return;
+    }
+    d->reply_to = reply_to;
+    list_begin(&w, specs);
+    while (list_next(&w, &spec) > 0)
+        elist_add(&metas, "~t", o->metadata);
+    ph_buf_init(&ml);
+    elist_to(&ml, &metas);
+    run_start_hooks(h, ctx, specs, ph_buf_term(&ml), opts, deferred_run, deferred_drop, d);
+    ph_buf_free(&ml);
+    elist_free(&metas);
 }

@@ -17,6 +17,7 @@ typedef enum hub_msg_kind {
     HM_WELCOME,
     HM_LEAVE,
     HM_LEAVE_DONE,
+    HM_LEAVING,
     /* {'$ph_hub', Kind, Node, List} */
     HM_REGISTERED,
     HM_UNREGISTERED,
@@ -33,6 +34,8 @@ typedef enum hub_msg_kind {
      * distribution strategy: a member's report, the leader's scoreboard) */
     HM_LB_REPORT,
     HM_LB_SCORES,
+    /* {'$ph_hub', partition_log, Node, [{Node, Seconds}]} (dynamic_quorum) */
+    HM_PARTITION_LOG,
     /* {'$ph_hub', start, Id, ReplyTo, [Spec], Opts} */
     HM_START,
     /* {'$ph_hub', Kind, Ref, Node, Term} */
@@ -41,6 +44,7 @@ typedef enum hub_msg_kind {
     /* timers: {'$ph_hub', Kind, Ref} */
     HM_MOVE_TIMEOUT,
     HM_START_TIMEOUT,
+    HM_RETENTION_OVER,
     /* timer: {'$ph_hub', reconcile, Due} */
     HM_RECONCILE,
     /* timers and signals: {'$ph_hub', Kind} */

@@ -134,16 +134,27 @@ ph_result reply_tag_query(hub *h, ph_term tag, ph_buf *reply)
     return PH_REPLY;
 }
 
-void encode_which_children(hub *h, ph_buf *reply)
+/* The copy of row on node, if it has one. */
+static int row_pid_on(const reg_row *row, uint32_t node, ph_pid *pid)
+{
+    for (uint16_t i = 0; i < row->n_nodes; i++)
+        if (row->nodes[i].node == node) {
+            *pid = row->nodes[i].pid;
+            return 1;
+        }
+    return 0;
+}
+
+void encode_which_children(hub *h, uint32_t node, ph_buf *reply)
 {
     uint32_t i = 0;
     reg_row *row;
     ph_pid pid;
     ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, atom_text(h->self_node));
+    ei_x_encode_atom(reply, atom_text(node));
     while ((row = registry_next(h->reg, &i)) != NULL) {
         spec_info s;
-        if (!row_local_pid(h, row, &pid) || parse_spec(reg_row_spec(row), &s) != 0)
+        if (!row_pid_on(row, node, &pid) || parse_spec(reg_row_spec(row), &s) != 0)
             continue;
         ei_x_encode_list_header(reply, 1);
         ei_x_encode_tuple_header(reply, 4);

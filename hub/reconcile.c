@@ -4,6 +4,7 @@
 
 static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms);
 static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas);
+static void start_owed_now(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg);
 
 /* --- reconciliation: every child once, on its owner (ColdSwap) ---------- *
  *
@@ -46,20 +47,38 @@ static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms)
  * replica that cannot start is logged and tried again later. */
 static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
 {
-    ph_buf sl, ml;
+    ph_buf sl, ml, opts;
+    if (ph_buf_init(&sl) != 0 || ph_buf_init(&ml) != 0 || ph_buf_init(&opts) != 0 ||
+        elist_to(&sl, specs) != 0 || elist_to(&ml, metas) != 0 ||
+        ph_build(&opts, "[{migration_add, true}]") != 0) {
+        LOG_E("hub", "%s: out of memory restarting orphaned children", h->cfg.hub_id);
+        return;
+    }
+    /* as ProcessHub's NodeDown restarts them (a start on this node): the
+     * start hooks fire, the alter hook's handlers are awaited */
+    run_start_hooks(h, ctx, ph_buf_term(&sl), ph_buf_term(&ml), ph_buf_term(&opts), start_owed_now,
+                    NULL, NULL);
+    ph_buf_free(&sl);
+    ph_buf_free(&ml);
+    ph_buf_free(&opts);
+}
+
+static void start_owed_now(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg)
+{
     list_walk ws, wm;
     ph_term spec, meta;
     start_result r;
     elist failed;
-    if (ph_buf_init(&sl) != 0 || ph_buf_init(&ml) != 0 || elist_init(&failed) != 0 ||
-        result_init(&r) != 0) {
+    ph_buf scratch;
+    (void)arg;
+    if (elist_init(&failed) != 0 || result_init(&r) != 0 || ph_buf_init(&scratch) != 0) {
         LOG_E("hub", "%s: out of memory restarting orphaned children", h->cfg.hub_id);
         return;
     }
-    elist_to(&sl, specs);
-    elist_to(&ml, metas);
-    list_begin(&ws, ph_buf_term(&sl));
-    list_begin(&wm, ph_buf_term(&ml));
+    int want_post = hooks_has(h->hooks, "post_children_start_hook") ||
+                    hooks_has(h->hooks, "process_startups_hook");
+    list_begin(&ws, specs);
+    list_begin(&wm, metas);
     while (list_next(&ws, &spec) > 0 && list_next(&wm, &meta) > 0) {
         start_opts o;
         spec_info si;
@@ -67,19 +86,24 @@ static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas)
         o.metadata = meta;
         o.timeout = 10000;
         o.handoff = 1; /* a restart, not a new start: a stop since still holds */
+        o.want_post = want_post;
         int errors = r.errors.n;
         start_one(h, ctx, spec, &o, &r);
         if (r.errors.n != errors && parse_spec(spec, &si) == 0)
             elist_add(&failed, "~t", si.id);
     }
+    if (want_post) {
+        fire(h, ctx, "post_children_start_hook", elist_term(&r.post, &scratch));
+        if (r.startups.n)
+            fire(h, ctx, "process_startups_hook", elist_term(&r.startups, &scratch));
+    }
+    ph_buf_free(&scratch);
     LOG_I("hub", "%s: %d child(ren) started here (orphans, missing replicas), %d failed",
           h->cfg.hub_id, r.started.n, r.errors.n);
     if (failed.n)
         forget_orphans_everywhere(h, ctx, &failed);
     result_free(&r);
     elist_free(&failed);
-    ph_buf_free(&sl);
-    ph_buf_free(&ml);
 }
 
 /* A replica missing from a row that still has copies is started at once
@@ -100,6 +124,79 @@ static void note_short(hub *h, const reg_row *row)
         LOG_W("hub", "%s: out of memory noting a missing replica", h->cfg.hub_id);
 }
 
+/* A copy here (pid) whose node is none of the owners: it goes to an owner
+ * that has none yet (one that has one answers so, and ours stops).
+ * Returns 1 when it joined a move. */
+static int move_misplaced(hub *h, ph_ctx *ctx, move_group *groups, int *n_groups,
+                          const reg_row *row, ph_pid pid, const uint32_t *owners, int k)
+{
+    uint32_t to = owners[0];
+    for (int j = k - 1; j >= 0; j--) {
+        int has = 0;
+        for (uint16_t x = 0; x < row->n_nodes && !has; x++)
+            has = row->nodes[x].node == owners[j];
+        if (!has)
+            to = owners[j];
+    }
+    member *m = membership_find(&h->members, to);
+    child *c = m ? child_find(h, pid, NULL) : NULL;
+    if (!c || c->stopping || moving_target(h, row->data, row->key_len) != ATOM_NONE)
+        return 0;
+    if (group_add(h, ctx, groups, n_groups, m, row, 1) != 0) {
+        LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
+        return 0;
+    }
+    return 1;
+}
+
+/* The members changed and a row with a copy here lacks replicas: each
+ * owner without a copy that is a member is sent one (started there; our
+ * copy stays). Only the first owner with a copy sends, so a newcomer gets
+ * its replicas at once even when it joined before it had the rows (it
+ * then starts nothing itself); one that has a copy already answers so.
+ * Returns how many were sent. */
+static int push_replicas(hub *h, ph_ctx *ctx, move_group *pushes, int *n_pushes, const reg_row *row,
+                         const uint32_t *owners, int k)
+{
+    int sent = 0, first = 1;
+    for (int j = 0; j < k && first; j++)
+        for (uint16_t x = 0; x < row->n_nodes; x++)
+            if (row->nodes[x].node == owners[j]) {
+                if (owners[j] != h->self_node)
+                    return 0; /* an owner before us has a copy: it sends */
+                first = 0;
+                break;
+            }
+    for (int j = 0; j < k; j++) {
+        int has = 0;
+        for (uint16_t x = 0; x < row->n_nodes && !has; x++)
+            has = row->nodes[x].node == owners[j];
+        member *m = has ? NULL : membership_find(&h->members, owners[j]);
+        if (m && group_add(h, ctx, pushes, n_pushes, m, row, 0) == 0)
+            sent++;
+    }
+    return sent;
+}
+
+/* A graceful leave with handover: every child here moves to its owner in
+ * the ring without this node. Returns how many move. */
+int move_all_away(hub *h, ph_ctx *ctx)
+{
+    uint32_t i = 0, owners[MAX_REPLICAS];
+    reg_row *row;
+    ph_pid pid;
+    move_group groups[MOVE_GROUPS];
+    int n_groups = 0, moving = 0;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        int k;
+        if (row_local_pid(h, row, &pid) &&
+            (k = hub_owners(h, reg_row_key(row), owners, MAX_REPLICAS)) > 0)
+            moving += move_misplaced(h, ctx, groups, &n_groups, row, pid, owners, k);
+    }
+    groups_flush(h, ctx, groups, n_groups, 1);
+    return moving;
+}
+
 /* The rule above, applied to the whole registry once. */
 void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
 {
@@ -107,9 +204,9 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
     reg_row *row;
     ph_pid pid;
     elist specs, metas, lost;
-    move_group groups[MOVE_GROUPS];
-    int n_groups = 0, moving = 0, orphans_elsewhere = 0;
-    if (h->leaving)
+    move_group groups[MOVE_GROUPS], pushes[MOVE_GROUPS];
+    int n_groups = 0, moving = 0, orphans_elsewhere = 0, n_pushes = 0, pushed = 0;
+    if (h->leaving || h->partitioned) /* partitioned: nothing starts here (partition.c) */
         return;
     if (elist_init(&specs) != 0 || elist_init(&metas) != 0 || elist_init(&lost) != 0) {
         elist_free(&specs);
@@ -148,31 +245,18 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
             }
             continue;
         }
-        if (mine)
-            continue;
-        /* A copy here that no owner of ours is: it goes to an owner that
-         * has none yet (one that has one answers so, and ours stops). */
-        uint32_t to = owners[0];
-        for (int j = k - 1; j >= 0; j--) {
-            int has = 0;
-            for (uint16_t x = 0; x < row->n_nodes && !has; x++)
-                has = row->nodes[x].node == owners[j];
-            if (!has)
-                to = owners[j];
-        }
-        member *m = membership_find(&h->members, to);
-        child *c = m ? child_find(h, pid, NULL) : NULL;
-        if (!c || c->stopping || moving_target(h, row->data, row->key_len) != ATOM_NONE)
-            continue;
-        if (group_add(h, ctx, groups, &n_groups, m, row, 1) != 0) {
-            LOG_E("hub", "%s: out of memory moving children; they stay here", h->cfg.hub_id);
-            continue;
-        }
-        moving++;
+        if (!mine)
+            moving += move_misplaced(h, ctx, groups, &n_groups, row, pid, owners, k);
+        else if ((fill == FILL_SHORT || fill == FILL_JOINED) && row->n_nodes < k)
+            pushed += push_replicas(h, ctx, pushes, &n_pushes, row, owners, k);
     }
     groups_flush(h, ctx, groups, n_groups, 1);
+    groups_flush(h, ctx, pushes, n_pushes, 0);
     if (moving)
         LOG_I("hub", "%s: %d child(ren) move to their owners", h->cfg.hub_id, moving);
+    if (pushed)
+        LOG_I("hub", "%s: %d missing replica(s) started on their new owners", h->cfg.hub_id,
+              pushed);
     if (specs.n)
         start_owed(h, ctx, &specs, &metas);
     if (lost.n && forget_orphans_everywhere(h, ctx, &lost))
@@ -205,7 +289,7 @@ void adopt_orphans(hub *h, ph_ctx *ctx)
     int n_groups = 0, sent = 0, waiting = 0, mine = 0;
     int delay = h->orphan_check_ms;
     h->orphan_check_ms = 0;
-    if (h->leaving)
+    if (h->leaving || h->partitioned) /* the heal reconciles and checks again */
         return;
     while ((row = registry_next(h->reg, &i)) != NULL) {
         uint32_t owner = row->n_nodes == 0 ? hub_owner(h, reg_row_key(row)) : ATOM_NONE;

@@ -19,8 +19,23 @@ struct registry {
     uint32_t *hashes; /* the hash of the row in the same slot */
     uint32_t cap;
     uint32_t count;
-    uint32_t used; /* count + tombstones */
+    uint32_t used;              /* count + tombstones */
+    registry_observer observer; /* told of every change of a row (subscription.c) */
+    void *observer_arg;
 };
+
+/* Key bytes are read before the row changes or is freed. */
+#define OBSERVE(r, row)                                                                            \
+    do {                                                                                           \
+        if ((r)->observer)                                                                         \
+            (r)->observer((r)->observer_arg, (row)->data, (row)->key_len);                         \
+    } while (0)
+
+void registry_observe(registry *r, registry_observer fn, void *arg)
+{
+    r->observer = fn;
+    r->observer_arg = arg;
+}
 
 static reg_row tombstone_row;
 #define TOMBSTONE (&tombstone_row)
@@ -74,8 +89,10 @@ void registry_clear(registry *r)
     if (r->used == 0)
         return;
     for (uint32_t i = 0; i < r->cap; i++) {
-        if (r->slots[i] && r->slots[i] != TOMBSTONE)
+        if (r->slots[i] && r->slots[i] != TOMBSTONE) {
+            OBSERVE(r, r->slots[i]);
             free_row(r->slots[i]);
+        }
         r->slots[i] = NULL;
     }
     r->count = r->used = 0;
@@ -259,6 +276,7 @@ reg_row *registry_insert_row(registry *r, reg_row *row)
     }
     r->slots[slot] = row;
     r->hashes[slot] = row->hash;
+    OBSERVE(r, row);
     return row;
 }
 
@@ -282,7 +300,7 @@ reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term sp
 
 int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid)
 {
-    (void)r;
+    OBSERVE(r, row);
     for (uint16_t i = 0; i < row->n_nodes; i++) {
         if (row->nodes[i].node == node) {
             row->nodes[i].pid = pid;
@@ -321,6 +339,7 @@ void registry_delete(registry *r, reg_row *row)
     uint32_t slot = find_slot(r, row->data, row->key_len, row->hash, &found);
     if (!found)
         return;
+    OBSERVE(r, row);
     r->slots[slot] = TOMBSTONE;
     r->count--;
     free_row(row);
@@ -332,6 +351,7 @@ static int remove_node(registry *r, reg_row *row, uint32_t node, int keep_empty)
     for (uint16_t i = 0; i < row->n_nodes; i++) {
         if (row->nodes[i].node != node)
             continue;
+        OBSERVE(r, row);
         row->nodes[i] = row->nodes[row->n_nodes - 1];
         row->n_nodes--;
         if (row->n_nodes == 0) {

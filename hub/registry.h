@@ -31,6 +31,11 @@ typedef struct reg_row {
 typedef struct registry registry;
 
 registry *registry_new(void);
+/* fn(arg, key, key_len) is called before every change of a row: insert,
+ * replace, a node's pid set, a node removed, the row deleted or cleared.
+ * NULL stops it. One observer per registry. */
+typedef void (*registry_observer)(void *arg, const char *key, uint32_t key_len);
+void registry_observe(registry *r, registry_observer fn, void *arg);
 void registry_free(registry *r);
 uint32_t registry_count(const registry *r);
 /* Deletes every row (the table keeps its size). */

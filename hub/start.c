@@ -11,7 +11,7 @@ int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
     char key[PH_ATOM_BUF];
     memset(o, 0, sizeof *o);
     o->check_existing = 1;
-    o->timeout = 10000;
+    o->timeout = DEFAULT_AWAIT_TIMEOUT_MS;
     o->metadata = (ph_term){empty_map_bytes, 0};
     o->all = opts;
     if (ph_term_type(opts, NULL) == ERL_SMALL_TUPLE_EXT || ph_iter_begin(&it, opts) < 0) {
@@ -20,16 +20,25 @@ int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
     }
     while (ph_iter_next(&it, &opt) > 0) {
         int ok = ph_match(opt, "{~a, ~t}", key, &v) == 1;
+        /* ProcessHub keeps an explicit nil (§14.39): false for the flags
+         * (Elixir's truthiness), the default for the timeouts */
+        int nil = ok && ph_match(v, "nil") == 1;
         if (ok && strcmp(key, "awaitable") == 0)
-            ok = ph_match(v, "~B", &o->awaitable) == 1;
+            ok = nil ? (o->awaitable = 0, 1) : ph_match(v, "~B", &o->awaitable) == 1;
+        else if (ok && strcmp(key, "async_wait") == 0)
+            ok = nil ? (o->async_wait = 0, 1) : ph_match(v, "~B", &o->async_wait) == 1;
         else if (ok && strcmp(key, "check_existing") == 0)
-            ok = ph_match(v, "~B", &o->check_existing) == 1;
+            ok = nil ? (o->check_existing = 0, 1) : ph_match(v, "~B", &o->check_existing) == 1;
         else if (ok && strcmp(key, "disable_logging") == 0)
-            ok = ph_match(v, "~B", &o->disable_logging) == 1;
+            ok = nil ? (o->disable_logging = 0, 1) : ph_match(v, "~B", &o->disable_logging) == 1;
+        else if (ok && nil && (strcmp(key, "timeout") == 0 || strcmp(key, "await_timeout") == 0))
+            ok = 1;
         else if (ok && strcmp(key, "forwarded") == 0)
             ok = ph_match(v, "~B", &o->forwarded) == 1;
         else if (ok && strcmp(key, "handoff") == 0)
             ok = ph_match(v, "~B", &o->handoff) == 1;
+        else if (ok && strcmp(key, "handover") == 0)
+            ok = ph_match(v, "~i", &o->handover_wait) == 1 && o->handover_wait >= 0;
         else if (ok && strcmp(key, "ring") == 0)
             ok = o->has_ring = ph_match(v, "~i", &o->ring) == 1;
         else if (ok && strcmp(key, "timeout") == 0)
@@ -60,6 +69,8 @@ int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             return -1;
         }
     }
+    if (o->async_wait)
+        o->awaitable = 1; /* the same wait; only the result's shape differs */
     return 0;
 }
 
@@ -133,15 +144,31 @@ void note_failed(hub *h, const start_opts *o, start_result *r, ph_term id, ph_te
     elist_add(&r->post, "{~t, {error, ~t}, nil, [~a]}", id, reason, node);
 }
 
+/* A child moving here under hot_swap waits for the state of its old copy
+ * before it serves (hub/runtime/handover.h). */
+static void send_handover_await(hub *h, ph_ctx *ctx, ph_term id, ph_pid pid, long ms)
+{
+    ph_buf msg;
+    if (ph_buf_init(&msg) != 0)
+        return;
+    if (ph_build(&msg, "{'$ph_handover', await, ~t, ~i}", id, ms) != 0 ||
+        ph_send(ctx, pid, ph_buf_term(&msg)) != 0)
+        LOG_W("hub", "%s: a child moving here could not be told to wait for its state",
+              h->cfg.hub_id);
+    ph_buf_free(&msg);
+}
+
 /* A child started and its row is in the registry: hooks, sync, result. */
 void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg_row *row,
                   ph_term id, ph_pid pid)
 {
     const char *node = atom_text(h->self_node);
     metric_inc(o->handoff ? &hm_migrations_in : &hm_starts);
+    if (o->handover_wait > 0) /* first in its mailbox: nobody else knows its pid yet */
+        send_handover_await(h, ctx, id, pid, o->handover_wait);
     if (!o->handoff)
         tomb_clear(h, row->data, row->key_len); /* started again since its stop */
-    fire_insert(h, ctx, row);
+    fire_insert_one(h, ctx, reg_row_key(row), h->self_node, pid);
     note_registered(h, row, pid);
     signal_role(h, ctx, row, pid);
     /* {Cid, [{Node, Pid}]}, encoded directly: this runs per child */
@@ -213,6 +240,24 @@ void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_res
         return;
     }
     note_started(h, ctx, o, r, row, s.id, pid);
+}
+
+int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, int rollback,
+                            int first)
+{
+    ph_term first_ok = ok->n ? (ph_term){ok->b.buff, 0} : (ph_term){"\x77\x03nil", 0};
+    ph_term first_err = errors->n ? (ph_term){errors->b.buff, 0} : (ph_term){"\x77\x03nil", 0};
+    if (ph_buf_reserve(out, (size_t)ok->b.index + (size_t)errors->b.index + 128u) != 0 ||
+        ei_x_encode_tuple_header(out, errors->n && rollback ? 3 : 2) != 0 ||
+        ei_x_encode_atom(out, errors->n ? "error" : "ok") != 0)
+        return -1;
+    if (!errors->n)
+        return first ? ph_buf_append_term(out, first_ok) : elist_to(out, ok);
+    if (ei_x_encode_tuple_header(out, 2) != 0 ||
+        (first && !rollback ? ph_buf_append_term(out, first_err) : elist_to(out, errors)) != 0 ||
+        elist_to(out, ok) != 0)
+        return -1;
+    return rollback ? ei_x_encode_atom(out, "rollback") : 0;
 }
 
 /* Starts a batch; writes the reply (awaitable result, or nothing when the

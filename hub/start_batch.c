@@ -342,7 +342,8 @@ int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *
     /* Big batches start on two threads (see batch_run); C alter hooks must
      * see each child first, one at a time. */
     batch big;
-    int parallel = n >= PARALLEL_MIN && !hooks_has(h->hooks, "child_data_alter_hook");
+    int parallel =
+        n >= PARALLEL_MIN && (o->hooks_done || !hooks_has(h->hooks, "child_data_alter_hook"));
     if (parallel) {
         elist existing;
         elist_init(&existing);
@@ -384,7 +385,7 @@ int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *
         LOG_W("hub", "%s: out of memory sizing for %d children", h->cfg.hub_id, n);
     ((start_opts *)o)->want_post = hooks_has(h->hooks, "post_children_start_hook") ||
                                    hooks_has(h->hooks, "process_startups_hook");
-    if (hooks_has(h->hooks, "pre_children_start_hook")) {
+    if (!o->hooks_done && hooks_has(h->hooks, "pre_children_start_hook")) {
         elist data;
         elist_init(&data);
         while (list_next(&it, &spec) > 0)
@@ -406,7 +407,7 @@ int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *
         ph_term effective = spec;
         ph_buf altered;
         int have_altered = 0;
-        if (hooks_has(h->hooks, "child_data_alter_hook")) {
+        if (!o->hooks_done && hooks_has(h->hooks, "child_data_alter_hook")) {
             /* C handlers may rewrite the child data before it starts. */
             elist d;
             if (elist_init(&d) == 0 &&

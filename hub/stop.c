@@ -1,8 +1,6 @@
 /* stop.c - stopping children: here, on the members, and the awaited stop result. */
 #include "hub/hub_internal.h"
 
-static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
-
 /* --- stopping children -------------------------------------------------- */
 
 void stop_wait_done(stop_wait *w)
@@ -15,8 +13,11 @@ void stop_wait_done(stop_wait *w)
     ph_buf_init(&e);
     elist_to(&s, &w->stopped);
     elist_to(&e, &w->errors);
-    ph_build(&b, "{ok, #{status => ~a, stopped => ~t, errors => ~t}}", w->errors.n ? "error" : "ok",
-             ph_buf_term(&s), ph_buf_term(&e));
+    if (w->formatted) /* async_wait: StopResult.format */
+        encode_formatted_result(&b, &w->stopped, &w->errors, 0, 0);
+    else
+        ph_build(&b, "{ok, #{status => ~a, stopped => ~t, errors => ~t}}",
+                 w->errors.n ? "error" : "ok", ph_buf_term(&s), ph_buf_term(&e));
     ph_reply(w->from, ph_buf_term(&b));
     ph_buf_free(&b);
     ph_buf_free(&s);
@@ -26,7 +27,7 @@ void stop_wait_done(stop_wait *w)
     free(w);
 }
 
-static void begin_stop(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
+void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
 {
     (void)h;
     c->stopping = 1;
@@ -135,7 +136,7 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
                 elist_add(&w->stopped, "{~t, [~a]}", cid, node);
             unregister_local(h, ctx, key.buff, (uint32_t)key_len);
             if (!c->stopping)
-                begin_stop(h, ctx, c, w);
+                stop_child_here(h, ctx, c, w);
             if (scope != STOP_HERE)
                 metric_inc(&hm_stops);
         } else if (!row || scope == STOP_HERE) {

@@ -7,6 +7,7 @@
 
 #include "strategies/distribution/guided.h"
 #include "strategies/distribution/load_balancer.h"
+#include "strategies/migration/migration_ops.h"
 #include "strategies/synchronization/sync_ops.h"
 #include "strategies/redundancy/replication.h"
 
@@ -152,6 +153,7 @@ int strategies_init(hub *h, const hub_config *cfg, char *err, size_t err_size)
     h->dist_state = state;
     h->dist_ext = ext;
     h->dist_joined = ATOM_NONE;
+    h->migration = migration_strategy(cfg);
     return strategy_node_added(h, h->self_node);
 }
 
@@ -182,6 +184,12 @@ static void io_send(void *arg, uint32_t node, ph_term msg)
         ph_send_named(a->ctx, a->h->cfg.hub_id, atom_text(a->h->members.members[i].node), msg);
 }
 
+static void io_fire(void *arg, const char *key, ph_term data)
+{
+    io_arg *a = arg;
+    fire(a->h, a->ctx, key, data);
+}
+
 /* The distribution is up (the hub's first announcement): the strategy's
  * tick starts. */
 void strategy_network_up(hub *h, ph_ctx *ctx)
@@ -196,7 +204,7 @@ void strategy_network_up(hub *h, ph_ctx *ctx)
 void strategy_message(hub *h, ph_ctx *ctx, const hub_msg *m)
 {
     io_arg a = {h, ctx};
-    dist_io io = {io_send, &a};
+    dist_io io = {io_send, &a, io_fire};
     const dist_internal *ext = h->dist_ext;
     if (m->kind == HM_LB_TICK) {
         unsigned ms = ext && ext->tick ? ext->tick(h->dist_state, &io) : 0;
@@ -266,7 +274,7 @@ int strategy_node_added(hub *h, uint32_t node)
     int rc = h->dist->node_added(h->dist_state, atom_text(node));
     if (rc == 0 && node != h->self_node && h->dist_ext && h->dist_ext->joined) {
         io_arg a = {h, NULL};
-        dist_io io = {io_send, &a};
+        dist_io io = {io_send, &a, io_fire};
         h->dist_ext->joined(h->dist_state, &io, atom_text(node));
     }
     if (rc == 0 && node != h->self_node && h->dist_ext && h->dist_ext->redistributes_on_join &&
@@ -471,4 +479,13 @@ void sync_strategy_free(hub *h)
         h->sync->free(h);
     h->sync = NULL;
     h->sync_state = NULL;
+}
+
+/* --- migration ------------------------------------------------------------- */
+
+/* The migration strategy of the config's "type" (hub_config.c accepted
+ * only cold_swap and hot_swap). */
+const migration_ops *migration_strategy(const hub_config *cfg)
+{
+    return cfg->hot_swap ? &hot_swap_migration : &cold_swap_migration;
 }

@@ -64,13 +64,7 @@ void child_exited(hub *h, ph_ctx *ctx, child *c, ph_term reason)
                 fire_insert(h, ctx, row);
                 note_registered(h, row, pid);
                 signal_role(h, ctx, row, pid); /* a fresh copy is told its role again */
-                if (hooks_has(h->hooks, "child_process_pid_update_hook")) {
-                    ph_buf d;
-                    ph_buf_init(&d);
-                    ph_build(&d, "{~a, ~t}", atom_text(h->self_node), reg_row_key(row));
-                    fire(h, ctx, "child_process_pid_update_hook", ph_buf_term(&d));
-                    ph_buf_free(&d);
-                }
+                fire_pid_update(h, ctx, h->self_node, pid);
             }
             ph_buf_free(&why);
             return;

@@ -5,8 +5,6 @@
 
 #include "strategies/synchronization/sync_ops.h"
 
-static void note_unregistered(hub *h, ph_term cid);
-
 /* --- publishing registry changes to the other members ---------------- */
 
 /* Appends {Cid, Spec, Pid, Meta} of row to l. */
@@ -28,7 +26,7 @@ void note_registered(hub *h, const reg_row *row, ph_pid pid)
         append_row_entry(&h->sync_registered, row, pid);
 }
 
-static void note_unregistered(hub *h, ph_term cid)
+void note_unregistered(hub *h, ph_term cid)
 {
     if (h->members.n == 0)
         return;
@@ -103,6 +101,8 @@ void sync_local_rows(hub *h, elist *l)
     uint32_t i = 0;
     reg_row *row;
     ph_pid pid;
+    if (h->partitioned) /* its rows name children stopped here (partition.c) */
+        return;
     while ((row = registry_next(h->reg, &i)) != NULL)
         if (row_local_pid(h, row, &pid))
             append_row_entry(l, row, pid);
@@ -256,14 +256,29 @@ static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_
     ph_pid mine;
     if (row && row_local_pid(h, row, &mine) && row->n_nodes >= hub_replication_factor(h))
         schedule_reconcile(h, ctx, RECONCILE_MS); /* one copy too many: one of them goes */
+    /* ProcessHub's hooks (§5.1, §12): a new copy gives {Cid, [{Node, Pid}]}
+     * (bulk_insert's diff); a new pid of a copy on the same node is a
+     * restart there: the full list and child_process_pid_update_hook */
+    int had_node = 0, same = 0;
+    for (uint16_t i = 0; row && i < row->n_nodes; i++)
+        if (row->nodes[i].node == node) {
+            had_node = 1;
+            same = ph_pid_equal(row->nodes[i].pid, x->pid);
+        }
     if (row)
         registry_set_node(h->reg, row, node, x->pid);
     else {
         reg_node_pid np = {node, x->pid};
         row = registry_put(h->reg, x->key.buff, (uint32_t)x->key.index, x->spec, x->meta, &np, 1);
     }
-    if (row)
+    if (!row || same)
+        return;
+    if (had_node) {
         fire_insert(h, ctx, row);
+        fire_pid_update(h, ctx, node, x->pid);
+    } else {
+        fire_insert_one(h, ctx, reg_row_key(row), node, x->pid);
+    }
 }
 
 /* A member's rows as it published them. Each row is read one ahead of the

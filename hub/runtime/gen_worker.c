@@ -10,6 +10,7 @@
 #include "ei_glue/term_trust.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/context.h"
+#include "hub/runtime/handover.h"
 #include "hub/runtime/log.h"
 #include "hub/runtime/metrics.h"
 #include "hub/runtime/route.h"
@@ -205,6 +206,8 @@ void gen_worker_dispatch(process *p, ph_term msg)
         run_simple(p, inner, 1);
         return;
     }
+    if (handover_message(p, msg))
+        return;
     run_simple(p, msg, 0);
 }
 

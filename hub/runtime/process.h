@@ -94,6 +94,8 @@ typedef struct process {
     atomic_flag relations_lock;
     uint8_t trap_exit;
     uint8_t alive; /* written under relations_lock */
+    /* In the middle of a HotSwap handover (handover.c), else NULL. */
+    struct handover *handover;
 } process;
 
 /* --- the process table (process_table.c) ------------------------------- */

@@ -6,6 +6,7 @@
 #include "ei_glue/term_trust.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/context.h"
+#include "hub/runtime/handover.h"
 #include "hub/runtime/log.h"
 #include "hub/runtime/runtime_metrics.h"
 #include "hub/runtime/names.h"
@@ -349,7 +350,9 @@ static void handle_nodedown(process *p, uint32_t node)
     free(taken);
 }
 
-static void handle_signal(process *p, proc_signal *s)
+/* Handles one signal; returns 1 when s was kept (deferred during a
+ * handover) and must not be freed. */
+static int handle_signal(process *p, proc_signal *s)
 {
     switch ((sig_kind)s->kind) {
     case SIG_MESSAGE: {
@@ -357,8 +360,12 @@ static void handle_signal(process *p, proc_signal *s)
             s->checked ? (ph_term){s->payload, 1} : ph_term_from_external(s->payload, (int)s->len);
         if (msg.buf) {
             struct term_trust saved = term_trust_push(s->payload, (int)s->len);
-            gen_worker_dispatch(p, msg);
+            int diverted = p->handover ? handover_divert(p, s, msg) : HANDOVER_PASS;
+            if (diverted == HANDOVER_PASS)
+                gen_worker_dispatch(p, msg);
             term_trust_pop(saved);
+            if (diverted == HANDOVER_KEPT)
+                return 1;
         } else
             LOG_W("process", "dropped a message without a version byte");
         break;
@@ -399,6 +406,7 @@ static void handle_signal(process *p, proc_signal *s)
         break;
     }
     }
+    return 0;
 }
 
 static void take_inbox(process *p)
@@ -438,8 +446,8 @@ int process_run(process *p, int budget)
         p->queue_head = s->next;
         if (!p->queue_head)
             p->queue_tail = NULL;
-        handle_signal(p, s);
-        signal_free(s);
+        if (!handle_signal(p, s))
+            signal_free(s);
     }
     return p->alive && p->queue_head != NULL;
 }
@@ -461,6 +469,7 @@ void process_exit(process *p, const char *reason, uint32_t len)
         context_release(&ctx);
     }
     p->state = NULL;
+    handover_release(p);
     if (p->name != ATOM_NONE)
         names_unregister(p->name, p->pid);
     if (log_enabled(LOG_DEBUG)) {

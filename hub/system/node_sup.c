@@ -1,8 +1,11 @@
 /*
  * node_sup.c - the node's supervisor, registered as phnode_sup: it starts
  * net_kernel, the phnode service and the hub as its children and restarts
- * any of them that exits while the node is not shutting down (logged at
- * error level), as the BEAM's kernel and ProcessHub's own supervisors do.
+ * any of them that exits abnormally while the node is not shutting down
+ * (logged at error level), as the BEAM's kernel and ProcessHub's own
+ * supervisors do. Children are transient: an exit with normal, shutdown or
+ * {shutdown, _} is a deliberate stop ({stop, hub_id}: ProcessHub.stop/1)
+ * and is not undone.
  * One restart strategy: one_for_one, at most SUP_MAX_RESTARTS in
  * SUP_PERIOD_MS; beyond that the node shuts down (SIGTERM to itself), as a
  * BEAM node whose kernel supervisor gives up does.
@@ -149,6 +152,11 @@ static ph_result sup_info(ph_ctx *ctx, void *state, ph_term msg)
         c->running = 0;
         if (atomic_load(&stopping))
             return PH_OK;
+        if (ph_match(reason, "normal") == 1 || ph_match(reason, "shutdown") == 1 ||
+            ph_match(reason, "{shutdown, _}") == 1) {
+            LOG_I("supervisor", "%s stopped; not restarted", c->name);
+            return PH_OK;
+        }
         char text[256];
         LOG_E("supervisor", "%s exited: %s; restarting it", c->name,
               ph_term_format(reason, text, sizeof text));

@@ -10,6 +10,9 @@
  *   status                      -> #{version, uptime_ms, creation, schedulers,
  *                                    connections, processes, memory_bytes,
  *                                    hub_id, strategies => #{kind => text}}
+ *   {is_alive, HubId}           -> true | false   (ProcessHub.is_alive?/1)
+ *   {stop, HubId}               -> ok | {error, not_alive}   (ProcessHub.stop/1:
+ *                                    answered once the hub has stopped)
  */
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/runtime_metrics.h"
@@ -19,6 +22,7 @@
 #include "hub/system/system_modules.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,12 +143,84 @@ static ph_result handle_spawn(ph_ctx *ctx, ph_term module_term, ph_term args, ph
     return PH_REPLY;
 }
 
+/* Hub stops asked for: answered when the hub's DOWN comes. */
+typedef struct hub_stop {
+    struct hub_stop *next;
+    ph_ref mon;
+    ph_from *from;
+} hub_stop;
+
+static hub_stop *stops;
+
+static ph_result handle_hub_stop(ph_ctx *ctx, const char *hub_id, const ph_from *from,
+                                 ph_buf *reply)
+{
+    ph_pid hub;
+    if (ph_whereis(hub_id, &hub) != 0) {
+        ph_build(reply, "{error, not_alive}");
+        return PH_REPLY;
+    }
+    hub_stop *s = calloc(1, sizeof *s);
+    ph_buf req;
+    if (!s || ph_monitor(ctx, hub, &s->mon) != 0 || ph_buf_init(&req) != 0) {
+        free(s);
+        ph_build(reply, "{error, enomem}");
+        return PH_REPLY;
+    }
+    s->from = ph_from_copy(from);
+    s->next = stops;
+    stops = s;
+    /* the hub's own stop request; its answer to us is dropped (the DOWN
+     * says it is over) */
+    ei_x_encode_tuple_header(&req, 3);
+    ei_x_encode_atom(&req, "$gen_call");
+    ei_x_encode_tuple_header(&req, 2);
+    ph_encode_pid(&req, ph_self(ctx));
+    ph_encode_ref(&req, &s->mon);
+    ei_x_encode_atom(&req, "stop");
+    ph_send(ctx, hub, ph_buf_term(&req));
+    ph_buf_free(&req);
+    return PH_NOREPLY;
+}
+
+static ph_result service_info(ph_ctx *ctx, void *state, ph_term msg)
+{
+    ph_term rt;
+    ph_ref ref;
+    (void)ctx;
+    (void)state;
+    if (ph_match(msg, "{'DOWN', ~t, process, _, _}", &rt) != 1 || ph_decode_ref(rt, &ref) != 0)
+        return PH_OK; /* the hub's ok, or anything else */
+    for (hub_stop **ps = &stops; *ps; ps = &(*ps)->next) {
+        hub_stop *s = *ps;
+        if (!ph_ref_equal(&s->mon, &ref))
+            continue;
+        *ps = s->next;
+        ph_buf ok = {0};
+        if (ph_buf_init(&ok) == 0 && ph_build(&ok, "ok") == 0)
+            ph_reply(s->from, ph_buf_term(&ok)); /* frees from */
+        else
+            ph_from_free(s->from);
+        if (ok.buff)
+            ph_buf_free(&ok);
+        free(s);
+        break;
+    }
+    return PH_OK;
+}
+
 static ph_result service_call(ph_ctx *ctx, void *state, ph_term request, const ph_from *from,
                               ph_buf *reply)
 {
     (void)state;
-    (void)from;
     ph_term module, args, opts;
+    char hub_id[PH_ATOM_BUF];
+    ph_pid hub;
+    if (ph_match(request, "{is_alive, ~a}", hub_id) == 1)
+        return ph_build(reply, ph_whereis(hub_id, &hub) == 0 ? "true" : "false") == 0 ? PH_REPLY
+                                                                                      : PH_NOREPLY;
+    if (ph_match(request, "{stop, ~a}", hub_id) == 1)
+        return handle_hub_stop(ctx, hub_id, from, reply);
     if (ph_match(request, "{spawn, ~t, ~t, ~t}", &module, &args, &opts) == 1)
         return handle_spawn(ctx, module, args, opts, reply);
     if (ph_match(request, "modules") == 1) {
@@ -177,6 +253,7 @@ static ph_result service_call(ph_ctx *ctx, void *state, ph_term request, const p
 const ph_worker_module phnode_service_module = {
     .name = "phnode",
     .handle_call = service_call,
+    .handle_info = service_info,
     .system = 1,
 };
 

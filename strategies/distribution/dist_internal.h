@@ -17,6 +17,8 @@ typedef struct dist_io {
      * ATOM_NONE. */
     void (*send)(void *arg, uint32_t node, ph_term msg);
     void *arg;
+    /* Fires a hook of this node's hub with data (scoreboard_updated). */
+    void (*fire)(void *arg, const char *key, ph_term data);
 } dist_io;
 
 typedef struct dist_internal {

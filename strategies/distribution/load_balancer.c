@@ -378,6 +378,37 @@ static void take_scores(lb *l, uint32_t from, ph_term data)
     recompute(l);
 }
 
+/* #{Node => Score}: the scoreboard in use. */
+static int encode_board(const lb *l, ph_buf *out)
+{
+    int scored = 0;
+    for (int i = 0; i < l->n; i++)
+        scored += l->nodes[i].scored;
+    if (ei_x_encode_map_header(out, scored) != 0)
+        return -1;
+    for (int i = 0; i < l->n; i++) {
+        if (!l->nodes[i].scored)
+            continue;
+        if (ph_build(out, "~a", atom_text(l->nodes[i].atom)) != 0 ||
+            ph_build(out, "~f", l->nodes[i].score_pm / 1000.0) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ProcessHub's scoreboard_updated, on the leader when a node's score is
+ * updated from its report: {PreviousScoreboard, ReportingNode}. */
+static void fire_scoreboard_updated(const lb *l, const dist_io *io, uint32_t from)
+{
+    ph_buf b;
+    if (!io->fire || update_leader((lb *)l) != l->self || ph_buf_init(&b) != 0)
+        return;
+    if (ei_x_encode_tuple_header(&b, 2) == 0 && encode_board(l, &b) == 0 &&
+        ph_build(&b, "~a", atom_text(from)) == 0)
+        io->fire(io->arg, "scoreboard_updated", ph_buf_term(&b));
+    ph_buf_free(&b);
+}
+
 static void take_report(lb *l, const dist_io *io, uint32_t from, ph_term data)
 {
     unsigned long long started, sched, runq, procs, mem;
@@ -397,6 +428,7 @@ static void take_report(lb *l, const dist_io *io, uint32_t from, ph_term data)
     if (ph_match(metrics, "none") != 1) {
         lb_sample s = {.sched = (double)sched / 1e6, .runq = runq, .procs = procs, .mem = mem};
         lb_history_push(&e->hist, lb_score(&s));
+        fire_scoreboard_updated(l, io, from);
     }
     if (was_unknown) {
         update_leader(l);
@@ -455,8 +487,10 @@ static unsigned lb_tick(void *st, const dist_io *io)
     lb_sample s;
     sample_self(l, &s);
     int me = find(l, l->self);
-    if (me >= 0)
+    if (me >= 0) {
         lb_history_push(&l->nodes[me].hist, lb_score(&s));
+        fire_scoreboard_updated(l, io, l->self);
+    }
     send_report(l, io, ATOM_NONE, &s);
     if (update_leader(l) != l->self || !all_started_known(l))
         return l->push_interval;
@@ -488,21 +522,10 @@ static unsigned lb_tick(void *st, const dist_io *io)
 static int lb_query(void *st, ph_buf *reply)
 {
     lb *l = st;
-    int scored = 0;
-    for (int i = 0; i < l->n; i++)
-        scored += l->nodes[i].scored;
     if (ei_x_encode_map_header(reply, 2) != 0 || ph_build(reply, "leader") != 0 ||
-        ph_build(reply, "~a", atom_text(update_leader(l))) != 0 || ph_build(reply, "scores") != 0 ||
-        ei_x_encode_map_header(reply, scored) != 0)
+        ph_build(reply, "~a", atom_text(update_leader(l))) != 0 || ph_build(reply, "scores") != 0)
         return -1;
-    for (int i = 0; i < l->n; i++) {
-        if (!l->nodes[i].scored)
-            continue;
-        if (ph_build(reply, "~a", atom_text(l->nodes[i].atom)) != 0 ||
-            ph_build(reply, "~f", l->nodes[i].score_pm / 1000.0) != 0)
-            return -1;
-    }
-    return 0;
+    return encode_board(l, reply);
 }
 
 const ph_distribution_ops load_balancer_strategy = {

@@ -631,16 +631,18 @@ defmodule PhNode.HubTest do
         assert_receive {:DOWN, ^ref, :process, ^pid, :error}, 5000
       end
 
+      # ProcessHub passes {node, new_pid}
       updates =
         for _ <- 1..100 do
           receive do
-            {:process_hub, :child_process_pid_update_hook, {^node, c}} -> c
+            {:process_hub, :child_process_pid_update_hook, {^node, p}} -> p
           after
             10_000 -> flunk("pid update hooks: fewer than 100 arrived")
           end
         end
 
-      assert Enum.sort(updates) == Enum.sort(ids)
+      new_pids = call(hub, {:process_list, :local}) |> Enum.map(fn {_, p} -> p end)
+      assert Enum.sort(updates) == Enum.sort(new_pids)
       refute_receive {:process_hub, :child_process_pid_update_hook, _}, 300
 
       list = call(hub, {:process_list, :global})
@@ -1216,7 +1218,7 @@ defmodule PhNode.HubTest do
       assert {:boom, _} = catch_exit(GenServer.call(pid, {:crash, :boom}))
       new = wait_new_pid(hub, c, pid)
       assert is_pid(new), "#{inspect(c)} was not restarted"
-      assert_receive {:process_hub, :child_process_pid_update_hook, {^node, ^c}}, 5000
+      assert_receive {:process_hub, :child_process_pid_update_hook, {^node, ^new}}, 5000
       assert_receive {:process_hub, :registry_pid_insert_hook, {^c, [{^node, ^new}]}}, 5000
       assert call(hub, {:get_pids, c}) == [new]
       assert {_, [{^node, ^new}]} = call(hub, {:child_lookup, c})
@@ -1231,7 +1233,7 @@ defmodule PhNode.HubTest do
       assert GenServer.call(new, {:stop, :normal}) == :ok
       newer = wait_new_pid(hub, c, new)
       assert is_pid(newer), "permanent #{inspect(c)} not restarted after :normal"
-      assert_receive {:process_hub, :child_process_pid_update_hook, {^node, ^c}}, 5000
+      assert_receive {:process_hub, :child_process_pid_update_hook, {^node, ^newer}}, 5000
       assert GenServer.call(newer, {:sleep, 0}) == :ok
     end
 
@@ -1424,16 +1426,16 @@ defmodule PhNode.HubTest do
       assert got == pids
     end
 
-    test "child_process_pid_update_hook: {node, cid} after a supervised restart",
+    test "child_process_pid_update_hook: {node, new_pid} after a supervised restart (ProcessHub's data)",
          %{hub: hub, node: node} do
       hook!(hub, :child_process_pid_update_hook)
       c = cid("pu")
       pid = start_one!(hub, spec(c))
       Process.exit(pid, :kill)
-      assert_receive {:process_hub, :child_process_pid_update_hook, {^node, ^c}}, 5000
-      new = call(hub, {:get_pid, c})
+      assert_receive {:process_hub, :child_process_pid_update_hook, {^node, new}}, 5000
+      assert call(hub, {:get_pid, c}) == new
       assert is_pid(new) and new != pid
-      refute_receive {:process_hub, :child_process_pid_update_hook, {_, ^c}}, 300
+      refute_receive {:process_hub, :child_process_pid_update_hook, {_, ^new}}, 300
     end
 
     test "mfa handler: applied on the registering node through rex, :_ replaced by the data",

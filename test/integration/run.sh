@@ -41,10 +41,19 @@ kill_listed() {
     done
 }
 
+# Network namespaces of partition_test.exs whose test node is gone (a
+# crash, a kill): removed before and after the tests (needs root; the
+# script touches only what its runs created).
+sweep_netns() {
+    [ "$(id -u)" -eq 0 ] && command -v ip >/dev/null 2>&1 &&
+        "$ROOT/test/integration/support/netns.sh" sweep || true
+}
+
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     kill_listed
+    sweep_netns
     if [ -n "${PH_KEEP_TMP:-}" ]; then
         echo "integration: kept $PH_TMPDIR" >&2
     else
@@ -63,6 +72,8 @@ for f in "$PHNODE" "$PH_SAMPLE_LIB"; do
         exit 1
     fi
 done
+
+sweep_netns
 
 # epmd is shared by every node on the host: start it if needed, never stop it.
 if ! epmd -names >/dev/null 2>&1; then

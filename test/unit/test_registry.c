@@ -285,6 +285,52 @@ START_TEST(alter_hooks_chain)
 }
 END_TEST
 
+/* hooks_run's continuation: records the data it got. */
+static ph_buf cont_data;
+static int cont_calls;
+static void record_cont(void *arg, ph_ctx *ctx, ph_term data)
+{
+    (void)arg;
+    (void)ctx;
+    cont_calls++;
+    ph_buf_reset(&cont_data);
+    ph_buf_append_term(&cont_data, data);
+}
+
+START_TEST(runs_with_continuations)
+{
+    hooks *h = hooks_new();
+    ph_buf_init(&cont_data);
+    cont_calls = 0;
+    ck_assert_int_eq(hooks_register_c(h, "alter", "a", 10, alter_handler, "-a"), 0);
+    ck_assert_int_eq(hooks_register_c(h, "alter", "b", 5, alter_handler, "-b"), 0);
+    ph_buf data = term_of("\"x\""), want = term_of("\"x-a-b\"");
+    /* no M/F/A handler and nothing queued: at once, the alter answers chained */
+    hooks_run(h, NULL, "alter", ph_buf_term(&data), 1, record_cont, NULL, NULL);
+    ck_assert_int_eq(cont_calls, 1);
+    ck_assert(ph_term_equal(ph_buf_term(&cont_data), ph_buf_term(&want)));
+    ck_assert(!hooks_busy(h));
+    ck_assert(!hooks_awaits(h, "alter"));
+    /* a bare continuation runs at once too; not an alter run: data kept */
+    hooks_run(h, NULL, NULL, (ph_term){0}, 0, record_cont, NULL, NULL);
+    ck_assert_int_eq(cont_calls, 2);
+    hooks_run(h, NULL, "alter", ph_buf_term(&data), 0, record_cont, NULL, NULL);
+    ck_assert(ph_term_equal(ph_buf_term(&cont_data), ph_buf_term(&data)));
+    ph_buf mfa = term_of("[#{id => m, m => erlang, f => send, a => [x, '_'], p => 1}]");
+    ck_assert_int_eq(hooks_register_terms(h, "alter", ph_buf_term(&mfa), atom_intern("beam@h")), 0);
+    ck_assert(hooks_awaits(h, "alter"));
+    /* a message that is not about hooks is left alone */
+    ph_buf other = term_of("{a, b}");
+    ck_assert_int_eq(hooks_message(h, NULL, ph_buf_term(&other)), 0);
+    hooks_free(h);
+    ph_buf_free(&data);
+    ph_buf_free(&want);
+    ph_buf_free(&mfa);
+    ph_buf_free(&other);
+    ph_buf_free(&cont_data);
+}
+END_TEST
+
 START_TEST(handler_terms_are_validated)
 {
     hooks *h = hooks_new();
@@ -319,6 +365,7 @@ int main(void)
     tcase_add_test(tc, row_overhead_is_small);
     tcase_add_test(tc, hooks_run_by_priority_and_cancel);
     tcase_add_test(tc, alter_hooks_chain);
+    tcase_add_test(tc, runs_with_continuations);
     tcase_add_test(tc, handler_terms_are_validated);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -29,6 +29,8 @@ defmodule PhTest.ClusterCheck do
     stable_ms:  ms it must still hold after it first did (default 1_000)
     sample:     pids called to prove they are alive (default 300; :all)
     probe:      the call made to each sampled pid (default :get)
+    rf:         replication factor: each id has exactly min(rf, live) copies,
+                one on each of its ring owners (default 1)
   Returns {:ok, info} (info: %{dump: dump, waited_ms: ms}) or {:error, report}.
   """
   def check_cluster(live, expected, opts \\ []) do
@@ -133,6 +135,7 @@ defmodule PhTest.ClusterCheck do
     else
       live_nodes = Enum.map(live, & &1.node)
       ring = Ring.new(live_nodes)
+      rf = Keyword.get(opts, :rf, 1)
       owners = :ets.new(:owners, [:set, :private])
 
       try do
@@ -142,14 +145,14 @@ defmodule PhTest.ClusterCheck do
               o
 
             [] ->
-              o = Ring.owner(ring, cid)
+              o = if rf == 1, do: Ring.owner(ring, cid), else: Enum.sort(Ring.key_nodes(ring, cid, rf))
               :ets.insert(owners, {cid, o})
               o
           end
         end
 
         per_node = Enum.flat_map(snap, &node_problems(&1, live_nodes, expected, optional, owner))
-        cross = cross_problems(snap)
+        cross = cross_problems(snap, rf)
 
         if per_node == [] and cross == [] do
           liveness(first_dump(snap), opts)
@@ -177,17 +180,24 @@ defmodule PhTest.ClusterCheck do
     missing = MapSet.difference(expected, ids)
     extra = ids |> MapSet.difference(expected) |> MapSet.difference(optional)
 
+    # rf 1: one {node, pid} on the ring owner; rf k: one on each of the k owners
     {doubled, misplaced} =
       Enum.reduce(dump, {[], []}, fn
-        {cid, {_spec, [{n, pid}], _meta}}, {d, m} ->
+        {cid, {_spec, nps, _meta}}, {d, m} when is_list(nps) ->
           o = owner.(cid)
+          want = if is_list(o), do: o, else: [o]
+          got = Enum.sort(for {n, _} <- nps, do: n)
 
-          if n == o and is_pid(pid) and node(pid) == n,
-            do: {d, m},
-            else: {d, [{cid, on: n, pid: pid, owner: o} | m]}
+          cond do
+            length(nps) != length(want) or length(Enum.uniq(got)) != length(got) ->
+              {[{cid, nps} | d], m}
 
-        {cid, {_spec, nps, _meta}}, {d, m} ->
-          {[{cid, nps} | d], m}
+            got == want and Enum.all?(nps, fn {n, p} -> is_pid(p) and node(p) == n end) ->
+              {d, m}
+
+            true ->
+              {d, [{cid, on: got, owner: o} | m]}
+          end
 
         {cid, other}, {d, m} ->
           {[{cid, {:bad_row, other}} | d], m}
@@ -210,7 +220,7 @@ defmodule PhTest.ClusterCheck do
       p_members,
       count_line(node, "ids missing from the registry", missing),
       count_line(node, "unexpected ids in the registry", extra),
-      count_line(node, "ids with more or less than one {node, pid} (doubled)", doubled),
+      count_line(node, "ids with more or fewer {node, pid} than owners (doubled)", doubled),
       count_line(node, "ids not on their ring owner", misplaced),
       count_line(node, "ids the registry places here that do not run here (with that pid)", not_running),
       count_line(node, "ids running here that the registry does not place here", unlisted),
@@ -222,12 +232,16 @@ defmodule PhTest.ClusterCheck do
   defp norm({spec, nps, meta}) when is_list(nps), do: {spec, Enum.sort(nps), meta}
   defp norm(row), do: row
 
+  # rows equal up to the order of their {node, pid} (replicas are listed in
+  # the order each node learnt of them)
+  defp normalized(dump), do: Map.new(dump, fn {cid, row} -> {cid, norm(row)} end)
+
   defp row_nps(nil), do: nil
   defp row_nps({_, nps, _}), do: nps
 
-  defp cross_problems([{ref_node, %{dump: {:ok, ref}}} | rest] = snap) do
+  defp cross_problems([{ref_node, %{dump: {:ok, ref}}} | rest] = snap, rf) do
     diffs =
-      for {node, %{dump: {:ok, d}}} <- rest, d != ref do
+      for {node, %{dump: {:ok, d}}} <- rest, normalized(d) != normalized(ref) do
         only_ref = Map.keys(ref) -- Map.keys(d)
         only_here = Map.keys(d) -- Map.keys(ref)
         differ =
@@ -249,9 +263,9 @@ defmodule PhTest.ClusterCheck do
         acc -> Map.update(acc, cid, [node], &[node | &1])
       end
 
-    twice = for {cid, ns} <- running, length(ns) > 1, do: {cid, ns}
+    twice = for {cid, ns} <- running, length(ns) > rf, do: {cid, ns}
 
-    diffs ++ count_line("cluster", "ids running on more than one node", twice)
+    diffs ++ count_line("cluster", "ids running on more than #{rf} node(s)", twice)
   end
 
   defp liveness(dump, opts) do
@@ -266,7 +280,7 @@ defmodule PhTest.ClusterCheck do
     dead =
       rows
       |> Task.async_stream(
-        fn {cid, {_, [{_, pid}], _}} ->
+        fn {cid, {_, [{_, pid} | _], _}} ->
           try do
             _ = GenServer.call(pid, probe, 5_000)
             nil

@@ -93,11 +93,14 @@ defmodule PhTest do
     args:        extra command line arguments
     timeout:     ms to wait for readiness (default 15000)
     ping:        false to skip the Node.ping check
+    host:        the node name's host (default 127.0.0.1)
+    netns:       run it inside this network namespace (ip netns exec;
+                 support/netns.exs creates them)
   Returns a %PhTest{}; raises (with the log tail) if it does not come up.
   """
   def start_node(opts \\ []) do
     alive = Keyword.get_lazy(opts, :name, fn -> unique_name("ph") end)
-    node = node_atom(alive)
+    node = if opts[:host], do: :"#{alive}@#{opts[:host]}", else: node_atom(alive)
     log = Path.join(tmp_dir(), "#{alive}.log")
     ticktime = Keyword.get(opts, :ticktime, @default_ticktime)
 
@@ -111,7 +114,14 @@ defmodule PhTest do
         Keyword.get(opts, :args, [])
 
     offset = file_size(log)
-    {owner, os_pid} = spawn_owner(phnode(), args, log, Keyword.get(opts, :env, []))
+    # ip netns exec enters the namespace and executes phnode: the same pid
+    {exe, args} =
+      case opts[:netns] do
+        nil -> {phnode(), args}
+        ns -> {System.find_executable("ip"), ["netns", "exec", ns, phnode() | args]}
+      end
+
+    {owner, os_pid} = spawn_owner(exe, args, log, Keyword.get(opts, :env, []))
     pidfile = Path.join(pid_dir(), "phnode_#{alive}_#{os_pid}.pid")
     File.write!(pidfile, "#{os_pid}\n")
 

@@ -1,0 +1,252 @@
+defmodule PhNode do
+  @moduledoc """
+  ProcessHub's API for a phnode hub cluster, from an Elixir application.
+
+  Start a `PhNode.Hub` connection in your supervision tree, then call these
+  functions with its `hub_id`, as you would call `ProcessHub`'s:
+
+      {:ok, future} = PhNode.start_children(:my_hub, specs, awaitable: true)
+      %PhNode.StartResult{status: :ok} = PhNode.Future.await(future)
+      pid = PhNode.get_pid(:my_hub, "c1")
+
+  Requests go to the member the connection is attached to. Registry reads
+  (`get_pid/2`, `get_pids/2`, `child_lookup/3`, `process_list/2`,
+  `tag_query/2`, `registry_dump/1`) answer from the local cache, an ETS table
+  named `hub_id` kept by the registry subscription; no network round trip.
+  See clients/elixir/README.md for every difference from ProcessHub.
+  """
+
+  alias PhNode.{Future, Hub, HookManager}
+
+  @call_timeout 60_000
+
+  # --- starting and stopping ------------------------------------------------------------
+
+  @doc """
+  Starts one child: `start_children(hub_id, [child_spec], opts)` with the
+  hub's single-child request. Returns `{:ok, :start_initiated}`,
+  `{:ok, %PhNode.Future{}}` with `awaitable: true`, or `{:error, reason}`.
+  """
+  def start_child(hub_id, child_spec, opts \\ []) do
+    start(hub_id, {:start_child, child_spec, opts}, opts)
+  end
+
+  @doc """
+  Starts children on the hub (ProcessHub's options: `awaitable`, `timeout`,
+  `await_timeout`, `check_existing`, `on_failure`, `metadata`,
+  `disable_logging`, `child_mapping`). Returns `{:ok, :start_initiated}`,
+  `{:ok, %PhNode.Future{}}` with `awaitable: true`, or `{:error, reason}`
+  (`{:error, :no_children}` for `[]`).
+  """
+  def start_children(hub_id, child_specs, opts \\ []) when is_list(child_specs) do
+    if child_specs == [] do
+      {:error, :no_children}
+    else
+      start(hub_id, {:start_children, child_specs, opts}, opts)
+    end
+  end
+
+  defp start(hub_id, request, opts) do
+    if Keyword.get(opts, :awaitable, false) do
+      timeout = Keyword.get(opts, :timeout, 10_000)
+      Hub.note_interest(hub_id, timeout + 60_000)
+
+      with {:ok, req} <- Hub.send_request(hub_id, request) do
+        {:ok, %Future{ref: req, timeout: timeout, hub_id: hub_id, kind: :start, owner: self()}}
+      end
+    else
+      Hub.call(hub_id, request, @call_timeout, false)
+    end
+  end
+
+  @doc "Stops one child; see `stop_children/3`."
+  def stop_child(hub_id, child_id, opts \\ []) do
+    stop(hub_id, {:stop_child, child_id, opts}, [child_id], opts)
+  end
+
+  @doc """
+  Stops children wherever they run. Options `awaitable`, `timeout`,
+  `await_timeout`. Returns `{:ok, :stop_initiated}` or `{:ok, %PhNode.Future{}}`.
+  """
+  def stop_children(hub_id, child_ids, opts \\ []) when is_list(child_ids) do
+    stop(hub_id, {:stop_children, child_ids, opts}, child_ids, opts)
+  end
+
+  defp stop(hub_id, request, cids, opts) do
+    if Keyword.get(opts, :awaitable, false) do
+      # what the cache shows now: the awaited result waits for these rows to go
+      tab = hub_id
+
+      pre =
+        Map.new(cids, fn cid ->
+          nps =
+            case safe_lookup(tab, cid) do
+              [{_, nps, _, _}] -> nps
+              _ -> []
+            end
+
+          {cid, for({n, p} <- nps, do: {cid, n, p})}
+        end)
+
+      with {:ok, req} <- Hub.send_request(hub_id, request) do
+        {:ok,
+         %Future{
+           ref: req,
+           timeout: Keyword.get(opts, :timeout, 10_000),
+           hub_id: hub_id,
+           kind: :stop,
+           pre: pre,
+           owner: self()
+         }}
+      end
+    else
+      Hub.call(hub_id, request, @call_timeout, false)
+    end
+  end
+
+  # --- registry queries: from the local cache ---------------------------------------------
+
+  @doc "The first pid of the child, or nil (from the cache)."
+  def get_pid(hub_id, child_id) do
+    case :ets.lookup_element(hub_id, child_id, 2) do
+      [{_, pid} | _] -> pid
+      [] -> nil
+    end
+  rescue
+    ArgumentError -> nil
+  end
+
+  @doc "Every pid of the child (one per replica), `[]` if unknown (from the cache)."
+  def get_pids(hub_id, child_id) do
+    for {_, pid} <- :ets.lookup_element(hub_id, child_id, 2), do: pid
+  rescue
+    ArgumentError -> []
+  end
+
+  @doc """
+  `{child_spec, [{node, pid}]}`, with `with_metadata: true`
+  `{child_spec, [{node, pid}], metadata}`; nil if unknown (from the cache).
+  """
+  def child_lookup(hub_id, child_id, opts \\ []) do
+    case safe_lookup(hub_id, child_id) do
+      [{_, nps, spec, meta}] ->
+        spec = :erlang.binary_to_term(spec)
+        if Keyword.get(opts, :with_metadata, false), do: {spec, nps, meta}, else: {spec, nps}
+
+      _ ->
+        nil
+    end
+  end
+
+  @doc """
+  `:global`: `[{cid, [{node, pid}]}]`; `:local`: `[{cid, pid}]` of the children
+  running on this node, which is never a member: `[]` (from the cache).
+  """
+  def process_list(hub_id, :global) do
+    :ets.select(hub_id, [{{:"$1", :"$2", :_, :_}, [], [{{:"$1", :"$2"}}]}])
+  end
+
+  def process_list(hub_id, :local) do
+    me = node()
+
+    for {cid, nps} <- process_list(hub_id, :global), {^me, pid} <- nps, do: {cid, pid}
+  end
+
+  @doc "`%{cid => {child_spec, [{node, pid}], metadata}}` (from the cache)."
+  def registry_dump(hub_id) do
+    :ets.foldl(
+      fn {cid, nps, spec, meta}, acc ->
+        Map.put(acc, cid, {:erlang.binary_to_term(spec), nps, meta})
+      end,
+      %{},
+      hub_id
+    )
+  end
+
+  @doc "`[{cid, [{node, pid}]}]` of the children whose metadata has `tag: tag` (from the cache)."
+  def tag_query(hub_id, tag) do
+    :ets.select(hub_id, [
+      {{:"$1", :"$2", :_, %{tag: :"$3"}}, [{:"=:=", :"$3", {:const, tag}}], [{{:"$1", :"$2"}}]}
+    ])
+  end
+
+  defp safe_lookup(tab, key) do
+    :ets.lookup(tab, key)
+  rescue
+    ArgumentError -> []
+  end
+
+  # --- cluster and state: asked of the member ----------------------------------------------
+
+  @doc """
+  `{node, [{cid, pid, :worker, [module]}]}` of the member the connection uses;
+  with `[:global]` one such tuple per member.
+  """
+  def which_children(hub_id, opts \\ []) do
+    Hub.call(hub_id, {:which_children, opts}, Keyword.get(opts, :timeout, 5000))
+  end
+
+  @doc """
+  The hub's members. The client node is never one, so with or without
+  `[:include_local]` this is every member.
+  """
+  def nodes(hub_id, _opts \\ []) do
+    Hub.call(hub_id, {:nodes, [:include_local]})
+  end
+
+  @doc "true if the connection runs and its member's hub answers."
+  def is_alive?(hub_id) do
+    Hub.info(hub_id) != nil and Hub.call(hub_id, :is_alive, 5000) == true
+  catch
+    :exit, _ -> false
+  end
+
+  @doc "The member's answer: is its event queue locked (a migration running)?"
+  def is_locked?(hub_id), do: Hub.call(hub_id, :is_locked)
+
+  @doc "The member's answer: is it partitioned?"
+  def is_partitioned?(hub_id), do: Hub.call(hub_id, :is_partitioned)
+
+  # --- hooks ---------------------------------------------------------------------------
+
+  @doc """
+  Registers hook handlers that run on this node (`PhNode.HookManager`: M/F/A,
+  a one-argument function, or a pid). `:ok`, or
+  `{:error, :failed_to_register_some_handlers}` when an id is already
+  registered for the key or repeats in the list (then none is registered).
+  """
+  def register_hook_handlers(hub_id, hook_key, handlers)
+      when is_atom(hook_key) and is_list(handlers) do
+    case normalize_handlers(handlers) do
+      {:ok, hs} -> GenServer.call(Hub.server_name(hub_id), {:register_hooks, hook_key, hs})
+      :error -> {:error, {:bad_handlers, handlers}}
+    end
+  end
+
+  @doc "Cancels handlers by id; unknown ids and keys are fine: `:ok`."
+  def cancel_hook_handlers(hub_id, hook_key, handler_ids)
+      when is_atom(hook_key) and is_list(handler_ids) do
+    GenServer.call(Hub.server_name(hub_id), {:cancel_hooks, hook_key, handler_ids})
+  end
+
+  defp normalize_handlers(handlers) do
+    hs =
+      Enum.map(handlers, fn
+        %HookManager{} = h -> h
+        %{id: _} = m -> struct(HookManager, m)
+        _ -> nil
+      end)
+
+    if Enum.all?(hs, &valid_handler?/1), do: {:ok, hs}, else: :error
+  end
+
+  defp valid_handler?(nil), do: false
+
+  defp valid_handler?(%HookManager{id: id, p: p} = h)
+       when ((is_atom(id) and id != nil) or is_binary(id)) and is_integer(p) do
+    is_function(h.fun, 1) or is_pid(h.pid) or
+      (is_atom(h.m) and h.m != nil and is_atom(h.f) and is_list(h.a))
+  end
+
+  defp valid_handler?(_), do: false
+end

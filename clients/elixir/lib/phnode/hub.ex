@@ -1,0 +1,879 @@
+defmodule PhNode.Hub do
+  @moduledoc """
+  The connection to a phnode hub cluster, for a supervision tree:
+
+      children = [
+        {PhNode.Hub, hub_id: :my_hub, nodes: [:"ph1@127.0.0.1", :"ph2@127.0.0.1"], cookie: :secret}
+      ]
+
+  Options:
+
+    * `hub_id` (required): the name the application uses in every `PhNode`
+      call; also the name of the local registry cache (an ETS table).
+    * `hub`: the hub's id on the phnodes (their `hub_id`), default `hub_id`.
+    * `nodes` (required): phnodes to reach the hub through; the members are
+      learned from the hub and followed as they join and leave.
+    * `cookie`: the phnodes' cookie (an atom), if not this node's own.
+    * `refresh_interval`: ms between membership / sequence checks (default 1000).
+    * `ryw_timeout`: the longest an awaited start or stop waits for the cache to
+      show its result (default 5000 ms); after that it returns anyway.
+
+  One process per hub id does everything on the client side: it holds one
+  registry subscription on the member it is connected to (the one every
+  request goes to), applies the stream to the cache table, fails over to
+  another member when that one goes down, and resubscribes (a resync) after a
+  gap in the sequence numbers. Reads (`PhNode.get_pid/2` ...) go to the ETS
+  table directly and never to this process.
+  """
+  use GenServer
+  require Logger
+
+  @refresh 1_000
+
+  # --- public helpers used by PhNode ------------------------------------------------
+
+  def child_spec(opts) do
+    %{
+      id: {__MODULE__, Keyword.fetch!(opts, :hub_id)},
+      start: {__MODULE__, :start_link, [opts]},
+      type: :worker
+    }
+  end
+
+  def start_link(opts) when is_list(opts) do
+    case {Keyword.fetch(opts, :hub_id), Keyword.fetch(opts, :nodes)} do
+      {{:ok, hub_id}, {:ok, _}} when is_atom(hub_id) and hub_id != nil ->
+        GenServer.start_link(__MODULE__, opts, name: server_name(hub_id))
+
+      {{:ok, hub_id}, {:ok, _}} ->
+        {:error, {:bad_hub_id, hub_id}}
+
+      {:error, _} ->
+        {:error, {:missing_option, :hub_id}}
+
+      _ ->
+        {:error, {:missing_option, :nodes}}
+    end
+  end
+
+  # ProcessHub.start_link/1's answer to anything but its settings
+  def start_link(_other), do: {:error, :expected_hub_settings}
+
+  @doc "The registered name of the connection process of hub_id."
+  def server_name(hub_id), do: Module.concat(__MODULE__, hub_id)
+
+  @doc false
+  def info(hub_id), do: :persistent_term.get({PhNode, hub_id}, nil)
+
+  @doc "The member requests go to, or nil."
+  def member(hub_id) do
+    case info(hub_id) do
+      %{meta: meta} ->
+        case :ets.lookup(meta, :member) do
+          [{_, m}] -> m
+          [] -> nil
+        end
+
+      nil ->
+        nil
+    end
+  rescue
+    ArgumentError -> nil
+  end
+
+  @doc """
+  Counters of the connection: `%{member:, members:, seq:, resyncs:, gaps:, failovers:}`.
+  """
+  def stats(hub_id), do: GenServer.call(server_name(hub_id), :stats)
+
+  @doc "Stops the connection (cancels its hook handlers on the member); `{:error, :not_alive}` if none runs."
+  def stop(hub_id) do
+    case Process.whereis(server_name(hub_id)) do
+      nil -> {:error, :not_alive}
+      pid -> GenServer.stop(pid)
+    end
+  end
+
+  @doc false
+  # A call to the member; on :noproc / nodedown the connection fails over
+  # and, when retry is true, the call is made once more on the new member.
+  def call(hub_id, request, timeout \\ 5000, retry \\ true) do
+    case member(hub_id) do
+      nil ->
+        exit({:noproc, {__MODULE__, :call, [hub_id, request]}})
+
+      m ->
+        try do
+          GenServer.call({info(hub_id).remote, m}, request, timeout)
+        catch
+          :exit, reason ->
+            if retry and member_gone?(reason) do
+              GenServer.call(server_name(hub_id), {:member_failed, m}, 60_000)
+              call(hub_id, request, timeout, false)
+            else
+              exit(reason)
+            end
+        end
+    end
+  end
+
+  defp member_gone?({:nodedown, _}), do: true
+  defp member_gone?({{:nodedown, _}, _}), do: true
+  defp member_gone?({:noproc, _}), do: true
+  defp member_gone?({:noconnection, _}), do: true
+  defp member_gone?({{:noconnection, _}, _}), do: true
+  defp member_gone?(_), do: false
+
+  @doc false
+  # Sends an awaitable request; the reply comes to the caller (PhNode.Future).
+  def send_request(hub_id, request) do
+    case member(hub_id) do
+      nil -> {:error, :no_member}
+      m -> {:ok, :gen_server.send_request({info(hub_id).remote, m}, request)}
+    end
+  end
+
+  @doc false
+  # Read-your-writes: records the window in which the cache keeps every
+  # {cid, pid} it applies (so a child that started and already died is
+  # still known to have been seen).
+  def note_interest(hub_id, ms) do
+    %{interest: a} = info(hub_id)
+    until = System.monotonic_time(:millisecond) + ms
+    bump(a, until)
+  end
+
+  defp bump(a, until) do
+    cur = :atomics.get(a, 1)
+
+    if cur < until and :atomics.compare_exchange(a, 1, cur, until) != :ok do
+      bump(a, until)
+    else
+      :ok
+    end
+  end
+
+  @doc false
+  # The answer of an awaitable start or stop, turned into a result once the
+  # cache shows it.
+  def finish(%{kind: :start} = f, {:ok, %{} = r}) do
+    # A rolled back start stopped its children in the same turn: the cache
+    # never sees them, and shows nothing of them once the stop is through.
+    started = Map.get(r, :started, [])
+
+    if Map.get(r, :rollback, false) do
+      await_visible(
+        f.hub_id,
+        for({cid, nps} <- started, {n, pid} <- nps, do: {:gone, cid, n, pid})
+      )
+    else
+      %{table: tab, seen: seen} = info(f.hub_id)
+      drain(f.hub_id, started)
+      await_visible(f.hub_id, not_seen(started, tab, seen, []))
+    end
+
+    %PhNode.StartResult{
+      status: Map.get(r, :status, :ok),
+      started: Map.get(r, :started, []),
+      errors: Map.get(r, :errors, []),
+      rollback: Map.get(r, :rollback, false)
+    }
+  end
+
+  def finish(%{kind: :stop, pre: pre} = f, {:ok, %{} = r}) do
+    stopped = Map.get(r, :stopped, [])
+
+    conds =
+      for {cid, nodes} <- stopped,
+          n <- nodes,
+          {^cid, ^n, pid} <- Map.get(pre, cid, []),
+          do: {:gone, cid, n, pid}
+
+    await_visible(f.hub_id, conds)
+
+    %PhNode.StopResult{
+      status: Map.get(r, :status, :ok),
+      stopped: stopped,
+      errors: Map.get(r, :errors, [])
+    }
+  end
+
+  def finish(_f, {:error, _} = e), do: e
+  def finish(_f, other), do: {:error, {:unexpected_reply, other}}
+
+  # The registry messages the hub sent before its reply are in the
+  # connection process's mailbox: a call to it returns once they are
+  # applied. Cheaper than registering a waiter for rows about to arrive
+  # (a 100k start's rows are still being applied when the reply comes).
+  defp drain(_hub_id, []), do: :ok
+
+  defp drain(hub_id, _started) do
+    GenServer.call(info(hub_id).server, :drain, :infinity)
+  catch
+    :exit, _ -> :ok
+  end
+
+  # The {:seen, cid, pid} of the started children the cache does not show
+  # (one ETS read per child: the hot part of a 100k start's await).
+  defp not_seen([], _tab, _seen, acc), do: acc
+
+  defp not_seen([{cid, nps} | rest], tab, seen, acc) do
+    have = row_nps(tab, cid)
+    not_seen(rest, tab, seen, missing(nps, have, cid, seen, acc))
+  end
+
+  defp missing([], _have, _cid, _seen, acc), do: acc
+
+  defp missing([{_, pid} | rest], have, cid, seen, acc) do
+    if List.keymember?(have, pid, 1) or :ets.member(seen, {cid, pid}),
+      do: missing(rest, have, cid, seen, acc),
+      else: missing(rest, have, cid, seen, [{:seen, cid, pid} | acc])
+  end
+
+  defp await_visible(_hub_id, []), do: :ok
+
+  # The hub sends the registry changes a request made before its reply,
+  # on the same connection: when the reply is here, they are in the
+  # connection process's mailbox or applied. Checked here first (ETS reads);
+  # only what is not visible yet (children placed on other members, changes
+  # made after the reply) is handed to the connection process to wait for.
+  defp await_visible(hub_id, conds) do
+    %{server: server, ryw_timeout: t, table: tab, seen: seen} = info(hub_id)
+
+    case Enum.reject(conds, &cond_met?(&1, tab, seen)) do
+      [] -> :ok
+      left -> GenServer.call(server, {:await, left, t}, t + 60_000)
+    end
+  catch
+    :exit, _ -> :ok
+  end
+
+  defp cond_met?({:seen, cid, pid}, tab, seen) do
+    Enum.any?(row_nps(tab, cid), fn {_, p} -> p == pid end) or :ets.member(seen, {cid, pid})
+  end
+
+  defp cond_met?({:gone, cid, n, pid}, tab, _seen) do
+    not Enum.any?(row_nps(tab, cid), fn {m, p} -> m == n and p == pid end)
+  end
+
+  # --- the connection process -------------------------------------------------------------
+
+  @impl true
+  def init(opts) do
+    hub_id = Keyword.fetch!(opts, :hub_id)
+    seeds = Keyword.fetch!(opts, :nodes)
+
+    cookie =
+      case Keyword.get(opts, :cookie) do
+        c when is_binary(c) -> String.to_atom(c)
+        c -> c
+      end
+
+    cond do
+      not Node.alive?() ->
+        {:stop, :not_distributed}
+
+      not is_atom(hub_id) ->
+        {:stop, {:bad_hub_id, hub_id}}
+
+      not (is_list(seeds) and seeds != [] and Enum.all?(seeds, &is_atom/1)) ->
+        {:stop, {:bad_nodes, seeds}}
+
+      not (cookie == nil or is_atom(cookie)) ->
+        {:stop, {:bad_cookie, Keyword.get(opts, :cookie)}}
+
+      :ets.whereis(hub_id) != :undefined ->
+        {:stop, {:table_exists, hub_id}}
+
+      true ->
+        Process.flag(:trap_exit, true)
+
+        Enum.each(seeds, &set_cookie(&1, cookie))
+
+        tab = :ets.new(hub_id, [:named_table, :set, :protected, read_concurrency: true])
+        meta = :ets.new(:phnode_meta, [:set, :protected, read_concurrency: true])
+        seen = :ets.new(:phnode_seen, [:set, :public])
+        hooks = :ets.new(:phnode_hooks, [:set, :protected, read_concurrency: true])
+        interest = :atomics.new(1, signed: true)
+        :atomics.put(interest, 1, System.monotonic_time(:millisecond))
+        ryw = Keyword.get(opts, :ryw_timeout, 5000)
+        dispatcher = spawn_link(PhNode.HookDispatcher, :run, [hooks])
+
+        :persistent_term.put({PhNode, hub_id}, %{
+          server: self(),
+          meta: meta,
+          seen: seen,
+          hooks: hooks,
+          interest: interest,
+          ryw_timeout: ryw,
+          table: tab,
+          remote: Keyword.get(opts, :hub, hub_id)
+        })
+
+        :ok = :net_kernel.monitor_nodes(true, node_type: :all)
+
+        s = %{
+          hub_id: hub_id,
+          remote: Keyword.get(opts, :hub, hub_id),
+          seeds: seeds,
+          cookie: cookie,
+          refresh: Keyword.get(opts, :refresh_interval, @refresh),
+          tab: tab,
+          meta: meta,
+          seen: seen,
+          seen_used: false,
+          hooks: hooks,
+          interest: interest,
+          dispatcher: dispatcher,
+          members: seeds,
+          member: nil,
+          sub: nil,
+          seq: 0,
+          snap: nil,
+          down: MapSet.new(),
+          waiters: %{},
+          windex: %{},
+          next_waiter: 0,
+          resyncs: 0,
+          gaps: 0,
+          failovers: 0,
+          subscribed_at: nil,
+          poller: nil
+        }
+
+        s = connect(s, [])
+        Process.send_after(self(), :refresh, s.refresh)
+        {:ok, s}
+    end
+  end
+
+  @impl true
+  def terminate(_reason, s) do
+    if s.member do
+      for key <- proxied_keys(s),
+          do: safe_call(s, s.member, {:cancel_hook_handlers, key, [dispatch_id(s, key)]}, 2000)
+
+      for key <- [:post_cluster_join_hook, :post_cluster_leave_hook],
+          do: safe_call(s, s.member, {:cancel_hook_handlers, key, [proxy_id(s, key)]}, 2000)
+
+      if s.sub, do: safe_call(s, s.member, {:unsubscribe_registry, s.sub}, 2000)
+    end
+
+    :persistent_term.erase({PhNode, s.hub_id})
+    :ok
+  end
+
+  @impl true
+  def handle_call(:stats, _from, s) do
+    {:reply,
+     %{
+       member: s.member,
+       members: s.members,
+       seq: s.seq,
+       resyncs: s.resyncs,
+       gaps: s.gaps,
+       failovers: s.failovers,
+       syncing: s.snap != nil,
+       down: MapSet.to_list(s.down)
+     }, s}
+  end
+
+  def handle_call(:drain, _from, s), do: {:reply, :ok, s}
+
+  def handle_call({:member_failed, m}, _from, s) do
+    s = if s.member == m and not alive_member?(s, m), do: failover(s, m), else: s
+    {:reply, :ok, s}
+  end
+
+  def handle_call({:await, conds, timeout}, from, s) do
+    pending =
+      conds
+      |> Enum.reject(&cond_met?(&1, s))
+      |> Enum.group_by(&elem(&1, 1))
+
+    if pending == %{} do
+      {:reply, :ok, s}
+    else
+      id = s.next_waiter
+      timer = Process.send_after(self(), {:waiter_timeout, id}, timeout)
+
+      windex =
+        Enum.reduce(Map.keys(pending), s.windex, fn cid, acc ->
+          Map.update(acc, cid, [id], &[id | &1])
+        end)
+
+      w = %{from: from, conds: pending, timer: timer}
+      {:noreply, %{s | waiters: Map.put(s.waiters, id, w), windex: windex, next_waiter: id + 1}}
+    end
+  end
+
+  def handle_call({:register_hooks, key, handlers}, _from, s) do
+    existing = hook_list(s, key)
+    ids = Enum.map(handlers, & &1.id)
+    taken = MapSet.new(existing, & &1.id)
+
+    cond do
+      length(Enum.uniq(ids)) != length(ids) or Enum.any?(ids, &MapSet.member?(taken, &1)) ->
+        {:reply, {:error, :failed_to_register_some_handlers}, s}
+
+      true ->
+        list = Enum.sort_by(existing ++ handlers, & &1.p, :desc)
+        :ets.insert(s.hooks, {key, list})
+        if existing == [] and s.member, do: register_proxy(s, s.member, key)
+        {:reply, :ok, s}
+    end
+  end
+
+  def handle_call({:cancel_hooks, key, ids}, _from, s) do
+    drop = MapSet.new(ids)
+    list = Enum.reject(hook_list(s, key), &MapSet.member?(drop, &1.id))
+
+    if list == [] do
+      :ets.delete(s.hooks, key)
+
+      if s.member,
+        do: safe_call(s, s.member, {:cancel_hook_handlers, key, [dispatch_id(s, key)]}, 5000)
+    else
+      :ets.insert(s.hooks, {key, list})
+    end
+
+    {:reply, :ok, s}
+  end
+
+  @impl true
+  def handle_info({:phnode_registry, ref, seq, kind, items}, %{sub: ref} = s) do
+    if seq != s.seq + 1 do
+      Logger.warning(
+        "PhNode.Hub #{s.hub_id}: registry stream from #{s.member} jumped from #{s.seq} to #{seq}: resync"
+      )
+
+      {:noreply, resubscribe(%{s | gaps: s.gaps + 1})}
+    else
+      s = %{s | seq: seq}
+      s = maybe_clear_seen(s)
+      record = :atomics.get(s.interest, 1) > System.monotonic_time(:millisecond)
+      s = if record, do: %{s | seen_used: true}, else: s
+      touched = apply_items(items, s, record)
+      s = check_waiters(s, touched)
+      s = if kind == :snapshot_done, do: snapshot_done(s), else: s
+      {:noreply, s}
+    end
+  end
+
+  def handle_info({:phnode_registry, _old_ref, _seq, _kind, _items}, s), do: {:noreply, s}
+
+  def handle_info({:process_hub, key, _data}, s)
+      when key in [:post_cluster_join_hook, :post_cluster_leave_hook] do
+    {:noreply, start_poll(s)}
+  end
+
+  def handle_info({:nodedown, n, _info}, s) do
+    if n in s.members or n == s.member do
+      s = %{s | down: MapSet.put(s.down, n)}
+      drop_node_rows(s, n)
+      s = check_waiters(s, :all)
+      s = if n == s.member, do: failover(s, n), else: s
+      {:noreply, s}
+    else
+      {:noreply, s}
+    end
+  end
+
+  def handle_info({:nodeup, n, _info}, s) do
+    if MapSet.member?(s.down, n) do
+      # back (restarted): its rows come through the subscription again
+      s = %{s | down: MapSet.delete(s.down, n)}
+      {:noreply, if(s.member == nil, do: connect(s, []), else: s)}
+    else
+      {:noreply, s}
+    end
+  end
+
+  def handle_info(:refresh, s) do
+    Process.send_after(self(), :refresh, s.refresh)
+    s = if s.member == nil, do: connect(s, []), else: start_poll(s)
+    {:noreply, s}
+  end
+
+  def handle_info({:poll, ref, member, nodes, hub_seq}, s) do
+    s = %{s | poller: nil}
+
+    cond do
+      member != s.member ->
+        {:noreply, s}
+
+      true ->
+        s = if is_list(nodes), do: learn_members(s, nodes), else: s
+        # Every message numbered up to hub_seq was in the mailbox before this
+        # one: a lower count means one was lost.
+        if ref == s.sub and is_integer(hub_seq) and s.snap == nil and s.seq < hub_seq do
+          Logger.warning(
+            "PhNode.Hub #{s.hub_id}: #{member} sent #{hub_seq} registry messages, #{s.seq} arrived: resync"
+          )
+
+          {:noreply, resubscribe(%{s | gaps: s.gaps + 1})}
+        else
+          {:noreply, s}
+        end
+    end
+  end
+
+  def handle_info({:waiter_timeout, id}, s) do
+    case Map.pop(s.waiters, id) do
+      {nil, _} ->
+        {:noreply, s}
+
+      {w, waiters} ->
+        GenServer.reply(w.from, :timeout)
+        {:noreply, %{s | waiters: waiters, windex: unindex(s.windex, id, Map.keys(w.conds))}}
+    end
+  end
+
+  def handle_info({:EXIT, pid, reason}, %{dispatcher: pid} = s) do
+    Logger.error("PhNode.Hub #{s.hub_id}: hook dispatcher exited: #{inspect(reason)}; restarted")
+    {:noreply, %{s | dispatcher: spawn_link(PhNode.HookDispatcher, :run, [s.hooks])}}
+  end
+
+  def handle_info({:EXIT, _pid, _reason}, s), do: {:noreply, s}
+  def handle_info(_other, s), do: {:noreply, s}
+
+  # --- connecting and failing over ------------------------------------------------------
+
+  # Tries the known members (then the seeds), skipping those known down and
+  # those in `except`; subscribes on the first whose hub answers.
+  defp connect(s, except) do
+    candidates =
+      (s.members ++ s.seeds)
+      |> Enum.uniq()
+      |> Enum.reject(&(&1 in except or MapSet.member?(s.down, &1)))
+
+    Enum.reduce_while(candidates, %{s | member: nil, sub: nil}, fn n, acc ->
+      case try_member(acc, n) do
+        {:ok, acc} -> {:halt, acc}
+        :error -> {:cont, acc}
+      end
+    end)
+    |> tap(fn s2 -> if s2.member == nil, do: :ets.delete(s.meta, :member) end)
+  end
+
+  defp try_member(s, n) do
+    set_cookie(n, s.cookie)
+
+    with true <- Node.connect(n),
+         nodes when is_list(nodes) <- safe_call(s, n, {:nodes, [:include_local]}, 5000) do
+      s = learn_members(%{s | member: n}, nodes)
+      :ets.insert(s.meta, {:member, n})
+      register_proxies(s, n)
+      {:ok, subscribe(s)}
+    else
+      _ -> :error
+    end
+  end
+
+  defp subscribe(s) do
+    case safe_call(s, s.member, {:subscribe_registry, self(), []}, 120_000) do
+      {:ok, ref} ->
+        snap = :ets.new(:phnode_snapshot, [:set, :private])
+        %{s | sub: ref, seq: 0, snap: snap, subscribed_at: System.monotonic_time(:millisecond)}
+
+      other ->
+        Logger.error(
+          "PhNode.Hub #{s.hub_id}: subscription on #{s.member} failed: #{inspect(other)}"
+        )
+
+        %{s | sub: nil}
+    end
+  end
+
+  defp resubscribe(s) do
+    if s.sub, do: safe_call(s, s.member, {:unsubscribe_registry, s.sub}, 5000)
+    if s.snap, do: :ets.delete(s.snap)
+    s = subscribe(%{s | snap: nil, resyncs: s.resyncs + 1})
+    if s.sub, do: s, else: failover(s, s.member)
+  end
+
+  defp failover(s, gone) do
+    Logger.warning("PhNode.Hub #{s.hub_id}: member #{gone} lost: failing over")
+    if s.snap, do: :ets.delete(s.snap)
+    s = connect(%{s | snap: nil, failovers: s.failovers + 1}, [gone])
+    if s.member, do: %{s | resyncs: s.resyncs + 1}, else: s
+  end
+
+  defp alive_member?(s, m), do: Node.ping(m) == :pong and safe_call(s, m, :is_alive, 2000) == true
+
+  defp set_cookie(_node, nil), do: :ok
+  defp set_cookie(node, cookie), do: :erlang.set_cookie(node, cookie)
+
+  # Connects to new members, and to members known down again (a restarted
+  # one is still listed by its peers: its nodeup clears it from down).
+  defp learn_members(s, nodes) do
+    for n <- nodes, n not in s.members or MapSet.member?(s.down, n) do
+      set_cookie(n, s.cookie)
+      Node.connect(n)
+    end
+
+    %{s | members: nodes}
+  end
+
+  defp start_poll(%{poller: p} = s) when is_pid(p), do: s
+  defp start_poll(%{member: nil} = s), do: s
+
+  defp start_poll(s) do
+    parent = self()
+    %{member: m, sub: ref} = s
+
+    pid =
+      spawn(fn ->
+        nodes = safe_call(s, m, {:nodes, [:include_local]}, 5000)
+        seq = if ref, do: safe_call(s, m, {:registry_seq, ref}, 5000)
+
+        seq =
+          case seq do
+            {:ok, n} -> n
+            _ -> nil
+          end
+
+        send(parent, {:poll, ref, m, nodes, seq})
+      end)
+
+    %{s | poller: pid}
+  end
+
+  defp safe_call(s, node, req, timeout) do
+    GenServer.call({s.remote, node}, req, timeout)
+  catch
+    :exit, reason -> {:exit, reason}
+  end
+
+  # --- the cache --------------------------------------------------------------------
+
+  # One message's items. Within a flush every item is the row's state at
+  # its end, so their order does not matter: rows go to ETS in one insert.
+  # While an awaited start is in flight (record), the pids a row loses are
+  # kept in the seen table, so that a child that started and already exited
+  # or was restarted still counts as seen; a batch of new rows (a start)
+  # loses nothing and costs one insert_new.
+  defp apply_items(items, s, record) do
+    down = if MapSet.size(s.down) == 0, do: nil, else: s.down
+    watch = s.windex != %{}
+    {rows, touched} = split_items(items, s, down, watch, record, [], [])
+
+    cond do
+      not record -> :ets.insert(s.tab, rows)
+      :ets.insert_new(s.tab, rows) -> :ok
+      true -> Enum.each(rows, &replace_row(s.tab, s.seen, &1))
+    end
+
+    if s.snap do
+      :ets.insert(s.snap, for({cid, _, _, _} <- rows, do: {cid}))
+      :ets.insert(s.snap, for({:delete, cid} <- items, do: {cid}))
+    end
+
+    touched
+  end
+
+  defp replace_row(tab, seen, {cid, nps, _, _} = row) do
+    unless :ets.insert_new(tab, row) do
+      note_vanished(tab, seen, cid, nps)
+      :ets.insert(tab, row)
+    end
+  end
+
+  defp note_vanished(tab, seen, cid, keep) do
+    for {_, p} <- row_nps(tab, cid),
+        not List.keymember?(keep, p, 1),
+        do: :ets.insert(seen, {{cid, p}})
+  end
+
+  defp delete_row(tab, seen, cid, record) do
+    if record, do: note_vanished(tab, seen, cid, [])
+    :ets.delete(tab, cid)
+  end
+
+  defp split_items([], _s, _down, _watch, _record, rows, touched), do: {rows, touched}
+
+  defp split_items([{:put, cid, spec, nps, meta} | rest], s, down, watch, record, rows, touched) do
+    nps = if down, do: Enum.reject(nps, fn {n, _} -> MapSet.member?(down, n) end), else: nps
+    touched = if watch, do: [cid | touched], else: touched
+
+    if nps == [] do
+      delete_row(s.tab, s.seen, cid, record)
+      split_items(rest, s, down, watch, record, rows, touched)
+    else
+      split_items(rest, s, down, watch, record, [{cid, nps, spec, meta} | rows], touched)
+    end
+  end
+
+  defp split_items([{:delete, cid} | rest], s, down, watch, record, rows, touched) do
+    delete_row(s.tab, s.seen, cid, record)
+    touched = if watch, do: [cid | touched], else: touched
+    split_items(rest, s, down, watch, record, rows, touched)
+  end
+
+  # The end of a snapshot: rows it did not have are gone.
+  defp snapshot_done(%{snap: nil} = s), do: s
+
+  defp snapshot_done(s) do
+    %{tab: tab, snap: snap} = s
+
+    stale =
+      :ets.foldl(
+        fn {cid, _, _, _}, acc -> if :ets.member(snap, cid), do: acc, else: [cid | acc] end,
+        [],
+        tab
+      )
+
+    record = :atomics.get(s.interest, 1) > System.monotonic_time(:millisecond)
+    Enum.each(stale, &delete_row(tab, s.seen, &1, record))
+    :ets.delete(snap)
+    check_waiters(%{s | snap: nil}, :all)
+  end
+
+  defp drop_node_rows(s, n) do
+    :ets.foldl(
+      fn {cid, nps, spec, meta}, acc ->
+        case List.keymember?(nps, n, 0) do
+          false ->
+            acc
+
+          true ->
+            case List.keydelete(nps, n, 0) do
+              [] -> [{:delete, cid} | acc]
+              rest -> [{:put, cid, rest, spec, meta} | acc]
+            end
+        end
+      end,
+      [],
+      s.tab
+    )
+    |> Enum.each(fn
+      {:delete, cid} -> :ets.delete(s.tab, cid)
+      {:put, cid, nps, spec, meta} -> :ets.insert(s.tab, {cid, nps, spec, meta})
+    end)
+  end
+
+  defp maybe_clear_seen(%{seen_used: true} = s) do
+    if :atomics.get(s.interest, 1) <= System.monotonic_time(:millisecond) do
+      :ets.delete_all_objects(s.seen)
+      %{s | seen_used: false}
+    else
+      s
+    end
+  end
+
+  defp maybe_clear_seen(s), do: s
+
+  # --- read-your-writes waiters -------------------------------------------------------
+
+  defp cond_met?({:seen, _cid, pid} = c, s),
+    do: MapSet.member?(s.down, node(pid)) or cond_met?(c, s.tab, s.seen)
+
+  defp cond_met?(c, s), do: cond_met?(c, s.tab, s.seen)
+
+  # the {node, pid} list alone: the spec and metadata are not copied
+  defp row_nps(tab, cid) do
+    :ets.lookup_element(tab, cid, 2)
+  rescue
+    ArgumentError -> []
+  end
+
+  defp check_waiters(%{waiters: w} = s, _) when w == %{}, do: s
+
+  defp check_waiters(s, :all), do: check_waiters(s, Map.keys(s.windex))
+
+  defp check_waiters(s, cids) do
+    Enum.reduce(cids, s, fn cid, s ->
+      case Map.get(s.windex, cid) do
+        nil -> s
+        ids -> Enum.reduce(ids, s, &check_waiter(&2, &1, cid))
+      end
+    end)
+  end
+
+  defp check_waiter(s, id, cid) do
+    case Map.get(s.waiters, id) do
+      nil ->
+        s
+
+      w ->
+        left = Enum.reject(Map.get(w.conds, cid, []), &cond_met?(&1, s))
+
+        if left == [] do
+          conds = Map.delete(w.conds, cid)
+          windex = unindex(s.windex, id, [cid])
+
+          if conds == %{} do
+            Process.cancel_timer(w.timer)
+            GenServer.reply(w.from, :ok)
+            %{s | waiters: Map.delete(s.waiters, id), windex: windex}
+          else
+            %{s | waiters: Map.put(s.waiters, id, %{w | conds: conds}), windex: windex}
+          end
+        else
+          %{s | waiters: Map.put(s.waiters, id, %{w | conds: Map.put(w.conds, cid, left)})}
+        end
+    end
+  end
+
+  defp unindex(windex, id, cids) do
+    Enum.reduce(cids, windex, fn cid, acc ->
+      case Map.get(acc, cid) do
+        nil ->
+          acc
+
+        ids ->
+          case List.delete(ids, id) do
+            [] -> Map.delete(acc, cid)
+            rest -> Map.put(acc, cid, rest)
+          end
+      end
+    end)
+  end
+
+  # --- hooks --------------------------------------------------------------------------
+
+  defp hook_list(s, key) do
+    case :ets.lookup(s.hooks, key) do
+      [{_, l}] -> l
+      [] -> []
+    end
+  end
+
+  defp proxied_keys(s), do: for({k, _} <- :ets.tab2list(s.hooks), do: k)
+
+  defp proxy_id(s, key), do: "phnode_client/#{node()}/#{s.hub_id}/#{key}"
+  defp dispatch_id(s, key), do: proxy_id(s, key) <> "/dispatch"
+
+  # The connection's own handlers (membership changes) and one proxy per hook
+  # key that has client handlers; each is cancelled first in case a client of
+  # the same node name left one behind.
+  defp register_proxies(s, member) do
+    for key <- [:post_cluster_join_hook, :post_cluster_leave_hook] do
+      id = proxy_id(s, key)
+      safe_call(s, member, {:cancel_hook_handlers, key, [id]}, 5000)
+      safe_call(s, member, {:register_hook_handlers, key, [%{id: id, pid: self(), p: 0}]}, 5000)
+    end
+
+    for key <- proxied_keys(s), do: register_proxy(s, member, key)
+  end
+
+  defp register_proxy(s, member, key) do
+    id = dispatch_id(s, key)
+    safe_call(s, member, {:cancel_hook_handlers, key, [id]}, 5000)
+
+    case safe_call(
+           s,
+           member,
+           {:register_hook_handlers, key, [%{id: id, pid: s.dispatcher, p: 0}]},
+           5000
+         ) do
+      :ok ->
+        :ok
+
+      other ->
+        Logger.error(
+          "PhNode.Hub #{s.hub_id}: hook proxy for #{key} on #{member}: #{inspect(other)}"
+        )
+    end
+  end
+end

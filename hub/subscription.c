@@ -1,0 +1,340 @@
+/*
+ * subscription.c - registry subscriptions (docs/api.md, "Registry
+ * subscription"): a BEAM pid asks for the registry and gets the current rows,
+ * then every change, as numbered messages; the subscriber is monitored and
+ * dropped when it dies.
+ *
+ * While anyone subscribes, the registry's observer notes the key of every
+ * row that changes; after each request or message (subscription_flush, next
+ * to flush_sync) the current state of those rows goes out: a put with the
+ * whole row, or a delete when the row is gone or an orphan (queries leave
+ * orphans out too). Sending the state rather than the operations makes a
+ * row that changed twice in one turn cost one entry, and keeps the stream
+ * right whatever path changed the registry.
+ */
+#include "hub/hub_internal.h"
+
+/* Entries per message: a 100k start streams as pipelined messages of this
+ * many rows, so the subscriber applies the first ones while the rest come. */
+#define SUB_CHUNK 5000
+
+typedef struct subscriber {
+    ph_pid pid;
+    ph_ref ref;   /* the monitor's reference, also the subscription's id */
+    uint64_t seq; /* the number of the last message sent */
+} subscriber;
+
+struct subscriptions {
+    subscriber *subs;
+    int n, cap;
+    ph_buf dirty;          /* keys changed since the last flush: u16 length, then the key bytes */
+    uint32_t last_len;     /* the last key noted (a row changed twice in a row: noted once) */
+    uint32_t last_at;      /* its offset in dirty */
+    int lost;              /* a change could not be noted: the subscribers must resync */
+    uint64_t test_gap;     /* PHNODE_TEST_SUBSCRIPTION_GAP: every test_gap-th changes message */
+    uint64_t test_changes; /* is not sent (0: all are); changes messages counted here */
+};
+
+static void note_key(void *arg, const char *key, uint32_t key_len)
+{
+    struct subscriptions *s = arg;
+    if (s->dirty.index > 0 && s->last_len == key_len &&
+        memcmp(s->dirty.buff + s->last_at, key, key_len) == 0)
+        return;
+    if (key_len > 0xffff || ph_buf_reserve(&s->dirty, key_len + 2u) != 0) {
+        s->lost = 1; /* out of memory (keys are < 64k): the flush makes a gap */
+        return;
+    }
+    unsigned char len[2] = {(unsigned char)(key_len >> 8), (unsigned char)key_len};
+    memcpy(s->dirty.buff + s->dirty.index, len, 2);
+    s->last_at = (uint32_t)s->dirty.index + 2;
+    memcpy(s->dirty.buff + s->last_at, key, key_len);
+    s->dirty.index += (int)key_len + 2;
+    s->last_len = key_len;
+}
+
+static struct subscriptions *subs_get(hub *h)
+{
+    if (h->subs)
+        return h->subs;
+    struct subscriptions *s = calloc(1, sizeof *s);
+    if (!s || ph_buf_init(&s->dirty) != 0) {
+        free(s);
+        return NULL;
+    }
+    const char *gap = getenv("PHNODE_TEST_SUBSCRIPTION_GAP");
+    s->test_gap = gap ? strtoull(gap, NULL, 10) : 0;
+    h->subs = s;
+    return s;
+}
+
+void subscription_free(hub *h)
+{
+    if (!h->subs)
+        return;
+    registry_observe(h->reg, NULL, NULL);
+    ph_buf_free(&h->subs->dirty);
+    free(h->subs->subs);
+    free(h->subs);
+    h->subs = NULL;
+}
+
+/* {put, Cid, SpecBin, [{Node, Pid}], Meta}: the row's terms were checked
+ * when it was stored, so they are copied as bytes. The spec travels as a
+ * binary holding its external format (the subscriber decodes it when it is
+ * asked for): decoding 100k spec maps costs a BEAM more than the rest of
+ * the stream together. */
+static int append_put(ph_buf *b, const reg_row *row)
+{
+    uint32_t bin_len = row->spec_len + 1; /* the version byte, then the spec */
+    unsigned char head[6] = {ERL_BINARY_EXT,
+                             (unsigned char)(bin_len >> 24),
+                             (unsigned char)(bin_len >> 16),
+                             (unsigned char)(bin_len >> 8),
+                             (unsigned char)bin_len,
+                             131};
+    return ph_buf_reserve(b, 64u + row->key_len + row->spec_len + row->meta_len) == 0 &&
+                   ei_x_encode_tuple_header(b, 5) == 0 && ei_x_encode_atom(b, "put") == 0 &&
+                   ei_x_append_buf(b, row->data, (int)row->key_len) == 0 &&
+                   ei_x_append_buf(b, (const char *)head, (int)sizeof head) == 0 &&
+                   ei_x_append_buf(b, row->data + row->key_len, (int)row->spec_len) == 0 &&
+                   registry_encode_nodes(b, row) == 0 &&
+                   ei_x_append_buf(b, row->data + row->key_len + row->spec_len,
+                                   (int)row->meta_len) == 0
+               ? 0
+               : -1;
+}
+
+/* {phnode_registry, Ref, Seq, Kind, Items} with n items already encoded. */
+static void send_items(hub *h, ph_ctx *ctx, subscriber *sub, const char *kind, const char *items,
+                       int items_len, int n)
+{
+    ph_buf b;
+    sub->seq++;
+    if (h->subs->test_gap && strcmp(kind, "changes") == 0 &&
+        ++h->subs->test_changes % h->subs->test_gap == 0) {
+        LOG_W("hub", "%s: PHNODE_TEST_SUBSCRIPTION_GAP: message %llu not sent", h->cfg.hub_id,
+              (unsigned long long)sub->seq);
+        return;
+    }
+    if (ph_buf_init_versioned(&b) != 0 || ph_buf_reserve(&b, (size_t)items_len + 128) != 0) {
+        LOG_E("hub",
+              "%s: out of memory: registry subscription message %llu lost (the "
+              "subscriber sees the gap and resubscribes)",
+              h->cfg.hub_id, (unsigned long long)sub->seq);
+        ph_buf_free(&b);
+        return;
+    }
+    int ok = ei_x_encode_tuple_header(&b, 5) == 0 && ei_x_encode_atom(&b, "phnode_registry") == 0 &&
+             ph_encode_ref(&b, &sub->ref) == 0 &&
+             ei_x_encode_ulonglong(&b, (unsigned long long)sub->seq) == 0 &&
+             ei_x_encode_atom(&b, kind) == 0;
+    if (ok && n > 0)
+        ok = ei_x_encode_list_header(&b, n) == 0 && ei_x_append_buf(&b, items, items_len) == 0;
+    if (ok)
+        ok = ei_x_encode_empty_list(&b) == 0;
+    if (ok)
+        send_own(ctx, sub->pid, &b);
+    else
+        LOG_E("hub", "%s: registry subscription message %llu not encoded", h->cfg.hub_id,
+              (unsigned long long)sub->seq);
+    ph_buf_free(&b);
+}
+
+/* The current rows in messages of SUB_CHUNK: kind snapshot, the last one
+ * snapshot_done (possibly empty). The hub does nothing else meanwhile, so
+ * the snapshot is one consistent state of the registry. */
+static void send_snapshot(hub *h, ph_ctx *ctx, subscriber *sub)
+{
+    ph_buf items;
+    if (ph_buf_init(&items) != 0)
+        return;
+    uint32_t i = 0;
+    int n = 0;
+    reg_row *row;
+    while ((row = registry_next(h->reg, &i)) != NULL) {
+        if (row->n_nodes == 0)
+            continue; /* an orphan: not running anywhere */
+        if (append_put(&items, row) != 0)
+            LOG_E("hub", "%s: out of memory: a row left out of a registry snapshot", h->cfg.hub_id);
+        else
+            n++;
+        if (n == SUB_CHUNK) {
+            send_items(h, ctx, sub, "snapshot", items.buff, items.index, n);
+            ph_buf_reset(&items);
+            n = 0;
+        }
+    }
+    send_items(h, ctx, sub, "snapshot_done", items.buff, items.index, n);
+    ph_buf_free(&items);
+}
+
+static subscriber *find_sub(struct subscriptions *s, const ph_ref *ref)
+{
+    for (int i = 0; s && i < s->n; i++)
+        if (ph_ref_equal(&s->subs[i].ref, ref))
+            return &s->subs[i];
+    return NULL;
+}
+
+static void remove_sub(hub *h, subscriber *sub)
+{
+    struct subscriptions *s = h->subs;
+    *sub = s->subs[--s->n];
+    if (s->n == 0) {
+        /* nobody listens: changes are no longer noted */
+        registry_observe(h->reg, NULL, NULL);
+        ph_buf_reset(&s->dirty);
+    }
+}
+
+static ph_result subscribe(hub *h, ph_ctx *ctx, ph_term pid_term, ph_term opts, ph_buf *reply)
+{
+    ph_pid pid;
+    list_walk w;
+    if (ph_decode_pid(pid_term, &pid) != 0) {
+        ph_build(reply, "{error, {bad_pid, ~t}}", pid_term);
+        return PH_REPLY;
+    }
+    if (ph_term_type(opts, NULL) == ERL_SMALL_TUPLE_EXT || list_begin(&w, opts) < 0) {
+        ph_build(reply, "{error, {bad_options, ~t}}", opts);
+        return PH_REPLY;
+    }
+    struct subscriptions *s = subs_get(h);
+    if (s && s->n == s->cap) {
+        int cap = s->cap * 2 + 4;
+        subscriber *grown = realloc(s->subs, (size_t)cap * sizeof *grown);
+        if (grown) {
+            s->subs = grown;
+            s->cap = cap;
+        }
+    }
+    if (!s || s->n == s->cap) {
+        ph_build(reply, "{error, enomem}");
+        return PH_REPLY;
+    }
+    /* Changes of this turn not yet flushed go to the old subscribers only:
+     * the snapshot below already has them. */
+    subscription_flush(h, ctx);
+    subscriber *sub = &s->subs[s->n];
+    memset(sub, 0, sizeof *sub);
+    sub->pid = pid;
+    if (ph_monitor(ctx, pid, &sub->ref) != 0) {
+        ph_build(reply, "{error, enomem}");
+        return PH_REPLY;
+    }
+    s->n++;
+    registry_observe(h->reg, note_key, s);
+    send_snapshot(h, ctx, sub);
+    if (ei_x_encode_tuple_header(reply, 2) != 0 || ei_x_encode_atom(reply, "ok") != 0 ||
+        ph_encode_ref(reply, &sub->ref) != 0)
+        return PH_NOREPLY; /* out of memory: the caller's call times out */
+    return PH_REPLY;
+}
+
+int subscription_request(hub *h, ph_ctx *ctx, ph_term req, ph_buf *reply, ph_result *r)
+{
+    ph_term a, b;
+    ph_ref ref;
+    *r = PH_REPLY;
+    if (ph_match(req, "{subscribe_registry, ~t}", &a) == 1) {
+        ph_buf none;
+        if (ph_buf_init(&none) != 0 || ph_build(&none, "[]") != 0) {
+            ph_buf_free(&none);
+            ph_build(reply, "{error, enomem}");
+            return 1;
+        }
+        *r = subscribe(h, ctx, a, ph_buf_term(&none), reply);
+        ph_buf_free(&none);
+        return 1;
+    }
+    if (ph_match(req, "{subscribe_registry, ~t, ~t}", &a, &b) == 1) {
+        *r = subscribe(h, ctx, a, b, reply);
+        return 1;
+    }
+    if (ph_match(req, "{unsubscribe_registry, ~t}", &a) == 1) {
+        subscriber *sub = ph_decode_ref(a, &ref) == 0 ? find_sub(h->subs, &ref) : NULL;
+        if (sub) {
+            ph_demonitor(ctx, &sub->ref);
+            remove_sub(h, sub);
+        }
+        ph_build(reply, "ok");
+        return 1;
+    }
+    if (ph_match(req, "{registry_seq, ~t}", &a) == 1) {
+        /* flushed first: the number covers every change made before this request */
+        subscription_flush(h, ctx);
+        subscriber *sub = ph_decode_ref(a, &ref) == 0 ? find_sub(h->subs, &ref) : NULL;
+        if (sub)
+            ph_build(reply, "{ok, ~u}", (unsigned long long)sub->seq);
+        else
+            ph_build(reply, "{error, not_subscribed}");
+        return 1;
+    }
+    return 0;
+}
+
+int subscription_down(hub *h, const ph_ref *ref)
+{
+    subscriber *sub = find_sub(h->subs, ref);
+    if (!sub)
+        return 0;
+    remove_sub(h, sub);
+    return 1;
+}
+
+void subscription_flush(hub *h, ph_ctx *ctx)
+{
+    struct subscriptions *s = h->subs;
+    if (s && s->lost) {
+        /* A number no message carries: every subscriber sees the gap and
+         * resubscribes, rather than keep a row it was never told about. */
+        LOG_E("hub", "%s: out of memory: registry changes not noted; subscribers will resync",
+              h->cfg.hub_id);
+        for (int i = 0; i < s->n; i++)
+            s->subs[i].seq++;
+        s->lost = 0;
+    }
+    if (!s || s->n == 0 || s->dirty.index == 0)
+        return;
+    ph_buf items;
+    if (ph_buf_init(&items) != 0)
+        return;
+    const char *p = s->dirty.buff, *end = s->dirty.buff + s->dirty.index;
+    int n = 0;
+    while (p < end) {
+        uint32_t len = ((uint32_t)(unsigned char)p[0] << 8) | (unsigned char)p[1];
+        const char *key = p + 2;
+        p = key + len;
+        reg_row *row = registry_get(h->reg, key, len);
+        int rc;
+        if (row && row->n_nodes > 0) {
+            rc = append_put(&items, row);
+        } else {
+            rc = ph_buf_reserve(&items, len + 16u) == 0 &&
+                         ei_x_encode_tuple_header(&items, 2) == 0 &&
+                         ei_x_encode_atom(&items, "delete") == 0 &&
+                         ei_x_append_buf(&items, key, (int)len) == 0
+                     ? 0
+                     : -1;
+        }
+        if (rc != 0) {
+            LOG_E("hub",
+                  "%s: out of memory: a registry change left out of the subscription "
+                  "stream",
+                  h->cfg.hub_id);
+            continue;
+        }
+        if (++n == SUB_CHUNK || p >= end) {
+            for (int i = 0; i < s->n; i++)
+                send_items(h, ctx, &s->subs[i], "changes", items.buff, items.index, n);
+            ph_buf_reset(&items);
+            n = 0;
+        }
+    }
+    if (n > 0) /* the last entry failed to encode after a full chunk */
+        for (int i = 0; i < s->n; i++)
+            send_items(h, ctx, &s->subs[i], "changes", items.buff, items.index, n);
+    ph_buf_free(&items);
+    ph_buf_reset(&s->dirty);
+}

@@ -1,0 +1,622 @@
+# Partition tolerance (docs/strategies.md, docs/cluster.md "Splits"), on real
+# network partitions: phnodes in network namespaces of their own
+# (support/netns.exs, support/netns.sh), links cut with blackhole routes
+# inside those namespaces and healed again; the invariant of a quiet
+# cluster checked after every heal (support/cluster_check.exs).
+#
+#   - toggle_quorum_failure / _success, partition mode on one node (§14 17)
+#   - bad partition configs
+#   - majority_quorum: initial_cluster_size above the cluster, reset_cluster_size
+#   - static_quorum 3, startup_confirm: partitioned at start, healed by joins;
+#     5 nodes, 2,000 children, 2 cut off: they stop theirs, the 3 restart them;
+#     heal: every child once (§14 29)
+#   - dynamic_quorum 70 %: one node lost is fine, the second partitions; the
+#     down-log reaches a node that joins then (§14 30)
+#   - majority_quorum on 5 nodes survives losing 2 (§14 31)
+#   - divergence 2|2 with 500 new children on each side, 250 ids on both:
+#     never partitioned, after the heal every id once on its owner, every
+#     resolution reported by conflict_resolved_hook (§14 28)
+#   - a short chaos run (5 nodes, rf 2, kill -9 / restart / SIGTERM / cut /
+#     heal, starts and stops between); PH_NET_CHAOS_FAULTS (default 12) and
+#     PH_NET_CHAOS_CHILDREN (default 1000) make it the long one (make chaos:
+#     100 faults, 10,000 children); PH_NET_CHAOS_SEED replays a run.
+#
+# Without root or ip netns the namespace tests are skipped with the reason.
+Code.require_file("support/ph_test.exs", __DIR__)
+Code.require_file("support/ring.exs", __DIR__)
+Code.require_file("support/cluster_check.exs", __DIR__)
+Code.require_file("support/netns.exs", __DIR__)
+PhTest.init()
+
+netns_missing = PhTest.Netns.unavailable()
+
+if netns_missing do
+  IO.puts("partition_test: network namespace tests SKIPPED: #{netns_missing}")
+end
+
+# PH_PART_ONLY=tag,tag runs only the tests with those tags (one_node,
+# configs, majority_start, static, dynamic, majority, divergence,
+# net_chaos); PH_NET_CHAOS_ONLY=1 is PH_PART_ONLY=net_chaos.
+only =
+  if System.get_env("PH_NET_CHAOS_ONLY") in ["1", "true"],
+    do: "net_chaos",
+    else: System.get_env("PH_PART_ONLY", "")
+
+{excluded, included} =
+  case String.split(only, ",", trim: true) do
+    [] -> {[], []}
+    tags -> {[:test], Enum.map(tags, &String.to_atom/1)}
+  end
+
+excluded = if netns_missing, do: [:netns | excluded], else: excluded
+
+ExUnit.start(
+  formatters: [ExUnit.CLIFormatter, PhTest.Formatter],
+  trace: true,
+  timeout: 300_000,
+  exclude: excluded,
+  include: included
+)
+
+defmodule PhNode.PartitionTest do
+  use ExUnit.Case, async: false
+
+  alias PhTest.{ClusterCheck, Netns}
+
+  @ticktime 2
+
+  # --- helpers ----------------------------------------------------------------------
+
+  defp hub(n), do: {:my_hub, n.node}
+  defp call(n, req, t \\ 30_000), do: GenServer.call(hub(n), req, t)
+
+  defp safe(fun, default) do
+    fun.()
+  catch
+    :exit, _ -> default
+  end
+
+  defp wait_until(fun, ms, pause \\ 100), do: PhTest.wait_until(fun, ms, pause)
+
+  defp config(extra) do
+    path = Path.join(PhTest.tmp_dir(), "part_#{System.unique_integer([:positive])}.json")
+    File.write!(path, extra)
+    path
+  end
+
+  defp cfg(partition, more \\ "") do
+    config(~s({"partition_tolerance_strategy": #{partition}, "hubs_discover_interval": 1000#{more}}))
+  end
+
+  defp start_local(cfg_path, extra \\ []) do
+    n = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg_path | extra])
+    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
+    n
+  end
+
+  defp start_ns(net, i, cfg_path, extra \\ [], opts \\ []) do
+    n = Netns.start_node(net, i, [ticktime: @ticktime, args: ["--config", cfg_path | extra]] ++ opts)
+    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
+    n
+  end
+
+  defp with_net(count) do
+    net = Netns.up(count)
+    on_exit(fn -> Netns.down(net) end)
+    net
+  end
+
+  # nodes in namespaces 1..count, each joined to the first
+  defp ns_cluster(net, count, cfg_path, extra \\ []) do
+    first = start_ns(net, 1, cfg_path, extra)
+    rest = for i <- 2..count, do: start_ns(net, i, cfg_path, extra ++ ["--join", Atom.to_string(first.node)])
+    nodes = [first | rest]
+    assert_members(nodes)
+    nodes
+  end
+
+  defp members(n), do: call(n, {:nodes, []}, 10_000) |> Enum.sort()
+
+  defp assert_members(nodes, ms \\ 20_000) do
+    assert wait_until(
+             fn ->
+               Enum.all?(nodes, fn n ->
+                 safe(fn -> members(n) end, nil) == Enum.sort(for m <- nodes, m != n, do: m.node)
+               end)
+             end,
+             ms
+           ),
+           "members: #{inspect(for n <- nodes, do: {n.node, safe(fn -> members(n) end, :no_answer)})}"
+  end
+
+  defp partitioned?(n), do: safe(fn -> call(n, :is_partitioned, 10_000) end, :no_answer)
+
+  defp assert_partitioned(nodes, want, ms \\ 15_000) do
+    assert wait_until(fn -> Enum.all?(nodes, &(partitioned?(&1) == want)) end, ms),
+           "is_partitioned (want #{want}): #{inspect(for n <- nodes, do: {n.node, partitioned?(n)})}"
+  end
+
+  defp specs(ids), do: for(id <- ids, do: %{id: id, start: {:counter, :start_link, [0]}})
+  defp ids(prefix, n, from \\ 1), do: for(i <- from..(from + n - 1), do: "#{prefix}#{i}")
+
+  defp start_all!(n, ids) do
+    assert {:ok, %{status: :ok, errors: [], started: started}} =
+             call(n, {:start_children, specs(ids), [awaitable: true, timeout: 60_000]}, 120_000)
+
+    assert length(started) == length(ids)
+  end
+
+  defp check!(live, expected, opts \\ []) do
+    ClusterCheck.check_cluster!(live, expected, Keyword.put_new(opts, :timeout, 30_000))
+  end
+
+  defp local(n), do: call(n, {:process_list, :local})
+
+  # every hook message of key received so far
+  defp drain(key, acc \\ []) do
+    receive do
+      {:process_hub, ^key, data} -> drain(key, [data | acc])
+    after
+      0 -> Enum.reverse(acc)
+    end
+  end
+
+  defp hook!(n, key) do
+    id = PhTest.unique_atom("h")
+    assert call(n, {:register_hook_handlers, key, [%{id: id, pid: self(), p: 0}]}) == :ok
+  end
+
+  # --- one node ----------------------------------------------------------------------
+
+  @tag :one_node
+  test "toggle_quorum_failure / _success: partition mode and back (§14 17)" do
+    n = start_local(cfg(~s({"type": "divergence"})))
+    cids = ids("t", 20)
+    start_all!(n, cids)
+    old = Map.new(local(n))
+    assert map_size(old) == 20
+    for k <- [:pre_partition_hook, :post_partition_hook, :priority_state_updated_hook], do: hook!(n, k)
+
+    assert call(n, :is_partitioned) == false
+    assert call(n, :is_locked) == false
+    assert call(n, :toggle_quorum_success) == {:error, :not_partitioned}
+    assert call(n, :toggle_quorum_failure) == :ok
+    assert call(n, :toggle_quorum_failure) == {:error, :already_partitioned}
+    assert call(n, :is_partitioned) == true
+    assert call(n, :is_locked) == true
+
+    # children stopped, the registry kept, starts and stops refused
+    assert wait_until(fn -> Enum.all?(Map.values(old), &(not alive_pid?(&1))) end, 5_000)
+    assert map_size(call(n, :registry_dump)) == 20
+    assert call(n, {:start_child, %{id: "new", start: {:counter, :start_link, [0]}}, []}) ==
+             {:error, :partitioned}
+    assert call(n, {:stop_child, "t1", []}) == {:error, :partitioned}
+    assert {:partitioned, %{type: :divergence}} = call(n, :partition_state)
+
+    node = n.node
+    assert_receive {:process_hub, :pre_partition_hook, {:partitioned, [^node]}}, 5_000
+    assert_receive {:process_hub, :priority_state_updated_hook, {10, %{local_priority_set: true}}}, 5_000
+    assert_receive {:process_hub, :post_partition_hook, {:partitioned, [^node]}}, 5_000
+
+    # back: every child again, with a fresh pid the registry shows
+    assert call(n, :toggle_quorum_success) == :ok
+    assert call(n, :is_partitioned) == false
+    assert_receive {:process_hub, :post_partition_hook, {:healed, [^node]}}, 5_000
+    assert_receive {:process_hub, :priority_state_updated_hook, {0, %{}}}, 5_000
+
+    assert wait_until(fn -> map_size(Map.new(local(n))) == 20 end, 10_000)
+    new = Map.new(local(n))
+    for {cid, pid} <- new, do: assert(pid != old[cid])
+    check!([n], cids)
+    assert call(n, {:reset_cluster_size, 3}) == {:error, {:not_supported, :divergence}}
+  end
+
+  defp alive_pid?(pid) do
+    GenServer.call(pid, :get, 2_000)
+    true
+  catch
+    :exit, _ -> false
+  end
+
+  @tag :configs
+  test "bad partition_tolerance_strategy configs are refused with the field named" do
+    for {json, text} <- [
+          {~s({"type": "static_quorum"}), "partition_tolerance_strategy.quorum_size"},
+          {~s({"type": "static_quorum", "quorum_size": 0}), "partition_tolerance_strategy.quorum_size"},
+          {~s({"type": "dynamic_quorum", "quorum_size": 101}), "partition_tolerance_strategy.quorum_size"},
+          {~s({"type": "dynamic_quorum", "quorum_size": 50, "threshold_time": -1}),
+           "partition_tolerance_strategy.threshold_time"},
+          {~s({"type": "majority_quorum", "quorum_size": 3}), "partition_tolerance_strategy.quorum_size"},
+          {~s({"type": "majority_quorum", "track_max_size": 1}), "partition_tolerance_strategy.track_max_size"},
+          {~s({"type": "static_quorum", "quorum_size": 2, "startup_confirm": "yes"}),
+           "partition_tolerance_strategy.startup_confirm"},
+          {~s({"type": "split_brain"}), "partition_tolerance_strategy"}
+        ] do
+      {out, status} =
+        System.cmd(
+          PhTest.phnode(),
+          ["--name", "bad_part_#{System.unique_integer([:positive])}@127.0.0.1", "--cookie", "x",
+           "--config", config(~s({"partition_tolerance_strategy": #{json}}))],
+          stderr_to_stdout: true
+        )
+
+      assert status == 2, "#{json}: #{out}"
+      assert out =~ text, "#{json}: #{out}"
+    end
+  end
+
+  @tag :majority_start
+  test "majority_quorum: initial_cluster_size 5 starts partitioned; reset_cluster_size heals" do
+    n = start_local(cfg(~s({"type": "majority_quorum", "initial_cluster_size": 5})))
+    assert call(n, :is_partitioned) == true
+    assert {:partitioned, %{max_seen: 5, quorum: 3, nodes: 1}} = call(n, :partition_state)
+    assert call(n, {:start_child, %{id: "m1", start: {:counter, :start_link, [0]}}, []}) ==
+             {:error, :partitioned}
+
+    assert call(n, {:reset_cluster_size, 0}) |> elem(0) == :error
+    assert call(n, {:reset_cluster_size, 1}) == :ok
+    assert call(n, :is_partitioned) == false
+    assert {:ok, %{max_seen: 1, quorum: 1}} = call(n, :partition_state)
+    start_all!(n, ["m1"])
+    assert call(n, {:reset_cluster_size, 3}) == :ok
+    assert call(n, :is_partitioned) == true
+  end
+
+  # --- real cuts ---------------------------------------------------------------------
+
+  @tag :netns
+  @tag :static
+  test "static_quorum 3: startup_confirm, then 5 nodes with 2,000 children and 2 cut off (§14 29)" do
+    net = with_net(5)
+    c = cfg(~s({"type": "static_quorum", "quorum_size": 3, "startup_confirm": true}))
+    a = start_ns(net, 1, c)
+    b = start_ns(net, 2, c, ["--join", Atom.to_string(a.node)])
+    assert_members([a, b])
+    # below the quorum from the start
+    assert_partitioned([a, b], true)
+    rest = for i <- 3..5, do: start_ns(net, i, c, ["--join", Atom.to_string(a.node)])
+    nodes = [a, b | rest]
+    assert_members(nodes)
+    assert_partitioned(nodes, false)
+
+    cids = ids("s", 2_000)
+    start_all!(a, cids)
+    check!(nodes, cids)
+
+    [n1, n2, n3, n4, n5] = nodes
+    Netns.split(net, [1, 2, 3], [4, 5])
+    assert_members([n1, n2, n3])
+    assert_members([n4, n5])
+    assert_partitioned([n4, n5], true)
+    assert_partitioned([n1, n2, n3], false)
+    # the cut-off pair stopped theirs and refuses work; the 3 run everything
+    # (their registries still name them: rows are kept, with the stopped pids)
+    for n <- [n4, n5] do
+      assert wait_until(fn -> local(n) |> Enum.take_random(30) |> Enum.all?(fn {_, p} -> not alive_pid?(p) end) end, 10_000)
+    end
+
+    assert call(n4, {:start_child, %{id: "late", start: {:counter, :start_link, [0]}}, []}) ==
+             {:error, :partitioned}
+
+    check!([n1, n2, n3], cids)
+    more = ids("s", 100, 2_001)
+    start_all!(n2, more)
+
+    t0 = PhTest.now_ms()
+    Netns.heal_all(net)
+    assert_members(nodes)
+    assert_partitioned(nodes, false)
+    %{waited_ms: ms} = check!(nodes, cids ++ more)
+    IO.puts("    static_quorum: converged #{PhTest.now_ms() - t0} ms after the heal (check #{ms} ms)")
+  end
+
+  @tag :netns
+  @tag :dynamic
+  test "dynamic_quorum 70 %: one loss is fine, the second partitions; the down-log reaches a newcomer (§14 30)" do
+    net = with_net(6)
+    c = cfg(~s({"type": "dynamic_quorum", "quorum_size": 70, "threshold_time": 3600}))
+    nodes = ns_cluster(net, 5, c)
+    [n1, n2, n3, n4, n5] = nodes
+    cids = ids("d", 300)
+    start_all!(n1, cids)
+    check!(nodes, cids)
+
+    Netns.split(net, [1, 2, 3, 4], [5])
+    assert_members([n1, n2, n3, n4])
+    # 4 up, 1 down: 80 % >= 70 %
+    Process.sleep(500)
+    assert_partitioned([n1, n2, n3, n4], false)
+    check!([n1, n2, n3, n4], cids)
+
+    Netns.split(net, [1, 2, 3], [4])
+    assert_members([n1, n2, n3])
+    # 3 up, 2 down: 60 % < 70 %
+    assert_partitioned([n1, n2, n3], true)
+
+    # a newcomer gets the log of the node it joins (the longer one wins)
+    n6 = start_ns(net, 6, c, ["--join", Atom.to_string(n1.node)])
+    assert_members([n1, n2, n3, n6])
+
+    assert wait_until(
+             fn ->
+               match?({_, %{down_log: [_, _]}}, safe(fn -> call(n6, :partition_state) end, nil))
+             end,
+             10_000
+           ),
+           inspect(safe(fn -> call(n6, :partition_state) end, nil))
+
+    Netns.heal_all(net)
+    all = nodes ++ [n6]
+    assert_members(all)
+    assert_partitioned(all, false, 20_000)
+    check!(all, cids)
+  end
+
+  @tag :netns
+  @tag :majority
+  test "majority_quorum: 5 nodes keep their quorum with 2 cut off, the 2 do not (§14 31)" do
+    net = with_net(5)
+    c = cfg(~s({"type": "majority_quorum"}))
+    nodes = ns_cluster(net, 5, c)
+    [n1, n2, n3, n4, n5] = nodes
+    assert {:ok, %{max_seen: 5, quorum: 3}} = call(n1, :partition_state)
+    cids = ids("m", 300)
+    start_all!(n3, cids)
+    check!(nodes, cids)
+
+    Netns.split(net, [1, 2, 3], [4, 5])
+    assert_members([n4, n5])
+    assert_members([n1, n2, n3])
+    assert_partitioned([n4, n5], true)
+    assert_partitioned([n1, n2, n3], false)
+    check!([n1, n2, n3], cids)
+
+    Netns.heal_all(net)
+    assert_members(nodes)
+    assert_partitioned(nodes, false)
+    check!(nodes, cids)
+  end
+
+  @tag :netns
+  @tag :divergence
+  test "divergence 2|2: 500 new children each side, 250 ids on both; one copy each after the heal (§14 28)" do
+    net = with_net(4)
+    c = cfg(~s({"type": "divergence"}))
+    nodes = ns_cluster(net, 4, c)
+    [n1, n2, n3, n4] = nodes
+    before = ids("b", 200)
+    start_all!(n1, before)
+    check!(nodes, before)
+    for n <- nodes, do: hook!(n, :conflict_resolved_hook)
+
+    Netns.split(net, [1, 2], [3, 4])
+    assert_members([n1, n2])
+    assert_members([n3, n4])
+    # both halves keep working
+    assert_partitioned(nodes, false)
+    check!([n1, n2], before)
+    check!([n3, n4], before)
+
+    left = ids("o", 500, 1)
+    right = ids("o", 500, 251)
+    start_all!(n1, left)
+    start_all!(n4, right)
+    both = MapSet.intersection(MapSet.new(left), MapSet.new(right))
+    # pids of the copies of the ids both sides started
+    pids_left = Map.new(call(n1, :registry_dump), fn {cid, {_, nps, _}} -> {cid, nps} end)
+    pids_right = Map.new(call(n3, :registry_dump), fn {cid, {_, nps, _}} -> {cid, nps} end)
+
+    t0 = PhTest.now_ms()
+    Netns.heal_all(net)
+    assert_members(nodes)
+    all = before ++ Enum.uniq(left ++ right)
+    %{dump: dump} = check!(nodes, all)
+    IO.puts("    divergence: converged #{PhTest.now_ms() - t0} ms after the heal")
+    assert_partitioned(nodes, false)
+
+    # each doubled id: the surviving copy is one of the two, and every
+    # stopped copy was reported with the survivor
+    reports = drain(:conflict_resolved_hook)
+
+    for cid <- both do
+      {_, [{_, survivor}], _} = dump[cid]
+      assert survivor in (Enum.map(pids_left[cid], &elem(&1, 1)) ++ Enum.map(pids_right[cid], &elem(&1, 1)))
+    end
+
+    reported = for {cid, {_, surv}, [{_, stopped}]} <- reports, do: {cid, surv, stopped}
+    assert reported != []
+
+    for {cid, surv, stopped} <- reported do
+      assert cid in both or cid in before, "conflict reported for #{inspect(cid)}"
+      {_, [{_, now}], _} = dump[cid]
+      assert now == surv, "#{cid}: hook says #{inspect(surv)} survived, registry #{inspect(now)}"
+      assert stopped != surv
+    end
+  end
+
+  # --- chaos on real cuts -----------------------------------------------------------
+
+  @faults String.to_integer(System.get_env("PH_NET_CHAOS_FAULTS") || "12")
+  @children String.to_integer(System.get_env("PH_NET_CHAOS_CHILDREN") || "1000")
+
+  @tag :netns
+  @tag :net_chaos
+  @tag timeout: 300_000 + @faults * 20_000
+  test "chaos: kill -9, restart, SIGTERM, cut, heal on 5 nodes with rf 2 (PH_NET_CHAOS_SEED replays)" do
+    seed =
+      case System.get_env("PH_NET_CHAOS_SEED") do
+        s when s in [nil, ""] -> :rand.uniform(1_000_000_000)
+        s -> String.to_integer(s)
+      end
+
+    replay = "PH_NET_CHAOS_SEED=#{seed} PH_NET_CHAOS_FAULTS=#{@faults} PH_NET_CHAOS_CHILDREN=#{@children}"
+    IO.puts("\n  net chaos: #{replay}")
+    Process.put(:log, [])
+
+    try do
+      net_chaos(seed)
+    rescue
+      e ->
+        history = Process.get(:log) |> Enum.reverse() |> Enum.join("\n    ")
+        reraise RuntimeError, [message: "net chaos failed; replay with #{replay}\n    #{history}\n" <> Exception.message(e)], __STACKTRACE__
+    end
+  end
+
+  defp note(text) do
+    Process.put(:log, [text | Process.get(:log, [])])
+    if System.get_env("PH_NET_CHAOS_VERBOSE"), do: IO.puts("    " <> text)
+  end
+
+  defp short(n), do: n.node |> Atom.to_string() |> String.split("@") |> hd()
+
+  defp net_chaos(seed) do
+    :rand.seed(:exsss, {seed, seed, seed})
+    net = with_net(5)
+    c = cfg(~s({"type": "divergence"}), ~s(, "redundancy_strategy": {"type": "replication", "replication_factor": 2}))
+    nodes = ns_cluster(net, 5, c)
+    cids = ids("x", @children)
+    start_all!(hd(nodes), cids)
+    check!(nodes, cids, rf: 2)
+    slots = Map.new(Enum.with_index(nodes, 1), fn {n, i} -> {i, n} end)
+
+    st = %{slots: slots, down: MapSet.new(), split: nil, expected: MapSet.new(cids), unsure: MapSet.new(),
+           next: @children + 1, last_heal: nil, counts: %{}}
+
+    t0 = PhTest.now_ms()
+
+    st =
+      Enum.reduce(1..@faults, st, fn i, st ->
+        st = fault(i, st, net, c)
+        st = work(st)
+        Process.sleep(200 + :rand.uniform(800))
+        st
+      end)
+
+    # the end: every cut healed, every node back, then the quiet period
+    st = if st.split, do: do_heal(st, net), else: st
+    st = Enum.reduce(MapSet.to_list(st.down), st, fn i, st -> restart(st, i, net, c) end)
+    live = live_nodes(st)
+    assert_members(live, 30_000)
+    %{waited_ms: ms, dump: dump} = check!(live, st.expected, rf: 2, optional: MapSet.to_list(st.unsure), timeout: 60_000)
+    since_heal = PhTest.now_ms() - (st.last_heal || t0)
+
+    IO.puts(
+      "    net chaos: #{@faults} faults #{inspect(st.counts)} in #{div(PhTest.now_ms() - t0, 1000)} s; " <>
+        "#{map_size(dump)} children rf 2; invariant after #{ms} ms of checking, #{since_heal} ms after the last heal"
+    )
+  end
+
+  defp live_nodes(st), do: for({i, n} <- Enum.sort(st.slots), not MapSet.member?(st.down, i), do: n)
+  defp live_idx(st), do: for({i, _} <- Enum.sort(st.slots), not MapSet.member?(st.down, i), do: i)
+
+  defp count(st, kind), do: %{st | counts: Map.update(st.counts, kind, 1, &(&1 + 1))}
+
+  defp fault(i, st, net, c) do
+    live = live_idx(st)
+    choices =
+      if(length(live) > 3, do: [:kill, :kill, :term], else: []) ++
+        if(MapSet.size(st.down) > 0, do: [:restart, :restart], else: []) ++
+        if(st.split == nil and length(live) >= 3, do: [:cut, :cut], else: []) ++
+        if(st.split != nil, do: [:heal, :heal, :heal], else: [])
+
+    case Enum.random(choices) do
+      :kill ->
+        v = Enum.random(live)
+        note("#{i}: kill -9 #{short(st.slots[v])}")
+        PhTest.kill_node(st.slots[v])
+        count(%{st | down: MapSet.put(st.down, v)}, :kill)
+
+      :term ->
+        v = Enum.random(live)
+        note("#{i}: SIGTERM #{short(st.slots[v])}")
+        res = PhTest.stop_node(st.slots[v], 30_000)
+        note("   -> #{inspect(res)}")
+        count(%{st | down: MapSet.put(st.down, v)}, :sigterm)
+
+      :restart ->
+        count(restart(st, Enum.random(MapSet.to_list(st.down)), net, c), :restart)
+
+      :cut ->
+        k = 1 + :rand.uniform(length(live) - 2)
+        left = Enum.take_random(live, k - 1 + 1) |> Enum.sort()
+        left = if length(left) == length(live), do: tl(left), else: left
+        right = live -- left
+        note("#{i}: cut #{inspect(left)} | #{inspect(right)}")
+        Netns.split(net, left, right)
+        count(%{st | split: {left, right}}, :cut)
+
+      :heal ->
+        note("#{i}: heal")
+        count(do_heal(st, net), :heal)
+    end
+  end
+
+  defp do_heal(st, net) do
+    Netns.heal_all(net)
+    %{st | split: nil, last_heal: PhTest.now_ms()}
+  end
+
+  # a node of a slot comes back under its name, joining a live node on its side
+  defp restart(st, i, net, c) do
+    old = st.slots[i]
+    seeds = live_idx(st) |> Enum.reject(fn j -> st.split && cut_between?(st.split, i, j) end)
+    join = if seeds == [], do: [], else: ["--join", Atom.to_string(st.slots[Enum.random(seeds)].node)]
+    note("restart #{short(old)} #{inspect(join)}")
+    n = start_ns(net, i, c, join, name: old.alive)
+    %{st | slots: Map.put(st.slots, i, n), down: MapSet.delete(st.down, i)}
+  end
+
+  defp merged?(live) do
+    Enum.all?(live, fn n -> safe(fn -> members(n) end, nil) == Enum.sort(for m <- live, m != n, do: m.node) end)
+  end
+
+  defp cut_between?({l, r}, i, j), do: (i in l and j in r) or (i in r and j in l)
+
+  # starts anywhere; stops only while no cut is active (a stop reaches one
+  # side of a split only, so divergence brings the other side's copy back)
+  defp work(st) do
+    live = live_nodes(st)
+
+    Enum.reduce(1..(1 + :rand.uniform(2)), st, fn _, st ->
+      via = Enum.random(live)
+
+      # a stop reaches only the members the asked node has: while a split
+      # lasts, or until the halves met again after a heal, the other
+      # side's copy would come back (divergence): no stops then
+      merged = st.split == nil and merged?(live)
+
+      if :rand.uniform(3) > 1 or not merged or MapSet.size(st.expected) == 0 do
+        k = :rand.uniform(50)
+        new = for j <- st.next..(st.next + k - 1), do: "x#{j}"
+        st = %{st | next: st.next + k}
+
+        res = safe(fn -> call(via, {:start_children, specs(new), [awaitable: true, timeout: 10_000]}, 20_000) end, :no_reply)
+
+        case res do
+          {:ok, %{started: started}} ->
+            ok = MapSet.new(started, &elem(&1, 0))
+            note("  start #{k} via #{short(via)}: #{MapSet.size(ok)} ok")
+            %{st | expected: MapSet.union(st.expected, ok), unsure: MapSet.union(st.unsure, MapSet.difference(MapSet.new(new), ok))}
+
+          other ->
+            note("  start #{k} via #{short(via)}: #{inspect(other, limit: 5)}")
+            %{st | unsure: MapSet.union(st.unsure, MapSet.new(new))}
+        end
+      else
+        k = min(:rand.uniform(50), MapSet.size(st.expected))
+        victims = st.expected |> Enum.sort() |> Enum.take_random(k)
+        res = safe(fn -> call(via, {:stop_children, victims, [awaitable: true, timeout: 10_000]}, 20_000) end, :no_reply)
+
+        gone =
+          case res do
+            {:ok, %{stopped: stopped}} -> MapSet.new(stopped, &elem(&1, 0))
+            _ -> MapSet.new()
+          end
+
+        note("  stop #{k} via #{short(via)}: #{MapSet.size(gone)} ok")
+        rest = MapSet.difference(MapSet.new(victims), gone)
+        %{st | expected: st.expected |> MapSet.difference(gone) |> MapSet.difference(rest), unsure: MapSet.union(st.unsure, rest)}
+      end
+    end)
+  end
+end
