@@ -1,10 +1,20 @@
 # Cluster benchmarks: 3 phnodes vs 3 BEAM nodes with pg, same run.
-#   elixir --name ... --cookie ... bench/cluster.exs PH1 PH2 PH3 PH3_OSPID BEAM1 BEAM2 BEAM3 PHNODE COOKIE PIDDIR
-[p1, p2, p3, p3_os, b1, b2, b3, phnode, cookie, piddir] = System.argv()
+#   elixir --name ... --cookie ... bench/cluster.exs PH1 PH2 PH3 OSPID1,OSPID2,OSPID3 BEAM1 BEAM2 BEAM3 PHNODE COOKIE PIDDIR
+# PG=0 leaves the BEAM side out (for profiling phnode alone); N sets the
+# number of children (100,000).
+[p1, p2, p3, os_pids, b1, b2, b3, phnode, cookie, piddir] = System.argv()
 [p1, p2, p3, b1, b2, b3] = Enum.map([p1, p2, p3, b1, b2, b3], &String.to_atom/1)
 phs = [p1, p2, p3]
+ph_os = String.split(os_pids, ",")
+p3_os = Enum.at(ph_os, 2)
+with_pg = System.get_env("PG", "1") != "0"
 
 defmodule CB do
+  def rss_kb(os_pid) do
+    [kb] = Regex.run(~r/VmRSS:\s+(\d+) kB/, File.read!("/proc/#{os_pid}/status"), capture: :all_but_first)
+    String.to_integer(kb)
+  end
+
   def count(n), do: GenServer.call({:my_hub, n}, :registry_count, 60_000)
 
   def wait_all(nodes, want) do
@@ -23,35 +33,53 @@ Stream.repeatedly(fn -> Process.sleep(50); length(GenServer.call({:my_hub, p1}, 
 # first round of each side warms up (not counted); then rounds alternate and
 # the medians are reported. Each round ends (untimed) with all children
 # stopped, or all pg members gone, on every node.
-n = 100_000
+n = String.to_integer(System.get_env("N", "100000"))
 rounds = String.to_integer(System.get_env("ROUNDS", "3"))
-for b <- [b2, b3], do: true = Node.connect(b)
-true = Node.connect(b1)
+if with_pg do
+  for b <- [b2, b3], do: true = Node.connect(b)
+  true = Node.connect(b1)
+end
 
+# Each round returns {start ms, stop ms}: the start until every registry
+# holds all n, the stop (one call) until every registry is empty.
 ph_round = fn r ->
   specs = for i <- 1..n, do: %{id: "c#{r}_#{i}", start: {:counter, :start_link, [0]}}
   t0 = CB.now()
   {:ok, %{status: :ok}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true, timeout: 60_000]}, :infinity)
   CB.wait_all(phs, n)
   ms = CB.now() - t0
-  {:ok, _} = GenServer.call({:my_hub, p1}, {:stop_children, (for i <- 1..n, do: "c#{r}_#{i}"), []}, :infinity)
+  rss = Enum.map(ph_os, &CB.rss_kb/1)
+  ids = for i <- 1..n, do: "c#{r}_#{i}"
+  t1 = CB.now()
+  {:ok, _} = GenServer.call({:my_hub, p1}, {:stop_children, ids, []}, :infinity)
   CB.wait_all(phs, 0)
-  ms
+  {ms, CB.now() - t1, rss}
 end
 
-pg_round = fn -> :erpc.call(b1, :ph_bench_pg, :joins, [n, [b2, b3]], :infinity) end
+pg_round = fn -> if with_pg, do: :erpc.call(b1, :ph_bench_pg, :joins, [n, [b2, b3]], :infinity), else: 0 end
 
-_ = ph_round.(0)
+# Memory per child on each node: resident-set growth from the fresh node to
+# holding the warm-up round's n children (registry row on every node, child
+# record and worker on the owner; on the asked node also the request and
+# reply buffers malloc keeps).
+rss0 = Enum.map(ph_os, &CB.rss_kb/1)
+{_, _, rss1} = ph_round.(0)
+bytes_per_child = Enum.zip_with(rss0, rss1, fn a, b -> div((b - a) * 1024, n) end)
 _ = pg_round.()
 {ph_runs, pg_runs} =
   Enum.reduce(1..rounds, {[], []}, fn r, {ps, gs} -> {[ph_round.(r) | ps], [pg_round.() | gs]} end)
 median = fn xs -> xs |> Enum.sort() |> Enum.at(div(length(xs), 2)) end
-ph_ms = median.(ph_runs)
+start_runs = Enum.map(ph_runs, &elem(&1, 0))
+stop_runs = Enum.map(ph_runs, &elem(&1, 1))
+ph_ms = median.(start_runs)
+stop_ms = median.(stop_runs)
 pg_ms = median.(pg_runs)
-IO.puts(~s({"scenario": "cluster_start_100k_3_nodes", "phnode_ms": #{ph_ms}, "phnode_children_per_s": #{div(n * 1000, max(ph_ms, 1))}, "pg_ms": #{pg_ms}, "pg_joins_per_s": #{div(n * 1000, max(pg_ms, 1))}, "ratio": #{Float.round(pg_ms / max(ph_ms, 1), 2)}, "phnode_rounds_ms": #{inspect(ph_runs)}, "pg_rounds_ms": #{inspect(pg_runs)}}))
+IO.puts(~s({"scenario": "cluster_start_100k_3_nodes", "children": #{n}, "phnode_ms": #{ph_ms}, "phnode_children_per_s": #{div(n * 1000, max(ph_ms, 1))}, "pg_ms": #{pg_ms}, "pg_joins_per_s": #{div(n * 1000, max(pg_ms, 1))}, "ratio": #{Float.round(pg_ms / max(ph_ms, 1), 2)}, "phnode_rounds_ms": #{inspect(start_runs)}, "pg_rounds_ms": #{inspect(pg_runs)}}))
+IO.puts(~s({"scenario": "cluster_stop_100k_3_nodes", "children": #{n}, "phnode_ms": #{stop_ms}, "stop_over_start": #{Float.round(stop_ms / max(ph_ms, 1), 2)}, "phnode_rounds_ms": #{inspect(stop_runs)}}))
+IO.puts(~s({"scenario": "cluster_memory_per_child", "children": #{n}, "bytes_per_child_by_node": #{inspect(bytes_per_child)}, "note": "first node is the asked one"}))
 
-# kill -9 of a node holding ~10k children: until all run again and every registry agrees
-m = 30_000
+# kill -9 of a node holding a third of the children: until all run again and every registry agrees
+m = n
 specs = for i <- 1..m, do: %{id: "k#{i}", start: {:counter, :start_link, [0]}}
 {:ok, %{status: :ok, started: started}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true]}, :infinity)
 CB.wait_all(phs, m)
@@ -66,7 +94,7 @@ end
 wait_recovered.(wait_recovered)
 IO.puts(~s({"scenario": "failover_kill9", "children_on_killed_node": #{on_p3}, "recovery_ms": #{CB.now() - t0}}))
 
-# a node joins a cluster running 30k children: until the moves are done and
+# a node joins a cluster running the n children: until the moves are done and
 # the registries agree (the new node's local share stops growing and every
 # node counts all children)
 p4 = String.to_atom("phc4_" <> (p1 |> Atom.to_string() |> String.split("_", parts: 2) |> List.last()))
