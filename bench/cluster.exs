@@ -15,6 +15,13 @@ defmodule CB do
     String.to_integer(kb)
   end
 
+  # {CPU ms (user + system), minor page faults} of an OS process so far
+  def cpu(os_pid) do
+    f = File.read!("/proc/#{os_pid}/stat") |> String.split(") ") |> List.last() |> String.split(" ")
+    tick = 10
+    {(String.to_integer(Enum.at(f, 11)) + String.to_integer(Enum.at(f, 12))) * tick, String.to_integer(Enum.at(f, 7))}
+  end
+
   def count(n), do: GenServer.call({:my_hub, n}, :registry_count, 60_000)
 
   def wait_all(nodes, want) do
@@ -63,11 +70,19 @@ pg_round = fn -> if with_pg, do: :erpc.call(b1, :ph_bench_pg, :joins, [n, [b2, b
 # record and worker on the owner; on the asked node also the request and
 # reply buffers malloc keeps).
 rss0 = Enum.map(ph_os, &CB.rss_kb/1)
-{_, _, rss1} = ph_round.(0)
+cpu0 = Enum.map(ph_os, &CB.cpu/1)
+{cold_start_ms, cold_stop_ms, rss1} = ph_round.(0)
+cpu1 = Enum.map(ph_os, &CB.cpu/1)
 bytes_per_child = Enum.zip_with(rss0, rss1, fn a, b -> div((b - a) * 1024, n) end)
+cold_cpu = Enum.zip_with(cpu0, cpu1, fn {c0, f0}, {c1, f1} -> [c1 - c0, f1 - f0] end)
+IO.puts(~s({"scenario": "cluster_cold_round", "children": #{n}, "start_ms": #{cold_start_ms}, "stop_ms": #{cold_stop_ms}, "cpu_ms_and_minor_faults_by_node": #{inspect(cold_cpu)}}))
 _ = pg_round.()
+cpu2 = Enum.map(ph_os, &CB.cpu/1)
 {ph_runs, pg_runs} =
-  Enum.reduce(1..rounds, {[], []}, fn r, {ps, gs} -> {[ph_round.(r) | ps], [pg_round.() | gs]} end)
+  Enum.reduce(1..rounds//1, {[], []}, fn r, {ps, gs} -> {[ph_round.(r) | ps], [pg_round.() | gs]} end)
+cpu3 = Enum.map(ph_os, &CB.cpu/1)
+warm_cpu = Enum.zip_with(cpu2, cpu3, fn {c0, _}, {c1, _} -> div(c1 - c0, max(rounds, 1)) end)
+IO.puts(~s({"scenario": "cluster_warm_rounds_cpu", "children": #{n}, "cpu_ms_per_round_by_node": #{inspect(warm_cpu)}, "note": "start and stop"}))
 median = fn xs -> xs |> Enum.sort() |> Enum.at(div(length(xs), 2)) end
 start_runs = Enum.map(ph_runs, &elem(&1, 0))
 stop_runs = Enum.map(ph_runs, &elem(&1, 1))

@@ -3,7 +3,7 @@
 # side): 3 phnodes, N (100,000) children started and stopped ROUNDS times,
 # then a kill -9 and a 4th node joining. For profiling and quick comparisons;
 # `make bench` runs the full comparison. PERF=1 records each phnode with
-# `perf record -g` (when perf is installed) into $PERF_DIR (default /tmp).
+# `perf record -a -g` (when perf is installed) into $PERF_DIR (default /tmp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -31,11 +31,10 @@ OS2=$!; PIDS+=($OS2)
 "$BUILD/phnode" --name "$CP3" --cookie "$COOKIE" --log-level warning --join "$CP1" 2>"$TMP/c3.log" &
 OS3=$!; PIDS+=($OS3)
 if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
-  for i in 1 2 3; do
-    eval "P=\$OS$i"
-    perf record -g -o "${PERF_DIR:-/tmp}/hub_cluster_$i.data" -p "$P" 2>/dev/null >/dev/null &
-    PERF_PIDS+=($!)
-  done
+  # system-wide: pick the nodes out with `perf report --pid OS1,OS2,OS3`
+  echo "phnode pids: $OS1 $OS2 $OS3" >&2
+  perf record -a -g -o "${PERF_DIR:-/tmp}/hub_cluster.data" >/dev/null 2>&1 &
+  PERF_PIDS+=($!)
 fi
 mkdir -p "$TMP/pids"
 PG=0 elixir --name "hubcl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
