@@ -96,6 +96,7 @@ typedef struct hub {
     hooks *hooks;
     child **children; /* open addressing by pid, NULL = empty, GONE = deleted */
     uint32_t cap, count, used;
+    uint32_t stopping; /* records with stopping set (count - stopping run on) */
     uint64_t *restarts; /* ring of restart times (ms), dsup_max_restarts long */
     uint32_t restart_next, restart_n;
     membership members; /* the other hub nodes */

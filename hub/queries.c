@@ -94,11 +94,7 @@ ph_result reply_process_list(hub *h, int local, ph_buf *reply)
 /* Rows that name a running copy (orphans aside). */
 uint32_t running_count(hub *h)
 {
-    uint32_t i = 0, running = 0;
-    reg_row *row;
-    while ((row = registry_next(h->reg, &i)) != NULL)
-        running += row->n_nodes != 0;
-    return running;
+    return registry_running(h->reg);
 }
 
 ph_result reply_dump(hub *h, ph_buf *reply)

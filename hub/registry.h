@@ -33,6 +33,8 @@ typedef struct registry registry;
 registry *registry_new(void);
 void registry_free(registry *r);
 uint32_t registry_count(const registry *r);
+/* Rows that name at least one node (orphans aside), kept as rows change. */
+uint32_t registry_running(const registry *r);
 /* Deletes every row (the table keeps its size). */
 void registry_clear(registry *r);
 

@@ -29,7 +29,7 @@ void stop_wait_done(stop_wait *w)
 
 void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
 {
-    (void)h;
+    h->stopping += !c->stopping;
     c->stopping = 1;
     c->wait = w;
     if (w)
