@@ -11,13 +11,17 @@
 
 void tomb_add(hub *h, const char *key, uint32_t key_len)
 {
-    ph_buf t;
-    if (ph_buf_init(&t) != 0)
+    /* This runs per stopped child: the expiry is encoded on the stack, and
+     * a tomb names no node (a non-NULL empty list spares registry_put the
+     * lookup that keeps a replaced row's nodes). */
+    static const reg_node_pid no_nodes;
+    char t[16];
+    int index = 0;
+    if (ei_encode_longlong(t, &index, (long long)(monotonic_ms() + TOMB_MS)) != 0)
         return;
-    if (ei_x_encode_longlong(&t, (long long)(monotonic_ms() + TOMB_MS)) == 0 &&
-        !registry_put(h->tombs, key, key_len, ph_buf_term(&t), ph_buf_term(&t), NULL, 0))
+    ph_term until = {t, 0};
+    if (!registry_put(h->tombs, key, key_len, until, until, &no_nodes, 0))
         LOG_W("hub", "%s: out of memory remembering a stopped id", h->cfg.hub_id);
-    ph_buf_free(&t);
 }
 
 void tomb_clear(hub *h, const char *key, uint32_t key_len)
