@@ -88,6 +88,8 @@ _ = pg_round.()
 cpu2 = Enum.map(ph_os, &CB.cpu/1)
 {ph_runs, pg_runs} =
   Enum.reduce(1..rounds//1, {[], []}, fn r, {ps, gs} -> {[ph_round.(r) | ps], [pg_round.() | gs]} end)
+# in round order
+{ph_runs, pg_runs} = {Enum.reverse(ph_runs), Enum.reverse(pg_runs)}
 cpu3 = Enum.map(ph_os, &CB.cpu/1)
 warm_cpu = Enum.zip_with(cpu2, cpu3, fn {c0, _}, {c1, _} -> div(c1 - c0, max(rounds, 1)) end)
 IO.puts(~s({"scenario": "cluster_warm_rounds_cpu", "children": #{n}, "cpu_ms_per_round_by_node": #{inspect(warm_cpu)}, "note": "start and stop"}))

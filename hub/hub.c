@@ -421,6 +421,7 @@ fail:
     registry_free(h->reg);
     registry_free(h->moving);
     registry_free(h->tombs);
+    free(h->tomb_filter);
     registry_free(h->short_before);
     registry_free(h->short_now);
     hooks_free(h->hooks);
@@ -498,6 +499,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     registry_free(h->reg);
     registry_free(h->moving);
     registry_free(h->tombs);
+    free(h->tomb_filter);
     registry_free(h->short_before);
     registry_free(h->short_now);
     hooks_free(h->hooks);

@@ -144,6 +144,9 @@ typedef struct hub {
     /* Ids stopped in the last TOMB_MS, with the time as their spec: a
      * hand-off sent before the stop and arriving after it is refused. */
     registry *tombs;
+    /* A Bloom filter of the tombs' key hashes (handoff.c): a start asks
+     * whether its id has a tomb, and nearly always it has none. */
+    uint64_t *tomb_filter;
     /* Ids of rows short of replicas at the last periodic reconcile, and at
      * this one (reconcile.c, confirmed_short). */
     registry *short_before, *short_now;
