@@ -1,10 +1,30 @@
 # Cluster benchmarks: 3 phnodes vs 3 BEAM nodes with pg, same run.
-#   elixir --name ... --cookie ... bench/cluster.exs PH1 PH2 PH3 PH3_OSPID BEAM1 BEAM2 BEAM3 PHNODE COOKIE PIDDIR
-[p1, p2, p3, p3_os, b1, b2, b3, phnode, cookie, piddir] = System.argv()
+#   elixir --name ... --cookie ... bench/cluster.exs PH1 PH2 PH3 OSPID1,OSPID2,OSPID3 BEAM1 BEAM2 BEAM3 PHNODE COOKIE PIDDIR
+# PG=0 leaves the BEAM side out (for profiling phnode alone); N sets the
+# number of children (100,000).
+[p1, p2, p3, os_pids, b1, b2, b3, phnode, cookie, piddir] = System.argv()
 [p1, p2, p3, b1, b2, b3] = Enum.map([p1, p2, p3, b1, b2, b3], &String.to_atom/1)
 phs = [p1, p2, p3]
+ph_os = String.split(os_pids, ",")
+p3_os = Enum.at(ph_os, 2)
+with_pg = System.get_env("PG", "1") != "0"
 
 defmodule CB do
+  def rss_kb(os_pid) do
+    [kb] = Regex.run(~r/VmRSS:\s+(\d+) kB/, File.read!("/proc/#{os_pid}/status"), capture: :all_but_first)
+    String.to_integer(kb)
+  end
+
+  # {CPU ms (user + system), minor page faults} of an OS process so far
+  def cpu(os_pid) do
+    f = File.read!("/proc/#{os_pid}/stat") |> String.split(") ") |> List.last() |> String.split(" ")
+    tick = 10
+    {(String.to_integer(Enum.at(f, 11)) + String.to_integer(Enum.at(f, 12))) * tick, String.to_integer(Enum.at(f, 7))}
+  end
+
+  # CPU ms of all the OS processes together
+  def cpu_sum(os_pids), do: os_pids |> Enum.map(&elem(cpu(&1), 0)) |> Enum.sum()
+
   def count(n), do: GenServer.call({:my_hub, n}, :registry_count, 60_000)
 
   def wait_all(nodes, want) do
@@ -23,53 +43,97 @@ Stream.repeatedly(fn -> Process.sleep(50); length(GenServer.call({:my_hub, p1}, 
 # first round of each side warms up (not counted); then rounds alternate and
 # the medians are reported. Each round ends (untimed) with all children
 # stopped, or all pg members gone, on every node.
-n = 100_000
+n = String.to_integer(System.get_env("N", "100000"))
 rounds = String.to_integer(System.get_env("ROUNDS", "3"))
-for b <- [b2, b3], do: true = Node.connect(b)
-true = Node.connect(b1)
+if with_pg do
+  for b <- [b2, b3], do: true = Node.connect(b)
+  true = Node.connect(b1)
+end
 
+# Each round returns {start ms, stop ms}: the start until every registry
+# holds all n, the stop (one call) until every registry is empty.
 ph_round = fn r ->
   specs = for i <- 1..n, do: %{id: "c#{r}_#{i}", start: {:counter, :start_link, [0]}}
+  c0 = CB.cpu_sum(ph_os)
   t0 = CB.now()
   {:ok, %{status: :ok}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true, timeout: 60_000]}, :infinity)
   CB.wait_all(phs, n)
   ms = CB.now() - t0
-  {:ok, _} = GenServer.call({:my_hub, p1}, {:stop_children, (for i <- 1..n, do: "c#{r}_#{i}"), []}, :infinity)
+  c1 = CB.cpu_sum(ph_os)
+  rss = Enum.map(ph_os, &CB.rss_kb/1)
+  ids = for i <- 1..n, do: "c#{r}_#{i}"
+  t1 = CB.now()
+  {:ok, _} = GenServer.call({:my_hub, p1}, {:stop_children, ids, []}, :infinity)
   CB.wait_all(phs, 0)
-  ms
+  stop_ms = CB.now() - t1
+  # the children's exits may still be arriving: CPU until the nodes are quiet
+  Process.sleep(300)
+  {ms, stop_ms, rss, c1 - c0, CB.cpu_sum(ph_os) - c1}
 end
 
-pg_round = fn -> :erpc.call(b1, :ph_bench_pg, :joins, [n, [b2, b3]], :infinity) end
+pg_round = fn -> if with_pg, do: :erpc.call(b1, :ph_bench_pg, :joins, [n, [b2, b3]], :infinity), else: 0 end
 
-_ = ph_round.(0)
+# Memory per child on each node: resident-set growth from the fresh node to
+# holding the warm-up round's n children (registry row on every node, child
+# record and worker on the owner; on the asked node also the request and
+# reply buffers malloc keeps).
+rss0 = Enum.map(ph_os, &CB.rss_kb/1)
+cpu0 = Enum.map(ph_os, &CB.cpu/1)
+{cold_start_ms, cold_stop_ms, rss1, _, _} = ph_round.(0)
+cpu1 = Enum.map(ph_os, &CB.cpu/1)
+bytes_per_child = Enum.zip_with(rss0, rss1, fn a, b -> div((b - a) * 1024, n) end)
+cold_cpu = Enum.zip_with(cpu0, cpu1, fn {c0, f0}, {c1, f1} -> [c1 - c0, f1 - f0] end)
+IO.puts(~s({"scenario": "cluster_cold_round", "children": #{n}, "start_ms": #{cold_start_ms}, "stop_ms": #{cold_stop_ms}, "cpu_ms_and_minor_faults_by_node": #{inspect(cold_cpu)}}))
 _ = pg_round.()
+cpu2 = Enum.map(ph_os, &CB.cpu/1)
 {ph_runs, pg_runs} =
-  Enum.reduce(1..rounds, {[], []}, fn r, {ps, gs} -> {[ph_round.(r) | ps], [pg_round.() | gs]} end)
+  Enum.reduce(1..rounds//1, {[], []}, fn r, {ps, gs} -> {[ph_round.(r) | ps], [pg_round.() | gs]} end)
+# in round order
+{ph_runs, pg_runs} = {Enum.reverse(ph_runs), Enum.reverse(pg_runs)}
+cpu3 = Enum.map(ph_os, &CB.cpu/1)
+warm_cpu = Enum.zip_with(cpu2, cpu3, fn {c0, _}, {c1, _} -> div(c1 - c0, max(rounds, 1)) end)
+IO.puts(~s({"scenario": "cluster_warm_rounds_cpu", "children": #{n}, "cpu_ms_per_round_by_node": #{inspect(warm_cpu)}, "note": "start and stop"}))
 median = fn xs -> xs |> Enum.sort() |> Enum.at(div(length(xs), 2)) end
-ph_ms = median.(ph_runs)
+start_runs = Enum.map(ph_runs, &elem(&1, 0))
+stop_runs = Enum.map(ph_runs, &elem(&1, 1))
+ph_ms = median.(start_runs)
+stop_ms = median.(stop_runs)
 pg_ms = median.(pg_runs)
-IO.puts(~s({"scenario": "cluster_start_100k_3_nodes", "phnode_ms": #{ph_ms}, "phnode_children_per_s": #{div(n * 1000, max(ph_ms, 1))}, "pg_ms": #{pg_ms}, "pg_joins_per_s": #{div(n * 1000, max(pg_ms, 1))}, "ratio": #{Float.round(pg_ms / max(ph_ms, 1), 2)}, "phnode_rounds_ms": #{inspect(ph_runs)}, "pg_rounds_ms": #{inspect(pg_runs)}}))
+IO.puts(~s({"scenario": "cluster_start_100k_3_nodes", "children": #{n}, "phnode_ms": #{ph_ms}, "phnode_children_per_s": #{div(n * 1000, max(ph_ms, 1))}, "pg_ms": #{pg_ms}, "pg_joins_per_s": #{div(n * 1000, max(pg_ms, 1))}, "ratio": #{Float.round(pg_ms / max(ph_ms, 1), 2)}, "phnode_rounds_ms": #{inspect(start_runs)}, "pg_rounds_ms": #{inspect(pg_runs)}}))
+IO.puts(~s({"scenario": "cluster_stop_100k_3_nodes", "children": #{n}, "phnode_ms": #{stop_ms}, "stop_over_start": #{Float.round(stop_ms / max(ph_ms, 1), 2)}, "phnode_rounds_ms": #{inspect(stop_runs)}}))
+IO.puts(~s({"scenario": "cluster_cpu_3_nodes", "children": #{n}, "start_cpu_ms": #{median.(Enum.map(ph_runs, &elem(&1, 3)))}, "stop_cpu_ms": #{median.(Enum.map(ph_runs, &elem(&1, 4)))}, "start_rounds_cpu_ms": #{inspect(Enum.map(ph_runs, &elem(&1, 3)))}, "stop_rounds_cpu_ms": #{inspect(Enum.map(ph_runs, &elem(&1, 4)))}, "note": "CPU of the 3 phnodes summed; stop until 300 ms after the registries are empty"}))
+IO.puts(~s({"scenario": "cluster_memory_per_child", "children": #{n}, "bytes_per_child_by_node": #{inspect(bytes_per_child)}, "note": "first node is the asked one"}))
 
-# kill -9 of a node holding ~10k children: until all run again and every registry agrees
-m = 30_000
+# kill -9 of a node holding a third of the children: until all run again and every registry agrees
+m = n
 specs = for i <- 1..m, do: %{id: "k#{i}", start: {:counter, :start_link, [0]}}
 {:ok, %{status: :ok, started: started}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true]}, :infinity)
 CB.wait_all(phs, m)
 on_p3 = Enum.count(started, fn {_, [{node, _}]} -> node == p3 end)
+survivors_os = Enum.take(ph_os, 2)
+kc0 = CB.cpu_sum(survivors_os)
 t0 = CB.now()
 System.cmd("kill", ["-9", p3_os])
-local = fn node -> length(GenServer.call({:my_hub, node}, {:process_list, :local}, 60_000)) end
+# (a build without :local_count answers an error: then the whole list)
+local = fn node ->
+  case GenServer.call({:my_hub, node}, :local_count, 60_000) do
+    k when is_integer(k) -> k
+    _ -> length(GenServer.call({:my_hub, node}, {:process_list, :local}, 60_000))
+  end
+end
 wait_recovered = fn f ->
   ok = CB.count(p1) == m and CB.count(p2) == m and local.(p1) + local.(p2) == m
   if ok, do: :ok, else: (Process.sleep(2); f.(f))
 end
 wait_recovered.(wait_recovered)
-IO.puts(~s({"scenario": "failover_kill9", "children_on_killed_node": #{on_p3}, "recovery_ms": #{CB.now() - t0}}))
+recovery_ms = CB.now() - t0
+IO.puts(~s({"scenario": "failover_kill9", "children": #{m}, "children_on_killed_node": #{on_p3}, "recovery_ms": #{recovery_ms}, "survivors_cpu_ms": #{CB.cpu_sum(survivors_os) - kc0}}))
 
-# a node joins a cluster running 30k children: until the moves are done and
+# a node joins a cluster running the n children: until the moves are done and
 # the registries agree (the new node's local share stops growing and every
 # node counts all children)
 p4 = String.to_atom("phc4_" <> (p1 |> Atom.to_string() |> String.split("_", parts: 2) |> List.last()))
+jc0 = CB.cpu_sum(survivors_os)
 t0 = CB.now()
 port = Port.open({:spawn_executable, phnode},
                  [args: ["--name", Atom.to_string(p4), "--cookie", cookie, "--log-level", "warning", "--join", Atom.to_string(p1)]])
@@ -86,5 +150,7 @@ wait_joined = fn f ->
   if ok, do: :ok, else: (Process.sleep(5); f.(f))
 end
 wait_joined.(wait_joined)
-IO.puts(~s({"scenario": "join_redistribution", "children": #{m}, "moved_to_new_node": #{local.(p4)}, "until_agreed_ms": #{CB.now() - t0}, "note": "includes starting the new phnode"}))
+join_ms = CB.now() - t0
+join_cpu = CB.cpu_sum(survivors_os) - jc0 + CB.cpu_sum(["#{os_pid}"])
+IO.puts(~s({"scenario": "join_redistribution", "children": #{m}, "moved_to_new_node": #{local.(p4)}, "until_agreed_ms": #{join_ms}, "cpu_ms_3_nodes": #{join_cpu}, "note": "includes starting the new phnode"}))
 System.cmd("kill", ["-TERM", "#{os_pid}"])

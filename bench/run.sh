@@ -43,9 +43,11 @@ echo "== hub cluster: 3 phnodes vs 3 BEAM nodes with pg"
 erlc -o "$TMP" bench/beam/ph_bench_pg.erl
 CP1="phc1_$SUFFIX@127.0.0.1"; CP2="phc2_$SUFFIX@127.0.0.1"; CP3="phc3_$SUFFIX@127.0.0.1"
 "$BUILD/phnode" --name "$CP1" --cookie "$COOKIE" --log-level warning 2>"$TMP/c1.log" &
-PIDS+=($!)
+CP1_OSPID=$!
+PIDS+=($CP1_OSPID)
 "$BUILD/phnode" --name "$CP2" --cookie "$COOKIE" --log-level warning --join "$CP1" 2>"$TMP/c2.log" &
-PIDS+=($!)
+CP2_OSPID=$!
+PIDS+=($CP2_OSPID)
 "$BUILD/phnode" --name "$CP3" --cookie "$COOKIE" --log-level warning --join "$CP1" 2>"$TMP/c3.log" &
 CP3_OSPID=$!
 PIDS+=($CP3_OSPID)
@@ -61,7 +63,7 @@ for B in "${BEAMS[@]}"; do
 done
 mkdir -p "$TMP/pids"
 ROUNDS="$ROUNDS" elixir --name "benchcluster_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
-  "$CP1" "$CP2" "$CP3" "$CP3_OSPID" "${BEAMS[@]}" "$BUILD/phnode" "$COOKIE" "$TMP/pids" | tee -a "$OUT"
+  "$CP1" "$CP2" "$CP3" "$CP1_OSPID,$CP2_OSPID,$CP3_OSPID" "${BEAMS[@]}" "$BUILD/phnode" "$COOKIE" "$TMP/pids" | tee -a "$OUT"
 for f in "$TMP"/pids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
 
 echo "== replication: 100k children, rf 3 vs rf 1, 5 phnodes each"

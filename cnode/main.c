@@ -55,7 +55,6 @@ int main(int argc, char **argv)
         return ctl_main(argc - 1, argv + 1);
     options opts;
     char err[512];
-    memory_setup_huge_pages(argv);
     memory_setup_tune_malloc();
     if (options_parse(&opts, argc, argv, err, sizeof err) != 0) {
         options_usage_hint(argv[0], err);

@@ -223,6 +223,8 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
             n += row->n_nodes;
         return ph_build(reply, "~i", n) == 0 ? PH_REPLY : PH_NOREPLY;
     }
+    if (ph_match(req, "local_count") == 1) /* children running here, not stopping */
+        return ph_build(reply, "~i", (long)(h->count - h->stopping)) == 0 ? PH_REPLY : PH_NOREPLY;
     if (ph_match(req, "registry_count") == 1)
         return ph_build(reply, "~i", (long)running_count(h)) == 0 ? PH_REPLY : PH_NOREPLY;
     if (ph_match(req, "{tag_query, ~t}", &a) == 1)

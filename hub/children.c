@@ -115,6 +115,7 @@ void child_remove(hub *h, child *c)
     if (child_find(h, c->pid, &slot) == c) {
         h->children[slot] = GONE;
         h->count--;
+        h->stopping -= c->stopping != 0;
     }
     free(c);
 }

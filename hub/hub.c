@@ -205,14 +205,18 @@ static ph_result hub_info_inner(ph_ctx *ctx, void *state, ph_term msg)
             child_exited(h, ctx, c, reason);
         return PH_OK;
     }
-    if (ph_match(msg, "{'$hub_shutdown_timeout', ~t}", &p) == 1 && ph_decode_pid(p, &pid) == 0) {
-        child *c = child_find(h, pid, NULL);
-        if (c && c->stopping) {
-            ph_buf k;
-            ph_buf_init(&k);
-            ph_build(&k, "kill");
-            ph_exit(ctx, pid, ph_buf_term(&k));
-            ph_buf_free(&k);
+    if (ph_match(msg, "{'$hub_shutdown_timeout', ~t}", &p) == 1) {
+        /* one pid, or the pids of a stop batch with the same shutdown time */
+        static const char kill_atom[] = {ERL_SMALL_ATOM_UTF8_EXT, 4, 'k', 'i', 'l', 'l'};
+        ph_iter it;
+        ph_term one = p;
+        int is_list = ph_iter_begin(&it, p) >= 0;
+        while (is_list ? ph_iter_next(&it, &one) > 0 : one.buf != NULL) {
+            child *c = ph_decode_pid(one, &pid) == 0 ? child_find(h, pid, NULL) : NULL;
+            if (c && c->stopping)
+                ph_exit(ctx, pid, (ph_term){kill_atom, 0});
+            if (!is_list)
+                break;
         }
         return PH_OK;
     }
@@ -429,6 +433,7 @@ fail:
     registry_free(h->reg);
     registry_free(h->moving);
     registry_free(h->tombs);
+    free(h->tomb_filter);
     registry_free(h->short_before);
     registry_free(h->short_now);
     hooks_free(h->hooks);
@@ -514,6 +519,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
     registry_free(h->reg);
     registry_free(h->moving);
     registry_free(h->tombs);
+    free(h->tomb_filter);
     registry_free(h->short_before);
     registry_free(h->short_now);
     hooks_free(h->hooks);

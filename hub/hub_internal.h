@@ -96,6 +96,7 @@ typedef struct hub {
     hooks *hooks;
     child **children; /* open addressing by pid, NULL = empty, GONE = deleted */
     uint32_t cap, count, used;
+    uint32_t stopping;  /* records with stopping set (count - stopping run on) */
     uint64_t *restarts; /* ring of restart times (ms), dsup_max_restarts long */
     uint32_t restart_next, restart_n;
     membership members; /* the other hub nodes */
@@ -143,6 +144,9 @@ typedef struct hub {
     /* Ids stopped in the last TOMB_MS, with the time as their spec: a
      * hand-off sent before the stop and arriving after it is refused. */
     registry *tombs;
+    /* A Bloom filter of the tombs' key hashes (handoff.c): a start asks
+     * whether its id has a tomb, and nearly always it has none. */
+    uint64_t *tomb_filter;
     /* Ids of rows short of replicas at the last periodic reconcile, and at
      * this one (reconcile.c, confirmed_short). */
     registry *short_before, *short_now;
@@ -339,6 +343,7 @@ void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b);
 void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elist *l);
 void flush_sync(hub *h, ph_ctx *ctx);
 void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint32_t key_len);
+int unregister_local_row(hub *h, ph_ctx *ctx, reg_row *row);
 void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node);
 void send_repair(hub *h, ph_ctx *ctx);
 void sync_local_rows(hub *h, elist *l);

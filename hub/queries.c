@@ -94,18 +94,19 @@ ph_result reply_process_list(hub *h, int local, ph_buf *reply)
 /* Rows that name a running copy (orphans aside). */
 uint32_t running_count(hub *h)
 {
-    uint32_t i = 0, running = 0;
-    reg_row *row;
-    while ((row = registry_next(h->reg, &i)) != NULL)
-        running += row->n_nodes != 0;
-    return running;
+    return registry_running(h->reg);
 }
 
 ph_result reply_dump(hub *h, ph_buf *reply)
 {
-    uint32_t i = 0;
+    uint32_t i = 0, n = 0;
     reg_row *row;
-    ei_x_encode_map_header(reply, running_count(h));
+    /* counted here, not taken from registry_running: the map's arity must
+     * be exactly the entries that follow */
+    while ((row = registry_next(h->reg, &i)) != NULL)
+        n += row->n_nodes != 0;
+    ei_x_encode_map_header(reply, n);
+    i = 0;
     while ((row = registry_next(h->reg, &i)) != NULL) {
         if (!row->n_nodes)
             continue;

@@ -20,6 +20,7 @@ struct registry {
     uint32_t cap;
     uint32_t count;
     uint32_t used;              /* count + tombstones */
+    uint32_t running;           /* rows that name at least one node */
     registry_observer observer; /* told of every change of a row (subscription.c) */
     void *observer_arg;
 };
@@ -95,12 +96,17 @@ void registry_clear(registry *r)
         }
         r->slots[i] = NULL;
     }
-    r->count = r->used = 0;
+    r->count = r->used = r->running = 0;
 }
 
 uint32_t registry_count(const registry *r)
 {
     return r->count;
+}
+
+uint32_t registry_running(const registry *r)
+{
+    return r->running;
 }
 
 int registry_key(ph_term id, ph_buf *out)
@@ -268,6 +274,7 @@ reg_row *registry_insert_row(registry *r, reg_row *row)
     int found;
     uint32_t slot = find_slot(r, row->data, row->key_len, row->hash, &found);
     if (found) {
+        r->running -= r->slots[slot]->n_nodes != 0;
         free_row(r->slots[slot]);
     } else {
         r->count++;
@@ -277,6 +284,7 @@ reg_row *registry_insert_row(registry *r, reg_row *row)
     r->slots[slot] = row;
     r->hashes[slot] = row->hash;
     OBSERVE(r, row);
+    r->running += row->n_nodes != 0;
     return row;
 }
 
@@ -311,6 +319,7 @@ int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid)
         row->nodes = &row->inline_node;
         row->inline_node = (reg_node_pid){node, pid};
         row->n_nodes = 1;
+        r->running++;
         return 0;
     }
     if (row->n_nodes == 0xffff)
@@ -342,6 +351,7 @@ void registry_delete(registry *r, reg_row *row)
     OBSERVE(r, row);
     r->slots[slot] = TOMBSTONE;
     r->count--;
+    r->running -= row->n_nodes != 0;
     free_row(row);
 }
 
@@ -355,6 +365,7 @@ static int remove_node(registry *r, reg_row *row, uint32_t node, int keep_empty)
         row->nodes[i] = row->nodes[row->n_nodes - 1];
         row->n_nodes--;
         if (row->n_nodes == 0) {
+            r->running--;
             if (row->nodes != &row->inline_node) {
                 free(row->nodes);
                 row->nodes = &row->inline_node;

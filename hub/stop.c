@@ -27,26 +27,77 @@ void stop_wait_done(stop_wait *w)
     free(w);
 }
 
-void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
+/* The shutdown timers of a batch of stops: one timer per distinct
+ * shutdown time carrying every pid it covers, instead of one per child. */
+#define SHUTDOWN_GROUPS 4
+typedef struct shutdown_timers {
+    int n;
+    long ms[SHUTDOWN_GROUPS];
+    elist pids[SHUTDOWN_GROUPS];
+} shutdown_timers;
+
+/* {'$hub_shutdown_timeout', Pids} after ms: Pids a pid or a list of them. */
+static void send_shutdown_timer(ph_ctx *ctx, long ms, ph_term pids)
 {
-    (void)h;
+    send_self_after(ctx, (unsigned)ms, "{'$hub_shutdown_timeout', ~t}", pids);
+}
+
+static void shutdown_timers_flush(ph_ctx *ctx, shutdown_timers *t)
+{
+    for (int i = 0; i < t->n; i++) {
+        ph_buf l;
+        if (ph_buf_init(&l) == 0) {
+            if (elist_to(&l, &t->pids[i]) == 0)
+                send_shutdown_timer(ctx, t->ms[i], ph_buf_term(&l));
+            ph_buf_free(&l);
+        }
+        elist_free(&t->pids[i]);
+    }
+    t->n = 0;
+}
+
+/* Sends the child its exit signal; its shutdown timer goes into t when
+ * there is one (sent by shutdown_timers_flush), else out at once. */
+static void stop_child_timed(hub *h, ph_ctx *ctx, child *c, stop_wait *w, shutdown_timers *t)
+{
+    /* the reasons, encoded once: this runs per child of a stop batch */
+    static const char shutdown_atom[] = {
+        ERL_SMALL_ATOM_UTF8_EXT, 8, 's', 'h', 'u', 't', 'd', 'o', 'w', 'n'};
+    static const char kill_atom[] = {ERL_SMALL_ATOM_UTF8_EXT, 4, 'k', 'i', 'l', 'l'};
+    h->stopping += !c->stopping;
     c->stopping = 1;
     c->wait = w;
     if (w)
         w->outstanding++;
-    ph_buf reason, tmo;
-    ph_buf_init(&reason);
-    ph_build(&reason, c->shutdown_ms == SHUTDOWN_BRUTAL ? "kill" : "shutdown");
-    ph_exit(ctx, c->pid, ph_buf_term(&reason));
-    ph_buf_free(&reason);
-    if (c->shutdown_ms >= 0) {
-        /* Killed if it has not stopped by then (OTP's shutdown timeout). */
-        if (ph_buf_init(&tmo) == 0) {
-            send_self_after(ctx, (unsigned)c->shutdown_ms, "{'$hub_shutdown_timeout', ~t}",
-                            pid_term(c->pid, &tmo));
-            ph_buf_free(&tmo);
+    ph_exit(ctx, c->pid,
+            (ph_term){c->shutdown_ms == SHUTDOWN_BRUTAL ? kill_atom : shutdown_atom, 0});
+    if (c->shutdown_ms < 0)
+        return;
+    /* Killed if it has not stopped by then (OTP's shutdown timeout). */
+    int g = 0;
+    while (t && g < t->n && t->ms[g] != c->shutdown_ms)
+        g++;
+    if (t && g == t->n && t->n < SHUTDOWN_GROUPS && elist_init(&t->pids[g]) == 0) {
+        t->ms[g] = c->shutdown_ms;
+        t->n++;
+    }
+    if (t && g < t->n) {
+        ph_buf *b = &t->pids[g].b;
+        if (ph_buf_reserve(b, 64) == 0 && ph_encode_pid(b, c->pid) == 0) {
+            t->pids[g].n++;
+            return;
         }
     }
+    ph_buf tmo;
+    if (ph_buf_init(&tmo) == 0) {
+        send_shutdown_timer(ctx, c->shutdown_ms, pid_term(c->pid, &tmo));
+        ph_buf_free(&tmo);
+    }
+}
+
+void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
+{
+    stop_child_timed(h, ctx, c, w, NULL);
 }
 
 /* {'$ph_hub', stop, Node, [Cid]} to a member's hub. */
@@ -67,6 +118,10 @@ void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids)
 void forget_row(hub *h, ph_ctx *ctx, reg_row *row)
 {
     ph_buf key;
+    if (!hooks_has(h->hooks, "registry_pid_remove_hook")) { /* no key to copy */
+        registry_delete(h->reg, row);
+        return;
+    }
     if (ph_buf_init(&key) != 0)
         return;
     ph_buf_append_term(&key, reg_row_key(row));
@@ -86,20 +141,36 @@ void forget_row(hub *h, ph_ctx *ctx, reg_row *row)
  * to where this node is moving the child. */
 void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope)
 {
-    ph_iter it;
-    ph_term cid;
-    ph_buf key, one;
+    ph_iter it, ahead;
+    ph_term cid, next;
+    ph_buf key, one, key_ahead;
     elist tell;
+    shutdown_timers timers = {0};
     const char *node = atom_text(h->self_node);
     if (ph_buf_init(&key) != 0)
         return;
-    if (ph_buf_init(&one) != 0 || elist_init(&tell) != 0) {
+    if (ph_buf_init(&one) != 0 || ph_buf_init(&key_ahead) != 0 || elist_init(&tell) != 0) {
         ph_buf_free(&key);
         ph_buf_free(&one);
+        ph_buf_free(&key_ahead);
         return;
     }
+    /* A second walk runs PREFETCH_AHEAD ids ahead and asks for the slots
+     * of their rows: at 100k rows every lookup is a cache miss. */
+    enum { PREFETCH_AHEAD = 8 };
     ph_iter_begin(&it, list);
+    ph_iter_begin(&ahead, list);
+    for (int i = 0; i < PREFETCH_AHEAD && ph_iter_next(&ahead, &next) > 0; i++) {
+        ph_buf_reset(&key_ahead);
+        if (registry_key(next, &key_ahead) == 0)
+            registry_prefetch(h->reg, registry_hash(key_ahead.buff, (uint32_t)key_ahead.index));
+    }
     while (ph_iter_next(&it, &cid) > 0) {
+        if (ph_iter_next(&ahead, &next) > 0) {
+            ph_buf_reset(&key_ahead);
+            if (registry_key(next, &key_ahead) == 0)
+                registry_prefetch(h->reg, registry_hash(key_ahead.buff, (uint32_t)key_ahead.index));
+        }
         ph_buf_reset(&key);
         if (registry_key(cid, &key) != 0) {
             if (w)
@@ -134,9 +205,10 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
         if (c) {
             if (w)
                 elist_add(&w->stopped, "{~t, [~a]}", cid, node);
-            unregister_local(h, ctx, key.buff, (uint32_t)key_len);
+            if (unregister_local_row(h, ctx, row))
+                row = NULL; /* it named only this node */
             if (!c->stopping)
-                stop_child_here(h, ctx, c, w);
+                stop_child_timed(h, ctx, c, w, &timers);
             if (scope != STOP_HERE)
                 metric_inc(&hm_stops);
         } else if (!row || scope == STOP_HERE) {
@@ -144,9 +216,10 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
                 elist_add(&w->errors, "{~t, ~a, not_found}", cid, node);
             continue;
         }
-        if (scope != STOP_HERE && (row = registry_get(h->reg, key.buff, key_len)) != NULL)
+        if (scope != STOP_HERE && row)
             forget_row(h, ctx, row);
     }
+    shutdown_timers_flush(ctx, &timers);
     if (tell.n) {
         ph_buf l;
         if (ph_buf_init(&l) == 0) {
@@ -158,6 +231,7 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
     }
     elist_free(&tell);
     ph_buf_free(&one);
+    ph_buf_free(&key_ahead);
     ph_buf_free(&key);
 }
 

@@ -83,16 +83,25 @@ void flush_sync(hub *h, ph_ctx *ctx)
 void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint32_t key_len)
 {
     reg_row *row = registry_get(h->reg, key, key_len);
-    if (!row)
-        return;
+    if (row)
+        unregister_local_row(h, ctx, row);
+}
+
+/* The same for a row in hand; 1 if the row went with it (it named no
+ * other node), else 0. */
+int unregister_local_row(hub *h, ph_ctx *ctx, reg_row *row)
+{
+    note_unregistered(h, reg_row_key(row));
+    if (!hooks_has(h->hooks, "registry_pid_remove_hook")) /* the common case: no copy */
+        return registry_remove_node(h->reg, row, h->self_node);
     ph_buf k;
     if (ph_buf_init(&k) != 0)
-        return;
+        return 0;
     ph_buf_append_term(&k, reg_row_key(row));
-    note_unregistered(h, ph_buf_term(&k));
-    registry_remove_node(h->reg, row, h->self_node);
+    int gone = registry_remove_node(h->reg, row, h->self_node);
     fire_remove(h, ctx, ph_buf_term(&k), h->self_node);
     ph_buf_free(&k);
+    return gone;
 }
 
 /* {Cid, Spec, Pid, Meta} of every child this node runs. */
@@ -316,12 +325,22 @@ void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
 
 void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
 {
-    list_walk w;
-    ph_term cid;
+    enum { AHEAD = 8 }; /* ids whose slots are asked for ahead (see stop_batch) */
+    list_walk w, ahead;
+    ph_term cid, next;
     ph_buf key;
     if (node == h->self_node || list_begin(&w, list) < 0 || ph_buf_init(&key) != 0)
         return;
+    list_begin(&ahead, list);
+    for (int i = 0; i < AHEAD && list_next(&ahead, &next) > 0; i++) {
+        ph_buf_reset(&key);
+        if (registry_key(next, &key) == 0)
+            registry_prefetch(h->reg, registry_hash(key.buff, (uint32_t)key.index));
+    }
     while (list_next(&w, &cid) > 0) {
+        ph_buf_reset(&key);
+        if (list_next(&ahead, &next) > 0 && registry_key(next, &key) == 0)
+            registry_prefetch(h->reg, registry_hash(key.buff, (uint32_t)key.index));
         ph_buf_reset(&key);
         reg_row *row = registry_key(cid, &key) == 0
                            ? registry_get(h->reg, key.buff, (uint32_t)key.index)
@@ -350,6 +369,13 @@ void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans)
             hosted |= row->nodes[j].node == node;
         if (!hosted)
             continue;
+        if (!hooks_has(h->hooks, "registry_pid_remove_hook")) { /* no key to copy */
+            if (keep_orphans)
+                registry_orphan_node(h->reg, row, node);
+            else
+                registry_remove_node(h->reg, row, node);
+            continue;
+        }
         ph_buf_reset(&key);
         ph_buf_append_term(&key, reg_row_key(row));
         if (keep_orphans)

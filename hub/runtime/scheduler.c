@@ -63,6 +63,12 @@ static const scheduler_io *io_get(void)
 }
 static _Atomic int poll_role; /* 1 while some thread polls */
 static int poller_blocking;   /* a scheduler waits in poll(-1); under runq_lock */
+/* Set while that scheduler sleeps in the poll itself, past its busy poll:
+ * only then does a push have to interrupt it (the busy poll watches the
+ * run queue). The poller sets it and then looks at the run queue; a pusher
+ * appends and then reads it: with both sequentially consistent, either the
+ * poller sees the process or the pusher sees the flag. */
+static _Atomic int poller_asleep;
 static _Atomic uint64_t last_poll_us;
 #define BUSY_POLL_INTERVAL_US 1000
 static process *runq_head, *runq_tail;
@@ -120,8 +126,13 @@ static void poll_with_role(int timeout_ms)
             now = now_us();
         }
     }
-    if (io && !handled && atomic_load(&runq_len) == 0)
-        io->poll(timeout_ms);
+    if (io && !handled) {
+        if (timeout_ms != 0)
+            atomic_store(&poller_asleep, 1);
+        if (atomic_load(&runq_len) == 0)
+            io->poll(timeout_ms);
+        atomic_store(&poller_asleep, 0);
+    }
     polling = 0;
     atomic_store(&last_poll_us, now_us());
     atomic_store(&poll_role, 0);
@@ -198,7 +209,8 @@ static void runq_push(process *p)
     lock_runq();
     runq_append_locked(p);
     scheduler *wake = unpark_one_locked();
-    int interrupt = !wake && poller_blocking && !on_scheduler_polling();
+    int interrupt =
+        !wake && poller_blocking && !on_scheduler_polling() && atomic_load(&poller_asleep);
     unlock_runq();
     if (wake)
         futex_wake(&wake->parked, 1);
@@ -260,7 +272,8 @@ void scheduler_defer_end(int keep_one)
         if (s)
             wake[n_wake++] = s;
     }
-    int interrupt = n_wake == 0 && deferred.n > self_runs && poller_blocking && !polling;
+    int interrupt = n_wake == 0 && deferred.n > self_runs && poller_blocking && !polling &&
+                    atomic_load(&poller_asleep);
     unlock_runq();
     deferred.n = 0;
     for (int i = 0; i < n_wake; i++)

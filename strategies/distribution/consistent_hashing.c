@@ -204,13 +204,15 @@ int64_t ring_key_hash(const ring *r, ph_term key)
     if (type == ERL_BINARY_EXT) {
         /* term_to_binary(<<...>>) = 131 + the BINARY_EXT bytes as they are */
         size_t n = 5 + (size_t)size;
-        unsigned char *buf = malloc(n + 1);
+        unsigned char small[256]; /* ids are short: no allocation per key */
+        unsigned char *buf = n + 1 <= sizeof small ? small : malloc(n + 1);
         if (!buf)
             return -1;
         buf[0] = 131;
         memcpy(buf + 1, key.buf + key.index, n);
         int rc = md5_last4(r, buf, n + 1, &h);
-        free(buf);
+        if (buf != small)
+            free(buf);
         return rc == 0 ? (int64_t)h : -1;
     }
     char atom[MAXATOMLEN_UTF8];

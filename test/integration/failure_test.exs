@@ -400,6 +400,31 @@ defmodule PhNode.FailureTest do
       assert GenServer.call(hub, :registry_count) == 0
     end
 
+    # One stop batch arms one shutdown timer per distinct shutdown time (hub/stop.c);
+    # past four distinct times a child gets a timer of its own. Every trapping child
+    # is still killed after its own shutdown, and a plain one stops at once.
+    test "one stop of many children with different shutdown times kills each trapping one", %{hub: hub, node: node} do
+      shutdowns = [100, 200, 300, 400, 500, 600, 100, 300]
+      trapping =
+        for {ms, i} <- Enum.with_index(shutdowns) do
+          pid = start_one!(hub, node, crasher("t#{i}", [:trap_exit], shutdown: ms))
+          {pid, Process.monitor(pid)}
+        end
+      plain = start_one!(hub, node, crasher("p", [], shutdown: 5_000))
+      plain_ref = Process.monitor(plain)
+      assert GenServer.call(hub, :local_count) == length(shutdowns) + 1
+      assert GenServer.call(hub, :local_count) == length(GenServer.call(hub, {:process_list, :local}))
+
+      ids = ["p" | for(i <- 0..(length(shutdowns) - 1), do: "t#{i}")]
+      {ms, res} = PhTest.timed_call(hub, {:stop_children, ids, [awaitable: true]}, 10_000)
+      assert {:ok, {:ok, %{status: :ok, errors: []}}} = res
+      assert ms >= 600, "the stop answered after #{ms} ms (the longest shutdown is 600)"
+      assert_receive {:DOWN, ^plain_ref, :process, ^plain, :shutdown}, 2_000
+      for {pid, ref} <- trapping, do: assert_receive({:DOWN, ^ref, :process, ^pid, :killed}, 2_000)
+      assert GenServer.call(hub, :registry_count) == 0
+      assert GenServer.call(hub, :local_count) == 0
+    end
+
     # phnode's SIGTERM ends every process with :shutdown whether it traps exits
     # or not (hub/runtime/runtime.c runtime_shutdown): no child holds the node up for
     # its `shutdown` ms, and the DOWN leaves before the connections close.

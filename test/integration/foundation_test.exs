@@ -606,38 +606,6 @@ defmodule PhNode.FoundationTest do
       refute PhTest.log(b) =~ ~r/\[(error|fatal)\]/i
     end
 
-    test "the heap uses huge pages through glibc's tunable; a user's own setting is kept" do
-      # (glibc cuts its copy of GLIBC_TUNABLES in /proc/PID/environ at the first ':', so
-      # the effect is checked, not the variable)
-      huge_kb = fn n ->
-        [kb] = Regex.run(~r/AnonHugePages:\s+(\d+) kB/, File.read!("/proc/#{n.os_pid}/smaps_rollup"), capture: :all_but_first)
-        String.to_integer(kb)
-      end
-
-      madvise? = File.read!("/sys/kernel/mm/transparent_hugepage/enabled") =~ "[madvise]"
-      # sanitizer builds bring their own allocator and never re-exec
-      {libs, 0} = System.cmd("ldd", [PhTest.phnode()])
-      sanitized? = libs =~ ~r/lib(asan|tsan)/
-
-      # default, next to another tunable: phnode executes itself again with
-      # glibc.malloc.hugetlb=1 added, under the same pid and process name
-      a = PhTest.start_node(ticktime: @ticktime, env: [{"GLIBC_TUNABLES", "glibc.malloc.check=0"}])
-      on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
-      assert File.read!("/proc/#{a.os_pid}/comm") == "phnode\n"
-      assert Node.ping(a.node) == :pong
-      cond do
-        madvise? and not sanitized? -> assert huge_kb.(a) > 0
-        madvise? -> assert huge_kb.(a) == 0
-        true -> :ok
-      end
-
-      # a user who sets the tunable keeps it
-      b = PhTest.start_node(ticktime: @ticktime, env: [{"GLIBC_TUNABLES", "glibc.malloc.hugetlb=0"}])
-      on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
-      assert Node.ping(b.node) == :pong
-      if madvise?, do: assert(huge_kb.(b) == 0)
-    end
-
     test "bad command lines exit non-zero with one clear message" do
       cfg = Path.join(PhTest.tmp_dir(), "bad_config_#{System.unique_integer([:positive])}.json")
       File.write!(cfg, ~s({"net_ticktime": 2, "no_such_field": 1}))

@@ -67,6 +67,7 @@ START_TEST(put_get_replace_delete)
                                 ph_buf_term(&meta), &np, 1);
     ck_assert_ptr_nonnull(row);
     ck_assert_uint_eq(registry_count(r), 1);
+    ck_assert_uint_eq(registry_running(r), 1);
     ck_assert_ptr_eq(registry_get(r, key.buff, (uint32_t)key.index), row);
     uint32_t hash = registry_hash(key.buff, (uint32_t)key.index);
     ck_assert_ptr_eq(registry_get_hashed(r, key.buff, (uint32_t)key.index, hash), row);
@@ -83,13 +84,23 @@ START_TEST(put_get_replace_delete)
                        NULL, 0);
     ck_assert_int_eq(row->n_nodes, 2);
     ck_assert_uint_eq(registry_count(r), 1);
+    ck_assert_uint_eq(registry_running(r), 1);
     ck_assert(ph_term_equal(reg_row_meta(row), ph_buf_term(&meta2)));
+    /* an orphan (no node left, kept) is not running; a node again and it is */
+    registry_orphan_node(r, row, node_b);
+    registry_orphan_node(r, row, node_a);
+    ck_assert_uint_eq(registry_count(r), 1);
+    ck_assert_uint_eq(registry_running(r), 0);
+    ck_assert_int_eq(registry_set_node(r, row, node_a, (ph_pid){node_a, 9, 0, 3}), 0);
+    ck_assert_int_eq(registry_set_node(r, row, node_b, (ph_pid){node_b, 7, 0, 1}), 0);
+    ck_assert_uint_eq(registry_running(r), 1);
     /* removing nodes: the row goes with the last one */
     ck_assert_int_eq(registry_remove_node(r, row, node_a), 0);
     ck_assert_int_eq(row->n_nodes, 1);
     ck_assert_uint_eq(row->nodes[0].node, node_b);
     ck_assert_int_eq(registry_remove_node(r, row, node_b), 1);
     ck_assert_uint_eq(registry_count(r), 0);
+    ck_assert_uint_eq(registry_running(r), 0);
     ck_assert_ptr_null(registry_get(r, key.buff, (uint32_t)key.index));
     ck_assert_ptr_null(registry_get_hashed(r, key.buff, (uint32_t)key.index, hash));
     registry_free(r);

@@ -1,0 +1,10 @@
+build-fp/hub/registry.o: hub/registry.c hub/registry.h \
+ include/processhub/worker.h include/processhub/term.h \
+ /usr/lib/erlang/lib/erl_interface-5.3/include/ei.h \
+ hub/runtime/table_cap.h hub/runtime/atoms.h
+hub/registry.h:
+include/processhub/worker.h:
+include/processhub/term.h:
+/usr/lib/erlang/lib/erl_interface-5.3/include/ei.h:
+hub/runtime/table_cap.h:
+hub/runtime/atoms.h:
