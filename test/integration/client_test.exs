@@ -548,6 +548,9 @@ defmodule PhNode.ClientClusterTest do
     r = await!(PhNode.start_children(h, Enum.map(more, &spec/1), awaitable: true))
     assert d.node in StartResult.nodes(r)
     for {cid, [{_, p}]} <- r.started, do: assert(PhNode.get_pid(h, cid) == p)
-    assert wait_until(fn -> same_registry?(h, a.node) and same_registry?(h, b.node) end, 15_000)
+    # 35 s: at times (a member back under its old name, a loaded machine) a
+    # registry catches up only at the next periodic repair (sync_interval,
+    # 15 s); see the closing note of this session
+    assert wait_until(fn -> same_registry?(h, a.node) and same_registry?(h, b.node) end, 35_000)
   end
 end
