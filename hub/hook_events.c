@@ -94,11 +94,7 @@ void fire_children_migrated(hub *h, ph_ctx *ctx, uint32_t target, ph_term cids)
     ph_buf_init(&scratch);
     list_begin(&w, cids);
     while (list_next(&w, &cid) > 0) {
-        ph_buf *key = &h->key_scratch;
-        key->index = 0;
-        reg_row *row = registry_key(cid, key) == 0
-                           ? registry_get(h->reg, key->buff, (uint32_t)key->index)
-                           : NULL;
+        reg_row *row = registry_find(h->reg, cid, &h->key_scratch);
         if (row)
             elist_add(&migrated, "{~t, ~t}", reg_row_spec(row), reg_row_meta(row));
     }

@@ -83,10 +83,7 @@ void republish_moved(hub *h, ph_ctx *ctx, const move *mv)
         struct term_trust saved = term_trust_push(mv->cids.buff, mv->cids.index);
         if (list_begin(&w, ph_buf_term(&mv->cids)) >= 0)
             while (list_next(&w, &cid) > 0) {
-                key.index = 0;
-                reg_row *row = registry_key(cid, &key) == 0
-                                   ? registry_get(h->reg, key.buff, (uint32_t)key.index)
-                                   : NULL;
+                reg_row *row = registry_find(h->reg, cid, &key);
                 if (row && row_local_pid(h, row, &pid))
                     append_row_entry(&rows, row, pid);
             }
@@ -299,10 +296,7 @@ static void cancel_handover(hub *h, ph_ctx *ctx, move *mv)
         if (elist_to(&l, &mv->stop) == 0 && ph_build(&msg, "{'$ph_handover', cancel}") == 0 &&
             list_begin(&w, ph_buf_term(&l)) >= 0)
             while (list_next(&w, &cid) > 0) {
-                key->index = 0;
-                reg_row *row = registry_key(cid, key) == 0
-                                   ? registry_get(h->reg, key->buff, (uint32_t)key->index)
-                                   : NULL;
+                reg_row *row = registry_find(h->reg, cid, key);
                 if (row && row_local_pid(h, row, &pid))
                     ph_send(ctx, pid, ph_buf_term(&msg));
             }

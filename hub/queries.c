@@ -13,11 +13,7 @@ static void append_cid_cell(ph_buf *reply, const reg_row *row, const ph_pid *loc
 /* The registry row of a running child id, or NULL. */
 static reg_row *row_of(hub *h, ph_term cid)
 {
-    ph_buf *key = &h->key_scratch;
-    key->index = 0;
-    if (registry_key(cid, key) != 0)
-        return NULL;
-    reg_row *row = registry_get(h->reg, key->buff, (uint32_t)key->index);
+    reg_row *row = registry_find(h->reg, cid, &h->key_scratch);
     return row && row->n_nodes ? row : NULL;
 }
 

@@ -130,6 +130,13 @@ int registry_key(ph_term id, ph_buf *out)
     return -1;
 }
 
+reg_row *registry_find(registry *r, ph_term id, ph_buf *scratch)
+{
+    scratch->index = 0;
+    return registry_key(id, scratch) == 0 ? registry_get(r, scratch->buff, (uint32_t)scratch->index)
+                                          : NULL;
+}
+
 static uint32_t find_slot(const registry *r, const char *key, uint32_t key_len, uint32_t h,
                           int *found)
 {

@@ -48,6 +48,9 @@ void registry_clear(registry *r);
 int registry_key(ph_term id, ph_buf *out);
 
 reg_row *registry_get(registry *r, const char *key, uint32_t key_len);
+/* The row of id, or NULL (also for an invalid id): registry_key into
+ * scratch (emptied first) and registry_get. */
+reg_row *registry_find(registry *r, ph_term id, ph_buf *scratch);
 /* The hash a lookup of key starts from, and a hint to load the slots it
  * will probe first. At 100k+ rows that first probe is a cache miss; a
  * batch that knows its next key issues the hint, does other work, and

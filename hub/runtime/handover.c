@@ -79,11 +79,6 @@ static int keyword(ph_term list, const char *key, ph_term *v)
     return 0;
 }
 
-static const char *cid_text(ph_term cid, char *out, size_t size)
-{
-    return ph_term_format(cid, out, size);
-}
-
 static void send_to(ph_ctx *ctx, ph_pid to, const char *fmt, ...)
 {
     ph_buf b;
@@ -189,7 +184,7 @@ static void adopt_state(ph_ctx *ctx, process *p, ph_term cid, ph_term payload)
     ph_term state, opts, v;
     if (!p->handover || p->handover->phase != HO_AWAITING) {
         LOG_W("handover", "%s: state for %s came after the wait ended; dropped", p->module->name,
-              cid_text(cid, text, sizeof text));
+              ph_term_format(cid, text, sizeof text));
         return;
     }
     if (ph_match(payload, "{~t, ~t}", &state, &opts) != 1) {
@@ -205,10 +200,10 @@ static void adopt_state(ph_ctx *ctx, process *p, ph_term cid, ph_term payload)
         LOG_W("handover",
               "%s: %s: the module has no alter_handover_state; the state handed "
               "over is dropped",
-              p->module->name, cid_text(cid, text, sizeof text));
+              p->module->name, ph_term_format(cid, text, sizeof text));
     else if (p->module->alter_handover_state(ctx, &p->state, state) != 0)
         LOG_W("handover", "%s: %s: alter_handover_state refused the state; keeping the fresh one",
-              p->module->name, cid_text(cid, text, sizeof text));
+              p->module->name, ph_term_format(cid, text, sizeof text));
     end_wait(p);
 }
 
@@ -221,7 +216,7 @@ static void hand_over(ph_ctx *ctx, process *p, ph_term receiver, ph_term cid, ph
     ph_term v;
     if (p->handover) {
         LOG_W("handover", "%s: %s: asked for its state twice; the first handover stands",
-              p->module->name, cid_text(cid, text, sizeof text));
+              p->module->name, ph_term_format(cid, text, sizeof text));
         return;
     }
     if (has_to) {
@@ -239,7 +234,7 @@ static void hand_over(ph_ctx *ctx, process *p, ph_term receiver, ph_term cid, ph
             LOG_W("handover",
                   "%s: %s: the state cannot be handed over (%s); its new copy starts "
                   "fresh",
-                  p->module->name, cid_text(cid, text, sizeof text),
+                  p->module->name, ph_term_format(cid, text, sizeof text),
                   p->module->prepare_handover_state ? "prepare_handover_state refused"
                                                     : "no prepare_handover_state");
             send_to(ctx, to, "{'$ph_handover', unavailable, ~t}", cid);
@@ -269,7 +264,8 @@ int handover_message(process *p, ph_term msg)
     case HK_TIMEOUT:
         if (ho && ho->phase == HO_AWAITING) {
             LOG_W("handover", "%s: %s: no state within %u ms; serving with a fresh state",
-                  p->module->name, cid_text((ph_term){ho->cid, 0}, text, sizeof text), ho->wait_ms);
+                  p->module->name, ph_term_format((ph_term){ho->cid, 0}, text, sizeof text),
+                  ho->wait_ms);
             end_wait(p);
         }
         break;

@@ -30,11 +30,7 @@ static unsigned hot_timeout(const hub *h)
 
 static reg_row *moving_row(hub *h, ph_term cid)
 {
-    ph_buf *key = &h->key_scratch;
-    key->index = 0;
-    if (registry_key(cid, key) != 0 || !registry_count(h->moving))
-        return NULL;
-    return registry_get(h->moving, key->buff, (uint32_t)key->index);
+    return registry_count(h->moving) ? registry_find(h->moving, cid, &h->key_scratch) : NULL;
 }
 
 /* Asks the old copy of cid to hand its state to new_pid; returns the
@@ -43,9 +39,7 @@ static unsigned ask_for_state(hub *h, ph_ctx *ctx, move *mv, ph_term cid, ph_ter
 {
     ph_buf *key = &h->key_scratch, msg, self;
     ph_pid old;
-    key->index = 0;
-    reg_row *row =
-        registry_key(cid, key) == 0 ? registry_get(h->reg, key->buff, (uint32_t)key->index) : NULL;
+    reg_row *row = registry_find(h->reg, cid, key);
     if (!row || !row_local_pid(h, row, &old))
         return 0;
     unsigned bits = AWAIT_RETENTION | (h->cfg.confirm_handover ? AWAIT_CONFIRMATION : 0);

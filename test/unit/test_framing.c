@@ -2,6 +2,8 @@
 #include "ei_glue/framing.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,9 +103,5 @@ int main(void)
     tcase_add_test(tc, oversized_is_bad);
     tcase_add_test(tc, large_frame_length_roundtrip);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

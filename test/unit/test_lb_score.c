@@ -6,6 +6,8 @@
 #include "strategies/distribution/lb_score.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,9 +139,5 @@ int main(void)
     tcase_add_test(tc, same_inputs_place_alike_and_few_keys_move);
     tcase_add_test(tc, leader_is_the_longest_running);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

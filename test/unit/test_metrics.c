@@ -5,6 +5,8 @@
 
 #include <arpa/inet.h>
 #include <check.h>
+
+#include "check_run.h"
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -165,9 +167,5 @@ int main(void)
     tcase_add_test(tc, classify_incoming);
     tcase_add_test(tc, classify_outgoing);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -5,6 +5,8 @@
 #include "hub/runtime/atoms.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,9 +189,5 @@ int main(void)
     tcase_add_test(tc, bad_messages_are_refused);
     tcase_add_test(tc, every_kind_is_documented);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -5,6 +5,8 @@
 #include "hub/registry.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,10 +381,7 @@ int main(void)
     tcase_add_test(tc, runs_with_continuations);
     tcase_add_test(tc, handler_terms_are_validated);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
+    int status = check_run(s);
     atoms_shutdown();
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return status;
 }

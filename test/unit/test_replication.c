@@ -3,6 +3,8 @@
 #include "strategies/redundancy/replication.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,9 +63,5 @@ int main(void)
     tcase_add_test(tc, documented_vectors);
     tcase_add_test(tc, atoms_and_unicode);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -5,6 +5,8 @@
 #include "strategies/distribution/consistent_hashing.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,9 +142,5 @@ int main(void)
     tcase_add_test(tc, documented_otp26_orders);
     tcase_add_test(tc, membership_changes_move_only_affected_keys);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

@@ -13,6 +13,8 @@
 #include "hub/runtime/thread_buf.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -567,9 +569,5 @@ int main(void)
     tcase_add_test(tc, many_processes_and_shutdown);
     tcase_add_test(tc, many_links_use_the_index_correctly);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run(s);
 }

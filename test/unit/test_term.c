@@ -11,6 +11,8 @@
 #include "ei_glue/term_trust.h"
 
 #include <check.h>
+
+#include "check_run.h"
 #include <float.h>
 #include <limits.h>
 #include <math.h>
@@ -1786,10 +1788,5 @@ static Suite *term_suite(void)
 
 int main(void)
 {
-    SRunner *runner = srunner_create(term_suite());
-
-    srunner_run_all(runner, CK_NORMAL);
-    int failed = srunner_ntests_failed(runner);
-    srunner_free(runner);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return check_run(term_suite());
 }
