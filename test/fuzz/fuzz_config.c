@@ -1,20 +1,11 @@
 /* fuzz_config - the --config file: JSON parsed and applied over a buffer
  * (options_config_from_buffer), node fields, the tls object and the hub's
  * fields (hub_config_from_json: strategies, hooks, static child specs). */
-#include "hub/runtime/log.h"
+#include "test/fuzz/fuzz_common.h"
 #include "cnode/options.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* Decoders log what they refuse; at this rate only errors are worth it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    log_set_level(LOG_ERROR);
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

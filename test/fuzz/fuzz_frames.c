@@ -1,21 +1,12 @@
 /* fuzz_frames - a connection's incoming byte stream: frame splitting
  * (framing_next) and, for each data frame, the control message decoder
  * (control_decode: the control tuple, pids, refs, reasons, the message). */
-#include "hub/runtime/log.h"
+#include "test/fuzz/fuzz_common.h"
 #include "ei_glue/control.h"
 #include "ei_glue/framing.h"
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* Decoders log what they refuse; at this rate only errors are worth it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    log_set_level(LOG_ERROR);
-    return 0;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

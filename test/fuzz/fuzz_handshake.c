@@ -1,7 +1,7 @@
 /* fuzz_handshake - the distribution handshake packets phnode parses itself
  * (handshake_msg.c), as a stream of packets with 2-byte (TCP) and 4-byte
  * (TLS) lengths, each body tried as every packet kind. */
-#include "hub/runtime/log.h"
+#include "test/fuzz/fuzz_common.h"
 #include "ei_glue/handshake_msg.h"
 
 #include <stddef.h>
@@ -19,15 +19,6 @@ static void parse_all(const unsigned char *b, size_t n)
     (void)hs_parse_complement(b, n, &name);
     (void)hs_parse_reply(b, n, &challenge, digest);
     (void)hs_parse_ack(b, n, digest);
-}
-
-/* Decoders log what they refuse; at this rate only errors are worth it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    log_set_level(LOG_ERROR);
-    return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -2,30 +2,20 @@
  * as an inter-hub message (hub_msg_decode), its lists walked (list_begin,
  * list_next, which refuse improper lists), and read as a child spec and as
  * start options (parse_spec, parse_opts), as a request's arguments are. */
-#include "hub/runtime/log.h"
+#include "test/fuzz/fuzz_common.h"
 #include "hub/hub_internal.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Decoders log what they refuse; at this rate only errors are worth it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    log_set_level(LOG_ERROR);
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > (1u << 22))
         return 0;
-    char *buf = malloc(size ? size : 1);
+    char *buf = fuzz_copy(data, size);
     if (!buf)
         return 0;
-    memcpy(buf, data, size);
     ph_term t = ph_term_from_external(buf, (int)size);
     if (t.buf) {
         /* delivered messages are trusted by the helpers, as in the runtime */

@@ -2,7 +2,7 @@
  * term_external_end), then what the runtime and the hub do with a valid
  * one: skipping without checks (term_skip_valid must land where validation
  * ended), comparing, formatting, iterating, copying, matching. */
-#include "hub/runtime/log.h"
+#include "test/fuzz/fuzz_common.h"
 #include "ei_glue/term_trust.h"
 
 #include <processhub/term.h>
@@ -10,24 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Decoders log what they refuse; at this rate only errors are worth it. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-    (void)argc;
-    (void)argv;
-    log_set_level(LOG_ERROR);
-    return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > (1u << 24))
         return 0;
-    /* an exact-size copy, so reading one byte past the end is caught */
-    char *buf = malloc(size ? size : 1);
+    char *buf = fuzz_copy(data, size);
     if (!buf)
         return 0;
-    memcpy(buf, data, size);
     int end = term_external_end(buf, (int)size);
     ph_term t = ph_term_from_external(buf, (int)size);
     if ((end < 0) != (t.buf == NULL))
