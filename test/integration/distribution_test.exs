@@ -3,6 +3,7 @@
 # the config (test/sample_strategy/by_name.c), and the errors of a bad one.
 # Run by test/integration/run.sh.
 Code.require_file("support/ph_test.exs", __DIR__)
+Code.require_file("support/hub_cluster.exs", __DIR__)
 PhTest.init()
 
 ExUnit.start(
@@ -14,9 +15,8 @@ ExUnit.start(
 defmodule PhNode.DistributionTest do
   use ExUnit.Case, async: false
 
-  @ticktime 2
+  import PhTest.HubCluster, only: [hub: 1, start: 1, start: 2, cluster: 2]
 
-  defp hub(n), do: {:my_hub, n.node}
   defp wait_until(fun, ms, pause \\ 100), do: PhTest.wait_until(fun, ms, pause)
 
   defp strategy_lib do
@@ -25,28 +25,7 @@ defmodule PhNode.DistributionTest do
   end
 
   defp config(distribution) do
-    path = Path.join(PhTest.tmp_dir(), "dist_#{System.unique_integer([:positive])}.json")
-    File.write!(path, ~s({"distribution_strategy": #{distribution}}))
-    path
-  end
-
-  defp start(cfg, extra \\ []) do
-    n = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg | extra])
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
-
-  defp cluster(cfg, count) do
-    first = start(cfg)
-    rest = for _ <- 2..count, do: start(cfg, ["--join", Atom.to_string(first.node)])
-    nodes = [first | rest]
-
-    assert wait_until(
-             fn -> Enum.all?(nodes, &(length(GenServer.call(hub(&1), {:nodes, []})) == count - 1)) end,
-             15_000
-           )
-
-    nodes
+    PhTest.HubCluster.config_file("dist", ~s({"distribution_strategy": #{distribution}}))
   end
 
   # by_name's rule, recomputed: names sorted, sum of the id's bytes mod count
@@ -126,7 +105,10 @@ defmodule PhNode.DistributionTest do
 
     assert wait_until(fn -> Enum.all?(nodes, &(map_size(placed.(&1)) == 1000)) end, 10_000)
     before = placed.(a)
-    for id <- ids, do: assert([{n, _}] = before[id]) && n == hd(mapping[id])
+    for id <- ids do
+      assert [{n, _}] = before[id]
+      assert n == hd(mapping[id]), "#{id} runs on #{n}, its mapping says #{inspect(mapping[id])}"
+    end
     for n <- [b, c, d], do: assert(placed.(n) == before)
 
     # a 5th node joins: nothing moves, every pid stays

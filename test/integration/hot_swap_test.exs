@@ -7,6 +7,7 @@
 # test/integration/run.sh.
 Code.require_file("support/ph_test.exs", __DIR__)
 Code.require_file("support/ring.exs", __DIR__)
+Code.require_file("support/hub_cluster.exs", __DIR__)
 PhTest.init()
 
 ExUnit.start(
@@ -18,48 +19,14 @@ ExUnit.start(
 defmodule PhNode.HotSwapTest do
   use ExUnit.Case, async: false
   alias PhTest.Ring
+  import PhTest.HubCluster, only: [hub: 1, join: 2, wait_members: 1, cluster: 2, dump: 1]
 
-  @ticktime 2
-
-  defp hub(n), do: {:my_hub, n.node}
   defp wait_until(fun, ms, pause \\ 200), do: PhTest.wait_until(fun, ms, pause)
 
-  defp config(json) do
-    path = Path.join(PhTest.tmp_dir(), "hot_#{System.unique_integer([:positive])}.json")
-    File.write!(path, json)
-    path
-  end
+  defp config(json), do: PhTest.HubCluster.config_file("hot", json)
 
   defp hot(opts \\ "") do
     config(~s({"migration_strategy": {"type": "hot_swap", "handover": true#{opts}}}))
-  end
-
-  defp start(cfg, extra \\ []) do
-    n = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg | extra])
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
-
-  defp join(cfg, seed), do: start(cfg, ["--join", Atom.to_string(seed.node)])
-
-  defp wait_members(nodes) do
-    count = length(nodes)
-
-    assert wait_until(
-             fn ->
-               Enum.all?(nodes, fn n ->
-                 length(GenServer.call(hub(n), {:nodes, []})) == count - 1
-               end)
-             end,
-             15_000
-           )
-  end
-
-  defp cluster(cfg, count) do
-    first = start(cfg)
-    nodes = [first | for(_ <- 2..count, do: join(cfg, first))]
-    wait_members(nodes)
-    nodes
   end
 
   defp counters(ids), do: for(id <- ids, do: %{id: id, start: {:counter, :start_link, [0]}})
@@ -71,11 +38,6 @@ defmodule PhNode.HotSwapTest do
                {:start_children, specs, [awaitable: true, timeout: 60_000] ++ opts},
                90_000
              )
-  end
-
-  defp dump(n) do
-    GenServer.call(hub(n), :registry_dump, 30_000)
-    |> Map.new(fn {id, {spec, nps, meta}} -> {id, {spec, Enum.sort(nps), meta}} end)
   end
 
   defp running(live) do

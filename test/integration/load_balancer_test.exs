@@ -6,6 +6,7 @@
 # member becomes the leader. Also the errors of a bad configuration.
 # Run by test/integration/run.sh.
 Code.require_file("support/ph_test.exs", __DIR__)
+Code.require_file("support/hub_cluster.exs", __DIR__)
 PhTest.init()
 
 ExUnit.start(
@@ -23,22 +24,15 @@ defmodule PhNode.LoadBalancerTest do
   defp hub(n), do: {:my_hub, n.node}
   defp wait_until(fun, ms, pause \\ 100), do: PhTest.wait_until(fun, ms, pause)
 
-  defp config(json) do
-    path = Path.join(PhTest.tmp_dir(), "lb_#{System.unique_integer([:positive])}.json")
-    File.write!(path, json)
-    path
-  end
+  defp config(json), do: PhTest.HubCluster.config_file("lb", json)
 
   defp lb_config(extra \\ "") do
     config(~s({"distribution_strategy": {"type": "centralized_load_balancer", "push_interval": #{@push},
                "max_history_size": 30, "weight_decay_factor": 0.9#{extra}}}))
   end
 
-  defp start(cfg, extra \\ []) do
-    n = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg, "--schedulers", "2" | extra])
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
+  defp start(cfg, extra \\ []),
+    do: PhTest.HubCluster.start(cfg, ["--schedulers", "2" | extra], ticktime: @ticktime)
 
   defp lb(n), do: GenServer.call(hub(n), :load_balancer, 5_000)
 

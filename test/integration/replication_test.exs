@@ -6,6 +6,7 @@
 # die or join. Run by test/integration/run.sh.
 Code.require_file("support/ph_test.exs", __DIR__)
 Code.require_file("support/ring.exs", __DIR__)
+Code.require_file("support/hub_cluster.exs", __DIR__)
 PhTest.init()
 
 ExUnit.start(
@@ -18,15 +19,10 @@ defmodule PhNode.ReplicationTest do
   use ExUnit.Case, async: false
   alias PhTest.Ring
 
-  @ticktime 2
-
-  defp hub(n), do: {:my_hub, n.node}
-  defp wait_until(fun, ms, pause \\ 100), do: PhTest.wait_until(fun, ms, pause)
+  import PhTest.HubCluster, only: [hub: 1, start: 2, cluster: 2]
 
   defp config(redundancy) do
-    path = Path.join(PhTest.tmp_dir(), "repl_#{System.unique_integer([:positive])}.json")
-    File.write!(path, ~s({"redundancy_strategy": #{json(redundancy)}}))
-    path
+    PhTest.HubCluster.config_file("repl", ~s({"redundancy_strategy": #{json(redundancy)}}))
   end
 
   defp json(map) when is_map(map) do
@@ -35,28 +31,6 @@ defmodule PhNode.ReplicationTest do
 
   defp json(v) when is_binary(v), do: ~s("#{v}")
   defp json(v) when is_integer(v), do: Integer.to_string(v)
-
-  defp start(cfg, extra \\ []) do
-    n = PhTest.start_node(ticktime: @ticktime, args: ["--config", cfg | extra])
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
-
-  defp cluster(cfg, count) do
-    first = start(cfg)
-    rest = for _ <- 2..count, do: start(cfg, ["--join", Atom.to_string(first.node)])
-    nodes = [first | rest]
-    assert wait_until(
-             fn ->
-               Enum.all?(nodes, fn n ->
-                 length(GenServer.call(hub(n), {:nodes, []})) == count - 1
-               end)
-             end,
-             15_000
-           )
-
-    nodes
-  end
 
   # ProcessHub's master_node: sort the nodes, sum of the id's code points
   # modulo their count.

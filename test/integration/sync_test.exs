@@ -6,6 +6,7 @@
 # gossip rounds; malformed gossip messages are dropped.
 # Run by test/integration/run.sh.
 Code.require_file("support/ph_test.exs", __DIR__)
+Code.require_file("support/hub_cluster.exs", __DIR__)
 PhTest.init()
 
 ExUnit.start(
@@ -30,11 +31,8 @@ defmodule PhNode.SyncTest do
     port
   end
 
-  defp config(sync) do
-    path = Path.join(PhTest.tmp_dir(), "sync_#{System.unique_integer([:positive])}.json")
-    File.write!(path, ~s({"synchronization_strategy": #{sync}}))
-    path
-  end
+  defp config(sync),
+    do: PhTest.HubCluster.config_file("sync", ~s({"synchronization_strategy": #{sync}}))
 
   # count nodes on loopback, each with its /metrics port; env per index
   defp cluster(cfg, count, env \\ %{}) do
@@ -65,10 +63,7 @@ defmodule PhNode.SyncTest do
   end
 
   # a row's {node, pid} list is a set: compared sorted
-  defp dump(n) do
-    GenServer.call(hub(n), :registry_dump, 30_000)
-    |> Map.new(fn {id, {spec, nps, meta}} -> {id, {spec, Enum.sort(nps), meta}} end)
-  end
+  defp dump(n), do: PhTest.HubCluster.dump(n)
 
   defp identical?(nodes, size) do
     [d | rest] = Enum.map(nodes, &dump/1)

@@ -111,6 +111,19 @@ defmodule PhNode.TlsTest do
   end
 
   # Runs Elixir code on a BEAM node with TLS distribution; {output, status}.
+  # until the BEAM node started in the background has registered with epmd
+  defp wait_registered(beam) do
+    [alive, _] = beam |> Atom.to_string() |> String.split("@")
+
+    assert PhTest.wait_until(
+             fn ->
+               {:ok, names} = :erl_epmd.names(~c"127.0.0.1")
+               Enum.any?(names, fn {nm, _} -> List.to_string(nm) == alive end)
+             end,
+             20_000
+           )
+  end
+
   defp beam_tls(dir, certs, which, code, name \\ nil) do
     name = name || PhTest.node_atom(PhTest.unique_name("beamtls"))
     elixir = System.find_executable("elixir")
@@ -190,15 +203,7 @@ defmodule PhNode.TlsTest do
       """
 
       task = Task.async(fn -> beam_tls(dir, certs, :other, code, beam) end)
-      [alive, _] = beam |> Atom.to_string() |> String.split("@")
-
-      assert PhTest.wait_until(
-               fn ->
-                 {:ok, names} = :erl_epmd.names(~c"127.0.0.1")
-                 Enum.any?(names, fn {nm, _} -> List.to_string(nm) == alive end)
-               end,
-               20_000
-             )
+      wait_registered(beam)
 
       n = start_tls(certs, :node, ["--join", Atom.to_string(beam)])
       {out, status} = Task.await(task, 70_000)
@@ -268,15 +273,7 @@ defmodule PhNode.TlsTest do
       beam = PhTest.node_atom(PhTest.unique_name("roguesrv"))
       code = "Process.sleep(8000)"
       task = Task.async(fn -> beam_tls(dir, certs, :rogue, code, beam) end)
-      [alive, _] = beam |> Atom.to_string() |> String.split("@")
-
-      assert PhTest.wait_until(
-               fn ->
-                 {:ok, names} = :erl_epmd.names(~c"127.0.0.1")
-                 Enum.any?(names, fn {nm, _} -> List.to_string(nm) == alive end)
-               end,
-               20_000
-             )
+      wait_registered(beam)
 
       n = start_tls(certs, :node, ["--join", Atom.to_string(beam)])
       assert PhTest.wait_log(n, "certificate verify failed", 10_000)
@@ -306,15 +303,7 @@ defmodule PhNode.TlsTest do
       for {check, expect} <- [{"true", :refused}, {"false", :connected}] do
         beam = PhTest.node_atom(PhTest.unique_name("namesrv"))
         task = Task.async(fn -> beam_tls(dir, certs, :elsewhere, "Process.sleep(6000)", beam) end)
-        [alive, _] = beam |> Atom.to_string() |> String.split("@")
-
-        assert PhTest.wait_until(
-                 fn ->
-                   {:ok, names} = :erl_epmd.names(~c"127.0.0.1")
-                   Enum.any?(names, fn {nm, _} -> List.to_string(nm) == alive end)
-                 end,
-                 20_000
-               )
+        wait_registered(beam)
 
         n = start_tls(certs, :node, ["--join", Atom.to_string(beam), "--tls-verify-server-name", check])
 
