@@ -311,6 +311,49 @@ static ph_result hub_info(ph_ctx *ctx, void *state, ph_term msg)
     return r;
 }
 
+/* Frees the hub and everything it owns; safe on a hub whose init stopped
+ * part way (every part is NULL or empty until made). */
+static void hub_free(hub *h)
+{
+    subscription_free(h);
+    membership_free(&h->members);
+    free(h->leave_wait);
+    ph_buf_free(&h->seeds);
+    elist_free(&h->sync_registered);
+    elist_free(&h->sync_unregistered);
+    strategies_free(h);
+    partition_free(h);
+    sync_strategy_free(h);
+    ph_buf_free(&h->key_scratch);
+    ph_buf_free(&h->start_key);
+    ph_buf_free(&h->start_reason);
+    ph_buf_free(&h->start_pid);
+    while (h->pending) {
+        pending_start *ps = h->pending;
+        h->pending = ps->next;
+        ph_from_free(ps->from);
+        elist_free(&ps->started);
+        elist_free(&ps->errors);
+        free(ps->waiting);
+        free(ps);
+    }
+    while (h->moves) {
+        move *mv = h->moves;
+        h->moves = mv->next;
+        move_free(mv);
+    }
+    free(h->children);
+    registry_free(h->reg);
+    registry_free(h->moving);
+    registry_free(h->tombs);
+    free(h->tomb_filter);
+    registry_free(h->short_before);
+    registry_free(h->short_now);
+    hooks_free(h->hooks);
+    free(h->restarts);
+    free(h);
+}
+
 static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
 {
     (void)args;
@@ -418,28 +461,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
         send_self_after(ctx, 0, "{'$ph_hub', announce}");
     return PH_OK;
 fail:
-    strategies_free(h);
-    partition_free(h);
-    ph_buf_free(&h->key_scratch);
-    ph_buf_free(&h->start_key);
-    ph_buf_free(&h->start_reason);
-    ph_buf_free(&h->start_pid);
-    if (h->seeds.buff)
-        ph_buf_free(&h->seeds);
-    if (h->sync_registered.b.buff)
-        elist_free(&h->sync_registered);
-    if (h->sync_unregistered.b.buff)
-        elist_free(&h->sync_unregistered);
-    registry_free(h->reg);
-    registry_free(h->moving);
-    registry_free(h->tombs);
-    free(h->tomb_filter);
-    registry_free(h->short_before);
-    registry_free(h->short_now);
-    hooks_free(h->hooks);
-    free(h->restarts);
-    free(h->children);
-    free(h);
+    hub_free(h);
     return PH_STOP;
 }
 
@@ -487,44 +509,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
      * (after a graceful leave they know already). */
     for (int i = 0; i < h->members.n && !h->leaving; i++)
         send_hub_message(h, ctx, h->members.members[i].node, HM_LEAVE);
-    subscription_free(h);
-    membership_free(&h->members);
-    free(h->leave_wait);
-    if (h->seeds.buff)
-        ph_buf_free(&h->seeds);
-    elist_free(&h->sync_registered);
-    elist_free(&h->sync_unregistered);
-    strategies_free(h);
-    partition_free(h);
-    sync_strategy_free(h);
-    ph_buf_free(&h->key_scratch);
-    ph_buf_free(&h->start_key);
-    ph_buf_free(&h->start_reason);
-    ph_buf_free(&h->start_pid);
-    while (h->pending) {
-        pending_start *ps = h->pending;
-        h->pending = ps->next;
-        ph_from_free(ps->from);
-        elist_free(&ps->started);
-        elist_free(&ps->errors);
-        free(ps->waiting);
-        free(ps);
-    }
-    while (h->moves) {
-        move *mv = h->moves;
-        h->moves = mv->next;
-        move_free(mv);
-    }
-    free(h->children);
-    registry_free(h->reg);
-    registry_free(h->moving);
-    registry_free(h->tombs);
-    free(h->tomb_filter);
-    registry_free(h->short_before);
-    registry_free(h->short_now);
-    hooks_free(h->hooks);
-    free(h->restarts);
-    free(h);
+    hub_free(h);
 }
 
 static const ph_worker_module hub_module = {
