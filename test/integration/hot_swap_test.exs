@@ -170,6 +170,39 @@ defmodule PhNode.HotSwapTest do
     assert PhTest.log(b) =~ "hand their state to their new owners"
   end
 
+  test "SIGTERM, and one of the new owners is killed during the leave: each child runs once" do
+    cfg = hot()
+    [a, b, c, d] = nodes = cluster(cfg, 4)
+    ids = ids(1000)
+    start_awaited(a, counters(ids))
+    assert_settled(nodes, ids)
+    give_values(a, ids)
+    before = dump(a)
+    on_b = for {id, {_, [{node, _}], _}} <- before, node == b.node, do: id
+    assert length(on_b) > 50
+    off = PhTest.log_size(b)
+    {_, 0} = System.cmd("kill", ["-TERM", "#{b.os_pid}"])
+    assert PhTest.wait_log(b, "leaving the hub cluster", 10_000, off)
+    PhTest.kill_node(c)
+    assert PhTest.wait_exit(b, 60_000) != :timeout
+    live = [a, d]
+    # every child once, on its owner among the survivors; the values of the
+    # children that lived on a or d, or moved from b to a or d (c's death
+    # changes no other owner), are intact
+    after_ring = Ring.new(Enum.map([a, c, d], & &1.node))
+    c_node = c.node
+
+    keeps = fn id ->
+      case before[id] do
+        {_, [{node, _}], _} when node in [a.node, d.node] -> true
+        {_, [{node, _}], _} when node == b.node -> Ring.key_nodes(after_ring, id, 1) != [c_node]
+        _ -> false
+      end
+    end
+
+    assert_settled(live, ids, fn id, pid -> not keeps.(id) or counter_ok(id, pid) end)
+  end
+
   test "a worker without handover callbacks moves as a cold start, the others keep their state" do
     cfg = hot()
     [a | _] = nodes = cluster(cfg, 2)
