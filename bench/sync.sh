@@ -6,22 +6,11 @@
 # Results: bench/results/sync-<time>.json (one JSON object per line).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
 ROUNDS=${ROUNDS:-3}
-SUFFIX="$$_$RANDOM"
-COOKIE="bench_$RANDOM$RANDOM"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  sleep 0.3
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+source bench/lib.sh
+bench_init bench
 mkdir -p bench/results
 OUT="bench/results/sync-$(date -u +%Y%m%dT%H%M%SZ).json"
-epmd -daemon
 ARGS=()
 for type in pubsub gossip; do
   echo "{\"synchronization_strategy\": {\"type\": \"$type\", \"sync_interval\": 600000}}" >"$TMP/$type.json"

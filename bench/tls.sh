@@ -8,21 +8,10 @@
 #   BUILD=build ROUNDS=5 bench/tls.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
 ROUNDS=${ROUNDS:-5}
-SUFFIX="$$_$RANDOM"
-COOKIE="benchtls_$RANDOM$RANDOM"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  sleep 0.3
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
 command -v openssl >/dev/null || { echo "tls.sh: no openssl command; skipped" >&2; exit 0; }
-epmd -daemon
+source bench/lib.sh
+bench_init benchtls
 
 cert() { # name: a certificate for 127.0.0.1 signed by the test CA
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$TMP/$1.key" \
