@@ -431,6 +431,10 @@ defmodule PhNode.FailureTest do
     test "SIGTERM ends a trapping child at once, with :shutdown", %{ph: ph, hub: hub, node: node} do
       pid = start_one!(hub, node, crasher("last", [:trap_exit], shutdown: 3_000))
       ref = Process.monitor(pid)
+      # signals between two processes keep their order: once this call is
+      # answered the monitor is in place (else the SIGTERM can win the race
+      # and the DOWN says :noproc, rightly)
+      assert GenServer.call(pid, :ignored_exits) == 0
       t0 = PhTest.now_ms()
       assert PhTest.stop_node(ph) == {:ok, 0}
       elapsed = PhTest.now_ms() - t0
