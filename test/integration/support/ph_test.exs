@@ -70,9 +70,13 @@ defmodule PhTest do
 
   # --- names ----------------------------------------------------------------
 
-  @doc "A node alive-name unique to this run: prefix_SUFFIX_N."
+  @doc """
+  A node alive-name unique to this run: prefix_SUFFIX_OSPID_N. The test
+  file's own OS pid keeps two files of one run apart (each file's counter
+  starts again at 1), so a node's log holds that node only.
+  """
   def unique_name(prefix \\ "ph") do
-    "#{prefix}_#{suffix()}_#{System.unique_integer([:positive, :monotonic])}"
+    "#{prefix}_#{suffix()}_#{System.pid()}_#{System.unique_integer([:positive, :monotonic])}"
   end
 
   def node_atom(alive), do: :"#{alive}@#{@host}"
