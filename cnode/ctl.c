@@ -224,6 +224,16 @@ static int node_status(ctl *c, ph_buf *status)
     return EXIT_OK;
 }
 
+/* node_status for the hub id alone: commands that talk to the hub. */
+static int learn_hub_id(ctl *c)
+{
+    ph_buf st;
+    int rc = node_status(c, &st);
+    if (rc == EXIT_OK)
+        ph_buf_free(&st);
+    return rc;
+}
+
 static void print_json(json_t *j)
 {
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -353,11 +363,10 @@ out:
 
 static int cmd_members(ctl *c)
 {
-    ph_buf st, members;
-    int rc = node_status(c, &st);
+    ph_buf members;
+    int rc = learn_hub_id(c);
     if (rc != EXIT_OK)
         return rc;
-    ph_buf_free(&st);
     if ((rc = callf(c, c->hub_id, &members, "{nodes, [include_local]}")) != EXIT_OK)
         return rc;
     json_t *mj = ctl_term_to_json(ph_buf_term(&members));
@@ -394,11 +403,10 @@ static int cmp_rows(const void *a, const void *b)
 
 static int cmd_children(ctl *c)
 {
-    ph_buf st, list;
-    int rc = node_status(c, &st);
+    ph_buf list;
+    int rc = learn_hub_id(c);
     if (rc != EXIT_OK)
         return rc;
-    ph_buf_free(&st);
     if ((rc = callf(c, c->hub_id, &list, "{process_list, global}")) != EXIT_OK)
         return rc;
     ph_iter it, pit;
@@ -505,11 +513,10 @@ static json_t *placements(ph_term pids)
 
 static int cmd_lookup(ctl *c, const char *id)
 {
-    ph_buf st, idbuf, found;
-    int rc = node_status(c, &st);
+    ph_buf idbuf, found;
+    int rc = learn_hub_id(c);
     if (rc != EXIT_OK)
         return rc;
-    ph_buf_free(&st);
     if ((rc = find_child(c, id, &idbuf, &found)) != EXIT_OK)
         return rc;
     ph_term spec, pids;
@@ -581,13 +588,12 @@ static int cmd_start_child(ctl *c, const char *spec_json)
     char id[512];
     snprintf(id, sizeof id, "%s", json_string_value(json_object_get(spec, "id")));
     json_decref(spec);
-    ph_buf st, reply;
-    int rc = node_status(c, &st);
+    ph_buf reply;
+    int rc = learn_hub_id(c);
     if (rc != EXIT_OK) {
         ph_buf_free(&specbuf);
         return rc;
     }
-    ph_buf_free(&st);
     rc = callf(c, c->hub_id, &reply, "{start_child, ~t, [{awaitable, true}]}",
                ph_buf_term(&specbuf));
     ph_buf_free(&specbuf);
@@ -639,11 +645,10 @@ static int cmd_start_child(ctl *c, const char *spec_json)
 
 static int cmd_stop_child(ctl *c, const char *id)
 {
-    ph_buf st, idbuf, found, reply;
-    int rc = node_status(c, &st);
+    ph_buf idbuf, found, reply;
+    int rc = learn_hub_id(c);
     if (rc != EXIT_OK)
         return rc;
-    ph_buf_free(&st);
     if ((rc = find_child(c, id, &idbuf, &found)) != EXIT_OK)
         return rc;
     ph_buf_free(&found);
