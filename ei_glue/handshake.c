@@ -175,6 +175,13 @@ static void pending_end(pending *p, int adopt)
     free(p);
 }
 
+/* After a failed read or write: the transport's own reason (a TLS alert),
+ * 1 and why, or 0 (errno says it all). */
+static int transport_failure(int fd, char *why, size_t why_size)
+{
+    return transport->failure && transport->failure(fd, why, why_size);
+}
+
 static void pending_fail(pending *p, handshake_failure kind, const char *detail)
 {
     handshake_report r;
@@ -379,7 +386,11 @@ static void pending_step(pending *p)
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;
-            pending_fail(p, HS_CLOSED, strerror(errno));
+            char why[128];
+            if (transport_failure(p->fd, why, sizeof why))
+                pending_fail(p, HS_TLS, why);
+            else
+                pending_fail(p, HS_CLOSED, strerror(errno));
             return;
         }
         p->in_len += (size_t)n;
@@ -756,6 +767,10 @@ failed:
            : err == ECONNRESET || err == EPIPE ? HS_CLOSED
                                                : HS_OTHER;
     detail = err == EPROTO ? "not a distribution handshake" : strerror(err);
+    if (err != ETIMEDOUT && err != EPROTO && transport_failure(d.fd, why, sizeof why)) {
+        kind = HS_TLS;
+        detail = why;
+    }
 bad:
     transport->close(d.fd);
     report(r, kind, addr, name, detail);

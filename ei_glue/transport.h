@@ -41,6 +41,9 @@ typedef struct transport_ops {
     void (*shutdown)(int fd);
     /* Closes the socket and frees what attach set up for it. */
     void (*close)(int fd);
+    /* After a read or write failed: 1 and why when the transport knows
+     * more than errno (a TLS alert from the peer), else 0. May be NULL. */
+    int (*failure)(int fd, char *why, size_t why_size);
 } transport_ops;
 
 extern const transport_ops tcp_transport;

@@ -25,6 +25,7 @@
 typedef struct session {
     SSL *ssl;
     pthread_mutex_t lock;
+    char why[128]; /* the TLS reason of the last failed read or write */
 } session;
 
 static SSL_CTX *server_ctx, *client_ctx;
@@ -185,6 +186,8 @@ static ssize_t tls_read(int fd, char *buf, size_t len)
         } else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
             result = 0; /* end of stream */
         } else {
+            if (e == SSL_ERROR_SSL)
+                last_error(s->ssl, s->why, sizeof s->why);
             if (e != SSL_ERROR_SYSCALL)
                 errno = EIO;
             result = -1;
@@ -231,6 +234,8 @@ static ssize_t tls_writev(int fd, const struct iovec *iov, int iovcnt)
             errno = EAGAIN;
         else if (e != SSL_ERROR_SYSCALL || errno == 0)
             errno = EPIPE;
+        if (e == SSL_ERROR_SSL)
+            last_error(s->ssl, s->why, sizeof s->why);
         result = -1;
         ERR_clear_error();
     }
@@ -267,6 +272,19 @@ static void tls_close(int fd)
     close(fd);
 }
 
+static int tls_failure(int fd, char *why, size_t why_size)
+{
+    session *s = session_of(fd);
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&s->lock);
+    int known = s->why[0] != '\0';
+    if (known)
+        snprintf(why, why_size, "%s", s->why);
+    pthread_mutex_unlock(&s->lock);
+    return known;
+}
+
 const transport_ops tls_transport = {
     .name = "tls",
     .handshake_header = 4,
@@ -277,6 +295,7 @@ const transport_ops tls_transport = {
     .pending = tls_pending,
     .shutdown = tls_shutdown,
     .close = tls_close,
+    .failure = tls_failure,
 };
 
 static SSL_CTX *make_ctx(int server, char *err, size_t err_size)

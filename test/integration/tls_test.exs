@@ -110,7 +110,6 @@ defmodule PhNode.TlsTest do
     n
   end
 
-  # Runs Elixir code on a BEAM node with TLS distribution; {output, status}.
   # until the BEAM node started in the background has registered with epmd
   defp wait_registered(beam) do
     [alive, _] = beam |> Atom.to_string() |> String.split("@")
@@ -124,6 +123,7 @@ defmodule PhNode.TlsTest do
            )
   end
 
+  # Runs Elixir code on a BEAM node with TLS distribution; {output, status}.
   defp beam_tls(dir, certs, which, code, name \\ nil) do
     name = name || PhTest.node_atom(PhTest.unique_name("beamtls"))
     elixir = System.find_executable("elixir")
@@ -278,6 +278,23 @@ defmodule PhNode.TlsTest do
       n = start_tls(certs, :node, ["--join", Atom.to_string(beam)])
       assert PhTest.wait_log(n, "certificate verify failed", 10_000)
       assert PhTest.log_since(n.log, 0) =~ ~r/outgoing handshake failed: TLS handshake failed/
+      Task.await(task, 70_000)
+    end
+  end
+
+  # TLS 1.3: the client's handshake is done before the server has checked
+  # the client's certificate; the refusal comes as an alert on the first
+  # read, and the log must say so (not just "closed").
+  test "a server that refuses phnode's certificate: the log names the TLS alert", ctx do
+    unless ctx.skip do
+      %{certs: certs, dir: dir} = ctx
+      beam = PhTest.node_atom(PhTest.unique_name("strictsrv"))
+      task = Task.async(fn -> beam_tls(dir, certs, :other, "Process.sleep(8000)", beam) end)
+      wait_registered(beam)
+      n = start_tls(certs, :rogue, ["--join", Atom.to_string(beam)])
+      assert PhTest.wait_log(n, "outgoing handshake failed", 10_000)
+      assert PhTest.log_since(n.log, 0) =~ ~r/outgoing handshake failed: TLS handshake failed: .*alert/,
+             PhTest.log_tail(n.log, 10)
       Task.await(task, 70_000)
     end
   end
