@@ -24,6 +24,12 @@ typedef struct subscriber {
     uint64_t seq; /* the number of the last message sent */
 } subscriber;
 
+/* A message's entries: the rows (puts) and the ids of the rows gone. */
+typedef struct {
+    ph_buf rows, gone;
+    int n_rows, n_gone;
+} batch;
+
 struct subscriptions {
     subscriber *subs;
     int n, cap;
@@ -33,7 +39,15 @@ struct subscriptions {
     int lost;              /* a change could not be noted: the subscribers must resync */
     uint64_t test_gap;     /* PHNODE_TEST_SUBSCRIPTION_GAP: every test_gap-th changes message */
     uint64_t test_changes; /* is not sent (0: all are); changes messages counted here */
+    /* Kept between flushes while anyone subscribes: a 100k start fills
+     * them to about a megabyte per message, and fresh buffers of that size
+     * cost a page fault per page every time. */
+    batch bt;
+    ph_buf msg;
+    int have_bufs;
 };
+
+static void bufs_free(struct subscriptions *s);
 
 static void note_key(void *arg, const char *key, uint32_t key_len)
 {
@@ -74,6 +88,7 @@ void subscription_free(hub *h)
         return;
     registry_observe(h->reg, NULL, NULL);
     ph_buf_free(&h->subs->dirty);
+    bufs_free(h->subs);
     free(h->subs->subs);
     free(h->subs);
     h->subs = NULL;
@@ -105,12 +120,6 @@ static int append_row(ph_buf *b, const reg_row *row)
                ? 0
                : -1;
 }
-
-/* A message's entries: the rows (puts) and the ids of the rows gone. */
-typedef struct {
-    ph_buf rows, gone;
-    int n_rows, n_gone;
-} batch;
 
 static int batch_init(batch *bt)
 {
@@ -149,7 +158,7 @@ static int append_list(ph_buf *b, const ph_buf *items, int n)
 /* {phnode_registry, Ref, Seq, Kind, Rows, GoneIds}. */
 static void send_items(hub *h, ph_ctx *ctx, subscriber *sub, const char *kind, const batch *bt)
 {
-    ph_buf b;
+    ph_buf *b = &h->subs->msg;
     sub->seq++;
     if (h->subs->test_gap && strcmp(kind, "changes") == 0 &&
         ++h->subs->test_changes % h->subs->test_gap == 0) {
@@ -157,26 +166,45 @@ static void send_items(hub *h, ph_ctx *ctx, subscriber *sub, const char *kind, c
               (unsigned long long)sub->seq);
         return;
     }
-    if (ph_buf_init_versioned(&b) != 0 ||
-        ph_buf_reserve(&b, (size_t)bt->rows.index + (size_t)bt->gone.index + 128) != 0) {
+    ph_buf_reset(b); /* the version byte stays */
+    int ok = ph_buf_reserve(b, (size_t)bt->rows.index + (size_t)bt->gone.index + 128) == 0 &&
+             ei_x_encode_tuple_header(b, 6) == 0 && ei_x_encode_atom(b, "phnode_registry") == 0 &&
+             ph_encode_ref(b, &sub->ref) == 0 &&
+             ei_x_encode_ulonglong(b, (unsigned long long)sub->seq) == 0 &&
+             ei_x_encode_atom(b, kind) == 0 && append_list(b, &bt->rows, bt->n_rows) == 0 &&
+             append_list(b, &bt->gone, bt->n_gone) == 0;
+    if (ok)
+        send_own(ctx, sub->pid, b);
+    else
         LOG_E("hub",
               "%s: out of memory: registry subscription message %llu lost (the "
               "subscriber sees the gap and resubscribes)",
               h->cfg.hub_id, (unsigned long long)sub->seq);
-        ph_buf_free(&b);
-        return;
+}
+
+/* The kept buffers, made on first use after nobody subscribed. */
+static batch *bufs(struct subscriptions *s)
+{
+    if (!s->have_bufs) {
+        if (batch_init(&s->bt) != 0)
+            return NULL;
+        if (ph_buf_init_versioned(&s->msg) != 0) {
+            batch_free(&s->bt);
+            return NULL;
+        }
+        s->have_bufs = 1;
     }
-    int ok = ei_x_encode_tuple_header(&b, 6) == 0 && ei_x_encode_atom(&b, "phnode_registry") == 0 &&
-             ph_encode_ref(&b, &sub->ref) == 0 &&
-             ei_x_encode_ulonglong(&b, (unsigned long long)sub->seq) == 0 &&
-             ei_x_encode_atom(&b, kind) == 0 && append_list(&b, &bt->rows, bt->n_rows) == 0 &&
-             append_list(&b, &bt->gone, bt->n_gone) == 0;
-    if (ok)
-        send_own(ctx, sub->pid, &b);
-    else
-        LOG_E("hub", "%s: registry subscription message %llu not encoded", h->cfg.hub_id,
-              (unsigned long long)sub->seq);
-    ph_buf_free(&b);
+    batch_reset(&s->bt);
+    return &s->bt;
+}
+
+static void bufs_free(struct subscriptions *s)
+{
+    if (!s->have_bufs)
+        return;
+    batch_free(&s->bt);
+    ph_buf_free(&s->msg);
+    s->have_bufs = 0;
 }
 
 /* The current rows in messages of SUB_CHUNK: kind snapshot, the last one
@@ -184,25 +212,28 @@ static void send_items(hub *h, ph_ctx *ctx, subscriber *sub, const char *kind, c
  * the snapshot is one consistent state of the registry. */
 static void send_snapshot(hub *h, ph_ctx *ctx, subscriber *sub)
 {
-    batch bt;
-    if (batch_init(&bt) != 0)
+    batch *bt = bufs(h->subs);
+    if (!bt) {
+        LOG_E("hub", "%s: out of memory: no registry snapshot sent (the subscriber resubscribes)",
+              h->cfg.hub_id);
+        sub->seq++; /* a number no message carries: the next one shows the gap */
         return;
+    }
     uint32_t i = 0;
     reg_row *row;
     while ((row = registry_next(h->reg, &i)) != NULL) {
         if (row->n_nodes == 0)
             continue; /* an orphan: not running anywhere */
-        if (append_row(&bt.rows, row) != 0)
+        if (append_row(&bt->rows, row) != 0)
             LOG_E("hub", "%s: out of memory: a row left out of a registry snapshot", h->cfg.hub_id);
         else
-            bt.n_rows++;
-        if (bt.n_rows == SUB_CHUNK) {
-            send_items(h, ctx, sub, "snapshot", &bt);
-            batch_reset(&bt);
+            bt->n_rows++;
+        if (bt->n_rows == SUB_CHUNK) {
+            send_items(h, ctx, sub, "snapshot", bt);
+            batch_reset(bt);
         }
     }
-    send_items(h, ctx, sub, "snapshot_done", &bt);
-    batch_free(&bt);
+    send_items(h, ctx, sub, "snapshot_done", bt);
 }
 
 static subscriber *find_sub(struct subscriptions *s, const ph_ref *ref)
@@ -221,6 +252,7 @@ static void remove_sub(hub *h, subscriber *sub)
         /* nobody listens: changes are no longer noted */
         registry_observe(h->reg, NULL, NULL);
         ph_buf_reset(&s->dirty);
+        bufs_free(s);
     }
 }
 
@@ -340,35 +372,48 @@ void subscription_flush(hub *h, ph_ctx *ctx)
     }
     if (!s || s->n == 0 || s->dirty.index == 0)
         return;
-    batch bt;
-    if (batch_init(&bt) != 0)
+    batch *bt = bufs(s);
+    if (!bt) {
+        LOG_E("hub", "%s: out of memory: registry changes not sent; subscribers will resync",
+              h->cfg.hub_id);
+        for (int i = 0; i < s->n; i++)
+            s->subs[i].seq++;
+        ph_buf_reset(&s->dirty);
         return;
+    }
     const char *p = s->dirty.buff, *end = s->dirty.buff + s->dirty.index;
+    int dropped = 0;
     while (p < end) {
         uint32_t len = ((uint32_t)(unsigned char)p[0] << 8) | (unsigned char)p[1];
         const char *key = p + 2;
         p = key + len;
         reg_row *row = registry_get(h->reg, key, len);
         if (row && row->n_nodes > 0) {
-            if (append_row(&bt.rows, row) == 0)
-                bt.n_rows++;
+            if (append_row(&bt->rows, row) == 0)
+                bt->n_rows++;
             else
-                LOG_E("hub",
-                      "%s: out of memory: a registry change left out of the subscription stream",
-                      h->cfg.hub_id);
-        } else if (ph_buf_reserve(&bt.gone, len + 8u) == 0 &&
-                   ei_x_append_buf(&bt.gone, key, (int)len) == 0) {
-            bt.n_gone++;
+                dropped++;
+        } else if (ph_buf_reserve(&bt->gone, len + 8u) == 0 &&
+                   ei_x_append_buf(&bt->gone, key, (int)len) == 0) {
+            bt->n_gone++;
         } else {
-            LOG_E("hub", "%s: out of memory: a registry change left out of the subscription stream",
-                  h->cfg.hub_id);
+            dropped++;
         }
-        if (bt.n_rows + bt.n_gone == SUB_CHUNK || (p >= end && bt.n_rows + bt.n_gone > 0)) {
+        if (bt->n_rows + bt->n_gone == SUB_CHUNK || (p >= end && bt->n_rows + bt->n_gone > 0)) {
             for (int i = 0; i < s->n; i++)
-                send_items(h, ctx, &s->subs[i], "changes", &bt);
-            batch_reset(&bt);
+                send_items(h, ctx, &s->subs[i], "changes", bt);
+            batch_reset(bt);
         }
     }
-    batch_free(&bt);
+    if (dropped) {
+        /* out of memory for some entries: a number no message carries makes
+         * every subscriber resync rather than miss them */
+        LOG_E("hub",
+              "%s: out of memory: %d registry changes left out of the stream; "
+              "subscribers will resync",
+              h->cfg.hub_id, dropped);
+        for (int i = 0; i < s->n; i++)
+            s->subs[i].seq++;
+    }
     ph_buf_reset(&s->dirty);
 }
