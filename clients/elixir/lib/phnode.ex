@@ -99,10 +99,12 @@ defmodule PhNode do
 
       pre =
         Map.new(cids, fn cid ->
+          # the {node, pid} list alone (no copy of the spec and metadata)
           nps =
-            case safe_lookup(tab, cid) do
-              [{_, nps, _, _}] -> nps
-              _ -> []
+            try do
+              :ets.lookup_element(tab, cid, 2)
+            rescue
+              ArgumentError -> []
             end
 
           {cid, for({n, p} <- nps, do: {cid, n, p})}
