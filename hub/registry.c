@@ -443,7 +443,8 @@ static unsigned char *put_be32(unsigned char *p, uint32_t v)
 
 /* [{Node, Pid}] written as bytes (the same ones ei writes: the pid's
  * numbers masked to 15 and 13 bits, NEW_PID_EXT when the creation needs more
- * than 2 bits); names that are not plain ASCII go through ei. */
+ * than 2 bits); names that are not plain ASCII go through ei, as UTF-8 (the
+ * text ei decoded them into; encoding it as Latin-1 garbled such names). */
 int registry_encode_nodes(ph_buf *b, const reg_row *row)
 {
     if (ph_buf_reserve(b, 80u * row->n_nodes + 8) != 0)
@@ -456,8 +457,11 @@ int registry_encode_nodes(ph_buf *b, const reg_row *row)
         size_t plen;
         if (node_atom_bytes(row->nodes[i].node, &atom, &alen) != 0 ||
             node_atom_bytes(pid.node, &pid_atom, &plen) != 0 || pid.node != row->nodes[i].node) {
+            /* atom texts are UTF-8 (as ei decodes them): encoded as such */
+            const char *name = atom_text(row->nodes[i].node);
             if (ei_x_encode_list_header(b, 1) != 0 || ei_x_encode_tuple_header(b, 2) != 0 ||
-                ei_x_encode_atom(b, atom_text(row->nodes[i].node)) != 0 ||
+                ei_x_encode_atom_len_as(b, name, (int)strlen(name), ERLANG_UTF8, ERLANG_UTF8) !=
+                    0 ||
                 ph_encode_pid(b, pid) != 0)
                 return -1;
             continue;
