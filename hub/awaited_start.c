@@ -132,13 +132,18 @@ void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps)
         stop_started(h, ctx, ph_buf_term(&b));
         ph_buf_free(&b);
     }
+    /* The registry changes made so far go to subscribers before the reply
+     * (a subscriber's client that holds the reply finds them in its
+     * mailbox); with registry_seq the result says up to which message. */
+    subscription_flush(h, ctx);
+    long long seq = ps->has_sub ? subscription_seq(h, ctx, &ps->sub) : -1;
     /* Built in the reply frame itself: the result can be megabytes. */
     ph_buf out;
     if (ph_buf_init(&out) == 0) {
         if (ps->from && gen_reply_begin(&out, ps->from) == 0 &&
             (ps->formatted
                  ? encode_formatted_result(&out, &ps->started, &ps->errors, rollback, ps->first)
-                 : encode_start_result(&out, &ps->started, &ps->errors, rollback)) == 0)
+                 : encode_start_result(&out, &ps->started, &ps->errors, rollback, seq)) == 0)
             gen_reply_send(ps->from, out.buff, (uint32_t)out.index);
         ph_buf_free(&out);
     }

@@ -211,6 +211,8 @@ typedef struct pending_start {
      * have their children stopped as the answers come. */
     int answered;
     int formatted, first; /* async_wait: StartResult.format's shape (first: start_child) */
+    int has_sub;          /* registry_seq given: the subscription whose number the result carries */
+    ph_ref sub;
 } pending_start;
 /* How long a start rolled back at its timeout keeps stopping what its late
  * owners start (an owner that is still silent after this is not waited for). */
@@ -235,6 +237,8 @@ typedef struct start_opts {
     int async_wait; /* ProcessHub's deprecated twin of awaitable: the formatted result */
     int first;      /* start_child / stop_child: async_wait gives the first entry */
     long handover_wait; /* a move under hot_swap: each new copy waits this long for its state */
+    int has_sub;        /* registry_seq: the result carries this subscription's number */
+    ph_ref sub;
     long timeout;
     ph_term metadata;
     ph_term all; /* the options as given */
@@ -377,7 +381,9 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
 reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, ph_term meta,
                        ph_pid pid, const reg_row *old);
 void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r);
-int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback);
+/* seq >= 0: the map also has registry_seq => seq (the registry_seq option). */
+int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback,
+                        long long seq);
 /* StartResult.format / StopResult.format (async_wait): {ok, Ok} |
  * {error, {Errors, Ok}} | {error, {Errors, Ok}, rollback}; with first the
  * first entry of Ok (nil if none) for ok and the first error for error. */
@@ -517,6 +523,9 @@ int subscription_request(hub *h, ph_ctx *ctx, ph_term req, ph_buf *reply, ph_res
 int subscription_down(hub *h, const ph_ref *ref);
 /* Sends the rows changed since the last flush to every subscriber. */
 void subscription_flush(hub *h, ph_ctx *ctx);
+/* Flushes, then the number of the last message of subscription ref; -1 if
+ * this hub has no such subscription. */
+long long subscription_seq(hub *h, ph_ctx *ctx, const ph_ref *ref);
 void subscription_free(hub *h);
 
 /* leave.c */

@@ -174,6 +174,8 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
         ps->from = ph_from_copy(from);
         ps->rollback = o->rollback;
         ps->formatted = o->async_wait;
+        ps->has_sub = o->has_sub;
+        ps->sub = o->sub;
         ps->first = o->first;
         ps->next = h->pending;
         h->pending = ps;
@@ -219,6 +221,7 @@ ph_result start_placed(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_term, con
         start_opts lo = *o;
         lo.check_existing = 0; /* checked above for the whole call */
         lo.rollback = 0;       /* decided when every part has answered */
+        lo.has_sub = 0;        /* the whole call's result carries the number */
         start_batch(h, ctx, ph_buf_term(&l), &lo, &result);
         if (ps) {
             /* our own encoding: trusted like a delivered message */
@@ -447,7 +450,7 @@ static void deferred_run(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void
         }
         elist_free(&part);
         ph_buf_reset(&result);
-        encode_start_result(&result, &started, &errors, 0);
+        encode_start_result(&result, &started, &errors, 0, -1);
     }
     send_start_result(h, ctx, ph_buf_term(&d->id), d->reply_to, &result);
     ph_buf_free(&result);

@@ -412,15 +412,88 @@ reg_row *registry_next(registry *r, uint32_t *i)
     return NULL;
 }
 
+/* The external format of a node-name atom, kept for the last node asked
+ * (every row of a stream or a query names the same few nodes): 0 and the
+ * bytes, or -1 when the name is not plain ASCII (ei encodes those). */
+static int node_atom_bytes(uint32_t node, const unsigned char **bytes, size_t *len)
+{
+    static _Thread_local uint32_t last = ATOM_NONE;
+    static _Thread_local unsigned char enc[2 + 255];
+    static _Thread_local size_t enc_len;
+    if (node != last) {
+        const char *text = atom_text(node);
+        size_t n = strlen(text);
+        if (n == 0 || n > 255)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if ((unsigned char)text[i] >= 0x80)
+                return -1;
+        enc[0] = ERL_SMALL_ATOM_UTF8_EXT;
+        enc[1] = (unsigned char)n;
+        memcpy(enc + 2, text, n);
+        enc_len = n + 2;
+        last = node;
+    }
+    *bytes = enc;
+    *len = enc_len;
+    return 0;
+}
+
+static unsigned char *put_be32(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+    return p + 4;
+}
+
+/* [{Node, Pid}] written as bytes (the same ones ei writes: the pid's
+ * numbers masked to 15 and 13 bits, NEW_PID_EXT when the creation needs more
+ * than 2 bits); names that are not plain ASCII go through ei, as UTF-8 (the
+ * text ei decoded them into; encoding it as Latin-1 garbled such names). */
 int registry_encode_nodes(ph_buf *b, const reg_row *row)
 {
     if (ph_buf_reserve(b, 80u * row->n_nodes + 8) != 0)
         return -1;
     for (uint16_t i = 0; i < row->n_nodes; i++) {
-        if (ei_x_encode_list_header(b, 1) != 0 || ei_x_encode_tuple_header(b, 2) != 0 ||
-            ei_x_encode_atom(b, atom_text(row->nodes[i].node)) != 0 ||
-            ph_encode_pid(b, row->nodes[i].pid) != 0)
+        const unsigned char *atom;
+        size_t alen;
+        ph_pid pid = row->nodes[i].pid;
+        const unsigned char *pid_atom;
+        size_t plen;
+        if (node_atom_bytes(row->nodes[i].node, &atom, &alen) != 0 ||
+            node_atom_bytes(pid.node, &pid_atom, &plen) != 0 || pid.node != row->nodes[i].node) {
+            /* atom texts are UTF-8 (as ei decodes them): encoded as such */
+            const char *name = atom_text(row->nodes[i].node);
+            if (ei_x_encode_list_header(b, 1) != 0 || ei_x_encode_tuple_header(b, 2) != 0 ||
+                ei_x_encode_atom_len_as(b, name, (int)strlen(name), ERLANG_UTF8, ERLANG_UTF8) !=
+                    0 ||
+                ph_encode_pid(b, pid) != 0)
+                return -1;
+            continue;
+        }
+        /* list cell, 2-tuple, node, pid: at most 5 + 2 + 2 * 257 + 13 bytes */
+        if (ph_buf_reserve(b, 5 + 2 + 2 * alen + 13) != 0)
             return -1;
+        unsigned char *p = (unsigned char *)b->buff + b->index;
+        *p++ = ERL_LIST_EXT;
+        p = put_be32(p, 1);
+        *p++ = ERL_SMALL_TUPLE_EXT;
+        *p++ = 2;
+        memcpy(p, atom, alen);
+        p += alen;
+        int wide = pid.creation > 3;
+        *p++ = wide ? ERL_NEW_PID_EXT : ERL_PID_EXT;
+        memcpy(p, atom, alen);
+        p += alen;
+        p = put_be32(p, pid.num & 0x7fff);
+        p = put_be32(p, pid.serial & 0x1fff);
+        if (wide)
+            p = put_be32(p, pid.creation);
+        else
+            *p++ = (unsigned char)(pid.creation & 0x03);
+        b->index = (int)(p - (unsigned char *)b->buff);
     }
     return ei_x_encode_empty_list(b) == 0 ? 0 : -1;
 }

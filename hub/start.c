@@ -43,6 +43,8 @@ int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             ok = o->has_ring = ph_match(v, "~i", &o->ring) == 1;
         else if (ok && strcmp(key, "timeout") == 0)
             ok = ph_match(v, "~i", &o->timeout) == 1 && o->timeout >= 0;
+        else if (ok && strcmp(key, "registry_seq") == 0)
+            ok = o->has_sub = ph_decode_ref(v, &o->sub) == 0;
         else if (ok && strcmp(key, "await_timeout") == 0)
             ok = ph_match(v, "~i", &(long){0}) == 1;
         else if (ok && strcmp(key, "on_failure") == 0) {
@@ -265,11 +267,15 @@ int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, i
  * (reply holds the error). */
 /* {ok, #{status => ok | error, started => [...], errors => [...], rollback => B}},
  * the lists copied straight from the elists (they can hold 100k entries). */
-int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback)
+int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback,
+                        long long seq)
 {
-    if (ph_buf_reserve(out, (size_t)started->b.index + (size_t)errors->b.index + 128u) != 0 ||
+    if (ph_buf_reserve(out, (size_t)started->b.index + (size_t)errors->b.index + 160u) != 0 ||
         ei_x_encode_tuple_header(out, 2) != 0 || ei_x_encode_atom(out, "ok") != 0 ||
-        ei_x_encode_map_header(out, 4) != 0 || ei_x_encode_atom(out, "status") != 0 ||
+        ei_x_encode_map_header(out, seq >= 0 ? 5 : 4) != 0 ||
+        (seq >= 0 &&
+         (ei_x_encode_atom(out, "registry_seq") != 0 || ei_x_encode_longlong(out, seq) != 0)) ||
+        ei_x_encode_atom(out, "status") != 0 ||
         ei_x_encode_atom(out, errors->n ? "error" : "ok") != 0 ||
         ei_x_encode_atom(out, "started") != 0 || elist_to(out, started) != 0 ||
         ei_x_encode_atom(out, "errors") != 0 || elist_to(out, errors) != 0 ||

@@ -441,7 +441,10 @@ started:
         stop_batch(h, ctx, ph_buf_term(&keys), NULL, STOP_ANYWHERE);
         ph_buf_free(&keys);
     }
-    encode_start_result(result_out, &r.started, &r.errors, rollback);
+    /* registry_seq: the rows of this call go to the subscriber before the
+     * number is taken (its client then knows they are in its cache) */
+    encode_start_result(result_out, &r.started, &r.errors, rollback,
+                        o->has_sub ? subscription_seq(h, ctx, &o->sub) : -1);
     result_free(&r);
     ph_buf_free(&scratch);
     ph_buf_free(&key);

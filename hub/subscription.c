@@ -6,11 +6,11 @@
  *
  * While anyone subscribes, the registry's observer notes the key of every
  * row that changes; after each request or message (subscription_flush, next
- * to flush_sync) the current state of those rows goes out: a put with the
- * whole row, or a delete when the row is gone or an orphan (queries leave
- * orphans out too). Sending the state rather than the operations makes a
- * row that changed twice in one turn cost one entry, and keeps the stream
- * right whatever path changed the registry.
+ * to flush_sync, and before an awaited start's reply) the current state of
+ * those rows goes out: the whole row, or its id among the gone ones when the
+ * row is gone or an orphan (queries leave orphans out too). Sending the state rather than the
+ * operations makes a row that changed twice in one turn cost one entry, and keeps the stream right
+ * whatever path changed the registry.
  */
 #include "hub/hub_internal.h"
 
@@ -24,6 +24,12 @@ typedef struct subscriber {
     uint64_t seq; /* the number of the last message sent */
 } subscriber;
 
+/* A message's entries: the rows (puts) and the ids of the rows gone. */
+typedef struct {
+    ph_buf rows, gone;
+    int n_rows, n_gone;
+} batch;
+
 struct subscriptions {
     subscriber *subs;
     int n, cap;
@@ -33,7 +39,15 @@ struct subscriptions {
     int lost;              /* a change could not be noted: the subscribers must resync */
     uint64_t test_gap;     /* PHNODE_TEST_SUBSCRIPTION_GAP: every test_gap-th changes message */
     uint64_t test_changes; /* is not sent (0: all are); changes messages counted here */
+    /* Kept between flushes while anyone subscribes: a 100k start fills
+     * them to about a megabyte per message, and fresh buffers of that size
+     * cost a page fault per page every time. */
+    batch bt;
+    ph_buf msg;
+    int have_bufs;
 };
+
+static void bufs_free(struct subscriptions *s);
 
 static void note_key(void *arg, const char *key, uint32_t key_len)
 {
@@ -74,17 +88,19 @@ void subscription_free(hub *h)
         return;
     registry_observe(h->reg, NULL, NULL);
     ph_buf_free(&h->subs->dirty);
+    bufs_free(h->subs);
     free(h->subs->subs);
     free(h->subs);
     h->subs = NULL;
 }
 
-/* {put, Cid, SpecBin, [{Node, Pid}], Meta}: the row's terms were checked
- * when it was stored, so they are copied as bytes. The spec travels as a
- * binary holding its external format (the subscriber decodes it when it is
- * asked for): decoding 100k spec maps costs a BEAM more than the rest of
- * the stream together. */
-static int append_put(ph_buf *b, const reg_row *row)
+/* {Cid, [{Node, Pid}], SpecBin, Meta}: the subscriber's cache row as is
+ * (it inserts a message's rows into ETS in one call, without rebuilding
+ * them). The row's terms were checked when it was stored, so they are
+ * copied as bytes. The spec travels as a binary holding its external format
+ * (the subscriber decodes it when it is asked for): decoding 100k spec maps
+ * costs a BEAM more than the rest of the stream together. */
+static int append_row(ph_buf *b, const reg_row *row)
 {
     uint32_t bin_len = row->spec_len + 1; /* the version byte, then the spec */
     unsigned char head[6] = {ERL_BINARY_EXT,
@@ -94,22 +110,55 @@ static int append_put(ph_buf *b, const reg_row *row)
                              (unsigned char)bin_len,
                              131};
     return ph_buf_reserve(b, 64u + row->key_len + row->spec_len + row->meta_len) == 0 &&
-                   ei_x_encode_tuple_header(b, 5) == 0 && ei_x_encode_atom(b, "put") == 0 &&
+                   ei_x_encode_tuple_header(b, 4) == 0 &&
                    ei_x_append_buf(b, row->data, (int)row->key_len) == 0 &&
+                   registry_encode_nodes(b, row) == 0 &&
                    ei_x_append_buf(b, (const char *)head, (int)sizeof head) == 0 &&
                    ei_x_append_buf(b, row->data + row->key_len, (int)row->spec_len) == 0 &&
-                   registry_encode_nodes(b, row) == 0 &&
                    ei_x_append_buf(b, row->data + row->key_len + row->spec_len,
                                    (int)row->meta_len) == 0
                ? 0
                : -1;
 }
 
-/* {phnode_registry, Ref, Seq, Kind, Items} with n items already encoded. */
-static void send_items(hub *h, ph_ctx *ctx, subscriber *sub, const char *kind, const char *items,
-                       int items_len, int n)
+static int batch_init(batch *bt)
 {
-    ph_buf b;
+    memset(bt, 0, sizeof *bt);
+    if (ph_buf_init(&bt->rows) != 0)
+        return -1;
+    if (ph_buf_init(&bt->gone) != 0) {
+        ph_buf_free(&bt->rows);
+        return -1;
+    }
+    return 0;
+}
+
+static void batch_reset(batch *bt)
+{
+    ph_buf_reset(&bt->rows);
+    ph_buf_reset(&bt->gone);
+    bt->n_rows = bt->n_gone = 0;
+}
+
+static void batch_free(batch *bt)
+{
+    ph_buf_free(&bt->rows);
+    ph_buf_free(&bt->gone);
+}
+
+/* Encodes [Entries] from buf holding n of them. */
+static int append_list(ph_buf *b, const ph_buf *items, int n)
+{
+    if (n > 0 &&
+        (ei_x_encode_list_header(b, n) != 0 || ei_x_append_buf(b, items->buff, items->index) != 0))
+        return -1;
+    return ei_x_encode_empty_list(b) == 0 ? 0 : -1;
+}
+
+/* {phnode_registry, Ref, Seq, Kind, Rows, GoneIds}. */
+static void send_items(hub *h, ph_ctx *ctx, subscriber *sub, const char *kind, const batch *bt)
+{
+    ph_buf *b = &h->subs->msg;
     sub->seq++;
     if (h->subs->test_gap && strcmp(kind, "changes") == 0 &&
         ++h->subs->test_changes % h->subs->test_gap == 0) {
@@ -117,28 +166,45 @@ static void send_items(hub *h, ph_ctx *ctx, subscriber *sub, const char *kind, c
               (unsigned long long)sub->seq);
         return;
     }
-    if (ph_buf_init_versioned(&b) != 0 || ph_buf_reserve(&b, (size_t)items_len + 128) != 0) {
+    ph_buf_reset(b); /* the version byte stays */
+    int ok = ph_buf_reserve(b, (size_t)bt->rows.index + (size_t)bt->gone.index + 128) == 0 &&
+             ei_x_encode_tuple_header(b, 6) == 0 && ei_x_encode_atom(b, "phnode_registry") == 0 &&
+             ph_encode_ref(b, &sub->ref) == 0 &&
+             ei_x_encode_ulonglong(b, (unsigned long long)sub->seq) == 0 &&
+             ei_x_encode_atom(b, kind) == 0 && append_list(b, &bt->rows, bt->n_rows) == 0 &&
+             append_list(b, &bt->gone, bt->n_gone) == 0;
+    if (ok)
+        send_own(ctx, sub->pid, b);
+    else
         LOG_E("hub",
               "%s: out of memory: registry subscription message %llu lost (the "
               "subscriber sees the gap and resubscribes)",
               h->cfg.hub_id, (unsigned long long)sub->seq);
-        ph_buf_free(&b);
-        return;
+}
+
+/* The kept buffers, made on first use after nobody subscribed. */
+static batch *bufs(struct subscriptions *s)
+{
+    if (!s->have_bufs) {
+        if (batch_init(&s->bt) != 0)
+            return NULL;
+        if (ph_buf_init_versioned(&s->msg) != 0) {
+            batch_free(&s->bt);
+            return NULL;
+        }
+        s->have_bufs = 1;
     }
-    int ok = ei_x_encode_tuple_header(&b, 5) == 0 && ei_x_encode_atom(&b, "phnode_registry") == 0 &&
-             ph_encode_ref(&b, &sub->ref) == 0 &&
-             ei_x_encode_ulonglong(&b, (unsigned long long)sub->seq) == 0 &&
-             ei_x_encode_atom(&b, kind) == 0;
-    if (ok && n > 0)
-        ok = ei_x_encode_list_header(&b, n) == 0 && ei_x_append_buf(&b, items, items_len) == 0;
-    if (ok)
-        ok = ei_x_encode_empty_list(&b) == 0;
-    if (ok)
-        send_own(ctx, sub->pid, &b);
-    else
-        LOG_E("hub", "%s: registry subscription message %llu not encoded", h->cfg.hub_id,
-              (unsigned long long)sub->seq);
-    ph_buf_free(&b);
+    batch_reset(&s->bt);
+    return &s->bt;
+}
+
+static void bufs_free(struct subscriptions *s)
+{
+    if (!s->have_bufs)
+        return;
+    batch_free(&s->bt);
+    ph_buf_free(&s->msg);
+    s->have_bufs = 0;
 }
 
 /* The current rows in messages of SUB_CHUNK: kind snapshot, the last one
@@ -146,27 +212,28 @@ static void send_items(hub *h, ph_ctx *ctx, subscriber *sub, const char *kind, c
  * the snapshot is one consistent state of the registry. */
 static void send_snapshot(hub *h, ph_ctx *ctx, subscriber *sub)
 {
-    ph_buf items;
-    if (ph_buf_init(&items) != 0)
+    batch *bt = bufs(h->subs);
+    if (!bt) {
+        LOG_E("hub", "%s: out of memory: no registry snapshot sent (the subscriber resubscribes)",
+              h->cfg.hub_id);
+        sub->seq++; /* a number no message carries: the next one shows the gap */
         return;
+    }
     uint32_t i = 0;
-    int n = 0;
     reg_row *row;
     while ((row = registry_next(h->reg, &i)) != NULL) {
         if (row->n_nodes == 0)
             continue; /* an orphan: not running anywhere */
-        if (append_put(&items, row) != 0)
+        if (append_row(&bt->rows, row) != 0)
             LOG_E("hub", "%s: out of memory: a row left out of a registry snapshot", h->cfg.hub_id);
         else
-            n++;
-        if (n == SUB_CHUNK) {
-            send_items(h, ctx, sub, "snapshot", items.buff, items.index, n);
-            ph_buf_reset(&items);
-            n = 0;
+            bt->n_rows++;
+        if (bt->n_rows == SUB_CHUNK) {
+            send_items(h, ctx, sub, "snapshot", bt);
+            batch_reset(bt);
         }
     }
-    send_items(h, ctx, sub, "snapshot_done", items.buff, items.index, n);
-    ph_buf_free(&items);
+    send_items(h, ctx, sub, "snapshot_done", bt);
 }
 
 static subscriber *find_sub(struct subscriptions *s, const ph_ref *ref)
@@ -185,6 +252,7 @@ static void remove_sub(hub *h, subscriber *sub)
         /* nobody listens: changes are no longer noted */
         registry_observe(h->reg, NULL, NULL);
         ph_buf_reset(&s->dirty);
+        bufs_free(s);
     }
 }
 
@@ -283,6 +351,13 @@ int subscription_down(hub *h, const ph_ref *ref)
     return 1;
 }
 
+long long subscription_seq(hub *h, ph_ctx *ctx, const ph_ref *ref)
+{
+    subscription_flush(h, ctx);
+    subscriber *sub = find_sub(h->subs, ref);
+    return sub ? (long long)sub->seq : -1;
+}
+
 void subscription_flush(hub *h, ph_ctx *ctx)
 {
     struct subscriptions *s = h->subs;
@@ -297,44 +372,48 @@ void subscription_flush(hub *h, ph_ctx *ctx)
     }
     if (!s || s->n == 0 || s->dirty.index == 0)
         return;
-    ph_buf items;
-    if (ph_buf_init(&items) != 0)
+    batch *bt = bufs(s);
+    if (!bt) {
+        LOG_E("hub", "%s: out of memory: registry changes not sent; subscribers will resync",
+              h->cfg.hub_id);
+        for (int i = 0; i < s->n; i++)
+            s->subs[i].seq++;
+        ph_buf_reset(&s->dirty);
         return;
+    }
     const char *p = s->dirty.buff, *end = s->dirty.buff + s->dirty.index;
-    int n = 0;
+    int dropped = 0;
     while (p < end) {
         uint32_t len = ((uint32_t)(unsigned char)p[0] << 8) | (unsigned char)p[1];
         const char *key = p + 2;
         p = key + len;
         reg_row *row = registry_get(h->reg, key, len);
-        int rc;
         if (row && row->n_nodes > 0) {
-            rc = append_put(&items, row);
+            if (append_row(&bt->rows, row) == 0)
+                bt->n_rows++;
+            else
+                dropped++;
+        } else if (ph_buf_reserve(&bt->gone, len + 8u) == 0 &&
+                   ei_x_append_buf(&bt->gone, key, (int)len) == 0) {
+            bt->n_gone++;
         } else {
-            rc = ph_buf_reserve(&items, len + 16u) == 0 &&
-                         ei_x_encode_tuple_header(&items, 2) == 0 &&
-                         ei_x_encode_atom(&items, "delete") == 0 &&
-                         ei_x_append_buf(&items, key, (int)len) == 0
-                     ? 0
-                     : -1;
+            dropped++;
         }
-        if (rc != 0) {
-            LOG_E("hub",
-                  "%s: out of memory: a registry change left out of the subscription "
-                  "stream",
-                  h->cfg.hub_id);
-            continue;
-        }
-        if (++n == SUB_CHUNK || p >= end) {
+        if (bt->n_rows + bt->n_gone == SUB_CHUNK || (p >= end && bt->n_rows + bt->n_gone > 0)) {
             for (int i = 0; i < s->n; i++)
-                send_items(h, ctx, &s->subs[i], "changes", items.buff, items.index, n);
-            ph_buf_reset(&items);
-            n = 0;
+                send_items(h, ctx, &s->subs[i], "changes", bt);
+            batch_reset(bt);
         }
     }
-    if (n > 0) /* the last entry failed to encode after a full chunk */
+    if (dropped) {
+        /* out of memory for some entries: a number no message carries makes
+         * every subscriber resync rather than miss them */
+        LOG_E("hub",
+              "%s: out of memory: %d registry changes left out of the stream; "
+              "subscribers will resync",
+              h->cfg.hub_id, dropped);
         for (int i = 0; i < s->n; i++)
-            send_items(h, ctx, &s->subs[i], "changes", items.buff, items.index, n);
-    ph_buf_free(&items);
+            s->subs[i].seq++;
+    }
     ph_buf_reset(&s->dirty);
 }

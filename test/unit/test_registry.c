@@ -113,6 +113,54 @@ START_TEST(put_get_replace_delete)
 }
 END_TEST
 
+/* registry_encode_nodes writes [{Node, Pid}] as bytes itself: what ei
+ * decodes from them is the row's nodes and pids (numbers masked as ei masks
+ * them; a 2-bit and a 32-bit creation; a name that is not ASCII). */
+START_TEST(nodes_encode_as_ei_decodes)
+{
+    registry *r = registry_new();
+    uint32_t node_a = atom_intern("a@h"), node_b = atom_intern("bee@host"),
+             node_c = atom_intern("\xc3\xbc@h");
+    ph_buf key = key_of("~s", "enc-1"), spec = term_of("#{id => \"enc-1\"}");
+    ph_buf meta = term_of("#{}");
+    reg_node_pid nps[3] = {{node_a, {node_a, 5, 6, 3}},
+                           {node_b, {node_b, 0x12345, 0x4321, 0x9abcdef0u}},
+                           {node_c, {node_c, 7, 8, 77}}};
+    reg_row *row = registry_put(r, key.buff, (uint32_t)key.index, ph_buf_term(&spec),
+                                ph_buf_term(&meta), nps, 3);
+    ck_assert_ptr_nonnull(row);
+    ph_buf out;
+    ph_buf_init(&out);
+    ck_assert_int_eq(registry_encode_nodes(&out, row), 0);
+    int index = 0, arity, type, size;
+    for (int i = 0; i < 3; i++) {
+        char atom[MAXATOMLEN_UTF8];
+        erlang_pid pid;
+        ck_assert_int_eq(ei_decode_list_header(out.buff, &index, &arity), 0);
+        ck_assert_int_eq(arity, 1);
+        ck_assert_int_eq(ei_decode_tuple_header(out.buff, &index, &arity), 0);
+        ck_assert_int_eq(arity, 2);
+        ck_assert_int_eq(ei_get_type(out.buff, &index, &type, &size), 0);
+        ck_assert_int_eq(
+            ei_decode_atom_as(out.buff, &index, atom, sizeof atom, ERLANG_UTF8, NULL, NULL), 0);
+        ck_assert_str_eq(atom, atom_text(row->nodes[i].node));
+        ck_assert_int_eq(ei_decode_pid(out.buff, &index, &pid), 0);
+        ck_assert_str_eq(pid.node, atom_text(row->nodes[i].pid.node));
+        ck_assert_uint_eq(pid.num, row->nodes[i].pid.num & 0x7fff);
+        ck_assert_uint_eq(pid.serial, row->nodes[i].pid.serial & 0x1fff);
+        ck_assert_uint_eq(pid.creation, row->nodes[i].pid.creation);
+    }
+    ck_assert_int_eq(ei_decode_list_header(out.buff, &index, &arity), 0);
+    ck_assert_int_eq(arity, 0);
+    ck_assert_int_eq(index, out.index);
+    ph_buf_free(&out);
+    registry_free(r);
+    ph_buf_free(&key);
+    ph_buf_free(&spec);
+    ph_buf_free(&meta);
+}
+END_TEST
+
 START_TEST(many_rows_iterate_once_each)
 {
     registry *r = registry_new();
@@ -373,6 +421,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, keys_are_canonical);
     tcase_add_test(tc, put_get_replace_delete);
+    tcase_add_test(tc, nodes_encode_as_ei_decodes);
     tcase_add_test(tc, many_rows_iterate_once_each);
     tcase_add_test(tc, rounds_of_insert_all_delete_all);
     tcase_add_test(tc, row_overhead_is_small);

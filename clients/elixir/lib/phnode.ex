@@ -51,13 +51,33 @@ defmodule PhNode do
       timeout = Keyword.get(opts, :timeout, 10_000)
       Hub.note_interest(hub_id, timeout + 60_000)
 
-      with {:ok, req} <- Hub.send_request(hub_id, request) do
-        {:ok, %Future{ref: req, timeout: timeout, hub_id: hub_id, kind: :start, owner: self()}}
+      sub = Hub.subscription(hub_id)
+      request = with_registry_seq(request, sub)
+
+      with {:ok, req, member} <- Hub.send_request(hub_id, request) do
+        {:ok,
+         %Future{
+           ref: req,
+           sub: sub,
+           timeout: timeout,
+           hub_id: hub_id,
+           kind: :start,
+           member: member,
+           owner: self()
+         }}
       end
     else
       Hub.call(hub_id, request, @call_timeout, false)
     end
   end
+
+  # Asks the member to tell, in the result, the number of the last message
+  # of the connection's subscription that holds the start's rows (the
+  # result's registry_seq, which PhNode.StartResult leaves out).
+  defp with_registry_seq(request, nil), do: request
+
+  defp with_registry_seq({kind, specs, opts}, sub),
+    do: {kind, specs, [{:registry_seq, sub} | opts]}
 
   @doc "Stops one child; see `stop_children/3`."
   def stop_child(hub_id, child_id, opts \\ []) do
@@ -79,19 +99,22 @@ defmodule PhNode do
 
       pre =
         Map.new(cids, fn cid ->
+          # the {node, pid} list alone (no copy of the spec and metadata)
           nps =
-            case safe_lookup(tab, cid) do
-              [{_, nps, _, _}] -> nps
-              _ -> []
+            try do
+              :ets.lookup_element(tab, cid, 2)
+            rescue
+              ArgumentError -> []
             end
 
           {cid, for({n, p} <- nps, do: {cid, n, p})}
         end)
 
-      with {:ok, req} <- Hub.send_request(hub_id, request) do
+      with {:ok, req, member} <- Hub.send_request(hub_id, request) do
         {:ok,
          %Future{
            ref: req,
+           member: member,
            timeout: Keyword.get(opts, :timeout, 10_000),
            hub_id: hub_id,
            kind: :stop,

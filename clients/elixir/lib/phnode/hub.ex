@@ -81,6 +81,23 @@ defmodule PhNode.Hub do
     ArgumentError -> nil
   end
 
+  @doc false
+  # The reference of the connection's registry subscription, or nil.
+  def subscription(hub_id) do
+    case info(hub_id) do
+      %{meta: meta} ->
+        case :ets.lookup(meta, :sub) do
+          [{_, ref}] -> ref
+          [] -> nil
+        end
+
+      nil ->
+        nil
+    end
+  rescue
+    ArgumentError -> nil
+  end
+
   @doc """
   Counters of the connection: `%{member:, members:, seq:, resyncs:, gaps:, failovers:}`.
   """
@@ -129,7 +146,7 @@ defmodule PhNode.Hub do
   def send_request(hub_id, request) do
     case member(hub_id) do
       nil -> {:error, :no_member}
-      m -> {:ok, :gen_server.send_request({info(hub_id).remote, m}, request)}
+      m -> {:ok, :gen_server.send_request({info(hub_id).remote, m}, request), m}
     end
   end
 
@@ -168,8 +185,11 @@ defmodule PhNode.Hub do
       )
     else
       %{table: tab, seen: seen} = info(f.hub_id)
-      drain(f.hub_id, started)
-      await_visible(f.hub_id, not_seen(started, tab, seen, []))
+      # The children on the member that answered are in the cache once the
+      # connection process has applied its subscription up to the result's
+      # registry_seq: only those on other members are checked one by one.
+      here = if started == [], do: nil, else: synced(f, Map.get(r, :registry_seq))
+      await_visible(f.hub_id, not_seen(started, here, tab, seen, []))
     end
 
     %PhNode.StartResult{
@@ -201,25 +221,38 @@ defmodule PhNode.Hub do
   def finish(_f, {:error, _} = e), do: e
   def finish(_f, other), do: {:error, {:unexpected_reply, other}}
 
-  # The registry messages the hub sent before its reply are in the
-  # connection process's mailbox: a call to it returns once they are
-  # applied. Cheaper than registering a waiter for rows about to arrive
-  # (a 100k start's rows are still being applied when the reply comes).
-  defp drain(_hub_id, []), do: :ok
+  # The member sends the rows of a start to its subscribers before the
+  # result, which carries the number of the last message holding them
+  # (registry_seq): when the result is here, those messages are in the
+  # connection process's mailbox, and a call to it returns once they are
+  # applied. Returns the member whose rows of this start are then all in
+  # the cache, or nil (no number: a phnode without the option; or the
+  # subscription changed, or a message was lost and a resync started).
+  defp synced(_f, nil), do: nil
 
-  defp drain(hub_id, _started) do
-    GenServer.call(info(hub_id).server, :drain, :infinity)
+  defp synced(f, seq) do
+    case GenServer.call(info(f.hub_id).server, {:synced, f.member, f.sub, seq}, :infinity) do
+      :ok -> f.member
+      :resync -> nil
+    end
   catch
-    :exit, _ -> :ok
+    :exit, _ -> nil
   end
 
-  # The {:seen, cid, pid} of the started children the cache does not show
-  # (one ETS read per child: the hot part of a 100k start's await).
-  defp not_seen([], _tab, _seen, acc), do: acc
+  # The {:seen, cid, pid} of the started children the cache does not show,
+  # leaving out those running on `here` (known applied).
+  defp not_seen([], _here, _tab, _seen, acc), do: acc
 
-  defp not_seen([{cid, nps} | rest], tab, seen, acc) do
-    have = row_nps(tab, cid)
-    not_seen(rest, tab, seen, missing(nps, have, cid, seen, acc))
+  defp not_seen([{cid, nps} | rest], here, tab, seen, acc) do
+    case nps do
+      [{^here, _}] ->
+        not_seen(rest, here, tab, seen, acc)
+
+      _ ->
+        nps = for {n, _} = np <- nps, n != here, do: np
+        acc = if nps == [], do: acc, else: missing(nps, row_nps(tab, cid), cid, seen, acc)
+        not_seen(rest, here, tab, seen, acc)
+    end
   end
 
   defp missing([], _have, _cid, _seen, acc), do: acc
@@ -331,6 +364,7 @@ defmodule PhNode.Hub do
           seq: 0,
           snap: nil,
           down: MapSet.new(),
+          stale: %{},
           waiters: %{},
           windex: %{},
           next_waiter: 0,
@@ -378,7 +412,24 @@ defmodule PhNode.Hub do
      }, s}
   end
 
-  def handle_call(:drain, _from, s), do: {:reply, :ok, s}
+  # The messages up to seq were sent before the result the caller holds: a
+  # lower count here means one was lost (resync at once).
+  def handle_call({:synced, member, sub, seq}, _from, s) do
+    cond do
+      s.member != member or s.sub != sub or s.snap != nil ->
+        {:reply, :resync, s}
+
+      s.seq >= seq ->
+        {:reply, :ok, s}
+
+      true ->
+        Logger.warning(
+          "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
+        )
+
+        {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+    end
+  end
 
   def handle_call({:member_failed, m}, _from, s) do
     s = if s.member == m and not alive_member?(s, m), do: failover(s, m), else: s
@@ -441,7 +492,7 @@ defmodule PhNode.Hub do
   end
 
   @impl true
-  def handle_info({:phnode_registry, ref, seq, kind, items}, %{sub: ref} = s) do
+  def handle_info({:phnode_registry, ref, seq, kind, rows, gone}, %{sub: ref} = s) do
     if seq != s.seq + 1 do
       Logger.warning(
         "PhNode.Hub #{s.hub_id}: registry stream from #{s.member} jumped from #{s.seq} to #{seq}: resync"
@@ -453,14 +504,14 @@ defmodule PhNode.Hub do
       s = maybe_clear_seen(s)
       record = :atomics.get(s.interest, 1) > System.monotonic_time(:millisecond)
       s = if record, do: %{s | seen_used: true}, else: s
-      touched = apply_items(items, s, record)
+      touched = apply_rows(rows, gone, s, record)
       s = check_waiters(s, touched)
       s = if kind == :snapshot_done, do: snapshot_done(s), else: s
       {:noreply, s}
     end
   end
 
-  def handle_info({:phnode_registry, _old_ref, _seq, _kind, _items}, s), do: {:noreply, s}
+  def handle_info({:phnode_registry, _old_ref, _seq, _kind, _rows, _gone}, s), do: {:noreply, s}
 
   def handle_info({:process_hub, key, _data}, s)
       when key in [:post_cluster_join_hook, :post_cluster_leave_hook] do
@@ -470,7 +521,7 @@ defmodule PhNode.Hub do
   def handle_info({:nodedown, n, _info}, s) do
     if n in s.members or n == s.member do
       s = %{s | down: MapSet.put(s.down, n)}
-      drop_node_rows(s, n)
+      s = drop_node_rows(s, n)
       s = check_waiters(s, :all)
       s = if n == s.member, do: failover(s, n), else: s
       {:noreply, s}
@@ -482,7 +533,7 @@ defmodule PhNode.Hub do
   def handle_info({:nodeup, n, _info}, s) do
     if MapSet.member?(s.down, n) do
       # back (restarted): its rows come through the subscription again
-      s = %{s | down: MapSet.delete(s.down, n)}
+      s = %{s | down: MapSet.delete(s.down, n), stale: Map.delete(s.stale, n)}
       {:noreply, if(s.member == nil, do: connect(s, []), else: s)}
     else
       {:noreply, s}
@@ -553,7 +604,12 @@ defmodule PhNode.Hub do
         :error -> {:cont, acc}
       end
     end)
-    |> tap(fn s2 -> if s2.member == nil, do: :ets.delete(s.meta, :member) end)
+    |> tap(fn s2 ->
+      if s2.member == nil do
+        :ets.delete(s.meta, :member)
+        :ets.delete(s.meta, :sub)
+      end
+    end)
   end
 
   defp try_member(s, n) do
@@ -573,6 +629,7 @@ defmodule PhNode.Hub do
   defp subscribe(s) do
     case safe_call(s, s.member, {:subscribe_registry, self(), []}, 120_000) do
       {:ok, ref} ->
+        :ets.insert(s.meta, {:sub, ref})
         snap = :ets.new(:phnode_snapshot, [:set, :private])
         %{s | sub: ref, seq: 0, snap: snap, subscribed_at: System.monotonic_time(:millisecond)}
 
@@ -580,6 +637,8 @@ defmodule PhNode.Hub do
         Logger.error(
           "PhNode.Hub #{s.hub_id}: subscription on #{s.member} failed: #{inspect(other)}"
         )
+
+        :ets.delete(s.meta, :sub)
 
         %{s | sub: nil}
     end
@@ -647,29 +706,34 @@ defmodule PhNode.Hub do
 
   # --- the cache --------------------------------------------------------------------
 
-  # One message's items. Within a flush every item is the row's state at
-  # its end, so their order does not matter: rows go to ETS in one insert.
-  # While an awaited start is in flight (record), the pids a row loses are
-  # kept in the seen table, so that a child that started and already exited
-  # or was restarted still counts as seen; a batch of new rows (a start)
-  # loses nothing and costs one insert_new.
-  defp apply_items(items, s, record) do
-    down = if MapSet.size(s.down) == 0, do: nil, else: s.down
-    watch = s.windex != %{}
-    {rows, touched} = split_items(items, s, down, watch, record, [], [])
+  # One message: rows in the table's own shape ({cid, [{node, pid}], spec,
+  # meta}) and the ids of the rows gone. Every entry is the row's state at
+  # the end of a flush, so their order does not matter: the rows go to ETS
+  # as they came, in one insert. While an awaited start is in flight
+  # (record), the pids a row loses are kept in the seen table, so that a
+  # child that started and already exited or was restarted still counts as
+  # seen; a batch of new rows (a start) loses nothing and costs one
+  # insert_new.
+  defp apply_rows(rows, gone, s, record) do
+    {rows, gone} =
+      if s.stale == %{}, do: {rows, gone}, else: without_stale(rows, s.stale, [], gone)
+
+    %{tab: tab, seen: seen} = s
+    Enum.each(gone, &delete_row(tab, seen, &1, record))
 
     cond do
-      not record -> :ets.insert(s.tab, rows)
-      :ets.insert_new(s.tab, rows) -> :ok
-      true -> Enum.each(rows, &replace_row(s.tab, s.seen, &1))
+      rows == [] -> :ok
+      not record -> :ets.insert(tab, rows)
+      :ets.insert_new(tab, rows) -> :ok
+      true -> Enum.each(rows, &replace_row(tab, seen, &1))
     end
 
     if s.snap do
       :ets.insert(s.snap, for({cid, _, _, _} <- rows, do: {cid}))
-      :ets.insert(s.snap, for({:delete, cid} <- items, do: {cid}))
+      :ets.insert(s.snap, for(cid <- gone, do: {cid}))
     end
 
-    touched
+    if s.windex != %{}, do: for({cid, _, _, _} <- rows, do: cid, into: gone), else: []
   end
 
   defp replace_row(tab, seen, {cid, nps, _, _} = row) do
@@ -690,24 +754,32 @@ defmodule PhNode.Hub do
     :ets.delete(tab, cid)
   end
 
-  defp split_items([], _s, _down, _watch, _record, rows, touched), do: {rows, touched}
+  # Leaves out the pids of node incarnations known dead (a member that went
+  # down, whose death the member streaming to us may not have seen yet); a
+  # row left with none is gone. A node back under the same name has a new
+  # creation: its pids stay.
+  defp without_stale([], _stale, rows, gone), do: {rows, gone}
 
-  defp split_items([{:put, cid, spec, nps, meta} | rest], s, down, watch, record, rows, touched) do
-    nps = if down, do: Enum.reject(nps, fn {n, _} -> MapSet.member?(down, n) end), else: nps
-    touched = if watch, do: [cid | touched], else: touched
-
-    if nps == [] do
-      delete_row(s.tab, s.seen, cid, record)
-      split_items(rest, s, down, watch, record, rows, touched)
-    else
-      split_items(rest, s, down, watch, record, [{cid, nps, spec, meta} | rows], touched)
+  defp without_stale([{cid, nps, spec, meta} = row | rest], stale, rows, gone) do
+    case Enum.reject(nps, fn {_, pid} -> stale_pid?(pid, stale) end) do
+      ^nps -> without_stale(rest, stale, [row | rows], gone)
+      [] -> without_stale(rest, stale, rows, [cid | gone])
+      left -> without_stale(rest, stale, [{cid, left, spec, meta} | rows], gone)
     end
   end
 
-  defp split_items([{:delete, cid} | rest], s, down, watch, record, rows, touched) do
-    delete_row(s.tab, s.seen, cid, record)
-    touched = if watch, do: [cid | touched], else: touched
-    split_items(rest, s, down, watch, record, rows, touched)
+  defp stale_pid?(pid, stale) do
+    case Map.fetch(stale, node(pid)) do
+      {:ok, c} -> creation(pid) == c
+      :error -> false
+    end
+  end
+
+  # The creation of a pid's node incarnation: the last 32 bits of its
+  # external format (NEW_PID_EXT).
+  defp creation(pid) do
+    b = :erlang.term_to_binary(pid)
+    :binary.decode_unsigned(:binary.part(b, byte_size(b) - 4, 4))
   end
 
   # The end of a snapshot: rows it did not have are gone.
@@ -729,27 +801,41 @@ defmodule PhNode.Hub do
     check_waiters(%{s | snap: nil}, :all)
   end
 
+  # A member went down: its pids leave the cache now, and rows streamed
+  # later with pids of that incarnation (from a member that has not seen the
+  # death yet) leave them out (stale).
   defp drop_node_rows(s, n) do
-    :ets.foldl(
-      fn {cid, nps, spec, meta}, acc ->
-        case List.keymember?(nps, n, 0) do
-          false ->
-            acc
+    changes =
+      :ets.foldl(
+        fn {cid, nps, spec, meta}, acc ->
+          case List.keymember?(nps, n, 0) do
+            false ->
+              acc
 
-          true ->
-            case List.keydelete(nps, n, 0) do
-              [] -> [{:delete, cid} | acc]
-              rest -> [{:put, cid, rest, spec, meta} | acc]
-            end
-        end
-      end,
-      [],
-      s.tab
-    )
-    |> Enum.each(fn
-      {:delete, cid} -> :ets.delete(s.tab, cid)
-      {:put, cid, nps, spec, meta} -> :ets.insert(s.tab, {cid, nps, spec, meta})
+            true ->
+              case List.keydelete(nps, n, 0) do
+                [] -> [{:delete, cid, nps} | acc]
+                rest -> [{:put, cid, rest, spec, meta, nps} | acc]
+              end
+          end
+        end,
+        [],
+        s.tab
+      )
+
+    Enum.each(changes, fn
+      {:delete, cid, _} -> :ets.delete(s.tab, cid)
+      {:put, cid, nps, spec, meta, _} -> :ets.insert(s.tab, {cid, nps, spec, meta})
     end)
+
+    case changes do
+      [] ->
+        s
+
+      [change | _] ->
+        {^n, pid} = List.keyfind(elem(change, tuple_size(change) - 1), n, 0)
+        %{s | stale: Map.put(s.stale, n, creation(pid))}
+    end
   end
 
   defp maybe_clear_seen(%{seen_used: true} = s) do
@@ -766,9 +852,15 @@ defmodule PhNode.Hub do
   # --- read-your-writes waiters -------------------------------------------------------
 
   defp cond_met?({:seen, _cid, pid} = c, s),
-    do: MapSet.member?(s.down, node(pid)) or cond_met?(c, s.tab, s.seen)
+    do: dead_pid?(pid, s) or cond_met?(c, s.tab, s.seen)
 
   defp cond_met?(c, s), do: cond_met?(c, s.tab, s.seen)
+
+  # a pid of a member known down (of the incarnation that went down, when known)
+  defp dead_pid?(pid, s) do
+    MapSet.member?(s.down, node(pid)) and
+      (not Map.has_key?(s.stale, node(pid)) or stale_pid?(pid, s.stale))
+  end
 
   # the {node, pid} list alone: the spec and metadata are not copied
   defp row_nps(tab, cid) do
