@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #define READ_CHUNK (64u * 1024u)
@@ -85,9 +86,24 @@ void io_close_later(conn *c)
  * Only the poll-role holder touches it; io_close clears it, so the pointer
  * never outlives the I/O thread's reference. */
 static conn *last_active;
-static unsigned spin_checks;
-/* Of these many spin checks, one asks epoll about every connection. */
-#define SPIN_EPOLL_EVERY 4
+/* How many arrivals in a row came on last_active: with one busy peer a
+ * check reads it directly; when arrivals move between connections (many
+ * peers), that recv mostly finds nothing and one epoll_wait asks all of
+ * them in the same one system call. */
+static unsigned hot_streak;
+#define HOT_STREAK_MIN 2
+/* While one connection is hot, the other connections are still asked
+ * (one epoll_wait) at least this often: every 4th check, as before, cost a
+ * system call (~3.5 us on the test VM) on every other call. */
+#define SPIN_EPOLL_EVERY_US 250
+static uint64_t last_epoll_us;
+
+static uint64_t io_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void io_close(conn *c)
 {
@@ -266,6 +282,7 @@ static int io_poll(int timeout_ms)
 {
     struct epoll_event events[64];
     int n = epoll_wait(epfd, events, 64, timeout_ms);
+    last_epoll_us = io_now_us();
     if (n < 0 && errno != EINTR)
         LOG_E("io", "epoll_wait: %s", strerror(errno));
     for (int i = 0; i < n; i++) {
@@ -280,10 +297,12 @@ static int io_poll(int timeout_ms)
             conn_writable(c);
         if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
             size_t got = 0;
-            if (conn_read(c, &got) != 0)
+            if (conn_read(c, &got) != 0) {
                 io_close(c);
-            else if (got)
+            } else if (got) {
+                hot_streak = c == last_active ? hot_streak + 1 : 0;
                 last_active = c;
+            }
         }
     }
     return n > 0 ? n : 0;
@@ -291,13 +310,16 @@ static int io_poll(int timeout_ms)
 
 static int io_spin_check(void)
 {
-    if (!last_active || ++spin_checks % SPIN_EPOLL_EVERY == 0)
+    if (!last_active || hot_streak < HOT_STREAK_MIN ||
+        io_now_us() - last_epoll_us >= SPIN_EPOLL_EVERY_US)
         return io_poll(0);
     size_t got = 0;
     if (conn_read(last_active, &got) != 0) {
         io_close(last_active);
         return 1;
     }
+    if (got)
+        hot_streak++;
     return got > 0;
 }
 
