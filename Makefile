@@ -72,6 +72,11 @@ $(BUILD)/bench/spawn_bench: bench/spawn_bench.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -Wl,--whole-archive $(LIB) -Wl,--no-whole-archive $(LDLIBS)
 
+# The floor of a call's server CPU on this machine (bench/run.sh prints it).
+$(BUILD)/bench/loopback_floor: bench/loopback_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
 
@@ -131,7 +136,7 @@ valgrind: $(UNIT_BINS)
 run: all
 	BUILD=$(BUILD) cnode/run-local-cluster.sh
 
-bench: all $(BUILD)/bench/spawn_bench
+bench: all $(BUILD)/bench/spawn_bench $(BUILD)/bench/loopback_floor
 	BUILD=$(BUILD) bench/run.sh
 
 format:

@@ -5,8 +5,10 @@
 #   elixir --name ... --cookie ... bench/client.exs PHNODE BEAMNODE ROUNDS PH_OSPID BEAM_OSPID
 #
 # Besides the rates, each scenario reports the CPU time the server process
-# used per operation (from /proc/PID/stat): that shows each server's own
-# cost even when the shared client is what limits the rate.
+# used per operation (the sum over its threads of /proc/PID/task/*/schedstat,
+# nanoseconds on a CPU; /proc/PID/stat's 10 ms ticks where schedstat is
+# missing): that shows each server's own cost even when the shared client
+# is what limits the rate. Busy polling counts: a spinning thread is on a CPU.
 [ph, bs, rounds, ph_os, bs_os] = System.argv()
 ph = String.to_atom(ph)
 bs = String.to_atom(bs)
@@ -61,11 +63,28 @@ defmodule Bench do
 
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
 
-  # utime + stime of an OS process, in microseconds
+  # CPU time of an OS process, in microseconds: its threads' time on a CPU
+  # (schedstat, nanoseconds; threads do not exit during a scenario), or
+  # utime + stime (10 ms ticks: 2 us per call over 5,000 calls)
   def cpu_us(os_pid) do
-    fields = File.read!("/proc/#{os_pid}/stat") |> String.split(")") |> List.last() |> String.split()
-    ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
-    div(ticks * 1_000_000, 100)
+    case Path.wildcard("/proc/#{os_pid}/task/*/schedstat") do
+      [] ->
+        fields = File.read!("/proc/#{os_pid}/stat") |> String.split(")") |> List.last() |> String.split()
+        ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
+        div(ticks * 1_000_000, 100)
+
+      files ->
+        ns =
+          for f <- files, reduce: 0 do
+            acc ->
+              case File.read(f) do
+                {:ok, text} -> acc + (text |> String.split() |> hd() |> String.to_integer())
+                _ -> acc
+              end
+          end
+
+        div(ns, 1000)
+    end
   end
 
   # {rate, server CPU microseconds per operation}
@@ -116,6 +135,59 @@ defmodule Bench do
     report(name, Enum.reverse(p), Enum.reverse(b), unit)
   end
 end
+
+# The loop each client node of the many-nodes scenario runs: plain Erlang
+# calls, so that it loads on a node started by :peer (its object code is
+# sent there).
+{:module, CallLoop, call_loop_bin, _} =
+  defmodule CallLoop do
+    def run(_target, 0), do: :ok
+
+    def run(target, n) do
+      ^n = :gen_server.call(target, n)
+      run(target, n - 1)
+    end
+
+    # one call, then a pause of about a millisecond, n times
+    def spaced(_target, 0), do: :ok
+
+    def spaced(target, n) do
+      ^n = :gen_server.call(target, n)
+      :timer.sleep(1)
+      spaced(target, n - 1)
+    end
+  end
+
+defmodule ManyNodes do
+  # k client nodes on this host (OTP's :peer), each with the loop above
+  def start(k) do
+    cookie = Atom.to_charlist(Node.get_cookie())
+
+    for i <- 1..k do
+      name = :"benchpeer#{i}_#{System.unique_integer([:positive])}"
+      {:ok, pid, node} =
+        :peer.start_link(%{name: name, host: ~c"127.0.0.1", longnames: true, args: [~c"-setcookie", cookie, ~c"-connect_all", ~c"false"]})
+
+      {:module, CallLoop} = :erpc.call(node, :code, :load_binary, [CallLoop, ~c"nofile", call_loop_bin_of()])
+      {pid, node}
+    end
+  end
+
+  def call_loop_bin_of, do: :persistent_term.get(:call_loop_bin)
+
+  # every client node calls its own worker n times, one call at a time;
+  # returns calls per second over all of them
+  def run(peers, workers, n) do
+    t0 = System.monotonic_time(:microsecond)
+    reqs = for {{_, node}, w} <- Enum.zip(peers, workers), do: :erpc.send_request(node, CallLoop, :run, [w, n])
+    for r <- reqs, do: :ok = :erpc.receive_response(r, :infinity)
+    length(peers) * n * 1_000_000 / (System.monotonic_time(:microsecond) - t0)
+  end
+
+  def stop(peers), do: for({pid, _} <- peers, do: :peer.stop(pid))
+end
+
+:persistent_term.put(:call_loop_bin, call_loop_bin)
 
 defmodule BenchCounter do
   use GenServer
@@ -189,6 +261,22 @@ Bench.compare("sequential_call_by_pid", "calls/s", pairs, {ph_os, bs_os, 5_000},
 Bench.compare("concurrent_8_callers", "calls/s", pairs, {ph_os, bs_os, 10_000},
   fn -> Bench.concurrent(ph_echo, 8, 1_250) end,
   fn -> Bench.concurrent(beam_echo, 8, 1_250) end)
+
+# 8 client nodes with one sequential caller each, each calling a worker of
+# its own (8 workers per server): 8 connections into each server.
+peers = ManyNodes.start(8)
+ph_echos = for _ <- 1..8, do: Bench.spawn_ph(ph, :echo, [])
+beam_echos = for _ <- 1..8, do: (fn -> {:ok, p} = :rpc.call(bs, :gen_server, :start, [:ph_bench_server, :echo, []]); p end).()
+Bench.compare("client_nodes_8_x_1_caller", "calls/s", pairs, {ph_os, bs_os, 10_000},
+  fn -> ManyNodes.run(peers, ph_echos, 1_250) end,
+  fn -> ManyNodes.run(peers, beam_echos, 1_250) end)
+ManyNodes.stop(peers)
+
+# Calls about a millisecond apart, one caller: what an idle-ish server
+# costs per call (a busy poll that waits for nothing shows here).
+Bench.compare("spaced_calls_1ms", "calls/s", rounds, {ph_os, bs_os, 300},
+  fn -> 300 * 1_000_000 / Bench.timed(fn -> CallLoop.spaced(ph_echo, 300) end) end,
+  fn -> 300 * 1_000_000 / Bench.timed(fn -> CallLoop.spaced(beam_echo, 300) end) end)
 
 # 200k sends per round, as the scenario is defined: ROUNDS pairs.
 Bench.compare("one_way_200k_sends", "msgs/s", rounds, {ph_os, bs_os, 200_000},

@@ -36,8 +36,11 @@ for _ in $(seq 1 50); do
   erl_call -name "$BS" -c "$COOKIE" -a 'erlang node' >/dev/null 2>&1 && break || sleep 0.2
 done
 
+echo "== the floor: a minimal C server's CPU per call over loopback (recv + sendmsg)"
+"$BUILD/bench/loopback_floor" | tee "$OUT"
+
 echo "== calls and sends (phnode vs a BEAM gen_server on another node), $ROUNDS rounds"
-elixir --name "benchclient_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/client.exs "$PH" "$BS" "$ROUNDS" "$PH_OSPID" "$BEAM_OSPID" | tee "$OUT"
+elixir --name "benchclient_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/client.exs "$PH" "$BS" "$ROUNDS" "$PH_OSPID" "$BEAM_OSPID" | tee -a "$OUT"
 
 echo "== hub cluster: 3 phnodes vs 3 BEAM nodes with pg"
 erlc -o "$TMP" bench/beam/ph_bench_pg.erl

@@ -139,8 +139,9 @@ typedef struct scheduler_io {
     /* Waits up to timeout_ms (-1: until interrupted) for I/O and handles it:
      * frames are decoded and posted to mailboxes, nothing else. */
     int (*poll)(int timeout_ms); /* returns the number of events handled */
-    /* One cheap non-blocking check while an idle scheduler spins; nonzero
-     * when it handled input. */
+    /* One cheap non-blocking check while an idle scheduler spins; > 0
+     * when it handled input, < 0 when a spin is unlikely to pay (no
+     * connection is hot): the scheduler sleeps in poll at once. */
     int (*spin_check)(void);
     /* Makes a poll(-1) in progress return. */
     void (*interrupt)(void);

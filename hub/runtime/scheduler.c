@@ -141,6 +141,10 @@ static void poll_with_role(int timeout_ms)
         while (!handled && atomic_load(&runq_len) == 0 && now < until) {
             if (now >= next_check) {
                 handled = io->spin_check();
+                if (handled < 0) {
+                    handled = 0;
+                    break; /* not worth spinning: sleep */
+                }
                 next_check = now + POLL_SPIN_STEP_US;
                 /* A thread waiting for this CPU, often the very peer we
                  * wait for on a busy machine, runs now instead of after
