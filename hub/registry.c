@@ -7,8 +7,6 @@
 
 #include <limits.h>
 
-#include "hub/runtime/table_cap.h"
-
 #include "hub/runtime/atoms.h"
 
 #include <stdlib.h>
@@ -207,12 +205,37 @@ static int rehash(registry *r, uint32_t cap)
     return 0;
 }
 
+/* The registry is denser than the other tables (table_cap.h): it is the
+ * one every node holds in full, and a slot costs 12 bytes, 63 per row of
+ * 100k at table_cap.h's at most 3/8 live. A probe reads the dense hash
+ * array and touches a row only on a hash match, so it stays cheap up to
+ * 3/4 full: a rehash comes when used slots (live + deleted) would pass
+ * 3/4, and sizes for at most 1/2 live (31 bytes per row of 100k), which
+ * leaves a quarter of the table for tombstones before the next one. */
+static int registry_needs_rehash(uint32_t used, uint64_t extra, uint32_t cap)
+{
+    return ((uint64_t)used + extra) * 4 > (uint64_t)cap * 3;
+}
+
+static int registry_cap_for(uint32_t cap, uint64_t live, uint32_t *out)
+{
+    if (cap < 64)
+        cap = 64;
+    while (live * 2 > (uint64_t)cap) {
+        if (cap > (1u << 30))
+            return -1;
+        cap *= 2;
+    }
+    *out = cap;
+    return 0;
+}
+
 int registry_reserve(registry *r, uint32_t extra)
 {
     uint32_t cap;
-    if (!table_needs_rehash(r->used, extra, r->cap))
+    if (!registry_needs_rehash(r->used, extra, r->cap))
         return 0;
-    if (table_cap_for(r->cap, (uint64_t)r->count + extra, &cap) != 0)
+    if (registry_cap_for(r->cap, (uint64_t)r->count + extra, &cap) != 0)
         return -1;
     return rehash(r, cap);
 }
