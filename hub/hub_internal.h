@@ -352,7 +352,8 @@ void sync_message(hub *h, ph_ctx *ctx, const hub_msg *m);
 void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
 void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
 void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
-void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans);
+typedef void (*row_fn)(hub *h, ph_ctx *ctx, void *arg, reg_row *row);
+void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans, row_fn each, void *arg);
 
 /* handoff.c */
 void tomb_add(hub *h, const char *key, uint32_t key_len);
@@ -486,6 +487,9 @@ void strategies_free(hub *h);
 int strategy_node_added(hub *h, uint32_t node);
 int strategy_node_removed(hub *h, uint32_t node);
 int hub_replication_factor(const hub *h);
+/* 1 when the distribution strategy changes, on a node's removal, only the
+ * owners of the ids that node was an owner of (reconcile.c, failover). */
+int strategy_removal_is_local(const hub *h);
 int hub_owners(hub *h, ph_term id, uint32_t *out, int max);
 uint32_t hub_owner(hub *h, ph_term id);
 long hub_view_digest(hub *h);
