@@ -210,6 +210,13 @@ static void reconcile_row(hub *h, ph_ctx *ctx, reconcile_pass *p, const reg_row 
 {
     uint32_t owners[MAX_REPLICAS];
     ph_pid pid;
+    int local = row_local_pid(h, row, &pid);
+    /* A row that runs elsewhere only and is no orphan: below, only a pass
+     * that fills short replicas (FILL_SHORT, FILL_CONFIRMED) may act on it.
+     * The others skip it before placing it (two thirds of a 3-node
+     * registry; all of it on a newcomer). */
+    if (!local && row->n_nodes > 0 && p->fill != FILL_SHORT && p->fill != FILL_CONFIRMED)
+        return;
     int k = hub_owners(h, reg_row_key(row), owners, MAX_REPLICAS);
     if (k == 0 && row->n_nodes == 0) /* no node may run it (Guided: mapped to gone nodes) */
         elist_add(&p->lost, "~t", reg_row_key(row));
@@ -218,7 +225,7 @@ static void reconcile_row(hub *h, ph_ctx *ctx, reconcile_pass *p, const reg_row 
     int mine = 0;
     for (int j = 0; j < k && !mine; j++)
         mine = owners[j] == h->self_node;
-    if (!row_local_pid(h, row, &pid)) {
+    if (!local) {
         /* Fewer copies than owners: each owner without one starts its
          * own (an orphan's owner restarts it; a replica lost with its
          * node comes back). */
