@@ -376,7 +376,7 @@ void note_failed(hub *h, const start_opts *o, start_result *r, ph_term id, ph_te
 void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg_row *row,
                   ph_term id, ph_pid pid);
 reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, ph_term meta,
-                       ph_pid pid, const reg_row *old);
+                       ph_pid pid, reg_row *old);
 void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r);
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback);
 /* StartResult.format / StopResult.format (async_wait): {ok, Ok} |
