@@ -32,6 +32,15 @@ defmodule CB do
   end
 
   def now, do: System.monotonic_time(:millisecond)
+
+  # bench/hub_cluster.sh PERF_PHASE=...: perf records only while phase runs
+  def perf(cmd, phase) do
+    ctl = System.get_env("PERF_CTL")
+    if ctl && System.get_env("PERF_PHASE") == phase do
+      {_, 0} = System.cmd("sh", ["-c", "echo #{cmd} > #{ctl} && read _ < #{System.get_env("PERF_ACK")}"])
+    end
+    :ok
+  end
 end
 
 for n <- phs, do: :pong = Node.ping(n)
@@ -55,17 +64,21 @@ end
 ph_round = fn r ->
   specs = for i <- 1..n, do: %{id: "c#{r}_#{i}", start: {:counter, :start_link, [0]}}
   c0 = CB.cpu_sum(ph_os)
+  if r == rounds, do: CB.perf("enable", "start")
   t0 = CB.now()
   {:ok, %{status: :ok}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true, timeout: 60_000]}, :infinity)
   CB.wait_all(phs, n)
   ms = CB.now() - t0
+  if r == rounds, do: CB.perf("disable", "start")
   c1 = CB.cpu_sum(ph_os)
   rss = Enum.map(ph_os, &CB.rss_kb/1)
   ids = for i <- 1..n, do: "c#{r}_#{i}"
+  if r == rounds, do: CB.perf("enable", "stop")
   t1 = CB.now()
   {:ok, _} = GenServer.call({:my_hub, p1}, {:stop_children, ids, []}, :infinity)
   CB.wait_all(phs, 0)
   stop_ms = CB.now() - t1
+  if r == rounds, do: CB.perf("disable", "stop")
   # the children's exits may still be arriving: CPU until the nodes are quiet
   Process.sleep(300)
   {ms, stop_ms, rss, c1 - c0, CB.cpu_sum(ph_os) - c1}
@@ -112,6 +125,7 @@ CB.wait_all(phs, m)
 on_p3 = Enum.count(started, fn {_, [{node, _}]} -> node == p3 end)
 survivors_os = Enum.take(ph_os, 2)
 kc0 = CB.cpu_sum(survivors_os)
+CB.perf("enable", "kill")
 t0 = CB.now()
 System.cmd("kill", ["-9", p3_os])
 # (a build without :local_count answers an error: then the whole list)
@@ -127,6 +141,7 @@ wait_recovered = fn f ->
 end
 wait_recovered.(wait_recovered)
 recovery_ms = CB.now() - t0
+CB.perf("disable", "kill")
 IO.puts(~s({"scenario": "failover_kill9", "children": #{m}, "children_on_killed_node": #{on_p3}, "recovery_ms": #{recovery_ms}, "survivors_cpu_ms": #{CB.cpu_sum(survivors_os) - kc0}}))
 
 # a node joins a cluster running the n children: until the moves are done and
@@ -134,6 +149,7 @@ IO.puts(~s({"scenario": "failover_kill9", "children": #{m}, "children_on_killed_
 # node counts all children)
 p4 = String.to_atom("phc4_" <> (p1 |> Atom.to_string() |> String.split("_", parts: 2) |> List.last()))
 jc0 = CB.cpu_sum(survivors_os)
+CB.perf("enable", "join")
 t0 = CB.now()
 port = Port.open({:spawn_executable, phnode},
                  [args: ["--name", Atom.to_string(p4), "--cookie", cookie, "--log-level", "warning", "--join", Atom.to_string(p1)]])
@@ -151,6 +167,7 @@ wait_joined = fn f ->
 end
 wait_joined.(wait_joined)
 join_ms = CB.now() - t0
+CB.perf("disable", "join")
 join_cpu = CB.cpu_sum(survivors_os) - jc0 + CB.cpu_sum(["#{os_pid}"])
 IO.puts(~s({"scenario": "join_redistribution", "children": #{m}, "moved_to_new_node": #{local.(p4)}, "until_agreed_ms": #{join_ms}, "cpu_ms_3_nodes": #{join_cpu}, "note": "includes starting the new phnode"}))
 System.cmd("kill", ["-TERM", "#{os_pid}"])

@@ -3,7 +3,8 @@
 # side): 3 phnodes, N (100,000) children started and stopped ROUNDS times,
 # then a kill -9 and a 4th node joining. For profiling and quick comparisons;
 # `make bench` runs the full comparison. PERF=1 records each phnode with
-# `perf record -a -g` (when perf is installed) into $PERF_DIR (default /tmp).
+# `perf record -a -g` (when perf is installed) into $PERF_DIR (default /tmp);
+# PERF_PHASE=start|stop|kill|join records only that phase (the last start or stop round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -33,7 +34,16 @@ OS3=$!; PIDS+=($OS3)
 if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
   # system-wide: pick the nodes out with `perf report --pid OS1,OS2,OS3`
   echo "phnode pids: $OS1 $OS2 $OS3" >&2
-  perf record -a -g -o "${PERF_DIR:-/tmp}/hub_cluster.data" >/dev/null 2>&1 &
+  if [ -n "${PERF_PHASE:-}" ]; then
+    # recording only during one phase (start, stop, kill, join): cluster.exs
+    # enables and disables perf through its control fifos
+    mkfifo "$TMP/perf_ctl" "$TMP/perf_ack"
+    export PERF_CTL="$TMP/perf_ctl" PERF_ACK="$TMP/perf_ack" PERF_PHASE
+    perf record -a -g -D -1 --control "fifo:$TMP/perf_ctl,$TMP/perf_ack" \
+      -o "${PERF_DIR:-/tmp}/hub_cluster.data" >/dev/null 2>&1 &
+  else
+    perf record -a -g -o "${PERF_DIR:-/tmp}/hub_cluster.data" >/dev/null 2>&1 &
+  fi
   PERF_PIDS+=($!)
 fi
 mkdir -p "$TMP/pids"

@@ -356,7 +356,8 @@ void sync_message(hub *h, ph_ctx *ctx, const hub_msg *m);
 void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
 void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
 void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
-void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans);
+typedef void (*row_fn)(hub *h, ph_ctx *ctx, void *arg, reg_row *row);
+void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans, row_fn each, void *arg);
 
 /* handoff.c */
 void tomb_add(hub *h, const char *key, uint32_t key_len);
@@ -379,7 +380,7 @@ void note_failed(hub *h, const start_opts *o, start_result *r, ph_term id, ph_te
 void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg_row *row,
                   ph_term id, ph_pid pid);
 reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, ph_term meta,
-                       ph_pid pid, const reg_row *old);
+                       ph_pid pid, reg_row *old);
 void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r);
 /* seq >= 0: the map also has registry_seq => seq (the registry_seq option). */
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback,
@@ -492,6 +493,9 @@ void strategies_free(hub *h);
 int strategy_node_added(hub *h, uint32_t node);
 int strategy_node_removed(hub *h, uint32_t node);
 int hub_replication_factor(const hub *h);
+/* 1 when the distribution strategy changes, on a node's removal, only the
+ * owners of the ids that node was an owner of (reconcile.c, failover). */
+int strategy_removal_is_local(const hub *h);
 int hub_owners(hub *h, ph_term id, uint32_t *out, int max);
 uint32_t hub_owner(hub *h, ph_term id);
 long hub_view_digest(hub *h);

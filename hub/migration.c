@@ -58,7 +58,7 @@ void hand_off_orphans(hub *h, ph_ctx *ctx, uint32_t gone)
     if (n)
         LOG_I("hub", "%s: %d child(ren) of %s handed to their owners", h->cfg.hub_id, n,
               atom_text(gone));
-    drop_node_rows(h, ctx, gone, 0);
+    drop_node_rows(h, ctx, gone, 0, NULL, NULL);
 }
 
 static void move_group_free(move_group *g)

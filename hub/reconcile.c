@@ -197,83 +197,116 @@ int move_all_away(hub *h, ph_ctx *ctx)
     return moving;
 }
 
-/* The rule above, applied to the whole registry once. */
-void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
-{
-    uint32_t i = 0;
-    reg_row *row;
-    ph_pid pid;
+/* One pass of the rule: what it collects while it looks at rows. */
+typedef struct reconcile_pass {
+    enum reconcile_fill fill;
     elist specs, metas, lost;
     move_group groups[MOVE_GROUPS], pushes[MOVE_GROUPS];
-    int n_groups = 0, moving = 0, orphans_elsewhere = 0, n_pushes = 0, pushed = 0;
-    if (h->leaving || h->partitioned) /* partitioned: nothing starts here (partition.c) */
+    int n_groups, moving, orphans_elsewhere, n_pushes, pushed;
+} reconcile_pass;
+
+/* The rule above, for one row. */
+static void reconcile_row(hub *h, ph_ctx *ctx, reconcile_pass *p, const reg_row *row)
+{
+    uint32_t owners[MAX_REPLICAS];
+    ph_pid pid;
+    int local = row_local_pid(h, row, &pid);
+    /* A row that runs elsewhere only and is no orphan: below, only a pass
+     * that fills short replicas (FILL_SHORT, FILL_CONFIRMED) may act on it.
+     * The others skip it before placing it (two thirds of a 3-node
+     * registry; all of it on a newcomer). */
+    if (!local && row->n_nodes > 0 && p->fill != FILL_SHORT && p->fill != FILL_CONFIRMED)
         return;
-    if (elist_init(&specs) != 0 || elist_init(&metas) != 0 || elist_init(&lost) != 0) {
-        elist_free(&specs);
-        elist_free(&metas);
-        LOG_E("hub", "%s: out of memory reconciling the registry", h->cfg.hub_id);
+    int k = hub_owners(h, reg_row_key(row), owners, MAX_REPLICAS);
+    if (k == 0 && row->n_nodes == 0) /* no node may run it (Guided: mapped to gone nodes) */
+        elist_add(&p->lost, "~t", reg_row_key(row));
+    if (k <= 0)
         return;
-    }
-    while ((row = registry_next(h->reg, &i)) != NULL) {
-        uint32_t owners[MAX_REPLICAS];
-        int k = hub_owners(h, reg_row_key(row), owners, MAX_REPLICAS);
-        if (k == 0 && row->n_nodes == 0) /* no node may run it (Guided: mapped to gone nodes) */
-            elist_add(&lost, "~t", reg_row_key(row));
-        if (k <= 0)
-            continue;
-        int mine = 0;
-        for (int j = 0; j < k && !mine; j++)
-            mine = owners[j] == h->self_node;
-        if (!row_local_pid(h, row, &pid)) {
-            /* Fewer copies than owners: each owner without one starts its
-             * own (an orphan's owner restarts it; a replica lost with its
-             * node comes back). */
-            int owed = mine && row->n_nodes < k &&
-                       !tomb_has(h, row->data, row->key_len) && /* stopped: no comeback */
-                       (row->n_nodes == 0 || fill == FILL_SHORT ||
-                        (fill == FILL_CONFIRMED && confirmed_short(h, row)));
-            if (mine && row->n_nodes < k && row->n_nodes > 0 && !owed && fill == FILL_CONFIRMED)
-                note_short(h, row);
-            if (owed) {
-                if (ph_buf_append_term(&specs.b, reg_row_spec(row)) == 0 &&
-                    ph_buf_append_term(&metas.b, reg_row_meta(row)) == 0) {
-                    specs.n++;
-                    metas.n++;
-                }
-            } else if (row->n_nodes == 0) {
-                orphans_elsewhere++;
+    int mine = 0;
+    for (int j = 0; j < k && !mine; j++)
+        mine = owners[j] == h->self_node;
+    if (!local) {
+        /* Fewer copies than owners: each owner without one starts its
+         * own (an orphan's owner restarts it; a replica lost with its
+         * node comes back). */
+        int owed = mine && row->n_nodes < k &&
+                   !tomb_has(h, row->data, row->key_len) && /* stopped: no comeback */
+                   (row->n_nodes == 0 || p->fill == FILL_SHORT ||
+                    (p->fill == FILL_CONFIRMED && confirmed_short(h, row)));
+        if (mine && row->n_nodes < k && row->n_nodes > 0 && !owed && p->fill == FILL_CONFIRMED)
+            note_short(h, row);
+        if (owed) {
+            if (ph_buf_append_term(&p->specs.b, reg_row_spec(row)) == 0 &&
+                ph_buf_append_term(&p->metas.b, reg_row_meta(row)) == 0) {
+                p->specs.n++;
+                p->metas.n++;
             }
-            continue;
+        } else if (row->n_nodes == 0) {
+            p->orphans_elsewhere++;
         }
-        if (!mine)
-            moving += move_misplaced(h, ctx, groups, &n_groups, row, pid, owners, k);
-        else if ((fill == FILL_SHORT || fill == FILL_JOINED) && row->n_nodes < k)
-            pushed += push_replicas(h, ctx, pushes, &n_pushes, row, owners, k);
+        return;
     }
-    groups_flush(h, ctx, groups, n_groups, 1);
-    groups_flush(h, ctx, pushes, n_pushes, 0);
-    if (moving)
-        LOG_I("hub", "%s: %d child(ren) move to their owners", h->cfg.hub_id, moving);
-    if (pushed)
+    if (!mine)
+        p->moving += move_misplaced(h, ctx, p->groups, &p->n_groups, row, pid, owners, k);
+    else if ((p->fill == FILL_SHORT || p->fill == FILL_JOINED) && row->n_nodes < k)
+        p->pushed += push_replicas(h, ctx, p->pushes, &p->n_pushes, row, owners, k);
+}
+
+static int pass_begin(hub *h, reconcile_pass *p, enum reconcile_fill fill)
+{
+    memset(p, 0, sizeof *p);
+    p->fill = fill;
+    if (elist_init(&p->specs) != 0 || elist_init(&p->metas) != 0 || elist_init(&p->lost) != 0) {
+        elist_free(&p->specs);
+        elist_free(&p->metas);
+        LOG_E("hub", "%s: out of memory reconciling the registry", h->cfg.hub_id);
+        return -1;
+    }
+    return 0;
+}
+
+/* Sends the moves and pushes, starts what this node owes, and frees p. */
+static void pass_end(hub *h, ph_ctx *ctx, reconcile_pass *p)
+{
+    groups_flush(h, ctx, p->groups, p->n_groups, 1);
+    groups_flush(h, ctx, p->pushes, p->n_pushes, 0);
+    if (p->moving)
+        LOG_I("hub", "%s: %d child(ren) move to their owners", h->cfg.hub_id, p->moving);
+    if (p->pushed)
         LOG_I("hub", "%s: %d missing replica(s) started on their new owners", h->cfg.hub_id,
-              pushed);
-    if (specs.n)
-        start_owed(h, ctx, &specs, &metas);
-    if (lost.n && forget_orphans_everywhere(h, ctx, &lost))
+              p->pushed);
+    if (p->specs.n)
+        start_owed(h, ctx, &p->specs, &p->metas);
+    if (p->lost.n && forget_orphans_everywhere(h, ctx, &p->lost))
         LOG_I("hub", "%s: %d child(ren) whose nodes are all gone leave the registry", h->cfg.hub_id,
-              lost.n);
-    elist_free(&specs);
-    elist_free(&metas);
-    elist_free(&lost);
-    if (fill == FILL_CONFIRMED) { /* this tick's short rows are the next tick's confirmed */
+              p->lost.n);
+    elist_free(&p->specs);
+    elist_free(&p->metas);
+    elist_free(&p->lost);
+    if (p->fill == FILL_CONFIRMED) { /* this tick's short rows are the next tick's confirmed */
         registry *old = h->short_before;
         h->short_before = h->short_now;
         h->short_now = old;
         registry_clear(h->short_now);
     }
-    if (orphans_elsewhere)
+    if (p->orphans_elsewhere)
         schedule_orphan_check(h, ctx, ORPHAN_CHECK_MS);
     signal_roles(h, ctx);
+}
+
+/* The rule above, applied to the whole registry once. */
+void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
+{
+    uint32_t i = 0;
+    reg_row *row;
+    reconcile_pass p;
+    if (h->leaving || h->partitioned) /* partitioned: nothing starts here (partition.c) */
+        return;
+    if (pass_begin(h, &p, fill) != 0)
+        return;
+    while ((row = registry_next(h->reg, &i)) != NULL)
+        reconcile_row(h, ctx, &p, row);
+    pass_end(h, ctx, &p);
 }
 
 /* Orphans still waiting for another member a moment after they became
@@ -316,10 +349,27 @@ void adopt_orphans(hub *h, ph_ctx *ctx)
     }
 }
 
+static void failover_row(hub *h, ph_ctx *ctx, void *arg, reg_row *row)
+{
+    reconcile_row(h, ctx, arg, row);
+}
+
 /* A member left: its children that ran only there are orphans now; each
- * is restarted by its owner in the view without it (reconcile). */
+ * is restarted by its owner in the view without it (reconcile). When the
+ * strategy moves only the ids the gone node owned (consistent hashing),
+ * only the rows it ran and the orphans can need anything: the rule is
+ * applied to those as they are dropped, not to every row after (with 100k
+ * rows, two thirds of the placements computed for nothing). A row that was
+ * misplaced already stays what it was, for the periodic pass to see. */
 void failover(hub *h, ph_ctx *ctx, uint32_t gone)
 {
-    drop_node_rows(h, ctx, gone, 1);
-    reconcile(h, ctx, FILL_SHORT);
+    reconcile_pass p;
+    if (h->leaving || h->partitioned || !strategy_removal_is_local(h) ||
+        pass_begin(h, &p, FILL_SHORT) != 0) {
+        drop_node_rows(h, ctx, gone, 1, NULL, NULL);
+        reconcile(h, ctx, FILL_SHORT);
+        return;
+    }
+    drop_node_rows(h, ctx, gone, 1, failover_row, &p);
+    pass_end(h, ctx, &p);
 }

@@ -189,14 +189,28 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
         elist_add(&r->started_keys, "~t", reg_row_key(row));
 }
 
+/* 1 when term a is the len bytes of b. */
+static int same_bytes(ph_term a, ph_term b, uint32_t len)
+{
+    int end = ph_term_end(a);
+    return end >= 0 && (uint32_t)(end - a.index) == len &&
+           memcmp(a.buf + a.index, b.buf + b.index, len) == 0;
+}
+
 /* The row of a child just started here: the spec and metadata given, this
  * node's pid, and the copies other nodes run (replicas; the old copy of a
  * child moving here) as old, the row it replaces, listed them. */
 reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, ph_term meta,
-                       ph_pid pid, const reg_row *old)
+                       ph_pid pid, reg_row *old)
 {
     reg_node_pid one = {h->self_node, pid}, *nodes = &one;
     uint16_t n = 1;
+    if (old && old->n_nodes == 0 && same_bytes(spec, reg_row_spec(old), old->spec_len) &&
+        same_bytes(meta, reg_row_meta(old), old->meta_len)) {
+        /* an orphan restarted from its own row (a failover restarts a
+         * third of the children): the row gains its node, not rebuilt */
+        return registry_set_node(h->reg, old, h->self_node, pid) == 0 ? old : NULL;
+    }
     if (old && old->n_nodes) {
         nodes = malloc(((size_t)old->n_nodes + 1) * sizeof *nodes);
         if (!nodes)

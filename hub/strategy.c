@@ -370,6 +370,13 @@ uint32_t hub_owner(hub *h, ph_term id)
     return h->dist->place(h->dist_state, id, 1, &name, 1) == 1 ? node_atom(h, name) : ATOM_NONE;
 }
 
+int strategy_removal_is_local(const hub *h)
+{
+    /* a vnode ring: a node's removal hands its arcs to the next vnodes and
+     * leaves every other id's owners as they were */
+    return h->dist == &consistent_hashing_strategy;
+}
+
 long hub_view_digest(hub *h)
 {
     uint64_t d = h->dist->digest(h->dist_state) ^

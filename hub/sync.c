@@ -355,34 +355,38 @@ void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
 
 /* A member left: its children leave every row (they ran there). With
  * keep_orphans a row left without a node stays, as an orphan for its new
- * owner to restart; without, it goes. */
-void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans)
+ * owner to restart; without, it goes. each (when given) is called with
+ * every row that stays and had a copy there, and with every orphan. */
+void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans, row_fn each, void *arg)
 {
     uint32_t i = 0;
     reg_row *row;
     ph_buf key;
+    int copy_key = hooks_has(h->hooks, "registry_pid_remove_hook");
     if (ph_buf_init(&key) != 0)
         return;
     while ((row = registry_next(h->reg, &i)) != NULL) {
         int hosted = 0;
         for (uint16_t j = 0; j < row->n_nodes; j++)
             hosted |= row->nodes[j].node == node;
-        if (!hosted)
-            continue;
-        if (!hooks_has(h->hooks, "registry_pid_remove_hook")) { /* no key to copy */
-            if (keep_orphans)
-                registry_orphan_node(h->reg, row, node);
-            else
-                registry_remove_node(h->reg, row, node);
+        if (!hosted) {
+            if (each && row->n_nodes == 0)
+                each(h, ctx, arg, row);
             continue;
         }
-        ph_buf_reset(&key);
-        ph_buf_append_term(&key, reg_row_key(row));
+        if (copy_key) {
+            ph_buf_reset(&key);
+            ph_buf_append_term(&key, reg_row_key(row));
+        }
+        int deleted = 0;
         if (keep_orphans)
             registry_orphan_node(h->reg, row, node);
         else
-            registry_remove_node(h->reg, row, node); /* may free row; iteration goes on */
-        fire_remove(h, ctx, ph_buf_term(&key), node);
+            deleted = registry_remove_node(h->reg, row, node); /* iteration goes on */
+        if (copy_key)
+            fire_remove(h, ctx, ph_buf_term(&key), node);
+        if (each && !deleted)
+            each(h, ctx, arg, row);
     }
     ph_buf_free(&key);
 }

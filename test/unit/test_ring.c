@@ -133,6 +133,53 @@ START_TEST(membership_changes_move_only_affected_keys)
 }
 END_TEST
 
+/* The hub's failover relies on this (hub/strategy.c, strategy_removal_is_local):
+ * removing a node changes the owners, every replica included, only of the
+ * keys that node was an owner of. */
+START_TEST(removal_moves_only_the_removed_nodes_keys)
+{
+    ring *r = ring_new(RING_ATOMS_OTP25);
+    const char *names[] = {"a@h", "b@h", "c@h", "d@h"};
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(ring_add_node(r, names[i]), 0);
+    enum { N = 3000, RF = 2 };
+    char *before[N][RF];
+    int had_c[N];
+    char key[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        ph_buf k = key_term(key, "binary");
+        const char *got[RF];
+        ck_assert_int_eq(ring_key_nodes(r, ph_buf_term(&k), RF, got, RF), RF);
+        had_c[i] = 0;
+        for (int j = 0; j < RF; j++) {
+            before[i][j] = strdup(got[j]);
+            had_c[i] |= strcmp(got[j], "c@h") == 0;
+        }
+        ph_buf_free(&k);
+    }
+    ck_assert_int_eq(ring_remove_node(r, "c@h"), 0);
+    int changed = 0;
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        ph_buf k = key_term(key, "binary");
+        const char *got[RF];
+        ck_assert_int_eq(ring_key_nodes(r, ph_buf_term(&k), RF, got, RF), RF);
+        int same = 1;
+        for (int j = 0; j < RF; j++) {
+            same &= strcmp(got[j], before[i][j]) == 0;
+            free(before[i][j]);
+        }
+        if (!had_c[i])
+            ck_assert_msg(same, "k%d moved though c@h was none of its owners", i);
+        changed += !same;
+        ph_buf_free(&k);
+    }
+    ck_assert(changed > N / 4); /* the keys c@h owned did move */
+    ring_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ring");
@@ -141,6 +188,7 @@ int main(void)
     tcase_add_test(tc, every_vector_matches);
     tcase_add_test(tc, documented_otp26_orders);
     tcase_add_test(tc, membership_changes_move_only_affected_keys);
+    tcase_add_test(tc, removal_moves_only_the_removed_nodes_keys);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
