@@ -123,11 +123,14 @@ int main(int argc, char **argv)
     }
     /* The hub announces itself to the --join nodes (and keeps doing so). */
     ph_buf_reset(&opts.hub.seeds);
-    for (int i = 0; i < opts.n_join; i++) {
-        ei_x_encode_list_header(&opts.hub.seeds, 1);
-        ei_x_encode_atom(&opts.hub.seeds, opts.join[i]);
+    int seeds_ok = 1;
+    for (int i = 0; i < opts.n_join && seeds_ok; i++)
+        seeds_ok = ei_x_encode_list_header(&opts.hub.seeds, 1) == 0 &&
+                   atom_encode_text(&opts.hub.seeds, opts.join[i]) == 0;
+    if (!seeds_ok || ei_x_encode_empty_list(&opts.hub.seeds) != 0) {
+        status = fail("out of memory for the --join nodes");
+        goto stop_runtime;
     }
-    ei_x_encode_empty_list(&opts.hub.seeds);
     /* net_kernel, the phnode service and the hub run under phnode_sup,
      * which restarts whichever of them exits (docs/operations.md). */
     if (hub_prepare(&opts.hub) != 0 || node_sup_add(hub_module_name(), opts.hub.hub_id) != 0 ||

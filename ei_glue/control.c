@@ -44,7 +44,9 @@ static int dec_ref(decoder *d, ph_ref *ref)
 static int dec_atom(decoder *d, uint32_t *atom)
 {
     char text[MAXATOMLEN_UTF8];
-    if (ei_decode_atom(d->buf, &d->index, text) != 0)
+    /* as UTF-8, the atom table's encoding (ei_decode_atom gives Latin-1:
+     * a registered name like 'wörker' would not be found) */
+    if (ei_decode_atom_as(d->buf, &d->index, text, sizeof text, ERLANG_UTF8, NULL, NULL) != 0)
         return -1;
     *atom = atom_intern(text);
     return *atom == ATOM_NONE ? -1 : 0;

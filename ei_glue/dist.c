@@ -35,7 +35,7 @@ static int enc_pid(ph_pid pid)
 
 static int enc_atom(uint32_t atom)
 {
-    return ei_x_encode_atom(ctl, atom_text(atom)) == 0 ? 0 : -1;
+    return atom_encode(ctl, atom) == 0 ? 0 : -1;
 }
 
 /* Reasons are versioned terms; inside a control tuple they go without

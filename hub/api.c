@@ -266,11 +266,11 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
             return PH_REPLY;
         if (has_option(a, "include_local")) {
             ei_x_encode_list_header(reply, 1);
-            ei_x_encode_atom(reply, atom_text(h->self_node));
+            atom_encode(reply, h->self_node);
         }
         for (int i = 0; i < h->members.n; i++) {
             ei_x_encode_list_header(reply, 1);
-            ei_x_encode_atom(reply, atom_text(h->members.members[i].node));
+            atom_encode(reply, h->members.members[i].node);
         }
         ei_x_encode_empty_list(reply);
         return PH_REPLY;

@@ -18,7 +18,7 @@ void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind)
     ph_encode_pid(&b, ph_self(ctx));
     for (int i = 0; i < h->members.n; i++) {
         ei_x_encode_list_header(&b, 1);
-        ei_x_encode_atom(&b, atom_text(h->members.members[i].node));
+        atom_encode(&b, h->members.members[i].node);
     }
     ei_x_encode_empty_list(&b);
     ph_send_named(ctx, h->cfg.hub_id, atom_text(node), ph_buf_term(&b));

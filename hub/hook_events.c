@@ -32,7 +32,7 @@ void fire_insert_one(hub *h, ph_ctx *ctx, ph_term key, uint32_t node, ph_pid pid
         return;
     if (ei_x_encode_tuple_header(&b, 2) == 0 && ph_buf_append_term(&b, key) == 0 &&
         ei_x_encode_list_header(&b, 1) == 0 && ei_x_encode_tuple_header(&b, 2) == 0 &&
-        ei_x_encode_atom(&b, atom_text(node)) == 0 && ph_encode_pid(&b, pid) == 0 &&
+        atom_encode(&b, node) == 0 && ph_encode_pid(&b, pid) == 0 &&
         ei_x_encode_empty_list(&b) == 0)
         fire(h, ctx, "registry_pid_insert_hook", ph_buf_term(&b));
     ph_buf_free(&b);
@@ -46,7 +46,7 @@ void fire_pid_update(hub *h, ph_ctx *ctx, uint32_t node, ph_pid pid)
     ph_buf b;
     if (ph_buf_init(&b) != 0)
         return;
-    if (ei_x_encode_tuple_header(&b, 2) == 0 && ei_x_encode_atom(&b, atom_text(node)) == 0 &&
+    if (ei_x_encode_tuple_header(&b, 2) == 0 && atom_encode(&b, node) == 0 &&
         ph_encode_pid(&b, pid) == 0)
         fire(h, ctx, "child_process_pid_update_hook", ph_buf_term(&b));
     ph_buf_free(&b);
@@ -322,7 +322,7 @@ static void encode_nodes(const uint32_t *nodes, int n, ph_buf *out)
     ph_buf_reset(out);
     for (int i = 0; i < n; i++) {
         ei_x_encode_list_header(out, 1);
-        ei_x_encode_atom(out, atom_text(nodes[i]));
+        atom_encode(out, nodes[i]);
     }
     ei_x_encode_empty_list(out);
 }

@@ -345,8 +345,7 @@ void move_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref)
     member *m = membership_find(&h->members, mv->target);
     ph_buf undo;
     if (m && ph_buf_init_versioned(&undo) == 0) {
-        if (hub_msg_begin(&undo, HM_UNDO_MOVE) == 0 &&
-            ei_x_encode_atom(&undo, atom_text(h->self_node)) == 0 &&
+        if (hub_msg_begin(&undo, HM_UNDO_MOVE) == 0 && atom_encode(&undo, h->self_node) == 0 &&
             ei_x_append_buf(&undo, mv->cids.buff, mv->cids.index) == 0)
             send_own(ctx, m->hub, &undo);
         ph_buf_free(&undo);

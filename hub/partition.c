@@ -42,10 +42,9 @@ static void fire_partition_hook(hub *h, ph_ctx *ctx, const char *key, const char
     if (!hooks_has(h->hooks, key) || ph_buf_init(&b) != 0)
         return;
     int rc = ei_x_encode_tuple_header(&b, 2) || ei_x_encode_atom(&b, event) ||
-             ei_x_encode_list_header(&b, h->members.n + 1) ||
-             ei_x_encode_atom(&b, atom_text(h->self_node));
+             ei_x_encode_list_header(&b, h->members.n + 1) || atom_encode(&b, h->self_node);
     for (int i = 0; i < h->members.n && rc == 0; i++)
-        rc = ei_x_encode_atom(&b, atom_text(h->members.members[i].node));
+        rc = atom_encode(&b, h->members.members[i].node);
     if (rc == 0 && ei_x_encode_empty_list(&b) == 0)
         fire(h, ctx, key, ph_buf_term(&b));
     ph_buf_free(&b);
@@ -217,7 +216,7 @@ void partition_refuse_start(hub *h, ph_ctx *ctx, const hub_msg *m)
     if (ph_buf_init(&msg) == 0 && ph_buf_init(&tmp) == 0) {
         elist_to(&tmp, &errors);
         if (hub_msg_begin(&msg, HM_START_RESULT) == 0 && ph_buf_append_term(&msg, m->id) == 0 &&
-            ei_x_encode_atom(&msg, atom_text(h->self_node)) == 0 &&
+            atom_encode(&msg, h->self_node) == 0 &&
             ph_build(&msg,
                      "{ok, #{status => error, started => [], errors => ~t, rollback => false}}",
                      ph_buf_term(&tmp)) == 0)

@@ -388,7 +388,7 @@ static void send_start_result(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to,
             return;
         if (ph_buf_reserve(&msg, (size_t)result->index + 256u) == 0 &&
             hub_msg_begin(&msg, HM_START_RESULT) == 0 && ph_buf_append_term(&msg, id) == 0 &&
-            ei_x_encode_atom(&msg, atom_text(h->self_node)) == 0 &&
+            atom_encode(&msg, h->self_node) == 0 &&
             ph_buf_append_term(&msg, ph_buf_term(result)) == 0)
             send_own(ctx, reply_to, &msg); /* encoded here: not walked again */
         ph_buf_free(&msg);

@@ -148,7 +148,7 @@ void encode_which_children(hub *h, uint32_t node, ph_buf *reply)
     reg_row *row;
     ph_pid pid;
     ei_x_encode_tuple_header(reply, 2);
-    ei_x_encode_atom(reply, atom_text(node));
+    atom_encode(reply, node);
     while ((row = registry_next(h->reg, &i)) != NULL) {
         spec_info s;
         if (!row_pid_on(row, node, &pid) || parse_spec(reg_row_spec(row), &s) != 0)

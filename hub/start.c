@@ -177,7 +177,7 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
     ph_buf *st = &r->started.b;
     if (ph_buf_reserve(st, 64u + row->key_len) == 0 && ei_x_encode_tuple_header(st, 2) == 0 &&
         ei_x_append_buf(st, row->data, row->key_len) == 0 && ei_x_encode_list_header(st, 1) == 0 &&
-        ei_x_encode_tuple_header(st, 2) == 0 && ei_x_encode_atom(st, node) == 0 &&
+        ei_x_encode_tuple_header(st, 2) == 0 && atom_encode(st, h->self_node) == 0 &&
         ph_encode_pid(st, pid) == 0 && ei_x_encode_empty_list(st) == 0)
         r->started.n++;
     if (o->want_post) {

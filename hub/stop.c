@@ -107,7 +107,7 @@ void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids)
     ph_buf msg;
     if (!m || ph_buf_init(&msg) != 0)
         return;
-    if (hub_msg_begin(&msg, HM_STOP) == 0 && ei_x_encode_atom(&msg, atom_text(h->self_node)) == 0 &&
+    if (hub_msg_begin(&msg, HM_STOP) == 0 && atom_encode(&msg, h->self_node) == 0 &&
         ph_buf_append_term(&msg, cids) == 0)
         ph_send(ctx, m->hub, ph_buf_term(&msg));
     ph_buf_free(&msg);

@@ -51,7 +51,7 @@ void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elis
     if (ph_buf_init_versioned(&b) != 0 || ph_buf_reserve(&b, (size_t)l->b.index + 512) != 0)
         return;
     hub_msg_begin(&b, kind);
-    ei_x_encode_atom(&b, atom_text(h->self_node));
+    atom_encode(&b, h->self_node);
     elist_to(&b, l);
     for (int i = 0; i < h->members.n; i++)
         if (!only || h->members.members[i].node == only) {

@@ -164,3 +164,14 @@ void atoms_shutdown(void)
     count = 0;
     pthread_mutex_unlock(&lock);
 }
+
+int atom_encode_text(ei_x_buff *b, const char *text)
+{
+    return ei_x_encode_atom_len_as(b, text, (int)strlen(text), ERLANG_UTF8, ERLANG_UTF8) == 0 ? 0
+                                                                                              : -1;
+}
+
+int atom_encode(ei_x_buff *b, uint32_t atom)
+{
+    return atom_encode_text(b, atom_text(atom));
+}

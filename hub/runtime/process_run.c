@@ -291,9 +291,8 @@ static void deliver_down_message(process *p, const proc_signal *s)
     int ok = ei_x_encode_tuple_header(&b, 5) == 0 && ei_x_encode_atom(&b, "DOWN") == 0 &&
              ph_encode_ref(&b, &s->ref) == 0 && ei_x_encode_atom(&b, "process") == 0;
     if (ok && s->name != ATOM_NONE)
-        ok = ei_x_encode_tuple_header(&b, 2) == 0 &&
-             ei_x_encode_atom(&b, atom_text(s->name)) == 0 &&
-             ei_x_encode_atom(&b, atom_text(s->from.node)) == 0;
+        ok = ei_x_encode_tuple_header(&b, 2) == 0 && atom_encode(&b, s->name) == 0 &&
+             atom_encode(&b, s->from.node) == 0;
     else if (ok)
         ok = ph_encode_pid(&b, s->from) == 0;
     if (ok && append_reason(&b, s->payload, s->len) == 0)

@@ -44,7 +44,7 @@ int pid_is_local(ph_pid pid)
 int encode_versioned_atom(ph_buf *b, const char *atom)
 {
     b->index = 0;
-    return ei_x_encode_version(b) == 0 && ei_x_encode_atom(b, atom) == 0 ? 0 : -1;
+    return ei_x_encode_version(b) == 0 && atom_encode_text(b, atom) == 0 ? 0 : -1;
 }
 
 term_bytes runtime_atom_term(const char *atom)

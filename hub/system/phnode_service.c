@@ -86,8 +86,7 @@ static void add_module(const ph_worker_module *m, void *arg)
 static void add_node(uint32_t node, void *arg)
 {
     list_builder *lb = arg;
-    if (lb->ok &&
-        (ei_x_encode_list_header(lb->b, 1) != 0 || ei_x_encode_atom(lb->b, atom_text(node)) != 0))
+    if (lb->ok && (ei_x_encode_list_header(lb->b, 1) != 0 || atom_encode(lb->b, node) != 0))
         lb->ok = 0;
 }
 

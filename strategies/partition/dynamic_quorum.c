@@ -99,7 +99,7 @@ static int encode_log(const dq_state *s, ph_buf *out)
 {
     int rc = s->n ? ei_x_encode_list_header(out, s->n) : 0;
     for (int i = 0; i < s->n && rc == 0; i++)
-        rc = ei_x_encode_tuple_header(out, 2) || ei_x_encode_atom(out, atom_text(s->log[i].node)) ||
+        rc = ei_x_encode_tuple_header(out, 2) || atom_encode(out, s->log[i].node) ||
              ei_x_encode_longlong(out, s->log[i].at);
     return rc == 0 && ei_x_encode_empty_list(out) == 0 ? 0 : -1;
 }
@@ -110,8 +110,8 @@ static int dq_joined(hub *h, ph_ctx *ctx, uint32_t node)
     prune(h, s, node);
     ph_buf b;
     if (ph_buf_init(&b) == 0) {
-        if (hub_msg_begin(&b, HM_PARTITION_LOG) == 0 &&
-            ei_x_encode_atom(&b, atom_text(h->self_node)) == 0 && encode_log(s, &b) == 0)
+        if (hub_msg_begin(&b, HM_PARTITION_LOG) == 0 && atom_encode(&b, h->self_node) == 0 &&
+            encode_log(s, &b) == 0)
             ph_send_named(ctx, h->cfg.hub_id, atom_text(node), ph_buf_term(&b));
         ph_buf_free(&b);
     }

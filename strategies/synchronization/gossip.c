@@ -62,7 +62,7 @@ static int nset_encode(ph_buf *b, const nset *s)
     if (s->n && ei_x_encode_list_header(b, s->n) != 0)
         return -1;
     for (int i = 0; i < s->n; i++)
-        if (ei_x_encode_atom(b, atom_text(s->v[i])) != 0)
+        if (atom_encode(b, s->v[i]) != 0)
             return -1;
     return ei_x_encode_empty_list(b) == 0 ? 0 : -1;
 }
@@ -325,9 +325,8 @@ static void spread(hub *h, ph_ctx *ctx, hub_msg_kind kind, seen *s, uint32_t ori
         if (ok && ph_buf_init_versioned(&b) == 0) {
             member *m = membership_find(&h->members, cand[p]);
             if (ph_buf_reserve(&b, 512 + 64 * (size_t)(s->acks.n + targeted.n)) == 0 &&
-                hub_msg_begin(&b, kind) == 0 &&
-                ei_x_encode_atom(&b, atom_text(h->self_node)) == 0 &&
-                ph_encode_ref(&b, &s->ref) == 0 && ei_x_encode_atom(&b, atom_text(origin)) == 0 &&
+                hub_msg_begin(&b, kind) == 0 && atom_encode(&b, h->self_node) == 0 &&
+                ph_encode_ref(&b, &s->ref) == 0 && atom_encode(&b, origin) == 0 &&
                 ei_x_encode_ulonglong(&b, seq) == 0 && nset_encode(&b, &s->acks) == 0 &&
                 nset_encode(&b, &targeted) == 0 && ph_buf_append_term(&b, data) == 0 && m) {
                 send_own(ctx, m->hub, &b);
@@ -544,8 +543,7 @@ static void gossip_joined(hub *h, ph_ctx *ctx, uint32_t node)
     ph_buf b;
     if (!m || ph_buf_init_versioned(&b) != 0)
         return;
-    if (hub_msg_begin(&b, HM_GOSSIP_SEQ) == 0 &&
-        ei_x_encode_atom(&b, atom_text(h->self_node)) == 0 &&
+    if (hub_msg_begin(&b, HM_GOSSIP_SEQ) == 0 && atom_encode(&b, h->self_node) == 0 &&
         ei_x_encode_ulonglong(&b, state(h)->seq) == 0)
         send_own(ctx, m->hub, &b);
     ph_buf_free(&b);
@@ -602,7 +600,7 @@ static int add_own_entry(hub *h, elist *data)
         return -1;
     sync_local_rows(h, &rows);
     int rc = ei_x_encode_tuple_header(&data->b, 5) == 0 &&
-                     ei_x_encode_atom(&data->b, atom_text(h->self_node)) == 0 &&
+                     atom_encode(&data->b, h->self_node) == 0 &&
                      ei_x_encode_ulonglong(&data->b, runtime_creation()) == 0 &&
                      ei_x_encode_ulonglong(&data->b, monotonic_us()) == 0 &&
                      ei_x_encode_ulonglong(&data->b, state(h)->seq) == 0 &&
@@ -632,9 +630,8 @@ static void pass_on(hub *h, ph_ctx *ctx, seen *s, uint32_t origin, ph_term data,
         member *m = membership_find(&h->members, missing[rand_below(g, (uint32_t)k)]);
         ph_buf b;
         if (m && ph_buf_init_versioned(&b) == 0) {
-            if (hub_msg_begin(&b, HM_GOSSIP_SYNC) == 0 &&
-                ei_x_encode_atom(&b, atom_text(h->self_node)) == 0 &&
-                ph_encode_ref(&b, &s->ref) == 0 && ei_x_encode_atom(&b, atom_text(origin)) == 0 &&
+            if (hub_msg_begin(&b, HM_GOSSIP_SYNC) == 0 && atom_encode(&b, h->self_node) == 0 &&
+                ph_encode_ref(&b, &s->ref) == 0 && atom_encode(&b, origin) == 0 &&
                 ei_x_encode_ulonglong(&b, 0) == 0 && nset_encode(&b, &s->acks) == 0 &&
                 nset_encode(&b, &s->targeted) == 0 && ph_buf_append_term(&b, data) == 0) {
                 send_own(ctx, m->hub, &b);

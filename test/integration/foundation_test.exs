@@ -297,18 +297,22 @@ defmodule PhNode.FoundationTest do
       assert_receive {:DOWN, ^ref, :process, ^pid, {:shutdown, :from_test}}, 5000
     end
 
-    test "monitor by {name, node} gives DOWN with {name, node}", %{ph: ph, node: node} do
-      name = PhTest.unique_atom("mon_by_name")
-      spawn_worker!(ph, :crasher, [], name: name)
-      ref = Process.monitor({name, node})
-      assert {{:boom, 3}, _} = crash_call({name, node}, {:boom, 3})
-      assert_receive {:DOWN, ^ref, :process, {^name, ^node}, {:boom, 3}}, 5000
+    test "monitor by {name, node} gives DOWN with {name, node}, UTF-8 names too", %{ph: ph, node: node} do
+      for prefix <- ["mon_by_name", "mön_bý_nämé"] do
+        name = PhTest.unique_atom(prefix)
+        spawn_worker!(ph, :crasher, [], name: name)
+        ref = Process.monitor({name, node})
+        assert {{:boom, 3}, _} = crash_call({name, node}, {:boom, 3})
+        assert_receive {:DOWN, ^ref, :process, {^name, ^node}, {:boom, 3}}, 5000
+      end
     end
 
     test "monitor of an unknown name or a dead pid gives DOWN :noproc", %{ph: ph, node: node} do
-      name = PhTest.unique_atom("never_registered")
-      ref = Process.monitor({name, node})
-      assert_receive {:DOWN, ^ref, :process, {^name, ^node}, :noproc}, 2000
+      for prefix <- ["never_registered", "nïe_régistered"] do
+        name = PhTest.unique_atom(prefix)
+        ref = Process.monitor({name, node})
+        assert_receive {:DOWN, ^ref, :process, {^name, ^node}, :noproc}, 2000
+      end
 
       pid = spawn_worker!(ph, :crasher)
       assert GenServer.call(pid, {:stop, :normal}) == :ok
