@@ -4,22 +4,11 @@
 # object per line). Ratios matter, not absolute numbers: machines are noisy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
 ROUNDS=${ROUNDS:-3}
-SUFFIX="$$_$RANDOM"
-COOKIE="bench_$RANDOM$RANDOM"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  sleep 0.3
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
+source bench/lib.sh
+bench_init bench
 mkdir -p bench/results
 OUT="bench/results/$(date -u +%Y%m%dT%H%M%SZ).json"
-epmd -daemon
 erlc -o "$TMP" bench/beam/ph_bench_server.erl
 
 PH="phbench_$SUFFIX@127.0.0.1"

@@ -66,28 +66,19 @@ defmodule PhNode.Hub do
   def info(hub_id), do: :persistent_term.get({PhNode, hub_id}, nil)
 
   @doc "The member requests go to, or nil."
-  def member(hub_id) do
-    case info(hub_id) do
-      %{meta: meta} ->
-        case :ets.lookup(meta, :member) do
-          [{_, m}] -> m
-          [] -> nil
-        end
-
-      nil ->
-        nil
-    end
-  rescue
-    ArgumentError -> nil
-  end
+  def member(hub_id), do: meta_value(hub_id, :member)
 
   @doc false
   # The reference of the connection's registry subscription, or nil.
-  def subscription(hub_id) do
+  def subscription(hub_id), do: meta_value(hub_id, :sub)
+
+  # A value the connection keeps in its meta table, or nil (also when the
+  # connection is not running).
+  defp meta_value(hub_id, key) do
     case info(hub_id) do
       %{meta: meta} ->
-        case :ets.lookup(meta, :sub) do
-          [{_, ref}] -> ref
+        case :ets.lookup(meta, key) do
+          [{_, value}] -> value
           [] -> nil
         end
 
