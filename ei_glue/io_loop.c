@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -256,6 +257,16 @@ static void check_ticks(void)
         uint64_t last_read = atomic_load(&c->last_read_ms);
         uint64_t last_write = atomic_load(&c->last_write_ms);
         if (last_read < now && now - last_read > ticktime_ms && n_expired < 64) {
+            /* Bytes waiting in the socket: the peer is alive, we are the
+             * ones behind (a poller busy with a huge frame). The BEAM
+             * counts what its port received, not what it decoded. (c is
+             * still listed, so its fd is still open: io_close unlists
+             * first.) */
+            int unread = 0;
+            if (ioctl(c->fd, FIONREAD, &unread) == 0 && unread > 0) {
+                atomic_store(&c->last_read_ms, now);
+                continue;
+            }
             atomic_fetch_add(&c->refs, 1);
             expired[n_expired++] = c;
             continue;
