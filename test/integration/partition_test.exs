@@ -524,10 +524,11 @@ defmodule PhNode.PartitionTest do
     %{waited_ms: ms, dump: dump, held_at: held_at, snap_from: snap_from} =
       check!(live, st.expected, rf: 2, optional: MapSet.to_list(st.unsure), timeout: 60_000, trace: &note/1)
 
-    # When it converged: the last registry change any node reported before
-    # the passing snapshot, if none came while it was taken (the snapshot
-    # then saw the state that change left); else the snapshot's end (an
-    # upper bound). The check's polling interval is not in the figure.
+    # When it converged: the last change of any node's registry (what it
+    # reported to a subscription) before the passing snapshot, if none came
+    # while it was taken (the snapshot then saw the state that change
+    # left); else the snapshot's end (an upper bound). The check's polling
+    # interval is not in the figure.
     {subscribed_at, changes} = watched(watcher)
     before = Enum.filter(changes, &(&1 < snap_from))
     during = Enum.filter(changes, &(&1 >= snap_from and &1 <= held_at))
@@ -560,15 +561,21 @@ defmodule PhNode.PartitionTest do
   end
 
   # A process subscribed to every node's registry (docs/api.md, "Registry
-  # subscription") noting when each :changes message arrives.
+  # subscription") noting when a :changes message changed what a node's
+  # registry holds (the rows and their {node, pid}s).
   defp watch_changes(live) do
     parent = self()
 
     pid =
       spawn_link(fn ->
-        for n <- live, do: safe(fn -> GenServer.call(hub(n), {:subscribe_registry, self()}, 30_000) end, nil)
+        refs =
+          for n <- live, into: %{} do
+            {:ok, ref} = GenServer.call(hub(n), {:subscribe_registry, self()}, 30_000)
+            {ref, n.node}
+          end
+
         send(parent, {:watching, self(), PhTest.now_ms()})
-        watch_loop([])
+        watch_loop(refs, %{}, [])
       end)
 
     receive do
@@ -578,13 +585,29 @@ defmodule PhNode.PartitionTest do
     end
   end
 
-  defp watch_loop(times) do
+  defp watch_loop(refs, rows, times) do
     receive do
-      {:phnode_registry, _ref, _seq, :changes, _items} -> watch_loop([PhTest.now_ms() | times])
-      {:phnode_registry, _ref, _seq, _snapshot, _items} -> watch_loop(times)
-      {:report, from} -> send(from, {:changes, self(), times})
+      {:phnode_registry, ref, _seq, kind, items} ->
+        key = Map.get(refs, ref, ref)
+        {rows, changed} = Enum.reduce(items, {rows, false}, &watch_item(key, &1, &2))
+        times = if kind == :changes and changed, do: [PhTest.now_ms() | times], else: times
+        watch_loop(refs, rows, times)
+
+      {:report, from} ->
+        send(from, {:changes, self(), times})
     end
   end
+
+  defp watch_item(node, {:put, cid, _spec, nps, _meta}, {rows, changed}) do
+    v = Enum.sort(nps)
+    if Map.get(rows, {node, cid}) == v, do: {rows, changed}, else: {Map.put(rows, {node, cid}, v), true}
+  end
+
+  defp watch_item(node, {:delete, cid}, {rows, changed}) do
+    if Map.has_key?(rows, {node, cid}), do: {Map.delete(rows, {node, cid}), true}, else: {rows, changed}
+  end
+
+  defp watch_item(_node, _other, acc), do: acc
 
   defp watched({pid, at}) do
     send(pid, {:report, self()})
