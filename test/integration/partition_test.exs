@@ -495,7 +495,8 @@ defmodule PhNode.PartitionTest do
     slots = Map.new(Enum.with_index(nodes, 1), fn {n, i} -> {i, n} end)
 
     st = %{slots: slots, down: MapSet.new(), split: nil, expected: MapSet.new(cids), unsure: MapSet.new(),
-           next: @children + 1, last_heal: nil, last_fault: nil, counts: %{}, cut_started: []}
+           next: @children + 1, last_heal: nil, last_fault: nil, counts: %{}, cut_started: [],
+           watcher: watch_changes(nodes)}
 
     t0 = PhTest.now_ms()
 
@@ -517,35 +518,34 @@ defmodule PhNode.PartitionTest do
     whole = st.last_fault
     note("the cluster is whole again (every node up, every cut healed) since #{PhTest.now_ms() - whole} ms")
     live = live_nodes(st)
-    watcher = watch_changes(live)
     assert_members(live, 30_000)
     note("members agree (#{PhTest.now_ms() - whole} ms)")
 
-    %{waited_ms: ms, dump: dump, held_at: held_at, snap_from: snap_from} =
+    %{waited_ms: ms, dump: dump, held_at: held_at, snap_from: snap_from, confirmed: {c_from, c_to}} =
       check!(live, st.expected, rf: 2, optional: MapSet.to_list(st.unsure), timeout: 60_000, trace: &note/1)
 
     # When it converged: the last change of any node's registry (what it
-    # reported to a subscription) before the passing snapshot, if none came
-    # while it was taken (the snapshot then saw the state that change
-    # left); else the snapshot's end (an upper bound). The check's polling
-    # interval is not in the figure.
-    {subscribed_at, changes} = watched(watcher)
-    before = Enum.filter(changes, &(&1 < snap_from))
-    during = Enum.filter(changes, &(&1 >= snap_from and &1 <= held_at))
+    # reported to a subscription) before one of the two passing snapshots
+    # when none came while that snapshot was taken (it then saw the state
+    # that change left, unchanged since); else the first snapshot's end (an
+    # upper bound). The check's polling interval is not in the figure.
+    changes = watched(st.watcher) |> Enum.filter(&(&1 >= whole))
+
+    quiet_before = fn from, to ->
+      if Enum.any?(changes, &(&1 >= from and &1 <= to)),
+        do: nil,
+        else: Enum.max([whole | Enum.filter(changes, &(&1 < from))])
+    end
 
     converged =
-      cond do
-        during != [] -> held_at
-        before != [] -> Enum.max(before)
-        true -> subscribed_at
-      end
+      Enum.min(Enum.reject([held_at, quiet_before.(snap_from, held_at), quiet_before.(c_from, c_to)], &is_nil/1))
 
     since_heal = converged - (st.last_heal || t0)
     since_whole = converged - whole
 
     note(
       "converged #{since_whole} ms after the cluster was whole (#{length(changes)} change messages; " <>
-        "snapshot #{snap_from - whole}..#{held_at - whole} ms)"
+        "snapshots #{snap_from - whole}..#{held_at - whole} and #{c_from - whole}..#{c_to - whole} ms)"
     )
 
     IO.puts(
@@ -561,37 +561,46 @@ defmodule PhNode.PartitionTest do
   end
 
   # A process subscribed to every node's registry (docs/api.md, "Registry
-  # subscription") noting when a :changes message changed what a node's
-  # registry holds (the rows and their {node, pid}s).
+  # subscription"; a node restarted is added) noting when a :changes
+  # message changed what a node's registry holds (the rows and their
+  # {node, pid}s).
   defp watch_changes(live) do
-    parent = self()
+    pid = spawn_link(fn -> watch_loop(%{}, %{}, []) end)
+    for n <- live, do: watch_add(pid, n)
+    pid
+  end
 
-    pid =
-      spawn_link(fn ->
-        refs =
-          for n <- live, into: %{} do
-            {:ok, ref} = GenServer.call(hub(n), {:subscribe_registry, self()}, 30_000)
-            {ref, n.node}
-          end
-
-        send(parent, {:watching, self(), PhTest.now_ms()})
-        watch_loop(refs, %{}, [])
-      end)
+  defp watch_add(pid, n) do
+    ref = make_ref()
+    send(pid, {:add, self(), ref, n})
 
     receive do
-      {:watching, ^pid, at} -> {pid, at}
+      {^ref, :ok} -> :ok
     after
-      60_000 -> flunk("the registry watcher did not subscribe")
+      60_000 -> flunk("the registry watcher did not subscribe to #{n.node}")
     end
   end
 
   defp watch_loop(refs, rows, times) do
     receive do
+      {:add, from, tag, n} ->
+        # a node back under its name: what it held before is gone
+        rows = Map.reject(rows, fn {{node, _}, _} -> node == n.node end)
+        refs = Map.reject(refs, fn {_, node} -> node == n.node end)
+        {:ok, ref} = GenServer.call(hub(n), {:subscribe_registry, self()}, 30_000)
+        send(from, {tag, :ok})
+        watch_loop(Map.put(refs, ref, n.node), rows, times)
+
       {:phnode_registry, ref, _seq, kind, items} ->
-        key = Map.get(refs, ref, ref)
-        {rows, changed} = Enum.reduce(items, {rows, false}, &watch_item(key, &1, &2))
-        times = if kind == :changes and changed, do: [PhTest.now_ms() | times], else: times
-        watch_loop(refs, rows, times)
+        case Map.fetch(refs, ref) do
+          {:ok, node} ->
+            {rows, changed} = Enum.reduce(items, {rows, false}, &watch_item(node, &1, &2))
+            times = if kind == :changes and changed, do: [PhTest.now_ms() | times], else: times
+            watch_loop(refs, rows, times)
+
+          :error ->
+            watch_loop(refs, rows, times)
+        end
 
       {:report, from} ->
         send(from, {:changes, self(), times})
@@ -609,11 +618,11 @@ defmodule PhNode.PartitionTest do
 
   defp watch_item(_node, _other, acc), do: acc
 
-  defp watched({pid, at}) do
+  defp watched(pid) do
     send(pid, {:report, self()})
 
     receive do
-      {:changes, ^pid, times} -> {at, times}
+      {:changes, ^pid, times} -> times
     after
       30_000 -> flunk("the registry watcher did not report")
     end
@@ -692,6 +701,7 @@ defmodule PhNode.PartitionTest do
     join = if seeds == [], do: [], else: ["--join", Atom.to_string(st.slots[Enum.random(seeds)].node)]
     note("restart #{short(old)} #{inspect(join)}")
     n = start_ns(net, i, c, join, name: old.alive)
+    watch_add(st.watcher, n)
     %{st | slots: Map.put(st.slots, i, n), down: MapSet.delete(st.down, i), last_fault: PhTest.now_ms()}
   end
 

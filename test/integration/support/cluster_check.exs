@@ -35,10 +35,11 @@ defmodule PhTest.ClusterCheck do
     trace:      fun.(text) called with a one-line summary of each failed poll
                 (for runs that measure where the time goes)
   Returns {:ok, info} or {:error, report}; info: %{dump: dump, waited_ms: ms,
-  held_at: t, snap_from: t0} where t (PhTest.now_ms/0) is the moment the
-  first of the two passing snapshots had been taken (it was taken from t0
-  on): the invariant held then (the time the checker spends computing and
-  the stable_ms wait are not in it).
+  held_at: t, snap_from: t0, confirmed: {t1, t2}} where t (PhTest.now_ms/0)
+  is the moment the first of the two passing snapshots had been taken (it
+  was taken from t0 on): the invariant held then (the time the checker
+  spends computing and the stable_ms wait are not in it); the second was
+  taken from t1 to t2.
   """
   def check_cluster(live, expected, opts \\ []) do
     t0 = PhTest.now_ms()
@@ -84,11 +85,15 @@ defmodule PhTest.ClusterCheck do
       [] ->
         # once more, stable_ms later: a transient state is not quiet
         Process.sleep(Keyword.get(opts, :stable_ms, 1_000))
+        t_snap2 = PhTest.now_ms()
         snap2 = snapshot(live, opts)
+        held_again = PhTest.now_ms()
 
         case problems(snap2, live, expected, optional, opts) do
           [] ->
-            {:ok, %{dump: first_dump(snap2), waited_ms: PhTest.now_ms() - t0, held_at: held_at, snap_from: t_snap}}
+            {:ok,
+             %{dump: first_dump(snap2), waited_ms: PhTest.now_ms() - t0, held_at: held_at, snap_from: t_snap,
+               confirmed: {t_snap2, held_again}}}
 
           probs ->
             again(live, expected, optional, opts, t0, deadline, probs)
