@@ -308,18 +308,13 @@ reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term sp
 
 int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid)
 {
+    OBSERVE(r, row);
     for (uint16_t i = 0; i < row->n_nodes; i++) {
         if (row->nodes[i].node == node) {
-            /* the same pid again (a periodic repair, a member's rows sent
-             * twice) changes nothing a subscriber would see */
-            if (!ph_pid_equal(row->nodes[i].pid, pid)) {
-                OBSERVE(r, row);
-                row->nodes[i].pid = pid;
-            }
+            row->nodes[i].pid = pid;
             return 0;
         }
     }
-    OBSERVE(r, row);
     if (row->n_nodes == 0) {
         row->nodes = &row->inline_node;
         row->inline_node = (reg_node_pid){node, pid};
