@@ -529,7 +529,8 @@ defmodule PhNode.PartitionTest do
     # when none came while that snapshot was taken (it then saw the state
     # that change left, unchanged since); else the first snapshot's end (an
     # upper bound). The check's polling interval is not in the figure.
-    changes = watched(st.watcher) |> Enum.filter(&(&1 >= whole))
+    seen = watched(st.watcher) |> Enum.filter(fn {t, _, _} -> t >= whole end)
+    changes = Enum.map(seen, &elem(&1, 0))
 
     quiet_before = fn from, to ->
       if Enum.any?(changes, &(&1 >= from and &1 <= to)),
@@ -539,6 +540,14 @@ defmodule PhNode.PartitionTest do
 
     converged =
       Enum.min(Enum.reject([held_at, quiet_before.(snap_from, held_at), quiet_before.(c_from, c_to)], &is_nil/1))
+
+    # the changes seen while the passing snapshots were taken (examples)
+    for {t, node, what} <- Enum.take(Enum.reverse(seen), -400),
+        (t >= snap_from and t <= held_at) or (t >= c_from and t <= c_to) do
+      {t, node, what}
+    end
+    |> Enum.take(5)
+    |> Enum.each(fn {t, node, what} -> note("  change at #{t - whole} ms on #{node}: #{inspect(what, limit: 8)}") end)
 
     since_heal = converged - (st.last_heal || t0)
     since_whole = converged - whole
@@ -595,7 +604,7 @@ defmodule PhNode.PartitionTest do
         case Map.fetch(refs, ref) do
           {:ok, node} ->
             {rows, changed} = Enum.reduce(items, {rows, false}, &watch_item(node, &1, &2))
-            times = if kind == :changes and changed, do: [PhTest.now_ms() | times], else: times
+            times = if kind == :changes and changed, do: [{PhTest.now_ms(), node, changed} | times], else: times
             watch_loop(refs, rows, times)
 
           :error ->
@@ -609,11 +618,14 @@ defmodule PhNode.PartitionTest do
 
   defp watch_item(node, {:put, cid, _spec, nps, _meta}, {rows, changed}) do
     v = Enum.sort(nps)
-    if Map.get(rows, {node, cid}) == v, do: {rows, changed}, else: {Map.put(rows, {node, cid}, v), true}
+    was = Map.get(rows, {node, cid})
+    if was == v, do: {rows, changed}, else: {Map.put(rows, {node, cid}, v), changed || {cid, was, v}}
   end
 
   defp watch_item(node, {:delete, cid}, {rows, changed}) do
-    if Map.has_key?(rows, {node, cid}), do: {Map.delete(rows, {node, cid}), true}, else: {rows, changed}
+    if Map.has_key?(rows, {node, cid}),
+      do: {Map.delete(rows, {node, cid}), changed || {cid, Map.get(rows, {node, cid}), :deleted}},
+      else: {rows, changed}
   end
 
   defp watch_item(_node, _other, acc), do: acc
