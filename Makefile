@@ -114,11 +114,14 @@ fuzz-smoke:
 # phnodes, 5,000 children, 50 events; PH_CHAOS_SEED=N replays a run.
 # Then the chaos run on real network partitions (partition_test.exs): 5
 # phnodes in network namespaces, 10,000 children with rf 2, 100 faults
-# (kill -9, restart, SIGTERM, cut, heal); PH_NET_CHAOS_SEED=N replays it.
+# (kill -9, restart, SIGTERM, cut, heal), converged within
+# PH_NET_CHAOS_CONVERGE_MS (5000) of the cluster being whole again;
+# PH_NET_CHAOS_SEED=N replays it.
 chaos: all
 	PH_CHAOS_ONLY=1 PH_CHAOS_EVENTS=$${PH_CHAOS_EVENTS:-50} PH_CHAOS_CHILDREN=$${PH_CHAOS_CHILDREN:-5000} \
 	  BUILD=$(BUILD) test/integration/run.sh test/integration/cluster_race_test.exs
 	PH_NET_CHAOS_ONLY=1 PH_NET_CHAOS_FAULTS=$${PH_NET_CHAOS_FAULTS:-100} PH_NET_CHAOS_CHILDREN=$${PH_NET_CHAOS_CHILDREN:-10000} \
+	  PH_NET_CHAOS_CONVERGE_MS=$${PH_NET_CHAOS_CONVERGE_MS:-5000} \
 	  BUILD=$(BUILD) test/integration/run.sh test/integration/partition_test.exs
 
 asan:

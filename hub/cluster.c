@@ -4,11 +4,21 @@
 
 static void add_connected(uint32_t node, void *arg);
 static void ask_connected_nodes(hub *h, ph_ctx *ctx);
+static int lists_node(ph_term nodes, uint32_t node);
+static void send_greeting(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind, uint32_t omit);
 
 /* --- membership (docs/protocol.md, "Between hub nodes") ---------------- */
 
 /* {'$ph_hub', Kind, HubPid, [MemberNode]} to the hub on node. */
 void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind)
+{
+    send_greeting(h, ctx, node, kind, ATOM_NONE);
+}
+
+/* The same with the members other than omit: a welcome to a hub we just
+ * added does not name it, so that it can tell whether we counted it as a
+ * member before its greeting (handle_hello). */
+static void send_greeting(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind, uint32_t omit)
 {
     ph_buf b;
     if (ph_buf_init(&b) != 0)
@@ -17,6 +27,8 @@ void send_hub_message(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind)
     hub_msg_begin(&b, kind);
     ph_encode_pid(&b, ph_self(ctx));
     for (int i = 0; i < h->members.n; i++) {
+        if (h->members.members[i].node == omit)
+            continue;
         ei_x_encode_list_header(&b, 1);
         atom_encode(&b, h->members.members[i].node);
     }
@@ -74,6 +86,11 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
         member_left(h, ctx, e, "its hub restarted"); /* a new incarnation */
         e = NULL;
     }
+    /* Whether the sender counts us as a member. A hub that lost us (a
+     * cut, a connection replaced) while we kept it dropped our rows and
+     * ignored our updates since: it needs them again, and the rows we
+     * hold of it may be stale (below). */
+    int they_know_us = lists_node(their_members, h->self_node);
     int joined = 0;
     if (!e) {
         ph_ref mon;
@@ -96,14 +113,33 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
     }
     /* welcome first: the newcomer accepts our rows only from a member */
     if (reply)
-        send_hub_message(h, ctx, from.node, HM_WELCOME);
+        send_greeting(h, ctx, from.node, HM_WELCOME, joined ? from.node : ATOM_NONE);
     if (joined) {
-        send_local_registry(h, ctx, from.node);
+        /* a member that kept us while we lost it holds rows of ours that
+         * may be stale: sent as a repair, which detaches those */
+        send_local_registry(h, ctx, from.node, they_know_us);
+        if ((e = membership_find(&h->members, from.node)) != NULL)
+            e->rows_sent_ms = monotonic_ms();
         fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
         fire_children_redistribution(h, ctx, from.node, 1);
         reconcile(h, ctx, FILL_JOINED);
         fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
         hub_unlock_after_hooks(h, ctx);
+    } else if (!they_know_us && monotonic_ms() - e->rows_sent_ms >= ROWS_RESEND_MS) {
+        /* It lost us and we did not notice (its new connection replaced
+         * the old one without a nodedown here): it joins us again on our
+         * welcome and needs our rows, as on a join. (A greeting that
+         * crossed our welcome, sent before it knew us, comes within
+         * ROWS_RESEND_MS of our rows: losing us takes net_ticktime.) */
+        LOG_I("hub", "%s: %s lost us and greets us again; our rows go to it", h->cfg.hub_id,
+              atom_text(from.node));
+        ph_ref mon; /* our monitor may have gone with its side of the old connection */
+        if (ph_monitor(ctx, from, &mon) == 0) {
+            ph_demonitor(ctx, &e->monitor);
+            e->monitor = mon;
+        }
+        e->rows_sent_ms = monotonic_ms();
+        send_local_registry(h, ctx, from.node, 0);
     }
     greet_seen_nodes(h, ctx, their_members); /* the members it knows that we do not */
 }
@@ -166,6 +202,20 @@ void greet_seen_nodes(hub *h, ph_ctx *ctx, ph_term nodes)
             node != h->self_node && !membership_find(&h->members, node))
             send_hub_message(h, ctx, node, HM_HELLO);
     }
+}
+
+/* 1 if the list of atoms names node. */
+static int lists_node(ph_term nodes, uint32_t node)
+{
+    list_walk w;
+    ph_term t;
+    char name[PH_ATOM_BUF];
+    if (list_begin(&w, nodes) < 0)
+        return 0;
+    while (list_next(&w, &t) > 0)
+        if (ph_match(t, "~a", name) == 1 && atom_intern(name) == node)
+            return 1;
+    return 0;
 }
 
 /* Announces this hub to the seeds and the members (heals a split). */

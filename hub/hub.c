@@ -155,6 +155,9 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_ORPHAN_CHECK:
         adopt_orphans(h, ctx);
         return;
+    case HM_CONFIRM_TICK:
+        confirm_tick(h, ctx);
+        return;
     case HM_GRACEFUL_LEAVE:
         if (h->leaving || h->shutdown_hook_fired)
             return;

@@ -147,9 +147,13 @@ typedef struct hub {
     /* A Bloom filter of the tombs' key hashes (handoff.c): a start asks
      * whether its id has a tomb, and nearly always it has none. */
     uint64_t *tomb_filter;
-    /* Ids of rows short of replicas at the last periodic reconcile, and at
-     * this one (reconcile.c, confirmed_short). */
+    /* Ids of rows short of replicas at the last confirming reconcile
+     * (periodic, or a confirmation pass after churn), noted at
+     * short_before_ms, and at this one (reconcile.c, confirmed_short). */
     registry *short_before, *short_now;
+    uint64_t short_before_ms;
+    int confirm_passes; /* confirmation passes left after churn; a pass is pending when armed */
+    int confirm_armed;
     uint64_t reconcile_due; /* when the earliest {'$ph_hub', reconcile} on its way comes; 0: none */
     int orphan_check_ms;    /* the next orphan check's delay; 0: none pending */
     int retry_ms;           /* re-plan delay after a move that failed; doubles */
@@ -223,6 +227,9 @@ extern child hub_gone_child;
 
 #define RECONCILE_MS 50      /* a re-plan after a hand-off or a second copy is seen */
 #define ORPHAN_CHECK_MS 1000 /* an orphan its owner has not restarted by then is sent to it */
+#define ROWS_RESEND_MS 1000  /* a member that lost us gets our rows again, not sooner */
+#define CONFIRM_MS 1000      /* between confirmation passes after churn (reconcile.c) */
+#define CONFIRM_PASSES 8     /* passes after one churn while rows stay short */
 
 /* --- options ------------------------------------------------------------- */
 
@@ -348,7 +355,7 @@ void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elis
 void flush_sync(hub *h, ph_ctx *ctx);
 void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint32_t key_len);
 int unregister_local_row(hub *h, ph_ctx *ctx, reg_row *row);
-void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node);
+void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node, int detach);
 void send_repair(hub *h, ph_ctx *ctx);
 void sync_local_rows(hub *h, elist *l);
 int rows_well_formed(uint32_t node, ph_term list);
@@ -481,6 +488,7 @@ void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
 enum reconcile_fill { FILL_ORPHANS, FILL_SHORT, FILL_CONFIRMED, FILL_JOINED };
 void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill);
 void adopt_orphans(hub *h, ph_ctx *ctx);
+void confirm_tick(hub *h, ph_ctx *ctx);
 int move_all_away(hub *h, ph_ctx *ctx);
 void failover(hub *h, ph_ctx *ctx, uint32_t gone);
 

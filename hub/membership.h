@@ -11,8 +11,9 @@
 
 typedef struct member {
     uint32_t node;
-    ph_pid hub;     /* the member's hub process */
-    ph_ref monitor; /* our monitor on it */
+    ph_pid hub;            /* the member's hub process */
+    ph_ref monitor;        /* our monitor on it */
+    uint64_t rows_sent_ms; /* when we last sent it our rows (cluster.c) */
 } member;
 
 typedef struct membership {

@@ -32,6 +32,7 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
     [HM_RECONCILE] = {"reconcile", SHAPE_DUE},
     [HM_REPAIR_TICK] = {"repair_tick", SHAPE_SIGNAL},
     [HM_ORPHAN_CHECK] = {"orphan_check", SHAPE_SIGNAL},
+    [HM_CONFIRM_TICK] = {"confirm_tick", SHAPE_SIGNAL},
     [HM_GRACEFUL_LEAVE] = {"graceful_leave", SHAPE_SIGNAL},
     [HM_ANNOUNCE] = {"announce", SHAPE_SIGNAL},
     [HM_GOSSIP_TICK] = {"gossip_tick", SHAPE_SIGNAL},

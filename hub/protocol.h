@@ -50,6 +50,7 @@ typedef enum hub_msg_kind {
     /* timers and signals: {'$ph_hub', Kind} */
     HM_REPAIR_TICK,
     HM_ORPHAN_CHECK,
+    HM_CONFIRM_TICK,
     HM_GRACEFUL_LEAVE,
     HM_ANNOUNCE,
     HM_GOSSIP_TICK,

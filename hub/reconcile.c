@@ -3,6 +3,7 @@
 #include "hub/hub_internal.h"
 
 static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms);
+static void schedule_confirm(hub *h, ph_ctx *ctx);
 static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas);
 static void start_owed_now(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg);
 
@@ -108,13 +109,44 @@ static void start_owed_now(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, vo
 
 /* A replica missing from a row that still has copies is started at once
  * only when the members changed (a node took its copy along). Otherwise
- * (the periodic backstop) the row must be short at two ticks in a row: a
- * start in flight also leaves rows short until its part reaches this
- * owner, and starting the copy here first would make that part fail. */
+ * the row must be short at two confirming passes in a row, about
+ * CONFIRM_MS apart or more: a start in flight also leaves rows short until its
+ * part reaches this owner, and starting the copy here first would make
+ * that part fail. */
 static int confirmed_short(hub *h, const reg_row *row)
 {
     return registry_count(h->short_before) &&
+           monotonic_ms() - h->short_before_ms >= CONFIRM_MS * 3 / 4 &&
            registry_get(h->short_before, row->data, row->key_len) != NULL;
+}
+
+/* Churn (members joined or left, hand-offs arrived) can leave rows short
+ * of a replica after the reconcile it caused: a copy moved under one view
+ * whose old holder stops it once the next view's plan is made, so no
+ * owner is left to push the missing replica. Confirmation passes follow
+ * churn (the first CONFIRM_MS / 2 after it, then every CONFIRM_MS while
+ * such rows remain, up to CONFIRM_PASSES), so they get their copy about
+ * 1.5 s after the churn, not after two sync_intervals. */
+static void schedule_confirm(hub *h, ph_ctx *ctx)
+{
+    h->confirm_passes = CONFIRM_PASSES;
+    if (h->confirm_armed || h->leaving)
+        return;
+    h->confirm_armed = 1;
+    send_self_after(ctx, CONFIRM_MS / 2, "{'$ph_hub', ~a}", hub_msg_name(HM_CONFIRM_TICK));
+}
+
+void confirm_tick(hub *h, ph_ctx *ctx)
+{
+    h->confirm_armed = 0;
+    if (h->leaving || h->partitioned || h->confirm_passes <= 0)
+        return;
+    h->confirm_passes--;
+    reconcile(h, ctx, FILL_CONFIRMED);
+    if (registry_count(h->short_before) && h->confirm_passes > 0) { /* short rows wait */
+        h->confirm_armed = 1;
+        send_self_after(ctx, CONFIRM_MS, "{'$ph_hub', ~a}", hub_msg_name(HM_CONFIRM_TICK));
+    }
 }
 
 static void note_short(hub *h, const reg_row *row)
@@ -283,12 +315,19 @@ static void pass_end(hub *h, ph_ctx *ctx, reconcile_pass *p)
     elist_free(&p->specs);
     elist_free(&p->metas);
     elist_free(&p->lost);
-    if (p->fill == FILL_CONFIRMED) { /* this tick's short rows are the next tick's confirmed */
+    if (p->fill == FILL_CONFIRMED && (!registry_count(h->short_before) ||
+                                      monotonic_ms() - h->short_before_ms >= CONFIRM_MS * 3 / 4)) {
+        /* this pass's short rows are the next pass's confirmed (a pass
+         * too soon after the last one keeps the older notes) */
         registry *old = h->short_before;
         h->short_before = h->short_now;
         h->short_now = old;
-        registry_clear(h->short_now);
+        h->short_before_ms = monotonic_ms();
     }
+    if (p->fill == FILL_CONFIRMED)
+        registry_clear(h->short_now);
+    else
+        schedule_confirm(h, ctx);
     if (p->orphans_elsewhere)
         schedule_orphan_check(h, ctx, ORPHAN_CHECK_MS);
     signal_roles(h, ctx);

@@ -118,14 +118,18 @@ void sync_local_rows(hub *h, elist *l)
 }
 
 /* The rows this node runs, to a member that just joined (it learns the
- * whole registry from all members this way). */
-void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node)
+ * whole registry from all members this way). With detach they go as a
+ * repair: the member also drops the rows it believes we run and we do
+ * not (it kept us as a member while we had lost it). */
+void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node, int detach)
 {
     elist l;
     if (elist_init(&l) != 0)
         return;
     sync_local_rows(h, &l);
-    if (l.n)
+    if (detach && !h->partitioned)
+        send_sync(h, ctx, node, HM_REPAIR, &l);
+    else if (l.n)
         send_sync(h, ctx, node, HM_REGISTERED, &l);
     elist_free(&l);
     const sync_ops *ops = sync_strategy(h);

@@ -5,20 +5,9 @@
  * (partition_log) and keeps it if it is longer than its own, so a node that
  * joins late knows of the losses before it. */
 #include "strategies/partition/partition_ops.h"
+#include "strategies/partition/quorum.h"
 
 #include <time.h>
-
-#define DQ_MAX_LOG 4096 /* entries; older ones are dropped first */
-
-typedef struct dq_entry {
-    uint32_t node;
-    long at; /* wall clock seconds: logs travel between nodes */
-} dq_entry;
-
-typedef struct dq_state {
-    dq_entry *log; /* newest first */
-    int n, cap;
-} dq_state;
 
 static long now_s(void)
 {
@@ -33,7 +22,7 @@ static int dq_init(hub *h, char *err, size_t err_size)
         snprintf(err, err_size, "dynamic_quorum needs quorum_size (percent, 1 to 100)");
         return -1;
     }
-    dq_state *s = calloc(1, sizeof *s);
+    dq_log *s = calloc(1, sizeof *s);
     if (!s) {
         snprintf(err, err_size, "out of memory");
         return -1;
@@ -44,58 +33,39 @@ static int dq_init(hub *h, char *err, size_t err_size)
 
 static void dq_free(hub *h)
 {
-    dq_state *s = h->part_state;
+    dq_log *s = h->part_state;
     if (s)
-        free(s->log);
+        dq_log_free(s);
     free(s);
     h->part_state = NULL;
 }
 
-/* Drops entries older than the threshold and those of node (ATOM_NONE: none). */
-static void prune(hub *h, dq_state *s, uint32_t node)
+/* Drops entries older than the threshold and those of node. */
+static void prune(hub *h, dq_log *s, uint32_t node)
 {
-    long oldest = now_s() - (long)h->cfg.threshold_time;
-    int k = 0;
-    for (int i = 0; i < s->n; i++)
-        if (s->log[i].at >= oldest && s->log[i].node != node)
-            s->log[k++] = s->log[i];
-    s->n = k;
+    dq_log_prune(s, now_s(), (long)h->cfg.threshold_time, node);
 }
 
-static int failing(hub *h, const dq_state *s)
+static int failing(hub *h, const dq_log *s)
 {
-    double up = h->members.n + 1, down = s->n;
-    return 100.0 - down / (up + down) * 100.0 < (double)h->cfg.quorum_size;
+    return dq_failing(h->members.n + 1, s->n, (long)h->cfg.quorum_size);
 }
 
 static int dq_left(hub *h, uint32_t node)
 {
-    dq_state *s = h->part_state;
+    dq_log *s = h->part_state;
     prune(h, s, node);
-    if (s->n == s->cap) {
-        int cap = s->cap ? s->cap * 2 : 16;
-        if (cap > DQ_MAX_LOG)
-            cap = DQ_MAX_LOG;
-        dq_entry *n = cap > s->cap ? realloc(s->log, (size_t)cap * sizeof *n) : s->log;
-        if (!n) {
-            LOG_E("hub", "%s: dynamic_quorum: out of memory logging %s's departure", h->cfg.hub_id,
-                  atom_text(node));
-            return failing(h, s);
-        }
-        s->log = n;
-        s->cap = cap;
-        if (s->n == s->cap)
-            s->n--; /* full: the oldest goes */
+    if (dq_log_add(s, node, now_s()) != 0) {
+        LOG_E("hub", "%s: dynamic_quorum: out of memory logging %s's departure", h->cfg.hub_id,
+              atom_text(node));
+        return failing(h, s);
     }
-    memmove(s->log + 1, s->log, (size_t)s->n * sizeof *s->log);
-    s->log[0] = (dq_entry){node, now_s()};
-    s->n++;
     LOG_I("hub", "%s: dynamic_quorum: %d node(s) up, %d down lately", h->cfg.hub_id,
           h->members.n + 1, s->n);
     return failing(h, s);
 }
 
-static int encode_log(const dq_state *s, ph_buf *out)
+static int encode_log(const dq_log *s, ph_buf *out)
 {
     int rc = s->n ? ei_x_encode_list_header(out, s->n) : 0;
     for (int i = 0; i < s->n && rc == 0; i++)
@@ -106,7 +76,7 @@ static int encode_log(const dq_state *s, ph_buf *out)
 
 static int dq_joined(hub *h, ph_ctx *ctx, uint32_t node)
 {
-    dq_state *s = h->part_state;
+    dq_log *s = h->part_state;
     prune(h, s, node);
     ph_buf b;
     if (ph_buf_init(&b) == 0) {
@@ -122,7 +92,7 @@ static int dq_joined(hub *h, ph_ctx *ctx, uint32_t node)
 static void dq_message(hub *h, ph_ctx *ctx, uint32_t from, ph_term data)
 {
     (void)ctx;
-    dq_state *s = h->part_state;
+    dq_log *s = h->part_state;
     list_walk w;
     ph_term e;
     char name[PH_ATOM_BUF];
@@ -148,19 +118,20 @@ static void dq_message(hub *h, ph_ctx *ctx, uint32_t from, ph_term data)
         }
         log[k++] = (dq_entry){atom_intern(name), (long)at};
     }
-    if (!log)
+    if (!log || dq_log_take(s, log, k) < 0) {
+        free(log);
+        LOG_E("hub", "%s: dynamic_quorum: out of memory taking %s's down-log", h->cfg.hub_id,
+              atom_text(from));
         return;
-    free(s->log);
-    s->log = log;
-    s->n = k;
-    s->cap = n;
+    }
+    free(log);
     LOG_I("hub", "%s: dynamic_quorum: took %s's down-log (%d node(s) down lately)", h->cfg.hub_id,
-          atom_text(from), k);
+          atom_text(from), s->n);
 }
 
 static int dq_describe(hub *h, ph_buf *out)
 {
-    dq_state *s = h->part_state;
+    dq_log *s = h->part_state;
     ph_buf l;
     if (ph_buf_init(&l) != 0)
         return -1;

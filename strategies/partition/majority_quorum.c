@@ -4,6 +4,7 @@
  * joins when track_max_size is on, never shrinks by itself, and is set by
  * {reset_cluster_size, N} on this node only. */
 #include "strategies/partition/partition_ops.h"
+#include "strategies/partition/quorum.h"
 
 typedef struct mq_state {
     long max_seen;
@@ -14,11 +15,6 @@ static long nodes(const hub *h)
     return h->members.n + 1;
 }
 
-static long quorum(const mq_state *s)
-{
-    return s->max_seen / 2 + 1;
-}
-
 static int mq_init(hub *h, char *err, size_t err_size)
 {
     mq_state *s = calloc(1, sizeof *s);
@@ -26,9 +22,7 @@ static int mq_init(hub *h, char *err, size_t err_size)
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    s->max_seen = h->cfg.initial_cluster_size > 0 ? (long)h->cfg.initial_cluster_size : 1;
-    if (nodes(h) > s->max_seen)
-        s->max_seen = nodes(h);
+    s->max_seen = majority_initial_size((long)h->cfg.initial_cluster_size, nodes(h));
     h->part_state = s;
     return 0;
 }
@@ -44,14 +38,14 @@ static void mq_free(hub *h)
 static int mq_starts_partitioned(hub *h)
 {
     mq_state *s = h->part_state;
-    return nodes(h) < quorum(s);
+    return !majority_present(s->max_seen, nodes(h));
 }
 
 static int mq_left(hub *h, uint32_t node)
 {
     (void)node;
     mq_state *s = h->part_state;
-    return nodes(h) < quorum(s);
+    return !majority_present(s->max_seen, nodes(h));
 }
 
 static int mq_joined(hub *h, ph_ctx *ctx, uint32_t node)
@@ -59,16 +53,15 @@ static int mq_joined(hub *h, ph_ctx *ctx, uint32_t node)
     (void)ctx;
     (void)node;
     mq_state *s = h->part_state;
-    if (h->cfg.track_max_size && nodes(h) > s->max_seen)
-        s->max_seen = nodes(h);
-    return nodes(h) >= quorum(s);
+    s->max_seen = majority_after_join(s->max_seen, nodes(h), h->cfg.track_max_size);
+    return majority_present(s->max_seen, nodes(h));
 }
 
 static int mq_reset_size(hub *h, long n, int *present)
 {
     mq_state *s = h->part_state;
     s->max_seen = n;
-    *present = nodes(h) >= quorum(s);
+    *present = majority_present(s->max_seen, nodes(h));
     return 0;
 }
 
@@ -78,7 +71,8 @@ static int mq_describe(hub *h, ph_buf *out)
     return ph_build(out,
                     "#{type => majority_quorum, max_seen => ~i, quorum => ~i, nodes => ~i, "
                     "track_max_size => ~a}",
-                    s->max_seen, quorum(s), nodes(h), h->cfg.track_max_size ? "true" : "false");
+                    s->max_seen, majority_quorum(s->max_seen), nodes(h),
+                    h->cfg.track_max_size ? "true" : "false");
 }
 
 const partition_ops majority_quorum_partition = {

@@ -2,6 +2,7 @@
  * least quorum_size nodes (this one included); with startup_confirm a node
  * that starts below it starts in partition mode. */
 #include "strategies/partition/partition_ops.h"
+#include "strategies/partition/quorum.h"
 
 static int nodes(const hub *h)
 {
@@ -20,20 +21,20 @@ static int sq_init(hub *h, char *err, size_t err_size)
 
 static int sq_starts_partitioned(hub *h)
 {
-    return h->cfg.startup_confirm && nodes(h) < h->cfg.quorum_size;
+    return h->cfg.startup_confirm && !static_quorum_present(nodes(h), h->cfg.quorum_size);
 }
 
 static int sq_left(hub *h, uint32_t node)
 {
     (void)node;
-    return nodes(h) < h->cfg.quorum_size;
+    return !static_quorum_present(nodes(h), h->cfg.quorum_size);
 }
 
 static int sq_joined(hub *h, ph_ctx *ctx, uint32_t node)
 {
     (void)ctx;
     (void)node;
-    return nodes(h) >= h->cfg.quorum_size;
+    return static_quorum_present(nodes(h), h->cfg.quorum_size);
 }
 
 static int sq_describe(hub *h, ph_buf *out)

@@ -306,8 +306,9 @@ defmodule PhNode.PartitionTest do
     Netns.heal_all(net)
     assert_members(nodes)
     assert_partitioned(nodes, false)
-    %{waited_ms: ms} = check!(nodes, cids ++ more)
-    IO.puts("    static_quorum: converged #{PhTest.now_ms() - t0} ms after the heal (check #{ms} ms)")
+    %{waited_ms: ms, held_at: held_at} = check!(nodes, cids ++ more)
+    # held_at: the end of the first snapshot that passed (an upper bound)
+    IO.puts("    static_quorum: invariant held #{held_at - t0} ms after the heal (check #{ms} ms)")
   end
 
   @tag :netns
@@ -410,8 +411,8 @@ defmodule PhNode.PartitionTest do
     Netns.heal_all(net)
     assert_members(nodes)
     all = before ++ Enum.uniq(left ++ right)
-    %{dump: dump} = check!(nodes, all)
-    IO.puts("    divergence: converged #{PhTest.now_ms() - t0} ms after the heal")
+    %{dump: dump, held_at: held_at} = check!(nodes, all)
+    IO.puts("    divergence: invariant held #{held_at - t0} ms after the heal")
     assert_partitioned(nodes, false)
 
     # each doubled id: the surviving copy is one of the two, and every
@@ -441,6 +442,14 @@ defmodule PhNode.PartitionTest do
 
   @faults String.to_integer(System.get_env("PH_NET_CHAOS_FAULTS") || "12")
   @children String.to_integer(System.get_env("PH_NET_CHAOS_CHILDREN") || "1000")
+  # The bound on convergence after the last fault (ms; the cluster is whole
+  # again then: the last heal or restart), asserted
+  # only when set: `make chaos` sets 5000 (issue 13's figure); the short run
+  # in `make test` reports the time without failing on it (a loaded host).
+  @converge_ms (case System.get_env("PH_NET_CHAOS_CONVERGE_MS") do
+                  s when s in [nil, ""] -> nil
+                  s -> String.to_integer(s)
+                end)
 
   @tag :netns
   @tag :net_chaos
@@ -465,7 +474,10 @@ defmodule PhNode.PartitionTest do
     end
   end
 
+  # each line stamped with the wall clock (UTC, as phnode's logs) to line
+  # the run up with the node logs
   defp note(text) do
+    text = (DateTime.utc_now() |> DateTime.to_time() |> Time.to_string() |> String.slice(0, 12)) <> " " <> text
     Process.put(:log, [text | Process.get(:log, [])])
     if System.get_env("PH_NET_CHAOS_VERBOSE"), do: IO.puts("    " <> text)
   end
@@ -483,7 +495,8 @@ defmodule PhNode.PartitionTest do
     slots = Map.new(Enum.with_index(nodes, 1), fn {n, i} -> {i, n} end)
 
     st = %{slots: slots, down: MapSet.new(), split: nil, expected: MapSet.new(cids), unsure: MapSet.new(),
-           next: @children + 1, last_heal: nil, counts: %{}, cut_started: []}
+           next: @children + 1, last_heal: nil, last_fault: nil, counts: %{}, cut_started: [],
+           watcher: watch_changes(nodes)}
 
     t0 = PhTest.now_ms()
 
@@ -495,24 +508,142 @@ defmodule PhNode.PartitionTest do
         st
       end)
 
-    # the end: every cut healed, every node back, then the quiet period
-    st = if st.split, do: do_heal(st, net), else: st
+    # the end: every node back (each joins a node of its side), then the
+    # cut healed last, so that the heal is the last fault when there is a
+    # cut; then the quiet period. Convergence is timed from the moment the
+    # cluster is whole again: the last fault (that heal, the last restart,
+    # or the loop's last fault when the cluster was whole already).
     st = Enum.reduce(MapSet.to_list(st.down), st, fn i, st -> restart(st, i, net, c) end)
+    st = if st.split, do: (note("final heal"); do_heal(st, net)), else: st
+    whole = st.last_fault
+    note("the cluster is whole again (every node up, every cut healed) since #{PhTest.now_ms() - whole} ms")
     live = live_nodes(st)
     assert_members(live, 30_000)
-    %{waited_ms: ms, dump: dump} = check!(live, st.expected, rf: 2, optional: MapSet.to_list(st.unsure), timeout: 60_000)
-    since_heal = PhTest.now_ms() - (st.last_heal || t0)
+    note("members agree (#{PhTest.now_ms() - whole} ms)")
+
+    %{waited_ms: ms, dump: dump, held_at: held_at, snap_from: snap_from, confirmed: {c_from, c_to}} =
+      check!(live, st.expected, rf: 2, optional: MapSet.to_list(st.unsure), timeout: 60_000, trace: &note/1)
+
+    # When it converged: the last change of any node's registry (what it
+    # reported to a subscription) before one of the two passing snapshots
+    # when none came while that snapshot was taken (it then saw the state
+    # that change left, unchanged since); else the first snapshot's end (an
+    # upper bound). The check's polling interval is not in the figure.
+    seen = watched(st.watcher) |> Enum.filter(fn {t, _, _} -> t >= whole end)
+    changes = Enum.map(seen, &elem(&1, 0))
+
+    quiet_before = fn from, to ->
+      if Enum.any?(changes, &(&1 >= from and &1 <= to)),
+        do: nil,
+        else: Enum.max([whole | Enum.filter(changes, &(&1 < from))])
+    end
+
+    converged =
+      Enum.min(Enum.reject([held_at, quiet_before.(snap_from, held_at), quiet_before.(c_from, c_to)], &is_nil/1))
+
+    # the changes seen while the passing snapshots were taken (examples)
+    for {t, node, what} <- Enum.take(Enum.reverse(seen), -400),
+        (t >= snap_from and t <= held_at) or (t >= c_from and t <= c_to) do
+      {t, node, what}
+    end
+    |> Enum.take(5)
+    |> Enum.each(fn {t, node, what} -> note("  change at #{t - whole} ms on #{node}: #{inspect(what, limit: 8)}") end)
+
+    since_heal = converged - (st.last_heal || t0)
+    since_whole = converged - whole
+
+    note(
+      "converged #{since_whole} ms after the cluster was whole (#{length(changes)} change messages; " <>
+        "snapshots #{snap_from - whole}..#{held_at - whole} and #{c_from - whole}..#{c_to - whole} ms)"
+    )
 
     IO.puts(
       "    net chaos: #{@faults} faults #{inspect(st.counts)} in #{div(PhTest.now_ms() - t0, 1000)} s; " <>
-        "#{map_size(dump)} children rf 2; invariant after #{ms} ms of checking, #{since_heal} ms after the last heal"
+        "#{map_size(dump)} children rf 2; converged #{since_whole} ms after the last fault " <>
+        "(#{since_heal} ms after the last heal; invariant confirmed after #{ms} ms of checking)"
     )
+
+    if @converge_ms do
+      assert since_whole <= @converge_ms,
+             "converged #{since_whole} ms after the last fault, more than #{@converge_ms} ms"
+    end
+  end
+
+  # A process subscribed to every node's registry (docs/api.md, "Registry
+  # subscription"; a node restarted is added) noting when a :changes
+  # message changed what a node's registry holds (the rows and their
+  # {node, pid}s).
+  defp watch_changes(live) do
+    pid = spawn_link(fn -> watch_loop(%{}, %{}, []) end)
+    for n <- live, do: watch_add(pid, n)
+    pid
+  end
+
+  defp watch_add(pid, n) do
+    ref = make_ref()
+    send(pid, {:add, self(), ref, n})
+
+    receive do
+      {^ref, :ok} -> :ok
+    after
+      60_000 -> flunk("the registry watcher did not subscribe to #{n.node}")
+    end
+  end
+
+  defp watch_loop(refs, rows, times) do
+    receive do
+      {:add, from, tag, n} ->
+        # a node back under its name: what it held before is gone
+        rows = Map.reject(rows, fn {{node, _}, _} -> node == n.node end)
+        refs = Map.reject(refs, fn {_, node} -> node == n.node end)
+        {:ok, ref} = GenServer.call(hub(n), {:subscribe_registry, self()}, 30_000)
+        send(from, {tag, :ok})
+        watch_loop(Map.put(refs, ref, n.node), rows, times)
+
+      {:phnode_registry, ref, _seq, kind, items} ->
+        case Map.fetch(refs, ref) do
+          {:ok, node} ->
+            {rows, changed} = Enum.reduce(items, {rows, false}, &watch_item(node, &1, &2))
+            times = if kind == :changes and changed, do: [{PhTest.now_ms(), node, changed} | times], else: times
+            watch_loop(refs, rows, times)
+
+          :error ->
+            watch_loop(refs, rows, times)
+        end
+
+      {:report, from} ->
+        send(from, {:changes, self(), times})
+    end
+  end
+
+  defp watch_item(node, {:put, cid, _spec, nps, _meta}, {rows, changed}) do
+    v = Enum.sort(nps)
+    was = Map.get(rows, {node, cid})
+    if was == v, do: {rows, changed}, else: {Map.put(rows, {node, cid}, v), changed || {cid, was, v}}
+  end
+
+  defp watch_item(node, {:delete, cid}, {rows, changed}) do
+    if Map.has_key?(rows, {node, cid}),
+      do: {Map.delete(rows, {node, cid}), changed || {cid, Map.get(rows, {node, cid}), :deleted}},
+      else: {rows, changed}
+  end
+
+  defp watch_item(_node, _other, acc), do: acc
+
+  defp watched(pid) do
+    send(pid, {:report, self()})
+
+    receive do
+      {:changes, ^pid, times} -> times
+    after
+      30_000 -> flunk("the registry watcher did not report")
+    end
   end
 
   defp live_nodes(st), do: for({i, n} <- Enum.sort(st.slots), not MapSet.member?(st.down, i), do: n)
   defp live_idx(st), do: for({i, _} <- Enum.sort(st.slots), not MapSet.member?(st.down, i), do: i)
 
-  defp count(st, kind), do: %{st | counts: Map.update(st.counts, kind, 1, &(&1 + 1))}
+  defp count(st, kind), do: %{st | counts: Map.update(st.counts, kind, 1, &(&1 + 1)), last_fault: PhTest.now_ms()}
 
   defp fault(i, st, net, c) do
     live = live_idx(st)
@@ -571,7 +702,8 @@ defmodule PhNode.PartitionTest do
 
   defp do_heal(st, net) do
     Netns.heal_all(net)
-    %{st | split: nil, last_heal: PhTest.now_ms()}
+    now = PhTest.now_ms()
+    %{st | split: nil, last_heal: now, last_fault: now}
   end
 
   # a node of a slot comes back under its name, joining a live node on its side
@@ -581,7 +713,8 @@ defmodule PhNode.PartitionTest do
     join = if seeds == [], do: [], else: ["--join", Atom.to_string(st.slots[Enum.random(seeds)].node)]
     note("restart #{short(old)} #{inspect(join)}")
     n = start_ns(net, i, c, join, name: old.alive)
-    %{st | slots: Map.put(st.slots, i, n), down: MapSet.delete(st.down, i)}
+    watch_add(st.watcher, n)
+    %{st | slots: Map.put(st.slots, i, n), down: MapSet.delete(st.down, i), last_fault: PhTest.now_ms()}
   end
 
   defp merged?(live) do

@@ -27,11 +27,19 @@ defmodule PhTest.ClusterCheck do
     optional:   ids that may be present or absent (default none)
     timeout:    ms to wait for the invariant (default 20_000)
     stable_ms:  ms it must still hold after it first did (default 1_000)
+    (polls follow each other 250 ms apart; the nodes answer in parallel)
     sample:     pids called to prove they are alive (default 300; :all)
     probe:      the call made to each sampled pid (default :get)
     rf:         replication factor: each id has exactly min(rf, live) copies,
                 one on each of its ring owners (default 1)
-  Returns {:ok, info} (info: %{dump: dump, waited_ms: ms}) or {:error, report}.
+    trace:      fun.(text) called with a one-line summary of each failed poll
+                (for runs that measure where the time goes)
+  Returns {:ok, info} or {:error, report}; info: %{dump: dump, waited_ms: ms,
+  held_at: t, snap_from: t0, confirmed: {t1, t2}} where t (PhTest.now_ms/0)
+  is the moment the first of the two passing snapshots had been taken (it
+  was taken from t0 on): the invariant held then (the time the checker
+  spends computing and the stable_ms wait are not in it); the second was
+  taken from t1 to t2.
   """
   def check_cluster(live, expected, opts \\ []) do
     t0 = PhTest.now_ms()
@@ -42,10 +50,14 @@ defmodule PhTest.ClusterCheck do
     # chaos run replays only if its own draws are the same)
     saved = :rand.export_seed()
     :rand.seed(:exsss, {t0, 17, 42})
+    # each id's owners, computed once per call (the live nodes are fixed):
+    # later polls only look them up, so they follow the cluster closely
+    owners = :ets.new(:owners, [:set, :private])
 
     try do
-      poll(live, expected, optional, opts, t0, deadline, nil)
+      poll(live, expected, optional, Keyword.put(opts, :owners_table, owners), t0, deadline, nil)
     after
+      :ets.delete(owners)
       if saved == :undefined, do: Process.delete(:rand_seed), else: :rand.seed(saved)
     end
   end
@@ -63,17 +75,25 @@ defmodule PhTest.ClusterCheck do
   end
 
   defp poll(live, expected, optional, opts, t0, deadline, _last) do
+    t_snap = PhTest.now_ms()
     snap = snapshot(live, opts)
+    held_at = PhTest.now_ms()
+    probs = problems(snap, live, expected, optional, opts)
+    Process.put(:check_timing, "snapshot #{held_at - t_snap} ms, check #{PhTest.now_ms() - held_at} ms")
 
-    case problems(snap, live, expected, optional, opts) do
+    case probs do
       [] ->
         # once more, stable_ms later: a transient state is not quiet
         Process.sleep(Keyword.get(opts, :stable_ms, 1_000))
+        t_snap2 = PhTest.now_ms()
         snap2 = snapshot(live, opts)
+        held_again = PhTest.now_ms()
 
         case problems(snap2, live, expected, optional, opts) do
           [] ->
-            {:ok, %{dump: first_dump(snap2), waited_ms: PhTest.now_ms() - t0}}
+            {:ok,
+             %{dump: first_dump(snap2), waited_ms: PhTest.now_ms() - t0, held_at: held_at, snap_from: t_snap,
+               confirmed: {t_snap2, held_again}}}
 
           probs ->
             again(live, expected, optional, opts, t0, deadline, probs)
@@ -85,6 +105,11 @@ defmodule PhTest.ClusterCheck do
   end
 
   defp again(live, expected, optional, opts, t0, deadline, probs) do
+    if trace = Keyword.get(opts, :trace) do
+      trace.("#{PhTest.now_ms() - t0} ms (#{Process.get(:check_timing)}): #{length(probs)} problem(s): " <>
+        (probs |> Enum.take(4) |> Enum.map(&String.slice(&1, 0, 160)) |> Enum.join(" | ")))
+    end
+
     if PhTest.now_ms() >= deadline do
       {:error,
        "after #{PhTest.now_ms() - t0} ms, live nodes #{inspect(Enum.map(live, & &1.node))}, " <>
@@ -92,7 +117,7 @@ defmodule PhTest.ClusterCheck do
          if(MapSet.size(optional) > 0, do: " (+#{MapSet.size(optional)} optional)", else: "") <>
          ":\n" <> (probs |> Enum.join("\n") |> String.replace("@127.0.0.1", ""))}
     else
-      Process.sleep(500)
+      Process.sleep(250)
       poll(live, expected, optional, opts, t0, deadline, probs)
     end
   end
@@ -110,14 +135,21 @@ defmodule PhTest.ClusterCheck do
   defp snapshot(live, opts) do
     hub = Keyword.get(opts, :hub, :my_hub)
 
-    for n <- live do
-      {n.node,
-       %{
-         members: call(n.node, hub, {:nodes, []}),
-         dump: call(n.node, hub, :registry_dump),
-         local: call(n.node, hub, {:process_list, :local})
-       }}
-    end
+    # the nodes in parallel (one node's three answers in order)
+    live
+    |> Task.async_stream(
+      fn n ->
+        {n.node,
+         %{
+           members: call(n.node, hub, {:nodes, []}),
+           dump: call(n.node, hub, :registry_dump),
+           local: call(n.node, hub, {:process_list, :local})
+         }}
+      end,
+      max_concurrency: max(length(live), 1),
+      timeout: :infinity
+    )
+    |> Enum.map(fn {:ok, r} -> r end)
   end
 
   defp first_dump([{_, %{dump: {:ok, d}}} | _]), do: d
@@ -136,31 +168,27 @@ defmodule PhTest.ClusterCheck do
       live_nodes = Enum.map(live, & &1.node)
       ring = Ring.new(live_nodes)
       rf = Keyword.get(opts, :rf, 1)
-      owners = :ets.new(:owners, [:set, :private])
+      owners = Keyword.fetch!(opts, :owners_table)
 
-      try do
-        owner = fn cid ->
-          case :ets.lookup(owners, cid) do
-            [{_, o}] ->
-              o
+      owner = fn cid ->
+        case :ets.lookup(owners, cid) do
+          [{_, o}] ->
+            o
 
-            [] ->
-              o = if rf == 1, do: Ring.owner(ring, cid), else: Enum.sort(Ring.key_nodes(ring, cid, rf))
-              :ets.insert(owners, {cid, o})
-              o
-          end
+          [] ->
+            o = if rf == 1, do: Ring.owner(ring, cid), else: Enum.sort(Ring.key_nodes(ring, cid, rf))
+            :ets.insert(owners, {cid, o})
+            o
         end
+      end
 
-        per_node = Enum.flat_map(snap, &node_problems(&1, live_nodes, expected, optional, owner))
-        cross = cross_problems(snap, rf)
+      per_node = Enum.flat_map(snap, &node_problems(&1, live_nodes, expected, optional, owner))
+      cross = cross_problems(snap, rf)
 
-        if per_node == [] and cross == [] do
-          liveness(first_dump(snap), opts)
-        else
-          per_node ++ cross
-        end
-      after
-        :ets.delete(owners)
+      if per_node == [] and cross == [] do
+        liveness(first_dump(snap), opts)
+      else
+        per_node ++ cross
       end
     end
   end
