@@ -202,7 +202,12 @@ static int conn_read(conn *c, size_t *got)
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 break;
-            LOG_I("io", "read from %s: %s", atom_text(c->node), strerror(errno));
+            char why[128];
+            int err = errno;
+            if (c->transport->failure && c->transport->failure(c->fd, why, sizeof why))
+                LOG_W("io", "read from %s: TLS: %s", atom_text(c->node), why);
+            else
+                LOG_I("io", "read from %s: %s", atom_text(c->node), strerror(err));
             return -1;
         }
         size_t space = c->rcap - c->rlen;
