@@ -123,6 +123,15 @@ defmodule PhNode.TlsTest do
            )
   end
 
+  # A BEAM node with TLS distribution and certificate `which`, idle for ms,
+  # and a phnode with certificate `mine` that dials it: {phnode, task, beam}.
+  defp dial_tls_server(%{certs: certs, dir: dir}, which, mine, extra \\ [], ms \\ 8000) do
+    beam = PhTest.node_atom(PhTest.unique_name("tlssrv"))
+    task = Task.async(fn -> beam_tls(dir, certs, which, "Process.sleep(#{ms})", beam) end)
+    wait_registered(beam)
+    {start_tls(certs, mine, ["--join", Atom.to_string(beam) | extra]), task, beam}
+  end
+
   # Runs Elixir code on a BEAM node with TLS distribution; {output, status}.
   defp beam_tls(dir, certs, which, code, name \\ nil) do
     name = name || PhTest.node_atom(PhTest.unique_name("beamtls"))
@@ -269,13 +278,7 @@ defmodule PhNode.TlsTest do
 
   test "phnode refuses a server whose certificate does not verify", ctx do
     unless ctx.skip do
-      %{certs: certs, dir: dir} = ctx
-      beam = PhTest.node_atom(PhTest.unique_name("roguesrv"))
-      code = "Process.sleep(8000)"
-      task = Task.async(fn -> beam_tls(dir, certs, :rogue, code, beam) end)
-      wait_registered(beam)
-
-      n = start_tls(certs, :node, ["--join", Atom.to_string(beam)])
+      {n, task, _} = dial_tls_server(ctx, :rogue, :node)
       assert PhTest.wait_log(n, "certificate verify failed", 10_000)
       assert PhTest.log_since(n.log, 0) =~ ~r/outgoing handshake failed: TLS handshake failed/
       Task.await(task, 70_000)
@@ -287,11 +290,7 @@ defmodule PhNode.TlsTest do
   # read, and the log must say so (not just "closed").
   test "a server that refuses phnode's certificate: the log names the TLS alert", ctx do
     unless ctx.skip do
-      %{certs: certs, dir: dir} = ctx
-      beam = PhTest.node_atom(PhTest.unique_name("strictsrv"))
-      task = Task.async(fn -> beam_tls(dir, certs, :other, "Process.sleep(8000)", beam) end)
-      wait_registered(beam)
-      n = start_tls(certs, :rogue, ["--join", Atom.to_string(beam)])
+      {n, task, _} = dial_tls_server(ctx, :other, :rogue)
       assert PhTest.wait_log(n, "outgoing handshake failed", 10_000)
       assert PhTest.log_since(n.log, 0) =~ ~r/outgoing handshake failed: TLS handshake failed: .*alert/,
              PhTest.log_tail(n.log, 10)
@@ -315,14 +314,9 @@ defmodule PhNode.TlsTest do
 
   test "verify_server_name: the dialed node's certificate must name its host", ctx do
     unless ctx.skip do
-      %{certs: certs, dir: dir} = ctx
-
       for {check, expect} <- [{"true", :refused}, {"false", :connected}] do
-        beam = PhTest.node_atom(PhTest.unique_name("namesrv"))
-        task = Task.async(fn -> beam_tls(dir, certs, :elsewhere, "Process.sleep(6000)", beam) end)
-        wait_registered(beam)
-
-        n = start_tls(certs, :node, ["--join", Atom.to_string(beam), "--tls-verify-server-name", check])
+        {n, task, beam} =
+          dial_tls_server(ctx, :elsewhere, :node, ["--tls-verify-server-name", check], 6000)
 
         case expect do
           :refused ->

@@ -55,20 +55,20 @@ defmodule PhNode do
       request = with_registry_seq(request, sub)
 
       with {:ok, req, member} <- Hub.send_request(hub_id, request) do
-        {:ok,
-         %Future{
-           ref: req,
-           sub: sub,
-           timeout: timeout,
-           hub_id: hub_id,
-           kind: :start,
-           member: member,
-           owner: self()
-         }}
+        {:ok, future(:start, hub_id, req, member, timeout, sub: sub)}
       end
     else
       Hub.call(hub_id, request, @call_timeout, false)
     end
+  end
+
+  # The future of an awaitable request sent to member, owned by the caller.
+  defp future(kind, hub_id, req, member, timeout, fields) do
+    struct!(
+      Future,
+      [kind: kind, hub_id: hub_id, ref: req, member: member, timeout: timeout, owner: self()] ++
+        fields
+    )
   end
 
   # Asks the member to tell, in the result, the number of the last message
@@ -111,16 +111,7 @@ defmodule PhNode do
         end)
 
       with {:ok, req, member} <- Hub.send_request(hub_id, request) do
-        {:ok,
-         %Future{
-           ref: req,
-           member: member,
-           timeout: Keyword.get(opts, :timeout, 10_000),
-           hub_id: hub_id,
-           kind: :stop,
-           pre: pre,
-           owner: self()
-         }}
+        {:ok, future(:stop, hub_id, req, member, Keyword.get(opts, :timeout, 10_000), pre: pre)}
       end
     else
       Hub.call(hub_id, request, @call_timeout, false)
