@@ -4,6 +4,7 @@
 
 static void schedule_orphan_check(hub *h, ph_ctx *ctx, int ms);
 static void schedule_confirm(hub *h, ph_ctx *ctx);
+static void reconcile_pass_run(hub *h, ph_ctx *ctx, enum reconcile_fill fill, int moves);
 static void start_owed(hub *h, ph_ctx *ctx, elist *specs, elist *metas);
 static void start_owed_now(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void *arg);
 
@@ -142,7 +143,7 @@ void confirm_tick(hub *h, ph_ctx *ctx)
     if (h->leaving || h->partitioned || h->confirm_passes <= 0)
         return;
     h->confirm_passes--;
-    reconcile(h, ctx, FILL_CONFIRMED);
+    reconcile_pass_run(h, ctx, FILL_CONFIRMED, 0);
     if (registry_count(h->short_before) && h->confirm_passes > 0) { /* short rows wait */
         h->confirm_armed = 1;
         send_self_after(ctx, CONFIRM_MS, "{'$ph_hub', ~a}", hub_msg_name(HM_CONFIRM_TICK));
@@ -232,6 +233,11 @@ int move_all_away(hub *h, ph_ctx *ctx)
 /* One pass of the rule: what it collects while it looks at rows. */
 typedef struct reconcile_pass {
     enum reconcile_fill fill;
+    /* 0 in a confirmation pass: it starts missing replicas only; moving
+     * misplaced children is for the passes that churn and the periodic
+     * one cause (a move that times out would otherwise be re-planned by
+     * every confirmation pass, and each reconcile arms those again) */
+    int moves;
     elist specs, metas, lost;
     move_group groups[MOVE_GROUPS], pushes[MOVE_GROUPS];
     int n_groups, moving, orphans_elsewhere, n_pushes, pushed;
@@ -278,9 +284,10 @@ static void reconcile_row(hub *h, ph_ctx *ctx, reconcile_pass *p, const reg_row 
         }
         return;
     }
-    if (!mine)
-        p->moving += move_misplaced(h, ctx, p->groups, &p->n_groups, row, pid, owners, k);
-    else if ((p->fill == FILL_SHORT || p->fill == FILL_JOINED) && row->n_nodes < k)
+    if (!mine) {
+        if (p->moves)
+            p->moving += move_misplaced(h, ctx, p->groups, &p->n_groups, row, pid, owners, k);
+    } else if ((p->fill == FILL_SHORT || p->fill == FILL_JOINED) && row->n_nodes < k)
         p->pushed += push_replicas(h, ctx, p->pushes, &p->n_pushes, row, owners, k);
 }
 
@@ -288,6 +295,7 @@ static int pass_begin(hub *h, reconcile_pass *p, enum reconcile_fill fill)
 {
     memset(p, 0, sizeof *p);
     p->fill = fill;
+    p->moves = 1;
     if (elist_init(&p->specs) != 0 || elist_init(&p->metas) != 0 || elist_init(&p->lost) != 0) {
         elist_free(&p->specs);
         elist_free(&p->metas);
@@ -334,7 +342,7 @@ static void pass_end(hub *h, ph_ctx *ctx, reconcile_pass *p)
 }
 
 /* The rule above, applied to the whole registry once. */
-void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
+static void reconcile_pass_run(hub *h, ph_ctx *ctx, enum reconcile_fill fill, int moves)
 {
     uint32_t i = 0;
     reg_row *row;
@@ -343,9 +351,15 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
         return;
     if (pass_begin(h, &p, fill) != 0)
         return;
+    p.moves = moves;
     while ((row = registry_next(h->reg, &i)) != NULL)
         reconcile_row(h, ctx, &p, row);
     pass_end(h, ctx, &p);
+}
+
+void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
+{
+    reconcile_pass_run(h, ctx, fill, 1);
 }
 
 /* Orphans still waiting for another member a moment after they became
