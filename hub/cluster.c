@@ -47,6 +47,7 @@ void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
         membership_remove(&h->members, e);
         strategy_node_removed(h, node);
         pending_node_gone(h, ctx, node);
+        stop_waits_node_gone(h, node);
         hand_off_orphans(h, ctx, node);
         moves_drop_node(h, ctx, node); /* a hot_swap leave's moves to it */
         leave_confirmed(h, node);
@@ -65,6 +66,7 @@ void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)
     membership_remove(&h->members, e);
     strategy_node_removed(h, node);
     pending_node_gone(h, ctx, node);
+    stop_waits_node_gone(h, node);
     moves_drop_node(h, ctx, node);
     partition_member_left(h, ctx, node);
     fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodedown", node);

@@ -126,6 +126,12 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_START_RESULT:
         start_answered(h, ctx, m);
         return;
+    case HM_STOP_AWAIT:
+        stop_awaited_here(h, ctx, m);
+        return;
+    case HM_STOP_DONE:
+        stop_wait_confirmed(h, &m->ref, m->node);
+        return;
     case HM_START_FORWARDED:
         pending_forwarded(h, ctx, &m->ref, m->term);
         return;
@@ -508,6 +514,7 @@ static void hub_terminate(ph_ctx *ctx, void *state, ph_term reason)
         }
     }
     ph_buf_free(&rb);
+    stop_waits_finish(h);
     /* Tell the other members now rather than let them wait for the DOWN
      * (after a graceful leave they know already). */
     for (int i = 0; i < h->members.n && !h->leaving; i++)

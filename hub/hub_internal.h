@@ -76,6 +76,13 @@ typedef struct stop_wait {
     elist stopped;
     elist errors;
     int formatted; /* async_wait: StopResult.format's shape */
+    /* The members told to stop these children that have not confirmed it
+     * yet (stop_await/stop_done); while any remain, the wait is in the
+     * hub's stop_waits and counts one in outstanding. */
+    struct stop_wait *next;
+    ph_ref ref;
+    uint32_t *awaiting;
+    int n_awaiting;
 } stop_wait;
 
 typedef struct child {
@@ -125,6 +132,7 @@ typedef struct hub {
     } names[64];
     int n_names;
     struct pending_start *pending;             /* awaitable starts waiting for other members */
+    struct stop_wait *stop_waits;              /* awaited stops waiting for members' stop_done */
     int repairing;                             /* the periodic repair timer runs */
     ph_buf key_scratch;                        /* registry keys of lookups, reused */
     ph_buf start_key, start_reason, start_pid; /* start_one's scratch, reused */
@@ -419,6 +427,13 @@ void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
 void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids);
 void forget_row(hub *h, ph_ctx *ctx, reg_row *row);
 void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope);
+/* stop_await from another hub: stop here, then answer stop_done. */
+void stop_awaited_here(hub *h, ph_ctx *ctx, const hub_msg *m);
+/* stop_done from a member, or the member gone: the wait counts it done. */
+void stop_wait_confirmed(hub *h, const ph_ref *ref, uint32_t node);
+void stop_waits_node_gone(hub *h, uint32_t node);
+/* The hub stops: every awaited stop answers with what it has. */
+void stop_waits_finish(hub *h);
 int forget_orphans_everywhere(hub *h, ph_ctx *ctx, const elist *ids);
 
 /* supervisor.c */

@@ -41,6 +41,10 @@ typedef enum hub_msg_kind {
     /* {'$ph_hub', Kind, Ref, Node, Term} */
     HM_START_RESULT,
     HM_START_FORWARDED,
+    /* an awaited stop_children: {'$ph_hub', stop_await, Ref, Node, [Cid]}
+     * to every member, each answering {'$ph_hub', stop_done, Ref, Node, ok} */
+    HM_STOP_AWAIT,
+    HM_STOP_DONE,
     /* timers: {'$ph_hub', Kind, Ref} */
     HM_MOVE_TIMEOUT,
     HM_START_TIMEOUT,

@@ -155,6 +155,48 @@ defmodule PhNode.FailureTest do
 
   # --- a member cut off, a leave unanswered --------------------------------------------
 
+  # --- an awaited stop and the members' registries --------------------------------------
+
+  describe "awaitable stop, a member frozen or killed" do
+    # Once an awaited stop returns, no registry holds the rows any more: a
+    # node lost right after could otherwise restart children the caller was
+    # told are stopped (one holding a row whose node it loses restarts it).
+    test "it returns only once every member dropped the rows, and at once when a member dies" do
+      {a, b} = cluster()
+      sp = specs("q", 30)
+      assert {:ok, %{status: :ok}} = GenServer.call(hub(a), {:start_children, sp, [awaitable: true]})
+      assert wait_until(fn -> count(a) == 30 and count(b) == 30 end, 5_000)
+
+      # only a's own children are asked: the rows a stops locally, that b
+      # holds too, are what b must drop before the stop returns
+      on_a = for {cid, _pid} <- GenServer.call(hub(a), {:process_list, :local}), do: cid
+      assert on_a != [], "every child was placed on b"
+      {first, second} = Enum.split(on_a, div(length(on_a), 2))
+
+      :ok = signal(b, "STOP")
+      task = Task.async(fn -> GenServer.call(hub(a), {:stop_children, first, [awaitable: true]}, 15_000) end)
+      # b cannot have confirmed: the stop is still waiting (b frozen well
+      # under net_ticktime, so it stays a member)
+      assert Task.yield(task, 400) == nil, "the stop returned while b still held the rows"
+      :ok = signal(b, "CONT")
+      assert {:ok, %{status: :ok, stopped: stopped}} = Task.await(task, 15_000)
+      assert Enum.sort(Enum.map(stopped, &elem(&1, 0))) == Enum.sort(first)
+      # read-your-stops on every member, with no wait
+      held = dump(b)
+      assert Enum.filter(first, &Map.has_key?(held, &1)) == []
+
+      # a member that dies while the stop waits for it: the stop answers
+      # when a loses it (the connection closes), not after a timeout
+      :ok = signal(b, "STOP")
+      task = Task.async(fn -> GenServer.call(hub(a), {:stop_children, second, [awaitable: true]}, 15_000) end)
+      assert Task.yield(task, 200) == nil
+      PhTest.kill_node(b)
+      assert {:ok, %{status: :ok, stopped: stopped}} = Task.await(task, 15_000)
+      assert Enum.sort(Enum.map(stopped, &elem(&1, 0))) == Enum.sort(second)
+      assert Enum.filter(second, &Map.has_key?(dump(a), &1)) == []
+    end
+  end
+
   describe "a member cut off (silent, not closed)" do
     test "is dropped after net_ticktime, its children run on the survivor; when it is back, each child runs once" do
       cfg = Path.join(PhTest.tmp_dir(), "cut_#{System.unique_integer([:positive])}.json")
