@@ -427,6 +427,9 @@ void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
 void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids);
 void forget_row(hub *h, ph_ctx *ctx, reg_row *row);
 void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope);
+/* Sends stop_await for cids to every member and makes w wait for their
+ * stop_done (stop_await.c). 0, or -1 when w cannot wait. */
+int stop_await_members(hub *h, ph_ctx *ctx, stop_wait *w, ph_term cids);
 /* stop_await from another hub: stop here, then answer stop_done. */
 void stop_awaited_here(hub *h, ph_ctx *ctx, const hub_msg *m);
 /* stop_done from a member, or the member gone: the wait counts it done. */
