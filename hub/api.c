@@ -135,6 +135,7 @@ static ph_result handle_stop(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_ter
     }
     w->from = ph_from_copy(from);
     w->formatted = o.async_wait;
+    w->timeout_ms = o.timeout;
     w->outstanding = 1; /* held until the batch is set up */
     stop_batch(h, ctx, list, w, STOP_ANYWHERE);
     w->outstanding--;

@@ -253,9 +253,20 @@ void pending_forwarded(hub *h, ph_ctx *ctx, const ph_ref *ref, ph_term nodes)
     if (!ps)
         return;
     if (list_begin(&w, nodes) >= 0)
-        while (list_next(&w, &t) > 0)
-            if (ph_match(t, "~a", fwd) == 1)
-                pending_expect(ps, atom_intern(fwd), 1);
+        while (list_next(&w, &t) > 0) {
+            if (ph_match(t, "~a", fwd) != 1)
+                continue;
+            uint32_t node = atom_intern(fwd);
+            int known = 0;
+            for (int i = 0; i < ps->n_waiting && !known; i++)
+                known = ps->waiting[i].node == node; /* its answer came first */
+            if (!known && node != h->self_node && !membership_find(&h->members, node))
+                /* lost already (a cut): its answer will not come, and
+                 * waiting for it would hold the reply until the timeout */
+                elist_add(&ps->errors, "{undefined, ~a, node_down}", fwd);
+            else
+                pending_expect(ps, node, 1);
+        }
     pending_check(h, ctx, ps);
 }
 

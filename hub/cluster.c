@@ -116,6 +116,8 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
     /* welcome first: the newcomer accepts our rows only from a member */
     if (reply)
         send_greeting(h, ctx, from.node, HM_WELCOME, joined ? from.node : ATOM_NONE);
+    if (joined)
+        unconfirmed_stops_send(h, ctx, from.node);
     if (joined) {
         /* a member that kept us while we lost it holds rows of ours that
          * may be stale: sent as a repair, which detaches those */
@@ -141,6 +143,9 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
             e->monitor = mon;
         }
         e->rows_sent_ms = monotonic_ms();
+        /* an awaited stop sent on the old connection may be lost */
+        stop_waits_node_gone(h, from.node);
+        unconfirmed_stops_send(h, ctx, from.node);
         send_local_registry(h, ctx, from.node, 0);
     }
     greet_seen_nodes(h, ctx, their_members); /* the members it knows that we do not */

@@ -141,6 +141,9 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_START_TIMEOUT:
         pending_timed_out(h, ctx, &m->ref, m->id);
         return;
+    case HM_STOP_TIMEOUT:
+        stop_timed_out(h, &m->ref);
+        return;
     case HM_RECONCILE:
         if (m->due == h->reconcile_due)
             h->reconcile_due = 0; /* the earliest one came: the next request schedules anew */
@@ -155,6 +158,7 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         metric_inc(&hm_sync_repairs);
         send_repair(h, ctx);
         tombs_prune(h);
+        unconfirmed_stops_prune(h);
         reconcile(h, ctx,
                   FILL_CONFIRMED); /* a backstop: a lost message misplaces nothing for long */
         return;
@@ -355,6 +359,7 @@ static void hub_free(hub *h)
     registry_free(h->reg);
     registry_free(h->moving);
     registry_free(h->tombs);
+    registry_free(h->unconfirmed_stops);
     free(h->tomb_filter);
     registry_free(h->short_before);
     registry_free(h->short_now);
@@ -382,6 +387,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->reg = registry_new();
     h->moving = registry_new();
     h->tombs = registry_new();
+    h->unconfirmed_stops = registry_new();
     h->short_before = registry_new();
     h->short_now = registry_new();
     h->hooks = hooks_new();
@@ -405,8 +411,8 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     }
     uint32_t max = h->cfg.dsup_max_restarts ? h->cfg.dsup_max_restarts : 1;
     h->restarts = calloc(max, sizeof *h->restarts);
-    if (!h->reg || !h->moving || !h->tombs || !h->short_before || !h->short_now || !h->hooks ||
-        !h->restarts || children_reserve(h, 0) != 0) {
+    if (!h->reg || !h->moving || !h->tombs || !h->unconfirmed_stops || !h->short_before ||
+        !h->short_now || !h->hooks || !h->restarts || children_reserve(h, 0) != 0) {
         ph_stop_reasonf(ctx, "enomem");
         goto fail;
     }

@@ -83,6 +83,8 @@ typedef struct stop_wait {
     ph_ref ref;
     uint32_t *awaiting;
     int n_awaiting;
+    ph_buf cids;     /* the ids asked: kept for members that never confirm */
+    long timeout_ms; /* the stop's timeout option */
 } stop_wait;
 
 typedef struct child {
@@ -131,8 +133,12 @@ typedef struct hub {
         uint32_t atom;
     } names[64];
     int n_names;
-    struct pending_start *pending;             /* awaitable starts waiting for other members */
-    struct stop_wait *stop_waits;              /* awaited stops waiting for members' stop_done */
+    struct pending_start *pending; /* awaitable starts waiting for other members */
+    struct stop_wait *stop_waits;  /* awaited stops waiting for members' stop_done */
+    /* Ids of awaited stops that members never confirmed (they were lost,
+     * or the stop timed out), with those members as the row's nodes and
+     * an expiry as its spec: the stop goes to each when it is back. */
+    registry *unconfirmed_stops;
     int repairing;                             /* the periodic repair timer runs */
     ph_buf key_scratch;                        /* registry keys of lookups, reused */
     ph_buf start_key, start_reason, start_pid; /* start_one's scratch, reused */
@@ -435,6 +441,17 @@ void stop_awaited_here(hub *h, ph_ctx *ctx, const hub_msg *m);
 /* stop_done from a member, or the member gone: the wait counts it done. */
 void stop_wait_confirmed(hub *h, const ph_ref *ref, uint32_t node);
 void stop_waits_node_gone(hub *h, uint32_t node);
+void stop_timed_out(hub *h, const ph_ref *ref);
+/* cids are remembered for node, a member that missed their stop. */
+void unconfirmed_stops_add(hub *h, ph_term cids, uint32_t node);
+/* A member is back (joined again, or greets us after losing us): the
+ * stops it missed go to it, before our rows. */
+void unconfirmed_stops_send(hub *h, ph_ctx *ctx, uint32_t node);
+/* The id was started again here: no member is told to stop it any more.
+ * (A start elsewhere does not clear it: a registration cannot tell a new
+ * start from a hand-off of the copy the stop missed.) */
+void unconfirmed_stop_clear(hub *h, const char *key, uint32_t key_len);
+void unconfirmed_stops_prune(hub *h);
 /* The hub stops: every awaited stop answers with what it has. */
 void stop_waits_finish(hub *h);
 int forget_orphans_everywhere(hub *h, ph_ctx *ctx, const elist *ids);

@@ -30,6 +30,7 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
     [HM_STOP_DONE] = {"stop_done", SHAPE_ANSWER},
     [HM_MOVE_TIMEOUT] = {"move_timeout", SHAPE_REF},
     [HM_START_TIMEOUT] = {"start_timeout", SHAPE_REF},
+    [HM_STOP_TIMEOUT] = {"stop_timeout", SHAPE_REF},
     [HM_RETENTION_OVER] = {"retention_over", SHAPE_REF},
     [HM_RECONCILE] = {"reconcile", SHAPE_DUE},
     [HM_REPAIR_TICK] = {"repair_tick", SHAPE_SIGNAL},

@@ -48,6 +48,7 @@ typedef enum hub_msg_kind {
     /* timers: {'$ph_hub', Kind, Ref} */
     HM_MOVE_TIMEOUT,
     HM_START_TIMEOUT,
+    HM_STOP_TIMEOUT,
     HM_RETENTION_OVER,
     /* timer: {'$ph_hub', reconcile, Due} */
     HM_RECONCILE,

@@ -168,8 +168,10 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
     metric_inc(o->handoff ? &hm_migrations_in : &hm_starts);
     if (o->handover_wait > 0) /* first in its mailbox: nobody else knows its pid yet */
         send_handover_await(h, ctx, id, pid, o->handover_wait);
-    if (!o->handoff)
-        tomb_clear(h, row->data, row->key_len); /* started again since its stop */
+    if (!o->handoff) { /* started again since its stop */
+        tomb_clear(h, row->data, row->key_len);
+        unconfirmed_stop_clear(h, row->data, row->key_len);
+    }
     fire_insert_one(h, ctx, reg_row_key(row), h->self_node, pid);
     note_registered(h, row, pid);
     signal_role(h, ctx, row, pid);

@@ -25,6 +25,8 @@ void stop_wait_done(stop_wait *w)
     elist_free(&w->stopped);
     elist_free(&w->errors);
     free(w->awaiting);
+    if (w->cids.buff)
+        ph_buf_free(&w->cids);
     free(w);
 }
 
@@ -227,6 +229,11 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
      * each registry forgets the row (our own unregistered would come
      * after the member's answer). */
     int awaited = w && scope == STOP_ANYWHERE && stop_await_members(h, ctx, w, list) == 0;
+    /* Members lost to a split (or a crash) get the stop when they are
+     * back: their copies, or those they restarted, stop then. Every node
+     * the stop reached remembers it, so it is not lost with the asker. */
+    for (int i = 0; scope != STOP_HERE && i < h->members.n_lost; i++)
+        unconfirmed_stops_add(h, list, h->members.lost[i]);
     if (tell.n && !awaited) {
         ph_buf l;
         if (ph_buf_init(&l) == 0) {

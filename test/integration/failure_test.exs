@@ -185,6 +185,19 @@ defmodule PhNode.FailureTest do
       held = dump(b)
       assert Enum.filter(first, &Map.has_key?(held, &1)) == []
 
+      # the stop's timeout answers without b, naming it
+      third = Enum.take(second, 2)
+      second = second -- third
+      :ok = signal(b, "STOP")
+      {ms, res} = PhTest.timed_call(hub(a), {:stop_children, third, [awaitable: true, timeout: 300]}, 5_000)
+      :ok = signal(b, "CONT")
+      assert {:ok, {:ok, %{status: :error, stopped: stopped, errors: errors}}} = res
+      assert errors == [{:undefined, b.node, :node_receive_timeout}]
+      assert Enum.sort(Enum.map(stopped, &elem(&1, 0))) == Enum.sort(third)
+      assert ms >= 300, "the reply came after #{ms} ms (timeout 300)"
+      # b gets the stop all the same once it runs again
+      assert wait_until(fn -> Enum.filter(third, &Map.has_key?(dump(b), &1)) == [] end, 5_000)
+
       # a member that dies while the stop waits for it: the stop answers
       # when a loses it (the connection closes), not after a timeout
       :ok = signal(b, "STOP")

@@ -380,6 +380,45 @@ defmodule PhNode.PartitionTest do
 
   @tag :netns
   @tag :divergence
+  test "divergence: stops cut off on their way or made during the split reach the other side at the heal" do
+    net = with_net(3)
+    c = cfg(~s({"type": "divergence"}))
+    nodes = ns_cluster(net, 3, c)
+    [n1, n2, n3] = nodes
+    keep = ids("k", 50)
+    gone = ids("g", 100)
+    left = ids("l", 40)
+    right = ids("r", 40)
+    start_all!(n1, keep ++ gone ++ left ++ right)
+    check!(nodes, keep ++ gone ++ left ++ right)
+
+    # the stop leaves n1 as the cut begins: n2 and n3 never get it, and
+    # the answer comes when n1 has lost them (it does not wait forever)
+    Netns.split(net, [1], [2, 3])
+    assert {:ok, %{status: :ok, stopped: stopped}} =
+             call(n1, {:stop_children, gone, [awaitable: true, timeout: 60_000]}, 90_000)
+    assert Enum.sort(Enum.map(stopped, &elem(&1, 0))) == Enum.sort(gone)
+    assert_members([n2, n3])
+    # the other side still runs them (and restarted n1's share: divergence)
+    check!([n2, n3], keep ++ gone ++ left ++ right)
+    check!([n1], keep ++ left ++ right)
+
+    # stops during the split, one on each side
+    assert {:ok, %{status: :ok}} = call(n1, {:stop_children, left, [awaitable: true]})
+    assert {:ok, %{status: :ok}} = call(n3, {:stop_children, right, [awaitable: true]})
+    check!([n1], keep ++ right)
+    check!([n2, n3], keep ++ gone ++ left)
+
+    Netns.heal_all(net)
+    assert_members(nodes)
+    # each side sends its stops to the other's nodes as they are members
+    # again: only keep is left
+    check!(nodes, keep)
+    assert PhTest.log(n1) =~ "missed the stop of"
+  end
+
+  @tag :netns
+  @tag :divergence
   test "divergence 2|2: 500 new children each side, 250 ids on both; one copy each after the heal (§14 28)" do
     net = with_net(4)
     c = cfg(~s({"type": "divergence"}))
@@ -495,7 +534,7 @@ defmodule PhNode.PartitionTest do
     slots = Map.new(Enum.with_index(nodes, 1), fn {n, i} -> {i, n} end)
 
     st = %{slots: slots, down: MapSet.new(), split: nil, expected: MapSet.new(cids), unsure: MapSet.new(),
-           next: @children + 1, last_heal: nil, last_fault: nil, counts: %{}, cut_started: [],
+           next: @children + 1, last_heal: nil, last_fault: nil, counts: %{}, cut_started: [], cut_stopped: [],
            watcher: watch_changes(nodes)}
 
     t0 = PhTest.now_ms()
@@ -697,7 +736,15 @@ defmodule PhNode.PartitionTest do
 
     lost = MapSet.intersection(lost, st.expected)
     if MapSet.size(lost) > 0, do: note("   #{MapSet.size(lost)} child(ren) started on that side during a split become optional")
-    %{st | expected: MapSet.difference(st.expected, lost), unsure: MapSet.union(st.unsure, lost)}
+
+    stopped =
+      for {side, cids} <- st.cut_stopped, v in side, reduce: MapSet.new() do
+        acc -> MapSet.union(acc, cids)
+      end
+
+    stopped = MapSet.difference(stopped, st.unsure)
+    if MapSet.size(stopped) > 0, do: note("   #{MapSet.size(stopped)} child(ren) stopped on that side during a split become optional")
+    %{st | expected: MapSet.difference(st.expected, lost), unsure: st.unsure |> MapSet.union(lost) |> MapSet.union(stopped)}
   end
 
   defp do_heal(st, net) do
@@ -723,6 +770,16 @@ defmodule PhNode.PartitionTest do
 
   defp cut_between?({l, r}, i, j), do: (i in l and j in r) or (i in r and j in l)
 
+  # Children stopped on one side of a split: only that side's nodes know
+  # it until the heal; when one of them goes down they become optional.
+  defp side_stopped(%{split: nil} = st, _via, _gone), do: st
+
+  defp side_stopped(%{split: {left, right}} = st, via, gone) do
+    {i, _} = Enum.find(st.slots, fn {_, n} -> n == via end)
+    side = if i in left, do: left, else: right
+    %{st | cut_stopped: [{side, gone} | st.cut_stopped]}
+  end
+
   defp side_started(%{split: nil} = st, _via, _ok), do: st
 
   defp side_started(%{split: {left, right}} = st, via, ok) do
@@ -731,20 +788,19 @@ defmodule PhNode.PartitionTest do
     %{st | cut_started: [{side, ok} | st.cut_started]}
   end
 
-  # starts anywhere; stops only while no cut is active (a stop reaches one
-  # side of a split only, so divergence brings the other side's copy back)
+  # starts anywhere; stops on a whole cluster, and on either side of a
+  # split: the nodes of the side that the stop reached send it to the other
+  # side's nodes at the heal (docs/cluster.md, "Stops reach members that
+  # missed them"). Not between a heal and the halves meeting again (no
+  # side to account the stop to).
   defp work(st) do
     live = live_nodes(st)
 
     Enum.reduce(1..(1 + :rand.uniform(2)), st, fn _, st ->
       via = Enum.random(live)
+      may_stop = st.split != nil or merged?(live)
 
-      # a stop reaches only the members the asked node has: while a split
-      # lasts, or until the halves met again after a heal, the other
-      # side's copy would come back (divergence): no stops then
-      merged = st.split == nil and merged?(live)
-
-      if :rand.uniform(3) > 1 or not merged or MapSet.size(st.expected) == 0 do
+      if :rand.uniform(3) > 1 or not may_stop or MapSet.size(st.expected) == 0 do
         k = :rand.uniform(50)
         new = for j <- st.next..(st.next + k - 1), do: "x#{j}"
         st = %{st | next: st.next + k}
@@ -775,6 +831,7 @@ defmodule PhNode.PartitionTest do
 
         note("  stop #{k} via #{short(via)}: #{MapSet.size(gone)} ok")
         rest = MapSet.difference(MapSet.new(victims), gone)
+        st = side_stopped(st, via, gone)
         %{st | expected: st.expected |> MapSet.difference(gone) |> MapSet.difference(rest), unsure: MapSet.union(st.unsure, rest)}
       end
     end)
