@@ -11,8 +11,12 @@
  * the ids are kept for it, and when it is a member again (the split
  * heals) it is sent the stop before our rows. */
 
-/* How long a member that missed a stop is waited for. */
+/* How long a member that missed a stop is waited for, and how many ids
+ * are kept at most (a member that died for good is waited for too: each
+ * stop while it is lost is kept for it). Beyond the limit a stop is not
+ * kept, and a warning says so. */
 #define UNCONFIRMED_STOP_MS (3600 * 1000)
+#define UNCONFIRMED_STOPS_MAX 1000000u
 
 /* Sends stop_await for cids to every member and makes w wait for their
  * stop_done. 0, or -1 when w cannot wait (the plain stop is sent then). */
@@ -71,6 +75,13 @@ void unconfirmed_stops_add(hub *h, ph_term cids, uint32_t node)
         if (registry_key(cid, key) != 0)
             continue;
         reg_row *row = registry_get(h->unconfirmed_stops, key->buff, (uint32_t)key->index);
+        if (!row && registry_count(h->unconfirmed_stops) >= UNCONFIRMED_STOPS_MAX) {
+            LOG_W("hub",
+                  "%s: %u stopped ids are kept for members that missed their stop already; "
+                  "%s will not get the stop of the others when it is back",
+                  h->cfg.hub_id, UNCONFIRMED_STOPS_MAX, atom_text(node));
+            break;
+        }
         if (row ? registry_set_node(h->unconfirmed_stops, row, node, np.pid) != 0
                 : !registry_put(h->unconfirmed_stops, key->buff, (uint32_t)key->index, until, cid,
                                 &np, 1)) {

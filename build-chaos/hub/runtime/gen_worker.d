@@ -1,0 +1,20 @@
+build-dev/hub/runtime/gen_worker.o: hub/runtime/gen_worker.c \
+ ei_glue/term_trust.h hub/runtime/atoms.h \
+ /usr/lib/erlang/lib/erl_interface-5.3/include/ei.h hub/runtime/context.h \
+ hub/runtime/process.h include/processhub/worker.h \
+ include/processhub/term.h hub/runtime/handover.h hub/runtime/log.h \
+ hub/runtime/metrics.h hub/runtime/route.h hub/runtime/runtime.h \
+ hub/runtime/thread_buf.h
+ei_glue/term_trust.h:
+hub/runtime/atoms.h:
+/usr/lib/erlang/lib/erl_interface-5.3/include/ei.h:
+hub/runtime/context.h:
+hub/runtime/process.h:
+include/processhub/worker.h:
+include/processhub/term.h:
+hub/runtime/handover.h:
+hub/runtime/log.h:
+hub/runtime/metrics.h:
+hub/runtime/route.h:
+hub/runtime/runtime.h:
+hub/runtime/thread_buf.h:
