@@ -580,12 +580,18 @@ defmodule PhNode.PartitionTest do
     converged =
       Enum.min(Enum.reject([held_at, quiet_before.(snap_from, held_at), quiet_before.(c_from, c_to)], &is_nil/1))
 
-    # the changes seen while the passing snapshots were taken (examples)
-    for {t, node, what} <- Enum.take(Enum.reverse(seen), -400),
-        (t >= snap_from and t <= held_at) or (t >= c_from and t <= c_to) do
-      {t, node, what}
-    end
-    |> Enum.take(5)
+    # the changes seen while the passing snapshots were taken (examples:
+    # the first three and the last five)
+    in_windows =
+      for {t, node, what} <- Enum.reverse(seen),
+          (t >= snap_from and t <= held_at) or (t >= c_from and t <= c_to) do
+        {t, node, what}
+      end
+
+    per_second = seen |> Enum.frequencies_by(fn {t, _, _} -> div(t - whole, 1000) end) |> Enum.sort()
+    note("  registry changes per second after the cluster was whole: #{inspect(per_second, limit: 40)}")
+
+    (Enum.take(in_windows, 3) ++ Enum.take(Enum.drop(in_windows, 3), -5))
     |> Enum.each(fn {t, node, what} -> note("  change at #{t - whole} ms on #{node}: #{inspect(what, limit: 8)}") end)
 
     since_heal = converged - (st.last_heal || t0)
