@@ -419,7 +419,16 @@ static int keep_outgoing(uint32_t node)
     return strcmp(runtime_node_name(), atom_text(node)) > 0;
 }
 
-void connection_adopt(int fd, uint32_t node, int incoming, const transport_ops *t)
+int connection_own_attempt_wins(uint32_t node)
+{
+    pthread_mutex_lock(&peers_lock);
+    peer *p = peer_find_locked(node, 0);
+    int wins = p && p->state == PEER_CONNECTING && keep_outgoing(node);
+    pthread_mutex_unlock(&peers_lock);
+    return wins;
+}
+
+void connection_adopt(int fd, uint32_t node, int incoming, int old_is_dead, const transport_ops *t)
 {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
@@ -439,8 +448,11 @@ void connection_adopt(int fd, uint32_t node, int incoming, const transport_ops *
     if (!p) {
         rejected = 1;
     } else if (p->state == PEER_UP) {
-        if (incoming && p->conn->incoming) {
-            replaced = p->conn; /* the peer restarted and dialed again */
+        if (incoming && (p->conn->incoming || old_is_dead)) {
+            /* the peer restarted, or lost the connection we still hold
+             * (it said so to our "alive"): what was in flight on it is
+             * gone, and the processes that watch the node must know */
+            replaced = p->conn;
             peer_restarted = 1;
         } else if (incoming == !keep_outgoing(node)) {
             replaced = p->conn;

@@ -86,11 +86,17 @@ void connection_uncork(void);
 void connection_request(uint32_t node);
 /* Nonzero when node has an established connection. */
 int connection_is_up(uint32_t node);
+/* Nonzero when our own connection attempt to node is under way and wins
+ * over the peer's simultaneous one (the node with the greater name keeps
+ * the connection it initiated, as the BEAM's dist_util decides). */
+int connection_own_attempt_wins(uint32_t node);
 /* Names of connected nodes, for status and tests: calls fn per node. */
 void connections_for_each(void (*fn)(uint32_t node, void *arg), void *arg);
 
-/* Handshake side: a finished handshake hands its fd (set up by t) over. */
-void connection_adopt(int fd, uint32_t node, int incoming, const transport_ops *t);
+/* Handshake side: a finished handshake hands its fd (set up by t) over.
+ * old_is_dead: the peer answered "true" to our "alive" (it has no
+ * connection to us): the one we hold is replaced, with a nodedown. */
+void connection_adopt(int fd, uint32_t node, int incoming, int old_is_dead, const transport_ops *t);
 /* The handshake gave up; not_running: the node is not registered with epmd
  * or refused the TCP connection (logged at info, not as a warning). */
 void connection_connect_failed(uint32_t node, int not_running);

@@ -122,6 +122,7 @@ static void format_addr(const struct sockaddr_in *in, char *out, size_t size)
 typedef enum in_state {
     IN_SECURE, /* the transport's handshake (TLS) */
     IN_NAME,   /* waiting for the peer's name */
+    IN_ALIVE,  /* "alive" sent (we hold a connection to it): waiting for true/false */
     IN_REPLY,  /* our status and challenge sent; waiting for its reply */
     IN_ACK,    /* the ack is being written; then the connection is adopted */
 } in_state;
@@ -132,6 +133,7 @@ typedef struct pending {
     in_state state;
     int checked_plaintext; /* TLS: looked at the first bytes */
     int want_write;        /* epoll waits for EPOLLOUT */
+    int old_is_dead;       /* it answered "true" to our "alive" */
     uint64_t deadline;
     uint32_t challenge;
     hs_name peer;
@@ -168,7 +170,7 @@ static void pending_end(pending *p, int adopt)
         if (node == ATOM_NONE)
             transport->close(p->fd);
         else
-            connection_adopt(p->fd, node, 1, transport);
+            connection_adopt(p->fd, node, 1, p->old_is_dead, transport);
     } else {
         transport->close(p->fd);
     }
@@ -240,10 +242,13 @@ static int plaintext_peer(pending *p)
     return 1;
 }
 
-static void send_challenge(pending *p)
+/* Queues our challenge, after status (NULL: the status went already). */
+static void send_challenge(pending *p, const char *status)
 {
     p->challenge = hs_new_challenge();
-    size_t n = hs_build_status(p->out, transport->handshake_header, "ok");
+    size_t n = p->out_len; /* after what may still wait to be written */
+    if (status)
+        n += hs_build_status(p->out + n, transport->handshake_header, status);
     if (p->peer.old && !(p->peer.flags & HS_DFLAG_HANDSHAKE_23))
         n += hs_build_old_challenge(p->out + n, transport->handshake_header,
                                     (uint32_t)(HS_OUR_FLAGS & 0xffffffffu), p->challenge, our_name);
@@ -251,7 +256,6 @@ static void send_challenge(pending *p)
         n += hs_build_challenge(p->out + n, transport->handshake_header, HS_OUR_FLAGS, p->challenge,
                                 our_creation, our_name);
     p->out_len = n;
-    p->out_off = 0;
 }
 
 /* Handles the complete packets in p->in; 0 to go on, -1 when p ended. */
@@ -279,7 +283,45 @@ static int handle_packets(pending *p)
                 pending_fail(p, HS_CAPABILITY, NULL);
                 return -1;
             }
-            send_challenge(p);
+            /* What the BEAM's dist_util answers a connecting node: "alive"
+             * when we hold a connection to it (it answers "true" if it has
+             * lost it: ours is replaced, with a nodedown), "nok" when our
+             * own attempt to it is under way and wins (the greater name's
+             * does), else "ok". Without these, two connections came up and
+             * one was dropped afterwards, with what was in flight on it. */
+            uint32_t node = atom_intern(p->peer.name);
+            if (node != ATOM_NONE && connection_is_up(node)) {
+                p->out_len +=
+                    hs_build_status(p->out + p->out_len, transport->handshake_header, "alive");
+                p->state = IN_ALIVE;
+            } else if (node != ATOM_NONE && connection_own_attempt_wins(node)) {
+                size_t k = hs_build_status(p->out, transport->handshake_header, "nok");
+                struct iovec iov = {p->out, k};
+                (void)transport->writev(p->fd, &iov, 1); /* best effort */
+                count_failure(HS_REFUSED);
+                LOG_D("handshake", "incoming from %s: our own connection to it wins (nok)",
+                      p->peer.name);
+                pending_end(p, 0);
+                return -1;
+            } else {
+                send_challenge(p, "ok");
+                p->state = IN_REPLY;
+            }
+        } else if (p->state == IN_ALIVE) {
+            char status[64];
+            if (hs_parse_status(b, n, status, sizeof status) != HS_PARSE_OK ||
+                (strcmp(status, "true") != 0 && strcmp(status, "false") != 0)) {
+                pending_fail(p, HS_GARBAGE, "expected true or false after our alive");
+                return -1;
+            }
+            if (strcmp(status, "false") == 0) { /* it keeps the connection we hold */
+                LOG_D("handshake", "incoming from %s: it keeps its connection (false)",
+                      p->peer.name);
+                pending_end(p, 0);
+                return -1;
+            }
+            p->old_is_dead = 1;
+            send_challenge(p, NULL);
             p->state = IN_REPLY;
         } else if (p->state == IN_REPLY && n >= 1 && b[0] == 'c' && p->peer.old) {
             if (hs_parse_complement(b, n, &p->peer) != HS_PARSE_OK) {
@@ -811,7 +853,7 @@ static void *connector_main(void *arg)
         }
     }
     if (fd >= 0)
-        connection_adopt(fd, node, 0, transport);
+        connection_adopt(fd, node, 0, 0, transport);
     else
         connection_connect_failed(node, routine);
     atomic_fetch_sub(&connectors, 1);
