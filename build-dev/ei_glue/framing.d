@@ -1,2 +1,0 @@
-build-dev/ei_glue/framing.o: ei_glue/framing.c ei_glue/framing.h
-ei_glue/framing.h:
