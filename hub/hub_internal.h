@@ -279,11 +279,6 @@ typedef struct move_group {
 } move_group;
 
 #define MOVE_GROUPS 8
-/* A group is sent once it holds this many children: a join that moves a
- * third of 100k children sends several hand-offs, and the newcomer starts
- * (and answers) the first while the member still places the rest, and the
- * member stops the first while the newcomer starts the next. */
-#define MOVE_BATCH 4096
 
 typedef ph_result (*batch_handler)(hub *h, ph_ctx *ctx, ph_term list, ph_term opts,
                                    const ph_from *from, ph_buf *reply);

@@ -180,11 +180,6 @@ int group_add(hub *h, ph_ctx *ctx, move_group *groups, int *n_groups, const memb
     }
     groups[g].specs.n++;
     groups[g].ids.n++;
-    if (groups[g].ids.n >= MOVE_BATCH) { /* sent now: the target starts these while we go on */
-        group_send(h, ctx, &groups[g], is_move);
-        move_group_free(&groups[g]);
-        groups[g] = groups[--*n_groups];
-    }
     return 0;
 }
 
