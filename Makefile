@@ -82,6 +82,11 @@ $(BUILD)/bench/fault_cost: bench/fault_cost.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
+# Which big buffers phnode allocates (an LD_PRELOAD library; docs/benchmarks.md).
+$(BUILD)/bench/big_allocs.so: bench/big_allocs.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
 
