@@ -77,6 +77,16 @@ $(BUILD)/bench/loopback_floor: bench/loopback_floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
+# What a page touched for the first time costs on this machine (docs/benchmarks.md).
+$(BUILD)/bench/fault_cost: bench/fault_cost.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+# Which big buffers phnode allocates (an LD_PRELOAD library; docs/benchmarks.md).
+$(BUILD)/bench/big_allocs.so: bench/big_allocs.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
 
@@ -139,7 +149,7 @@ valgrind: $(UNIT_BINS)
 run: all
 	BUILD=$(BUILD) cnode/run-local-cluster.sh
 
-bench: all $(BUILD)/bench/spawn_bench $(BUILD)/bench/loopback_floor
+bench: all $(BUILD)/bench/spawn_bench $(BUILD)/bench/loopback_floor $(BUILD)/bench/fault_cost
 	BUILD=$(BUILD) bench/run.sh
 
 format:

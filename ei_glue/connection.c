@@ -239,15 +239,20 @@ static void flush_now(conn *c)
     }
 }
 
-void connection_uncork(void)
+void connection_flush_corked(void)
 {
-    if (--cork.depth > 0)
-        return;
     for (int i = 0; i < cork.n; i++) {
         flush_now(cork.conns[i]);
         conn_put(cork.conns[i]);
     }
     cork.n = 0;
+}
+
+void connection_uncork(void)
+{
+    if (--cork.depth > 0)
+        return;
+    connection_flush_corked();
 }
 
 /* While corked: remember c for the flush at uncork; 0 if it will be

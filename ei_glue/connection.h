@@ -82,6 +82,8 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
  * are queued and each connection is flushed once at uncork. */
 void connection_cork(void);
 void connection_uncork(void);
+/* Flushes what this thread has corked so far, staying corked. */
+void connection_flush_corked(void);
 /* Starts connecting to node unless connected or connecting. */
 void connection_request(uint32_t node);
 /* Nonzero when node has an established connection. */

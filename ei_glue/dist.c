@@ -73,6 +73,11 @@ static void dist_batch_end(void)
     connection_uncork();
 }
 
+static void dist_batch_flush(void)
+{
+    connection_flush_corked();
+}
+
 static int dist_send(ph_pid from, ph_pid to, const char *msg, uint32_t len)
 {
     (void)from;
@@ -162,6 +167,7 @@ static int dist_monitor_exit(ph_pid watched, uint32_t name, ph_pid watcher, cons
 const remote_ops dist_remote_ops = {
     .batch_begin = dist_batch_begin,
     .batch_end = dist_batch_end,
+    .batch_flush = dist_batch_flush,
     .send = dist_send,
     .reg_send = dist_reg_send,
     .alias_send = dist_alias_send,

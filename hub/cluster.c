@@ -1,6 +1,7 @@
 /* cluster.c - hub membership: greetings, joins, departures, discovery through
  * BEAM nodes (docs/cluster.md; the member list itself is membership.c). */
 #include "hub/hub_internal.h"
+#include "hub/runtime/remote.h"
 
 static void add_connected(uint32_t node, void *arg);
 static void ask_connected_nodes(hub *h, ph_ctx *ctx);
@@ -35,6 +36,10 @@ static void send_greeting(hub *h, ph_ctx *ctx, uint32_t node, hub_msg_kind kind,
     ei_x_encode_empty_list(&b);
     ph_send_named(ctx, h->cfg.hub_id, atom_text(node), ph_buf_term(&b));
     ph_buf_free(&b);
+    /* Out now, not when this run of the hub ends: a newcomer greets the
+     * other members on our welcome, and a member sends its rows and moves
+     * its children after the welcome (100k rows: tens of milliseconds). */
+    remote_flush();
 }
 
 void member_left(hub *h, ph_ctx *ctx, member *e, const char *why)

@@ -15,6 +15,13 @@ const remote_ops *remote(void)
     return atomic_load_explicit(&ops, memory_order_acquire);
 }
 
+void remote_flush(void)
+{
+    const remote_ops *r = remote();
+    if (r && r->batch_flush)
+        r->batch_flush();
+}
+
 void remote_for_each_node(void (*fn)(uint32_t node, void *arg), void *arg)
 {
     const remote_ops *r = remote();

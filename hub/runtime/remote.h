@@ -16,6 +16,8 @@ typedef struct remote_ops {
      * once, at end (one writev per connection for a batch of replies). */
     void (*batch_begin)(void);
     void (*batch_end)(void);
+    /* Flushes the frames of the batch so far; the batch goes on. */
+    void (*batch_flush)(void);
     /* Each returns 0, or -1 when the signal could not be queued (links and
      * monitors waiting on that node are then resolved with noconnection). */
     int (*send)(ph_pid from, ph_pid to, const char *msg, uint32_t len);
@@ -38,6 +40,10 @@ typedef struct remote_ops {
 void remote_set_ops(const remote_ops *ops);
 /* The registered table, or NULL. */
 const remote_ops *remote(void);
+
+/* Sends now what this thread's batch holds (a message the peer should act
+ * on before this thread's long run of work ends). */
+void remote_flush(void);
 
 /* Every connected node, through the registered table (none without one). */
 void remote_for_each_node(void (*fn)(uint32_t node, void *arg), void *arg);

@@ -545,6 +545,44 @@ START_TEST(many_processes_and_shutdown)
 }
 END_TEST
 
+static uint32_t slot_of(ph_pid pid)
+{
+    return ((uint32_t)pid.num & 0x7fff) | (((uint32_t)pid.serial & 0x1f) << 15);
+}
+
+/* The process table hands out the slots never used first, in order, then
+ * the freed ones in the order they were freed, each with its generation
+ * bumped; it is full when every slot but 0 is taken. */
+START_TEST(process_table_slot_order)
+{
+    enum { CAP = 4096 }; /* setup's max_processes */
+    static process *ps[CAP];
+    int n = 0;
+    process *p;
+    while (n < CAP && (p = process_create(&recorder_module)) != NULL)
+        ps[n++] = p;
+    ck_assert_int_gt(n, CAP / 2);
+    ck_assert_int_lt(n, CAP);
+    for (int i = 1; i < n; i++)
+        ck_assert_uint_eq(slot_of(ps[i]->pid), slot_of(ps[i - 1]->pid) + 1);
+    ck_assert_uint_eq(slot_of(ps[n - 1]->pid), CAP - 1);
+    ph_pid first = ps[10]->pid, second = ps[3]->pid;
+    process_put(ps[10]);
+    process_put(ps[3]);
+    ps[10] = process_create(&recorder_module);
+    ps[3] = process_create(&recorder_module);
+    ck_assert_ptr_nonnull(ps[10]);
+    ck_assert_ptr_nonnull(ps[3]);
+    ck_assert_uint_eq(slot_of(ps[10]->pid), slot_of(first));
+    ck_assert_uint_eq(slot_of(ps[3]->pid), slot_of(second));
+    ck_assert_uint_eq(ps[10]->pid.serial >> 5, ((first.serial >> 5) + 1) & 0xff);
+    ck_assert(!ph_pid_equal(ps[3]->pid, second));
+    ck_assert_ptr_null(process_create(&recorder_module));
+    for (int i = 0; i < n; i++)
+        process_put(ps[i]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("runtime");
@@ -568,6 +606,7 @@ int main(void)
     tcase_add_test(tc, send_after_and_cancel);
     tcase_add_test(tc, many_processes_and_shutdown);
     tcase_add_test(tc, many_links_use_the_index_correctly);
+    tcase_add_test(tc, process_table_slot_order);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
