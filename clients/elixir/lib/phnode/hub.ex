@@ -178,8 +178,16 @@ defmodule PhNode.Hub do
       %{table: tab, seen: seen} = info(f.hub_id)
       # The children on the member that answered are in the cache once the
       # connection process has applied its subscription up to the result's
-      # registry_seq: only those on other members are checked one by one.
-      here = if started == [], do: nil, else: synced(f, Map.get(r, :registry_seq))
+      # registry_seq (and, when the member left their rows out of the
+      # stream, once this process has stored them): only those on other
+      # members are checked one by one.
+      here =
+        cond do
+          started == [] -> nil
+          is_integer(r[:registry_omitted]) -> store_own(f, started, r)
+          true -> synced(f, Map.get(r, :registry_seq))
+        end
+
       await_visible(f.hub_id, not_seen(started, here, tab, seen, []))
     end
 
@@ -229,6 +237,99 @@ defmodule PhNode.Hub do
   catch
     :exit, _ -> nil
   end
+
+  # registry_omit: the member left the rows of the children it started
+  # itself ({cid, [{member, pid}]} in started) out of the subscription's
+  # messages. This process builds them from the result, its specs and
+  # metadata, and stores them in the state of message registry_seq: the
+  # connection process, once it has applied that message, lends it the
+  # table and applies nothing more until it is back, so a later change to
+  # one of these children (a restart, a stop) is applied after them. A count
+  # that differs from the member's, a lost message, a resync under way: the
+  # connection resyncs and the rows come with its snapshot.
+  defp store_own(f, started, r) do
+    %{server: server, table: tab, seen: seen} = info(f.hub_id)
+    {rows, built} = own_rows(started, f.specs, f.member, f.meta)
+    seq = Map.get(r, :registry_seq)
+
+    case GenServer.call(
+           server,
+           {:lend, f.member, f.sub, seq, r.registry_omitted, built},
+           :infinity
+         ) do
+      :lent ->
+        receive do
+          {:"ETS-TRANSFER", _, ^server, :phnode_lend} -> :ok
+        end
+
+        try do
+          unless :ets.insert_new(tab, rows), do: Enum.each(rows, &replace_row(tab, seen, &1))
+        after
+          give_back(tab, server)
+        end
+
+        f.member
+
+      :resync ->
+        nil
+    end
+  catch
+    :exit, _ -> nil
+  end
+
+  defp give_back(tab, server) do
+    :ets.give_away(tab, server, :phnode_return)
+  rescue
+    # the connection is gone: its table goes too
+    ArgumentError -> :ets.delete(tab)
+  end
+
+  # {rows, count}: a cache row {cid, [{member, pid}], spec, meta} for each
+  # started entry on member alone. started follows the specs' order (those
+  # that failed left out): one walk of both; when it does not, the specs
+  # are looked up by id.
+  defp own_rows(started, specs, member, meta) when is_list(specs) and is_map(meta) do
+    case in_order(started, specs, member, meta, [], 0) do
+      :unordered -> by_id(started, Map.new(for %{id: id} = s <- specs, do: {id, s}), member, meta)
+      done -> done
+    end
+  end
+
+  defp own_rows(_started, _specs, _member, _meta), do: {[], -1}
+
+  defp in_order([], _specs, _member, _meta, acc, n), do: {acc, n}
+
+  defp in_order([{cid, [{member, _}] = nps} | rest] = started, specs, member, meta, acc, n) do
+    case specs do
+      [%{id: ^cid} = spec | specs] ->
+        in_order(rest, specs, member, meta, [{cid, nps, spec, meta} | acc], n + 1)
+
+      [_failed | specs] ->
+        in_order(started, specs, member, meta, acc, n)
+
+      [] ->
+        :unordered
+    end
+  end
+
+  defp in_order([_elsewhere | rest], specs, member, meta, acc, n),
+    do: in_order(rest, specs, member, meta, acc, n)
+
+  defp by_id(started, specs, member, meta) do
+    Enum.reduce(started, {[], 0}, fn
+      {cid, [{^member, _}] = nps}, {acc, n} when is_map_key(specs, cid) ->
+        {[{cid, nps, Map.fetch!(specs, cid), meta} | acc], n + 1}
+
+      _, acc ->
+        acc
+    end)
+  end
+
+  @doc false
+  # A cache row's spec: the stream's external format, or the term a caller
+  # stored from its own start (registry_omit).
+  def spec(spec) when is_binary(spec), do: :erlang.binary_to_term(spec)
+  def spec(spec), do: spec
 
   # The {:seen, cid, pid} of the started children the cache does not show,
   # leaving out those running on `here` (known applied).
@@ -422,6 +523,35 @@ defmodule PhNode.Hub do
     end
   end
 
+  # registry_omit (store_own/3): the caller stores the rows the member left
+  # out of messages up to seq. Once those are applied the table is lent to
+  # it (ets:give_away/3, this process its heir should the caller die with
+  # it), and nothing more is applied until it is given back.
+  def handle_call({:lend, member, sub, seq, omitted, built}, {caller, _} = from, s) do
+    cond do
+      s.member != member or s.sub != sub or s.snap != nil or not is_integer(seq) ->
+        {:reply, :resync, s}
+
+      s.seq < seq ->
+        Logger.warning(
+          "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
+        )
+
+        {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+
+      omitted != built ->
+        Logger.warning(
+          "PhNode.Hub #{s.hub_id}: #{member} left #{omitted} rows of a start out of the " <>
+            "registry stream, the result gives #{built}: resync"
+        )
+
+        {:reply, :resync, resubscribe(s)}
+
+      true ->
+        {:noreply, lend(s, caller, from)}
+    end
+  end
+
   def handle_call({:member_failed, m}, _from, s) do
     s = if s.member == m and not alive_member?(s, m), do: failover(s, m), else: s
     {:reply, :ok, s}
@@ -578,6 +708,29 @@ defmodule PhNode.Hub do
 
   def handle_info({:EXIT, _pid, _reason}, s), do: {:noreply, s}
   def handle_info(_other, s), do: {:noreply, s}
+
+  defp lend(s, caller, from) do
+    true = :ets.setopts(s.tab, {:heir, self(), :phnode_heir})
+    :ets.give_away(s.tab, caller, :phnode_lend)
+    GenServer.reply(from, :lent)
+
+    receive do
+      {:"ETS-TRANSFER", _, ^caller, :phnode_return} ->
+        :ets.setopts(s.tab, {:heir, :none})
+        check_waiters(s, :all)
+
+      {:"ETS-TRANSFER", _, ^caller, :phnode_heir} ->
+        # the caller died while it held the table: what it stored is unknown
+        :ets.setopts(s.tab, {:heir, :none})
+        Logger.warning("PhNode.Hub #{s.hub_id}: a caller died storing its start's rows: resync")
+        resubscribe(s)
+    end
+  rescue
+    # the caller died before the table could be lent: its rows are missing
+    ArgumentError ->
+      :ets.setopts(s.tab, {:heir, :none})
+      resubscribe(s)
+  end
 
   # --- connecting and failing over ------------------------------------------------------
 
