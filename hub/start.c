@@ -187,8 +187,10 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
         elist_add(&r->post, "{~t, {ok, ~t}, ~t, [~a]}", id, pt, pt, node);
         elist_add(&r->startups, "#{cid => ~t, pid => ~t}", id, pt);
     }
-    if (o->rollback || (o->omit_rows && o->has_sub))
-        elist_add(&r->started_keys, "~t", reg_row_key(row));
+    /* the key is an encoded term already: its bytes are the list entry */
+    if ((o->rollback || (o->omit_rows && o->has_sub)) &&
+        ei_x_append_buf(&r->started_keys.b, row->data, (int)row->key_len) == 0)
+        r->started_keys.n++;
 }
 
 /* 1 when term a is the len bytes of b. */
