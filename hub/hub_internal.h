@@ -255,6 +255,7 @@ typedef struct start_opts {
 typedef struct start_result {
     elist started, errors, post, startups;
     elist started_keys; /* registry keys of the children started, for rollback / registry_omit */
+    int not_alone;      /* registry_omit: a started child's row names another node too */
 } start_result;
 /* Where stop_batch stops each child: anywhere in the cluster (the API), here
  * and in this node's registry (a member's stop), or here only (undoing or
@@ -541,12 +542,13 @@ void subscription_flush(hub *h, ph_ctx *ctx);
  * this hub has no such subscription. */
 long long subscription_seq(hub *h, ph_ctx *ctx, const ph_ref *ref);
 /* subscription_seq for an awaited start with registry_omit: the rows of keys
- * (the children it started, each running here alone) are left out of that
- * subscription's messages, and *omitted says how many (the subscriber
- * builds them from the result); when one of them is not running here alone
- * none is left out and *omitted is -1. */
+ * (the children it started) are left out of that subscription's messages
+ * and *omitted says how many (the subscriber builds them from the result)
+ * when this turn changed those rows and no other, each running here alone
+ * (alone: none named another node when it started); otherwise nothing is
+ * left out and *omitted is -1. */
 long long subscription_seq_omitting(hub *h, ph_ctx *ctx, const ph_ref *ref, const elist *keys,
-                                    long long *omitted);
+                                    int alone, long long *omitted);
 void subscription_free(hub *h);
 
 /* leave.c */

@@ -99,6 +99,7 @@ void result_free(start_result *r)
 
 int result_init(start_result *r)
 {
+    r->not_alone = 0;
     return elist_init(&r->started) | elist_init(&r->errors) | elist_init(&r->post) |
            elist_init(&r->startups) | elist_init(&r->started_keys);
 }
@@ -191,6 +192,8 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
     if ((o->rollback || (o->omit_rows && o->has_sub)) &&
         ei_x_append_buf(&r->started_keys.b, row->data, (int)row->key_len) == 0)
         r->started_keys.n++;
+    if (row->n_nodes != 1)
+        r->not_alone = 1;
 }
 
 /* 1 when term a is the len bytes of b. */

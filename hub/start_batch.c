@@ -448,7 +448,7 @@ started:
     long long seq = -1, omitted = -1;
     if (o->has_sub && o->omit_rows && !rollback && !o->hooks_done &&
         !hooks_has(h->hooks, "child_data_alter_hook"))
-        seq = subscription_seq_omitting(h, ctx, &o->sub, &r.started_keys, &omitted);
+        seq = subscription_seq_omitting(h, ctx, &o->sub, &r.started_keys, !r.not_alone, &omitted);
     else if (o->has_sub)
         seq = subscription_seq(h, ctx, &o->sub);
     encode_start_result(result_out, &r.started, &r.errors, rollback, seq, omitted);

@@ -358,94 +358,24 @@ long long subscription_seq(hub *h, ph_ctx *ctx, const ph_ref *ref)
     return sub ? (long long)sub->seq : -1;
 }
 
-/* Rows an awaited start's subscriber stores itself (registry_omit): the
- * rows of the children the start began here, by address (the registry does
- * not change between the start and its flush), each counted the first time
- * the flush leaves it out. */
-typedef struct rowset {
-    const reg_row **slots;
-    uint8_t *hit;
-    uint32_t mask;
-    long long n_hit;
-} rowset;
-
-static uint32_t rowset_slot(const rowset *rs, const reg_row *row)
-{
-    uint32_t i = (uint32_t)(((uintptr_t)row >> 4) * 2654435761u) & rs->mask;
-    while (rs->slots[i] && rs->slots[i] != row)
-        i = (i + 1) & rs->mask;
-    return i;
-}
-
-static void rowset_free(rowset *rs)
-{
-    free(rs->slots);
-    free(rs->hit);
-}
-
-/* The rows of keys (encoded ids, one after the other), each of which must
- * be running on this node alone: the subscriber builds {Cid, [{Node, Pid}],
- * Spec, Meta} from the result's started entry, which names this node only.
- * -1 (nothing is left out) when one is not, or out of memory. */
-static int rowset_build(hub *h, rowset *rs, const elist *keys)
-{
-    uint32_t size = 16;
-    while (size < 2u * (uint32_t)keys->n && size < (1u << 30))
-        size <<= 1;
-    memset(rs, 0, sizeof *rs);
-    rs->slots = calloc(size, sizeof *rs->slots);
-    rs->hit = calloc(size, 1);
-    rs->mask = size - 1;
-    if (!rs->slots || !rs->hit) {
-        rowset_free(rs);
-        return -1;
-    }
-    int at = 0;
-    for (int k = 0; k < keys->n; k++) {
-        int from = at;
-        if (ei_skip_term(keys->b.buff, &at) != 0)
-            break;
-        reg_row *row = registry_get(h->reg, keys->b.buff + from, (uint32_t)(at - from));
-        if (!row || row->n_nodes != 1 || row->nodes[0].node != h->self_node) {
-            rowset_free(rs);
-            return -1;
-        }
-        rs->slots[rowset_slot(rs, row)] = row;
-    }
-    return 0;
-}
-
-/* 1 if row is in rs (counted the first time). */
-static int rowset_take(rowset *rs, const reg_row *row)
-{
-    uint32_t i = rowset_slot(rs, row);
-    if (!rs->slots[i])
-        return 0;
-    if (!rs->hit[i]) {
-        rs->hit[i] = 1;
-        rs->n_hit++;
-    }
-    return 1;
-}
-
-/* A number no message carries: the subscriber sees the gap and resubscribes. */
-static void make_gap(struct subscriptions *s, int only, int skip)
+/* A number no message carries: the subscribers (but skip) see the gap and
+ * resubscribe. */
+static void make_gap(struct subscriptions *s, int skip)
 {
     for (int i = 0; i < s->n; i++)
-        if ((only < 0 || i == only) && i != skip)
+        if (i != skip)
             s->subs[i].seq++;
 }
 
-/* The changes noted, to the subscribers selected (only: that one, when
- * >= 0; never skip), leaving out the rows of omit. */
-static void flush_to(hub *h, ph_ctx *ctx, int only, int skip, rowset *omit)
+/* The changes noted, to every subscriber but skip (-1: none skipped). */
+static void flush_to(hub *h, ph_ctx *ctx, int skip)
 {
     struct subscriptions *s = h->subs;
     batch *bt = bufs(s);
     if (!bt) {
         LOG_E("hub", "%s: out of memory: registry changes not sent; subscribers will resync",
               h->cfg.hub_id);
-        make_gap(s, only, skip);
+        make_gap(s, skip);
         return;
     }
     const char *p = s->dirty.buff, *end = s->dirty.buff + s->dirty.index;
@@ -455,9 +385,7 @@ static void flush_to(hub *h, ph_ctx *ctx, int only, int skip, rowset *omit)
         const char *key = p + 2;
         p = key + len;
         reg_row *row = registry_get(h->reg, key, len);
-        if (row && omit && rowset_take(omit, row)) {
-            /* the subscriber stores it from the start's result */
-        } else if (row && row->n_nodes > 0) {
+        if (row && row->n_nodes > 0) {
             if (append_row(&bt->rows, row) == 0)
                 bt->n_rows++;
             else
@@ -470,7 +398,7 @@ static void flush_to(hub *h, ph_ctx *ctx, int only, int skip, rowset *omit)
         }
         if (bt->n_rows + bt->n_gone == SUB_CHUNK || (p >= end && bt->n_rows + bt->n_gone > 0)) {
             for (int i = 0; i < s->n; i++)
-                if ((only < 0 || i == only) && i != skip)
+                if (i != skip)
                     send_items(h, ctx, &s->subs[i], "changes", bt);
             batch_reset(bt);
         }
@@ -482,7 +410,7 @@ static void flush_to(hub *h, ph_ctx *ctx, int only, int skip, rowset *omit)
               "%s: out of memory: %d registry changes left out of the stream; "
               "subscribers will resync",
               h->cfg.hub_id, dropped);
-        make_gap(s, only, skip);
+        make_gap(s, skip);
     }
 }
 
@@ -495,7 +423,7 @@ static int flush_begin(hub *h)
          * resubscribes, rather than keep a row it was never told about. */
         LOG_E("hub", "%s: out of memory: registry changes not noted; subscribers will resync",
               h->cfg.hub_id);
-        make_gap(s, -1, -1);
+        make_gap(s, -1);
         s->lost = 0;
     }
     return !s || s->n == 0 || s->dirty.index == 0 ? -1 : 0;
@@ -505,26 +433,57 @@ void subscription_flush(hub *h, ph_ctx *ctx)
 {
     if (flush_begin(h) != 0)
         return;
-    flush_to(h, ctx, -1, -1, NULL);
+    flush_to(h, ctx, -1);
     ph_buf_reset(&h->subs->dirty);
 }
 
+/* 1 when the changes noted are keys, in their order, and nothing else:
+ * every row this turn changed is one the start began (and left as it
+ * was: a later change to the last one would be noted again, or not at all
+ * if it came right after it, hence the caller's check of that row). */
+static int dirty_is(const ph_buf *dirty, const elist *keys)
+{
+    const char *p = dirty->buff, *end = dirty->buff + dirty->index;
+    int at = 0;
+    for (int k = 0; k < keys->n; k++) {
+        int from = at;
+        if (p + 2 > end || ei_skip_term(keys->b.buff, &at) != 0)
+            return 0;
+        uint32_t len = ((uint32_t)(unsigned char)p[0] << 8) | (unsigned char)p[1];
+        if (len != (uint32_t)(at - from) || p + 2 + len > end ||
+            memcmp(p + 2, keys->b.buff + from, len) != 0)
+            return 0;
+        p += 2 + len;
+    }
+    return p == end && at == keys->b.index;
+}
+
+/* The row of the last of keys, if it runs here alone. */
+static int last_alone(hub *h, const elist *keys)
+{
+    int at = 0, from = 0;
+    for (int k = 0; k < keys->n; k++) {
+        from = at;
+        if (ei_skip_term(keys->b.buff, &at) != 0)
+            return 0;
+    }
+    reg_row *row = registry_get(h->reg, keys->b.buff + from, (uint32_t)(at - from));
+    return row && row->n_nodes == 1 && row->nodes[0].node == h->self_node;
+}
+
 long long subscription_seq_omitting(hub *h, ph_ctx *ctx, const ph_ref *ref, const elist *keys,
-                                    long long *omitted)
+                                    int alone, long long *omitted)
 {
     subscriber *sub = find_sub(h->subs, ref);
-    rowset rs;
     *omitted = -1;
-    if (!sub || keys->n == 0 || rowset_build(h, &rs, keys) != 0)
+    /* Left out only when this turn changed the start's rows and nothing
+     * else, each running here alone: otherwise the rows come as always. */
+    if (!sub || keys->n == 0 || !alone || flush_begin(h) != 0 || !dirty_is(&h->subs->dirty, keys) ||
+        !last_alone(h, keys))
         return subscription_seq(h, ctx, ref);
-    int me = (int)(sub - h->subs->subs);
-    if (flush_begin(h) == 0) {
-        flush_to(h, ctx, me, -1, &rs);
-        if (h->subs->n > 1)
-            flush_to(h, ctx, -1, me, NULL);
-        ph_buf_reset(&h->subs->dirty);
-    }
-    *omitted = rs.n_hit;
-    rowset_free(&rs);
+    if (h->subs->n > 1)
+        flush_to(h, ctx, (int)(sub - h->subs->subs));
+    ph_buf_reset(&h->subs->dirty);
+    *omitted = keys->n;
     return (long long)sub->seq;
 }
