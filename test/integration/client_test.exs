@@ -537,6 +537,31 @@ defmodule PhNode.ClientOwnRowsTest do
     await!(PhNode.stop_children(h, ids, awaitable: true))
   end
 
+  test "the caller's rows: specs matched in order, by id when out of order; others left out" do
+    m = :m@h
+    meta = %{t: 1}
+    specs = for id <- ~w(a b c d), do: %{id: id, start: {:counter, :start_link, [0]}}
+    [a, b, c, d] = specs
+    p = self()
+    # b failed (not started); d runs elsewhere too (not left out by the member)
+    started = [{"a", [{m, p}]}, {"c", [{m, p}]}, {"d", [{m, p}, {:n@h, p}]}]
+    {rows, 2} = PhNode.Hub.own_rows(started, specs, m, meta)
+    assert Enum.sort(rows) == [{"a", [{m, p}], a, meta}, {"c", [{m, p}], c, meta}]
+    # out of order: looked up by id
+    {rows, 3} =
+      PhNode.Hub.own_rows([{"d", [{m, p}]}, {"b", [{m, p}]}, {"a", [{m, p}]}], specs, m, meta)
+
+    assert Enum.sort(rows) == [
+             {"a", [{m, p}], a, meta},
+             {"b", [{m, p}], b, meta},
+             {"d", [{m, p}], d, meta}
+           ]
+
+    # an entry whose spec is unknown is not built: the count tells the member's apart
+    assert {[], 0} = PhNode.Hub.own_rows([{"x", [{m, p}]}], specs, m, meta)
+    assert {[], -1} = PhNode.Hub.own_rows(started, specs, m, nil)
+  end
+
   test "children restarted while their start is stored: the cache ends as the hub", %{
     h: h,
     node: node

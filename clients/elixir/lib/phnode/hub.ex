@@ -288,14 +288,15 @@ defmodule PhNode.Hub do
   # started entry on member alone. started follows the specs' order (those
   # that failed left out): one walk of both; when it does not, the specs
   # are looked up by id.
-  defp own_rows(started, specs, member, meta) when is_list(specs) and is_map(meta) do
+  @doc false
+  def own_rows(started, specs, member, meta) when is_list(specs) and is_map(meta) do
     case in_order(started, specs, member, meta, [], 0) do
       :unordered -> by_id(started, Map.new(for %{id: id} = s <- specs, do: {id, s}), member, meta)
       done -> done
     end
   end
 
-  defp own_rows(_started, _specs, _member, _meta), do: {[], -1}
+  def own_rows(_started, _specs, _member, _meta), do: {[], -1}
 
   defp in_order([], _specs, _member, _meta, acc, n), do: {acc, n}
 
