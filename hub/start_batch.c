@@ -443,11 +443,12 @@ started:
     }
     /* registry_seq: the rows of this call go to the subscriber before the
      * number is taken (its client then knows they are in its cache); with
-     * registry_omit they are left out of its messages when the result says
-     * all of them (the specs and metadata as given: no alter hook ran) */
+     * registry_omit they are left out of its messages when the result (an
+     * awaitable one, in its own shape) says all of them (the specs and
+     * metadata as given: no alter hook ran) */
     long long seq = -1, omitted = -1;
-    if (o->has_sub && o->omit_rows && !rollback && !o->hooks_done &&
-        !hooks_has(h->hooks, "child_data_alter_hook"))
+    if (o->has_sub && o->omit_rows && o->awaitable && !o->async_wait && !rollback &&
+        !o->hooks_done && !hooks_has(h->hooks, "child_data_alter_hook"))
         seq = subscription_seq_omitting(h, ctx, &o->sub, &r.started_keys, !r.not_alone, &omitted);
     else if (o->has_sub)
         seq = subscription_seq(h, ctx, &o->sub);

@@ -476,6 +476,23 @@ defmodule PhNode.ClientOwnRowsTest do
 
     refute Map.has_key?(r2, :registry_omitted)
     assert_receive {:phnode_registry, ^ref, _, :changes, [_, _], []}, 5000
+    # nor without a result in its own shape to say so (not awaitable; async_wait)
+    {:ok, :start_initiated} =
+      GenServer.call(
+        hub,
+        {:start_children, [spec(bid("omit"))], [registry_seq: ref, registry_omit: true]}
+      )
+
+    assert_receive {:phnode_registry, ^ref, _, :changes, [_], []}, 5000
+
+    {:ok, [_]} =
+      GenServer.call(
+        hub,
+        {:start_children, [spec(bid("omit"))],
+         [async_wait: true, registry_seq: ref, registry_omit: true]}
+      )
+
+    assert_receive {:phnode_registry, ^ref, _, :changes, [_], []}, 5000
     bad = bid("omitbad")
 
     {:ok, r3} =
