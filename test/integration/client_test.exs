@@ -579,6 +579,41 @@ defmodule PhNode.ClientOwnRowsTest do
     assert {[], -1} = PhNode.Hub.own_rows(started, specs, m, nil)
   end
 
+  test "changes applied before the caller stores its rows stay: its rows do not go over them",
+       %{h: h, node: node} do
+    # The steps of an awaited start done one by one, so that other callers'
+    # changes to its children (a restart, a stop), numbered after its
+    # result, reach the cache before the caller stores its rows.
+    hub = {:my_hub, node}
+    sub = PhNode.Hub.subscription(h)
+    member = PhNode.Hub.member(h)
+    ids = for _ <- 1..4, do: bid("newer")
+    specs = Enum.map(ids, &spec/1)
+    PhNode.Hub.note_interest(h, 60_000)
+
+    {:ok, r} =
+      GenServer.call(
+        hub,
+        {:start_children, specs, [awaitable: true, registry_seq: sub, registry_omit: true]}
+      )
+
+    assert %{registry_omitted: 4, registry_seq: n} = r
+    [{a, [{_, pa}]}, {b, _} | _] = r.started
+    Process.exit(pa, :kill)
+    assert wait_until(fn -> PhNode.get_pid(h, a) not in [nil, pa] end, 5000)
+    applied = PhNode.Hub.stats(h).seq
+    assert applied > n
+    {:ok, _} = GenServer.call(hub, {:stop_children, [b], [awaitable: true]})
+    assert wait_until(fn -> PhNode.Hub.stats(h).seq > applied end, 5000)
+
+    f = %PhNode.Future{hub_id: h, kind: :start, member: member, sub: sub, specs: specs, meta: %{}}
+    assert PhNode.Hub.store_own(f, r.started, r) == member
+    assert PhNode.get_pid(h, a) not in [nil, pa]
+    assert PhNode.get_pid(h, b) == nil
+    for {c, [{_, p}]} <- Enum.drop(r.started, 2), do: assert(PhNode.get_pid(h, c) == p)
+    assert same_registry?(h, node)
+  end
+
   test "children restarted while their start is stored: the cache ends as the hub", %{
     h: h,
     node: node
@@ -616,7 +651,7 @@ defmodule PhNode.ClientOwnRowsTest do
 
     {pid, mref} =
       spawn_monitor(fn ->
-        :lent = GenServer.call(server, {:lend, member, sub, seq, 0, 0})
+        {:lent, nil} = GenServer.call(server, {:lend, member, sub, seq, 0, 0})
         exit(:died_holding)
       end)
 

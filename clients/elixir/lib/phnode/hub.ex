@@ -29,6 +29,8 @@ defmodule PhNode.Hub do
   require Logger
 
   @refresh 1_000
+  # messages whose ids are kept while an awaited start is in flight (lend)
+  @recent 256
 
   # --- public helpers used by PhNode ------------------------------------------------
 
@@ -244,10 +246,14 @@ defmodule PhNode.Hub do
   # metadata, and stores them in the state of message registry_seq: the
   # connection process, once it has applied that message, lends it the
   # table and applies nothing more until it is back, so a later change to
-  # one of these children (a restart, a stop) is applied after them. A count
+  # one of these children (a restart, a stop) is applied after them; one
+  # the connection applied before the lend (messages after registry_seq
+  # that came while this process decoded the result) is left as it is: the
+  # connection names those children (newer). A count
   # that differs from the member's, a lost message, a resync under way: the
   # connection resyncs and the rows come with its snapshot.
-  defp store_own(f, started, r) do
+  @doc false
+  def store_own(f, started, r) do
     %{server: server, table: tab, seen: seen} = info(f.hub_id)
     {rows, built} = own_rows(started, f.specs, f.member, f.meta)
     seq = Map.get(r, :registry_seq)
@@ -257,10 +263,13 @@ defmodule PhNode.Hub do
            {:lend, f.member, f.sub, seq, r.registry_omitted, built},
            :infinity
          ) do
-      :lent ->
+      {:lent, newer} ->
         receive do
           {:"ETS-TRANSFER", _, ^server, :phnode_lend} -> :ok
         end
+
+        # rows a message after the result changed are as that message left them
+        rows = if newer, do: Enum.reject(rows, &MapSet.member?(newer, elem(&1, 0))), else: rows
 
         try do
           unless :ets.insert_new(tab, rows), do: Enum.each(rows, &replace_row(tab, seen, &1))
@@ -458,6 +467,8 @@ defmodule PhNode.Hub do
           snap: nil,
           down: MapSet.new(),
           stale: %{},
+          recent: :queue.new(),
+          recent_n: 0,
           waiters: %{},
           windex: %{},
           next_waiter: 0,
@@ -549,7 +560,18 @@ defmodule PhNode.Hub do
         {:reply, :resync, resubscribe(s)}
 
       true ->
-        {:noreply, lend(s, caller, from)}
+        case changed_since(s, seq) do
+          {:ok, newer} ->
+            {:noreply, lend(s, caller, from, newer)}
+
+          :unknown ->
+            Logger.warning(
+              "PhNode.Hub #{s.hub_id}: #{s.seq - seq} registry messages applied since a " <>
+                "start's result, more than are kept: resync"
+            )
+
+            {:reply, :resync, resubscribe(s)}
+        end
     end
   end
 
@@ -626,6 +648,7 @@ defmodule PhNode.Hub do
       s = maybe_clear_seen(s)
       record = :atomics.get(s.interest, 1) > System.monotonic_time(:millisecond)
       s = if record, do: %{s | seen_used: true}, else: s
+      s = note_recent(s, record, seq, rows, gone)
       touched = apply_rows(rows, gone, s, record)
       s = check_waiters(s, touched)
       s = if kind == :snapshot_done, do: snapshot_done(s), else: s
@@ -710,10 +733,40 @@ defmodule PhNode.Hub do
   def handle_info({:EXIT, _pid, _reason}, s), do: {:noreply, s}
   def handle_info(_other, s), do: {:noreply, s}
 
-  defp lend(s, caller, from) do
+  # The ids the messages after seq changed (applied before the caller's
+  # rows, which must not go over them): nil when none came, :unknown when
+  # some are no longer kept.
+  defp changed_since(%{seq: seq}, seq), do: {:ok, nil}
+
+  defp changed_since(s, seq) do
+    later = for {n, cids} <- :queue.to_list(s.recent), n > seq, do: cids
+
+    if length(later) == s.seq - seq,
+      do: {:ok, MapSet.new(List.flatten(later))},
+      else: :unknown
+  end
+
+  # While an awaited start is in flight (record), the ids each message
+  # changed, for the last @recent messages: a caller storing its start's
+  # rows (registry_omit) leaves out those changed after its result.
+  defp note_recent(s, true, seq, rows, gone) do
+    cids = Enum.reduce(rows, gone, fn {cid, _, _, _}, acc -> [cid | acc] end)
+    q = :queue.in({seq, cids}, s.recent)
+
+    if s.recent_n >= @recent,
+      do: %{s | recent: :queue.drop(q)},
+      else: %{s | recent: q, recent_n: s.recent_n + 1}
+  end
+
+  defp note_recent(%{recent_n: 0} = s, false, _seq, _rows, _gone), do: s
+
+  defp note_recent(s, false, _seq, _rows, _gone),
+    do: %{s | recent: :queue.new(), recent_n: 0}
+
+  defp lend(s, caller, from, newer) do
     true = :ets.setopts(s.tab, {:heir, self(), :phnode_heir})
     :ets.give_away(s.tab, caller, :phnode_lend)
-    GenServer.reply(from, :lent)
+    GenServer.reply(from, {:lent, newer})
 
     receive do
       {:"ETS-TRANSFER", _, ^caller, :phnode_return} ->
