@@ -11,6 +11,10 @@
  * row is gone or an orphan (queries leave orphans out too). Sending the state rather than the
  * operations makes a row that changed twice in one turn cost one entry, and keeps the stream right
  * whatever path changed the registry.
+ *
+ * An awaited start with registry_omit (subscription_seq_omitting) leaves the
+ * rows it started out of its caller's subscription when its turn changed
+ * those and nothing else: the caller builds them from the result.
  */
 #include "hub/hub_internal.h"
 
