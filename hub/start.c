@@ -190,6 +190,7 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
     }
     /* the key is an encoded term already: its bytes are the list entry */
     if ((o->rollback || (o->omit_rows && o->has_sub)) &&
+        ph_buf_reserve(&r->started_keys.b, row->key_len) == 0 && /* grows by doubling */
         ei_x_append_buf(&r->started_keys.b, row->data, (int)row->key_len) == 0)
         r->started_keys.n++;
     if (row->n_nodes != 1)
