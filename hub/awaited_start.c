@@ -143,7 +143,7 @@ void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps)
         if (ps->from && gen_reply_begin(&out, ps->from) == 0 &&
             (ps->formatted
                  ? encode_formatted_result(&out, &ps->started, &ps->errors, rollback, ps->first)
-                 : encode_start_result(&out, &ps->started, &ps->errors, rollback, seq)) == 0)
+                 : encode_start_result(&out, &ps->started, &ps->errors, rollback, seq, -1)) == 0)
             gen_reply_send(ps->from, out.buff, (uint32_t)out.index);
         ph_buf_free(&out);
     }

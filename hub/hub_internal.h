@@ -260,6 +260,7 @@ typedef struct start_opts {
     long handover_wait; /* a move under hot_swap: each new copy waits this long for its state */
     int has_sub;        /* registry_seq: the result carries this subscription's number */
     ph_ref sub;
+    int omit_rows; /* registry_omit: the subscriber builds this call's rows from the result */
     long timeout;
     ph_term metadata;
     ph_term all; /* the options as given */
@@ -267,7 +268,8 @@ typedef struct start_opts {
 
 typedef struct start_result {
     elist started, errors, post, startups;
-    elist started_keys; /* registry keys of the children started, for rollback */
+    elist started_keys; /* registry keys of the children started, for rollback / registry_omit */
+    int not_alone;      /* registry_omit: a started child's row names another node too */
 } start_result;
 /* Where stop_batch stops each child: anywhere in the cluster (the API), here
  * and in this node's registry (a member's stop), or here only (undoing or
@@ -403,9 +405,10 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
 reg_row *register_copy(hub *h, const char *key, uint32_t key_len, ph_term spec, ph_term meta,
                        ph_pid pid, reg_row *old);
 void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_result *r);
-/* seq >= 0: the map also has registry_seq => seq (the registry_seq option). */
+/* seq >= 0: the map also has registry_seq => seq (the registry_seq option);
+ * omitted >= 0: registry_omitted => omitted (registry_omit). */
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback,
-                        long long seq);
+                        long long seq, long long omitted);
 /* StartResult.format / StopResult.format (async_wait): {ok, Ok} |
  * {error, {Errors, Ok}} | {error, {Errors, Ok}, rollback}; with first the
  * first entry of Ok (nil if none) for ok and the first error for error. */
@@ -573,6 +576,14 @@ void subscription_flush(hub *h, ph_ctx *ctx);
 /* Flushes, then the number of the last message of subscription ref; -1 if
  * this hub has no such subscription. */
 long long subscription_seq(hub *h, ph_ctx *ctx, const ph_ref *ref);
+/* subscription_seq for an awaited start with registry_omit: the rows of keys
+ * (the children it started) are left out of that subscription's messages
+ * and *omitted says how many (the subscriber builds them from the result)
+ * when this turn changed those rows and no other, each running here alone
+ * (alone: none named another node when it started); otherwise nothing is
+ * left out and *omitted is -1. */
+long long subscription_seq_omitting(hub *h, ph_ctx *ctx, const ph_ref *ref, const elist *keys,
+                                    int alone, long long *omitted);
 void subscription_free(hub *h);
 
 /* leave.c */

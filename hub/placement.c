@@ -450,7 +450,7 @@ static void deferred_run(hub *h, ph_ctx *ctx, ph_term specs, ph_term metas, void
         }
         elist_free(&part);
         ph_buf_reset(&result);
-        encode_start_result(&result, &started, &errors, 0, -1);
+        encode_start_result(&result, &started, &errors, 0, -1, -1);
     }
     send_start_result(h, ctx, ph_buf_term(&d->id), d->reply_to, &result);
     ph_buf_free(&result);

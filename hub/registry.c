@@ -338,13 +338,18 @@ reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term sp
 
 int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid)
 {
-    OBSERVE(r, row);
     for (uint16_t i = 0; i < row->n_nodes; i++) {
         if (row->nodes[i].node == node) {
-            row->nodes[i].pid = pid;
+            /* the same pid again (a member's periodic repair) is no change:
+             * subscribers are not sent the row once more */
+            if (!ph_pid_equal(row->nodes[i].pid, pid)) {
+                OBSERVE(r, row);
+                row->nodes[i].pid = pid;
+            }
             return 0;
         }
     }
+    OBSERVE(r, row);
     if (row->n_nodes == 0) {
         row->nodes = &row->inline_node;
         row->inline_node = (reg_node_pid){node, pid};

@@ -45,6 +45,8 @@ int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             ok = ph_match(v, "~i", &o->timeout) == 1 && o->timeout >= 0;
         else if (ok && strcmp(key, "registry_seq") == 0)
             ok = o->has_sub = ph_decode_ref(v, &o->sub) == 0;
+        else if (ok && strcmp(key, "registry_omit") == 0)
+            ok = nil ? (o->omit_rows = 0, 1) : ph_match(v, "~B", &o->omit_rows) == 1;
         else if (ok && strcmp(key, "await_timeout") == 0)
             ok = ph_match(v, "~i", &(long){0}) == 1;
         else if (ok && strcmp(key, "on_failure") == 0) {
@@ -97,6 +99,7 @@ void result_free(start_result *r)
 
 int result_init(start_result *r)
 {
+    r->not_alone = 0;
     return elist_init(&r->started) | elist_init(&r->errors) | elist_init(&r->post) |
            elist_init(&r->startups) | elist_init(&r->started_keys);
 }
@@ -187,8 +190,13 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
         elist_add(&r->post, "{~t, {ok, ~t}, ~t, [~a]}", id, pt, pt, node);
         elist_add(&r->startups, "#{cid => ~t, pid => ~t}", id, pt);
     }
-    if (o->rollback)
-        elist_add(&r->started_keys, "~t", reg_row_key(row));
+    /* the key is an encoded term already: its bytes are the list entry */
+    if ((o->rollback || (o->omit_rows && o->has_sub)) &&
+        ph_buf_reserve(&r->started_keys.b, row->key_len) == 0 && /* grows by doubling */
+        ei_x_append_buf(&r->started_keys.b, row->data, (int)row->key_len) == 0)
+        r->started_keys.n++;
+    if (row->n_nodes != 1)
+        r->not_alone = 1;
 }
 
 /* 1 when term a is the len bytes of b. */
@@ -284,13 +292,15 @@ int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, i
 /* {ok, #{status => ok | error, started => [...], errors => [...], rollback => B}},
  * the lists copied straight from the elists (they can hold 100k entries). */
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback,
-                        long long seq)
+                        long long seq, long long omitted)
 {
-    if (ph_buf_reserve(out, (size_t)started->b.index + (size_t)errors->b.index + 160u) != 0 ||
+    if (ph_buf_reserve(out, (size_t)started->b.index + (size_t)errors->b.index + 200u) != 0 ||
         ei_x_encode_tuple_header(out, 2) != 0 || ei_x_encode_atom(out, "ok") != 0 ||
-        ei_x_encode_map_header(out, seq >= 0 ? 5 : 4) != 0 ||
+        ei_x_encode_map_header(out, 4 + (seq >= 0) + (omitted >= 0)) != 0 ||
         (seq >= 0 &&
          (ei_x_encode_atom(out, "registry_seq") != 0 || ei_x_encode_longlong(out, seq) != 0)) ||
+        (omitted >= 0 && (ei_x_encode_atom(out, "registry_omitted") != 0 ||
+                          ei_x_encode_longlong(out, omitted) != 0)) ||
         ei_x_encode_atom(out, "status") != 0 ||
         ei_x_encode_atom(out, errors->n ? "error" : "ok") != 0 ||
         ei_x_encode_atom(out, "started") != 0 || elist_to(out, started) != 0 ||

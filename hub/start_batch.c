@@ -442,9 +442,17 @@ started:
         ph_buf_free(&keys);
     }
     /* registry_seq: the rows of this call go to the subscriber before the
-     * number is taken (its client then knows they are in its cache) */
-    encode_start_result(result_out, &r.started, &r.errors, rollback,
-                        o->has_sub ? subscription_seq(h, ctx, &o->sub) : -1);
+     * number is taken (its client then knows they are in its cache); with
+     * registry_omit they are left out of its messages when the result (an
+     * awaitable one, in its own shape) says all of them (the specs and
+     * metadata as given: no alter hook ran) */
+    long long seq = -1, omitted = -1;
+    if (o->has_sub && o->omit_rows && o->awaitable && !o->async_wait && !rollback &&
+        !o->hooks_done && !hooks_has(h->hooks, "child_data_alter_hook"))
+        seq = subscription_seq_omitting(h, ctx, &o->sub, &r.started_keys, !r.not_alone, &omitted);
+    else if (o->has_sub)
+        seq = subscription_seq(h, ctx, &o->sub);
+    encode_start_result(result_out, &r.started, &r.errors, rollback, seq, omitted);
     result_free(&r);
     ph_buf_free(&scratch);
     ph_buf_free(&key);

@@ -11,6 +11,10 @@
  * row is gone or an orphan (queries leave orphans out too). Sending the state rather than the
  * operations makes a row that changed twice in one turn cost one entry, and keeps the stream right
  * whatever path changed the registry.
+ *
+ * An awaited start with registry_omit (subscription_seq_omitting) leaves the
+ * rows it started out of its caller's subscription when its turn changed
+ * those and nothing else: the caller builds them from the result.
  */
 #include "hub/hub_internal.h"
 
@@ -358,27 +362,24 @@ long long subscription_seq(hub *h, ph_ctx *ctx, const ph_ref *ref)
     return sub ? (long long)sub->seq : -1;
 }
 
-void subscription_flush(hub *h, ph_ctx *ctx)
+/* A number no message carries: the subscribers (but skip) see the gap and
+ * resubscribe. */
+static void make_gap(struct subscriptions *s, int skip)
+{
+    for (int i = 0; i < s->n; i++)
+        if (i != skip)
+            s->subs[i].seq++;
+}
+
+/* The changes noted, to every subscriber but skip (-1: none skipped). */
+static void flush_to(hub *h, ph_ctx *ctx, int skip)
 {
     struct subscriptions *s = h->subs;
-    if (s && s->lost) {
-        /* A number no message carries: every subscriber sees the gap and
-         * resubscribes, rather than keep a row it was never told about. */
-        LOG_E("hub", "%s: out of memory: registry changes not noted; subscribers will resync",
-              h->cfg.hub_id);
-        for (int i = 0; i < s->n; i++)
-            s->subs[i].seq++;
-        s->lost = 0;
-    }
-    if (!s || s->n == 0 || s->dirty.index == 0)
-        return;
     batch *bt = bufs(s);
     if (!bt) {
         LOG_E("hub", "%s: out of memory: registry changes not sent; subscribers will resync",
               h->cfg.hub_id);
-        for (int i = 0; i < s->n; i++)
-            s->subs[i].seq++;
-        ph_buf_reset(&s->dirty);
+        make_gap(s, skip);
         return;
     }
     const char *p = s->dirty.buff, *end = s->dirty.buff + s->dirty.index;
@@ -401,19 +402,92 @@ void subscription_flush(hub *h, ph_ctx *ctx)
         }
         if (bt->n_rows + bt->n_gone == SUB_CHUNK || (p >= end && bt->n_rows + bt->n_gone > 0)) {
             for (int i = 0; i < s->n; i++)
-                send_items(h, ctx, &s->subs[i], "changes", bt);
+                if (i != skip)
+                    send_items(h, ctx, &s->subs[i], "changes", bt);
             batch_reset(bt);
         }
     }
     if (dropped) {
-        /* out of memory for some entries: a number no message carries makes
-         * every subscriber resync rather than miss them */
+        /* out of memory for some entries: every subscriber resyncs rather
+         * than miss them */
         LOG_E("hub",
               "%s: out of memory: %d registry changes left out of the stream; "
               "subscribers will resync",
               h->cfg.hub_id, dropped);
-        for (int i = 0; i < s->n; i++)
-            s->subs[i].seq++;
+        make_gap(s, skip);
     }
-    ph_buf_reset(&s->dirty);
+}
+
+/* 0 when there is something to flush (after a lost note made its gap). */
+static int flush_begin(hub *h)
+{
+    struct subscriptions *s = h->subs;
+    if (s && s->lost) {
+        /* A number no message carries: every subscriber sees the gap and
+         * resubscribes, rather than keep a row it was never told about. */
+        LOG_E("hub", "%s: out of memory: registry changes not noted; subscribers will resync",
+              h->cfg.hub_id);
+        make_gap(s, -1);
+        s->lost = 0;
+    }
+    return !s || s->n == 0 || s->dirty.index == 0 ? -1 : 0;
+}
+
+void subscription_flush(hub *h, ph_ctx *ctx)
+{
+    if (flush_begin(h) != 0)
+        return;
+    flush_to(h, ctx, -1);
+    ph_buf_reset(&h->subs->dirty);
+}
+
+/* 1 when the changes noted are keys, in their order, and nothing else:
+ * every row this turn changed is one the start began (and left as it
+ * was: a later change to the last one would be noted again, or not at all
+ * if it came right after it, hence the caller's check of that row). */
+static int dirty_is(const ph_buf *dirty, const elist *keys)
+{
+    const char *p = dirty->buff, *end = dirty->buff + dirty->index;
+    int at = 0;
+    for (int k = 0; k < keys->n; k++) {
+        int from = at;
+        if (p + 2 > end || ei_skip_term(keys->b.buff, &at) != 0)
+            return 0;
+        uint32_t len = ((uint32_t)(unsigned char)p[0] << 8) | (unsigned char)p[1];
+        if (len != (uint32_t)(at - from) || p + 2 + len > end ||
+            memcmp(p + 2, keys->b.buff + from, len) != 0)
+            return 0;
+        p += 2 + len;
+    }
+    return p == end && at == keys->b.index;
+}
+
+/* The row of the last of keys, if it runs here alone. */
+static int last_alone(hub *h, const elist *keys)
+{
+    int at = 0, from = 0;
+    for (int k = 0; k < keys->n; k++) {
+        from = at;
+        if (ei_skip_term(keys->b.buff, &at) != 0)
+            return 0;
+    }
+    reg_row *row = registry_get(h->reg, keys->b.buff + from, (uint32_t)(at - from));
+    return row && row->n_nodes == 1 && row->nodes[0].node == h->self_node;
+}
+
+long long subscription_seq_omitting(hub *h, ph_ctx *ctx, const ph_ref *ref, const elist *keys,
+                                    int alone, long long *omitted)
+{
+    subscriber *sub = find_sub(h->subs, ref);
+    *omitted = -1;
+    /* Left out only when this turn changed the start's rows and nothing
+     * else, each running here alone: otherwise the rows come as always. */
+    if (!sub || keys->n == 0 || !alone || flush_begin(h) != 0 || !dirty_is(&h->subs->dirty, keys) ||
+        !last_alone(h, keys))
+        return subscription_seq(h, ctx, ref);
+    if (h->subs->n > 1)
+        flush_to(h, ctx, (int)(sub - h->subs->subs));
+    ph_buf_reset(&h->subs->dirty);
+    *omitted = keys->n;
+    return (long long)sub->seq;
 }

@@ -404,6 +404,283 @@ defmodule PhNode.ClientTest do
   end
 end
 
+# registry_omit: the rows of a client's own awaited start are left out of
+# its subscription and stored by the caller (a phnode of their own: the
+# restarts here count against the hub's restart intensity, not §14.20's).
+defmodule PhNode.ClientOwnRowsTest do
+  use ExUnit.Case, async: false
+  import PhNode.ClientTest.Support
+  alias PhNode.StartResult
+
+  @ticktime 2
+
+  setup_all do
+    ph = PhTest.start_node(ticktime: @ticktime)
+    on_exit(fn -> PhTest.stop_node(ph) end)
+    %{ph: ph, node: ph.node}
+  end
+
+  setup %{node: node} do
+    %{h: connect([node])}
+  end
+
+  test "registry_omit on the hub: the start's rows stay out of that subscription only", %{
+    node: node
+  } do
+    hub = {:my_hub, node}
+    {:ok, ref} = GenServer.call(hub, {:subscribe_registry, self(), []})
+    seq0 = drain_snapshot(ref)
+    # a second subscriber, which gets every row as before
+    other = spawn_link(fn -> collect([]) end)
+    {:ok, ref2} = GenServer.call(hub, {:subscribe_registry, other, []})
+    ids = for _ <- 1..5, do: bid("omit")
+    specs = Enum.map(ids, &spec/1)
+    meta = %{tag: "omit"}
+
+    {:ok, r} =
+      GenServer.call(
+        hub,
+        {:start_children, specs,
+         [awaitable: true, registry_seq: ref, registry_omit: true, metadata: meta]}
+      )
+
+    assert %{status: :ok, registry_omitted: 5, registry_seq: ^seq0} = r
+    refute_received {:phnode_registry, ^ref, _, _, _, _}
+    send(other, {:rows, self()})
+    assert_receive {:rows, rows}, 5000
+    # the other subscriber's rows: the whole state, the spec as given
+    for {cid, [{^node, pid}]} <- r.started do
+      assert {^cid, [{^node, ^pid}], bin, ^meta} = List.keyfind(rows, cid, 0)
+      assert :erlang.binary_to_term(bin) == Enum.find(specs, &(&1.id == cid))
+    end
+
+    # a later change to one of them comes in the next message
+    [{cid, [{^node, pid}]} | _] = r.started
+    Process.exit(pid, :kill)
+    seq1 = seq0 + 1
+
+    assert_receive {:phnode_registry, ^ref, ^seq1, :changes, [{^cid, [{^node, new}], _, ^meta}],
+                    []},
+                   5000
+
+    assert new != pid
+    # without registry_seq nothing is left out; a rolled back start's rows
+    # are gone ids, never left out; a bad value is refused
+    more = for _ <- 1..2, do: bid("omit")
+
+    {:ok, r2} =
+      GenServer.call(
+        hub,
+        {:start_children, Enum.map(more, &spec/1), [awaitable: true, registry_omit: true]}
+      )
+
+    refute Map.has_key?(r2, :registry_omitted)
+    assert_receive {:phnode_registry, ^ref, _, :changes, [_, _], []}, 5000
+    # nor without a result in its own shape to say so (not awaitable; async_wait)
+    {:ok, :start_initiated} =
+      GenServer.call(
+        hub,
+        {:start_children, [spec(bid("omit"))], [registry_seq: ref, registry_omit: true]}
+      )
+
+    assert_receive {:phnode_registry, ^ref, _, :changes, [_], []}, 5000
+
+    {:ok, [_]} =
+      GenServer.call(
+        hub,
+        {:start_children, [spec(bid("omit"))],
+         [async_wait: true, registry_seq: ref, registry_omit: true]}
+      )
+
+    assert_receive {:phnode_registry, ^ref, _, :changes, [_], []}, 5000
+    bad = bid("omitbad")
+
+    {:ok, r3} =
+      GenServer.call(
+        hub,
+        {:start_children, [spec(bid("omit")), spec(bad, :no_such_module)],
+         [awaitable: true, registry_seq: ref, registry_omit: true, on_failure: :rollback]}
+      )
+
+    assert %{status: :error, rollback: true} = r3
+    refute Map.has_key?(r3, :registry_omitted)
+
+    assert {:error, {:bad_option, {:registry_omit, :x}}} =
+             GenServer.call(hub, {:start_children, [spec(bid("omit"))], [registry_omit: :x]})
+
+    :ok = GenServer.call(hub, {:unsubscribe_registry, ref})
+    :ok = GenServer.call(hub, {:unsubscribe_registry, ref2})
+  end
+
+  test "rows the caller stores: in the cache as the hub has them; later changes arrive", %{
+    h: h,
+    node: node
+  } do
+    ids = for _ <- 1..50, do: bid("own")
+    meta = %{tag: "own_#{System.unique_integer([:positive])}"}
+    specs = Enum.map(ids, &spec/1)
+    # a spec that fails in the middle: the started entries skip it
+    bad = bid("ownbad")
+
+    r =
+      await!(
+        PhNode.start_children(h, List.insert_at(specs, 10, spec(bad, :no_such_module)),
+          awaitable: true,
+          metadata: meta
+        )
+      )
+
+    assert length(r.started) == 50
+    assert [{^bad, ^node, _}] = r.errors
+
+    for {{cid, [{^node, pid}]}, spec} <- Enum.zip(r.started, specs) do
+      # stored by the caller (the stream's rows hold the spec's binary)
+      assert [{^cid, [{^node, ^pid}], ^spec, ^meta}] = :ets.lookup(h, cid)
+      assert PhNode.child_lookup(h, cid, with_metadata: true) == {spec, [{node, pid}], meta}
+    end
+
+    assert Enum.sort(for {c, _} <- PhNode.tag_query(h, meta.tag), do: c) == Enum.sort(ids)
+    assert {%{id: _}, _, ^meta} = PhNode.registry_dump(h)[hd(ids)]
+    assert same_registry?(h, node)
+
+    # another caller's changes to the same children come through the stream:
+    # a restart (killed), a stop made on the hub directly
+    [{a, [{_, pa}]}, {b, _} | _] = r.started
+    Process.exit(pa, :kill)
+    assert wait_until(fn -> is_pid(PhNode.get_pid(h, a)) and PhNode.get_pid(h, a) != pa end, 5000)
+    {:ok, _} = GenServer.call({:my_hub, node}, {:stop_children, [b], [awaitable: true]})
+    assert wait_until(fn -> PhNode.get_pid(h, b) == nil end, 5000)
+    assert same_registry?(h, node)
+    await!(PhNode.stop_children(h, ids, awaitable: true))
+  end
+
+  test "the caller's rows: specs matched in order, by id when out of order; others left out" do
+    m = :m@h
+    meta = %{t: 1}
+    specs = for id <- ~w(a b c d), do: %{id: id, start: {:counter, :start_link, [0]}}
+    [a, b, c, d] = specs
+    p = self()
+    # b failed (not started); d runs elsewhere too (not left out by the member)
+    started = [{"a", [{m, p}]}, {"c", [{m, p}]}, {"d", [{m, p}, {:n@h, p}]}]
+    {rows, 2} = PhNode.Hub.own_rows(started, specs, m, meta)
+    assert Enum.sort(rows) == [{"a", [{m, p}], a, meta}, {"c", [{m, p}], c, meta}]
+    # out of order: looked up by id
+    {rows, 3} =
+      PhNode.Hub.own_rows([{"d", [{m, p}]}, {"b", [{m, p}]}, {"a", [{m, p}]}], specs, m, meta)
+
+    assert Enum.sort(rows) == [
+             {"a", [{m, p}], a, meta},
+             {"b", [{m, p}], b, meta},
+             {"d", [{m, p}], d, meta}
+           ]
+
+    # an entry whose spec is unknown is not built: the count tells the member's apart
+    assert {[], 0} = PhNode.Hub.own_rows([{"x", [{m, p}]}], specs, m, meta)
+    assert {[], -1} = PhNode.Hub.own_rows(started, specs, m, nil)
+  end
+
+  test "changes applied before the caller stores its rows stay: its rows do not go over them",
+       %{h: h, node: node} do
+    # The steps of an awaited start done one by one, so that other callers'
+    # changes to its children (a restart, a stop), numbered after its
+    # result, reach the cache before the caller stores its rows.
+    hub = {:my_hub, node}
+    sub = PhNode.Hub.subscription(h)
+    member = PhNode.Hub.member(h)
+    ids = for _ <- 1..4, do: bid("newer")
+    specs = Enum.map(ids, &spec/1)
+    PhNode.Hub.note_interest(h, 60_000)
+
+    {:ok, r} =
+      GenServer.call(
+        hub,
+        {:start_children, specs, [awaitable: true, registry_seq: sub, registry_omit: true]}
+      )
+
+    assert %{registry_omitted: 4, registry_seq: n} = r
+    [{a, [{_, pa}]}, {b, _} | _] = r.started
+    Process.exit(pa, :kill)
+    assert wait_until(fn -> PhNode.get_pid(h, a) not in [nil, pa] end, 5000)
+    applied = PhNode.Hub.stats(h).seq
+    assert applied > n
+    {:ok, _} = GenServer.call(hub, {:stop_children, [b], [awaitable: true]})
+    assert wait_until(fn -> PhNode.Hub.stats(h).seq > applied end, 5000)
+
+    f = %PhNode.Future{hub_id: h, kind: :start, member: member, sub: sub, specs: specs, meta: %{}}
+    assert PhNode.Hub.store_own(f, r.started, r) == member
+    assert PhNode.get_pid(h, a) not in [nil, pa]
+    assert PhNode.get_pid(h, b) == nil
+    for {c, [{_, p}]} <- Enum.drop(r.started, 2), do: assert(PhNode.get_pid(h, c) == p)
+    assert same_registry?(h, node)
+  end
+
+  test "children restarted while their start is stored: the cache ends as the hub", %{
+    h: h,
+    node: node
+  } do
+    # another process kills this start's children as they appear on the hub:
+    # restarts numbered after the result's registry_seq must land after the
+    # caller's rows, never under them
+    ids = for _ <- 1..2000, do: bid("race")
+    me = self()
+
+    killer =
+      spawn_link(fn ->
+        race = fn -> for {"b_race" <> _, [{_, p}]} <- hub_registry(node), do: p end
+        true = wait_until(fn -> race.() != [] end, 30_000, 1)
+        for p <- Enum.take_random(race.(), 20), do: Process.exit(p, :kill)
+        send(me, :killer_done)
+      end)
+
+    r = await!(PhNode.start_children(h, Enum.map(ids, &spec/1), awaitable: true))
+    assert r.status == :ok
+    assert_receive :killer_done, 30_000
+    assert is_pid(killer)
+    assert wait_until(fn -> same_registry?(h, node) end, 10_000)
+    await!(PhNode.stop_children(h, ids, awaitable: true))
+  end
+
+  test "a caller that dies holding the table: the connection takes it back and resyncs", %{
+    h: h,
+    node: node
+  } do
+    %{seq: seq, resyncs: resyncs} = PhNode.Hub.stats(h)
+    server = Process.whereis(PhNode.Hub.server_name(h))
+    member = PhNode.Hub.member(h)
+    sub = PhNode.Hub.subscription(h)
+
+    {pid, mref} =
+      spawn_monitor(fn ->
+        {:lent, nil} = GenServer.call(server, {:lend, member, sub, seq, 0, 0})
+        exit(:died_holding)
+      end)
+
+    assert_receive {:DOWN, ^mref, :process, ^pid, :died_holding}, 5000
+    assert wait_until(fn -> PhNode.Hub.stats(h).resyncs > resyncs end, 5000)
+    assert :ets.info(h, :owner) == server
+    id = bid("after_lend")
+    r = await!(PhNode.start_child(h, spec(id), awaitable: true))
+    assert PhNode.get_pid(h, id) == StartResult.pid(r)
+    assert same_registry?(h, node)
+  end
+
+  defp drain_snapshot(ref) do
+    receive do
+      {:phnode_registry, ^ref, seq, :snapshot_done, _, _} -> seq
+      {:phnode_registry, ^ref, _, :snapshot, _, _} -> drain_snapshot(ref)
+    after
+      10_000 -> flunk("no snapshot")
+    end
+  end
+
+  defp collect(rows) do
+    receive do
+      {:phnode_registry, _, _, _, new, _} -> collect(new ++ rows)
+      {:rows, to} -> send(to, {:rows, rows}) && collect(rows)
+    end
+  end
+end
+
 defmodule PhNode.ClientGapTest do
   use ExUnit.Case, async: false
   import PhNode.ClientTest.Support
@@ -419,15 +696,39 @@ defmodule PhNode.ClientGapTest do
 
     # the 3rd start's message is lost with nothing after it: the result's
     # registry_seq is past what arrived, so the await resyncs at once and
-    # returns once the resync shows the child
+    # returns once the resync shows the child (registry_omit: false, given
+    # after the client's own options, keeps the start's rows in the stream)
     for id <- for(_ <- 1..4, do: bid("gap")) do
-      r = await!(PhNode.start_child(h, spec(id), awaitable: true))
+      r = await!(PhNode.start_child(h, spec(id), awaitable: true, registry_omit: false))
       assert r.status == :ok
       assert PhNode.get_pid(h, id) == StartResult.pid(r)
     end
 
     assert %{gaps: gaps, resyncs: resyncs} = PhNode.Hub.stats(h)
     assert gaps >= 1 and resyncs >= 1
+
+    # The client's own rows left out of the stream (registry_omit, the
+    # default): the messages are another caller's starts, made on the hub
+    # directly; the 3rd is lost. The client's start after it has that
+    # number as registry_seq: the caller does not store its rows over a
+    # cache missing a message; the connection resyncs and the await returns
+    # once the snapshot shows them.
+    for round <- 1..4 do
+      other = bid("gapother")
+
+      {:ok, %{status: :ok}} =
+        GenServer.call({:my_hub, ph.node}, {:start_children, [spec(other)], [awaitable: true]})
+
+      id = bid("gapown")
+      r = await!(PhNode.start_child(h, spec(id), awaitable: true))
+      assert r.status == :ok
+      assert PhNode.get_pid(h, id) == StartResult.pid(r), "round #{round}"
+    end
+
+    assert %{gaps: gaps2, resyncs: resyncs2} = PhNode.Hub.stats(h)
+    assert gaps2 > gaps and resyncs2 > resyncs
+    assert wait_until(fn -> same_registry?(h, ph.node) end, 10_000)
+    gaps = gaps2
 
     # losses in the middle of a stream: the next message's number jumps
     ids = for _ <- 1..12, do: bid("gapmid")

@@ -58,6 +58,51 @@ START_TEST(keys_are_canonical)
 }
 END_TEST
 
+static void count_change(void *arg, const char *key, uint32_t key_len)
+{
+    (void)key;
+    (void)key_len;
+    (*(int *)arg)++;
+}
+
+START_TEST(observer_sees_changes_only)
+{
+    /* The observer (registry subscriptions) is told of every change, and
+     * not of a node's pid set to the pid it has (a member's repair). */
+    registry *r = registry_new();
+    uint32_t node_a = atom_intern("a@h"), node_b = atom_intern("b@h");
+    ph_buf key = key_of("~s", "observed"), spec = term_of("#{id => \"observed\"}");
+    ph_buf meta = term_of("#{}");
+    int changes = 0;
+    registry_observe(r, count_change, &changes);
+    reg_node_pid np = {node_a, {node_a, 1, 2, 3}};
+    reg_row *row = registry_put(r, key.buff, (uint32_t)key.index, ph_buf_term(&spec),
+                                ph_buf_term(&meta), &np, 1);
+    ck_assert_ptr_nonnull(row);
+    ck_assert_int_eq(changes, 1);
+    ck_assert_int_eq(registry_set_node(r, row, node_a, (ph_pid){node_a, 1, 2, 3}), 0);
+    ck_assert_int_eq(changes, 1);
+    ck_assert_int_eq(registry_set_node(r, row, node_a, (ph_pid){node_a, 5, 2, 3}), 0);
+    ck_assert_int_eq(changes, 2);
+    ck_assert_int_eq(registry_set_node(r, row, node_b, (ph_pid){node_b, 7, 0, 1}), 0);
+    ck_assert_int_eq(changes, 3);
+    ck_assert_int_eq(registry_set_node(r, row, node_b, (ph_pid){node_b, 7, 0, 1}), 0);
+    ck_assert_int_eq(changes, 3);
+    registry_orphan_node(r, row, node_b);
+    registry_orphan_node(r, row, node_a);
+    int orphaned = changes;
+    ck_assert_int_gt(orphaned, 3);
+    /* an orphan running again is a change, whatever pid it had */
+    ck_assert_int_eq(registry_set_node(r, row, node_a, (ph_pid){node_a, 5, 2, 3}), 0);
+    ck_assert_int_eq(changes, orphaned + 1);
+    registry_observe(r, NULL, NULL);
+    registry_free(r);
+    ph_buf_free(&key);
+    ph_buf_free(&spec);
+    ph_buf_free(&meta);
+}
+END_TEST
+
 START_TEST(put_get_replace_delete)
 {
     registry *r = registry_new();
@@ -421,6 +466,7 @@ int main(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, keys_are_canonical);
     tcase_add_test(tc, put_get_replace_delete);
+    tcase_add_test(tc, observer_sees_changes_only);
     tcase_add_test(tc, nodes_encode_as_ei_decodes);
     tcase_add_test(tc, many_rows_iterate_once_each);
     tcase_add_test(tc, rounds_of_insert_all_delete_all);

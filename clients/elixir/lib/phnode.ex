@@ -28,7 +28,7 @@ defmodule PhNode do
   `{:ok, %PhNode.Future{}}` with `awaitable: true`, or `{:error, reason}`.
   """
   def start_child(hub_id, child_spec, opts \\ []) do
-    start(hub_id, {:start_child, child_spec, opts}, opts)
+    start(hub_id, {:start_child, child_spec, opts}, [child_spec], opts)
   end
 
   @doc """
@@ -42,20 +42,21 @@ defmodule PhNode do
     if child_specs == [] do
       {:error, :no_children}
     else
-      start(hub_id, {:start_children, child_specs, opts}, opts)
+      start(hub_id, {:start_children, child_specs, opts}, child_specs, opts)
     end
   end
 
-  defp start(hub_id, request, opts) do
+  defp start(hub_id, request, specs, opts) do
     if Keyword.get(opts, :awaitable, false) do
       timeout = Keyword.get(opts, :timeout, 10_000)
       Hub.note_interest(hub_id, timeout + 60_000)
 
       sub = Hub.subscription(hub_id)
-      request = with_registry_seq(request, sub)
+      meta = metadata(opts)
+      request = with_registry_seq(request, sub, is_map(meta))
 
       with {:ok, req, member} <- Hub.send_request(hub_id, request) do
-        {:ok, future(:start, hub_id, req, member, timeout, sub: sub)}
+        {:ok, future(:start, hub_id, req, member, timeout, sub: sub, specs: specs, meta: meta)}
       end
     else
       Hub.call(hub_id, request, @call_timeout, false)
@@ -73,11 +74,27 @@ defmodule PhNode do
 
   # Asks the member to tell, in the result, the number of the last message
   # of the connection's subscription that holds the start's rows (the
-  # result's registry_seq, which PhNode.StartResult leaves out).
-  defp with_registry_seq(request, nil), do: request
+  # result's registry_seq, which PhNode.StartResult leaves out), and to
+  # leave the rows of the children it starts itself out of that
+  # subscription (registry_omit): the caller stores them from the result,
+  # its specs and metadata (PhNode.Hub.finish/2), rather than the
+  # connection decoding them from the stream.
+  defp with_registry_seq(request, nil, _omit), do: request
 
-  defp with_registry_seq({kind, specs, opts}, sub),
-    do: {kind, specs, [{:registry_seq, sub} | opts]}
+  defp with_registry_seq({kind, specs, opts}, sub, omit) do
+    extra = if omit, do: [registry_seq: sub, registry_omit: true], else: [registry_seq: sub]
+    {kind, specs, extra ++ opts}
+  end
+
+  # The metadata the hub stores: the last metadata option, %{} without one.
+  defp metadata(opts) when is_list(opts) do
+    Enum.reduce(opts, %{}, fn
+      {:metadata, m}, _ -> m
+      _, acc -> acc
+    end)
+  end
+
+  defp metadata(_opts), do: nil
 
   @doc "Stops one child; see `stop_children/3`."
   def stop_child(hub_id, child_id, opts \\ []) do
@@ -144,7 +161,7 @@ defmodule PhNode do
   def child_lookup(hub_id, child_id, opts \\ []) do
     case safe_lookup(hub_id, child_id) do
       [{_, nps, spec, meta}] ->
-        spec = :erlang.binary_to_term(spec)
+        spec = Hub.spec(spec)
         if Keyword.get(opts, :with_metadata, false), do: {spec, nps, meta}, else: {spec, nps}
 
       _ ->
@@ -170,7 +187,7 @@ defmodule PhNode do
   def registry_dump(hub_id) do
     :ets.foldl(
       fn {cid, nps, spec, meta}, acc ->
-        Map.put(acc, cid, {:erlang.binary_to_term(spec), nps, meta})
+        Map.put(acc, cid, {Hub.spec(spec), nps, meta})
       end,
       %{},
       hub_id

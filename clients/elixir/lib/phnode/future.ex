@@ -11,7 +11,19 @@ defmodule PhNode.Future do
   the call (it is a `:gen_server.send_request/2` request id): await it from that
   process.
   """
-  defstruct [:future_resolver, :ref, :timeout, :hub_id, :kind, :pre, :owner, :member, :sub]
+  defstruct [
+    :future_resolver,
+    :ref,
+    :timeout,
+    :hub_id,
+    :kind,
+    :pre,
+    :owner,
+    :member,
+    :sub,
+    :specs,
+    :meta
+  ]
 
   @type t :: %__MODULE__{}
 

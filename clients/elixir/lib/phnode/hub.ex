@@ -29,6 +29,8 @@ defmodule PhNode.Hub do
   require Logger
 
   @refresh 1_000
+  # messages whose ids are kept while an awaited start is in flight (lend)
+  @recent 256
 
   # --- public helpers used by PhNode ------------------------------------------------
 
@@ -178,8 +180,16 @@ defmodule PhNode.Hub do
       %{table: tab, seen: seen} = info(f.hub_id)
       # The children on the member that answered are in the cache once the
       # connection process has applied its subscription up to the result's
-      # registry_seq: only those on other members are checked one by one.
-      here = if started == [], do: nil, else: synced(f, Map.get(r, :registry_seq))
+      # registry_seq (and, when the member left their rows out of the
+      # stream, once this process has stored them): only those on other
+      # members are checked one by one.
+      here =
+        cond do
+          started == [] -> nil
+          is_integer(r[:registry_omitted]) -> store_own(f, started, r)
+          true -> synced(f, Map.get(r, :registry_seq))
+        end
+
       await_visible(f.hub_id, not_seen(started, here, tab, seen, []))
     end
 
@@ -229,6 +239,107 @@ defmodule PhNode.Hub do
   catch
     :exit, _ -> nil
   end
+
+  # registry_omit: the member left the rows of the children it started
+  # itself ({cid, [{member, pid}]} in started) out of the subscription's
+  # messages. This process builds them from the result, its specs and
+  # metadata, and stores them in the state of message registry_seq: the
+  # connection process, once it has applied that message, lends it the
+  # table and applies nothing more until it is back, so a later change to
+  # one of these children (a restart, a stop) is applied after them; one
+  # the connection applied before the lend (messages after registry_seq
+  # that came while this process decoded the result) is left as it is: the
+  # connection names those children (newer). A count
+  # that differs from the member's, a lost message, a resync under way: the
+  # connection resyncs and the rows come with its snapshot.
+  @doc false
+  def store_own(f, started, r) do
+    %{server: server, table: tab, seen: seen} = info(f.hub_id)
+    {rows, built} = own_rows(started, f.specs, f.member, f.meta)
+    seq = Map.get(r, :registry_seq)
+
+    case GenServer.call(
+           server,
+           {:lend, f.member, f.sub, seq, r.registry_omitted, built},
+           :infinity
+         ) do
+      {:lent, newer} ->
+        receive do
+          {:"ETS-TRANSFER", _, ^server, :phnode_lend} -> :ok
+        end
+
+        # rows a message after the result changed are as that message left them
+        rows = if newer, do: Enum.reject(rows, &MapSet.member?(newer, elem(&1, 0))), else: rows
+
+        try do
+          unless :ets.insert_new(tab, rows), do: Enum.each(rows, &replace_row(tab, seen, &1))
+        after
+          give_back(tab, server)
+        end
+
+        f.member
+
+      :resync ->
+        nil
+    end
+  catch
+    :exit, _ -> nil
+  end
+
+  defp give_back(tab, server) do
+    :ets.give_away(tab, server, :phnode_return)
+  rescue
+    # the connection is gone: its table goes too
+    ArgumentError -> :ets.delete(tab)
+  end
+
+  # {rows, count}: a cache row {cid, [{member, pid}], spec, meta} for each
+  # started entry on member alone. started follows the specs' order (those
+  # that failed left out): one walk of both; when it does not, the specs
+  # are looked up by id.
+  @doc false
+  def own_rows(started, specs, member, meta) when is_list(specs) and is_map(meta) do
+    case in_order(started, specs, member, meta, [], 0) do
+      :unordered -> by_id(started, Map.new(for %{id: id} = s <- specs, do: {id, s}), member, meta)
+      done -> done
+    end
+  end
+
+  def own_rows(_started, _specs, _member, _meta), do: {[], -1}
+
+  defp in_order([], _specs, _member, _meta, acc, n), do: {acc, n}
+
+  defp in_order([{cid, [{member, _}] = nps} | rest] = started, specs, member, meta, acc, n) do
+    case specs do
+      [%{id: ^cid} = spec | specs] ->
+        in_order(rest, specs, member, meta, [{cid, nps, spec, meta} | acc], n + 1)
+
+      [_failed | specs] ->
+        in_order(started, specs, member, meta, acc, n)
+
+      [] ->
+        :unordered
+    end
+  end
+
+  defp in_order([_elsewhere | rest], specs, member, meta, acc, n),
+    do: in_order(rest, specs, member, meta, acc, n)
+
+  defp by_id(started, specs, member, meta) do
+    Enum.reduce(started, {[], 0}, fn
+      {cid, [{^member, _}] = nps}, {acc, n} when is_map_key(specs, cid) ->
+        {[{cid, nps, Map.fetch!(specs, cid), meta} | acc], n + 1}
+
+      _, acc ->
+        acc
+    end)
+  end
+
+  @doc false
+  # A cache row's spec: the stream's external format, or the term a caller
+  # stored from its own start (registry_omit).
+  def spec(spec) when is_binary(spec), do: :erlang.binary_to_term(spec)
+  def spec(spec), do: spec
 
   # The {:seen, cid, pid} of the started children the cache does not show,
   # leaving out those running on `here` (known applied).
@@ -356,6 +467,8 @@ defmodule PhNode.Hub do
           snap: nil,
           down: MapSet.new(),
           stale: %{},
+          recent: :queue.new(),
+          recent_n: 0,
           waiters: %{},
           windex: %{},
           next_waiter: 0,
@@ -419,6 +532,46 @@ defmodule PhNode.Hub do
         )
 
         {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+    end
+  end
+
+  # registry_omit (store_own/3): the caller stores the rows the member left
+  # out of messages up to seq. Once those are applied the table is lent to
+  # it (ets:give_away/3, this process its heir should the caller die with
+  # it), and nothing more is applied until it is given back.
+  def handle_call({:lend, member, sub, seq, omitted, built}, {caller, _} = from, s) do
+    cond do
+      s.member != member or s.sub != sub or s.snap != nil or not is_integer(seq) ->
+        {:reply, :resync, s}
+
+      s.seq < seq ->
+        Logger.warning(
+          "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
+        )
+
+        {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+
+      omitted != built ->
+        Logger.warning(
+          "PhNode.Hub #{s.hub_id}: #{member} left #{omitted} rows of a start out of the " <>
+            "registry stream, the result gives #{built}: resync"
+        )
+
+        {:reply, :resync, resubscribe(s)}
+
+      true ->
+        case changed_since(s, seq) do
+          {:ok, newer} ->
+            {:noreply, lend(s, caller, from, newer)}
+
+          :unknown ->
+            Logger.warning(
+              "PhNode.Hub #{s.hub_id}: #{s.seq - seq} registry messages applied since a " <>
+                "start's result, more than are kept: resync"
+            )
+
+            {:reply, :resync, resubscribe(s)}
+        end
     end
   end
 
@@ -495,6 +648,7 @@ defmodule PhNode.Hub do
       s = maybe_clear_seen(s)
       record = :atomics.get(s.interest, 1) > System.monotonic_time(:millisecond)
       s = if record, do: %{s | seen_used: true}, else: s
+      s = note_recent(s, record, seq, rows, gone)
       touched = apply_rows(rows, gone, s, record)
       s = check_waiters(s, touched)
       s = if kind == :snapshot_done, do: snapshot_done(s), else: s
@@ -578,6 +732,59 @@ defmodule PhNode.Hub do
 
   def handle_info({:EXIT, _pid, _reason}, s), do: {:noreply, s}
   def handle_info(_other, s), do: {:noreply, s}
+
+  # The ids the messages after seq changed (applied before the caller's
+  # rows, which must not go over them): nil when none came, :unknown when
+  # some are no longer kept.
+  defp changed_since(%{seq: seq}, seq), do: {:ok, nil}
+
+  defp changed_since(s, seq) do
+    later = for {n, cids} <- :queue.to_list(s.recent), n > seq, do: cids
+
+    if length(later) == s.seq - seq,
+      do: {:ok, MapSet.new(List.flatten(later))},
+      else: :unknown
+  end
+
+  # While an awaited start is in flight (record), the ids each message
+  # changed, for the last @recent messages: a caller storing its start's
+  # rows (registry_omit) leaves out those changed after its result.
+  defp note_recent(s, true, seq, rows, gone) do
+    cids = Enum.reduce(rows, gone, fn {cid, _, _, _}, acc -> [cid | acc] end)
+    q = :queue.in({seq, cids}, s.recent)
+
+    if s.recent_n >= @recent,
+      do: %{s | recent: :queue.drop(q)},
+      else: %{s | recent: q, recent_n: s.recent_n + 1}
+  end
+
+  defp note_recent(%{recent_n: 0} = s, false, _seq, _rows, _gone), do: s
+
+  defp note_recent(s, false, _seq, _rows, _gone),
+    do: %{s | recent: :queue.new(), recent_n: 0}
+
+  defp lend(s, caller, from, newer) do
+    true = :ets.setopts(s.tab, {:heir, self(), :phnode_heir})
+    :ets.give_away(s.tab, caller, :phnode_lend)
+    GenServer.reply(from, {:lent, newer})
+
+    receive do
+      {:"ETS-TRANSFER", _, ^caller, :phnode_return} ->
+        :ets.setopts(s.tab, {:heir, :none})
+        check_waiters(s, :all)
+
+      {:"ETS-TRANSFER", _, ^caller, :phnode_heir} ->
+        # the caller died while it held the table: what it stored is unknown
+        :ets.setopts(s.tab, {:heir, :none})
+        Logger.warning("PhNode.Hub #{s.hub_id}: a caller died storing its start's rows: resync")
+        resubscribe(s)
+    end
+  rescue
+    # the caller died before the table could be lent: its rows are missing
+    ArgumentError ->
+      :ets.setopts(s.tab, {:heir, :none})
+      resubscribe(s)
+  end
 
   # --- connecting and failing over ------------------------------------------------------
 
