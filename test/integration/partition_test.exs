@@ -534,7 +534,7 @@ defmodule PhNode.PartitionTest do
     slots = Map.new(Enum.with_index(nodes, 1), fn {n, i} -> {i, n} end)
 
     st = %{slots: slots, down: MapSet.new(), split: nil, expected: MapSet.new(cids), unsure: MapSet.new(),
-           next: @children + 1, last_heal: nil, last_fault: nil, counts: %{}, cut_started: [], cut_stopped: [],
+           next: @children + 1, last_heal: nil, last_fault: nil, counts: %{}, cut_started: [],
            watcher: watch_changes(nodes)}
 
     t0 = PhTest.now_ms()
@@ -747,15 +747,7 @@ defmodule PhNode.PartitionTest do
 
     lost = MapSet.intersection(lost, st.expected)
     if MapSet.size(lost) > 0, do: note("   #{MapSet.size(lost)} child(ren) started on that side during a split become optional")
-
-    stopped =
-      for {side, cids} <- st.cut_stopped, v in side, reduce: MapSet.new() do
-        acc -> MapSet.union(acc, cids)
-      end
-
-    stopped = MapSet.difference(stopped, st.unsure)
-    if MapSet.size(stopped) > 0, do: note("   #{MapSet.size(stopped)} child(ren) stopped on that side during a split become optional")
-    %{st | expected: MapSet.difference(st.expected, lost), unsure: st.unsure |> MapSet.union(lost) |> MapSet.union(stopped)}
+    %{st | expected: MapSet.difference(st.expected, lost), unsure: MapSet.union(st.unsure, lost)}
   end
 
   defp do_heal(st, net) do
@@ -780,16 +772,6 @@ defmodule PhNode.PartitionTest do
   end
 
   defp cut_between?({l, r}, i, j), do: (i in l and j in r) or (i in r and j in l)
-
-  # Children stopped on one side of a split: only that side's nodes know
-  # it until the heal; when one of them goes down they become optional.
-  defp side_stopped(%{split: nil} = st, _via, _gone), do: st
-
-  defp side_stopped(%{split: {left, right}} = st, via, gone) do
-    {i, _} = Enum.find(st.slots, fn {_, n} -> n == via end)
-    side = if i in left, do: left, else: right
-    %{st | cut_stopped: [{side, gone} | st.cut_stopped]}
-  end
 
   defp side_started(%{split: nil} = st, _via, _ok), do: st
 
@@ -843,7 +825,6 @@ defmodule PhNode.PartitionTest do
 
         note("  stop #{k} via #{short(via)}: #{MapSet.size(gone)} ok")
         rest = MapSet.difference(MapSet.new(victims), gone)
-        st = side_stopped(st, via, gone)
         %{st | expected: st.expected |> MapSet.difference(gone) |> MapSet.difference(rest), unsure: MapSet.union(st.unsure, rest)}
       end
     end)
