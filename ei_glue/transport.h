@@ -29,7 +29,9 @@ typedef struct transport_ops {
      * (why says why). */
     int (*secure)(int fd, int *want_write, char *why, size_t why_size);
     /* Reads up to len bytes without blocking: the count, 0 at end of
-     * stream, or -1 with errno (EAGAIN: nothing now). */
+     * stream, or -1 with errno (EAGAIN: nothing now). Fewer than len only
+     * when nothing more was there (the I/O loop is edge-triggered and stops
+     * at a short read). */
     ssize_t (*read)(int fd, char *buf, size_t len);
     /* Writes from iov without blocking: the count or -1 with errno. */
     ssize_t (*writev)(int fd, const struct iovec *iov, int iovcnt);

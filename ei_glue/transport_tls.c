@@ -4,9 +4,9 @@
  * inet_tls_dist does; epmd is unchanged.
  *
  * One session per socket, found by its fd. An SSL object must not be used
- * by two threads at once, and here the poll-role holder reads while any
- * thread may write, so each session has its own lock around every OpenSSL
- * call on it.
+ * by two threads at once: one poller at a time reads a connection (its
+ * read_req, io_loop.c) while any thread may write, so each session has its
+ * own lock around every OpenSSL call on it.
  */
 #include "ei_glue/transport.h"
 
@@ -166,6 +166,10 @@ static int tls_secure(int fd, int *want_write, char *why, size_t why_size)
     return result;
 }
 
+/* Reads records until len bytes or until the socket has nothing more (a
+ * short read means drained, as with TCP: the I/O loop is edge-triggered,
+ * and one SSL_read returns at most one record). An end of stream or error
+ * after some bytes is returned by the next call: OpenSSL reports it again. */
 static ssize_t tls_read(int fd, char *buf, size_t len)
 {
     session *s = session_of(fd);
@@ -174,11 +178,17 @@ static ssize_t tls_read(int fd, char *buf, size_t len)
         return -1;
     }
     pthread_mutex_lock(&s->lock);
-    ERR_clear_error();
-    errno = 0;
-    int n = SSL_read(s->ssl, buf, len > 0x7fffffff ? 0x7fffffff : (int)len);
-    ssize_t result = n;
-    if (n <= 0) {
+    size_t got = 0;
+    ssize_t result = 0;
+    while (got < len) {
+        size_t want = len - got;
+        ERR_clear_error();
+        errno = 0;
+        int n = SSL_read(s->ssl, buf + got, want > 0x7fffffff ? 0x7fffffff : (int)want);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
         int e = SSL_get_error(s->ssl, n);
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
             errno = EAGAIN;
@@ -186,15 +196,18 @@ static ssize_t tls_read(int fd, char *buf, size_t len)
         } else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
             result = 0; /* end of stream */
         } else {
-            if (e == SSL_ERROR_SSL)
+            if (e == SSL_ERROR_SSL && got == 0)
                 last_error(s->ssl, s->why, sizeof s->why);
             if (e != SSL_ERROR_SYSCALL)
                 errno = EIO;
             result = -1;
         }
         ERR_clear_error();
+        break;
     }
     pthread_mutex_unlock(&s->lock);
+    if (got > 0)
+        return (ssize_t)got;
     return result;
 }
 
