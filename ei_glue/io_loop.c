@@ -3,13 +3,15 @@
  * io_poll waits on it, reads in bulk and splits frames, hands each frame to
  * control.c (which only decodes and posts to mailboxes; no user code runs
  * here), answers ticks, flushes queued output and closes connections. It
- * runs on idle schedulers (the poll-role holder, which alone busy-polls,
- * and, while input comes on several connections, the other idle ones
- * beside it: scheduler.c), and on the I/O thread when every scheduler is
- * busy; each then runs the worker it made runnable itself.
+ * runs on idle schedulers (the poll-role holder, which gives the role up
+ * as soon as input arrives: scheduler.c), and on the I/O thread when every
+ * scheduler is busy; a scheduler then runs the worker it made runnable
+ * itself. Several threads read at once: the one waiting in epoll_wait and
+ * those still reading what they got earlier, and a batch that takes long
+ * hands its unread events to a fresh poller (batch_check).
  *
- * Several pollers at once: connections are edge-triggered, so one arrival
- * is reported to one poller; a connection's read_req makes its reads one
+ * So: connections are edge-triggered, so one arrival is reported to one
+ * poller; a connection's read_req makes its reads one
  * thread's at a time (the frames of a connection stay in order, and a TLS
  * session is never read from two threads); a connection is found from its
  * event through a table by token, with a reference, so a poller that holds
@@ -171,7 +173,7 @@ static _Atomic uint64_t hot_token;
 /* How many arrivals in a row came on it: with one busy peer a check reads
  * it directly; when arrivals move between connections (many peers), that
  * recv mostly finds nothing and one epoll_wait asks all of them in the same
- * one system call, and idle schedulers share the wait (io_shared_wait). */
+ * one system call. */
 static _Atomic unsigned hot_streak;
 #define HOT_STREAK_MIN 2
 /* While one connection is hot, the other connections are still asked
@@ -179,9 +181,20 @@ static _Atomic unsigned hot_streak;
  * system call (~3.5 us on the test VM) on every other call. */
 #define SPIN_EPOLL_EVERY_US 250
 static _Atomic uint64_t last_epoll_us;
-/* When input last arrived: the shared wait is for traffic, not idleness. */
-static _Atomic uint64_t last_input_us;
-#define SHARED_WAIT_RECENT_US 10000
+/* The batch this thread is reading: events from one epoll_wait, or one
+ * spin check. When it has taken PROMOTE_AFTER_US, a parked scheduler takes
+ * over the waiting (scheduler_poll_promote) and the events not read yet
+ * are handed over to it through epoll: one long read (a flood, a big
+ * frame, many connections at once) does not hold up the others. Shorter
+ * batches wake nobody: on the test VM a wake-up costs about 10 us of CPU,
+ * more than a few reads of calls (4-5 us each) that it would overlap. */
+#define PROMOTE_AFTER_US 50
+static _Thread_local struct {
+    uint64_t began_us;
+    int promoted;
+    const struct epoll_event *events;
+    int next, n; /* events[next..n) are not read yet */
+} batch;
 
 static uint64_t io_now_us(void)
 {
@@ -197,7 +210,43 @@ static void note_input(const conn *c)
         atomic_fetch_add_explicit(&hot_streak, 1, memory_order_relaxed);
     else
         atomic_store_explicit(&hot_streak, 0, memory_order_relaxed);
-    atomic_store_explicit(&last_input_us, io_now_us(), memory_order_relaxed);
+}
+
+static void batch_begin(const struct epoll_event *events, int n)
+{
+    batch.began_us = io_now_us();
+    batch.promoted = 0;
+    batch.events = events;
+    batch.next = 0;
+    batch.n = n;
+}
+
+static void io_rearm(uint64_t token);
+
+METRIC_COUNTER(m_promotions, "phnode_dist_read_promotions_total", "",
+               "Read batches that took long enough to have another scheduler wait for the "
+               "next arrivals (and take the batch's unread events).");
+
+/* Called between reads: after PROMOTE_AFTER_US, once per batch. */
+static void batch_check(void)
+{
+    if (batch.promoted || io_now_us() - batch.began_us < PROMOTE_AFTER_US)
+        return;
+    batch.promoted = 1;
+    if (!scheduler_poll_promote())
+        return;
+    metric_inc(&m_promotions);
+    /* Re-armed, each is reported again to whoever waits now. */
+    for (int i = batch.next; i < batch.n; i++) {
+        if (batch.events[i].data.u64 != 0) {
+            io_rearm(batch.events[i].data.u64);
+        } else {
+            uint64_t v;
+            ssize_t r = read(wakefd, &v, sizeof v);
+            (void)r; /* only a wake-up: this thread goes back to the run queue */
+        }
+    }
+    batch.n = batch.next;
 }
 
 /* By c's reader (which keeps read_req raised: nobody reads c again), or at
@@ -327,6 +376,7 @@ static int conn_read(conn *c, size_t *got, int *more)
         scheduler_defer_end(frames < FLOOD_FRAMES);
         if (rc != 0)
             return -1;
+        batch_check();
         /* A short read drained the socket (transport.h): a later arrival
          * is a new edge, reported again. */
         if (!to_eof && (size_t)n < space && c->transport->pending(c->fd) == 0) {
@@ -370,6 +420,18 @@ static size_t conn_service(conn *c)
         }
         /* seen is the count now: requests came meanwhile, read again. */
     }
+}
+
+static void io_rearm(uint64_t token)
+{
+    conn *c = io_lookup(token);
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->out_lock);
+    if (!c->closed)
+        io_modify_locked(c);
+    pthread_mutex_unlock(&c->out_lock);
+    conn_put(c);
 }
 
 static void conn_writable(conn *c)
@@ -446,7 +508,15 @@ static int io_poll(int timeout_ms)
         LOG_E("io", "epoll_wait: %s", strerror(errno));
     if (n > 0)
         scheduler_poll_reading();
-    for (int i = 0; i < n; i++) {
+    batch_begin(events, n > 0 ? n : 0);
+    for (int i = 0; i < batch.n; i++) {
+        batch.next = i;
+        if (i > 0) {
+            batch_check();
+            if (i >= batch.n)
+                break; /* handed over */
+        }
+        batch.next = i + 1;
         if (events[i].data.u64 == 0) {
             uint64_t v;
             ssize_t r = read(wakefd, &v, sizeof v);
@@ -481,16 +551,10 @@ static int io_spin_check(void)
     conn *c = io_lookup(token);
     if (!c)
         return -1;
+    batch_begin(NULL, 0);
     size_t got = conn_service(c);
     conn_put(c);
     return got > 0;
-}
-
-static int io_shared_wait(void)
-{
-    return atomic_load_explicit(&hot_streak, memory_order_relaxed) < HOT_STREAK_MIN &&
-           io_now_us() - atomic_load_explicit(&last_input_us, memory_order_relaxed) <
-               SHARED_WAIT_RECENT_US;
 }
 
 static void io_interrupt(void)
@@ -500,10 +564,8 @@ static void io_interrupt(void)
     (void)w; /* a full counter still wakes a poller */
 }
 
-static const scheduler_io io_ops = {.poll = io_poll,
-                                    .spin_check = io_spin_check,
-                                    .interrupt = io_interrupt,
-                                    .shared_wait = io_shared_wait};
+static const scheduler_io io_ops = {
+    .poll = io_poll, .spin_check = io_spin_check, .interrupt = io_interrupt};
 
 #define STALL_CHECK_MS 10
 

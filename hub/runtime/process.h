@@ -146,16 +146,16 @@ typedef struct scheduler_io {
     int (*spin_check)(void);
     /* Makes one poll in progress return (or the next one, if none waits). */
     void (*interrupt)(void);
-    /* Nonzero while input comes on several connections: an idle scheduler
-     * that finds the poll role taken then waits in poll too (several
-     * threads read at once), instead of parking. */
-    int (*shared_wait)(void);
 } scheduler_io;
 void scheduler_set_io(const scheduler_io *io);
 /* Called by a poller that got input, before it reads it: gives up the poll
  * role if this thread holds it, so another idle scheduler may wait for the
  * next arrival meanwhile. */
 void scheduler_poll_reading(void);
+/* Called by a poller whose reading has taken long: when nobody holds the
+ * poll role, wakes a parked scheduler to take it (the next arrivals are
+ * then read in parallel). 1 if it woke one. */
+int scheduler_poll_promote(void);
 /* Polls once without waiting if nobody has for stalled_us; 1 if it did. */
 int scheduler_poll_if_stalled(unsigned stalled_us);
 int scheduler_start(unsigned threads, unsigned busy_poll_us);

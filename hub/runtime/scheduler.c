@@ -21,13 +21,12 @@
  * for I/O itself (the "poll role", held by one thread at a time: the only
  * one that busy-polls). When a call arrives it gives the role up and reads
  * the frames, then runs the worker on the same thread: no thread hand-off,
- * no wake-up; meanwhile the next idle scheduler may take the role. While
- * input comes on several connections, idle schedulers that find the role
- * taken wait in the same epoll set too instead of parking (epoll wakes one
- * waiter per arrival), so connections are read in parallel; with one busy
- * connection they park, where an arrival the poll-role holder reads in its
- * spin cannot wake them for nothing. The I/O layer makes sure one thread
- * at a time reads a connection. The I/O thread keeps the node
+ * no wake-up; meanwhile the next idle scheduler may take the role. A
+ * reader that is still reading after a while has a parked scheduler take
+ * the role (scheduler_poll_promote), so other connections are read in
+ * parallel rather than behind it; short reads wake nobody, which on a
+ * small machine costs less than the latency it would save. The I/O layer
+ * makes sure one thread at a time reads a connection. The I/O thread keeps the node
  * responsive when every scheduler is busy in long callbacks: it takes the
  * poll role when nobody has polled for a while (and schedulers between two
  * runs poll briefly too, as BEAM schedulers check I/O). The frame handler
@@ -91,10 +90,8 @@ static _Thread_local struct {
     int held;
     int timeout_ms;
     uint64_t began_us;
+    int asleep; /* counted in pollers_asleep */
 } role;
-/* A scheduler that finds the role taken waits in the poll too, for at most
- * this long at a time, while io->shared_wait says input is spread. */
-#define SHARED_WAIT_MS 10
 
 static uint64_t now_us(void)
 {
@@ -147,8 +144,19 @@ static void release_role(int got_work)
     atomic_store(&poll_role, 0);
 }
 
+/* Awake again: a reading poller is not one a push should interrupt, nor
+ * one that waits for the next arrival (scheduler_poll_promote). */
+static void count_awake(void)
+{
+    if (role.asleep) {
+        role.asleep = 0;
+        atomic_fetch_sub(&pollers_asleep, 1);
+    }
+}
+
 void scheduler_poll_reading(void)
 {
+    count_awake();
     release_role(1);
 }
 
@@ -191,25 +199,15 @@ static void poll_with_role(int timeout_ms)
         }
     }
     if (io && !handled) {
-        int asleep = timeout_ms != 0;
-        if (asleep)
+        if (timeout_ms != 0) {
+            role.asleep = 1;
             atomic_fetch_add(&pollers_asleep, 1);
+        }
         if (atomic_load(&runq_len) == 0)
             handled = io->poll(timeout_ms);
-        if (asleep)
-            atomic_fetch_sub(&pollers_asleep, 1);
+        count_awake();
     }
     release_role(handled);
-}
-
-/* Waits in the poll beside the poll-role holder (no busy poll). */
-static void poll_shared(const scheduler_io *io)
-{
-    atomic_fetch_add(&pollers_asleep, 1);
-    if (atomic_load(&runq_len) == 0 && !atomic_load(&stopping))
-        io->poll(SHARED_WAIT_MS);
-    atomic_fetch_sub(&pollers_asleep, 1);
-    atomic_store(&last_poll_us, now_us());
 }
 
 static int take_poll_role(void)
@@ -354,6 +352,20 @@ void scheduler_defer_end(int keep_one)
         io_get()->interrupt();
 }
 
+int scheduler_poll_promote(void)
+{
+    /* Somebody waits for the next arrival already. */
+    if (atomic_load(&poll_role) != 0 || atomic_load(&pollers_asleep) > 0)
+        return 0;
+    lock_runq();
+    scheduler *s = atomic_load(&poll_role) == 0 ? unpark_one_locked() : NULL;
+    unlock_runq();
+    if (!s)
+        return 0;
+    futex_wake(&s->parked, 1); /* it finds the run queue empty and takes the role */
+    return 1;
+}
+
 static process *runq_pop_locked(void)
 {
     process *p = runq_head;
@@ -384,11 +396,6 @@ static process *next_process(scheduler *self)
              * another thread interrupts the wait. */
             unlock_runq();
             poll_with_role(-1);
-            continue;
-        }
-        if (io && io->shared_wait()) {
-            unlock_runq();
-            poll_shared(io);
             continue;
         }
         atomic_store(&self->parked, 1);
