@@ -187,8 +187,18 @@ static _Atomic uint64_t last_epoll_us;
  * are handed over to it through epoll: one long read (a flood, a big
  * frame, many connections at once) does not hold up the others. Shorter
  * batches wake nobody: on the test VM a wake-up costs about 10 us of CPU,
- * more than a few reads of calls (4-5 us each) that it would overlap. */
-#define PROMOTE_AFTER_US 50
+ * more than a few reads of calls (4-5 us each) that it would overlap. The
+ * time is wall time, so a reader preempted on a busy machine counts too;
+ * with 50 us, 1-3% of the calls of 8 client nodes woke a scheduler on the
+ * test VM under load, with 200 us 0.1%. */
+#define PROMOTE_AFTER_US 200
+/* With at least EAGER_MIN_SCHEDULERS schedulers (by default one per core),
+ * a batch of several connections is handed over before the first read:
+ * there, idle cores are likely and a wake-up is cheap next to the reads it
+ * overlaps. On 2 vCPUs the wake-up costs more than it saves (see
+ * docs/benchmarks.md). */
+#define EAGER_MIN_SCHEDULERS 4
+static int eager_handover; /* set before the pollers start */
 static _Thread_local struct {
     uint64_t began_us;
     int promoted;
@@ -227,10 +237,11 @@ METRIC_COUNTER(m_promotions, "phnode_dist_read_promotions_total", "",
                "Read batches that took long enough to have another scheduler wait for the "
                "next arrivals (and take the batch's unread events).");
 
-/* Called between reads: after PROMOTE_AFTER_US, once per batch. */
-static void batch_check(void)
+/* Called between reads: after PROMOTE_AFTER_US (now: at once), once per
+ * batch. */
+static void batch_check(int now)
 {
-    if (batch.promoted || io_now_us() - batch.began_us < PROMOTE_AFTER_US)
+    if (batch.promoted || (!now && io_now_us() - batch.began_us < PROMOTE_AFTER_US))
         return;
     batch.promoted = 1;
     if (!scheduler_poll_promote())
@@ -376,10 +387,11 @@ static int conn_read(conn *c, size_t *got, int *more)
         scheduler_defer_end(frames < FLOOD_FRAMES);
         if (rc != 0)
             return -1;
-        batch_check();
+        batch_check(0);
         /* A short read drained the socket (transport.h): a later arrival
          * is a new edge, reported again. */
-        if (!to_eof && (size_t)n < space && c->transport->pending(c->fd) == 0) {
+        if (!to_eof && c->transport->short_read_drains && (size_t)n < space &&
+            c->transport->pending(c->fd) == 0) {
             *more = 0;
             break;
         }
@@ -512,11 +524,15 @@ static int io_poll(int timeout_ms)
     for (int i = 0; i < batch.n; i++) {
         batch.next = i;
         if (i > 0) {
-            batch_check();
+            batch_check(0);
             if (i >= batch.n)
                 break; /* handed over */
         }
         batch.next = i + 1;
+        /* With schedulers to spare, the other connections of the batch go
+         * to another one at once, while this one reads the first. */
+        if (eager_handover && i + 1 < batch.n)
+            batch_check(1);
         if (events[i].data.u64 == 0) {
             uint64_t v;
             ssize_t r = read(wakefd, &v, sizeof v);
@@ -603,6 +619,7 @@ int io_loop_start(void)
     struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = 0};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) != 0)
         return -1;
+    eager_handover = scheduler_count() >= EAGER_MIN_SCHEDULERS;
     atomic_store(&running, 1);
     if (pthread_create(&thread, NULL, io_main, NULL) != 0) {
         atomic_store(&running, 0);

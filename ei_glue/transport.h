@@ -20,6 +20,12 @@ typedef struct transport_ops {
     /* Bytes of the length before each handshake packet: 2 over TCP, 4 over
      * TLS (what the BEAM's inet_tcp_dist and inet_tls_dist send). */
     int handshake_header;
+    /* 1 when a read that returns fewer bytes than asked for has drained
+     * the socket (TCP's recv); 0 when it may stop early (TLS: one record
+     * per read). The I/O loop is edge-triggered: without a later arrival it
+     * hears of no bytes left behind, so it reads on to EAGAIN unless this
+     * is 1. */
+    int short_read_drains;
     /* Sets fd (a connected, non-blocking socket) up before the handshake:
      * incoming as the server, else as the client; server_name: the host the
      * peer's certificate must name, or NULL. 0, or -1 with why filled. */
@@ -29,9 +35,7 @@ typedef struct transport_ops {
      * (why says why). */
     int (*secure)(int fd, int *want_write, char *why, size_t why_size);
     /* Reads up to len bytes without blocking: the count, 0 at end of
-     * stream, or -1 with errno (EAGAIN: nothing now). Fewer than len only
-     * when nothing more was there (the I/O loop is edge-triggered and stops
-     * at a short read). */
+     * stream, or -1 with errno (EAGAIN: nothing now). */
     ssize_t (*read)(int fd, char *buf, size_t len);
     /* Writes from iov without blocking: the count or -1 with errno. */
     ssize_t (*writev)(int fd, const struct iovec *iov, int iovcnt);

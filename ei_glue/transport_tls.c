@@ -166,10 +166,6 @@ static int tls_secure(int fd, int *want_write, char *why, size_t why_size)
     return result;
 }
 
-/* Reads records until len bytes or until the socket has nothing more (a
- * short read means drained, as with TCP: the I/O loop is edge-triggered,
- * and one SSL_read returns at most one record). An end of stream or error
- * after some bytes is returned by the next call: OpenSSL reports it again. */
 static ssize_t tls_read(int fd, char *buf, size_t len)
 {
     session *s = session_of(fd);
@@ -178,17 +174,11 @@ static ssize_t tls_read(int fd, char *buf, size_t len)
         return -1;
     }
     pthread_mutex_lock(&s->lock);
-    size_t got = 0;
-    ssize_t result = 0;
-    while (got < len) {
-        size_t want = len - got;
-        ERR_clear_error();
-        errno = 0;
-        int n = SSL_read(s->ssl, buf + got, want > 0x7fffffff ? 0x7fffffff : (int)want);
-        if (n > 0) {
-            got += (size_t)n;
-            continue;
-        }
+    ERR_clear_error();
+    errno = 0;
+    int n = SSL_read(s->ssl, buf, len > 0x7fffffff ? 0x7fffffff : (int)len);
+    ssize_t result = n;
+    if (n <= 0) {
         int e = SSL_get_error(s->ssl, n);
         if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
             errno = EAGAIN;
@@ -196,18 +186,15 @@ static ssize_t tls_read(int fd, char *buf, size_t len)
         } else if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
             result = 0; /* end of stream */
         } else {
-            if (e == SSL_ERROR_SSL && got == 0)
+            if (e == SSL_ERROR_SSL)
                 last_error(s->ssl, s->why, sizeof s->why);
             if (e != SSL_ERROR_SYSCALL)
                 errno = EIO;
             result = -1;
         }
         ERR_clear_error();
-        break;
     }
     pthread_mutex_unlock(&s->lock);
-    if (got > 0)
-        return (ssize_t)got;
     return result;
 }
 
@@ -301,6 +288,7 @@ static int tls_failure(int fd, char *why, size_t why_size)
 const transport_ops tls_transport = {
     .name = "tls",
     .handshake_header = 4,
+    .short_read_drains = 0,
     .attach = tls_attach,
     .secure = tls_secure,
     .read = tls_read,

@@ -430,10 +430,12 @@ defmodule PhNode.FoundationTest do
     end
 
     # Several pollers read at once (a long read hands the next arrivals to
-    # another scheduler): the frames of each connection must still be
+    # another scheduler; with 4 schedulers a batch of several connections is
+    # handed over at once): the frames of each connection must still be
     # handled in the order they were sent.
-    test "4 client nodes casting and calling beside a 20 MB echo: each connection in order",
-         %{ph: ph} do
+    test "4 client nodes casting and calling beside a 20 MB echo: each connection in order" do
+      ph = PhTest.start_node(worker_lib: true, ticktime: @ticktime, args: ["--schedulers", "4"])
+      on_exit(fn -> PhTest.stop_node(ph) end)
       cookie = Atom.to_charlist(Node.get_cookie())
 
       peers =
