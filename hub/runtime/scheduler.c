@@ -24,9 +24,10 @@
  * no wake-up; meanwhile the next idle scheduler may take the role. A
  * reader that is still reading after a while has a parked scheduler take
  * the role (scheduler_poll_promote), so other connections are read in
- * parallel rather than behind it; short reads wake nobody, which on a
- * small machine costs less than the latency it would save. The I/O layer
- * makes sure one thread at a time reads a connection. The I/O thread keeps the node
+ * parallel rather than behind it; short reads wake nobody (on 2 vCPUs the
+ * wake-up costs more than the wait it saves; with 4+ schedulers io_loop.c
+ * hands a batch of several connections over at once). The I/O layer makes
+ * sure one thread at a time reads a connection. The I/O thread keeps the node
  * responsive when every scheduler is busy in long callbacks: it takes the
  * poll role when nobody has polled for a while (and schedulers between two
  * runs poll briefly too, as BEAM schedulers check I/O). The frame handler
