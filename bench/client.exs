@@ -278,6 +278,9 @@ Bench.compare("spaced_calls_1ms", "calls/s", rounds, {ph_os, bs_os, 300},
   fn -> 300 * 1_000_000 / Bench.timed(fn -> CallLoop.spaced(ph_echo, 300) end) end,
   fn -> 300 * 1_000_000 / Bench.timed(fn -> CallLoop.spaced(beam_echo, 300) end) end)
 
+# ONLY=calls (bench/ab_calls.sh): the call scenarios above and nothing else.
+if System.get_env("ONLY") == "calls", do: System.halt(0)
+
 # 200k sends per round, as the scenario is defined: ROUNDS pairs.
 Bench.compare("one_way_200k_sends", "msgs/s", rounds, {ph_os, bs_os, 200_000},
   fn -> Bench.one_way(ph_counter, 200_000) end,

@@ -404,6 +404,9 @@ static conn *conn_new(int fd, uint32_t node, int incoming, const transport_ops *
     uint64_t now = monotonic_ms();
     atomic_init(&c->last_read_ms, now);
     atomic_init(&c->last_write_ms, now);
+    atomic_init(&c->io_token, 0);
+    atomic_init(&c->read_req, 0);
+    atomic_init(&c->read_to_eof, 0);
     return c;
 }
 

@@ -1,11 +1,12 @@
 /*
  * connection.h - one connection per peer node, after the handshake.
  *
- * Threads: the handshake thread and connector threads adopt new connections; the I/O thread reads,
- * answers ticks, flushes queued output and closes; any thread may write a
- * frame. A writer whose connection has nothing queued writes straight to
- * the socket (non-blocking); what does not fit is queued and flushed by the
- * I/O thread on EPOLLOUT, so frames keep their order.
+ * Threads: the handshake thread and connector threads adopt new connections; the pollers
+ * (io_loop.c: idle schedulers, or the I/O thread) read, answer ticks, flush
+ * queued output and close, one poller at a time per connection; any thread
+ * may write a frame. A writer whose connection has nothing queued writes
+ * straight to the socket (non-blocking); what does not fit is queued and
+ * flushed by a poller on EPOLLOUT, so frames keep their order.
  *
  * Peers: a peer is either idle, connecting (frames wait in its pending
  * queue) or up. Sending to an idle peer starts a connection, as the BEAM
@@ -43,9 +44,18 @@ typedef struct conn {
     int closed;
     _Atomic uint64_t last_write_ms;
     _Atomic uint64_t last_read_ms;
-    /* I/O thread only */
+    /* Its epoll registration's data (io_loop.c): 0 until registered. */
+    _Atomic uint64_t io_token;
+    /* Read requests: the poller whose request raises it from 0 reads c,
+     * and reads again for each request made meanwhile (io_loop.c). */
+    _Atomic unsigned read_req;
+    /* Set by a poller that saw the peer's end of stream or an error: its
+     * reader reads to the end instead of stopping at a short read. */
+    _Atomic int read_to_eof;
+    /* Its reader's only (the read_req owner) */
     char *rbuf;
     size_t rlen, rcap;
+    /* Under io_loop.c's io_lock */
     int io_index;
 } conn;
 

@@ -1,10 +1,22 @@
 /*
- * io_loop.c - one epoll set over every connection. io_poll reads in bulk
- * and splits frames, hands each frame to control.c (which only decodes and
- * posts to mailboxes; no user code runs here), answers ticks, flushes
- * queued output and closes connections. It runs on whichever thread holds
- * the scheduler's poll role: usually an idle scheduler, which then runs the
- * worker itself; the I/O thread when every scheduler is busy.
+ * io_loop.c - one epoll set over every connection, and reading them.
+ * io_poll waits on it, reads in bulk and splits frames, hands each frame to
+ * control.c (which only decodes and posts to mailboxes; no user code runs
+ * here), answers ticks, flushes queued output and closes connections. It
+ * runs on idle schedulers (the poll-role holder, which gives the role up
+ * as soon as input arrives: scheduler.c), and on the I/O thread when every
+ * scheduler is busy; a scheduler then runs the worker it made runnable
+ * itself. Several threads read at once: the one waiting in epoll_wait and
+ * those still reading what they got earlier, and a batch that takes long
+ * hands its unread events to a fresh poller (batch_check).
+ *
+ * So: connections are edge-triggered, so one arrival is reported to one
+ * poller; a connection's read_req makes its reads one
+ * thread's at a time (the frames of a connection stay in order, and a TLS
+ * session is never read from two threads); a connection is found from its
+ * event through a table by token, with a reference, so a poller that holds
+ * an event for a connection another poller closed finds nothing instead of
+ * freed memory.
  *
  * The I/O thread also sends our ticks and closes peers that stayed silent
  * for net_ticktime, whatever the schedulers are doing.
@@ -35,43 +47,115 @@ static int epfd = -1, wakefd = -1;
 static pthread_t thread;
 static _Atomic int running;
 static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Under io_lock: the registered connections (ticks, stop), and the same by
+ * fd for io_lookup. */
 static conn **conns;
 static int n_conns, cap_conns;
+static conn **by_fd;
+static int cap_fd;
+static uint32_t token_gen;
 static const char tick_bytes[4] = {0, 0, 0, 0};
+
+/* A token: the fd and a registration count, never 0 (the eventfd's data). */
+static uint64_t token_fd(uint64_t token)
+{
+    return token & 0xffffffffu;
+}
+
+/* The connection a token names, with a reference; NULL once it closed. */
+static conn *io_lookup(uint64_t token)
+{
+    uint64_t fd = token_fd(token);
+    conn *c = NULL;
+    pthread_mutex_lock(&io_lock);
+    if (fd < (uint64_t)cap_fd && by_fd[fd] &&
+        atomic_load_explicit(&by_fd[fd]->io_token, memory_order_relaxed) == token) {
+        c = by_fd[fd];
+        atomic_fetch_add(&c->refs, 1);
+    }
+    pthread_mutex_unlock(&io_lock);
+    return c;
+}
+
+static int grow_locked(int fd)
+{
+    if (n_conns == cap_conns) {
+        int cap = cap_conns ? cap_conns * 2 : 16;
+        conn **n = realloc(conns, (size_t)cap * sizeof *n);
+        if (!n)
+            return -1;
+        conns = n;
+        cap_conns = cap;
+    }
+    if (fd >= cap_fd) {
+        int cap = cap_fd ? cap_fd : 256;
+        while (cap <= fd)
+            cap *= 2;
+        conn **n = realloc(by_fd, (size_t)cap * sizeof *n);
+        if (!n)
+            return -1;
+        memset(n + cap_fd, 0, (size_t)(cap - cap_fd) * sizeof *n);
+        by_fd = n;
+        cap_fd = cap;
+    }
+    return 0;
+}
+
+/* Edge-triggered: an arrival is reported once, to one poller. */
+static uint32_t conn_events(const conn *c)
+{
+    return EPOLLIN | EPOLLRDHUP | EPOLLET | (c->epollout_armed ? EPOLLOUT : 0u);
+}
 
 int io_register(conn *c)
 {
     int rc = 0;
     pthread_mutex_lock(&io_lock);
-    if (n_conns == cap_conns) {
-        int cap = cap_conns ? cap_conns * 2 : 16;
-        conn **n = realloc(conns, (size_t)cap * sizeof *n);
-        if (!n) {
-            pthread_mutex_unlock(&io_lock);
-            return -1;
-        }
-        conns = n;
-        cap_conns = cap;
+    if (c->fd < 0 || grow_locked(c->fd) != 0) {
+        pthread_mutex_unlock(&io_lock);
+        return -1;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (++token_gen == 0)
+        token_gen = 1;
+    uint64_t token = (uint64_t)token_gen << 32 | (uint32_t)c->fd;
+    c->io_index = n_conns;
+    conns[n_conns++] = c;
+    by_fd[c->fd] = c;
+    /* Listed and named before it is added, so its first event finds it
+     * (io_lookup waits for io_lock); a writer arming EPOLLOUT (out_lock)
+     * sees the token only once the fd is in the set. */
+    pthread_mutex_lock(&c->out_lock);
+    atomic_store(&c->io_token, token);
+    struct epoll_event ev = {.events = conn_events(c), .data.u64 = token};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
         LOG_E("io", "epoll_ctl add: %s", strerror(errno));
+        atomic_store(&c->io_token, 0);
+        by_fd[c->fd] = NULL;
+        conns[c->io_index] = conns[--n_conns];
+        conns[c->io_index]->io_index = c->io_index;
+        c->io_index = -1;
         rc = -1;
-    } else {
-        c->io_index = n_conns;
-        conns[n_conns++] = c;
     }
+    pthread_mutex_unlock(&c->out_lock);
     pthread_mutex_unlock(&io_lock);
     return rc;
 }
 
+/* With c->out_lock held. */
+static void io_modify_locked(conn *c)
+{
+    uint64_t token = atomic_load_explicit(&c->io_token, memory_order_relaxed);
+    struct epoll_event ev = {.events = conn_events(c), .data.u64 = token};
+    if (token && epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        LOG_E("io", "epoll_ctl mod: %s", strerror(errno));
+}
+
 void io_arm_write(conn *c)
 {
-    if (c->epollout_armed || c->io_index < 0)
+    if (c->epollout_armed || atomic_load_explicit(&c->io_token, memory_order_relaxed) == 0)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
-    if (epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
-        c->epollout_armed = 1;
+    c->epollout_armed = 1;
+    io_modify_locked(c);
 }
 
 void io_close_later(conn *c)
@@ -82,22 +166,45 @@ void io_close_later(conn *c)
     pthread_mutex_unlock(&c->out_lock);
 }
 
-/* The connection that delivered input last. A caller that spins waiting for
- * its reply reads it directly, which saves the epoll_wait on every arrival.
- * Only the poll-role holder touches it; io_close clears it, so the pointer
- * never outlives the I/O thread's reference. */
-static conn *last_active;
-/* How many arrivals in a row came on last_active: with one busy peer a
- * check reads it directly; when arrivals move between connections (many
- * peers), that recv mostly finds nothing and one epoll_wait asks all of
- * them in the same one system call. */
-static unsigned hot_streak;
+/* The connection that delivered input last (its token). A caller that
+ * spins waiting for its reply reads it directly, which saves the
+ * epoll_wait on every arrival. */
+static _Atomic uint64_t hot_token;
+/* How many arrivals in a row came on it: with one busy peer a check reads
+ * it directly; when arrivals move between connections (many peers), that
+ * recv mostly finds nothing and one epoll_wait asks all of them in the same
+ * one system call. */
+static _Atomic unsigned hot_streak;
 #define HOT_STREAK_MIN 2
 /* While one connection is hot, the other connections are still asked
  * (one epoll_wait) at least this often: every 4th check, as before, cost a
  * system call (~3.5 us on the test VM) on every other call. */
 #define SPIN_EPOLL_EVERY_US 250
-static uint64_t last_epoll_us;
+static _Atomic uint64_t last_epoll_us;
+/* The batch this thread is reading: events from one epoll_wait, or one
+ * spin check. When it has taken PROMOTE_AFTER_US, a parked scheduler takes
+ * over the waiting (scheduler_poll_promote) and the events not read yet
+ * are handed over to it through epoll: one long read (a flood, a big
+ * frame, many connections at once) does not hold up the others. Shorter
+ * batches wake nobody: on the test VM a wake-up costs about 10 us of CPU,
+ * more than a few reads of calls (4-5 us each) that it would overlap. The
+ * time is wall time, so a reader preempted on a busy machine counts too;
+ * with 50 us, 1-3% of the calls of 8 client nodes woke a scheduler on the
+ * test VM under load, with 200 us 0.1%. */
+#define PROMOTE_AFTER_US 200
+/* With at least EAGER_MIN_SCHEDULERS schedulers (by default one per core),
+ * a batch of several connections is handed over before the first read:
+ * there, idle cores are likely and a wake-up is cheap next to the reads it
+ * overlaps. On 2 vCPUs the wake-up costs more than it saves (see
+ * docs/benchmarks.md). */
+#define EAGER_MIN_SCHEDULERS 4
+static int eager_handover; /* set before the pollers start */
+static _Thread_local struct {
+    uint64_t began_us;
+    int promoted;
+    const struct epoll_event *events;
+    int next, n; /* events[next..n) are not read yet */
+} batch;
 
 static uint64_t io_now_us(void)
 {
@@ -106,10 +213,57 @@ static uint64_t io_now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static void note_input(const conn *c)
+{
+    uint64_t token = atomic_load_explicit(&c->io_token, memory_order_relaxed);
+    if (atomic_exchange_explicit(&hot_token, token, memory_order_relaxed) == token)
+        atomic_fetch_add_explicit(&hot_streak, 1, memory_order_relaxed);
+    else
+        atomic_store_explicit(&hot_streak, 0, memory_order_relaxed);
+}
+
+static void batch_begin(const struct epoll_event *events, int n)
+{
+    batch.began_us = io_now_us();
+    batch.promoted = 0;
+    batch.events = events;
+    batch.next = 0;
+    batch.n = n;
+}
+
+static void io_rearm(uint64_t token);
+
+METRIC_COUNTER(m_promotions, "phnode_dist_read_promotions_total", "",
+               "Read batches that took long enough to have another scheduler wait for the "
+               "next arrivals (and take the batch's unread events).");
+
+/* Called between reads: after PROMOTE_AFTER_US (now: at once), once per
+ * batch. */
+static void batch_check(int now)
+{
+    if (batch.promoted || (!now && io_now_us() - batch.began_us < PROMOTE_AFTER_US))
+        return;
+    batch.promoted = 1;
+    if (!scheduler_poll_promote())
+        return;
+    metric_inc(&m_promotions);
+    /* Re-armed, each is reported again to whoever waits now. */
+    for (int i = batch.next; i < batch.n; i++) {
+        if (batch.events[i].data.u64 != 0) {
+            io_rearm(batch.events[i].data.u64);
+        } else {
+            uint64_t v;
+            ssize_t r = read(wakefd, &v, sizeof v);
+            (void)r; /* only a wake-up: this thread goes back to the run queue */
+        }
+    }
+    batch.n = batch.next;
+}
+
+/* By c's reader (which keeps read_req raised: nobody reads c again), or at
+ * stop. Pollers that still hold an event for c find it no more. */
 static void io_close(conn *c)
 {
-    if (last_active == c)
-        last_active = NULL;
     pthread_mutex_lock(&c->out_lock);
     c->closed = 1;
     pthread_mutex_unlock(&c->out_lock);
@@ -120,11 +274,13 @@ static void io_close(conn *c)
         conns[c->io_index]->io_index = c->io_index;
         c->io_index = -1;
     }
+    if (c->fd < cap_fd && by_fd[c->fd] == c)
+        by_fd[c->fd] = NULL;
     pthread_mutex_unlock(&io_lock);
     c->transport->close(c->fd);
     c->fd = -1;
     connection_closed(c);
-    conn_put(c); /* the I/O thread's reference */
+    conn_put(c); /* the I/O layer's reference */
 }
 
 static void send_tick(conn *c)
@@ -182,8 +338,14 @@ static int process_frames(conn *c, int *frames)
 METRIC_COUNTER(m_bytes_in, "phnode_dist_received_bytes_total", "",
                "Bytes read from distribution connections after the handshake.");
 
-static int conn_read(conn *c, size_t *got)
+/* *more: it stopped before the socket was drained (fairness). */
+static int conn_read(conn *c, size_t *got, int *more)
 {
+    /* Once the peer's end of stream is in, a short read no longer means
+     * drained: the end of stream waits behind the data and makes no new
+     * edge. */
+    int to_eof = atomic_load_explicit(&c->read_to_eof, memory_order_relaxed);
+    *more = 1;
     for (int round = 0; round < READ_ROUNDS; round++) {
         if (c->rcap - c->rlen < READ_CHUNK / 4) {
             /* Doubling with what arrived: a frame of N bytes costs at most
@@ -200,8 +362,10 @@ static int conn_read(conn *c, size_t *got)
         if (n == 0)
             return -1;
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                *more = 0;
                 break;
+            }
             char why[128];
             int err = errno;
             if (c->transport->failure && c->transport->failure(c->fd, why, sizeof why))
@@ -211,6 +375,8 @@ static int conn_read(conn *c, size_t *got)
             return -1;
         }
         size_t space = c->rcap - c->rlen;
+        /* The next arrival may be waited for by another thread now. */
+        scheduler_poll_reading();
         metric_add(&m_bytes_in, (uint64_t)n);
         *got += (size_t)n;
         c->rlen += (size_t)n;
@@ -221,8 +387,14 @@ static int conn_read(conn *c, size_t *got)
         scheduler_defer_end(frames < FLOOD_FRAMES);
         if (rc != 0)
             return -1;
-        if ((size_t)n < space && c->transport->pending(c->fd) == 0)
-            break; /* drained; epoll (level-triggered) reports more */
+        batch_check(0);
+        /* A short read drained the socket (transport.h): a later arrival
+         * is a new edge, reported again. */
+        if (!to_eof && c->transport->short_read_drains && (size_t)n < space &&
+            c->transport->pending(c->fd) == 0) {
+            *more = 0;
+            break;
+        }
     }
     if (c->rlen == 0 && c->rcap > RBUF_KEEP) {
         free(c->rbuf);
@@ -232,14 +404,59 @@ static int conn_read(conn *c, size_t *got)
     return 0;
 }
 
+/* Reads c (referenced by the caller) unless another poller is reading it,
+ * in which case that one reads again before it lets go. The bytes read. */
+static size_t conn_service(conn *c)
+{
+    if (atomic_fetch_add(&c->read_req, 1) != 0)
+        return 0;
+    unsigned seen = 1;
+    size_t got = 0;
+    for (;;) {
+        int more = 0;
+        if (conn_read(c, &got, &more) != 0) {
+            io_close(c);
+            return got;
+        }
+        if (got)
+            note_input(c);
+        if (atomic_compare_exchange_strong(&c->read_req, &seen, 0)) {
+            if (more) {
+                /* Not drained: no new edge may come, so ask for one. */
+                pthread_mutex_lock(&c->out_lock);
+                if (!c->closed)
+                    io_modify_locked(c);
+                pthread_mutex_unlock(&c->out_lock);
+            }
+            return got;
+        }
+        /* seen is the count now: requests came meanwhile, read again. */
+    }
+}
+
+static void io_rearm(uint64_t token)
+{
+    conn *c = io_lookup(token);
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->out_lock);
+    if (!c->closed)
+        io_modify_locked(c);
+    pthread_mutex_unlock(&c->out_lock);
+    conn_put(c);
+}
+
 static void conn_writable(conn *c)
 {
     pthread_mutex_lock(&c->out_lock);
+    if (c->closed) {
+        pthread_mutex_unlock(&c->out_lock);
+        return;
+    }
     int rc = conn_flush_locked(c);
     if (rc == 0 && !c->out_head && c->epollout_armed) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-        epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
         c->epollout_armed = 0;
+        io_modify_locked(c);
     }
     pthread_mutex_unlock(&c->out_lock);
     if (rc != 0)
@@ -293,33 +510,45 @@ static void check_ticks(void)
     }
 }
 
-/* Waits for and handles I/O; called with the poll role held. */
+/* Waits for and handles I/O; several threads may at once. */
 static int io_poll(int timeout_ms)
 {
     struct epoll_event events[64];
     int n = epoll_wait(epfd, events, 64, timeout_ms);
-    last_epoll_us = io_now_us();
+    atomic_store_explicit(&last_epoll_us, io_now_us(), memory_order_relaxed);
     if (n < 0 && errno != EINTR)
         LOG_E("io", "epoll_wait: %s", strerror(errno));
-    for (int i = 0; i < n; i++) {
-        if (events[i].data.ptr == NULL) {
+    if (n > 0)
+        scheduler_poll_reading();
+    batch_begin(events, n > 0 ? n : 0);
+    for (int i = 0; i < batch.n; i++) {
+        batch.next = i;
+        if (i > 0) {
+            batch_check(0);
+            if (i >= batch.n)
+                break; /* handed over */
+        }
+        batch.next = i + 1;
+        /* With schedulers to spare, the other connections of the batch go
+         * to another one at once, while this one reads the first. */
+        if (eager_handover && i + 1 < batch.n)
+            batch_check(1);
+        if (events[i].data.u64 == 0) {
             uint64_t v;
             ssize_t r = read(wakefd, &v, sizeof v);
             (void)r; /* only a wake-up */
             continue;
         }
-        conn *c = events[i].data.ptr;
+        conn *c = io_lookup(events[i].data.u64);
+        if (!c)
+            continue; /* closed by another poller meanwhile */
         if (events[i].events & EPOLLOUT)
             conn_writable(c);
-        if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-            size_t got = 0;
-            if (conn_read(c, &got) != 0) {
-                io_close(c);
-            } else if (got) {
-                hot_streak = c == last_active ? hot_streak + 1 : 0;
-                last_active = c;
-            }
-        }
+        if (events[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            atomic_store_explicit(&c->read_to_eof, 1, memory_order_relaxed);
+        if (events[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            conn_service(c);
+        conn_put(c);
     }
     return n > 0 ? n : 0;
 }
@@ -329,17 +558,18 @@ static int io_spin_check(void)
     /* No hot connection: input comes from many peers at times of their
      * own, and the wait is better spent asleep (the CPU goes to other
      * threads; 8 client nodes ran faster on less CPU without the spin). */
-    if (!last_active || hot_streak < HOT_STREAK_MIN)
+    uint64_t token = atomic_load_explicit(&hot_token, memory_order_relaxed);
+    if (!token || atomic_load_explicit(&hot_streak, memory_order_relaxed) < HOT_STREAK_MIN)
         return -1;
-    if (io_now_us() - last_epoll_us >= SPIN_EPOLL_EVERY_US)
+    if (io_now_us() - atomic_load_explicit(&last_epoll_us, memory_order_relaxed) >=
+        SPIN_EPOLL_EVERY_US)
         return io_poll(0);
-    size_t got = 0;
-    if (conn_read(last_active, &got) != 0) {
-        io_close(last_active);
-        return 1;
-    }
-    if (got)
-        hot_streak++;
+    conn *c = io_lookup(token);
+    if (!c)
+        return -1;
+    batch_begin(NULL, 0);
+    size_t got = conn_service(c);
+    conn_put(c);
     return got > 0;
 }
 
@@ -347,7 +577,7 @@ static void io_interrupt(void)
 {
     uint64_t one = 1;
     ssize_t w = write(wakefd, &one, sizeof one);
-    (void)w; /* a full counter still wakes the poller */
+    (void)w; /* a full counter still wakes a poller */
 }
 
 static const scheduler_io io_ops = {
@@ -384,9 +614,12 @@ int io_loop_start(void)
         LOG_E("io", "cannot create epoll/eventfd: %s", strerror(errno));
         return -1;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    /* Edge-triggered too: each interrupt wakes one poller, and a poller
+     * that finds it already read does not wake another. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.u64 = 0};
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) != 0)
         return -1;
+    eager_handover = scheduler_count() >= EAGER_MIN_SCHEDULERS;
     atomic_store(&running, 1);
     if (pthread_create(&thread, NULL, io_main, NULL) != 0) {
         atomic_store(&running, 0);
@@ -408,6 +641,11 @@ void io_loop_stop(void)
     free(conns);
     conns = NULL;
     cap_conns = 0;
+    free(by_fd);
+    by_fd = NULL;
+    cap_fd = 0;
+    atomic_store(&hot_token, 0);
+    atomic_store(&hot_streak, 0);
     close(wakefd);
     close(epfd);
     wakefd = epfd = -1;

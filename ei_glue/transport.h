@@ -20,6 +20,12 @@ typedef struct transport_ops {
     /* Bytes of the length before each handshake packet: 2 over TCP, 4 over
      * TLS (what the BEAM's inet_tcp_dist and inet_tls_dist send). */
     int handshake_header;
+    /* 1 when a read that returns fewer bytes than asked for has drained
+     * the socket (TCP's recv); 0 when it may stop early (TLS: one record
+     * per read). The I/O loop is edge-triggered: without a later arrival it
+     * hears of no bytes left behind, so it reads on to EAGAIN unless this
+     * is 1. */
+    int short_read_drains;
     /* Sets fd (a connected, non-blocking socket) up before the handshake:
      * incoming as the server, else as the client; server_name: the host the
      * peer's certificate must name, or NULL. 0, or -1 with why filled. */

@@ -67,6 +67,7 @@ static void tcp_close(int fd)
 const transport_ops tcp_transport = {
     .name = "tcp",
     .handshake_header = 2,
+    .short_read_drains = 1,
     .attach = tcp_attach,
     .secure = tcp_secure,
     .read = tcp_read,

@@ -4,9 +4,9 @@
  * inet_tls_dist does; epmd is unchanged.
  *
  * One session per socket, found by its fd. An SSL object must not be used
- * by two threads at once, and here the poll-role holder reads while any
- * thread may write, so each session has its own lock around every OpenSSL
- * call on it.
+ * by two threads at once: one poller at a time reads a connection (its
+ * read_req, io_loop.c) while any thread may write, so each session has its
+ * own lock around every OpenSSL call on it.
  */
 #include "ei_glue/transport.h"
 
@@ -288,6 +288,7 @@ static int tls_failure(int fd, char *why, size_t why_size)
 const transport_ops tls_transport = {
     .name = "tls",
     .handshake_header = 4,
+    .short_read_drains = 0,
     .attach = tls_attach,
     .secure = tls_secure,
     .read = tls_read,

@@ -137,16 +137,25 @@ void scheduler_defer_end(int keep_one);
  * it idle schedulers just park). */
 typedef struct scheduler_io {
     /* Waits up to timeout_ms (-1: until interrupted) for I/O and handles it:
-     * frames are decoded and posted to mailboxes, nothing else. */
+     * frames are decoded and posted to mailboxes, nothing else. Several
+     * threads may poll at once. */
     int (*poll)(int timeout_ms); /* returns the number of events handled */
     /* One cheap non-blocking check while an idle scheduler spins; > 0
      * when it handled input, < 0 when a spin is unlikely to pay (no
      * connection is hot): the scheduler sleeps in poll at once. */
     int (*spin_check)(void);
-    /* Makes a poll(-1) in progress return. */
+    /* Makes one poll in progress return (or the next one, if none waits). */
     void (*interrupt)(void);
 } scheduler_io;
 void scheduler_set_io(const scheduler_io *io);
+/* Called by a poller that got input, before it reads it: gives up the poll
+ * role if this thread holds it, so another idle scheduler may wait for the
+ * next arrival meanwhile. */
+void scheduler_poll_reading(void);
+/* Called by a poller whose reading has taken long: when nobody holds the
+ * poll role, wakes a parked scheduler to take it (the next arrivals are
+ * then read in parallel). 1 if it woke one. */
+int scheduler_poll_promote(void);
 /* Polls once without waiting if nobody has for stalled_us; 1 if it did. */
 int scheduler_poll_if_stalled(unsigned stalled_us);
 int scheduler_start(unsigned threads, unsigned busy_poll_us);

@@ -18,14 +18,21 @@
  * exactly one FUTEX_WAKE; nothing is woken when no scheduler is parked.
  *
  * Polling the network: the first idle scheduler does not park but waits
- * for I/O itself (the "poll role", held by one thread at a time). When a
- * call arrives it reads the frames and then runs the worker on the same
- * thread: no thread hand-off, no wake-up. The I/O thread keeps the node
+ * for I/O itself (the "poll role", held by one thread at a time: the only
+ * one that busy-polls). When a call arrives it gives the role up and reads
+ * the frames, then runs the worker on the same thread: no thread hand-off,
+ * no wake-up; meanwhile the next idle scheduler may take the role. A
+ * reader that is still reading after a while has a parked scheduler take
+ * the role (scheduler_poll_promote), so other connections are read in
+ * parallel rather than behind it; short reads wake nobody (on 2 vCPUs the
+ * wake-up costs more than the wait it saves; with 4+ schedulers io_loop.c
+ * hands a batch of several connections over at once). The I/O layer makes
+ * sure one thread at a time reads a connection. The I/O thread keeps the node
  * responsive when every scheduler is busy in long callbacks: it takes the
  * poll role when nobody has polled for a while (and schedulers between two
  * runs poll briefly too, as BEAM schedulers check I/O). The frame handler
- * only decodes and posts to mailboxes, so the poll role never runs user
- * code; the callbacks run afterwards, outside it.
+ * only decodes and posts to mailboxes, so polling never runs user code;
+ * the callbacks run afterwards.
  */
 #include "hub/runtime/remote.h"
 #include "hub/runtime/log.h"
@@ -61,14 +68,14 @@ static const scheduler_io *io_get(void)
 {
     return atomic_load_explicit(&io_ops, memory_order_acquire);
 }
-static _Atomic int poll_role; /* 1 while some thread polls */
-static int poller_blocking;   /* a scheduler waits in poll(-1); under runq_lock */
-/* Set while that scheduler sleeps in the poll itself, past its busy poll:
- * only then does a push have to interrupt it (the busy poll watches the
- * run queue). The poller sets it and then looks at the run queue; a pusher
- * appends and then reads it: with both sequentially consistent, either the
- * poller sees the process or the pusher sees the flag. */
-static _Atomic int poller_asleep;
+static _Atomic int poll_role; /* 1 while some thread holds it */
+/* Schedulers asleep in the poll (past any busy poll): a process made
+ * runnable when none is parked interrupts one of them. A poller counts
+ * itself and then looks at the run queue; a pusher appends and then reads
+ * the count: with both sequentially consistent, either the poller sees the
+ * process or the pusher sees the poller. The busy poll is not counted: it
+ * watches the run queue itself. */
+static _Atomic int pollers_asleep;
 static _Atomic uint64_t last_poll_us;
 #define BUSY_POLL_INTERVAL_US 1000
 static process *runq_head, *runq_tail;
@@ -78,12 +85,14 @@ static _Atomic int stopping;
 static scheduler schedulers[MAX_SCHEDULERS];
 static unsigned n_threads;
 static _Thread_local int on_scheduler;
-static _Thread_local int polling; /* this thread holds the poll role */
-
-static int on_scheduler_polling(void)
-{
-    return polling;
-}
+/* The poll role as this thread holds it: given up when input arrives
+ * (scheduler_poll_reading) or when the poll ends, whichever comes first. */
+static _Thread_local struct {
+    int held;
+    int timeout_ms;
+    uint64_t began_us;
+    int asleep; /* counted in pollers_asleep */
+} role;
 
 static uint64_t now_us(void)
 {
@@ -122,15 +131,47 @@ static void note_idle_wait(uint64_t waited_us)
                    IDLE_WAIT_WEIGHT);
 }
 
+/* Gives the role up (once per poll): the bookkeeping of the wait, then the
+ * next idle scheduler may take it. */
+static void release_role(int got_work)
+{
+    if (!role.held)
+        return;
+    role.held = 0;
+    uint64_t ended = now_us();
+    if (role.timeout_ms < 0 && (got_work || atomic_load(&runq_len) != 0))
+        note_idle_wait(ended - role.began_us);
+    atomic_store(&last_poll_us, ended);
+    atomic_store(&poll_role, 0);
+}
+
+/* Awake again: a reading poller is not one a push should interrupt, nor
+ * one that waits for the next arrival (scheduler_poll_promote). */
+static void count_awake(void)
+{
+    if (role.asleep) {
+        role.asleep = 0;
+        atomic_fetch_sub(&pollers_asleep, 1);
+    }
+}
+
+void scheduler_poll_reading(void)
+{
+    count_awake();
+    release_role(1);
+}
+
 /* Polls with the role held; the caller took it. A blocking poll first
  * checks without blocking for a short while when waits have been short. */
 static void poll_with_role(int timeout_ms)
 {
     /* Read once: the network may be stopping meanwhile. */
     const scheduler_io *io = io_get();
-    polling = 1;
     int handled = 0;
     uint64_t began = now_us();
+    role.held = 1;
+    role.timeout_ms = timeout_ms;
+    role.began_us = began;
     if (io && timeout_ms < 0 && poll_spin_us && idle_wait_avg_us <= poll_spin_us) {
         /* A check is a system call: space them out, which also lets a
          * stream of small frames collect into fewer, larger reads. */
@@ -159,18 +200,15 @@ static void poll_with_role(int timeout_ms)
         }
     }
     if (io && !handled) {
-        if (timeout_ms != 0)
-            atomic_store(&poller_asleep, 1);
+        if (timeout_ms != 0) {
+            role.asleep = 1;
+            atomic_fetch_add(&pollers_asleep, 1);
+        }
         if (atomic_load(&runq_len) == 0)
             handled = io->poll(timeout_ms);
-        atomic_store(&poller_asleep, 0);
+        count_awake();
     }
-    polling = 0;
-    uint64_t ended = now_us();
-    if (io && timeout_ms < 0 && (handled || atomic_load(&runq_len) != 0))
-        note_idle_wait(ended - began);
-    atomic_store(&last_poll_us, ended);
-    atomic_store(&poll_role, 0);
+    release_role(handled);
 }
 
 static int take_poll_role(void)
@@ -244,8 +282,7 @@ static void runq_push(process *p)
     lock_runq();
     runq_append_locked(p);
     scheduler *wake = unpark_one_locked();
-    int interrupt =
-        !wake && poller_blocking && !on_scheduler_polling() && atomic_load(&poller_asleep);
+    int interrupt = !wake && atomic_load(&pollers_asleep) > 0;
     unlock_runq();
     if (wake)
         futex_wake(&wake->parked, 1);
@@ -307,14 +344,27 @@ void scheduler_defer_end(int keep_one)
         if (s)
             wake[n_wake++] = s;
     }
-    int interrupt = n_wake == 0 && deferred.n > self_runs && poller_blocking && !polling &&
-                    atomic_load(&poller_asleep);
+    int interrupt = n_wake == 0 && deferred.n > self_runs && atomic_load(&pollers_asleep) > 0;
     unlock_runq();
     deferred.n = 0;
     for (int i = 0; i < n_wake; i++)
         futex_wake(&wake[i]->parked, 1);
     if (interrupt)
         io_get()->interrupt();
+}
+
+int scheduler_poll_promote(void)
+{
+    /* Somebody waits for the next arrival already. */
+    if (atomic_load(&poll_role) != 0 || atomic_load(&pollers_asleep) > 0)
+        return 0;
+    lock_runq();
+    scheduler *s = atomic_load(&poll_role) == 0 ? unpark_one_locked() : NULL;
+    unlock_runq();
+    if (!s)
+        return 0;
+    futex_wake(&s->parked, 1); /* it finds the run queue empty and takes the role */
+    return 1;
 }
 
 static process *runq_pop_locked(void)
@@ -336,17 +386,17 @@ static process *next_process(scheduler *self)
         process *p = runq_pop_locked();
         if (p || atomic_load(&stopping)) {
             unlock_runq();
+            const scheduler_io *io = io_get();
+            if (!p && io)
+                io->interrupt(); /* the next poller sees the stop too */
             return p;
         }
-        if (io_get() && take_poll_role()) {
+        const scheduler_io *io = io_get();
+        if (io && take_poll_role()) {
             /* Wait for I/O instead of parking; a process made runnable by
              * another thread interrupts the wait. */
-            poller_blocking = 1;
             unlock_runq();
             poll_with_role(-1);
-            lock_runq();
-            poller_blocking = 0;
-            unlock_runq();
             continue;
         }
         atomic_store(&self->parked, 1);

@@ -11,6 +11,30 @@ ExUnit.start(
   timeout: 60_000
 )
 
+# Runs on client nodes started with :peer (its object code is sent there;
+# plain Erlang calls only, Elixir is not loaded there): rounds of n casts
+# {:add, 1} to a counter, then a call :get, which the worker must answer
+# after all of them when the connection's frames are handled in order.
+# Returns what each :get saw, last round first.
+{:module, OrderLoop, order_loop_bin, _} =
+  defmodule OrderLoop do
+    def run(_counter, _n, 0, acc), do: acc
+
+    def run(counter, n, rounds, acc) do
+      casts(counter, n)
+      run(counter, n, rounds - 1, [:gen_server.call(counter, :get, 60_000) | acc])
+    end
+
+    defp casts(_counter, 0), do: :ok
+
+    defp casts(counter, k) do
+      :gen_server.cast(counter, {:add, 1})
+      casts(counter, k - 1)
+    end
+  end
+
+:persistent_term.put(:order_loop_bin, order_loop_bin)
+
 defmodule PhNode.FoundationTest do
   use ExUnit.Case, async: false
   import PhTest, only: [spawn_worker!: 2, spawn_worker!: 3, spawn_worker!: 4, timed_call: 3]
@@ -403,6 +427,57 @@ defmodule PhNode.FoundationTest do
       assert node in Node.list(:hidden)
       refute_received {:nodedown, ^node, _}
       assert GenServer.call(sleeper, {:sleep, 0}) == :ok
+    end
+
+    # Several pollers read at once (a long read hands the next arrivals to
+    # another scheduler; with 4 schedulers a batch of several connections is
+    # handed over at once): the frames of each connection must still be
+    # handled in the order they were sent.
+    test "4 client nodes casting and calling beside a 20 MB echo: each connection in order" do
+      ph = PhTest.start_node(worker_lib: true, ticktime: @ticktime, args: ["--schedulers", "4"])
+      on_exit(fn -> PhTest.stop_node(ph) end)
+      cookie = Atom.to_charlist(Node.get_cookie())
+
+      peers =
+        for _ <- 1..4 do
+          {:ok, pid, node} =
+            :peer.start_link(%{
+              name: String.to_atom(PhTest.unique_name("orderpeer")),
+              host: ~c"127.0.0.1",
+              longnames: true,
+              args: [~c"-setcookie", cookie, ~c"-connect_all", ~c"false"] ++
+                [~c"-kernel", ~c"net_ticktime", ~c"#{@ticktime}"]
+            })
+
+          {:module, OrderLoop} =
+            :erpc.call(node, :code, :load_binary, [
+              OrderLoop,
+              ~c"nofile",
+              :persistent_term.get(:order_loop_bin)
+            ])
+
+          {pid, node}
+        end
+
+      try do
+        counters = for _ <- peers, do: spawn_worker!(ph, :counter, [0])
+        echo = spawn_worker!(ph, :echo)
+        big = :rand.bytes(20 * 1024 * 1024)
+        flood = Task.async(fn -> GenServer.call(echo, big, 60_000) end)
+
+        reqs =
+          for {{_, node}, c} <- Enum.zip(peers, counters),
+              do: :erpc.send_request(node, OrderLoop, :run, [c, 300, 20, []])
+
+        for r <- reqs do
+          seen = r |> :erpc.receive_response(120_000) |> Enum.reverse()
+          assert seen == Enum.map(1..20, &(&1 * 300))
+        end
+
+        assert Task.await(flood, 60_000) == big
+      after
+        for {pid, _} <- peers, do: :peer.stop(pid)
+      end
     end
 
     test "a 20 MB binary round-trips through echo", %{ph: ph} do
