@@ -46,9 +46,15 @@ static void prune(hub *h, dq_log *s, uint32_t node)
     dq_log_prune(s, now_s(), (long)h->cfg.threshold_time, node);
 }
 
+/* A logged node that is a member again (or this node) is up, not down: a
+ * log taken from a member can name nodes that joined since (ProcessHub
+ * counts them twice, so a cluster healed whole could stay partitioned). */
 static int failing(hub *h, const dq_log *s)
 {
-    return dq_failing(h->members.n + 1, s->n, (long)h->cfg.quorum_size);
+    int down = 0;
+    for (int i = 0; i < s->n; i++)
+        down += s->log[i].node != h->self_node && !membership_find(&h->members, s->log[i].node);
+    return dq_failing(h->members.n + 1, down, (long)h->cfg.quorum_size);
 }
 
 static int dq_left(hub *h, uint32_t node)
