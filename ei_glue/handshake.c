@@ -660,7 +660,20 @@ static int dial_recv(dialer *d, const unsigned char **body, size_t *len, size_t 
             return 0;
         if (rc == HS_PARSE_BAD || d->in_len == sizeof d->in)
             return EPROTO;
-        ssize_t n = transport->read(d->fd, (char *)d->in + d->in_len, sizeof d->in - d->in_len);
+        /* Never past this packet: the peer may send distribution frames
+         * right after its challenge ack, and those are the connection's
+         * to read (with TLS they stay in the socket as well: OpenSSL reads
+         * one record at a time). */
+        size_t hdr = (size_t)transport->handshake_header, want = hdr - d->in_len;
+        if (d->in_len >= hdr)
+            want = hdr +
+                   (hdr == 4 ? (size_t)d->in[0] << 24 | (size_t)d->in[1] << 16 |
+                                   (size_t)d->in[2] << 8 | d->in[3]
+                             : (size_t)d->in[0] << 8 | d->in[1]) -
+                   d->in_len;
+        if (want > sizeof d->in - d->in_len)
+            want = sizeof d->in - d->in_len;
+        ssize_t n = transport->read(d->fd, (char *)d->in + d->in_len, want);
         if (n == 0)
             return ECONNRESET;
         if (n < 0) {

@@ -289,4 +289,39 @@ defmodule PhNode.HardeningTest do
                ~r/incoming handshake failed: not a distribution handshake .*peer=garbler_x@127\.0\.0\.1 peer_addr=127\.0\.0\.1:\d+ reason=garbage/
     end
   end
+
+  # --- a dialing phnode: the peer talks right after its challenge ack -----------------
+
+  describe "the dialing side" do
+    # The accepting node counts the connection up once it has sent its ack
+    # and may send frames at once: they can arrive in the same segment as
+    # the ack. phnode took them for garbage and dropped the connection
+    # (seen at every heal of the chaos run: "bytes after the challenge ack").
+    test "frames sent in the same write as the challenge ack are the connection's first frames" do
+      alive = PhTest.unique_name("fake")
+      fake = :"#{alive}@127.0.0.1"
+      {:ok, lst} = RawPeer.listen_as(alive)
+      n = start(args: ["--join", Atom.to_string(fake)])
+      # a pid of the fake node, the caller of a gen_server call to the hub
+      fake_text = Atom.to_string(fake)
+      pid = :erlang.binary_to_term(<<131, 88, 119, byte_size(fake_text), fake_text::binary, 7::32, 0::32, 4321::32>>)
+      ref = make_ref()
+      call = RawPeer.frame({6, pid, :"", :my_hub}, {:"$gen_call", {pid, ref}, {:nodes, []}})
+      assert {:ok, sock} = RawPeer.accept_handshake(lst, fake, PhTest.cookie(), call)
+
+      reply =
+        Stream.repeatedly(fn -> :gen_tcp.recv(sock, 0, 10_000) end)
+        |> Enum.find_value(fn
+          {:ok, ""} -> :ok = :gen_tcp.send(sock, "") && nil
+          {:ok, bytes} -> with {_, {^ref, r}} <- RawPeer.decode_frame(bytes), do: {:reply, r}, else: (_ -> nil)
+          {:error, e} -> {:closed, e}
+        end)
+
+      assert {:reply, members} = reply, "no answer to the frame behind the ack: #{inspect(reply)}\n" <> PhTest.log_tail(n.log)
+      assert is_list(members)
+      refute PhTest.log_since(n.log, 0) =~ "bytes after the challenge ack"
+      :gen_tcp.close(sock)
+      :gen_tcp.close(lst.epmd)
+    end
+  end
 end

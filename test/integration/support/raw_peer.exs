@@ -148,6 +148,70 @@ defmodule RawPeer do
 
   def close(%{pump: pump}), do: send(pump, :close)
 
+  # --- the accepting side ------------------------------------------------------
+
+  @doc """
+  A fake node that phnode dials: a listening socket registered in epmd as
+  alive (a hidden node; the epmd registration lasts while the returned
+  :epmd socket is open). {:ok, %{listen: l, epmd: e, port: p}}.
+  """
+  def listen_as(alive) do
+    {:ok, l} = :gen_tcp.listen(0, [:binary, packet: 2, active: false, reuseaddr: true, ip: {127, 0, 0, 1}])
+    {:ok, port} = :inet.port(l)
+    eport = String.to_integer(System.get_env("ERL_EPMD_PORT") || "4369")
+    {:ok, e} = :gen_tcp.connect({127, 0, 0, 1}, eport, [:binary, packet: 2, active: false])
+    # ALIVE2_REQ: port, hidden node (72), TCP (0), versions 6..5, the name, no extra
+    :ok = :gen_tcp.send(e, <<120, port::16, 72, 0, 6::16, 5::16, byte_size(alive)::16, alive::binary, 0::16>>)
+    :ok = :inet.setopts(e, packet: :raw)
+
+    case :gen_tcp.recv(e, 2, 5000) do
+      {:ok, <<r, 0>>} when r in [118, 121] -> {:ok, %{listen: l, epmd: e, port: port}}
+      other -> {:error, {:epmd, other}}
+    end
+  end
+
+  @doc """
+  Accepts one connection on a listen_as/1 socket and runs the accepting
+  side of the handshake as name with cookie; after its challenge ack, in
+  the same write, it sends `after_ack` (raw bytes: distribution frames).
+  {:ok, sock} switched to {:packet, 4}, or {:error, reason}.
+  """
+  def accept_handshake(%{listen: l}, name, cookie, after_ack, timeout \\ 10_000) do
+    name = to_string(name)
+    mine = :rand.uniform(0xFFFFFFFF)
+
+    with {:ok, sock} <- :gen_tcp.accept(l, timeout),
+         {:ok, <<?N, _flags::64, _creation::32, _nlen::16, _peer::binary>>} <- :gen_tcp.recv(sock, 0, timeout),
+         :ok <- :gen_tcp.send(sock, "sok"),
+         :ok <- :gen_tcp.send(sock, <<?N, @flags::64, mine::32, 4321::32, byte_size(name)::16, name::binary>>),
+         {:ok, <<?r, theirs::32, got::binary-size(16)>>} <- :gen_tcp.recv(sock, 0, timeout),
+         true <- got == digest(mine, cookie) || {:error, :bad_digest},
+         :ok <- :inet.setopts(sock, packet: :raw),
+         :ok <- :gen_tcp.send(sock, [<<17::16, ?a>>, digest(theirs, cookie), after_ack]),
+         :ok <- :inet.setopts(sock, packet: 4) do
+      {:ok, sock}
+    else
+      {:ok, other} -> {:error, {:unexpected, other}}
+      {:error, _} = e -> e
+      false -> {:error, :bad_digest}
+    end
+  end
+
+  @doc "One data frame as raw bytes: length, 'p', control, message (terms with their version byte)."
+  def frame(control, msg) do
+    body = [?p, :erlang.term_to_binary(control), :erlang.term_to_binary(msg)]
+    [<<IO.iodata_length(body)::32>>, body]
+  end
+
+  @doc "A data frame's body (after the 4-byte length) as {control, message}; nil for anything else."
+  def decode_frame(<<?p, rest::binary>>) do
+    {control, used} = :erlang.binary_to_term(rest, [:used])
+    <<_::binary-size(used), msg::binary>> = rest
+    {control, if(msg == "", do: nil, else: :erlang.binary_to_term(msg))}
+  end
+
+  def decode_frame(_), do: nil
+
   # --- hand-made external term format ------------------------------------------
 
   @doc "An atom as ATOM_EXT (tag 100, Latin-1), the encoding older nodes send."
