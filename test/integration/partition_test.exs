@@ -619,7 +619,9 @@ defmodule PhNode.PartitionTest do
   # message changed what a node's registry holds (the rows and their
   # {node, pid}s).
   defp watch_changes(live) do
-    pid = spawn_link(fn -> watch_loop(%{}, %{}, []) end)
+    # high priority: a change is stamped when it arrives, not when the
+    # checker's decoding of five registry dumps lets the watcher run
+    pid = spawn_link(fn -> Process.flag(:priority, :high); watch_loop(%{}, %{}, []) end)
     for n <- live, do: watch_add(pid, n)
     pid
   end
