@@ -51,10 +51,7 @@ void tomb_add(hub *h, const char *key, uint32_t key_len)
      * lookup that keeps a replaced row's nodes). */
     static const reg_node_pid no_nodes;
     char t[16];
-    int index = 0;
-    if (ei_encode_longlong(t, &index, (long long)(monotonic_ms() + TOMB_MS)) != 0)
-        return;
-    ph_term until = {t, 0};
+    ph_term until = registry_until(t, monotonic_ms() + TOMB_MS);
     reg_row *row = registry_put(h->tombs, key, key_len, until, until, &no_nodes, 0);
     if (row)
         tomb_filter_set(h, row->hash);
@@ -80,16 +77,8 @@ void tombs_prune(hub *h)
 {
     uint32_t i = 0;
     reg_row *t;
-    uint64_t now = monotonic_ms();
-    uint32_t before = registry_count(h->tombs);
-    while ((t = registry_next(h->tombs, &i)) != NULL) {
-        int index = 0;
-        long long until = 0;
-        if (ei_decode_longlong(reg_row_spec(t).buf, &index, &until) != 0 || (uint64_t)until <= now)
-            registry_delete(h->tombs, t); /* iteration goes on past a deleted slot */
-    }
     /* The filter cannot forget: made again from the tombs left. */
-    if (h->tomb_filter && registry_count(h->tombs) != before) {
+    if (registry_prune_expired(h->tombs, monotonic_ms()) && h->tomb_filter) {
         memset(h->tomb_filter, 0, TOMB_FILTER_BITS / 8);
         i = 0;
         while ((t = registry_next(h->tombs, &i)) != NULL)

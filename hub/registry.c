@@ -453,6 +453,30 @@ reg_row *registry_next(registry *r, uint32_t *i)
     return NULL;
 }
 
+ph_term registry_until(char buf[16], uint64_t until_ms)
+{
+    int index = 0;
+    /* 9 bytes at most (a small big): always fits */
+    (void)ei_encode_longlong(buf, &index, (long long)until_ms);
+    return (ph_term){buf, 0};
+}
+
+uint32_t registry_prune_expired(registry *r, uint64_t now_ms)
+{
+    uint32_t i = 0, gone = 0;
+    reg_row *row;
+    while ((row = registry_next(r, &i)) != NULL) {
+        int index = 0;
+        long long until = 0;
+        if (ei_decode_longlong(reg_row_spec(row).buf, &index, &until) != 0 ||
+            (uint64_t)until <= now_ms) {
+            registry_delete(r, row); /* iteration goes on past a deleted slot */
+            gone++;
+        }
+    }
+    return gone;
+}
+
 /* The external format of a node-name atom, kept for the last node asked
  * (every row of a stream or a query names the same few nodes): 0 and the
  * bytes, or -1 when the name is not plain ASCII (ei encodes those). */

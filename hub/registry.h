@@ -100,6 +100,14 @@ static inline ph_term reg_row_meta(const reg_row *row)
 /* Iteration: i from 0; returns the next row or NULL at the end. */
 reg_row *registry_next(registry *r, uint32_t *i);
 
+/* Timed entries (the hub's tombs and stops kept for members that missed
+ * them): a row whose spec is its expiry, a monotonic ms. registry_until
+ * encodes one into buf (16 bytes) as a term for registry_put's spec;
+ * registry_prune_expired deletes the rows expired at now (or unreadable)
+ * and returns how many went. */
+ph_term registry_until(char buf[16], uint64_t until_ms);
+uint32_t registry_prune_expired(registry *r, uint64_t now_ms);
+
 /* Appends [{Node, Pid}] of the row. */
 int registry_encode_nodes(ph_buf *b, const reg_row *row);
 

@@ -64,11 +64,9 @@ void unconfirmed_stops_add(hub *h, ph_term cids, uint32_t node)
     ph_term cid;
     ph_buf kb, *key = &kb;
     char t[16];
-    int index = 0;
-    if (ei_encode_longlong(t, &index, (long long)(monotonic_ms() + UNCONFIRMED_STOP_MS)) != 0 ||
-        ph_iter_begin(&it, cids) < 0 || ph_buf_init(&kb) != 0)
+    ph_term until = registry_until(t, monotonic_ms() + UNCONFIRMED_STOP_MS);
+    if (ph_iter_begin(&it, cids) < 0 || ph_buf_init(&kb) != 0)
         return;
-    ph_term until = {t, 0};
     reg_node_pid np = {node, {0}};
     while (ph_iter_next(&it, &cid) > 0) {
         key->index = 0;
@@ -215,14 +213,5 @@ void unconfirmed_stop_clear(hub *h, const char *key, uint32_t key_len)
 
 void unconfirmed_stops_prune(hub *h)
 {
-    uint32_t i = 0;
-    reg_row *row;
-    uint64_t now = monotonic_ms();
-    while ((row = registry_next(h->unconfirmed_stops, &i)) != NULL) {
-        int index = 0;
-        long long until = 0;
-        if (ei_decode_longlong(reg_row_spec(row).buf, &index, &until) != 0 ||
-            (uint64_t)until <= now)
-            registry_delete(h->unconfirmed_stops, row);
-    }
+    registry_prune_expired(h->unconfirmed_stops, monotonic_ms());
 }
