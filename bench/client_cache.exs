@@ -291,10 +291,10 @@ if run?.("start") do
   # Each timed path runs in a process of its own, spawned before the clock
   # starts with what the path uses (the specs: its heap holds them and
   # nothing else), and exits after the CPU counters are read. Run in the
-  # bench process itself (START_IN=main, as before 2026-12-05 08:00 UTC), a
-  # path that allocates (the rows of the client and the floor) triggers and
-  # pays the garbage collections of every earlier round's results left in
-  # that heap, the raw path's included.
+  # bench process itself (START_IN=main, as before), a path that allocates
+  # (the rows of the client and the floor) may trigger, and pay for, the
+  # collection of earlier rounds' results left in that heap, the raw
+  # path's included.
   isolate? = System.get_env("START_IN", "process") != "main"
 
   measure = fn fun ->
