@@ -5,6 +5,8 @@
 # time is the work done). Starts its own phnodes (through
 # test/integration/support/ph_test.exs) and kills exactly those on exit.
 #   BUILD=build bench/client_cache.sh [OUT_FILE]
+# CLBENCH_SCRIPT=bench/client_start_phases.exs runs that script instead (the
+# 100k start's client-side phases and ETS row shapes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -29,4 +31,5 @@ cleanup() {
 trap cleanup EXIT INT TERM
 epmd -names >/dev/null 2>&1 || epmd -daemon
 elixir --name "clbench_$PH_SUFFIX@127.0.0.1" --cookie "$PH_COOKIE" \
-  --erl "+P 4000000 +sbwt none +sbwtdcpu none +sbwtdio none -kernel net_ticktime 2" bench/client_cache.exs | tee -a "$OUT"
+  --erl "+P 4000000 +sbwt none +sbwtdcpu none +sbwtdio none -kernel net_ticktime 2" \
+  "${CLBENCH_SCRIPT:-bench/client_cache.exs}" | tee -a "$OUT"
