@@ -226,6 +226,13 @@ ph_result hub_call_inner(ph_ctx *ctx, void *state, ph_term req, const ph_from *f
     }
     if (ph_match(req, "local_count") == 1) /* children running here, not stopping */
         return ph_build(reply, "~i", (long)(h->count - h->stopping)) == 0 ? PH_REPLY : PH_NOREPLY;
+    if (ph_match(req, "registry_changed_at") == 1) /* {changes, wall ms of the last} */
+        return (h->reg_changed_wall_ms
+                    ? ph_build(reply, "{~u, ~u}", (unsigned long long)h->reg_changes_seen,
+                               (unsigned long long)h->reg_changed_wall_ms)
+                    : ph_build(reply, "{0, undefined}")) == 0
+                   ? PH_REPLY
+                   : PH_NOREPLY;
     if (ph_match(req, "registry_count") == 1)
         return ph_build(reply, "~i", (long)running_count(h)) == 0 ? PH_REPLY : PH_NOREPLY;
     if (ph_match(req, "{tag_query, ~t}", &a) == 1)

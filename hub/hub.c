@@ -29,6 +29,13 @@ static _Atomic int network_ready;
  * their owner restarts them. */
 static void update_gauges(hub *h)
 {
+    uint64_t changes = registry_changes(h->reg);
+    if (changes != h->reg_changes_seen) {
+        struct timespec now;
+        h->reg_changes_seen = changes;
+        if (clock_gettime(CLOCK_REALTIME, &now) == 0)
+            h->reg_changed_wall_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    }
     metric_gauge_set(&hm_children_local, (int64_t)h->count);
     metric_gauge_set(&hm_children_cluster, (int64_t)registry_count(h->reg));
     metric_gauge_set(&hm_members, (int64_t)h->members.n + 1);

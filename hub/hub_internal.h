@@ -102,6 +102,11 @@ typedef struct hub {
     hub_config cfg;
     uint32_t self_node;
     registry *reg;
+    /* When the registry last changed (registry_changed_at): the change
+     * count last seen after a request or message, and the wall-clock ms
+     * (CLOCK_REALTIME) of the first request that saw it move; 0: never. */
+    uint64_t reg_changes_seen;
+    int64_t reg_changed_wall_ms;
     hooks *hooks;
     child **children; /* open addressing by pid, NULL = empty, GONE = deleted */
     uint32_t cap, count, used;

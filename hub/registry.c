@@ -21,11 +21,13 @@ struct registry {
     uint32_t running;           /* rows that name at least one node */
     registry_observer observer; /* told of every change of a row (subscription.c) */
     void *observer_arg;
+    uint64_t changes; /* every change of a row, counted */
 };
 
 /* Key bytes are read before the row changes or is freed. */
 #define OBSERVE(r, row)                                                                            \
     do {                                                                                           \
+        (r)->changes++;                                                                            \
         if ((r)->observer)                                                                         \
             (r)->observer((r)->observer_arg, (row)->data, (row)->key_len);                         \
     } while (0)
@@ -95,6 +97,11 @@ void registry_clear(registry *r)
         r->slots[i] = NULL;
     }
     r->count = r->used = r->running = 0;
+}
+
+uint64_t registry_changes(const registry *r)
+{
+    return r->changes;
 }
 
 uint32_t registry_count(const registry *r)

@@ -38,6 +38,8 @@ typedef void (*registry_observer)(void *arg, const char *key, uint32_t key_len);
 void registry_observe(registry *r, registry_observer fn, void *arg);
 void registry_free(registry *r);
 uint32_t registry_count(const registry *r);
+/* How many row changes (those an observer is told of) it has had. */
+uint64_t registry_changes(const registry *r);
 /* Rows that name at least one node (orphans aside), kept as rows change. */
 uint32_t registry_running(const registry *r);
 /* Deletes every row (the table keeps its size). */

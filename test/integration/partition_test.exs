@@ -594,11 +594,29 @@ defmodule PhNode.PartitionTest do
     (Enum.take(in_windows, 3) ++ Enum.take(Enum.drop(in_windows, 3), -5))
     |> Enum.each(fn {t, node, what} -> note("  change at #{t - whole} ms on #{node}: #{inspect(what, limit: 8)}") end)
 
+    # What the phnodes themselves recorded: the wall-clock time of the last
+    # change of each registry (:registry_changed_at; the namespaces share
+    # the host's clock). The watcher's figure above is when the test node
+    # received the changes, which lags when the test node itself is
+    # starved (its dumps took 10 s at load 10); the nodes' own record does
+    # not, and it also counts a change made after the checker's snapshots.
+    whole_wall = System.os_time(:millisecond) - (PhTest.now_ms() - whole)
+
+    last_changes =
+      for n <- live do
+        {_count, at} = call(n, :registry_changed_at, 10_000)
+        {short(n), if(is_integer(at), do: at - whole_wall, else: nil)}
+      end
+
+    note("  last registry change on each node (ms after the cluster was whole): #{inspect(last_changes)}")
+    note("  the watcher's figure: #{converged - whole} ms")
+    converged = whole + max(0, last_changes |> Enum.map(&(elem(&1, 1) || 0)) |> Enum.max())
+
     since_heal = converged - (st.last_heal || t0)
     since_whole = converged - whole
 
     note(
-      "converged #{since_whole} ms after the cluster was whole (#{length(changes)} change messages; " <>
+      "converged #{since_whole} ms after the cluster was whole (the nodes' last registry change; the watcher saw #{length(changes)} change messages; " <>
         "snapshots #{snap_from - whole}..#{held_at - whole} and #{c_from - whole}..#{c_to - whole} ms)"
     )
 
