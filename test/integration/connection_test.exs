@@ -278,6 +278,44 @@ defmodule PhNode.ConnectionTest do
     end
   end
 
+  describe "a node connecting to phnode" do
+    test "marks the node pending: messages sent meanwhile wait for that connection, no second dial" do
+      n = start(name: PhTest.unique_name("cm"))
+      x = fake("cx")
+      echo = PhTest.spawn_worker!(n, :echo)
+      {sock, status} = name_status(n, x.node)
+      assert status == {:ok, "sok"}
+
+      # phnode has x's name, not its reply yet: a message to x waits for this one
+      poke(echo, x.node, :t1, :queued)
+      assert {:error, :timeout} = :gen_tcp.accept(x.listen, 500)
+
+      peer = finish_initiate(sock, x.node, PhTest.cookie())
+      pump = peer.pump
+      assert_receive {:frame, ^pump, _ctl, {:t1, :queued}}, 5000
+      assert {:error, :timeout} = :gen_tcp.accept(x.listen, 200)
+    end
+
+    test "a second handshake while phnode waits for an alive answer is closed without a status" do
+      n = start(name: PhTest.unique_name("cm"))
+      x = PhTest.node_atom(PhTest.unique_name("cx"))
+      old = connect_as(n, x)
+      echo = linked_echo(n, old)
+      ref = Process.monitor(echo)
+
+      {sock, status} = name_status(n, x)
+      assert status == {:ok, "salive"}
+      {sock3, status3} = name_status(n, x)
+      assert status3 == {:error, :closed}
+      :gen_tcp.close(sock3)
+
+      :ok = :gen_tcp.send(sock, "sfalse")
+      assert :gen_tcp.recv(sock, 0, 5000) == {:error, :closed}
+      call_over(old, echo, :still_here)
+      refute_received {:DOWN, ^ref, _, _, _}
+    end
+  end
+
   describe "phnode dialing a node that dials it (simultaneous connect)" do
     test "nok when phnode's own attempt wins (its name is the greater); its frames go on its own connection" do
       n = start(name: PhTest.unique_name("cm"))
