@@ -518,8 +518,7 @@ static void replace_up_connection(uint32_t node, uint64_t token)
     route_nodedown(node);
 }
 
-void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const transport_ops *t,
-                      const char *early, size_t early_len)
+void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const transport_ops *t)
 {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
@@ -570,11 +569,8 @@ void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const
     /* Once registered, the poller may see the peer close it and drop both
      * the peer table's and its own reference: hold one of ours meanwhile. */
     atomic_fetch_add(&c->refs, 1);
-    /* Its first frames, if they came with the ack, go before any a poller
-     * reads: nobody reads c until it is registered. */
-    int bad = io_take_input(c, early, early_len) != 0;
-    if (io_register(c) != 0 || bad) {
-        io_close_later(c); /* the poller sees the end and closes it */
+    if (io_register(c) != 0) {
+        io_close_later(c);
         conn_put(c);
         return;
     }

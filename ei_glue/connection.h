@@ -122,11 +122,8 @@ void connections_for_each(void (*fn)(uint32_t node, void *arg), void *arg);
 /* Handshake side: a finished handshake hands its fd (set up by t) over. It
  * becomes the node's connection if the attempt still owns the node; an
  * incoming one whose peer answered "true" to our "alive" first closes the
- * connection we held, with a nodedown. Otherwise the fd is closed. early:
- * the bytes read after the handshake's last packet (a dialer reads the
- * peer's first frames with the ack), the connection's first input. */
-void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const transport_ops *t,
-                      const char *early, size_t early_len);
+ * connection we held, with a nodedown. Otherwise the fd is closed. */
+void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const transport_ops *t);
 /* The attempt gave up (or the peer answered "false" to our "alive"). If it
  * owned the node, the frames waiting are dropped and a nodedown follows;
  * not_running: the node is not registered with epmd or refused the TCP
@@ -137,10 +134,6 @@ void connection_attempt_failed(uint32_t node, uint64_t token, int not_running);
 int io_loop_start(void);
 void io_loop_stop(void);
 int io_register(conn *c);
-/* Before io_register: dispatches the frames that arrived with the end of
- * the handshake (len bytes, and what the transport holds decrypted). -1: a
- * malformed frame (c must be dropped). */
-int io_take_input(conn *c, const char *bytes, size_t len);
 void io_arm_write(conn *c); /* called with c->out_lock held */
 void io_close_later(conn *c);
 void conn_put(conn *c);

@@ -168,7 +168,7 @@ static void pending_end(pending *p, int adopt)
     epoll_ctl(hs_epfd, EPOLL_CTL_DEL, p->fd, NULL);
     pending_unlink(p);
     if (adopt) {
-        connection_adopt(p->fd, p->node, p->token, 1, transport, NULL, 0);
+        connection_adopt(p->fd, p->node, p->token, 1, transport);
     } else {
         transport->close(p->fd);
         if (p->marked) /* the node was pending for it: a nodedown if it owned it */
@@ -704,17 +704,9 @@ static int dial_recv(dialer *d, const unsigned char **body, size_t *len, size_t 
     }
 }
 
-/* The bytes a dialer read after the ack: the peer's first frames, sent as
- * soon as it adopted the connection (the frames that waited for it). */
-typedef struct early_input {
-    char bytes[HS_MAX_PACKET + 4];
-    size_t len;
-} early_input;
-
-/* One attempt of the attempt token to node; the socket (and what followed
- * the ack in *early), or -1 with r filled. */
-static int dial(uint32_t node, uint64_t token, const char *name, handshake_report *r,
-                early_input *early)
+/* One attempt of the attempt token to node; the socket, or -1 with r
+ * filled. */
+static int dial(uint32_t node, uint64_t token, const char *name, handshake_report *r)
 {
     char alive[HS_MAX_NAME + 1], host[HS_MAX_NAME + 1];
     const char *at = strchr(name, '@');
@@ -843,8 +835,10 @@ static int dial(uint32_t node, uint64_t token, const char *name, handshake_repor
         kind = HS_BAD_COOKIE;
         goto bad;
     }
-    early->len = d.in_len - used;
-    memcpy(early->bytes, d.in + used, early->len);
+    if (used != d.in_len) {
+        detail = "bytes after the challenge ack";
+        goto bad;
+    }
     return d.fd;
 failed:
     kind = err == ETIMEDOUT                    ? HS_TIMEOUT
@@ -896,7 +890,6 @@ static void *connector_main(void *arg)
      * others are warnings. The attempt ends as soon as another owns the
      * node. */
     int fd = -1, routine = 1, nok = 0;
-    early_input early = {.len = 0};
     for (int attempt = 0; attempt < CONNECT_ATTEMPTS && fd < 0; attempt++) {
         if (attempt > 0 && !nok)
             usleep(RETRY_DELAY_US);
@@ -904,7 +897,7 @@ static void *connector_main(void *arg)
             !connection_owns_attempt(node, job.token) || !atomic_load(&accepting))
             break;
         handshake_report r;
-        fd = dial(node, job.token, name, &r, &early);
+        fd = dial(node, job.token, name, &r);
         if (fd < 0) {
             count_failure(r.kind);
             nok = r.kind == HS_REFUSED && strcmp(r.detail, "nok") == 0;
@@ -920,7 +913,7 @@ static void *connector_main(void *arg)
         }
     }
     if (fd >= 0)
-        connection_adopt(fd, node, job.token, 0, transport, early.bytes, early.len);
+        connection_adopt(fd, node, job.token, 0, transport);
     else if (!(nok && wait_taken_over(node, job.token)))
         connection_attempt_failed(node, job.token, routine); /* nothing if taken over */
     atomic_fetch_sub(&connectors, 1);

@@ -404,43 +404,6 @@ static int conn_read(conn *c, size_t *got, int *more)
     return 0;
 }
 
-int io_take_input(conn *c, const char *bytes, size_t len)
-{
-    size_t want = len;
-    for (;;) {
-        if (c->rcap - c->rlen < (want > READ_CHUNK / 4 ? want : READ_CHUNK / 4)) {
-            size_t cap = c->rcap ? c->rcap * 2 : READ_CHUNK;
-            while (cap - c->rlen < want)
-                cap *= 2;
-            char *n = realloc(c->rbuf, cap);
-            if (!n)
-                return -1;
-            c->rbuf = n;
-            c->rcap = cap;
-        }
-        if (bytes) {
-            memcpy(c->rbuf + c->rlen, bytes, len);
-            c->rlen += len;
-            bytes = NULL;
-        }
-        /* Decrypted bytes the transport holds make no epoll edge: take them
-         * now, or they would wait for the next arrival. */
-        if (c->transport->pending(c->fd) == 0)
-            break;
-        ssize_t n = c->transport->read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
-        if (n <= 0)
-            break; /* an error or the end shows again once registered */
-        c->rlen += (size_t)n;
-        want = 0;
-    }
-    if (c->rlen == 0)
-        return 0;
-    metric_add(&m_bytes_in, (uint64_t)c->rlen);
-    atomic_store_explicit(&c->last_read_ms, monotonic_ms(), memory_order_relaxed);
-    int frames = 0;
-    return process_frames(c, &frames);
-}
-
 /* Reads c (referenced by the caller) unless another poller is reading it,
  * in which case that one reads again before it lets go. The bytes read. */
 static size_t conn_service(conn *c)
