@@ -15,85 +15,6 @@ ExUnit.start(
   timeout: 180_000
 )
 
-# A node name registered with epmd, listening where the test accepts
-# phnode's dial and answers the handshake by hand.
-defmodule FakeNode do
-  @doc "Registers alive with epmd (held while the returned socket is open) and listens."
-  def start(alive) do
-    {:ok, listen} =
-      :gen_tcp.listen(0, [:binary, packet: 2, active: false, reuseaddr: true, ip: {127, 0, 0, 1}])
-
-    {:ok, port} = :inet.port(listen)
-    epmd_port = String.to_integer(System.get_env("ERL_EPMD_PORT", "4369"))
-    {:ok, epmd} = :gen_tcp.connect({127, 0, 0, 1}, epmd_port, [:binary, packet: 0, active: false])
-    # ALIVE2_REQ: port, hidden node (72), TCP (0), versions 6..5, name, no extra
-    req = <<120, port::16, 72, 0, 6::16, 5::16, byte_size(alive)::16, alive::binary, 0::16>>
-    :ok = :gen_tcp.send(epmd, <<byte_size(req)::16, req::binary>>)
-
-    case :gen_tcp.recv(epmd, 0, 5000) do
-      {:ok, <<tag, 0, _::binary>>} when tag in [118, 121] -> :ok
-      other -> raise "epmd refused #{alive}: #{inspect(other)}"
-    end
-
-    node = PhTest.node_atom(alive)
-    %{alive: alive, node: node, listen: listen, epmd: epmd}
-  end
-
-  def stop(%{listen: l, epmd: e}) do
-    :gen_tcp.close(l)
-    :gen_tcp.close(e)
-  end
-
-  @doc "Accepts phnode's dial and reads its name packet: {sock, name}."
-  def accept_dial(%{listen: l}) do
-    {:ok, sock} = :gen_tcp.accept(l, 10_000)
-    {:ok, <<?N, _flags::64, _creation::32, n::16, name::binary-size(n)>>} = :gen_tcp.recv(sock, 0, 5000)
-    {sock, String.to_atom(name)}
-  end
-
-  @doc "The accepting side from the status on: status, challenge, reply check, ack; then packet 4."
-  def finish_accept(sock, %{node: node}, cookie, status \\ "ok") do
-    challenge = :rand.uniform(0xFFFFFFFF)
-    name = Atom.to_string(node)
-    :ok = :gen_tcp.send(sock, "s" <> status)
-
-    :ok =
-      :gen_tcp.send(
-        sock,
-        <<?N, RawPeer.flags()::64, challenge::32, 1::32, byte_size(name)::16, name::binary>>
-      )
-
-    {:ok, <<?r, theirs::32, digest::binary-16>>} = :gen_tcp.recv(sock, 0, 5000)
-    true = digest == RawPeer.digest(challenge, cookie)
-    :ok = :gen_tcp.send(sock, <<?a, RawPeer.digest(theirs, cookie)::binary>>)
-    :ok = :inet.setopts(sock, packet: 4)
-    sock
-  end
-
-  @doc "The next data frame on a connected sock (ticks answered): {control, message}."
-  def recv_frame(sock, timeout \\ 5000) do
-    case :gen_tcp.recv(sock, 0, timeout) do
-      {:ok, ""} ->
-        :gen_tcp.send(sock, "")
-        recv_frame(sock, timeout)
-
-      {:ok, <<?p, rest::binary>>} ->
-        {ctl, used} = :erlang.binary_to_term(rest, [:used])
-        msg = if used < byte_size(rest), do: :erlang.binary_to_term(binary_part(rest, used, byte_size(rest) - used))
-        {ctl, msg}
-
-      other ->
-        other
-    end
-  end
-
-  @doc "A pid of node (NEW_PID_EXT) for control tuples and call tags."
-  def pid(node, id) do
-    n = Atom.to_string(node)
-    :erlang.binary_to_term(<<131, 88, 119, byte_size(n), n::binary, id::32, 0::32, 1::32>>)
-  end
-end
-
 defmodule PhNode.ConnectionTest do
   use ExUnit.Case, async: false
 
@@ -107,23 +28,62 @@ defmodule PhNode.ConnectionTest do
   defp start_many(opts_list) do
     nodes =
       opts_list
-      |> Enum.map(fn opts -> Task.async(fn -> PhTest.start_node(Keyword.merge([ticktime: 4], opts)) end) end)
+      |> Enum.map(fn opts ->
+        Task.async(fn -> PhTest.start_node(Keyword.merge([ticktime: 4], opts)) end)
+      end)
       |> Enum.map(&Task.await(&1, 30_000))
 
     for n <- nodes, do: on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
     nodes
   end
 
+  # A node name registered with epmd (RawPeer.listen_as): phnode's dials to
+  # it are accepted and answered by hand.
   defp fake(prefix) do
-    f = FakeNode.start(PhTest.unique_name(prefix))
-    on_exit(fn -> FakeNode.stop(f) end)
-    f
+    alive = PhTest.unique_name(prefix)
+    {:ok, f} = RawPeer.listen_as(alive)
+
+    on_exit(fn ->
+      :gen_tcp.close(f.listen)
+      :gen_tcp.close(f.epmd)
+    end)
+
+    Map.put(f, :node, PhTest.node_atom(alive))
   end
+
+  defp accept_dial(x) do
+    {:ok, sock, from} = RawPeer.accept_dial(x)
+    {sock, from}
+  end
+
+  defp finish_accept(sock, x) do
+    {:ok, sock} = RawPeer.accept_rest(sock, x.node, PhTest.cookie(), [])
+    sock
+  end
+
+  # The next data frame on a connected sock (ticks answered): {control, message}.
+  defp recv_frame(sock) do
+    case :gen_tcp.recv(sock, 0, 5000) do
+      {:ok, ""} ->
+        :gen_tcp.send(sock, "")
+        recv_frame(sock)
+
+      {:ok, bytes} ->
+        RawPeer.decode_frame(bytes)
+
+      other ->
+        other
+    end
+  end
+
+  # A pid of node, for control tuples and call tags.
+  defp pid(node, id),
+    do: :erlang.binary_to_term(<<131, RawPeer.pid_ext(%{name: node}, id)::binary>>)
 
   # Makes phnode send {tag, msg} to a pid of node: its echo worker answers a
   # call whose caller is that pid.
   defp poke(echo, node, tag, msg),
-    do: send(echo, {:"$gen_call", {FakeNode.pid(node, 1), tag}, msg})
+    do: send(echo, {:"$gen_call", {pid(node, 1), tag}, msg})
 
   # A raw connection's name packet and the status phnode answers.
   defp name_status(n, name) do
@@ -147,7 +107,12 @@ defmodule PhNode.ConnectionTest do
 
   defp pump(sock, name) do
     owner = self()
-    p = spawn(fn -> receive(do: ({:socket, s} -> :inet.setopts(s, active: true) && pump_loop(owner, s))) end)
+
+    p =
+      spawn(fn ->
+        receive(do: ({:socket, s} -> :inet.setopts(s, active: true) && pump_loop(owner, s)))
+      end)
+
     :ok = :gen_tcp.controlling_process(sock, p)
     send(p, {:socket, sock})
     %{pump: p, name: name, sock: sock}
@@ -160,9 +125,8 @@ defmodule PhNode.ConnectionTest do
         :gen_tcp.send(sock, "")
         pump_loop(owner, sock)
 
-      {:tcp, ^sock, <<?p, rest::binary>>} ->
-        {ctl, used} = :erlang.binary_to_term(rest, [:used])
-        msg = if used < byte_size(rest), do: :erlang.binary_to_term(binary_part(rest, used, byte_size(rest) - used))
+      {:tcp, ^sock, bytes} ->
+        {ctl, msg} = RawPeer.decode_frame(bytes)
         send(owner, {:frame, self(), ctl, msg})
         pump_loop(owner, sock)
 
@@ -189,7 +153,7 @@ defmodule PhNode.ConnectionTest do
   # answered after the LINK on the same connection proves the link is made.
   defp linked_echo(n, peer) do
     echo = PhTest.spawn_worker!(n, :echo)
-    from = FakeNode.pid(peer.name, 7)
+    from = pid(peer.name, 7)
     :ok = RawPeer.send_frame(peer, :erlang.term_to_binary({1, from, echo}))
     call_over(peer, echo, :linked)
     echo
@@ -198,7 +162,7 @@ defmodule PhNode.ConnectionTest do
   # A call to echo from a pid of the raw peer's node, over the peer.
   defp call_over(%{pump: pump} = peer, echo, msg) do
     tag = make_ref()
-    from = FakeNode.pid(peer.name, 8)
+    from = pid(peer.name, 8)
 
     :ok =
       RawPeer.send_frame(
@@ -323,7 +287,7 @@ defmodule PhNode.ConnectionTest do
       assert Atom.to_string(n.node) > Atom.to_string(x.node)
       echo = PhTest.spawn_worker!(n, :echo)
       poke(echo, x.node, :t1, :queued)
-      {dial, from} = FakeNode.accept_dial(x)
+      {dial, from} = accept_dial(x)
       assert from == n.node
 
       # x dials phnode meanwhile: phnode's own attempt wins
@@ -331,10 +295,10 @@ defmodule PhNode.ConnectionTest do
       assert status == {:ok, "snok"}
       assert :gen_tcp.recv(sock, 0, 5000) == {:error, :closed}
 
-      dial = FakeNode.finish_accept(dial, x, PhTest.cookie())
-      assert {_ctl, {:t1, :queued}} = FakeNode.recv_frame(dial)
+      dial = finish_accept(dial, x)
+      assert {_ctl, {:t1, :queued}} = recv_frame(dial)
       poke(echo, x.node, :t2, :after)
-      assert {_ctl, {:t2, :after}} = FakeNode.recv_frame(dial)
+      assert {_ctl, {:t2, :after}} = recv_frame(dial)
       assert dropped_lines(n) == []
     end
 
@@ -344,7 +308,7 @@ defmodule PhNode.ConnectionTest do
       assert Atom.to_string(n.node) < Atom.to_string(x.node)
       echo = PhTest.spawn_worker!(n, :echo)
       poke(echo, x.node, :t1, :queued)
-      {dial, _} = FakeNode.accept_dial(x)
+      {dial, _} = accept_dial(x)
 
       {sock, status} = name_status(n, x.node)
       assert status == {:ok, "sok_simultaneous"}
@@ -372,7 +336,7 @@ defmodule PhNode.ConnectionTest do
       x = fake("cz")
       echo = PhTest.spawn_worker!(n, :echo)
       poke(echo, x.node, :t1, :queued)
-      {dial, _} = FakeNode.accept_dial(x)
+      {dial, _} = accept_dial(x)
       # x's own attempt wins: it answers nok, then dials phnode
       :ok = :gen_tcp.send(dial, "snok")
       assert :gen_tcp.recv(dial, 0, 5000) == {:error, :closed}
@@ -406,13 +370,19 @@ defmodule PhNode.ConnectionTest do
           send(eb, {:"$gen_call", {ca, :"$gen_cast"}, {:add, 1}})
         end
 
-        assert PhTest.wait_until(fn -> counter_value(ca) == k and counter_value(cb) == k end, 15_000),
+        assert PhTest.wait_until(
+                 fn -> counter_value(ca) == k and counter_value(cb) == k end,
+                 15_000
+               ),
                "round #{round}: a's counter #{counter_value(ca)}, b's #{counter_value(cb)} of #{k}"
 
         for {x, y} <- [{a, b}, {b, a}] do
           log = PhTest.log(x)
           ups = Regex.scan(~r/connected to #{Regex.escape(Atom.to_string(y.node))} /, log)
-          assert length(ups) == 1, "round #{round}: #{x.node} connected #{length(ups)} times to #{y.node}"
+
+          assert length(ups) == 1,
+                 "round #{round}: #{x.node} connected #{length(ups)} times to #{y.node}"
+
           refute log =~ "connection to #{y.node} closed"
           refute log =~ "dropped the messages"
           assert y.node in GenServer.call({:phnode, x.node}, :nodes)
@@ -436,7 +406,10 @@ defmodule PhNode.ConnectionTest do
 
         members = fn x -> GenServer.call({:my_hub, x.node}, {:nodes, []}) end
 
-        assert PhTest.wait_until(fn -> members.(a) == [b.node] and members.(b) == [a.node] end, 15_000),
+        assert PhTest.wait_until(
+                 fn -> members.(a) == [b.node] and members.(b) == [a.node] end,
+                 15_000
+               ),
                "round #{round}: a has #{inspect(members.(a))}, b has #{inspect(members.(b))}"
 
         for {x, y} <- [{a, b}, {b, a}] do
