@@ -32,6 +32,7 @@ typedef struct peer {
     peer_state state;
     conn *conn;
     uint64_t owner;      /* CONNECTING: the attempt that may adopt; 0 before start */
+    int owner_incoming;  /* the owner is an incoming handshake, not our dial */
     uint64_t up_pending; /* UP: the incoming handshake answered "alive", or 0 */
     chunk *pending_head, *pending_tail;
     size_t pending_bytes;
@@ -57,6 +58,7 @@ static uint64_t dial_locked(peer *p)
 {
     p->state = PEER_CONNECTING;
     p->owner = started ? connection_new_token() : 0;
+    p->owner_incoming = 0;
     return p->owner;
 }
 
@@ -461,7 +463,7 @@ accept_verdict connection_accept_pending(uint32_t node, uint64_t token)
         v = p->up_pending ? ACCEPT_BUSY : ACCEPT_ALIVE;
         if (!p->up_pending)
             p->up_pending = token;
-    } else if (p->state == PEER_CONNECTING && p->owner != 0) {
+    } else if (p->state == PEER_CONNECTING && p->owner != 0 && !p->owner_incoming) {
         if (we_are_greater(node)) {
             v = ACCEPT_NOK;
         } else {
@@ -469,13 +471,19 @@ accept_verdict connection_accept_pending(uint32_t node, uint64_t token)
              * it the frames that wait. The dial it replaces sees it is no
              * longer the owner and ends without touching them. */
             p->owner = token;
+            p->owner_incoming = 1;
             v = ACCEPT_OK_SIMULTANEOUS;
         }
     } else {
         /* Idle (or waiting for connections_start): sends from now on wait
-         * for this handshake instead of dialing a second connection. */
+         * for this handshake instead of dialing a second connection. An
+         * earlier incoming handshake from the node is replaced too (net_kernel
+         * would answer nok while it lasts): the peer dials again, so it gave
+         * that one up (a cut in its middle, a restart), and waiting for its
+         * deadline would hold the node for handshake_timeout_ms. */
         p->state = PEER_CONNECTING;
         p->owner = token;
+        p->owner_incoming = 1;
         v = ACCEPT_OK;
     }
     pthread_mutex_unlock(&peers_lock);
@@ -507,6 +515,7 @@ static void replace_up_connection(uint32_t node, uint64_t token)
         p->up_pending = 0;
         p->state = PEER_CONNECTING;
         p->owner = token;
+        p->owner_incoming = 1;
     }
     pthread_mutex_unlock(&peers_lock);
     if (!old)
@@ -629,6 +638,7 @@ void connection_closed(conn *c)
             /* The handshake that asked "alive" carries on as the owner. */
             p->state = PEER_CONNECTING;
             p->owner = p->up_pending;
+            p->owner_incoming = 1;
             p->up_pending = 0;
         } else {
             p->state = PEER_IDLE;

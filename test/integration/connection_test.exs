@@ -260,6 +260,33 @@ defmodule PhNode.ConnectionTest do
       assert {:error, :timeout} = :gen_tcp.accept(x.listen, 200)
     end
 
+    test "a new handshake from a node replaces its earlier one that went silent" do
+      n = start(name: PhTest.unique_name("cm"))
+      # the lesser name: net_kernel would answer nok while the first one lasts
+      x = PhTest.node_atom(PhTest.unique_name("ca"))
+      echo = PhTest.spawn_worker!(n, :echo)
+      {stale, status} = name_status(n, x)
+      assert status == {:ok, "sok"}
+      poke(echo, x, :t1, :queued)
+
+      {sock, status2} = name_status(n, x)
+      assert status2 == {:ok, "sok"}
+      peer = finish_initiate(sock, x, PhTest.cookie())
+      pump = peer.pump
+      assert_receive {:frame, ^pump, _ctl, {:t1, :queued}}, 5000
+
+      # the first one, finished now, is not adopted beside it
+      {:ok, <<?N, _::64, challenge::32, _::binary>>} = :gen_tcp.recv(stale, 0, 5000)
+
+      :ok =
+        :gen_tcp.send(stale, <<?r, 1::32, RawPeer.digest(challenge, PhTest.cookie())::binary>>)
+
+      assert {:ok, <<?a, _::binary>>} = :gen_tcp.recv(stale, 0, 5000)
+      assert :gen_tcp.recv(stale, 0, 5000) == {:error, :closed}
+      call_over(peer, echo, :still_one)
+      assert PhTest.log(n) =~ "closing a duplicate incoming connection to #{x}"
+    end
+
     test "a second handshake while phnode waits for an alive answer is closed without a status" do
       n = start(name: PhTest.unique_name("cm"))
       x = PhTest.node_atom(PhTest.unique_name("cx"))
