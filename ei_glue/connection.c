@@ -21,11 +21,19 @@
 
 typedef enum peer_state { PEER_IDLE, PEER_CONNECTING, PEER_UP } peer_state;
 
+/* A connection attempt (a connector thread's dial, or an incoming
+ * handshake) is known by its token. As in the BEAM's net_kernel, at most one
+ * attempt owns a peer that is not up (owner), and at most one incoming
+ * handshake waits to replace the connection of a peer that is (up_pending):
+ * a second connection to a node is never adopted beside the first. */
 typedef struct peer {
     struct peer *next;
     uint32_t node;
     peer_state state;
     conn *conn;
+    uint64_t owner;      /* CONNECTING: the attempt that may adopt; 0 before start */
+    int owner_incoming;  /* the owner is an incoming handshake, not our dial */
+    uint64_t up_pending; /* UP: the incoming handshake answered "alive", or 0 */
     chunk *pending_head, *pending_tail;
     size_t pending_bytes;
 } peer;
@@ -37,6 +45,22 @@ static dist_config config;
 static int stopping;
 static int started; /* connections_start ran: connecting out is possible */
 static ei_cnode *cnode;
+static _Atomic uint64_t next_token = 1;
+
+uint64_t connection_new_token(void)
+{
+    return atomic_fetch_add(&next_token, 1);
+}
+
+/* Starts a dial owned by p (peers_lock held): its token, or 0 when dialing
+ * must wait for connections_start. */
+static uint64_t dial_locked(peer *p)
+{
+    p->state = PEER_CONNECTING;
+    p->owner = started ? connection_new_token() : 0;
+    p->owner_incoming = 0;
+    return p->owner;
+}
 
 chunk *chunk_new(size_t len)
 {
@@ -113,17 +137,20 @@ int connections_start(int listen_fd)
     /* Messages sent during start-up (static children's hooks, the hub's
      * first announcement) waited for this: connect for them now. */
     uint32_t waiting[256];
+    uint64_t tokens[256];
     int n = 0;
     pthread_mutex_lock(&peers_lock);
     started = 1;
     for (int b = 0; b < PEER_BUCKETS; b++)
         for (peer *p = buckets[b]; p && n < 256; p = p->next)
-            if (p->state == PEER_CONNECTING)
-                waiting[n++] = p->node;
+            if (p->state == PEER_CONNECTING && p->owner == 0) {
+                waiting[n] = p->node;
+                tokens[n++] = dial_locked(p);
+            }
     pthread_mutex_unlock(&peers_lock);
     for (int i = 0; i < n; i++)
-        if (handshake_connect_async(waiting[i]) != 0)
-            connection_connect_failed(waiting[i], 0);
+        if (handshake_connect_async(waiting[i], tokens[i]) != 0)
+            connection_attempt_failed(waiting[i], tokens[i], 0);
     return 0;
 }
 
@@ -314,7 +341,7 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
     if (msg_len)
         memcpy(ch->data + FRAMING_HEADER_LEN + ctl_len, msg, msg_len);
 
-    int start_connect = 0;
+    uint64_t dial = 0;
     conn *c = NULL;
     pthread_mutex_lock(&peers_lock);
     peer *p = stopping ? NULL : peer_find_locked(node, 1);
@@ -335,14 +362,12 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
         return -1;
     } else {
         chunk_append(&p->pending_head, &p->pending_tail, &p->pending_bytes, ch);
-        if (p->state == PEER_IDLE) {
-            p->state = PEER_CONNECTING;
-            start_connect = started;
-        }
+        if (p->state == PEER_IDLE)
+            dial = dial_locked(p);
     }
     pthread_mutex_unlock(&peers_lock);
-    if (start_connect && handshake_connect_async(node) != 0)
-        connection_connect_failed(node, 0);
+    if (dial && handshake_connect_async(node, dial) != 0)
+        connection_attempt_failed(node, dial, 0);
     if (c) {
         conn_write(c, ch);
         conn_put(c);
@@ -352,16 +377,14 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
 
 void connection_request(uint32_t node)
 {
-    int start = 0;
+    uint64_t dial = 0;
     pthread_mutex_lock(&peers_lock);
     peer *p = stopping ? NULL : peer_find_locked(node, 1);
-    if (p && p->state == PEER_IDLE) {
-        p->state = PEER_CONNECTING;
-        start = started;
-    }
+    if (p && p->state == PEER_IDLE)
+        dial = dial_locked(p);
     pthread_mutex_unlock(&peers_lock);
-    if (start && handshake_connect_async(node) != 0)
-        connection_connect_failed(node, 0);
+    if (dial && handshake_connect_async(node, dial) != 0)
+        connection_attempt_failed(node, dial, 0);
 }
 
 int connection_is_up(uint32_t node)
@@ -420,59 +443,115 @@ void conn_put(conn *c)
     free(c);
 }
 
-/* Which of two connections to the same peer survives: the one initiated
- * by the node with the greater name. */
-static int keep_outgoing(uint32_t node)
+/* Two attempts at once: the one initiated by the node with the greater name
+ * wins (dist_util's rule; strcmp orders UTF-8 names as Erlang orders atoms). */
+static int we_are_greater(uint32_t node)
 {
     return strcmp(runtime_node_name(), atom_text(node)) > 0;
 }
 
-int connection_own_attempt_wins(uint32_t node)
+accept_verdict connection_accept_pending(uint32_t node, uint64_t token)
+{
+    accept_verdict v;
+    pthread_mutex_lock(&peers_lock);
+    peer *p = stopping ? NULL : peer_find_locked(node, 1);
+    if (!p) {
+        v = ACCEPT_BUSY;
+    } else if (p->state == PEER_UP) {
+        /* Ask the peer whether it still has this connection; at most one
+         * handshake asks at a time. */
+        v = p->up_pending ? ACCEPT_BUSY : ACCEPT_ALIVE;
+        if (!p->up_pending)
+            p->up_pending = token;
+    } else if (p->state == PEER_CONNECTING && p->owner != 0 && !p->owner_incoming) {
+        if (we_are_greater(node)) {
+            v = ACCEPT_NOK;
+        } else {
+            /* Simultaneous: this handshake takes the attempt over, and with
+             * it the frames that wait. The dial it replaces sees it is no
+             * longer the owner and ends without touching them. */
+            p->owner = token;
+            p->owner_incoming = 1;
+            v = ACCEPT_OK_SIMULTANEOUS;
+        }
+    } else {
+        /* Idle (or waiting for connections_start): sends from now on wait
+         * for this handshake instead of dialing a second connection. An
+         * earlier incoming handshake from the node is replaced too (net_kernel
+         * would answer nok while it lasts): the peer dials again, so it gave
+         * that one up (a cut in its middle, a restart), and waiting for its
+         * deadline would hold the node for handshake_timeout_ms. */
+        p->state = PEER_CONNECTING;
+        p->owner = token;
+        p->owner_incoming = 1;
+        v = ACCEPT_OK;
+    }
+    pthread_mutex_unlock(&peers_lock);
+    return v;
+}
+
+int connection_owns_attempt(uint32_t node, uint64_t token)
 {
     pthread_mutex_lock(&peers_lock);
     peer *p = peer_find_locked(node, 0);
-    int wins = p && p->state == PEER_CONNECTING && keep_outgoing(node);
+    int owns = p && p->state == PEER_CONNECTING && p->owner == token;
     pthread_mutex_unlock(&peers_lock);
-    return wins;
+    return owns;
 }
 
-void connection_adopt(int fd, uint32_t node, int incoming, int old_is_dead, const transport_ops *t)
+/* An incoming handshake the peer confirmed ("true" to our "alive"): the
+ * connection we hold is dead on its side. It goes down first, with a
+ * nodedown, as net_kernel's wait_pending has it; what was in flight on it is
+ * lost, and the processes that watched the node are told. The attempt then
+ * owns the peer as any other; frames sent meanwhile wait for it. */
+static void replace_up_connection(uint32_t node, uint64_t token)
+{
+    conn *old = NULL;
+    pthread_mutex_lock(&peers_lock);
+    peer *p = peer_find_locked(node, 0);
+    if (p && p->state == PEER_UP && p->up_pending == token) {
+        old = p->conn;
+        p->conn = NULL;
+        p->up_pending = 0;
+        p->state = PEER_CONNECTING;
+        p->owner = token;
+        p->owner_incoming = 1;
+    }
+    pthread_mutex_unlock(&peers_lock);
+    if (!old)
+        return;
+    LOG_I("dist", "%s reconnected: it had lost the connection we held; closing that one",
+          atom_text(node));
+    io_close_later(old);
+    conn_put(old); /* the peer table's reference */
+    route_nodedown(node);
+}
+
+void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const transport_ops *t)
 {
     int flags = fcntl(fd, F_GETFL);
     if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
         LOG_E("dist", "cannot make the socket to %s non-blocking", atom_text(node));
         t->close(fd);
+        connection_attempt_failed(node, token, 0);
         return;
     }
     conn *c = conn_new(fd, node, incoming, t);
     if (!c) {
         t->close(fd);
+        connection_attempt_failed(node, token, 0);
         return;
     }
-    conn *replaced = NULL;
-    int peer_restarted = 0, rejected = 0;
+    if (incoming)
+        replace_up_connection(node, token);
+    int adopted = 0;
     pthread_mutex_lock(&peers_lock);
-    peer *p = stopping ? NULL : peer_find_locked(node, 1);
-    if (!p) {
-        rejected = 1;
-    } else if (p->state == PEER_UP) {
-        if (incoming && (p->conn->incoming || old_is_dead)) {
-            /* the peer restarted, or lost the connection we still hold
-             * (it said so to our "alive"): what was in flight on it is
-             * gone, and the processes that watch the node must know */
-            replaced = p->conn;
-            peer_restarted = 1;
-        } else if (incoming == !keep_outgoing(node)) {
-            replaced = p->conn;
-        } else {
-            rejected = 1;
-        }
-    } else if (p->state == PEER_CONNECTING && incoming && keep_outgoing(node)) {
-        rejected = 1; /* our own connection attempt wins */
-    }
-    if (!rejected) {
+    peer *p = stopping ? NULL : peer_find_locked(node, 0);
+    if (p && p->state == PEER_CONNECTING && p->owner == token) {
+        adopted = 1;
         p->conn = c;
         p->state = PEER_UP;
+        p->owner = 0;
         /* Frames that waited for the connection go first. */
         c->out_head = p->pending_head;
         c->out_tail = p->pending_tail;
@@ -483,8 +562,11 @@ void connection_adopt(int fd, uint32_t node, int incoming, int old_is_dead, cons
     }
     pthread_mutex_unlock(&peers_lock);
 
-    if (rejected) {
-        LOG_I("dist", "closing duplicate %s connection to %s", incoming ? "incoming" : "outgoing",
+    if (!adopted) {
+        /* Another attempt owns the peer (it took this one over): closing
+         * this one before any frame went on it loses nothing here; the
+         * peer, if it adopted it, sees it close and says nodedown. */
+        LOG_I("dist", "closing a duplicate %s connection to %s", incoming ? "incoming" : "outgoing",
               atom_text(node));
         c->fd = -1;
         conn_put(c);
@@ -493,12 +575,6 @@ void connection_adopt(int fd, uint32_t node, int incoming, int old_is_dead, cons
     }
     metric_inc(incoming ? &m_conn_in : &m_conn_out);
     LOG_I("dist", "connected to %s (%s)", atom_text(node), incoming ? "incoming" : "outgoing");
-    if (replaced) {
-        io_close_later(replaced);
-        conn_put(replaced);
-        if (peer_restarted)
-            route_nodedown(node);
-    }
     /* Once registered, the poller may see the peer close it and drop both
      * the peer table's and its own reference: hold one of ours meanwhile. */
     atomic_fetch_add(&c->refs, 1);
@@ -514,22 +590,26 @@ void connection_adopt(int fd, uint32_t node, int incoming, int old_is_dead, cons
     conn_put(c);
 }
 
-void connection_connect_failed(uint32_t node, int not_running)
+void connection_attempt_failed(uint32_t node, uint64_t token, int not_running)
 {
     chunk *dropped = NULL;
-    int was_up = 0;
+    int owned = 0;
     pthread_mutex_lock(&peers_lock);
     peer *p = peer_find_locked(node, 0);
-    if (p && p->state == PEER_CONNECTING) {
+    if (p && p->state == PEER_UP && p->up_pending == token) {
+        p->up_pending = 0; /* "false", or a failed check: ours stays up */
+    } else if (p && p->state == PEER_CONNECTING && p->owner == token) {
+        owned = 1;
         p->state = PEER_IDLE;
+        p->owner = 0;
         dropped = p->pending_head;
         p->pending_head = p->pending_tail = NULL;
         p->pending_bytes = 0;
-    } else if (p && p->state == PEER_UP) {
-        was_up = 1; /* the other side's connection won meanwhile */
     }
+    /* Otherwise another attempt took this one over, or the node is up:
+     * nothing of the peer's is this attempt's to drop. */
     pthread_mutex_unlock(&peers_lock);
-    if (was_up)
+    if (!owned)
         return;
     if (dropped) {
         /* A node that is not running (yet) is routine at cluster start-up. */
@@ -540,6 +620,8 @@ void connection_connect_failed(uint32_t node, int not_running)
             metric_inc(&m_dropped_frames);
     }
     free_chunks(dropped);
+    /* As the BEAM: an attempt that failed after it owned the node is a
+     * nodedown (links and monitors made meanwhile fire). */
     route_nodedown(node);
 }
 
@@ -551,8 +633,16 @@ void connection_closed(conn *c)
     peer *p = peer_find_locked(c->node, 0);
     if (p && p->conn == c) {
         p->conn = NULL;
-        p->state = PEER_IDLE;
         was_current = 1;
+        if (p->up_pending) {
+            /* The handshake that asked "alive" carries on as the owner. */
+            p->state = PEER_CONNECTING;
+            p->owner = p->up_pending;
+            p->owner_incoming = 1;
+            p->up_pending = 0;
+        } else {
+            p->state = PEER_IDLE;
+        }
     }
     pthread_mutex_unlock(&peers_lock);
     if (was_current) {

@@ -10,8 +10,11 @@
  *
  * Peers: a peer is either idle, connecting (frames wait in its pending
  * queue) or up. Sending to an idle peer starts a connection, as the BEAM
- * auto-connects on a send. When both sides dial at once, the connection
- * initiated by the node with the greater name is kept (the BEAM's rule).
+ * auto-connects on a send. As in the BEAM's net_kernel, one connection
+ * attempt at a time owns a peer that is not up (an incoming handshake marks
+ * it too), so a second connection never comes up beside the first: when
+ * both sides dial at once, the attempt initiated by the node with the
+ * greater name wins before either connection is up (docs/protocol.md).
  */
 #ifndef PH_CONNECTION_H
 #define PH_CONNECTION_H
@@ -98,20 +101,34 @@ void connection_flush_corked(void);
 void connection_request(uint32_t node);
 /* Nonzero when node has an established connection. */
 int connection_is_up(uint32_t node);
-/* Nonzero when our own connection attempt to node is under way and wins
- * over the peer's simultaneous one (the node with the greater name keeps
- * the connection it initiated, as the BEAM's dist_util decides). */
-int connection_own_attempt_wins(uint32_t node);
+/* A connection attempt's identity (never 0). */
+uint64_t connection_new_token(void);
+/* What an incoming handshake from node answers, as net_kernel's
+ * accept_pending decides; the attempt is known by token from then on. */
+typedef enum accept_verdict {
+    ACCEPT_OK,              /* "ok": the attempt owns the node now */
+    ACCEPT_OK_SIMULTANEOUS, /* "ok_simultaneous": it took over our own dial */
+    ACCEPT_NOK,             /* "nok": our own attempt wins (greater name) */
+    ACCEPT_ALIVE,           /* "alive": we hold a connection; ask the peer */
+    ACCEPT_BUSY,            /* another handshake asks already: close */
+} accept_verdict;
+accept_verdict connection_accept_pending(uint32_t node, uint64_t token);
+/* Nonzero while the attempt token still owns node (not taken over): a
+ * dialer answers "alive" with it, and retries only while it holds. */
+int connection_owns_attempt(uint32_t node, uint64_t token);
 /* Names of connected nodes, for status and tests: calls fn per node. */
 void connections_for_each(void (*fn)(uint32_t node, void *arg), void *arg);
 
-/* Handshake side: a finished handshake hands its fd (set up by t) over.
- * old_is_dead: the peer answered "true" to our "alive" (it has no
- * connection to us): the one we hold is replaced, with a nodedown. */
-void connection_adopt(int fd, uint32_t node, int incoming, int old_is_dead, const transport_ops *t);
-/* The handshake gave up; not_running: the node is not registered with epmd
- * or refused the TCP connection (logged at info, not as a warning). */
-void connection_connect_failed(uint32_t node, int not_running);
+/* Handshake side: a finished handshake hands its fd (set up by t) over. It
+ * becomes the node's connection if the attempt still owns the node; an
+ * incoming one whose peer answered "true" to our "alive" first closes the
+ * connection we held, with a nodedown. Otherwise the fd is closed. */
+void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const transport_ops *t);
+/* The attempt gave up (or the peer answered "false" to our "alive"). If it
+ * owned the node, the frames waiting are dropped and a nodedown follows;
+ * not_running: the node is not registered with epmd or refused the TCP
+ * connection (logged at info, not as a warning). */
+void connection_attempt_failed(uint32_t node, uint64_t token, int not_running);
 
 /* I/O side (io_loop.c) */
 int io_loop_start(void);
@@ -138,6 +155,6 @@ chunk *chunk_new(size_t len);
 /* The handshake thread and the connector threads (handshake.c) */
 int handshake_start(ei_cnode *ec, int listen_fd, const dist_config *config);
 void handshake_stop(void);
-int handshake_connect_async(uint32_t node);
+int handshake_connect_async(uint32_t node, uint64_t token);
 
 #endif

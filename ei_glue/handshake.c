@@ -133,7 +133,9 @@ typedef struct pending {
     in_state state;
     int checked_plaintext; /* TLS: looked at the first bytes */
     int want_write;        /* epoll waits for EPOLLOUT */
-    int old_is_dead;       /* it answered "true" to our "alive" */
+    int marked;            /* connection_accept_pending took it: its end is reported */
+    uint32_t node;
+    uint64_t token; /* the attempt's, for connection.c */
     uint64_t deadline;
     uint32_t challenge;
     hs_name peer;
@@ -166,13 +168,11 @@ static void pending_end(pending *p, int adopt)
     epoll_ctl(hs_epfd, EPOLL_CTL_DEL, p->fd, NULL);
     pending_unlink(p);
     if (adopt) {
-        uint32_t node = atom_intern(p->peer.name);
-        if (node == ATOM_NONE)
-            transport->close(p->fd);
-        else
-            connection_adopt(p->fd, node, 1, p->old_is_dead, transport);
+        connection_adopt(p->fd, p->node, p->token, 1, transport);
     } else {
         transport->close(p->fd);
+        if (p->marked) /* the node was pending for it: a nodedown if it owned it */
+            connection_attempt_failed(p->node, p->token, 0);
     }
     free(p);
 }
@@ -283,28 +283,43 @@ static int handle_packets(pending *p)
                 pending_fail(p, HS_CAPABILITY, NULL);
                 return -1;
             }
-            /* What the BEAM's dist_util answers a connecting node: "alive"
-             * when we hold a connection to it (it answers "true" if it has
-             * lost it: ours is replaced, with a nodedown), "nok" when our
-             * own attempt to it is under way and wins (the greater name's
-             * does), else "ok". Without these, two connections came up and
-             * one was dropped afterwards, with what was in flight on it. */
-            uint32_t node = atom_intern(p->peer.name);
-            if (node != ATOM_NONE && connection_is_up(node)) {
+            /* What the BEAM's dist_util answers a connecting node, as
+             * net_kernel's accept_pending decides (connection.h): the node
+             * is marked pending for this handshake, so no second connection
+             * to it comes up beside this one. */
+            p->node = atom_intern(p->peer.name);
+            if (p->node == ATOM_NONE) {
+                pending_fail(p, HS_OTHER, "no room for its name in the atom table");
+                return -1;
+            }
+            p->token = connection_new_token();
+            accept_verdict v = connection_accept_pending(p->node, p->token);
+            if (v == ACCEPT_NOK || v == ACCEPT_BUSY) {
+                if (v == ACCEPT_NOK) { /* dist_util sends nothing for a busy node */
+                    size_t k = hs_build_status(p->out, transport->handshake_header, "nok");
+                    struct iovec iov = {p->out, k};
+                    (void)transport->writev(p->fd, &iov, 1); /* best effort */
+                }
+                count_failure(HS_REFUSED);
+                if (v == ACCEPT_NOK)
+                    LOG_D("handshake", "incoming from %s: our own attempt to it wins (nok)",
+                          p->peer.name);
+                else
+                    LOG_I("handshake", "incoming from %s: another of its handshakes is under way",
+                          p->peer.name);
+                pending_end(p, 0);
+                return -1;
+            }
+            p->marked = 1;
+            if (v == ACCEPT_ALIVE) {
+                /* We hold a connection to it: it answers "true" if it has
+                 * lost it (ours is replaced, with a nodedown, once this
+                 * handshake has proved the cookie), "false" to keep it. */
                 p->out_len +=
                     hs_build_status(p->out + p->out_len, transport->handshake_header, "alive");
                 p->state = IN_ALIVE;
-            } else if (node != ATOM_NONE && connection_own_attempt_wins(node)) {
-                size_t k = hs_build_status(p->out, transport->handshake_header, "nok");
-                struct iovec iov = {p->out, k};
-                (void)transport->writev(p->fd, &iov, 1); /* best effort */
-                count_failure(HS_REFUSED);
-                LOG_D("handshake", "incoming from %s: our own connection to it wins (nok)",
-                      p->peer.name);
-                pending_end(p, 0);
-                return -1;
             } else {
-                send_challenge(p, "ok");
+                send_challenge(p, v == ACCEPT_OK ? "ok" : "ok_simultaneous");
                 p->state = IN_REPLY;
             }
         } else if (p->state == IN_ALIVE) {
@@ -320,7 +335,6 @@ static int handle_packets(pending *p)
                 pending_end(p, 0);
                 return -1;
             }
-            p->old_is_dead = 1;
             send_challenge(p, NULL);
             p->state = IN_REPLY;
         } else if (p->state == IN_REPLY && n >= 1 && b[0] == 'c' && p->peer.old) {
@@ -690,8 +704,9 @@ static int dial_recv(dialer *d, const unsigned char **body, size_t *len, size_t 
     }
 }
 
-/* One attempt; the socket, or -1 with r filled. */
-static int dial(const char *name, handshake_report *r)
+/* One attempt of the attempt token to node; the socket, or -1 with r
+ * filled. */
+static int dial(uint32_t node, uint64_t token, const char *name, handshake_report *r)
 {
     char alive[HS_MAX_NAME + 1], host[HS_MAX_NAME + 1];
     const char *at = strchr(name, '@');
@@ -767,10 +782,19 @@ static int dial(const char *name, handshake_report *r)
         goto bad;
     }
     if (strcmp(status, "alive") == 0) {
-        /* it thinks we are still connected: we are not (we are dialing) */
-        k = hs_build_status(out, transport->handshake_header, "true");
+        /* It holds a connection to us that we have lost (we would not dial
+         * otherwise): "true" while this attempt still owns the node (it
+         * closes its one), "false" if another attempt took over (dist_util's
+         * is_pending). */
+        int mine_still = connection_owns_attempt(node, token);
+        k = hs_build_status(out, transport->handshake_header, mine_still ? "true" : "false");
         if ((err = dial_send(&d, out, k)))
             goto failed;
+        if (!mine_still) {
+            kind = HS_REFUSED;
+            detail = "alive";
+            goto bad;
+        }
     } else if (strcmp(status, "ok") != 0 && strcmp(status, "ok_simultaneous") != 0) {
         kind = HS_REFUSED;
         detail = status;
@@ -832,30 +856,53 @@ bad:
     return -1;
 }
 
+typedef struct connect_job {
+    uint32_t node;
+    uint64_t token;
+} connect_job;
+
+/* After a "nok" the peer's own attempt to us wins: as dist_util's dialer
+ * waits to be replaced, wait (at most handshake_timeout) for its handshake
+ * to take this attempt over. 1 if it did. */
+static int wait_taken_over(uint32_t node, uint64_t token)
+{
+    uint64_t deadline = monotonic_ms() + handshake_timeout;
+    while (monotonic_ms() < deadline && atomic_load(&accepting)) {
+        if (!connection_owns_attempt(node, token))
+            return 1;
+        usleep(10 * 1000);
+    }
+    return !connection_owns_attempt(node, token);
+}
+
 static void *connector_main(void *arg)
 {
-    uint32_t node = (uint32_t)(uintptr_t)arg;
+    connect_job job = *(connect_job *)arg;
+    free(arg);
+    uint32_t node = job.node;
     char name[MAXATOMLEN_UTF8];
     snprintf(name, sizeof name, "%s", atom_text(node));
     /* A refused handshake is often the peer dialing us at the same moment
-     * (it answers "nok" and its own connection wins): give that connection
-     * time to arrive before dropping the messages that wait. A node that
-     * is not running (yet: a cluster starting up) or that loses a
-     * simultaneous connect is routine: those attempts are logged at debug
-     * level; the others are warnings. */
-    int fd = -1, routine = 1;
+     * (it answers "nok" and its own connection wins): its handshake takes
+     * this attempt over, with the messages that wait. A node that is not
+     * running (yet: a cluster starting up) or that wins a simultaneous
+     * connect is routine: those attempts are logged at debug level; the
+     * others are warnings. The attempt ends as soon as another owns the
+     * node. */
+    int fd = -1, routine = 1, nok = 0;
     for (int attempt = 0; attempt < CONNECT_ATTEMPTS && fd < 0; attempt++) {
-        if (attempt > 0) {
+        if (attempt > 0 && !nok)
             usleep(RETRY_DELAY_US);
-            if (connection_is_up(node) || !atomic_load(&accepting))
-                break;
-        }
+        if ((nok && wait_taken_over(node, job.token)) ||
+            !connection_owns_attempt(node, job.token) || !atomic_load(&accepting))
+            break;
         handshake_report r;
-        fd = dial(name, &r);
+        fd = dial(node, job.token, name, &r);
         if (fd < 0) {
             count_failure(r.kind);
-            int quiet =
-                r.kind == HS_NOT_RUNNING || (r.kind == HS_REFUSED && strcmp(r.detail, "nok") == 0);
+            nok = r.kind == HS_REFUSED && strcmp(r.detail, "nok") == 0;
+            int quiet = r.kind == HS_NOT_RUNNING || nok ||
+                        (r.kind == HS_REFUSED && strcmp(r.detail, "alive") == 0);
             routine &= quiet;
             char suffix[32];
             snprintf(suffix, sizeof suffix, " (attempt %d of %d)", attempt + 1, CONNECT_ATTEMPTS);
@@ -866,14 +913,14 @@ static void *connector_main(void *arg)
         }
     }
     if (fd >= 0)
-        connection_adopt(fd, node, 0, 0, transport);
-    else
-        connection_connect_failed(node, routine);
+        connection_adopt(fd, node, job.token, 0, transport);
+    else if (!(nok && wait_taken_over(node, job.token)))
+        connection_attempt_failed(node, job.token, routine); /* nothing if taken over */
     atomic_fetch_sub(&connectors, 1);
     return NULL;
 }
 
-int handshake_connect_async(uint32_t node)
+int handshake_connect_async(uint32_t node, uint64_t token)
 {
     if (!transport)
         return -1;
@@ -881,14 +928,22 @@ int handshake_connect_async(uint32_t node)
         LOG_W("handshake", "not a node name: '%s'", atom_text(node));
         return -1;
     }
+    connect_job *job = malloc(sizeof *job);
+    if (!job) {
+        LOG_E("handshake", "out of memory starting a connection to %s", atom_text(node));
+        return -1;
+    }
+    job->node = node;
+    job->token = token;
     pthread_t t;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     atomic_fetch_add(&connectors, 1);
-    int rc = pthread_create(&t, &attr, connector_main, (void *)(uintptr_t)node);
+    int rc = pthread_create(&t, &attr, connector_main, job);
     pthread_attr_destroy(&attr);
     if (rc != 0) {
+        free(job);
         atomic_fetch_sub(&connectors, 1);
         LOG_E("handshake", "cannot start a connector thread: %s", strerror(rc));
         return -1;

@@ -463,12 +463,20 @@ static void conn_writable(conn *c)
         io_close_later(c);
 }
 
+/* The I/O thread's: when check_ticks ran last. */
+static uint64_t last_check_ms;
+
 static void check_ticks(void)
 {
     uint64_t now = monotonic_ms();
     uint64_t ticktime_ms = (uint64_t)connections_ticktime() * 1000u;
     uint64_t interval = ticktime_ms / 4;
+    /* How late this check is tells a silent peer from a stalled I/O thread
+     * in the log line below. */
+    uint64_t since_check = last_check_ms && now > last_check_ms ? now - last_check_ms : 0;
+    last_check_ms = now;
     conn *expired[64];
+    uint64_t silent_ms[64];
     int n_expired = 0;
     pthread_mutex_lock(&io_lock);
     for (int i = 0; i < n_conns; i++) {
@@ -490,6 +498,7 @@ static void check_ticks(void)
                 continue;
             }
             atomic_fetch_add(&c->refs, 1);
+            silent_ms[n_expired] = now - last_read;
             expired[n_expired++] = c;
             continue;
         }
@@ -503,8 +512,11 @@ static void check_ticks(void)
     }
     pthread_mutex_unlock(&io_lock);
     for (int i = 0; i < n_expired; i++) {
-        LOG_W("io", "%s not responding for %u s (net_ticktime); closing the connection",
-              atom_text(expired[i]->node), connections_ticktime());
+        LOG_W("io",
+              "%s not responding: nothing arrived for %llu ms (net_ticktime %u s; the previous "
+              "check was %llu ms before); closing the connection",
+              atom_text(expired[i]->node), (unsigned long long)silent_ms[i], connections_ticktime(),
+              (unsigned long long)since_check);
         io_close_later(expired[i]); /* whoever polls sees the end of stream */
         conn_put(expired[i]);
     }

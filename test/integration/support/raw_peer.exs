@@ -176,13 +176,34 @@ defmodule RawPeer do
   the same write, it sends `after_ack` (raw bytes: distribution frames).
   {:ok, sock} switched to {:packet, 4}, or {:error, reason}.
   """
-  def accept_handshake(%{listen: l}, name, cookie, after_ack, timeout \\ 10_000) do
+  def accept_handshake(listen, name, cookie, after_ack, timeout \\ 10_000) do
+    with {:ok, sock, _peer} <- accept_dial(listen, timeout) do
+      accept_rest(sock, name, cookie, after_ack, "ok", timeout)
+    end
+  end
+
+  @doc "Accepts one connection on a listen_as/1 socket and reads its name: {:ok, sock, peer_node}."
+  def accept_dial(%{listen: l}, timeout \\ 10_000) do
+    with {:ok, sock} <- :gen_tcp.accept(l, timeout),
+         {:ok, <<?N, _flags::64, _creation::32, nlen::16, peer::binary-size(nlen)>>} <-
+           :gen_tcp.recv(sock, 0, timeout) do
+      {:ok, sock, String.to_atom(peer)}
+    else
+      {:ok, other} -> {:error, {:unexpected, other}}
+      {:error, _} = e -> e
+    end
+  end
+
+  @doc """
+  The accepting side after the name (accept_dial/2): status, challenge,
+  the reply checked, the ack followed by `after_ack` in the same write.
+  {:ok, sock} switched to {:packet, 4}, or {:error, reason}.
+  """
+  def accept_rest(sock, name, cookie, after_ack, status \\ "ok", timeout \\ 10_000) do
     name = to_string(name)
     mine = :rand.uniform(0xFFFFFFFF)
 
-    with {:ok, sock} <- :gen_tcp.accept(l, timeout),
-         {:ok, <<?N, _flags::64, _creation::32, _nlen::16, _peer::binary>>} <- :gen_tcp.recv(sock, 0, timeout),
-         :ok <- :gen_tcp.send(sock, "sok"),
+    with :ok <- :gen_tcp.send(sock, "s" <> status),
          :ok <- :gen_tcp.send(sock, <<?N, @flags::64, mine::32, 4321::32, byte_size(name)::16, name::binary>>),
          {:ok, <<?r, theirs::32, got::binary-size(16)>>} <- :gen_tcp.recv(sock, 0, timeout),
          true <- got == digest(mine, cookie) || {:error, :bad_digest},
