@@ -55,6 +55,15 @@ static size_t round_up(size_t n, size_t to)
     return (n + to - 1) / to * to;
 }
 
+/* The length to map for n bytes: from 1 MiB on, whole huge pages, so that
+ * every page of the buffer can be a huge one (a 3 MiB frame would
+ * otherwise fault its last 1 MiB in 256 small pages). The rounding is
+ * address space; a huge page is backed when the buffer's bytes reach it. */
+static size_t map_length(size_t n)
+{
+    return round_up(n, n >= HUGE_PAGE / 2 ? HUGE_PAGE : page_size());
+}
+
 /* Huge pages are advice: where the kernel has none (or THP is "never")
  * the range keeps small pages, which is still correct; said once. */
 static void advise_huge(void *base, size_t len)
@@ -102,7 +111,7 @@ void *bigbuf_alloc(size_t len)
             return NULL;
         h->map_len = 0;
     } else {
-        size_t map_len = round_up(BIGBUF_HEADER + len, page_size());
+        size_t map_len = map_length(BIGBUF_HEADER + len);
         h = map_new(map_len);
         if (!h)
             return NULL;
@@ -135,7 +144,7 @@ void *bigbuf_resize(void *p, size_t len)
         bigbuf_free(p);
         return n;
     }
-    size_t map_len = round_up(BIGBUF_HEADER + len, page_size());
+    size_t map_len = map_length(BIGBUF_HEADER + len);
     if (map_len != h->map_len) {
         /* The kernel moves the pages, not their bytes. */
         void *n = mremap(h, h->map_len, map_len, MREMAP_MAYMOVE);

@@ -17,7 +17,7 @@
 #include <stddef.h>
 
 /* From this size on, a buffer is its own mapping. */
-#define BIGBUF_MAP_MIN ((size_t)256 << 10)
+#define BIGBUF_MAP_MIN ((size_t)1 << 20)
 
 /* len usable bytes (len > 0), or NULL when out of memory. */
 void *bigbuf_alloc(size_t len);
