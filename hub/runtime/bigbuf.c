@@ -42,12 +42,14 @@ static header *header_of(const void *p)
 
 static size_t page_size(void)
 {
-    static size_t page;
-    if (!page) {
+    static _Atomic size_t page; /* any thread may be first: the same value */
+    size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+    if (!p) {
         long v = sysconf(_SC_PAGESIZE);
-        page = v > 0 ? (size_t)v : 4096;
+        p = v > 0 ? (size_t)v : 4096;
+        atomic_store_explicit(&page, p, memory_order_relaxed);
     }
-    return page;
+    return p;
 }
 
 static size_t round_up(size_t n, size_t to)
