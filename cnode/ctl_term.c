@@ -2,6 +2,8 @@
  * output of `phnode ctl` (see ctl_term.h). */
 #include "cnode/ctl_term.h"
 
+#include "ei_glue/ei_alloc.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,12 +26,13 @@ static json_t *printed(ph_term t)
 {
     char *s = NULL;
     int index = t.index;
+    /* ei's buffer: freed with ei_free (ei_glue/ei_alloc.c) */
     if (ei_s_print_term(&s, t.buf, &index) < 0 || !s) {
-        free(s);
+        ei_free(s);
         return json_string("?");
     }
     json_t *j = json_string(s);
-    free(s);
+    ei_free(s);
     return j ? j : json_string("?");
 }
 
@@ -125,7 +128,7 @@ void ctl_term_text(ph_term t, char *out, size_t size)
             snprintf(out, size, "%s", s);
         else
             snprintf(out, size, "?");
-        free(s);
+        ei_free(s);
     }
     json_decref(j);
 }

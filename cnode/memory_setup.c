@@ -20,9 +20,15 @@
 
 /* glibc's defaults hand every buffer above 128 KB to mmap and give freed
  * heap back to the kernel: a node that receives a multi-megabyte start
- * batch then page-faults the same memory in again and again. Keep big
- * buffers in the heap and the heap once grown (an Erlang VM keeps its
- * carriers the same way). */
+ * batch then page-faults the same memory in again and again. Keep the
+ * heap once grown (an Erlang VM keeps its carriers the same way). The
+ * multi-megabyte buffers themselves (frames, messages, every ph_buf of a
+ * megabyte or more) do not come from malloc: they are bigbufs
+ * (hub/runtime/bigbuf.c, ei_glue/ei_alloc.c), mappings with huge pages
+ * returned when freed, so they leave no freed heap behind. What stays in
+ * the heap is small or bounded; a fixed M_MMAP_THRESHOLD also turns off
+ * glibc's dynamic one (which rises after each big free and then puts the
+ * next big buffers in the heap). */
 void memory_setup_tune_malloc(void)
 {
     if (SANITIZER_ALLOCATOR)

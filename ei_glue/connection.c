@@ -4,8 +4,11 @@
 
 #include "ei_glue/framing.h"
 #include "hub/runtime/atoms.h"
+#include "hub/runtime/bigbuf.h"
 #include "hub/runtime/log.h"
 #include "hub/runtime/metrics.h"
+#include "hub/runtime/process.h"
+#include "hub/runtime/remote.h"
 #include "hub/runtime/route.h"
 #include "hub/runtime/runtime.h"
 #include "hub/runtime/timers.h"
@@ -62,13 +65,40 @@ static uint64_t dial_locked(peer *p)
     return p->owner;
 }
 
+/* Chunks are bigbufs: a multi-megabyte frame's copy is a mapping of its
+ * own, given back when it has been written. */
 chunk *chunk_new(size_t len)
 {
-    chunk *ch = malloc(sizeof *ch + len);
+    chunk *ch = bigbuf_alloc(sizeof *ch + len);
     if (ch) {
         ch->next = NULL;
         ch->len = len;
         ch->off = 0;
+    }
+    return ch;
+}
+
+void chunk_free(chunk *ch)
+{
+    bigbuf_free(ch);
+}
+
+/* A chunk holding the bytes of iov[0..n) from skip on (total: their sum). */
+static chunk *chunk_from(const struct iovec *iov, int n, size_t total, size_t skip)
+{
+    chunk *ch = chunk_new(total - skip);
+    if (!ch)
+        return NULL;
+    char *out = ch->data;
+    for (int i = 0; i < n; i++) {
+        size_t len = iov[i].iov_len;
+        if (skip >= len) {
+            skip -= len;
+            continue;
+        }
+        memcpy(out, (const char *)iov[i].iov_base + skip, len - skip);
+        out += len - skip;
+        skip = 0;
     }
     return ch;
 }
@@ -88,7 +118,7 @@ static void free_chunks(chunk *ch)
 {
     while (ch) {
         chunk *next = ch->next;
-        free(ch);
+        chunk_free(ch);
         ch = next;
     }
 }
@@ -232,7 +262,7 @@ int conn_flush_locked(conn *c)
             c->out_head = ch->next;
             if (!c->out_head)
                 c->out_tail = NULL;
-            free(ch);
+            chunk_free(ch);
         }
         if (c->out_head && (size_t)w == 0)
             return 0;
@@ -301,7 +331,7 @@ int conn_write(conn *c, chunk *ch)
     pthread_mutex_lock(&c->out_lock);
     if (c->closed) {
         pthread_mutex_unlock(&c->out_lock);
-        free(ch);
+        chunk_free(ch);
         return -1;
     }
     size_t len = ch->len;
@@ -327,19 +357,90 @@ int conn_write(conn *c, chunk *ch)
 
 /* --- sending ------------------------------------------------------------ */
 
+/* A frame whose message is at least this big is written from the caller's
+ * bytes when nothing waits before it on the connection: only what the
+ * socket does not take is copied (and queued). Smaller frames are copied
+ * into one chunk, which corking can batch. */
+#define DIRECT_MIN (64 * 1024)
+
+static void write_failed(conn *c)
+{
+    LOG_W("dist", "write to %s failed: %s", atom_text(c->node), strerror(errno));
+    io_close_later(c);
+}
+
+/* Writes the frame iov[0..n) (total bytes) to c, straight from the
+ * caller's memory as far as the socket takes it. 0, or -1 if c is closed
+ * (or was closed: a frame that cannot be finished ends the connection). */
+static int conn_write_direct(conn *c, const struct iovec *iov, int n, size_t total)
+{
+    pthread_mutex_lock(&c->out_lock);
+    if (c->closed) {
+        pthread_mutex_unlock(&c->out_lock);
+        return -1;
+    }
+    size_t done = 0;
+    int rc = conn_flush_locked(c); /* what waits goes first */
+    if (rc == 0 && !c->out_head) {
+        ssize_t w = c->transport->writev(c->fd, iov, n);
+        if (w >= 0) {
+            done = (size_t)w;
+            metric_add(&m_bytes_out, (uint64_t)w);
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            rc = -1;
+        }
+    }
+    if (rc == 0 && done < total) {
+        chunk *ch = chunk_from(iov, n, total, done);
+        if (ch) {
+            chunk_append(&c->out_head, &c->out_tail, &c->out_bytes, ch);
+            io_arm_write(c);
+        } else {
+            /* Part of the frame may be out: the stream cannot go on. */
+            LOG_E("dist", "out of memory queueing a frame for %s; closing the connection",
+                  atom_text(c->node));
+            metric_inc(&m_dropped_frames);
+            errno = ENOMEM;
+            rc = -1;
+        }
+    }
+    atomic_store_explicit(&c->last_write_ms, monotonic_ms(), memory_order_relaxed);
+    pthread_mutex_unlock(&c->out_lock);
+    if (rc != 0)
+        write_failed(c);
+    return 0;
+}
+
 int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *msg, size_t msg_len)
 {
-    chunk *ch = chunk_new(FRAMING_HEADER_LEN + ctl_len + msg_len);
-    if (!ch) {
+    struct iovec piece = {(void *)msg, msg_len};
+    return connection_send_pieces(node, ctl, ctl_len, &piece, msg_len ? 1 : 0);
+}
+
+int connection_send_pieces(uint32_t node, const char *ctl, size_t ctl_len, const struct iovec *msg,
+                           int n)
+{
+    if (n < 0 || n > REMOTE_MAX_PIECES)
+        return -1;
+    size_t msg_len = 0;
+    for (int i = 0; i < n; i++)
+        msg_len += msg[i].iov_len;
+    unsigned char hdr[FRAMING_HEADER_LEN];
+    framing_header(hdr, ctl_len + msg_len);
+    struct iovec iov[2 + REMOTE_MAX_PIECES] = {{hdr, sizeof hdr}, {(void *)ctl, ctl_len}};
+    int n_iov = 2;
+    for (int i = 0; i < n; i++)
+        if (msg[i].iov_len)
+            iov[n_iov++] = msg[i];
+    size_t total = FRAMING_HEADER_LEN + ctl_len + msg_len;
+    int direct = msg_len >= DIRECT_MIN;
+    chunk *ch = NULL;
+    if (!direct && !(ch = chunk_from(iov, n_iov, total, 0))) {
         LOG_E("dist", "out of memory queueing a frame for %s", atom_text(node));
         metric_inc(&m_dropped_frames);
         return -1;
     }
     metric_inc(&m_frames_out);
-    framing_header((unsigned char *)ch->data, ctl_len + msg_len);
-    memcpy(ch->data + FRAMING_HEADER_LEN, ctl, ctl_len);
-    if (msg_len)
-        memcpy(ch->data + FRAMING_HEADER_LEN + ctl_len, msg, msg_len);
 
     uint64_t dial = 0;
     conn *c = NULL;
@@ -347,21 +448,29 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
     peer *p = stopping ? NULL : peer_find_locked(node, 1);
     if (!p) {
         pthread_mutex_unlock(&peers_lock);
-        free(ch);
+        chunk_free(ch);
         return -1;
     }
     if (p->state == PEER_UP) {
         c = p->conn;
         atomic_fetch_add(&c->refs, 1);
-    } else if (p->pending_bytes + ch->len > MAX_PENDING_BYTES) {
+    } else if (p->pending_bytes + total > MAX_PENDING_BYTES) {
         pthread_mutex_unlock(&peers_lock);
         LOG_W("dist", "dropping a frame for %s: %zu bytes already wait for the connection",
               atom_text(node), p->pending_bytes);
         metric_inc(&m_dropped_frames);
-        free(ch);
+        chunk_free(ch);
         return -1;
     } else {
+        /* Waits for the connection: a copy, even of a big frame. */
+        if (!ch && !(ch = chunk_from(iov, n_iov, total, 0))) {
+            pthread_mutex_unlock(&peers_lock);
+            LOG_E("dist", "out of memory queueing a frame for %s", atom_text(node));
+            metric_inc(&m_dropped_frames);
+            return -1;
+        }
         chunk_append(&p->pending_head, &p->pending_tail, &p->pending_bytes, ch);
+        ch = NULL;
         if (p->state == PEER_IDLE)
             dial = dial_locked(p);
     }
@@ -369,7 +478,10 @@ int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *
     if (dial && handshake_connect_async(node, dial) != 0)
         connection_attempt_failed(node, dial, 0);
     if (c) {
-        conn_write(c, ch);
+        if (ch)
+            conn_write(c, ch);
+        else
+            conn_write_direct(c, iov, n_iov, total);
         conn_put(c);
     }
     return 0;
@@ -439,6 +551,7 @@ void conn_put(conn *c)
         return;
     free_chunks(c->out_head);
     free(c->rbuf);
+    signal_block_free(c->fblock);
     pthread_mutex_destroy(&c->out_lock);
     free(c);
 }

@@ -55,9 +55,13 @@ typedef struct conn {
     /* Set by a poller that saw the peer's end of stream or an error: its
      * reader reads to the end instead of stopping at a short read. */
     _Atomic int read_to_eof;
-    /* Its reader's only (the read_req owner) */
+    /* Its reader's only (the read_req owner): the shared read buffer, and
+     * a big frame being read into a block of its own (io_loop.c): the
+     * bytes so far, the block's size, the frame's (header included). */
     char *rbuf;
     size_t rlen, rcap;
+    char *fblock;
+    size_t fhave, fcap, ftotal;
     /* Under io_loop.c's io_lock */
     int io_index;
 } conn;
@@ -91,6 +95,11 @@ void connections_stop(void);
  * node, connecting first if needed. 0 if queued, -1 if dropped. */
 int connection_send(uint32_t node, const char *ctl, size_t ctl_len, const char *msg,
                     size_t msg_len);
+/* The same with the message in n pieces (n <= REMOTE_MAX_PIECES), which
+ * follow each other in the frame. */
+struct iovec;
+int connection_send_pieces(uint32_t node, const char *ctl, size_t ctl_len, const struct iovec *msg,
+                           int n);
 /* Corking (per thread, nestable): while corked, frames this thread writes
  * are queued and each connection is flushed once at uncork. */
 void connection_cork(void);
@@ -151,6 +160,7 @@ size_t connections_max_frame(void);
 void connections_for_each_conn(void (*fn)(conn *c, void *arg), void *arg);
 
 chunk *chunk_new(size_t len);
+void chunk_free(chunk *ch);
 
 /* The handshake thread and the connector threads (handshake.c) */
 int handshake_start(ei_cnode *ec, int listen_fd, const dist_config *config);

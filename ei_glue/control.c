@@ -11,6 +11,7 @@
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
 #include "hub/runtime/metrics.h"
+#include "hub/runtime/process.h"
 #include "hub/runtime/route.h"
 #include "hub/runtime/runtime.h"
 
@@ -236,21 +237,42 @@ static int is_message_op(long op)
            op == DOP_ALIAS_SEND || op == DOP_ALIAS_SEND_TT;
 }
 
-void control_apply(uint32_t peer, const control_op *op)
+/* The message of op as a signal made from *block, the frame's own block
+ * (which then belongs to the signal: *block is cleared); NULL without a
+ * block, and the message is copied instead. */
+static proc_signal *adopt_block(const control_op *op, char **block)
+{
+    if (!block || !*block)
+        return NULL;
+    proc_signal *s = signal_from_block(*block, SIG_MESSAGE, op->from, op->payload, op->payload_len);
+    s->checked = 1; /* message_span validated it */
+    *block = NULL;
+    return s;
+}
+
+static void apply(uint32_t peer, const control_op *op, char **block)
 {
     long o = op->op;
     metric_inc(is_message_op(o) ? &m_msgs_in : &m_ctl_in);
+    proc_signal *s;
     switch (o) {
     case DOP_SEND:
     case DOP_SEND_TT:
     case DOP_SEND_SENDER:
     case DOP_SEND_SENDER_TT:
-        if (local_target(peer, op->to, o))
+        if (!local_target(peer, op->to, o))
+            return;
+        if ((s = adopt_block(op, block)) != NULL)
+            route_checked_signal(op->to, s);
+        else
             route_checked_message(op->from, op->to, op->payload, op->payload_len);
         return;
     case DOP_REG_SEND:
     case DOP_REG_SEND_TT:
-        route_checked_reg_send(op->from, op->name, op->payload, op->payload_len);
+        if ((s = adopt_block(op, block)) != NULL)
+            route_checked_reg_signal(op->name, s);
+        else
+            route_checked_reg_send(op->from, op->name, op->payload, op->payload_len);
         return;
     case DOP_LINK:
         if (local_target(peer, op->to, o))
@@ -296,7 +318,12 @@ void control_apply(uint32_t peer, const control_op *op)
     }
 }
 
-int control_dispatch(uint32_t peer, const char *body, size_t len)
+void control_apply(uint32_t peer, const control_op *op)
+{
+    apply(peer, op, NULL);
+}
+
+static int dispatch(uint32_t peer, const char *body, size_t len, char **block)
 {
     control_op op;
     int rc = control_decode(peer, body, len, &op);
@@ -310,7 +337,19 @@ int control_dispatch(uint32_t peer, const char *body, size_t len)
               atom_text(peer), op.op);
         return 0;
     }
-    control_apply(peer, &op);
+    apply(peer, &op, block);
     control_op_free(&op);
     return 0;
+}
+
+int control_dispatch(uint32_t peer, const char *body, size_t len)
+{
+    return dispatch(peer, body, len, NULL);
+}
+
+int control_dispatch_block(uint32_t peer, char *block, const char *body, size_t len)
+{
+    int rc = dispatch(peer, body, len, &block);
+    signal_block_free(block); /* not a message (or dropped): nobody took it */
+    return rc;
 }

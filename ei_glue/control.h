@@ -65,5 +65,9 @@ void control_op_free(control_op *op);
  * (unknown operations are logged), -1 when the bytes are malformed: the
  * caller then drops the connection. */
 int control_dispatch(uint32_t peer, const char *body, size_t len);
+/* The same for a frame read into a block of its own (signal_block_alloc),
+ * body inside it: a message becomes a signal made from the block, without
+ * a copy. Takes the block in every case (freed unless a signal took it). */
+int control_dispatch_block(uint32_t peer, char *block, const char *body, size_t len);
 
 #endif

@@ -57,6 +57,11 @@ static int send_to(uint32_t node, const char *msg, uint32_t msg_len)
     return connection_send(node, ctl->buff, (size_t)ctl->index, msg, msg_len);
 }
 
+static int send_pieces_to(uint32_t node, const struct iovec *msg, int n)
+{
+    return connection_send_pieces(node, ctl->buff, (size_t)ctl->index, msg, n);
+}
+
 static int encode_failed(const char *what)
 {
     LOG_E("dist", "cannot encode %s", what);
@@ -101,6 +106,23 @@ static int dist_alias_send(ph_pid from, const ph_ref *alias, const char *msg, ui
         return encode_failed("ALIAS_SEND");
     metric_inc(&m_msgs_out);
     return send_to(alias->node, msg, len);
+}
+
+static int dist_send_pieces(ph_pid from, ph_pid to, const struct iovec *msg, int n)
+{
+    (void)from;
+    if (begin(3, DOP_SEND) || ei_x_encode_atom(ctl, "") || enc_pid(to))
+        return encode_failed("SEND");
+    metric_inc(&m_msgs_out);
+    return send_pieces_to(to.node, msg, n);
+}
+
+static int dist_alias_send_pieces(ph_pid from, const ph_ref *alias, const struct iovec *msg, int n)
+{
+    if (begin(3, DOP_ALIAS_SEND) || enc_pid(from) || ph_encode_ref(ctl, alias))
+        return encode_failed("ALIAS_SEND");
+    metric_inc(&m_msgs_out);
+    return send_pieces_to(alias->node, msg, n);
 }
 
 static int dist_link(ph_pid from, ph_pid to)
@@ -171,6 +193,8 @@ const remote_ops dist_remote_ops = {
     .send = dist_send,
     .reg_send = dist_reg_send,
     .alias_send = dist_alias_send,
+    .send_pieces = dist_send_pieces,
+    .alias_send_pieces = dist_alias_send_pieces,
     .link = dist_link,
     .unlink_id = dist_unlink_id,
     .unlink_id_ack = dist_unlink_id_ack,

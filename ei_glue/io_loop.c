@@ -42,6 +42,14 @@
 #define READ_CHUNK (64u * 1024u)
 #define READ_ROUNDS 16
 #define RBUF_KEEP (1u << 20)
+/* A frame of this many bytes or more is read into a block of its own
+ * (signal_block_alloc), which becomes its message's signal: no growing of
+ * the shared buffer, no copy out of it. */
+#define OWN_FRAME_MIN READ_CHUNK
+/* The block is sized from the frame's header up to this much at first, then
+ * doubles as the bytes arrive: a header alone reserves at most this (a
+ * mapping, whose pages are backed only as bytes are written). */
+#define OWN_FRAME_RESERVE ((size_t)8 << 20)
 
 static int epfd = -1, wakefd = -1;
 static pthread_t thread;
@@ -296,17 +304,67 @@ static void send_tick(conn *c)
  * other schedulers and keep reading (see scheduler_defer_end). */
 #define FLOOD_FRAMES 12
 
+static int malformed(const conn *c)
+{
+    LOG_W("io", "malformed distribution message from %s; closing the connection",
+          atom_text(c->node));
+    return -1;
+}
+
+/* The big frame whose first have bytes (its header included) are at bytes
+ * goes on in a block of its own, which the reads fill from now on. -1: no
+ * memory. */
+static int own_frame_begin(conn *c, const char *bytes, size_t have, size_t total)
+{
+    size_t cap = total < OWN_FRAME_RESERVE ? total : OWN_FRAME_RESERVE;
+    char *b = signal_block_alloc(cap);
+    if (!b) {
+        LOG_E("io", "out of memory for a %zu-byte frame from %s; closing the connection", total,
+              atom_text(c->node));
+        return -1;
+    }
+    memcpy(b, bytes, have);
+    c->fblock = b;
+    c->fhave = have;
+    c->fcap = cap;
+    c->ftotal = total;
+    return 0;
+}
+
+/* The own frame is complete: dispatched with its block. -1: drop c. */
+static int own_frame_end(conn *c)
+{
+    char *b = c->fblock;
+    frame f = framing_next(b, c->ftotal, connections_max_frame());
+    c->fblock = NULL;
+    c->fhave = c->fcap = c->ftotal = 0;
+    if (f.kind != FRAME_DATA) { /* checked when it began: cannot happen */
+        signal_block_free(b);
+        return malformed(c);
+    }
+    return control_dispatch_block(c->node, b, f.body, f.body_len) == 0 ? 0 : malformed(c);
+}
+
 /* Splits and dispatches the complete frames in c->rbuf; counts them in
- * *frames. -1: drop c. */
+ * *frames. A big frame's start moves to a block of its own (own_frame_begin).
+ * -1: drop c. */
 static int process_frames(conn *c, int *frames)
 {
     size_t off = 0;
     while (off < c->rlen) {
         frame f = framing_next(c->rbuf + off, c->rlen - off, connections_max_frame());
         /* An incomplete frame waits for its bytes: the buffer grows with
-         * what arrives (conn_read), never with what a header announces. */
-        if (f.kind == FRAME_INCOMPLETE)
+         * what arrives (conn_read), never with what a header announces. A
+         * big one (its 'p' seen) goes on in its own block. */
+        if (f.kind == FRAME_INCOMPLETE) {
+            size_t have = c->rlen - off;
+            if (f.total >= OWN_FRAME_MIN && have >= FRAMING_HEADER_LEN) {
+                if (own_frame_begin(c, c->rbuf + off, have, f.total) != 0)
+                    return -1;
+                off = c->rlen;
+            }
             break;
+        }
         if (f.kind == FRAME_BAD) {
             if (f.total > connections_max_frame())
                 LOG_W("io",
@@ -318,13 +376,10 @@ static int process_frames(conn *c, int *frames)
             return -1;
         }
         (*frames)++;
-        if (f.kind == FRAME_TICK) {
+        if (f.kind == FRAME_TICK)
             send_tick(c);
-        } else if (control_dispatch(c->node, f.body, f.body_len) != 0) {
-            LOG_W("io", "malformed distribution message from %s; closing the connection",
-                  atom_text(c->node));
-            return -1;
-        }
+        else if (control_dispatch(c->node, f.body, f.body_len) != 0)
+            return malformed(c);
         off += f.total;
     }
     if (off > 0) {
@@ -332,6 +387,55 @@ static int process_frames(conn *c, int *frames)
         c->rlen -= off;
     }
     return 0;
+}
+
+/* Where the next read goes, and how much it may take: the own frame's
+ * block (never beyond the frame: what follows it belongs to the shared
+ * buffer), or the shared buffer. -1: no memory. */
+static int read_target(conn *c, char **at, size_t *room)
+{
+    if (c->fblock) {
+        if (c->fhave == c->fcap) {
+            /* Doubling with what arrived, up to the frame's length. */
+            size_t cap = c->fcap * 2 < c->ftotal ? c->fcap * 2 : c->ftotal;
+            char *n = signal_block_resize(c->fblock, cap);
+            if (!n)
+                return -1;
+            c->fblock = n;
+            c->fcap = cap;
+        }
+        *at = c->fblock + c->fhave;
+        *room = c->fcap - c->fhave;
+        return 0;
+    }
+    if (c->rcap - c->rlen < READ_CHUNK / 4) {
+        /* Doubling with what arrived: a frame of N bytes costs at most
+         * 2N (+64 KiB), and only once its bytes are here. The frame
+         * size is bounded by max_frame_bytes (FRAME_BAD above). */
+        size_t cap = c->rcap ? c->rcap * 2 : READ_CHUNK;
+        char *n = realloc(c->rbuf, cap);
+        if (!n)
+            return -1;
+        c->rbuf = n;
+        c->rcap = cap;
+    }
+    *at = c->rbuf + c->rlen;
+    *room = c->rcap - c->rlen;
+    return 0;
+}
+
+/* n bytes arrived where read_target said: dispatch what is complete. */
+static int bytes_arrived(conn *c, size_t n, int *frames)
+{
+    if (!c->fblock) {
+        c->rlen += n;
+        return process_frames(c, frames);
+    }
+    c->fhave += n;
+    if (c->fhave < c->ftotal)
+        return 0;
+    (*frames)++;
+    return own_frame_end(c);
 }
 
 /* Reads what is available (bounded, for fairness). -1: drop c. */
@@ -347,18 +451,11 @@ static int conn_read(conn *c, size_t *got, int *more)
     int to_eof = atomic_load_explicit(&c->read_to_eof, memory_order_relaxed);
     *more = 1;
     for (int round = 0; round < READ_ROUNDS; round++) {
-        if (c->rcap - c->rlen < READ_CHUNK / 4) {
-            /* Doubling with what arrived: a frame of N bytes costs at most
-             * 2N (+64 KiB), and only once its bytes are here. The frame
-             * size is bounded by max_frame_bytes (FRAME_BAD above). */
-            size_t cap = c->rcap ? c->rcap * 2 : READ_CHUNK;
-            char *n = realloc(c->rbuf, cap);
-            if (!n)
-                return -1;
-            c->rbuf = n;
-            c->rcap = cap;
-        }
-        ssize_t n = c->transport->read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
+        char *at;
+        size_t space;
+        if (read_target(c, &at, &space) != 0)
+            return -1;
+        ssize_t n = c->transport->read(c->fd, at, space);
         if (n == 0)
             return -1;
         if (n < 0) {
@@ -374,16 +471,14 @@ static int conn_read(conn *c, size_t *got, int *more)
                 LOG_I("io", "read from %s: %s", atom_text(c->node), strerror(err));
             return -1;
         }
-        size_t space = c->rcap - c->rlen;
         /* The next arrival may be waited for by another thread now. */
         scheduler_poll_reading();
         metric_add(&m_bytes_in, (uint64_t)n);
         *got += (size_t)n;
-        c->rlen += (size_t)n;
         atomic_store_explicit(&c->last_read_ms, monotonic_ms(), memory_order_relaxed);
         int frames = 0;
         scheduler_defer_begin();
-        int rc = process_frames(c, &frames);
+        int rc = bytes_arrived(c, (size_t)n, &frames);
         scheduler_defer_end(frames < FLOOD_FRAMES);
         if (rc != 0)
             return -1;

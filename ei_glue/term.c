@@ -13,6 +13,7 @@
  */
 #include <processhub/term.h>
 
+#include "ei_glue/ei_alloc.h"
 #include "ei_glue/term_trust.h"
 
 #include <limits.h>
@@ -708,7 +709,7 @@ int ph_buf_reserve(ph_buf *b, size_t extra)
         size = need + 64;
     if (size > (size_t)INT_MAX)
         size = (size_t)INT_MAX;
-    char *n = realloc(b->buff, size); /* ei allocates with malloc */
+    char *n = ei_realloc(b->buff, (long)size); /* ei's allocator: ei_alloc.c */
     if (!n)
         return -1;
     b->buff = n;

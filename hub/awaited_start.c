@@ -137,16 +137,22 @@ void pending_reply(hub *h, ph_ctx *ctx, pending_start *ps)
      * mailbox); with registry_seq the result says up to which message. */
     subscription_flush(h, ctx);
     long long seq = ps->has_sub ? subscription_seq(h, ctx, &ps->sub) : -1;
-    /* Built in the reply frame itself: the result can be megabytes. */
-    ph_buf out;
-    if (ph_buf_init(&out) == 0) {
-        if (ps->from && gen_reply_begin(&out, ps->from) == 0 &&
-            (ps->formatted
-                 ? encode_formatted_result(&out, &ps->started, &ps->errors, rollback, ps->first)
-                 : encode_start_result(&out, &ps->started, &ps->errors, rollback, seq, -1)) == 0)
-            gen_reply_send(ps->from, out.buff, (uint32_t)out.index);
-        ph_buf_free(&out);
+    /* The result can be megabytes: the started list goes out from where
+     * the owners' answers were merged, between the reply's head and tail. */
+    ph_buf out = {0}, tail = {0};
+    struct iovec pieces[3];
+    if (ph_buf_init(&out) == 0 && ph_buf_init(&tail) == 0 && ps->from &&
+        gen_reply_begin(&out, ps->from) == 0) {
+        if (ps->formatted) {
+            if (encode_formatted_result(&out, &ps->started, &ps->errors, rollback, ps->first) == 0)
+                gen_reply_send(ps->from, out.buff, (uint32_t)out.index);
+        } else if (encode_start_result_pieces(&out, &tail, &ps->started, &ps->errors, rollback, seq,
+                                              pieces) == 0) {
+            gen_reply_send_pieces(ps->from, pieces, 3);
+        }
     }
+    ph_buf_free(&out);
+    ph_buf_free(&tail);
     ph_from_free(ps->from);
     ps->from = NULL;
 }

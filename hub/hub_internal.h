@@ -120,6 +120,9 @@ typedef struct hub {
      * request or message, so a batch of 100k starts is one message. */
     elist sync_registered;
     elist sync_unregistered;
+    /* Bytes of the last list of this node's rows (sync_local_rows): the
+     * next one is reserved at that size. */
+    size_t local_rows_bytes;
     /* The distribution strategy (strategy.c) over this node and the members,
      * and the atoms of the node names it returns, by pointer. */
     const ph_distribution_ops *dist;
@@ -414,6 +417,13 @@ void start_one(hub *h, ph_ctx *ctx, ph_term spec, const start_opts *o, start_res
  * omitted >= 0: registry_omitted => omitted (registry_omit). */
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback,
                         long long seq, long long omitted);
+/* The same result (without registry_omitted) in three pieces, for a reply
+ * sent without copying the started list (100k entries, megabytes): what
+ * comes before the list's elements appended to out, the elements
+ * themselves (started's own bytes), and what follows them in tail. */
+struct iovec;
+int encode_start_result_pieces(ph_buf *out, ph_buf *tail, const elist *started, const elist *errors,
+                               int rollback, long long seq, struct iovec pieces[3]);
 /* StartResult.format / StopResult.format (async_wait): {ok, Ok} |
  * {error, {Errors, Ok}} | {error, {Errors, Ok}, rollback}; with first the
  * first entry of Ok (nil if none) for ok and the first error for error. */

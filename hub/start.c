@@ -291,22 +291,52 @@ int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, i
  * (reply holds the error). */
 /* {ok, #{status => ok | error, started => [...], errors => [...], rollback => B}},
  * the lists copied straight from the elists (they can hold 100k entries). */
+/* The result up to the started list: {ok, #{..., started => */
+static int start_result_head(ph_buf *out, const elist *errors, long long seq, long long omitted)
+{
+    return ei_x_encode_tuple_header(out, 2) != 0 || ei_x_encode_atom(out, "ok") != 0 ||
+                   ei_x_encode_map_header(out, 4 + (seq >= 0) + (omitted >= 0)) != 0 ||
+                   (seq >= 0 && (ei_x_encode_atom(out, "registry_seq") != 0 ||
+                                 ei_x_encode_longlong(out, seq) != 0)) ||
+                   (omitted >= 0 && (ei_x_encode_atom(out, "registry_omitted") != 0 ||
+                                     ei_x_encode_longlong(out, omitted) != 0)) ||
+                   ei_x_encode_atom(out, "status") != 0 ||
+                   ei_x_encode_atom(out, errors->n ? "error" : "ok") != 0 ||
+                   ei_x_encode_atom(out, "started") != 0
+               ? -1
+               : 0;
+}
+
+/* The result after the started list: errors => [...], rollback => B}} */
+static int start_result_tail(ph_buf *out, const elist *errors, int rollback)
+{
+    return ei_x_encode_atom(out, "errors") != 0 || elist_to(out, errors) != 0 ||
+                   ei_x_encode_atom(out, "rollback") != 0 ||
+                   ei_x_encode_atom(out, rollback ? "true" : "false") != 0
+               ? -1
+               : 0;
+}
+
 int encode_start_result(ph_buf *out, const elist *started, const elist *errors, int rollback,
                         long long seq, long long omitted)
 {
     if (ph_buf_reserve(out, (size_t)started->b.index + (size_t)errors->b.index + 200u) != 0 ||
-        ei_x_encode_tuple_header(out, 2) != 0 || ei_x_encode_atom(out, "ok") != 0 ||
-        ei_x_encode_map_header(out, 4 + (seq >= 0) + (omitted >= 0)) != 0 ||
-        (seq >= 0 &&
-         (ei_x_encode_atom(out, "registry_seq") != 0 || ei_x_encode_longlong(out, seq) != 0)) ||
-        (omitted >= 0 && (ei_x_encode_atom(out, "registry_omitted") != 0 ||
-                          ei_x_encode_longlong(out, omitted) != 0)) ||
-        ei_x_encode_atom(out, "status") != 0 ||
-        ei_x_encode_atom(out, errors->n ? "error" : "ok") != 0 ||
-        ei_x_encode_atom(out, "started") != 0 || elist_to(out, started) != 0 ||
-        ei_x_encode_atom(out, "errors") != 0 || elist_to(out, errors) != 0 ||
-        ei_x_encode_atom(out, "rollback") != 0 ||
-        ei_x_encode_atom(out, rollback ? "true" : "false") != 0)
+        start_result_head(out, errors, seq, omitted) != 0 || elist_to(out, started) != 0 ||
+        start_result_tail(out, errors, rollback) != 0)
         return -1;
+    return 0;
+}
+
+int encode_start_result_pieces(ph_buf *out, ph_buf *tail, const elist *started, const elist *errors,
+                               int rollback, long long seq, struct iovec pieces[3])
+{
+    if (ph_buf_reserve(tail, (size_t)errors->b.index + 64u) != 0 ||
+        start_result_head(out, errors, seq, -1) != 0 ||
+        (started->n && ei_x_encode_list_header(out, started->n) != 0) ||
+        ei_x_encode_empty_list(tail) != 0 || start_result_tail(tail, errors, rollback) != 0)
+        return -1;
+    pieces[0] = (struct iovec){out->buff, (size_t)out->index};
+    pieces[1] = (struct iovec){started->b.buff, started->n ? (size_t)started->b.index : 0};
+    pieces[2] = (struct iovec){tail->buff, (size_t)tail->index};
     return 0;
 }

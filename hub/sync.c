@@ -47,18 +47,25 @@ void send_own(ph_ctx *ctx, ph_pid to, const ph_buf *b)
 /* {'$ph_hub', Kind, Node, List} to one member, or to all (node 0). */
 void send_sync(hub *h, ph_ctx *ctx, uint32_t only, hub_msg_kind kind, const elist *l)
 {
-    ph_buf b;
-    if (ph_buf_init_versioned(&b) != 0 || ph_buf_reserve(&b, (size_t)l->b.index + 512) != 0)
+    /* Sent in pieces: the message's head, the list's elements from l
+     * itself, its tail. The list (megabytes after a big start) is neither
+     * copied into a message nor into each member's frame. */
+    static const char nil = ERL_NIL_EXT;
+    ph_buf head;
+    if (ph_buf_init_versioned(&head) != 0)
         return;
-    hub_msg_begin(&b, kind);
-    atom_encode(&b, h->self_node);
-    elist_to(&b, l);
-    for (int i = 0; i < h->members.n; i++)
-        if (!only || h->members.members[i].node == only) {
-            send_own(ctx, h->members.members[i].hub, &b);
-            metric_inc(&hm_sync_sent);
-        }
-    ph_buf_free(&b);
+    if (hub_msg_begin(&head, kind) == 0 && atom_encode(&head, h->self_node) == 0 &&
+        (l->n == 0 || ei_x_encode_list_header(&head, l->n) == 0)) {
+        struct iovec pieces[3] = {{head.buff, (size_t)head.index},
+                                  {l->b.buff, l->n ? (size_t)l->b.index : 0},
+                                  {(void *)&nil, 1}};
+        for (int i = 0; i < h->members.n; i++)
+            if (!only || h->members.members[i].node == only) {
+                route_message_pieces(ph_self(ctx), h->members.members[i].hub, pieces, 3);
+                metric_inc(&hm_sync_sent);
+            }
+    }
+    ph_buf_free(&head);
 }
 
 void flush_sync(hub *h, ph_ctx *ctx)
@@ -112,9 +119,14 @@ void sync_local_rows(hub *h, elist *l)
     ph_pid pid;
     if (h->partitioned) /* its rows name children stopped here (partition.c) */
         return;
+    /* Reserved at the size of the last such list: one allocation instead
+     * of a chain of doublings (each a copy, and a hole in the heap). */
+    if (h->local_rows_bytes)
+        (void)ph_buf_reserve(&l->b, h->local_rows_bytes + h->local_rows_bytes / 8); /* a hint */
     while ((row = registry_next(h->reg, &i)) != NULL)
         if (row_local_pid(h, row, &pid))
             append_row_entry(l, row, pid);
+    h->local_rows_bytes = (size_t)l->b.index;
 }
 
 /* The rows this node runs, to a member that just joined (it learns the

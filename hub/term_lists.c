@@ -152,7 +152,10 @@ void elist_extend(elist *l, ph_term list)
         while (i < n && term_skip_valid(list.buf, &index) == 0)
             i++;
         if (i == n && (unsigned char)list.buf[index] == ERL_NIL_EXT) {
-            if (ei_x_append_buf(&l->b, list.buf + first, index - first) == 0)
+            /* Grown by doubling: ei alone reallocates to the exact size, a
+             * copy of the whole list per merged owner's answer. */
+            if (ph_buf_reserve(&l->b, (size_t)(index - first)) == 0 &&
+                ei_x_append_buf(&l->b, list.buf + first, index - first) == 0)
                 l->n += n;
             return;
         }

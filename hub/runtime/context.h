@@ -30,6 +30,10 @@ int gen_call_decode(ph_term msg, ph_from *from, ph_term *request);
 int gen_reply_begin(ph_buf *b, const ph_from *from);
 /* Sends a finished reply payload to the caller. */
 void gen_reply_send(const ph_from *from, const char *payload, uint32_t len);
+/* The same with the reply in pieces (route_message_pieces): the first
+ * begun with gen_reply_begin. */
+struct iovec;
+void gen_reply_send_pieces(const ph_from *from, const struct iovec *payload, int n);
 
 /* Runs the worker callbacks for one message (gen_worker.c). */
 void gen_worker_dispatch(process *p, ph_term msg);

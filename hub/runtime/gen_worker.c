@@ -92,6 +92,14 @@ void gen_reply_send(const ph_from *from, const char *payload, uint32_t len)
         route_message(from->worker, from->caller, payload, len);
 }
 
+void gen_reply_send_pieces(const ph_from *from, const struct iovec *payload, int n)
+{
+    if (from->is_alias)
+        route_alias_send_pieces(from->worker, &from->alias, payload, n);
+    else
+        route_message_pieces(from->worker, from->caller, payload, n);
+}
+
 void context_init(ph_ctx *ctx, process *p)
 {
     ctx->proc = p;

@@ -38,23 +38,43 @@ typedef enum sig_kind {
 } sig_kind;
 
 /* One signal in a mailbox. payload is an external-format term that starts
- * with the version byte 131, so it can be forwarded or decoded as is. */
+ * with the version byte 131, so it can be forwarded or decoded as is. It
+ * follows the header (signal_new copies it there), or lies inside the
+ * block the signal was made in (signal_from_block: a frame read from the
+ * network becomes the message without a copy). */
 typedef struct proc_signal {
     struct proc_signal *next;
     uint8_t kind;
-    uint8_t checked; /* SIG_MESSAGE: payload validated whole by the reader */
-    uint32_t name;   /* registered name (by-name monitor/DOWN) or ATOM_NONE */
-    uint64_t id;     /* unlink id */
+    uint8_t checked;  /* SIG_MESSAGE: payload validated whole by the reader */
+    uint8_t in_block; /* made by signal_from_block: freed with bigbuf_free */
+    uint32_t name;    /* registered name (by-name monitor/DOWN) or ATOM_NONE */
+    uint64_t id;      /* unlink id */
     ph_pid from;
     ph_ref ref;
     uint32_t len;
-    char payload[];
+    char *payload;
+    char inline_payload[];
 } proc_signal;
 
 /* signal.id of a SIG_EXIT that a supervised child sends its parent */
 #define EXIT_FROM_SUPERVISED_CHILD 1
 
 proc_signal *signal_new(sig_kind kind, ph_pid from, const char *payload, uint32_t len);
+/* The same with the payload in n pieces, copied one after the other. */
+struct iovec;
+proc_signal *signal_new_pieces(sig_kind kind, ph_pid from, const struct iovec *payload, int n);
+/* A block of len bytes (bigbuf.h) with room for a signal's header in front
+ * of it: fill it, then make it a signal with signal_from_block, or give it
+ * back with signal_block_free. NULL when out of memory. */
+char *signal_block_alloc(size_t len);
+/* Resizes such a block (it may move). NULL when out of memory: block is
+ * unchanged and still the caller's. */
+char *signal_block_resize(char *block, size_t len);
+void signal_block_free(char *block);
+/* The block becomes a signal whose payload is the len bytes at payload,
+ * inside the block: no copy. The signal owns the block from now on. */
+proc_signal *signal_from_block(char *block, sig_kind kind, ph_pid from, const char *payload,
+                               uint32_t len);
 void signal_free(proc_signal *s);
 
 typedef enum relation_kind {

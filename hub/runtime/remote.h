@@ -10,6 +10,7 @@
 
 #include <processhub/worker.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 typedef struct remote_ops {
     /* Frames written by this thread between begin and end are flushed
@@ -23,6 +24,11 @@ typedef struct remote_ops {
     int (*send)(ph_pid from, ph_pid to, const char *msg, uint32_t len);
     int (*reg_send)(ph_pid from, uint32_t node, uint32_t name, const char *msg, uint32_t len);
     int (*alias_send)(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len);
+    /* The same with the message in pieces (their bytes in order make one
+     * versioned term), written as they are: a big reply is not first
+     * copied into one buffer. At most REMOTE_MAX_PIECES. */
+    int (*send_pieces)(ph_pid from, ph_pid to, const struct iovec *msg, int n);
+    int (*alias_send_pieces)(ph_pid from, const ph_ref *alias, const struct iovec *msg, int n);
     int (*link)(ph_pid from, ph_pid to);
     int (*unlink_id)(ph_pid from, ph_pid to, uint64_t id);
     int (*unlink_id_ack)(ph_pid from, ph_pid to, uint64_t id);
@@ -35,6 +41,8 @@ typedef struct remote_ops {
     /* Calls fn for every node with an established connection. */
     void (*for_each_node)(void (*fn)(uint32_t node, void *arg), void *arg);
 } remote_ops;
+
+#define REMOTE_MAX_PIECES 4
 
 /* Registers the table (NULL: none). The table must outlive its use. */
 void remote_set_ops(const remote_ops *ops);

@@ -8,6 +8,8 @@
 #include "hub/runtime/remote.h"
 #include "hub/runtime/runtime.h"
 
+#include <sys/uio.h>
+
 /* A remote operation through the registered table; dropped without one. */
 #define remote_call(op, ...)                                                                       \
     do {                                                                                           \
@@ -85,6 +87,32 @@ void route_checked_message(ph_pid from, ph_pid to, const char *msg, uint32_t len
 void route_checked_reg_send(ph_pid from, uint32_t name, const char *msg, uint32_t len)
 {
     push_to_name(name, checked_message(from, msg, len), NULL);
+}
+
+void route_checked_signal(ph_pid to, proc_signal *s)
+{
+    push_local(to, s);
+}
+
+void route_checked_reg_signal(uint32_t name, proc_signal *s)
+{
+    push_to_name(name, s, NULL);
+}
+
+void route_message_pieces(ph_pid from, ph_pid to, const struct iovec *msg, int n)
+{
+    if (!node_is_local(to.node)) {
+        remote_call(send_pieces, from, to, msg, n);
+        return;
+    }
+    push_local(to, signal_new_pieces(SIG_MESSAGE, from, msg, n));
+}
+
+void route_alias_send_pieces(ph_pid from, const ph_ref *alias, const struct iovec *msg, int n)
+{
+    if (!node_is_local(alias->node))
+        remote_call(alias_send_pieces, from, alias, msg, n);
+    /* Local aliases are not used by this runtime (route_alias_send). */
 }
 
 void route_alias_send(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len)

@@ -22,7 +22,18 @@ void route_reg_send(ph_pid from, uint32_t node, uint32_t name, const char *msg, 
  * reader validated whole: delivered without a second walk. */
 void route_checked_message(ph_pid from, ph_pid to, const char *msg, uint32_t len);
 void route_checked_reg_send(ph_pid from, uint32_t name, const char *msg, uint32_t len);
+/* The same, with the message already a checked SIG_MESSAGE signal (made
+ * from the block it was read into: no copy). Takes the signal; freed when
+ * there is no such process. */
+struct proc_signal;
+void route_checked_signal(ph_pid to, struct proc_signal *s);
+void route_checked_reg_signal(uint32_t name, struct proc_signal *s);
 void route_alias_send(ph_pid from, const ph_ref *alias, const char *msg, uint32_t len);
+/* A message in pieces (at most REMOTE_MAX_PIECES, remote.h): to another
+ * node they are written as they are; a local target gets one copy. */
+struct iovec;
+void route_message_pieces(ph_pid from, ph_pid to, const struct iovec *msg, int n);
+void route_alias_send_pieces(ph_pid from, const ph_ref *alias, const struct iovec *msg, int n);
 void route_link(ph_pid from, ph_pid to);
 void route_unlink(ph_pid from, ph_pid to, uint64_t id);
 void route_unlink_ack(ph_pid from, ph_pid to, uint64_t id);

@@ -1,0 +1,159 @@
+/* Unit tests: big buffers (hub/runtime/bigbuf.c) and the signals made from
+ * a frame's block without a copy (hub/runtime/signal.c). */
+#include "hub/runtime/bigbuf.h"
+#include "hub/runtime/process.h"
+
+#include <check.h>
+
+#include "check_run.h"
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static void fill(char *p, size_t len, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++)
+        p[i] = (char)(seed + i * 7u);
+}
+
+static int same(const char *p, size_t len, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != (char)(seed + i * 7u))
+            return 0;
+    return 1;
+}
+
+/* Nonzero while the page holding p is mapped. */
+static int mapped(const void *p)
+{
+    unsigned char vec;
+    uintptr_t page = (uintptr_t)p & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+    return mincore((void *)page, 1, &vec) == 0 || errno != ENOMEM;
+}
+
+START_TEST(small_is_malloc_and_keeps_content)
+{
+    char *p = bigbuf_alloc(1000);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq((uintptr_t)p % 16, 0);
+    ck_assert(!bigbuf_is_mapped(p));
+    ck_assert_uint_eq(bigbuf_size(p), 1000);
+    fill(p, 1000, 3);
+    p = bigbuf_resize(p, 50000);
+    ck_assert_ptr_nonnull(p);
+    ck_assert(!bigbuf_is_mapped(p));
+    ck_assert(same(p, 1000, 3));
+    bigbuf_free(p);
+    bigbuf_free(NULL);
+    ck_assert_ptr_null(bigbuf_alloc(0));
+}
+END_TEST
+
+START_TEST(big_is_mapped_and_returned_on_free)
+{
+    size_t len = (size_t)5 << 20;
+    char *p = bigbuf_alloc(len);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq((uintptr_t)p % 16, 0);
+    ck_assert(bigbuf_is_mapped(p));
+    ck_assert_uint_ge(bigbuf_size(p), len);
+    fill(p, len, 9);
+    ck_assert(same(p, len, 9));
+    char *last = p + len - 1;
+    ck_assert(mapped(last));
+    bigbuf_free(p);
+    ck_assert(!mapped(last)); /* back to the kernel, not kept as free heap */
+}
+END_TEST
+
+START_TEST(growing_crosses_into_a_mapping_and_back)
+{
+    size_t small = 100000, big = (size_t)3 << 20, bigger = (size_t)12 << 20;
+    char *p = bigbuf_alloc(small);
+    ck_assert_ptr_nonnull(p);
+    fill(p, small, 1);
+    p = bigbuf_resize(p, big); /* malloc -> mapping: copied once */
+    ck_assert_ptr_nonnull(p);
+    ck_assert(bigbuf_is_mapped(p));
+    ck_assert(same(p, small, 1));
+    fill(p, big, 2);
+    p = bigbuf_resize(p, bigger); /* mapping -> mapping: moved by the kernel */
+    ck_assert_ptr_nonnull(p);
+    ck_assert_uint_eq(bigbuf_size(p), bigger);
+    ck_assert(same(p, big, 2));
+    memset(p + big, 0x5a, bigger - big); /* the new part is writable */
+    p = bigbuf_resize(p, 4000);          /* mapping -> malloc */
+    ck_assert_ptr_nonnull(p);
+    ck_assert(!bigbuf_is_mapped(p));
+    ck_assert(same(p, 4000, 2));
+    bigbuf_free(p);
+}
+END_TEST
+
+/* A frame's block becomes the signal of the message inside it. */
+static void block_signal(size_t len)
+{
+    char *b = signal_block_alloc(len);
+    ck_assert_ptr_nonnull(b);
+    memset(b, 0, len);
+    const size_t at = 37; /* where the message starts: after a control tuple */
+    b[at] = (char)131;
+    b[at + 1] = 'j'; /* NIL_EXT: the message [] */
+    proc_signal *s = signal_from_block(b, SIG_MESSAGE, (ph_pid){1, 2, 3, 4}, b + at, 2);
+    ck_assert_ptr_eq(s->payload, b + at);
+    ck_assert_uint_eq(s->len, 2);
+    ck_assert_int_eq(s->in_block, 1);
+    ck_assert_int_eq(s->kind, SIG_MESSAGE);
+    ck_assert_uint_eq(s->from.num, 2);
+    ck_assert_int_eq((unsigned char)s->payload[0], 131);
+    signal_free(s);
+}
+
+START_TEST(signal_from_small_and_big_blocks)
+{
+    block_signal(70000);
+    block_signal((size_t)3 << 20);
+}
+END_TEST
+
+START_TEST(signal_block_resize_keeps_bytes)
+{
+    char *b = signal_block_alloc(80000);
+    ck_assert_ptr_nonnull(b);
+    fill(b, 80000, 5);
+    b = signal_block_resize(b, (size_t)9 << 20);
+    ck_assert_ptr_nonnull(b);
+    ck_assert(same(b, 80000, 5));
+    signal_block_free(b);
+    signal_block_free(NULL);
+}
+END_TEST
+
+START_TEST(copied_signal_points_at_its_own_bytes)
+{
+    const char msg[] = {(char)131, 'j'};
+    proc_signal *s = signal_new(SIG_MESSAGE, (ph_pid){1, 2, 3, 4}, msg, sizeof msg);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_ptr_eq(s->payload, s->inline_payload);
+    ck_assert_int_eq(s->in_block, 0);
+    ck_assert_mem_eq(s->payload, msg, sizeof msg);
+    signal_free(s);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("bigbuf");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, small_is_malloc_and_keeps_content);
+    tcase_add_test(tc, big_is_mapped_and_returned_on_free);
+    tcase_add_test(tc, growing_crosses_into_a_mapping_and_back);
+    tcase_add_test(tc, signal_from_small_and_big_blocks);
+    tcase_add_test(tc, signal_block_resize_keeps_bytes);
+    tcase_add_test(tc, copied_signal_points_at_its_own_bytes);
+    suite_add_tcase(s, tc);
+    return check_run(s);
+}
