@@ -361,12 +361,19 @@ defmodule PhNode.Hub do
   def rows(hub_id) do
     case info(hub_id) do
       %{rows: rows, filling: filling, server: server} ->
-        if :atomics.get(filling, 1) > 0, do: GenServer.call(server, :filled, :infinity)
+        if :atomics.get(filling, 1) > 0, do: filled(server)
         rows
 
       nil ->
         raise ArgumentError, "no PhNode.Hub runs for #{inspect(hub_id)}"
     end
+  end
+
+  # the connection stopping meanwhile: its tables go with it (reads raise)
+  defp filled(server) do
+    GenServer.call(server, :filled, :infinity)
+  catch
+    :exit, _ -> :ok
   end
 
   @doc false
