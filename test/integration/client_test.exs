@@ -142,6 +142,9 @@ defmodule PhNode.ClientTest do
     assert PhNode.is_alive?(:phnode_no_such_hub) == false
     assert PhNode.Hub.start_link(:none) == {:error, :expected_hub_settings}
     assert PhNode.Hub.stop(:phnode_no_such_hub) == {:error, :not_alive}
+    # cache reads with no connection: nothing known
+    assert PhNode.get_pid(:phnode_no_such_hub, "x") == nil
+    assert PhNode.child_lookup(:phnode_no_such_hub, "x") == nil
     assert PhNode.Hub.start_link(nodes: [node]) == {:error, {:missing_option, :hub_id}}
     assert PhNode.Hub.start_link(hub_id: :phnode_x) == {:error, {:missing_option, :nodes}}
     # §14.17

@@ -159,8 +159,9 @@ defmodule PhNode do
   `{child_spec, [{node, pid}], metadata}`; nil if unknown (from the cache).
   """
   def child_lookup(hub_id, child_id, opts \\ []) do
-    with [{_, spec, meta}] <- :ets.lookup(Hub.rows(hub_id), child_id),
-         [_ | _] = nps <- get_nps(hub_id, child_id) do
+    # the entry first: a row stored after it is waited for only when missing
+    with [_ | _] = nps <- get_nps(hub_id, child_id),
+         [{_, spec, meta}] <- row(hub_id, child_id) do
       spec = Hub.spec(spec)
       if Keyword.get(opts, :with_metadata, false), do: {spec, nps, meta}, else: {spec, nps}
     else
@@ -168,6 +169,15 @@ defmodule PhNode do
     end
   rescue
     ArgumentError -> nil
+  end
+
+  # The row of a child whose entry is in the lookup table: there, or being
+  # stored by the connection (an awaited start that has returned).
+  defp row(hub_id, child_id) do
+    with %{rows: rows} <- Hub.info(hub_id),
+         [] <- :ets.lookup(rows, child_id) do
+      :ets.lookup(Hub.rows(hub_id), child_id)
+    end
   end
 
   @doc """
