@@ -431,9 +431,15 @@ if run?.("start") do
     100_000 = :ets.info(rows_tab, :size)
     # memory of the two tables, and of the one table of full rows they replace
     one = :ets.new(:clb_one, [:set, :public, read_concurrency: true])
-    :ets.insert(one, for({cid, nps} <- :ets.tab2list(h), [{_, sp, m}] = :ets.lookup(rows_tab, cid), do: {cid, nps, sp, m}))
+    full =
+      for {cid, nps} <- :ets.tab2list(h),
+          [{_, sp, m}] = :ets.lookup(rows_tab, cid),
+          do: {cid, nps, sp, m}
+
+    true = :ets.insert(one, full)
     words = fn t -> :ets.info(t, :memory) end
-    Process.put({:mem_words, round}, %{lookup: words.(h), rows: words.(rows_tab), one_table: words.(one)})
+    mem = %{lookup: words.(h), rows: words.(rows_tab), one_table: words.(one)}
+    Process.put({:mem_words, round}, mem)
     :ets.delete(one)
     ClBench.stop_all_raw(ph.node, ids)
     PhNode.Hub.stop(h)

@@ -34,7 +34,10 @@ defmodule Phases do
 
   # the full cache rows of a start on node (the client's until 2026-12-05 08:40 UTC)
   def full_rows(started, specs, node) do
-    rows = for {{cid, [{^node, _}] = nps}, %{id: cid} = spec} <- Enum.zip(started, specs), do: {cid, nps, spec, %{}}
+    rows =
+      for {{cid, [{^node, _}] = nps}, %{id: cid} = spec} <- Enum.zip(started, specs),
+          do: {cid, nps, spec, %{}}
+
     {rows, length(rows)}
   end
 
