@@ -142,6 +142,9 @@ defmodule PhNode.ClientTest do
     assert PhNode.is_alive?(:phnode_no_such_hub) == false
     assert PhNode.Hub.start_link(:none) == {:error, :expected_hub_settings}
     assert PhNode.Hub.stop(:phnode_no_such_hub) == {:error, :not_alive}
+    # cache reads with no connection: nothing known
+    assert PhNode.get_pid(:phnode_no_such_hub, "x") == nil
+    assert PhNode.child_lookup(:phnode_no_such_hub, "x") == nil
     assert PhNode.Hub.start_link(nodes: [node]) == {:error, {:missing_option, :hub_id}}
     assert PhNode.Hub.start_link(hub_id: :phnode_x) == {:error, {:missing_option, :nodes}}
     # §14.17
@@ -534,8 +537,10 @@ defmodule PhNode.ClientOwnRowsTest do
     assert [{^bad, ^node, _}] = r.errors
 
     for {{cid, [{^node, pid}]}, spec} <- Enum.zip(r.started, specs) do
-      # stored by the caller (the stream's rows hold the spec's binary)
-      assert [{^cid, [{^node, ^pid}], ^spec, ^meta}] = :ets.lookup(h, cid)
+      # stored by the caller as the result had it; the spec and metadata by
+      # the connection (the stream's rows hold the spec's binary)
+      assert [{^cid, [{^node, ^pid}]}] = :ets.lookup(h, cid)
+      assert [{^cid, ^spec, ^meta}] = :ets.lookup(PhNode.Hub.rows(h), cid)
       assert PhNode.child_lookup(h, cid, with_metadata: true) == {spec, [{node, pid}], meta}
     end
 
@@ -554,29 +559,106 @@ defmodule PhNode.ClientOwnRowsTest do
     await!(PhNode.stop_children(h, ids, awaitable: true))
   end
 
-  test "the caller's rows: specs matched in order, by id when out of order; others left out" do
+  test "the caller's entries: specs matched in order, by id when out of order; others left out" do
     m = :m@h
-    meta = %{t: 1}
     specs = for id <- ~w(a b c d), do: %{id: id, start: {:counter, :start_link, [0]}}
     [a, b, c, d] = specs
     p = self()
     # b failed (not started); d runs elsewhere too (not left out by the member)
     started = [{"a", [{m, p}]}, {"c", [{m, p}]}, {"d", [{m, p}, {:n@h, p}]}]
-    {rows, 2} = PhNode.Hub.own_rows(started, specs, m, meta)
-    assert Enum.sort(rows) == [{"a", [{m, p}], a, meta}, {"c", [{m, p}], c, meta}]
+    {entries, fill, 2} = PhNode.Hub.own_entries(started, specs, m, nil)
+    assert Enum.sort(entries) == [{"a", [{m, p}]}, {"c", [{m, p}]}]
+    assert Enum.sort(fill) == [a, c]
     # out of order: looked up by id
-    {rows, 3} =
-      PhNode.Hub.own_rows([{"d", [{m, p}]}, {"b", [{m, p}]}, {"a", [{m, p}]}], specs, m, meta)
+    {entries, fill, 3} =
+      PhNode.Hub.own_entries([{"d", [{m, p}]}, {"b", [{m, p}]}, {"a", [{m, p}]}], specs, m, nil)
 
-    assert Enum.sort(rows) == [
-             {"a", [{m, p}], a, meta},
-             {"b", [{m, p}], b, meta},
-             {"d", [{m, p}], d, meta}
-           ]
+    assert Enum.sort(entries) == [{"a", [{m, p}]}, {"b", [{m, p}]}, {"d", [{m, p}]}]
+    assert Enum.sort(fill) == [a, b, d]
+    # every spec started on the member alone (the member's count): as they are
+    all = for %{id: id} <- specs, do: {id, [{m, p}]}
+    assert {^all, ^specs, 4} = PhNode.Hub.own_entries(all, specs, m, 4)
+    # a count that does not fit: walked, and the count tells the member's apart
+    assert {_, _, 2} = PhNode.Hub.own_entries(started, specs, m, 4)
+    # an entry whose spec is unknown is not counted
+    assert {[], [], 0} = PhNode.Hub.own_entries([{"x", [{m, p}]}], specs, m, nil)
+    assert {[], [], -1} = PhNode.Hub.own_entries(started, :not_a_list, m, nil)
+  end
 
-    # an entry whose spec is unknown is not built: the count tells the member's apart
-    assert {[], 0} = PhNode.Hub.own_rows([{"x", [{m, p}]}], specs, m, meta)
-    assert {[], -1} = PhNode.Hub.own_rows(started, specs, m, nil)
+  test "after an awaited 2k start every child is in get_pid, child_lookup, tag_query, the dump",
+       %{h: h, node: node} do
+    ids = for _ <- 1..2000, do: bid("ryw2k")
+    meta = %{tag: "ryw2k_#{System.unique_integer([:positive])}"}
+    specs = Enum.map(ids, &spec/1)
+    r = await!(PhNode.start_children(h, specs, awaitable: true, metadata: meta))
+    assert r.status == :ok and length(r.started) == 2000
+    # at once: no wait, no retry
+    tagged = PhNode.tag_query(h, meta.tag)
+    dump = PhNode.registry_dump(h)
+
+    for {{cid, [{^node, pid}] = nps}, spec} <- Enum.zip(r.started, specs) do
+      assert PhNode.get_pid(h, cid) == pid
+      assert PhNode.child_lookup(h, cid, with_metadata: true) == {spec, nps, meta}
+      assert dump[cid] == {spec, nps, meta}
+    end
+
+    assert Enum.sort(tagged) == Enum.sort(r.started)
+    assert same_registry?(h, node)
+    await!(PhNode.stop_children(h, ids, awaitable: true))
+    assert PhNode.tag_query(h, meta.tag) == []
+    assert PhNode.child_lookup(h, hd(ids)) == nil
+  end
+
+  test "read-your-writes of specs and tags: 8 processes starting, another process reading",
+       %{h: h} do
+    # each start's result goes to a reader process as soon as await returns:
+    # the reader (not the caller) must find every row with its spec and tag
+    reader =
+      spawn_link(fn ->
+        loop = fn loop ->
+          receive do
+            {:check, from, tag, started, specs} ->
+              ok =
+                Enum.sort(PhNode.tag_query(h, tag)) == Enum.sort(started) and
+                  Enum.all?(Enum.zip(started, specs), fn {{cid, nps}, spec} ->
+                    PhNode.child_lookup(h, cid, with_metadata: true) == {spec, nps, %{tag: tag}}
+                  end)
+
+              send(from, {:checked, ok})
+              loop.(loop)
+          end
+        end
+
+        loop.(loop)
+      end)
+
+    tasks =
+      for t <- 1..8 do
+        Task.async(fn ->
+          for round <- 1..5 do
+            tag = "ryw8_#{t}_#{round}_#{System.unique_integer([:positive])}"
+            ids = for i <- 1..100, do: "#{tag}_#{i}"
+            specs = Enum.map(ids, &spec/1)
+            r = await!(PhNode.start_children(h, specs, awaitable: true, metadata: %{tag: tag}))
+            assert r.status == :ok and length(r.started) == 100
+            send(reader, {:check, self(), tag, r.started, specs})
+            assert_receive {:checked, true}, 30_000
+            # and the caller itself
+            assert Enum.sort(PhNode.tag_query(h, tag)) == Enum.sort(r.started)
+            await!(PhNode.stop_children(h, ids, awaitable: true))
+          end
+
+          :ok
+        end)
+      end
+
+    assert Enum.map(tasks, &Task.await(&1, 120_000)) == List.duplicate(:ok, 8)
+    unlink_kill(reader)
+  end
+
+  defp unlink_kill(pid) do
+    Process.unlink(pid)
+    Process.exit(pid, :kill)
   end
 
   test "changes applied before the caller stores its rows stay: its rows do not go over them",

@@ -159,13 +159,24 @@ defmodule PhNode do
   `{child_spec, [{node, pid}], metadata}`; nil if unknown (from the cache).
   """
   def child_lookup(hub_id, child_id, opts \\ []) do
-    case safe_lookup(hub_id, child_id) do
-      [{_, nps, spec, meta}] ->
-        spec = Hub.spec(spec)
-        if Keyword.get(opts, :with_metadata, false), do: {spec, nps, meta}, else: {spec, nps}
+    # the entry first: a row stored after it is waited for only when missing
+    with [_ | _] = nps <- get_nps(hub_id, child_id),
+         [{_, spec, meta}] <- row(hub_id, child_id) do
+      spec = Hub.spec(spec)
+      if Keyword.get(opts, :with_metadata, false), do: {spec, nps, meta}, else: {spec, nps}
+    else
+      _ -> nil
+    end
+  rescue
+    ArgumentError -> nil
+  end
 
-      _ ->
-        nil
+  # The row of a child whose entry is in the lookup table: there, or being
+  # stored by the connection (an awaited start that has returned).
+  defp row(hub_id, child_id) do
+    with %{rows: rows} <- Hub.info(hub_id),
+         [] <- :ets.lookup(rows, child_id) do
+      :ets.lookup(Hub.rows(hub_id), child_id)
     end
   end
 
@@ -173,9 +184,7 @@ defmodule PhNode do
   `:global`: `[{cid, [{node, pid}]}]`; `:local`: `[{cid, pid}]` of the children
   running on this node, which is never a member: `[]` (from the cache).
   """
-  def process_list(hub_id, :global) do
-    :ets.select(hub_id, [{{:"$1", :"$2", :_, :_}, [], [{{:"$1", :"$2"}}]}])
-  end
+  def process_list(hub_id, :global), do: :ets.tab2list(hub_id)
 
   def process_list(hub_id, :local) do
     me = node()
@@ -186,23 +195,33 @@ defmodule PhNode do
   @doc "`%{cid => {child_spec, [{node, pid}], metadata}}` (from the cache)."
   def registry_dump(hub_id) do
     :ets.foldl(
-      fn {cid, nps, spec, meta}, acc ->
-        Map.put(acc, cid, {Hub.spec(spec), nps, meta})
+      fn {cid, spec, meta}, acc ->
+        case get_nps(hub_id, cid) do
+          [] -> acc
+          nps -> Map.put(acc, cid, {Hub.spec(spec), nps, meta})
+        end
       end,
       %{},
-      hub_id
+      Hub.rows(hub_id)
     )
   end
 
   @doc "`[{cid, [{node, pid}]}]` of the children whose metadata has `tag: tag` (from the cache)."
   def tag_query(hub_id, tag) do
-    :ets.select(hub_id, [
-      {{:"$1", :"$2", :_, %{tag: :"$3"}}, [{:"=:=", :"$3", {:const, tag}}], [{{:"$1", :"$2"}}]}
-    ])
+    cids =
+      :ets.select(Hub.rows(hub_id), [
+        {{:"$1", :_, %{tag: :"$2"}}, [{:"=:=", :"$2", {:const, tag}}], [:"$1"]}
+      ])
+
+    for cid <- cids, nps = get_nps(hub_id, cid), nps != [], do: {cid, nps}
   end
 
-  defp safe_lookup(tab, key) do
-    :ets.lookup(tab, key)
+  # The lookup table's [{node, pid}] of a child, [] if unknown. The cache
+  # keeps {cid, [{node, pid}]} there (what get_pid/2 reads) and the spec and
+  # metadata in a second table (PhNode.Hub.rows/1), filled after an awaited
+  # start's entries.
+  defp get_nps(hub_id, child_id) do
+    :ets.lookup_element(hub_id, child_id, 2)
   rescue
     ArgumentError -> []
   end

@@ -242,20 +242,23 @@ defmodule PhNode.Hub do
 
   # registry_omit: the member left the rows of the children it started
   # itself ({cid, [{member, pid}]} in started) out of the subscription's
-  # messages. This process builds them from the result, its specs and
-  # metadata, and stores them in the state of message registry_seq: the
-  # connection process, once it has applied that message, lends it the
-  # table and applies nothing more until it is back, so a later change to
-  # one of these children (a restart, a stop) is applied after them; one
-  # the connection applied before the lend (messages after registry_seq
-  # that came while this process decoded the result) is left as it is: the
-  # connection names those children (newer). A count
-  # that differs from the member's, a lost message, a resync under way: the
-  # connection resyncs and the rows come with its snapshot.
+  # messages. This process stores those entries, as they came in the result,
+  # in the lookup table, in the state of message registry_seq: the
+  # connection process, once it has applied that message, lends it the table
+  # and applies nothing more until it is back, so a later change to one of
+  # these children (a restart, a stop) is applied after them; one the
+  # connection applied before the lend (messages after registry_seq that came
+  # while this process decoded the result) is left as it is: the connection
+  # names those children (newer). Before giving the table back it sends the
+  # connection the specs of those children: the connection stores their
+  # spec and metadata (the rows table) before it handles anything else, off
+  # this process's clock; readers of those rows wait for it (rows/1). A
+  # count that differs from the member's, a lost message, a resync under
+  # way: the connection resyncs and the rows come with its snapshot.
   @doc false
   def store_own(f, started, r) do
     %{server: server, table: tab, seen: seen} = info(f.hub_id)
-    {rows, built} = own_rows(started, f.specs, f.member, f.meta)
+    {entries, fill, built} = own_entries(started, f.specs, f.member, r.registry_omitted)
     seq = Map.get(r, :registry_seq)
 
     case GenServer.call(
@@ -268,11 +271,16 @@ defmodule PhNode.Hub do
           {:"ETS-TRANSFER", _, ^server, :phnode_lend} -> :ok
         end
 
-        # rows a message after the result changed are as that message left them
-        rows = if newer, do: Enum.reject(rows, &MapSet.member?(newer, elem(&1, 0))), else: rows
+        # entries a message after the result changed are as that message left them
+        entries =
+          if newer, do: Enum.reject(entries, &MapSet.member?(newer, elem(&1, 0))), else: entries
 
         try do
-          unless :ets.insert_new(tab, rows), do: Enum.each(rows, &replace_row(tab, seen, &1))
+          unless :ets.insert_new(tab, entries),
+            do: Enum.each(entries, &replace_row(tab, seen, &1))
+
+          # sent before the table goes back: the connection finds it at once
+          send(server, {:phnode_fill, self(), fill, f.meta})
         after
           give_back(tab, server)
         end
@@ -293,46 +301,79 @@ defmodule PhNode.Hub do
     ArgumentError -> :ets.delete(tab)
   end
 
-  # {rows, count}: a cache row {cid, [{member, pid}], spec, meta} for each
-  # started entry on member alone. started follows the specs' order (those
-  # that failed left out): one walk of both; when it does not, the specs
-  # are looked up by id.
+  # {entries, specs, count}: the started entries {cid, [{member, pid}]} on
+  # member alone (the lookup table's rows, as they came) and their specs (for
+  # the rows table). When the member left out as many rows as the call had
+  # specs and as the result has entries, every child started here alone:
+  # the result and the specs as they are (no walk). Otherwise started
+  # follows the specs' order (those that failed left out): one walk of both;
+  # when it does not, the specs are looked up by id.
   @doc false
-  def own_rows(started, specs, member, meta) when is_list(specs) and is_map(meta) do
-    case in_order(started, specs, member, meta, [], 0) do
-      :unordered -> by_id(started, Map.new(for %{id: id} = s <- specs, do: {id, s}), member, meta)
-      done -> done
+  def own_entries(started, specs, member, omitted) when is_list(specs) do
+    if is_integer(omitted) and length(specs) == omitted and length(started) == omitted do
+      {started, specs, omitted}
+    else
+      case in_order(started, specs, member, [], [], 0) do
+        :unordered ->
+          by_id(started, Map.new(for %{id: id} = s <- specs, do: {id, s}), member)
+
+        done ->
+          done
+      end
     end
   end
 
-  def own_rows(_started, _specs, _member, _meta), do: {[], -1}
+  def own_entries(_started, _specs, _member, _omitted), do: {[], [], -1}
 
-  defp in_order([], _specs, _member, _meta, acc, n), do: {acc, n}
+  defp in_order([], _specs, _member, acc, fill, n), do: {acc, fill, n}
 
-  defp in_order([{cid, [{member, _}] = nps} | rest] = started, specs, member, meta, acc, n) do
+  defp in_order([{cid, [{member, _}]} = e | rest] = started, specs, member, acc, fill, n) do
     case specs do
       [%{id: ^cid} = spec | specs] ->
-        in_order(rest, specs, member, meta, [{cid, nps, spec, meta} | acc], n + 1)
+        in_order(rest, specs, member, [e | acc], [spec | fill], n + 1)
 
       [_failed | specs] ->
-        in_order(started, specs, member, meta, acc, n)
+        in_order(started, specs, member, acc, fill, n)
 
       [] ->
         :unordered
     end
   end
 
-  defp in_order([_elsewhere | rest], specs, member, meta, acc, n),
-    do: in_order(rest, specs, member, meta, acc, n)
+  defp in_order([_elsewhere | rest], specs, member, acc, fill, n),
+    do: in_order(rest, specs, member, acc, fill, n)
 
-  defp by_id(started, specs, member, meta) do
-    Enum.reduce(started, {[], 0}, fn
-      {cid, [{^member, _}] = nps}, {acc, n} when is_map_key(specs, cid) ->
-        {[{cid, nps, Map.fetch!(specs, cid), meta} | acc], n + 1}
+  defp by_id(started, specs, member) do
+    Enum.reduce(started, {[], [], 0}, fn
+      {cid, [{^member, _}]} = e, {acc, fill, n} when is_map_key(specs, cid) ->
+        {[e | acc], [Map.fetch!(specs, cid) | fill], n + 1}
 
       _, acc ->
         acc
     end)
+  end
+
+  @doc false
+  # The rows table (spec and metadata) of hub_id, once every awaited start
+  # that has returned has its rows there: while the connection is storing
+  # them (filling > 0) a call to it returns after it has. Raises
+  # ArgumentError when no connection runs (as a read of a missing table).
+  def rows(hub_id) do
+    case info(hub_id) do
+      %{rows: rows, filling: filling, server: server} ->
+        if :atomics.get(filling, 1) > 0, do: filled(server)
+        rows
+
+      nil ->
+        raise ArgumentError, "no PhNode.Hub runs for #{inspect(hub_id)}"
+    end
+  end
+
+  # the connection stopping meanwhile: its tables go with it (reads raise)
+  defp filled(server) do
+    GenServer.call(server, :filled, :infinity)
+  catch
+    :exit, _ -> :ok
   end
 
   @doc false
@@ -426,7 +467,11 @@ defmodule PhNode.Hub do
         Enum.each(seeds, &set_cookie(&1, cookie))
 
         tab = :ets.new(hub_id, [:named_table, :set, :protected, read_concurrency: true])
+        # {cid, spec, meta}: the lookup table (tab) holds {cid, [{node, pid}]}
+        rows = :ets.new(:phnode_rows, [:set, :protected, read_concurrency: true])
         meta = :ets.new(:phnode_meta, [:set, :protected, read_concurrency: true])
+        # lends whose rows are not stored yet (readers of rows wait)
+        filling = :atomics.new(1, signed: true)
         seen = :ets.new(:phnode_seen, [:set, :public])
         hooks = :ets.new(:phnode_hooks, [:set, :protected, read_concurrency: true])
         interest = :atomics.new(1, signed: true)
@@ -442,6 +487,8 @@ defmodule PhNode.Hub do
           interest: interest,
           ryw_timeout: ryw,
           table: tab,
+          rows: rows,
+          filling: filling,
           remote: Keyword.get(opts, :hub, hub_id)
         })
 
@@ -454,6 +501,8 @@ defmodule PhNode.Hub do
           cookie: cookie,
           refresh: Keyword.get(opts, :refresh_interval, @refresh),
           tab: tab,
+          rows: rows,
+          filling: filling,
           meta: meta,
           seen: seen,
           seen_used: false,
@@ -574,6 +623,9 @@ defmodule PhNode.Hub do
         end
     end
   end
+
+  # rows/1: every lend is through (with its rows) when this is handled
+  def handle_call(:filled, _from, s), do: {:reply, :ok, s}
 
   def handle_call({:member_failed, m}, _from, s) do
     s = if s.member == m and not alive_member?(s, m), do: failover(s, m), else: s
@@ -763,27 +815,57 @@ defmodule PhNode.Hub do
   defp note_recent(s, false, _seq, _rows, _gone),
     do: %{s | recent: :queue.new(), recent_n: 0}
 
+  # Readers of the rows table wait while filling > 0: from before the caller
+  # can return until its rows are stored.
   defp lend(s, caller, from, newer) do
     true = :ets.setopts(s.tab, {:heir, self(), :phnode_heir})
-    :ets.give_away(s.tab, caller, :phnode_lend)
-    GenServer.reply(from, {:lent, newer})
+    :atomics.add(s.filling, 1, 1)
 
+    try do
+      :ets.give_away(s.tab, caller, :phnode_lend)
+      GenServer.reply(from, {:lent, newer})
+
+      receive do
+        {:"ETS-TRANSFER", _, ^caller, :phnode_return} ->
+          :ets.setopts(s.tab, {:heir, :none})
+          s = fill(s, caller, newer)
+          check_waiters(s, :all)
+
+        {:"ETS-TRANSFER", _, ^caller, :phnode_heir} ->
+          # the caller died while it held the table: what it stored is unknown
+          :ets.setopts(s.tab, {:heir, :none})
+          Logger.warning("PhNode.Hub #{s.hub_id}: a caller died storing its start's rows: resync")
+          resubscribe(s)
+      end
+    rescue
+      # the caller died before the table could be lent: its rows are missing
+      ArgumentError ->
+        :ets.setopts(s.tab, {:heir, :none})
+        resubscribe(s)
+    after
+      :atomics.sub(s.filling, 1, 1)
+    end
+  end
+
+  # The rows (spec, metadata) of the entries the caller stored, from the
+  # specs it sent before giving the table back; those a later message
+  # changed (newer) are as that message left them.
+  defp fill(s, caller, newer) do
     receive do
-      {:"ETS-TRANSFER", _, ^caller, :phnode_return} ->
-        :ets.setopts(s.tab, {:heir, :none})
-        check_waiters(s, :all)
+      {:phnode_fill, ^caller, specs, meta} ->
+        rows =
+          for %{id: cid} = spec <- specs,
+              newer == nil or not MapSet.member?(newer, cid),
+              do: {cid, spec, meta}
 
-      {:"ETS-TRANSFER", _, ^caller, :phnode_heir} ->
-        # the caller died while it held the table: what it stored is unknown
-        :ets.setopts(s.tab, {:heir, :none})
-        Logger.warning("PhNode.Hub #{s.hub_id}: a caller died storing its start's rows: resync")
+        :ets.insert(s.rows, rows)
+        s
+    after
+      # the caller gave the table back without its specs (it failed storing)
+      1000 ->
+        Logger.warning("PhNode.Hub #{s.hub_id}: a start's specs did not come: resync")
         resubscribe(s)
     end
-  rescue
-    # the caller died before the table could be lent: its rows are missing
-    ArgumentError ->
-      :ets.setopts(s.tab, {:heir, :none})
-      resubscribe(s)
   end
 
   # --- connecting and failing over ------------------------------------------------------
@@ -917,13 +999,16 @@ defmodule PhNode.Hub do
       if s.stale == %{}, do: {rows, gone}, else: without_stale(rows, s.stale, [], gone)
 
     %{tab: tab, seen: seen} = s
-    Enum.each(gone, &delete_row(tab, seen, &1, record))
+    Enum.each(gone, &delete_row(s, &1, record))
+    {entries, full} = split_rows(rows, [], [])
+    # the rows first: a reader that finds the entry finds its row
+    :ets.insert(s.rows, full)
 
     cond do
       rows == [] -> :ok
-      not record -> :ets.insert(tab, rows)
-      :ets.insert_new(tab, rows) -> :ok
-      true -> Enum.each(rows, &replace_row(tab, seen, &1))
+      not record -> :ets.insert(tab, entries)
+      :ets.insert_new(tab, entries) -> :ok
+      true -> Enum.each(entries, &replace_row(tab, seen, &1))
     end
 
     if s.snap do
@@ -934,7 +1019,13 @@ defmodule PhNode.Hub do
     if s.windex != %{}, do: for({cid, _, _, _} <- rows, do: cid, into: gone), else: []
   end
 
-  defp replace_row(tab, seen, {cid, nps, _, _} = row) do
+  # {[{cid, nps}], [{cid, spec, meta}]} of a message's rows
+  defp split_rows([], entries, full), do: {entries, full}
+
+  defp split_rows([{cid, nps, spec, meta} | rest], entries, full),
+    do: split_rows(rest, [{cid, nps} | entries], [{cid, spec, meta} | full])
+
+  defp replace_row(tab, seen, {cid, nps} = row) do
     unless :ets.insert_new(tab, row) do
       note_vanished(tab, seen, cid, nps)
       :ets.insert(tab, row)
@@ -947,9 +1038,11 @@ defmodule PhNode.Hub do
         do: :ets.insert(seen, {{cid, p}})
   end
 
-  defp delete_row(tab, seen, cid, record) do
-    if record, do: note_vanished(tab, seen, cid, [])
-    :ets.delete(tab, cid)
+  # the entry first: a reader that finds the entry finds its row
+  defp delete_row(s, cid, record) do
+    if record, do: note_vanished(s.tab, s.seen, cid, [])
+    :ets.delete(s.tab, cid)
+    :ets.delete(s.rows, cid)
   end
 
   # Leaves out the pids of node incarnations known dead (a member that went
@@ -988,13 +1081,13 @@ defmodule PhNode.Hub do
 
     stale =
       :ets.foldl(
-        fn {cid, _, _, _}, acc -> if :ets.member(snap, cid), do: acc, else: [cid | acc] end,
+        fn {cid, _}, acc -> if :ets.member(snap, cid), do: acc, else: [cid | acc] end,
         [],
         tab
       )
 
     record = :atomics.get(s.interest, 1) > System.monotonic_time(:millisecond)
-    Enum.each(stale, &delete_row(tab, s.seen, &1, record))
+    Enum.each(stale, &delete_row(s, &1, record))
     :ets.delete(snap)
     check_waiters(%{s | snap: nil}, :all)
   end
@@ -1005,7 +1098,7 @@ defmodule PhNode.Hub do
   defp drop_node_rows(s, n) do
     changes =
       :ets.foldl(
-        fn {cid, nps, spec, meta}, acc ->
+        fn {cid, nps}, acc ->
           case List.keymember?(nps, n, 0) do
             false ->
               acc
@@ -1013,7 +1106,7 @@ defmodule PhNode.Hub do
             true ->
               case List.keydelete(nps, n, 0) do
                 [] -> [{:delete, cid, nps} | acc]
-                rest -> [{:put, cid, rest, spec, meta, nps} | acc]
+                rest -> [{:put, cid, rest, nps} | acc]
               end
           end
         end,
@@ -1022,8 +1115,8 @@ defmodule PhNode.Hub do
       )
 
     Enum.each(changes, fn
-      {:delete, cid, _} -> :ets.delete(s.tab, cid)
-      {:put, cid, nps, spec, meta, _} -> :ets.insert(s.tab, {cid, nps, spec, meta})
+      {:delete, cid, _} -> delete_row(s, cid, false)
+      {:put, cid, nps, _} -> :ets.insert(s.tab, {cid, nps})
     end)
 
     case changes do
