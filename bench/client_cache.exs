@@ -9,13 +9,7 @@
 #  3. 100k children started with one awaitable start_children through the
 #     client (cache updated, read-your-writes) vs the raw GenServer.call on a
 #     hub with no subscriber (goal: <= 10% slower).
-Code.require_file("../test/integration/support/ph_test.exs", __DIR__)
-lib = Path.expand("../clients/elixir/lib", __DIR__)
-
-for f <- ~w(start_result stop_result hook_manager hook_dispatcher hub future),
-    do: Code.require_file(Path.join([lib, "phnode", f <> ".ex"]))
-
-Code.require_file(Path.join(lib, "phnode.ex"))
+Code.require_file("client_lib.exs", __DIR__)
 PhTest.init()
 Logger.configure(level: :error)
 

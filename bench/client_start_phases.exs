@@ -13,13 +13,7 @@
 # cache's options. Then, the same 100k started entries inserted into fresh
 # tables in other row shapes (the order shuffled per round): what a smaller
 # row would save.
-Code.require_file("../test/integration/support/ph_test.exs", __DIR__)
-lib = Path.expand("../clients/elixir/lib", __DIR__)
-
-for f <- ~w(start_result stop_result hook_manager hook_dispatcher hub future),
-    do: Code.require_file(Path.join([lib, "phnode", f <> ".ex"]))
-
-Code.require_file(Path.join(lib, "phnode.ex"))
+Code.require_file("client_lib.exs", __DIR__)
 PhTest.init()
 Logger.configure(level: :error)
 
