@@ -108,6 +108,9 @@ int main(void)
 {
     Suite *s = suite_create("ei_alloc");
     TCase *tc = tcase_create("core");
+    /* megabytes encoded atom by atom: seconds under ASan or valgrind on a
+     * loaded host, past Check's default 4 s */
+    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, small_buffers_are_malloc_and_mix_with_free);
     tcase_add_test(tc, growing_past_a_megabyte_and_back);
     tcase_add_test(tc, a_ph_buf_of_megabytes);
