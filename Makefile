@@ -87,8 +87,11 @@ $(BUILD)/bench/big_allocs.so: bench/big_allocs.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $<
 
+# Check gives each test 4 s by default; a loaded host (or a sanitizer
+# build) can take longer without anything being wrong: 60 s unless set.
 unit: $(UNIT_BINS)
-	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes $$t; done
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; \
+	  CK_FORK=yes CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-60} $$t; done
 
 integration: all
 	BUILD=$(BUILD) test/integration/run.sh
