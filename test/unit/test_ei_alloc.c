@@ -77,9 +77,10 @@ START_TEST(a_ph_buf_of_megabytes)
 END_TEST
 
 /* ei grows a printed term a hundred bytes at a time, a realloc each: under
- * ASan, where every realloc copies, a megabyte of them takes minutes, so
- * there the printed term stays small (the big path is the one above). */
-#if defined(__SANITIZE_ADDRESS__)
+ * ASan or TSan, where every realloc copies, a megabyte of them takes
+ * minutes, so there the printed term stays small (the big path is the one
+ * above). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define PRINTED_ATOMS 5000
 #else
 #define PRINTED_ATOMS 120000
