@@ -716,6 +716,21 @@ defmodule PhNode.HubTest do
       {:ok, _} = stop_await(hub, [running | ok_ids])
     end
 
+    test "registry_changed_at: counts row changes and stamps the last one; reads change nothing", %{hub: hub} do
+      {n0, _} = call(hub, :registry_changed_at)
+      t0 = System.os_time(:millisecond)
+      c = cid("changed_at")
+      {:ok, %{status: :ok}} = call(hub, {:start_child, spec(c, :counter, [1]), [awaitable: true]})
+      t1 = System.os_time(:millisecond)
+      assert {n1, at} = call(hub, :registry_changed_at)
+      assert n1 > n0 and is_integer(at) and at >= t0 and at <= t1, inspect({n0, n1, at, t0, t1})
+      assert is_pid(call(hub, {:get_pid, c}))
+      assert call(hub, :registry_changed_at) == {n1, at}
+      {:ok, %{status: :ok}} = call(hub, {:stop_child, c, [awaitable: true]})
+      assert {n2, at2} = call(hub, :registry_changed_at)
+      assert n2 > n1 and at2 >= at
+    end
+
     test "start_child / stop_child (single forms)", %{hub: hub, node: node} do
       c = cid("single")
       assert {:ok, res} = call(hub, {:start_child, spec(c, :counter, [7]), [awaitable: true]})
