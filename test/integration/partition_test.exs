@@ -317,7 +317,7 @@ defmodule PhNode.PartitionTest do
     net = with_net(6)
     c = cfg(~s({"type": "dynamic_quorum", "quorum_size": 70, "threshold_time": 3600}))
     nodes = ns_cluster(net, 5, c)
-    [n1, n2, n3, n4, n5] = nodes
+    [n1, n2, n3, n4, _n5] = nodes
     cids = ids("d", 300)
     start_all!(n1, cids)
     check!(nodes, cids)
