@@ -640,6 +640,29 @@ static void replace_up_connection(uint32_t node, uint64_t token)
     route_nodedown(node);
 }
 
+/* The poller could not take c (io_register failed): nobody would read it
+ * or see it close, so it ends here as a lost connection does (io_close, for
+ * a connection never registered): closed, out of the peer table, and a
+ * nodedown for what watched the node. The frames that waited for it are
+ * lost with it. Takes the I/O layer's reference and the caller's. */
+static void adopt_failed(conn *c)
+{
+    size_t lost = 0;
+    pthread_mutex_lock(&c->out_lock);
+    c->closed = 1;
+    for (chunk *ch = c->out_head; ch; ch = ch->next)
+        lost++;
+    c->transport->close(c->fd);
+    c->fd = -1;
+    pthread_mutex_unlock(&c->out_lock);
+    LOG_E("dist", "cannot watch the connection to %s for input; closed it%s", atom_text(c->node),
+          lost ? ", and dropped the messages waiting for it" : "");
+    metric_add(&m_dropped_frames, lost);
+    connection_closed(c);
+    conn_put(c); /* the I/O layer's */
+    conn_put(c); /* the caller's */
+}
+
 void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const transport_ops *t)
 {
     int flags = fcntl(fd, F_GETFL);
@@ -692,8 +715,7 @@ void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const
      * the peer table's and its own reference: hold one of ours meanwhile. */
     atomic_fetch_add(&c->refs, 1);
     if (io_register(c) != 0) {
-        io_close_later(c);
-        conn_put(c);
+        adopt_failed(c);
         return;
     }
     pthread_mutex_lock(&c->out_lock);
