@@ -68,6 +68,16 @@ defmodule PhTest do
     :ok
   end
 
+  @doc """
+  A test file's start: init/0, then ExUnit with the trace output and
+  PhTest.Formatter (which prints the phnode logs of a failed test), each test
+  given `timeout` ms.
+  """
+  def start_exunit(timeout) do
+    init()
+    ExUnit.start(formatters: [ExUnit.CLIFormatter, PhTest.Formatter], trace: true, timeout: timeout)
+  end
+
   # --- names ----------------------------------------------------------------
 
   @doc """
@@ -174,6 +184,16 @@ defmodule PhTest do
   end
 
   @doc "SIGTERM, then wait for the exit. Returns {:ok, status} | :timeout (then SIGKILLs)."
+  @doc """
+  start_node/1 from inside a test, with --net-ticktime 4 unless opts say
+  otherwise: the node is killed when the test ends (ExUnit's on_exit).
+  """
+  def start_for_test(opts \\ []) do
+    n = start_node(Keyword.merge([ticktime: 4], opts))
+    ExUnit.Callbacks.on_exit(fn -> if alive?(n), do: kill_node(n) end)
+    n
+  end
+
   def stop_node(%PhTest{} = n, timeout \\ 10_000) do
     os_kill(n.os_pid, "TERM")
 
