@@ -5,22 +5,12 @@
 # (support/raw_peer.exs). Run by test/integration/run.sh.
 Code.require_file("support/ph_test.exs", __DIR__)
 Code.require_file("support/raw_peer.exs", __DIR__)
-PhTest.init()
-
-ExUnit.start(
-  formatters: [ExUnit.CLIFormatter, PhTest.Formatter],
-  trace: true,
-  timeout: 180_000
-)
+PhTest.start_exunit(180_000)
 
 defmodule PhNode.HardeningTest do
   use ExUnit.Case, async: false
 
-  defp start(opts \\ []) do
-    n = PhTest.start_node(Keyword.merge([ticktime: 4], opts))
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
+  defp start(opts \\ []), do: PhTest.start_for_test(opts)
 
   defp raw!(n) do
     {:ok, peer} = RawPeer.connect(n.node, PhTest.cookie())
@@ -326,9 +316,7 @@ defmodule PhNode.HardeningTest do
       assert {:error, _} = RawPeer.handshake(s, :"wrongcookie_x@127.0.0.1", "not_the_cookie")
       assert PhTest.wait_log(n, "reason=bad_cookie", 5000, off)
 
-      {:ok, s} = RawPeer.open(n.node)
-      :ok = :gen_tcp.send(s, RawPeer.name_packet("garbler_x@127.0.0.1"))
-      {:ok, "sok"} = :gen_tcp.recv(s, 0, 5000)
+      {s, {:ok, "sok"}} = RawPeer.name_status(n.node, "garbler_x@127.0.0.1")
       {:ok, _challenge} = :gen_tcp.recv(s, 0, 5000)
       :ok = :gen_tcp.send(s, "this is no challenge reply")
       assert PhTest.wait_log(n, "reason=garbage", 5000, off)
