@@ -183,7 +183,6 @@ defmodule PhTest do
     end
   end
 
-  @doc "SIGTERM, then wait for the exit. Returns {:ok, status} | :timeout (then SIGKILLs)."
   @doc """
   start_node/1 from inside a test, with --net-ticktime 4 unless opts say
   otherwise: the node is killed when the test ends (ExUnit's on_exit).
@@ -194,6 +193,7 @@ defmodule PhTest do
     n
   end
 
+  @doc "SIGTERM, then wait for the exit. Returns {:ok, status} | :timeout (then SIGKILLs)."
   def stop_node(%PhTest{} = n, timeout \\ 10_000) do
     os_kill(n.os_pid, "TERM")
 
