@@ -15,26 +15,20 @@ A_BIN=$1
 B_BIN=$2
 RUNS=${3:-3}
 shift $(($# < 3 ? $# : 3))
+[ -x "$B_BIN" ] || { echo "ab_calls.sh: no $B_BIN" >&2; exit 2; }
+PHNODE=$A_BIN
 source bench/lib.sh
 bench_init benchab
-erlc -o "$TMP" bench/beam/ph_bench_server.erl
 
 PA="phab_a_$SUFFIX@127.0.0.1"
 PB="phab_b_$SUFFIX@127.0.0.1"
 BS="beamab_$SUFFIX@127.0.0.1"
-"$A_BIN" --name "$PA" --cookie "$COOKIE" --log-level warning 2>"$TMP/a.log" &
-A_OS=$!
-PIDS+=($A_OS)
-"$B_BIN" --name "$PB" --cookie "$COOKIE" --log-level warning "$@" 2>"$TMP/b.log" &
-B_OS=$!
-PIDS+=($B_OS)
-bash -c 'exec erl "$@"' erl -name "$BS" -setcookie "$COOKIE" -noshell -pa "$TMP" \
-  -eval 'ok = ph_bench_server:start()' >"$TMP/beam.log" 2>&1 &
-BS_OS=$!
-PIDS+=($BS_OS)
-for _ in $(seq 1 50); do
-  erl_call -name "$BS" -c "$COOKIE" -a 'erlang node' >/dev/null 2>&1 && break || sleep 0.2
-done
+bench_phnode "$PA" a.log
+A_OS=$BENCH_PID
+PHNODE=$B_BIN bench_phnode "$PB" b.log "$@"
+B_OS=$BENCH_PID
+bench_beam_server "$BS" beam.log
+BS_OS=$BENCH_PID
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%M:%S) UTC"
 OUT="$TMP/ab.txt"
 for i in $(seq 1 "$RUNS"); do

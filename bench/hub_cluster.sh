@@ -7,33 +7,18 @@
 # PERF_PHASE=start|stop|kill|join records only that phase (the last start or stop round).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-SUFFIX="hc_$$_$RANDOM"
-COOKIE="hubcl_$RANDOM$RANDOM"
-TMP=$(mktemp -d)
-PIDS=()
+source bench/lib.sh
 PERF_PIDS=()
-cleanup() {
+bench_pre_cleanup() { # perf first, so that it writes its data while the nodes still run
   for pid in "${PERF_PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
   for pid in "${PERF_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  sleep 0.3
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  for f in "$TMP"/pids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
-  rm -rf "$TMP"
 }
-trap cleanup EXIT INT TERM
-epmd -daemon
-CP1="phc1_$SUFFIX@127.0.0.1"; CP2="phc2_$SUFFIX@127.0.0.1"; CP3="phc3_$SUFFIX@127.0.0.1"
-"$BUILD/phnode" --name "$CP1" --cookie "$COOKIE" --log-level warning 2>"$TMP/c1.log" &
-OS1=$!; PIDS+=($OS1)
-"$BUILD/phnode" --name "$CP2" --cookie "$COOKIE" --log-level warning --join "$CP1" 2>"$TMP/c2.log" &
-OS2=$!; PIDS+=($OS2)
-"$BUILD/phnode" --name "$CP3" --cookie "$COOKIE" --log-level warning --join "$CP1" 2>"$TMP/c3.log" &
-OS3=$!; PIDS+=($OS3)
+bench_init hubcl
+CP1="phc1_hc_$SUFFIX@127.0.0.1"; CP2="phc2_hc_$SUFFIX@127.0.0.1"; CP3="phc3_hc_$SUFFIX@127.0.0.1"
+bench_cluster "$CP1" "$CP2" "$CP3"
 if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
   # system-wide: pick the nodes out with `perf report --pid OS1,OS2,OS3`
-  echo "phnode pids: $OS1 $OS2 $OS3" >&2
+  echo "phnode pids: ${CLUSTER_PIDS[*]}" >&2
   if [ -n "${PERF_PHASE:-}" ]; then
     # recording only during one phase (start, stop, kill, join): cluster.exs
     # enables and disables perf through its control fifos
@@ -46,6 +31,5 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
   fi
   PERF_PIDS+=($!)
 fi
-mkdir -p "$TMP/pids"
 PG=0 elixir --name "hubcl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
-  "$CP1" "$CP2" "$CP3" "$OS1,$OS2,$OS3" none1 none2 none3 "$BUILD/phnode" "$COOKIE" "$TMP/pids"
+  "$CP1" "$CP2" "$CP3" "$CLUSTER_OSPIDS" none1 none2 none3 "$PHNODE" "$COOKIE" "$TMP/pids"

@@ -8,45 +8,32 @@
 # allocations (/tmp/big_allocs.<pid>). BUILD=dir-with-phnode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-S="hm_$$_$RANDOM"
-COOKIE="hubmem_$RANDOM$RANDOM"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT INT TERM
 command -v gdb >/dev/null || { echo "hub_memory.sh needs gdb" >&2; exit 2; }
-epmd -daemon
-for i in 1 2 3; do
-  join=(); [ "$i" = 1 ] || join=(--join "n1_$S@127.0.0.1")
-  LD_PRELOAD=${PRELOAD:-} "$BUILD/phnode" --name "n${i}_$S@127.0.0.1" --cookie "$COOKIE" \
-    --log-level warning "${join[@]}" 2>"$TMP/$i.log" &
-  PIDS+=($!)
-done
-anon() { for p in "${PIDS[@]}"; do awk '/RssAnon/{a=$2} /RssFile/{f=$2} END{printf "%s/%s ", a, f}' "/proc/$p/status"; done; }
+source bench/lib.sh
+bench_init hubmem
+S="hm_$SUFFIX"
+LD_PRELOAD=${PRELOAD:-} bench_cluster "n1_$S@127.0.0.1" "n2_$S@127.0.0.1" "n3_$S@127.0.0.1"
+anon() { for p in "${CLUSTER_PIDS[@]}"; do awk '/RssAnon/{a=$2} /RssFile/{f=$2} END{printf "%s/%s ", a, f}' "/proc/$p/status"; done; }
 stats() {
   for i in 1 2 3; do
     local off; off=$(wc -l <"$TMP/$i.log")
-    gdb -p "${PIDS[$((i - 1))]}" -batch -ex 'call (void)malloc_stats()' >/dev/null 2>&1 || true
+    gdb -p "${CLUSTER_PIDS[$((i - 1))]}" -batch -ex 'call (void)malloc_stats()' >/dev/null 2>&1 || true
     echo "node $i:"; tail -n +$((off + 1)) "$TMP/$i.log" | grep -a -E 'Arena|system bytes|in use' | paste -d' ' - - - | tr -s ' '
   done
 }
 elixir --name "hm_x_$S@127.0.0.1" --cookie "$COOKIE" bench/hub_memory.exs \
-  "n1_$S@127.0.0.1" "n2_$S@127.0.0.1" "n3_$S@127.0.0.1" "${PIDS[0]},${PIDS[1]},${PIDS[2]}" "$TMP/phase" &
+  "n1_$S@127.0.0.1" "n2_$S@127.0.0.1" "n3_$S@127.0.0.1" "$CLUSTER_OSPIDS" "$TMP/phase" &
 EX=$!
 for phase in before after; do
   until [ "$(cat "$TMP/phase" 2>/dev/null)" = "$phase" ]; do sleep 0.1; done
   echo "== $phase: anonymous/file resident kB by node: $(anon)"
   stats
   if [ "$phase" = after ]; then
-    for p in "${PIDS[@]}"; do
+    for p in "${CLUSTER_PIDS[@]}"; do
       echo "anonymous mappings over 1 MB resident, pid $p:"
       awk '/^[0-9a-f]+-[0-9a-f]+ /{r=$1; n=$6} /^Rss:/{if ($2 > 1024 && n !~ /\//) print "  " r, n, $2 " kB"}' "/proc/$p/smaps"
     done
-    for p in "${PIDS[@]}"; do gdb -p "$p" -batch -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1 || true; done
+    for p in "${CLUSTER_PIDS[@]}"; do gdb -p "$p" -batch -ex 'call (int)malloc_trim(0)' >/dev/null 2>&1 || true; done
     echo "after malloc_trim(0): anonymous/file resident kB by node: $(anon)"
   fi
   echo "$phase done" >"$TMP/phase"

@@ -9,21 +9,13 @@ source bench/lib.sh
 bench_init bench
 mkdir -p bench/results
 OUT="bench/results/$(date -u +%Y%m%dT%H%M%SZ).json"
-erlc -o "$TMP" bench/beam/ph_bench_server.erl
 
 PH="phbench_$SUFFIX@127.0.0.1"
 BS="beambench_$SUFFIX@127.0.0.1"
-"$BUILD/phnode" --name "$PH" --cookie "$COOKIE" --log-level warning 2>"$TMP/phnode.log" &
-PH_OSPID=$!
-PIDS+=($PH_OSPID)
-# exec: the pid is beam.smp's own, for the CPU accounting
-bash -c 'exec erl "$@"' erl -name "$BS" -setcookie "$COOKIE" -noshell -pa "$TMP" \
-    -eval 'ok = ph_bench_server:start()' >"$TMP/beam.log" 2>&1 &
-BEAM_OSPID=$!
-PIDS+=($BEAM_OSPID)
-for _ in $(seq 1 50); do
-  erl_call -name "$BS" -c "$COOKIE" -a 'erlang node' >/dev/null 2>&1 && break || sleep 0.2
-done
+bench_phnode "$PH" phnode.log
+PH_OSPID=$BENCH_PID
+bench_beam_server "$BS" beam.log
+BEAM_OSPID=$BENCH_PID
 
 echo "== the floor: a minimal C server's CPU per call over loopback (recv + sendmsg)"
 "$BUILD/bench/loopback_floor" | tee "$OUT"
@@ -34,15 +26,7 @@ elixir --name "benchclient_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/client.ex
 echo "== hub cluster: 3 phnodes vs 3 BEAM nodes with pg"
 erlc -o "$TMP" bench/beam/ph_bench_pg.erl
 CP1="phc1_$SUFFIX@127.0.0.1"; CP2="phc2_$SUFFIX@127.0.0.1"; CP3="phc3_$SUFFIX@127.0.0.1"
-"$BUILD/phnode" --name "$CP1" --cookie "$COOKIE" --log-level warning 2>"$TMP/c1.log" &
-CP1_OSPID=$!
-PIDS+=($CP1_OSPID)
-"$BUILD/phnode" --name "$CP2" --cookie "$COOKIE" --log-level warning --join "$CP1" 2>"$TMP/c2.log" &
-CP2_OSPID=$!
-PIDS+=($CP2_OSPID)
-"$BUILD/phnode" --name "$CP3" --cookie "$COOKIE" --log-level warning --join "$CP1" 2>"$TMP/c3.log" &
-CP3_OSPID=$!
-PIDS+=($CP3_OSPID)
+bench_cluster "$CP1" "$CP2" "$CP3"
 BEAMS=()
 for i in 1 2 3; do
   B="beampg${i}_$SUFFIX@127.0.0.1"
@@ -50,12 +34,9 @@ for i in 1 2 3; do
   erl -name "$B" -setcookie "$COOKIE" -noshell -pa "$TMP" -eval 'ok = ph_bench_pg:start()' >"$TMP/pg$i.log" 2>&1 &
   PIDS+=($!)
 done
-for B in "${BEAMS[@]}"; do
-  for _ in $(seq 1 50); do erl_call -name "$B" -c "$COOKIE" -a 'erlang node' >/dev/null 2>&1 && break || sleep 0.2; done
-done
-mkdir -p "$TMP/pids"
+for B in "${BEAMS[@]}"; do bench_wait_beam "$B"; done
 ROUNDS="$ROUNDS" elixir --name "benchcluster_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
-  "$CP1" "$CP2" "$CP3" "$CP1_OSPID,$CP2_OSPID,$CP3_OSPID" "${BEAMS[@]}" "$BUILD/phnode" "$COOKIE" "$TMP/pids" | tee -a "$OUT"
+  "$CP1" "$CP2" "$CP3" "$CLUSTER_OSPIDS" "${BEAMS[@]}" "$PHNODE" "$COOKIE" "$TMP/pids" | tee -a "$OUT"
 for f in "$TMP"/pids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
 
 echo "== replication: 100k children, rf 3 vs rf 1, 5 phnodes each"
@@ -65,10 +46,8 @@ for i in 1 2 3 4 5; do
   N1="rfone${i}_$SUFFIX@127.0.0.1" N3="rfthree${i}_$SUFFIX@127.0.0.1"
   J1=() J3=()
   [ "$i" -gt 1 ] && J1=(--join "${RF1[0]}") && J3=(--join "${RF3[0]}")
-  "$BUILD/phnode" --name "$N1" --cookie "$COOKIE" --log-level warning --no-beam-discovery "${J1[@]}" 2>"$TMP/rf1_$i.log" &
-  PIDS+=($!)
-  "$BUILD/phnode" --name "$N3" --cookie "$COOKIE" --log-level warning --config "$TMP/rf3.json" --no-beam-discovery "${J3[@]}" 2>"$TMP/rf3_$i.log" &
-  PIDS+=($!)
+  bench_phnode "$N1" "rf1_$i.log" --no-beam-discovery "${J1[@]}"
+  bench_phnode "$N3" "rf3_$i.log" --config "$TMP/rf3.json" --no-beam-discovery "${J3[@]}"
   RF1+=("$N1") RF3+=("$N3")
 done
 ROUNDS="$ROUNDS" elixir --name "benchrepl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/replication.exs \
@@ -77,7 +56,7 @@ ROUNDS="$ROUNDS" elixir --name "benchrepl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" 
 echo "== migration: hot_swap vs cold_swap, a join with 30k counters and a graceful leave with 40k"
 mkdir -p "$TMP/migpids"
 ROUNDS="$ROUNDS" elixir --name "benchmig_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/migration.exs \
-  "$BUILD/phnode" "$COOKIE" "$SUFFIX" "$TMP/migpids" "$TMP" | tee -a "$OUT"
+  "$PHNODE" "$COOKIE" "$SUFFIX" "$TMP/migpids" "$TMP" | tee -a "$OUT"
 for f in "$TMP"/migpids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
 
 echo "== synchronization: gossip vs pubsub, 6 phnodes each"

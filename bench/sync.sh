@@ -20,9 +20,8 @@ for type in pubsub gossip; do
     PORT=$((20000 + RANDOM % 20000))
     JOIN=()
     [ "$i" -gt 1 ] && JOIN=(--join "$FIRST")
-    "$BUILD/phnode" --name "$NAME" --cookie "$COOKIE" --log-level warning --net-ticktime 10 --no-beam-discovery \
-      --config "$TMP/$type.json" --metrics-port "$PORT" "${JOIN[@]}" 2>"$TMP/$type$i.log" &
-    PIDS+=($!)
+    bench_phnode "$NAME" "$type$i.log" --net-ticktime 10 --no-beam-discovery \
+      --config "$TMP/$type.json" --metrics-port "$PORT" "${JOIN[@]}"
     ARGS+=("$type" "$NAME" "$PORT")
   done
 done

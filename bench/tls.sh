@@ -34,10 +34,8 @@ erlc -o "$TMP" bench/beam/ph_bench_server.erl
 
 PH="phtls_$SUFFIX@127.0.0.1"
 BS="beamtls_$SUFFIX@127.0.0.1"
-"$BUILD/phnode" --name "$PH" --cookie "$COOKIE" --log-level warning \
-  --tls-certfile "$TMP/ph.pem" --tls-keyfile "$TMP/ph.key" --tls-cacertfile "$TMP/ca.pem" \
-  2>"$TMP/phnode.log" &
-PIDS+=($!)
+bench_phnode "$PH" phnode.log \
+  --tls-certfile "$TMP/ph.pem" --tls-keyfile "$TMP/ph.key" --tls-cacertfile "$TMP/ca.pem"
 erl -name "$BS" -setcookie "$COOKIE" -noshell -pa "$TMP" -proto_dist inet_tls \
   -ssl_dist_optfile "$TMP/dist.conf" -eval 'ok = ph_bench_server:start()' >"$TMP/beam.log" 2>&1 &
 PIDS+=($!)

@@ -39,6 +39,10 @@ typedef struct peer {
     uint64_t up_pending; /* UP: the incoming handshake answered "alive", or 0 */
     chunk *pending_head, *pending_tail;
     size_t pending_bytes;
+    /* 0 while only an incoming handshake that has not proved the cookie
+     * made it (peer_forget_locked); 1 once wanted here (a send, a
+     * connection request) or connected. */
+    int known;
 } peer;
 
 #define PEER_BUCKETS 256
@@ -49,6 +53,10 @@ static int stopping;
 static int started; /* connections_start ran: connecting out is possible */
 static ei_cnode *cnode;
 static _Atomic uint64_t next_token = 1;
+/* Peers with known == 0, under peers_lock. Each is owned by one pending
+ * incoming handshake, so at most max_pending_handshakes: a flood of made-up
+ * names does not grow the table. */
+static unsigned n_unproven;
 
 uint64_t connection_new_token(void)
 {
@@ -123,6 +131,7 @@ static void free_chunks(chunk *ch)
     }
 }
 
+/* The peer entry of node; create: made if missing, not known yet. */
 static peer *peer_find_locked(uint32_t node, int create)
 {
     peer **b = &buckets[node % PEER_BUCKETS];
@@ -136,8 +145,42 @@ static peer *peer_find_locked(uint32_t node, int create)
         p->node = node;
         p->next = *b;
         *b = p;
+        n_unproven++;
     }
     return p;
+}
+
+/* The node is wanted here, or connected: its entry stays. */
+static void peer_keep_locked(peer *p)
+{
+    if (!p->known) {
+        p->known = 1;
+        n_unproven--;
+    }
+}
+
+/* The peer wanted here: its entry, made if missing, or NULL. */
+static peer *peer_want_locked(uint32_t node)
+{
+    peer *p = peer_find_locked(node, 1);
+    if (p)
+        peer_keep_locked(p);
+    return p;
+}
+
+/* Drops the entry of a peer that is not known (an incoming handshake made
+ * it and ended before proving the cookie): names that peers claim without
+ * authenticating do not pile up. No local process links to or monitors
+ * such a node (that takes a send, which keeps it), and nothing waits for it. */
+static void peer_forget_locked(peer *p)
+{
+    for (peer **at = &buckets[p->node % PEER_BUCKETS]; *at; at = &(*at)->next)
+        if (*at == p) {
+            *at = p->next;
+            n_unproven--;
+            free(p);
+            return;
+        }
 }
 
 static void collect_peers(metrics_out *out);
@@ -219,12 +262,17 @@ static void collect_peers(metrics_out *out)
             n[p->state]++;
             queued += p->pending_bytes;
         }
+    unsigned unproven = n_unproven;
     pthread_mutex_unlock(&peers_lock);
     metrics_out_family(out, "phnode_dist_peers", METRIC_TYPE_GAUGE,
                        "Known peer nodes by connection state.");
     metrics_out_sample(out, "phnode_dist_peers", "state=\"idle\"", n[PEER_IDLE]);
     metrics_out_sample(out, "phnode_dist_peers", "state=\"connecting\"", n[PEER_CONNECTING]);
     metrics_out_sample(out, "phnode_dist_peers", "state=\"up\"", n[PEER_UP]);
+    metrics_out_family(out, "phnode_dist_unauthenticated_peers", METRIC_TYPE_GAUGE,
+                       "Peer entries made by incoming handshakes that have not proved the cookie "
+                       "yet (at most max_pending_handshakes).");
+    metrics_out_sample(out, "phnode_dist_unauthenticated_peers", "", unproven);
     metrics_out_family(out, "phnode_dist_pending_bytes", METRIC_TYPE_GAUGE,
                        "Bytes waiting for connections that are not up yet.");
     metrics_out_sample(out, "phnode_dist_pending_bytes", "", (double)queued);
@@ -445,7 +493,7 @@ int connection_send_pieces(uint32_t node, const char *ctl, size_t ctl_len, const
     uint64_t dial = 0;
     conn *c = NULL;
     pthread_mutex_lock(&peers_lock);
-    peer *p = stopping ? NULL : peer_find_locked(node, 1);
+    peer *p = stopping ? NULL : peer_want_locked(node);
     if (!p) {
         pthread_mutex_unlock(&peers_lock);
         chunk_free(ch);
@@ -491,7 +539,7 @@ void connection_request(uint32_t node)
 {
     uint64_t dial = 0;
     pthread_mutex_lock(&peers_lock);
-    peer *p = stopping ? NULL : peer_find_locked(node, 1);
+    peer *p = stopping ? NULL : peer_want_locked(node);
     if (p && p->state == PEER_IDLE)
         dial = dial_locked(p);
     pthread_mutex_unlock(&peers_lock);
@@ -640,6 +688,29 @@ static void replace_up_connection(uint32_t node, uint64_t token)
     route_nodedown(node);
 }
 
+/* The poller could not take c (io_register failed): nobody would read it
+ * or see it close, so it ends here as a lost connection does (io_close, for
+ * a connection never registered): closed, out of the peer table, and a
+ * nodedown for what watched the node. The frames that waited for it are
+ * lost with it. Takes the I/O layer's reference and the caller's. */
+static void adopt_failed(conn *c)
+{
+    size_t lost = 0;
+    pthread_mutex_lock(&c->out_lock);
+    c->closed = 1;
+    for (chunk *ch = c->out_head; ch; ch = ch->next)
+        lost++;
+    c->transport->close(c->fd);
+    c->fd = -1;
+    pthread_mutex_unlock(&c->out_lock);
+    LOG_E("dist", "cannot watch the connection to %s for input; closed it%s", atom_text(c->node),
+          lost ? ", and dropped the messages waiting for it" : "");
+    metric_add(&m_dropped_frames, lost);
+    connection_closed(c);
+    conn_put(c); /* the I/O layer's */
+    conn_put(c); /* the caller's */
+}
+
 void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const transport_ops *t)
 {
     int flags = fcntl(fd, F_GETFL);
@@ -662,6 +733,7 @@ void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const
     peer *p = stopping ? NULL : peer_find_locked(node, 0);
     if (p && p->state == PEER_CONNECTING && p->owner == token) {
         adopted = 1;
+        peer_keep_locked(p);
         p->conn = c;
         p->state = PEER_UP;
         p->owner = 0;
@@ -692,8 +764,7 @@ void connection_adopt(int fd, uint32_t node, uint64_t token, int incoming, const
      * the peer table's and its own reference: hold one of ours meanwhile. */
     atomic_fetch_add(&c->refs, 1);
     if (io_register(c) != 0) {
-        io_close_later(c);
-        conn_put(c);
+        adopt_failed(c);
         return;
     }
     pthread_mutex_lock(&c->out_lock);
@@ -711,6 +782,8 @@ void connection_attempt_failed(uint32_t node, uint64_t token, int not_running)
     peer *p = peer_find_locked(node, 0);
     if (p && p->state == PEER_UP && p->up_pending == token) {
         p->up_pending = 0; /* "false", or a failed check: ours stays up */
+    } else if (p && p->state == PEER_CONNECTING && p->owner == token && !p->known) {
+        peer_forget_locked(p); /* nothing waits for it, nothing watches it */
     } else if (p && p->state == PEER_CONNECTING && p->owner == token) {
         owned = 1;
         p->state = PEER_IDLE;
@@ -803,5 +876,6 @@ void connections_stop(void)
         }
         buckets[b] = NULL;
     }
+    n_unproven = 0;
     pthread_mutex_unlock(&peers_lock);
 }

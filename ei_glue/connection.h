@@ -151,7 +151,8 @@ int conn_write(conn *c, chunk *ch);
 /* Flushes queued output without blocking; with out_lock held. -1 on a
  * socket error. */
 int conn_flush_locked(conn *c);
-/* Called by the I/O thread once it has closed c. */
+/* Called by the I/O thread once it has closed c (or by connection_adopt
+ * for a connection the I/O thread could not take). */
 void connection_closed(conn *c);
 /* The net_ticktime in force. */
 unsigned connections_ticktime(void);

@@ -469,8 +469,13 @@ static void accept_new(void)
                     pending_fail(oldest, HS_OVERFLOW, "out of file descriptors");
             return;
         }
-        if (n_pending >= max_pending && oldest)
-            pending_fail(oldest, HS_OVERFLOW, NULL);
+        if (n_pending >= max_pending && oldest) {
+            /* The limit bounds the peer entries of unproved names too
+             * (connection.c): one per pending handshake at most. */
+            char limit[64];
+            snprintf(limit, sizeof limit, "max_pending_handshakes is %u", max_pending);
+            pending_fail(oldest, HS_OVERFLOW, limit);
+        }
         pending *p = calloc(1, sizeof *p);
         char why[128] = "";
         if (!p || transport->attach(fd, 1, NULL, why, sizeof why) != 0) {

@@ -115,9 +115,20 @@ static uint32_t conn_events(const conn *c)
     return EPOLLIN | EPOLLRDHUP | EPOLLET | (c->epollout_armed ? EPOLLOUT : 0u);
 }
 
+/* PHNODE_TEST_IO_REGISTER_FAIL=N (tests only): the first N registrations
+ * fail as an epoll_ctl or allocation failure would, so that the path that
+ * ends a connection the poller could not take is tested (test_connection). */
+static _Atomic int test_register_failures;
+
 int io_register(conn *c)
 {
     int rc = 0;
+    if (atomic_load(&test_register_failures) > 0 &&
+        atomic_fetch_sub(&test_register_failures, 1) > 0) {
+        LOG_W("io", "PHNODE_TEST_IO_REGISTER_FAIL: the connection to %s is not registered",
+              atom_text(c->node));
+        return -1;
+    }
     pthread_mutex_lock(&io_lock);
     if (c->fd < 0 || grow_locked(c->fd) != 0) {
         pthread_mutex_unlock(&io_lock);
@@ -727,6 +738,8 @@ int io_loop_start(void)
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) != 0)
         return -1;
     eager_handover = scheduler_count() >= EAGER_MIN_SCHEDULERS;
+    const char *fail = getenv("PHNODE_TEST_IO_REGISTER_FAIL");
+    atomic_store(&test_register_failures, fail ? atoi(fail) : 0);
     atomic_store(&running, 1);
     if (pthread_create(&thread, NULL, io_main, NULL) != 0) {
         atomic_store(&running, 0);

@@ -7,22 +7,12 @@
 # timed: every wait is a generous bound. Run by test/integration/run.sh.
 Code.require_file("support/ph_test.exs", __DIR__)
 Code.require_file("support/raw_peer.exs", __DIR__)
-PhTest.init()
-
-ExUnit.start(
-  formatters: [ExUnit.CLIFormatter, PhTest.Formatter],
-  trace: true,
-  timeout: 180_000
-)
+PhTest.start_exunit(180_000)
 
 defmodule PhNode.ConnectionTest do
   use ExUnit.Case, async: false
 
-  defp start(opts) do
-    n = PhTest.start_node(Keyword.merge([ticktime: 4], opts))
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
+  defp start(opts), do: PhTest.start_for_test(opts)
 
   # Several nodes started at once (each start waits for its node).
   defp start_many(opts_list) do
@@ -61,89 +51,20 @@ defmodule PhNode.ConnectionTest do
     sock
   end
 
-  # The next data frame on a connected sock (ticks answered): {control, message}.
-  defp recv_frame(sock) do
-    case :gen_tcp.recv(sock, 0, 5000) do
-      {:ok, ""} ->
-        :gen_tcp.send(sock, "")
-        recv_frame(sock)
-
-      {:ok, bytes} ->
-        RawPeer.decode_frame(bytes)
-
-      other ->
-        other
-    end
-  end
-
-  # A pid of node, for control tuples and call tags.
-  defp pid(node, id),
-    do: :erlang.binary_to_term(<<131, RawPeer.pid_ext(%{name: node}, id)::binary>>)
-
   # Makes phnode send {tag, msg} to a pid of node: its echo worker answers a
   # call whose caller is that pid.
   defp poke(echo, node, tag, msg),
-    do: send(echo, {:"$gen_call", {pid(node, 1), tag}, msg})
+    do: send(echo, {:"$gen_call", {RawPeer.pid(node, 1), tag}, msg})
 
-  # A raw connection's name packet and the status phnode answers.
-  defp name_status(n, name) do
-    {:ok, sock} = RawPeer.open(n.node)
-    :ok = :gen_tcp.send(sock, RawPeer.name_packet(name))
-    {sock, :gen_tcp.recv(sock, 0, 5000)}
-  end
-
-  # After our status: challenge, reply, ack; then a pump as RawPeer.connect's.
+  # After our status: challenge, reply, ack (its digest checked); then a pump
+  # that sends the frames decoded: {:frame, pump, control, message}.
   defp finish_initiate(sock, name, cookie) do
-    {:ok, <<?N, _::64, challenge::32, _::32, nlen::16, _::binary-size(nlen)>>} =
-      :gen_tcp.recv(sock, 0, 5000)
-
-    mine = :rand.uniform(0xFFFFFFFF)
-    :ok = :gen_tcp.send(sock, <<?r, mine::32, RawPeer.digest(challenge, cookie)::binary>>)
-    {:ok, <<?a, ack::binary-16>>} = :gen_tcp.recv(sock, 0, 5000)
-    assert ack == RawPeer.digest(mine, cookie)
-    :ok = :inet.setopts(sock, packet: 4)
-    pump(sock, name)
-  end
-
-  defp pump(sock, name) do
-    owner = self()
-
-    p =
-      spawn(fn ->
-        receive(do: ({:socket, s} -> :inet.setopts(s, active: true) && pump_loop(owner, s)))
-      end)
-
-    :ok = :gen_tcp.controlling_process(sock, p)
-    send(p, {:socket, sock})
-    %{pump: p, name: name, sock: sock}
-  end
-
-  # RawPeer's pump, with frames decoded.
-  defp pump_loop(owner, sock) do
-    receive do
-      {:tcp, ^sock, ""} ->
-        :gen_tcp.send(sock, "")
-        pump_loop(owner, sock)
-
-      {:tcp, ^sock, bytes} ->
-        {ctl, msg} = RawPeer.decode_frame(bytes)
-        send(owner, {:frame, self(), ctl, msg})
-        pump_loop(owner, sock)
-
-      {:tcp_closed, ^sock} ->
-        send(owner, {:raw_closed, self()})
-
-      {:send, from, iodata} ->
-        send(from, {:sent, self(), :gen_tcp.send(sock, iodata)})
-        pump_loop(owner, sock)
-
-      :close ->
-        :gen_tcp.close(sock)
-    end
+    {:ok, sock} = RawPeer.finish_handshake(sock, cookie)
+    RawPeer.pump(sock, name, true)
   end
 
   defp connect_as(n, name) do
-    {sock, status} = name_status(n, name)
+    {sock, status} = RawPeer.name_status(n.node, name)
     assert status == {:ok, "sok"}
     finish_initiate(sock, name, PhTest.cookie())
   end
@@ -153,7 +74,7 @@ defmodule PhNode.ConnectionTest do
   # answered after the LINK on the same connection proves the link is made.
   defp linked_echo(n, peer) do
     echo = PhTest.spawn_worker!(n, :echo)
-    from = pid(peer.name, 7)
+    from = RawPeer.pid(peer.name, 7)
     :ok = RawPeer.send_frame(peer, :erlang.term_to_binary({1, from, echo}))
     call_over(peer, echo, :linked)
     echo
@@ -162,7 +83,7 @@ defmodule PhNode.ConnectionTest do
   # A call to echo from a pid of the raw peer's node, over the peer.
   defp call_over(%{pump: pump} = peer, echo, msg) do
     tag = make_ref()
-    from = pid(peer.name, 8)
+    from = RawPeer.pid(peer.name, 8)
 
     :ok =
       RawPeer.send_frame(
@@ -184,7 +105,7 @@ defmodule PhNode.ConnectionTest do
       echo = linked_echo(n, old)
       ref = Process.monitor(echo)
 
-      {sock, status} = name_status(n, x)
+      {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
       :ok = :gen_tcp.send(sock, "strue")
       new = finish_initiate(sock, x, PhTest.cookie())
@@ -204,7 +125,7 @@ defmodule PhNode.ConnectionTest do
       echo = linked_echo(n, old)
       ref = Process.monitor(echo)
 
-      {sock, status} = name_status(n, x)
+      {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
       :ok = :gen_tcp.send(sock, "sfalse")
       assert :gen_tcp.recv(sock, 0, 5000) == {:error, :closed}
@@ -222,7 +143,7 @@ defmodule PhNode.ConnectionTest do
       echo = linked_echo(n, old)
       ref = Process.monitor(echo)
 
-      {sock, status} = name_status(n, x)
+      {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
       :ok = :gen_tcp.send(sock, "strue")
       {:ok, <<?N, _::64, challenge::32, _::binary>>} = :gen_tcp.recv(sock, 0, 5000)
@@ -234,7 +155,7 @@ defmodule PhNode.ConnectionTest do
       refute_received {:DOWN, ^ref, _, _, _}
 
       # and a later, honest "true" still works: the check was released
-      {sock2, status2} = name_status(n, x)
+      {sock2, status2} = RawPeer.name_status(n.node, x)
       assert status2 == {:ok, "salive"}
       :ok = :gen_tcp.send(sock2, "strue")
       _new = finish_initiate(sock2, x, PhTest.cookie())
@@ -247,7 +168,7 @@ defmodule PhNode.ConnectionTest do
       n = start(name: PhTest.unique_name("cm"))
       x = fake("cx")
       echo = PhTest.spawn_worker!(n, :echo)
-      {sock, status} = name_status(n, x.node)
+      {sock, status} = RawPeer.name_status(n.node, x.node)
       assert status == {:ok, "sok"}
 
       # phnode has x's name, not its reply yet: a message to x waits for this one
@@ -265,11 +186,11 @@ defmodule PhNode.ConnectionTest do
       # the lesser name: net_kernel would answer nok while the first one lasts
       x = PhTest.node_atom(PhTest.unique_name("ca"))
       echo = PhTest.spawn_worker!(n, :echo)
-      {stale, status} = name_status(n, x)
+      {stale, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "sok"}
       poke(echo, x, :t1, :queued)
 
-      {sock, status2} = name_status(n, x)
+      {sock, status2} = RawPeer.name_status(n.node, x)
       assert status2 == {:ok, "sok"}
       peer = finish_initiate(sock, x, PhTest.cookie())
       pump = peer.pump
@@ -294,9 +215,9 @@ defmodule PhNode.ConnectionTest do
       echo = linked_echo(n, old)
       ref = Process.monitor(echo)
 
-      {sock, status} = name_status(n, x)
+      {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
-      {sock3, status3} = name_status(n, x)
+      {sock3, status3} = RawPeer.name_status(n.node, x)
       assert status3 == {:error, :closed}
       :gen_tcp.close(sock3)
 
@@ -318,14 +239,14 @@ defmodule PhNode.ConnectionTest do
       assert from == n.node
 
       # x dials phnode meanwhile: phnode's own attempt wins
-      {sock, status} = name_status(n, x.node)
+      {sock, status} = RawPeer.name_status(n.node, x.node)
       assert status == {:ok, "snok"}
       assert :gen_tcp.recv(sock, 0, 5000) == {:error, :closed}
 
       dial = finish_accept(dial, x)
-      assert {_ctl, {:t1, :queued}} = recv_frame(dial)
+      assert {_ctl, {:t1, :queued}} = RawPeer.recv_frame(dial)
       poke(echo, x.node, :t2, :after)
-      assert {_ctl, {:t2, :after}} = recv_frame(dial)
+      assert {_ctl, {:t2, :after}} = RawPeer.recv_frame(dial)
       assert dropped_lines(n) == []
     end
 
@@ -337,7 +258,7 @@ defmodule PhNode.ConnectionTest do
       poke(echo, x.node, :t1, :queued)
       {dial, _} = accept_dial(x)
 
-      {sock, status} = name_status(n, x.node)
+      {sock, status} = RawPeer.name_status(n.node, x.node)
       assert status == {:ok, "sok_simultaneous"}
       peer = finish_initiate(sock, x.node, PhTest.cookie())
       pump = peer.pump
@@ -368,7 +289,7 @@ defmodule PhNode.ConnectionTest do
       :ok = :gen_tcp.send(dial, "snok")
       assert :gen_tcp.recv(dial, 0, 5000) == {:error, :closed}
 
-      {sock, status} = name_status(n, x.node)
+      {sock, status} = RawPeer.name_status(n.node, x.node)
       assert status == {:ok, "sok_simultaneous"}
       peer = finish_initiate(sock, x.node, PhTest.cookie())
       pump = peer.pump

@@ -5,22 +5,12 @@
 # (support/raw_peer.exs). Run by test/integration/run.sh.
 Code.require_file("support/ph_test.exs", __DIR__)
 Code.require_file("support/raw_peer.exs", __DIR__)
-PhTest.init()
-
-ExUnit.start(
-  formatters: [ExUnit.CLIFormatter, PhTest.Formatter],
-  trace: true,
-  timeout: 180_000
-)
+PhTest.start_exunit(180_000)
 
 defmodule PhNode.HardeningTest do
   use ExUnit.Case, async: false
 
-  defp start(opts \\ []) do
-    n = PhTest.start_node(Keyword.merge([ticktime: 4], opts))
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
+  defp start(opts \\ []), do: PhTest.start_for_test(opts)
 
   defp raw!(n) do
     {:ok, peer} = RawPeer.connect(n.node, PhTest.cookie())
@@ -264,6 +254,58 @@ defmodule PhNode.HardeningTest do
     end
   end
 
+  # --- names claimed before the cookie is proved ----------------------------------------
+
+  # Peer entries: all of them (by state) and those of names not proved yet.
+  defp peer_counts(port) do
+    text = PhTest.scrape(port)
+    all = for st <- ~w(idle connecting up), do: PhTest.metric(text, ~s(phnode_dist_peers{state="#{st}"}))
+    {trunc(Enum.sum(all)), trunc(PhTest.metric(text, "phnode_dist_unauthenticated_peers"))}
+  end
+
+  describe "made-up node names" do
+    test "do not grow the peer table: an entry goes with its handshake, at most max_pending_handshakes wait, real nodes still connect" do
+      port = PhTest.free_port()
+      n = start(args: ["--max-pending-handshakes", "20", "--handshake-timeout-ms", "30000",
+                       "--metrics-port", "#{port}"])
+      off = PhTest.log_size(n)
+      {base, 0} = peer_counts(port)
+
+      # 300 names, each handshake failing on its cookie: no entry stays
+      for i <- 1..300 do
+        {:ok, s} = RawPeer.open(n.node)
+        assert {:error, _} = RawPeer.handshake(s, :"fake_#{i}@127.0.0.1", "not_the_cookie")
+        :gen_tcp.close(s)
+      end
+
+      assert PhTest.wait_until(fn -> peer_counts(port) == {base, 0} end, 5000),
+             "after 300 refused names: #{inspect(peer_counts(port))}, at first #{base}"
+
+      # 60 names held at our challenge: only the newest 20 wait, one entry each
+      held =
+        for i <- 1..60 do
+          {:ok, s} = RawPeer.open(n.node)
+          :ok = :gen_tcp.send(s, RawPeer.name_packet("held_#{i}@127.0.0.1"))
+          s
+        end
+
+      assert PhTest.wait_until(fn -> peer_counts(port) == {base + 20, 20} end, 5000),
+             "with 60 names held: #{inspect(peer_counts(port))}, at first #{base}"
+
+      assert PhTest.wait_log(n, "max_pending_handshakes is 20", 5000, off)
+
+      # a real node connects meanwhile, and its entry stays
+      {:ok, peer} = RawPeer.connect(n.node, PhTest.cookie())
+      Node.disconnect(n.node)
+      assert Node.ping(n.node) == :pong
+      Enum.each(held, &:gen_tcp.close/1)
+      assert PhTest.wait_until(fn -> peer_counts(port) == {base + 1, 0} end, 5000),
+             "after the held names closed: #{inspect(peer_counts(port))}, at first #{base}"
+
+      RawPeer.close(peer)
+    end
+  end
+
   # --- defect 7: each failure says what it was ------------------------------------------
 
   describe "handshake failures in the log" do
@@ -274,9 +316,7 @@ defmodule PhNode.HardeningTest do
       assert {:error, _} = RawPeer.handshake(s, :"wrongcookie_x@127.0.0.1", "not_the_cookie")
       assert PhTest.wait_log(n, "reason=bad_cookie", 5000, off)
 
-      {:ok, s} = RawPeer.open(n.node)
-      :ok = :gen_tcp.send(s, RawPeer.name_packet("garbler_x@127.0.0.1"))
-      {:ok, "sok"} = :gen_tcp.recv(s, 0, 5000)
+      {s, {:ok, "sok"}} = RawPeer.name_status(n.node, "garbler_x@127.0.0.1")
       {:ok, _challenge} = :gen_tcp.recv(s, 0, 5000)
       :ok = :gen_tcp.send(s, "this is no challenge reply")
       assert PhTest.wait_log(n, "reason=garbage", 5000, off)

@@ -18,16 +18,8 @@ defmodule PhNode.OpsTest do
 
   @ticktime 2
 
-  # a free loopback port (closed again: the node binds it right after)
-  defp free_port do
-    {:ok, s} = :gen_tcp.listen(0, ip: {127, 0, 0, 1}, reuseaddr: true)
-    {:ok, port} = :inet.port(s)
-    :gen_tcp.close(s)
-    port
-  end
-
   setup_all do
-    port = free_port()
+    port = PhTest.free_port()
     # names of their own: other test files reuse ph_SUFFIX_N (and its log file)
     a =
       PhTest.start_node(

@@ -24,20 +24,13 @@ defmodule PhNode.SyncTest do
   defp hub(n), do: {:my_hub, n.node}
   defp wait_until(fun, ms, pause \\ 100), do: PhTest.wait_until(fun, ms, pause)
 
-  defp free_port do
-    {:ok, s} = :gen_tcp.listen(0, ip: {127, 0, 0, 1}, reuseaddr: true)
-    {:ok, port} = :inet.port(s)
-    :gen_tcp.close(s)
-    port
-  end
-
   defp config(sync),
     do: PhTest.HubCluster.config_file("sync", ~s({"synchronization_strategy": #{sync}}))
 
   # count nodes on loopback, each with its /metrics port; env per index
   defp cluster(cfg, count, env \\ %{}) do
     start = fn i, extra ->
-      port = free_port()
+      port = PhTest.free_port()
 
       n =
         PhTest.start_node(
@@ -70,21 +63,8 @@ defmodule PhNode.SyncTest do
     map_size(d) == size and Enum.all?(rest, &(&1 == d))
   end
 
-  defp sent(n) do
-    {:ok, s} = :gen_tcp.connect({127, 0, 0, 1}, n.metrics_port, [:binary, active: false], 5_000)
-    :ok = :gen_tcp.send(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-    body = recv_all(s, "")
-    :gen_tcp.close(s)
-    [_, v] = Regex.run(~r/^phnode_hub_sync_messages_total\{direction="sent"\} ([0-9]+)/m, body)
-    String.to_integer(v)
-  end
-
-  defp recv_all(s, acc) do
-    case :gen_tcp.recv(s, 0, 5_000) do
-      {:ok, data} -> recv_all(s, acc <> data)
-      {:error, :closed} -> acc
-    end
-  end
+  defp sent(n),
+    do: trunc(PhTest.metric(PhTest.scrape(n.metrics_port), ~s(phnode_hub_sync_messages_total{direction="sent"})))
 
   defp specs(prefix, range),
     do: for(i <- range, do: %{id: "#{prefix}#{i}", start: {:counter, :start_link, [i]}})

@@ -68,6 +68,16 @@ defmodule PhTest do
     :ok
   end
 
+  @doc """
+  A test file's start: init/0, then ExUnit with the trace output and
+  PhTest.Formatter (which prints the phnode logs of a failed test), each test
+  given `timeout` ms.
+  """
+  def start_exunit(timeout) do
+    init()
+    ExUnit.start(formatters: [ExUnit.CLIFormatter, PhTest.Formatter], trace: true, timeout: timeout)
+  end
+
   # --- names ----------------------------------------------------------------
 
   @doc """
@@ -171,6 +181,16 @@ defmodule PhTest do
         kill_node(n)
         raise "phnode #{node} did not log 'ready: node=' in time\n" <> log_tail(log)
     end
+  end
+
+  @doc """
+  start_node/1 from inside a test, with --net-ticktime 4 unless opts say
+  otherwise: the node is killed when the test ends (ExUnit's on_exit).
+  """
+  def start_for_test(opts \\ []) do
+    n = start_node(Keyword.merge([ticktime: 4], opts))
+    ExUnit.Callbacks.on_exit(fn -> if alive?(n), do: kill_node(n) end)
+    n
   end
 
   @doc "SIGTERM, then wait for the exit. Returns {:ok, status} | :timeout (then SIGKILLs)."
@@ -414,6 +434,43 @@ defmodule PhTest do
   end
 
   def log_size(%PhTest{log: log}), do: file_size(log)
+
+  # --- ports and metrics ------------------------------------------------------------
+
+  @doc "A free loopback port (closed again: a node binds it right after)."
+  def free_port do
+    {:ok, s} = :gen_tcp.listen(0, ip: {127, 0, 0, 1}, reuseaddr: true)
+    {:ok, port} = :inet.port(s)
+    :gen_tcp.close(s)
+    port
+  end
+
+  @doc "The text of GET /metrics from a node started with --metrics-port port (plain OTP: no curl)."
+  def scrape(port) do
+    {:ok, s} = :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false], 5000)
+    :ok = :gen_tcp.send(s, "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+    reply = recv_all(s, [])
+    :gen_tcp.close(s)
+    [head, body] = String.split(reply, "\r\n\r\n", parts: 2)
+    unless head =~ ~r{^HTTP/1\.[01] 200}, do: raise("GET /metrics: #{head}")
+    body
+  end
+
+  defp recv_all(s, acc) do
+    case :gen_tcp.recv(s, 0, 5000) do
+      {:ok, bytes} -> recv_all(s, [acc, bytes])
+      {:error, :closed} -> IO.iodata_to_binary(acc)
+      {:error, reason} -> raise "GET /metrics: #{inspect(reason)}"
+    end
+  end
+
+  @doc "The value of the sample `name` (with its labels, as written) in a scrape; raises if missing."
+  def metric(text, name) do
+    case Regex.run(~r/^#{Regex.escape(name)} ([0-9.e+-]+)$/m, text) do
+      [_, v] -> elem(Float.parse(v), 0)
+      nil -> raise "#{name} missing from the scrape:\n#{text}"
+    end
+  end
 
   # --- calls --------------------------------------------------------------------
 

@@ -8,9 +8,13 @@
 #   {:ok, peer} = RawPeer.connect(node, cookie)   # open + handshake + pump
 #   RawPeer.send_frame(peer, control_bytes, msg_bytes \\ "")
 #
+# Step by step: name_status/2 (open, our name, the status the node answers),
+# then finish_handshake/3 (challenge, reply, ack) and pump/3.
+#
 # A connected peer is a pump process: it answers ticks, forwards every other
-# frame to its owner as {:raw_frame, peer, bytes}, and {:raw_closed, peer}
-# when the node closes the connection.
+# frame to its owner as {:raw_frame, peer, bytes} (or, decoded, as {:frame,
+# peer, control, message}), and {:raw_closed, peer} when the node closes the
+# connection.
 defmodule RawPeer do
   import Bitwise
 
@@ -55,8 +59,30 @@ defmodule RawPeer do
   def handshake(sock, name, cookie, timeout \\ 5000) do
     with :ok <- :gen_tcp.send(sock, name_packet(name)),
          {:ok, "s" <> status} <- :gen_tcp.recv(sock, 0, timeout),
-         true <- status in ["ok", "ok_simultaneous"] || {:error, {:status, status}},
-         {:ok, <<?N, _flags::64, challenge::32, _creation::32, nlen::16, _::binary-size(nlen)>>} <-
+         true <- status in ["ok", "ok_simultaneous"] || {:error, {:status, status}} do
+      finish_handshake(sock, cookie, timeout)
+    else
+      {:ok, other} -> {:error, {:unexpected, other}}
+      {:error, _} = e -> e
+    end
+  end
+
+  @doc """
+  A raw connection to node that has sent name: {sock, what the node
+  answered} ({:ok, "sok"}, {:ok, "salive"}, {:error, :closed}...).
+  """
+  def name_status(node, name, timeout \\ 5000) do
+    {:ok, sock} = open(node)
+    :ok = :gen_tcp.send(sock, name_packet(name))
+    {sock, :gen_tcp.recv(sock, 0, timeout)}
+  end
+
+  @doc """
+  The initiator's side after the node's status: its challenge, our reply,
+  its ack checked. {:ok, sock} switched to {:packet, 4}, or {:error, reason}.
+  """
+  def finish_handshake(sock, cookie, timeout \\ 5000) do
+    with {:ok, <<?N, _flags::64, challenge::32, _creation::32, nlen::16, _::binary-size(nlen)>>} <-
            :gen_tcp.recv(sock, 0, timeout),
          mine = :rand.uniform(0xFFFFFFFF),
          :ok <- :gen_tcp.send(sock, <<?r, mine::32, digest(challenge, cookie)::binary>>),
@@ -79,48 +105,78 @@ defmodule RawPeer do
 
     with {:ok, sock} <- open(node),
          {:ok, sock} <- handshake(sock, name, cookie) do
-      owner = self()
-      pump = spawn(fn -> pump_init(owner) end)
-      :ok = :gen_tcp.controlling_process(sock, pump)
-      send(pump, {:socket, sock})
-      {:ok, %{pump: pump, name: name, sock: sock}}
+      {:ok, pump(sock, name)}
     end
   end
 
-  defp pump_init(owner) do
+  @doc """
+  A pump owned by the caller for a connected sock ({:packet, 4}) of the
+  peer called name: %{pump: pid, name: name, sock: sock}. decode: true
+  sends frames as {:frame, pump, control, message} (decode_frame/1).
+  """
+  def pump(sock, name, decode \\ false) do
+    owner = self()
+    pump = spawn(fn -> pump_init(owner, decode) end)
+    :ok = :gen_tcp.controlling_process(sock, pump)
+    send(pump, {:socket, sock})
+    %{pump: pump, name: name, sock: sock}
+  end
+
+  defp pump_init(owner, decode) do
     receive do
       {:socket, sock} ->
         :ok = :inet.setopts(sock, active: true)
-        pump(owner, sock)
+        pump_loop(owner, sock, decode)
     end
   end
 
-  defp pump(owner, sock) do
+  defp pump_loop(owner, sock, decode) do
     receive do
       {:tcp, ^sock, ""} ->
         :gen_tcp.send(sock, "")
-        pump(owner, sock)
+        pump_loop(owner, sock, decode)
 
       {:tcp, ^sock, bytes} ->
-        send(owner, {:raw_frame, self(), bytes})
-        pump(owner, sock)
+        if decode do
+          {ctl, msg} = decode_frame(bytes)
+          send(owner, {:frame, self(), ctl, msg})
+        else
+          send(owner, {:raw_frame, self(), bytes})
+        end
+
+        pump_loop(owner, sock, decode)
 
       {:tcp_closed, ^sock} ->
         send(owner, {:raw_closed, self()})
 
       {:send, from, iodata} ->
         send(from, {:sent, self(), :gen_tcp.send(sock, iodata)})
-        pump(owner, sock)
+        pump_loop(owner, sock, decode)
 
       {:send_raw, from, iodata} ->
         :ok = :inet.setopts(sock, packet: :raw)
         result = :gen_tcp.send(sock, iodata)
         :ok = :inet.setopts(sock, packet: 4)
         send(from, {:sent, self(), result})
-        pump(owner, sock)
+        pump_loop(owner, sock, decode)
 
       :close ->
         :gen_tcp.close(sock)
+    end
+  end
+
+  @doc "The next data frame on a connected passive sock (ticks answered): {control, message}."
+  def recv_frame(sock, timeout \\ 5000) do
+    case :gen_tcp.recv(sock, 0, timeout) do
+      {:ok, ""} ->
+        :gen_tcp.send(sock, "")
+        recv_frame(sock, timeout)
+
+      {:ok, bytes} ->
+        decode_frame(bytes)
+
+      other ->
+        other
     end
   end
 
@@ -243,6 +299,9 @@ defmodule RawPeer do
     n = Atom.to_string(name)
     <<88, 119, byte_size(n), n::binary, id::32, 0::32, 1234::32>>
   end
+
+  @doc "That pid as a term: a pid of node (for control tuples and call tags)."
+  def pid(node, id), do: :erlang.binary_to_term(<<131, pid_ext(%{name: node}, id)::binary>>)
 
   @doc "term_to_binary without the version byte."
   def ext(term) do
