@@ -44,19 +44,23 @@ static int tomb_maybe(const hub *h, uint32_t hash)
     return (h->tomb_filter[a / 64] >> (a % 64) & 1) && (h->tomb_filter[b / 64] >> (b % 64) & 1);
 }
 
-void tomb_add(hub *h, const char *key, uint32_t key_len)
+void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp)
 {
     /* This runs per stopped child: the expiry is encoded on the stack, and
      * a tomb names no node (a non-NULL empty list spares registry_put the
-     * lookup that keeps a replaced row's nodes). */
+     * lookup that keeps a replaced row's nodes). A tomb keeps the latest
+     * stop's stamp. */
     static const reg_node_pid no_nodes;
     char t[16];
+    uint64_t had = tomb_stamp(h, key, key_len);
     ph_term until = registry_until(t, monotonic_ms() + TOMB_MS);
     reg_row *row = registry_put(h->tombs, key, key_len, until, until, &no_nodes, 0);
-    if (row)
+    if (row) {
+        row->stamp = stamp > had ? stamp : had;
         tomb_filter_set(h, row->hash);
-    else
+    } else {
         LOG_W("hub", "%s: out of memory remembering a stopped id", h->cfg.hub_id);
+    }
 }
 
 void tomb_clear(hub *h, const char *key, uint32_t key_len)
@@ -67,10 +71,16 @@ void tomb_clear(hub *h, const char *key, uint32_t key_len)
         registry_delete(h->tombs, t);
 }
 
-int tomb_has(hub *h, const char *key, uint32_t key_len)
+uint64_t tomb_stamp(hub *h, const char *key, uint32_t key_len)
 {
     uint32_t hash = registry_hash(key, key_len);
-    return tomb_maybe(h, hash) && registry_get_hashed(h->tombs, key, key_len, hash) != NULL;
+    reg_row *t = tomb_maybe(h, hash) ? registry_get_hashed(h->tombs, key, key_len, hash) : NULL;
+    return t ? (t->stamp ? t->stamp : 1) : 0;
+}
+
+int tomb_holds(hub *h, const reg_row *row)
+{
+    return tomb_stamp(h, row->data, row->key_len) > row->stamp;
 }
 
 void tombs_prune(hub *h)
@@ -84,6 +94,16 @@ void tombs_prune(hub *h)
         while ((t = registry_next(h->tombs, &i)) != NULL)
             tomb_filter_set(h, t->hash);
     }
+}
+
+/* A hand-off of key comes after its stop: a tomb newer than our row. */
+static int handoff_stopped(hub *h, const char *key, uint32_t key_len)
+{
+    uint64_t tomb = tomb_stamp(h, key, key_len);
+    if (!tomb)
+        return 0;
+    reg_row *row = registry_get(h->reg, key, key_len);
+    return !row || tomb > row->stamp;
 }
 
 /* The member a local child is being moved to, or ATOM_NONE. */
@@ -100,16 +120,17 @@ static int handoff_refused(hub *h, ph_term spec)
     ph_buf *key = &h->key_scratch;
     key->index = 0;
     return parse_spec(spec, &s) == 0 && registry_key(s.id, key) == 0 &&
-           (tomb_has(h, key->buff, (uint32_t)key->index) ||
+           (handoff_stopped(h, key->buff, (uint32_t)key->index) ||
             moving_target(h, key->buff, (uint32_t)key->index) != ATOM_NONE);
 }
 
 /* The specs of a hand-off this node accepts, in out: not a child stopped
- * since the sender decided (the stop overtook the hand-off), nor one this
- * node is itself moving away (both copies would stop). The sender keeps
- * what is refused. Returns the number refused. When none is (the common
- * case: a join hands the newcomer a third of the children), out is left
- * empty and specs themselves are what is accepted: no copy. */
+ * since the sender decided (the stop overtook the hand-off: a tomb newer
+ * than the line of copies our row names, or any tomb when we have no row),
+ * nor one this node is itself moving away (both copies would stop). The
+ * sender keeps what is refused. Returns the number refused. When none is
+ * (the common case: a join hands the newcomer a third of the children),
+ * out is left empty and specs themselves are what is accepted: no copy. */
 int handoff_filter(hub *h, ph_term specs, ph_buf *out)
 {
     list_walk w;

@@ -111,6 +111,7 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
     case HM_STOP:
     case HM_UNDO_MOVE:
     case HM_REPAIR:
+    case HM_STOP_LATE:
         if (!membership_find(&h->members, m->node))
             return; /* not (yet) a member: its hello will bring the rows */
         if (m->kind == HM_REGISTERED || m->kind == HM_UNREGISTERED || m->kind == HM_REPAIR)
@@ -121,8 +122,14 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
             apply_unregistered(h, ctx, m->node, m->list);
         else if (m->kind == HM_REPAIR)
             apply_repair(h, ctx, m->node, m->list);
-        else
-            stop_batch(h, ctx, m->list, NULL, m->kind == HM_UNDO_MOVE ? STOP_HERE : STOP_REMOTE);
+        else if (m->kind == HM_STOP_LATE)
+            stop_late(h, ctx, m->node, m->list);
+        else if (m->kind == HM_UNDO_MOVE)
+            stop_batch(h, ctx, m->list, NULL, STOP_HERE);
+        else { /* a member's stop, made at its stamp */
+            hub_stamp_seen(h, m->seq);
+            stop_batch_at(h, ctx, m->list, NULL, STOP_REMOTE, m->seq);
+        }
         return;
     case HM_START:
         if (h->partitioned)

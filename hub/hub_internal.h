@@ -84,6 +84,7 @@ typedef struct stop_wait {
     uint32_t *awaiting;
     int n_awaiting;
     ph_buf cids;     /* the ids asked: kept for members that never confirm */
+    uint64_t stamp;  /* the stop's stamp (stamp.c), kept with them */
     long timeout_ms; /* the stop's timeout option */
 } stop_wait;
 
@@ -107,6 +108,7 @@ typedef struct hub {
      * (CLOCK_REALTIME) of the first request that saw it move; 0: never. */
     uint64_t reg_changes_seen;
     int64_t reg_changed_wall_ms;
+    uint64_t clock; /* the last stamp made or seen (stamp.c) */
     hooks *hooks;
     child **children; /* open addressing by pid, NULL = empty, GONE = deleted */
     uint32_t cap, count, used;
@@ -392,10 +394,18 @@ typedef void (*row_fn)(hub *h, ph_ctx *ctx, void *arg, reg_row *row);
 void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans, row_fn each, void *arg);
 
 /* handoff.c */
-void tomb_add(hub *h, const char *key, uint32_t key_len);
+/* Tombs: ids stopped in the last TOMB_MS, with the stop's stamp. */
+void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp);
 void tomb_clear(hub *h, const char *key, uint32_t key_len);
-int tomb_has(hub *h, const char *key, uint32_t key_len);
+/* The stamp of key's tomb (1 for a tomb without one), 0 when it has none. */
+uint64_t tomb_stamp(hub *h, const char *key, uint32_t key_len);
+/* 1 when the row's line of copies was started before a stop of its id
+ * this node holds a tomb of. */
+int tomb_holds(hub *h, const reg_row *row);
 void tombs_prune(hub *h);
+/* stamp.c: a new stamp, above every one made or seen; and one seen. */
+uint64_t hub_stamp_now(hub *h);
+void hub_stamp_seen(hub *h, uint64_t stamp);
 uint32_t moving_target(hub *h, const char *key, uint32_t key_len);
 int handoff_filter(hub *h, ph_term specs, ph_buf *out);
 void moving_mark(hub *h, const move *mv, int on);
@@ -449,9 +459,16 @@ void stop_wait_done(stop_wait *w);
 /* Stops a child here (shutdown, then kill after its shutdown time); w: an
  * awaited stop to count it in, or NULL. */
 void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w);
-void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids);
+void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids, uint64_t stamp);
 void forget_row(hub *h, ph_ctx *ctx, reg_row *row);
 void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope);
+void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope,
+                   uint64_t stamp);
+/* {'$ph_hub', stop_late, Node, [{Cid, Stamp}]}: stops kept for members
+ * that missed them, from a member (stop_await.c). */
+void stop_late(hub *h, ph_ctx *ctx, uint32_t from, ph_term list);
+/* Sends node a stop_late of l's {Cid, Stamp} entries. */
+void send_stop_late_to(hub *h, ph_ctx *ctx, uint32_t node, const elist *l);
 /* Sends stop_await for cids to every member and makes w wait for their
  * stop_done (stop_await.c). 0, or -1 when w cannot wait. */
 int stop_await_members(hub *h, ph_ctx *ctx, stop_wait *w, ph_term cids);
@@ -462,7 +479,7 @@ void stop_wait_confirmed(hub *h, const ph_ref *ref, uint32_t node);
 void stop_waits_node_gone(hub *h, uint32_t node);
 void stop_timed_out(hub *h, const ph_ref *ref);
 /* cids are remembered for node, a member that missed their stop. */
-void unconfirmed_stops_add(hub *h, ph_term cids, uint32_t node);
+void unconfirmed_stops_add(hub *h, ph_term cids, uint32_t node, uint64_t stamp);
 /* A member is back (joined again, or greets us after losing us): the
  * stops it missed go to it, before our rows. */
 void unconfirmed_stops_send(hub *h, ph_ctx *ctx, uint32_t node);

@@ -14,9 +14,10 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
     [HM_LEAVING] = {"leaving", SHAPE_MEMBERS},
     [HM_REGISTERED] = {"registered", SHAPE_NODE_LIST},
     [HM_UNREGISTERED] = {"unregistered", SHAPE_NODE_LIST},
-    [HM_STOP] = {"stop", SHAPE_NODE_LIST},
+    [HM_STOP] = {"stop", SHAPE_STOP},
     [HM_UNDO_MOVE] = {"undo_move", SHAPE_NODE_LIST},
     [HM_REPAIR] = {"repair", SHAPE_NODE_LIST},
+    [HM_STOP_LATE] = {"stop_late", SHAPE_NODE_LIST},
     [HM_GOSSIP_UPDATE] = {"gossip_update", SHAPE_GOSSIP},
     [HM_GOSSIP_SYNC] = {"gossip_sync", SHAPE_GOSSIP},
     [HM_GOSSIP_SEQ] = {"gossip_seq", SHAPE_NODE_SEQ},
@@ -26,7 +27,7 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
     [HM_START] = {"start", SHAPE_START},
     [HM_START_RESULT] = {"start_result", SHAPE_ANSWER},
     [HM_START_FORWARDED] = {"start_forwarded", SHAPE_ANSWER},
-    [HM_STOP_AWAIT] = {"stop_await", SHAPE_ANSWER},
+    [HM_STOP_AWAIT] = {"stop_await", SHAPE_STOP_AWAIT},
     [HM_STOP_DONE] = {"stop_done", SHAPE_ANSWER},
     [HM_MOVE_TIMEOUT] = {"move_timeout", SHAPE_REF},
     [HM_START_TIMEOUT] = {"start_timeout", SHAPE_REF},
@@ -46,7 +47,7 @@ const hub_msg_type hub_msg_types[HM_COUNT] = {
 static const int shape_arity[] = {
     [SHAPE_SIGNAL] = 2,   [SHAPE_MEMBERS] = 4,   [SHAPE_NODE_LIST] = 4, [SHAPE_START] = 6,
     [SHAPE_ANSWER] = 5,   [SHAPE_REF] = 3,       [SHAPE_DUE] = 3,       [SHAPE_GOSSIP] = 9,
-    [SHAPE_NODE_SEQ] = 4, [SHAPE_NODE_TERM] = 4,
+    [SHAPE_NODE_SEQ] = 4, [SHAPE_NODE_TERM] = 4, [SHAPE_STOP] = 5,      [SHAPE_STOP_AWAIT] = 6,
 };
 
 static int kind_of(const char *name, hub_msg_kind *k)
@@ -97,6 +98,18 @@ int hub_msg_decode(ph_term msg, hub_msg *m)
     case SHAPE_NODE_LIST:
         if (ph_match(msg, "{_, _, ~t, ~t}", &a, &m->list) != 1 || node_at(a, &m->node) != 0)
             return -1;
+        return 0;
+    case SHAPE_STOP:
+        if (ph_match(msg, "{_, _, ~t, ~t, ~u}", &a, &m->list, &due) != 1 ||
+            node_at(a, &m->node) != 0 || !is_list(m->list))
+            return -1;
+        m->seq = due;
+        return 0;
+    case SHAPE_STOP_AWAIT:
+        if (ph_match(msg, "{_, _, ~t, ~t, ~t, ~u}", &m->id, &b, &m->term, &due) != 1 ||
+            ph_decode_ref(m->id, &m->ref) != 0 || node_at(b, &m->node) != 0 || !is_list(m->term))
+            return -1;
+        m->seq = due;
         return 0;
     case SHAPE_START:
         if (ph_match(msg, "{_, _, ~t, ~t, ~t, ~t}", &m->id, &a, &m->list, &m->opts) != 1 ||

@@ -21,9 +21,11 @@ typedef enum hub_msg_kind {
     /* {'$ph_hub', Kind, Node, List} */
     HM_REGISTERED,
     HM_UNREGISTERED,
-    HM_STOP,
     HM_UNDO_MOVE,
     HM_REPAIR,
+    HM_STOP_LATE, /* List = [{Cid, Stamp}]: stops kept for members that missed them */
+    /* {'$ph_hub', stop, Node, [Cid], Stamp} */
+    HM_STOP,
     /* {'$ph_hub', Kind, Relay, Ref, Origin, Seq, Acks, Targeted, Data}
      * (the gossip synchronization strategy) */
     HM_GOSSIP_UPDATE,
@@ -41,7 +43,7 @@ typedef enum hub_msg_kind {
     /* {'$ph_hub', Kind, Ref, Node, Term} */
     HM_START_RESULT,
     HM_START_FORWARDED,
-    /* an awaited stop_children: {'$ph_hub', stop_await, Ref, Node, [Cid]}
+    /* an awaited stop_children: {'$ph_hub', stop_await, Ref, Node, [Cid], Stamp}
      * to every member, each answering {'$ph_hub', stop_done, Ref, Node, ok} */
     HM_STOP_AWAIT,
     HM_STOP_DONE,
@@ -64,16 +66,18 @@ typedef enum hub_msg_kind {
 } hub_msg_kind;
 
 typedef enum hub_msg_shape {
-    SHAPE_SIGNAL,    /* {'$ph_hub', Kind} */
-    SHAPE_MEMBERS,   /* pid = HubPid, list = [MemberNode] */
-    SHAPE_NODE_LIST, /* node, list */
-    SHAPE_START,     /* id (a ref or undefined), pid = ReplyTo, list = specs, opts */
-    SHAPE_ANSWER,    /* id, ref, node, term = the result or [Node] */
-    SHAPE_REF,       /* id, ref */
-    SHAPE_DUE,       /* due */
-    SHAPE_GOSSIP,    /* node = Relay, id/ref, origin, seq, acks, targeted, term = Data */
-    SHAPE_NODE_SEQ,  /* node, seq */
-    SHAPE_NODE_TERM, /* node, term (unchecked: checked where it is used) */
+    SHAPE_SIGNAL,     /* {'$ph_hub', Kind} */
+    SHAPE_MEMBERS,    /* pid = HubPid, list = [MemberNode] */
+    SHAPE_NODE_LIST,  /* node, list */
+    SHAPE_STOP,       /* node, list, seq = the stop's stamp */
+    SHAPE_START,      /* id (a ref or undefined), pid = ReplyTo, list = specs, opts */
+    SHAPE_ANSWER,     /* id, ref, node, term = the result or [Node] */
+    SHAPE_STOP_AWAIT, /* id, ref, node, term = [Cid], seq = the stop's stamp */
+    SHAPE_REF,        /* id, ref */
+    SHAPE_DUE,        /* due */
+    SHAPE_GOSSIP,     /* node = Relay, id/ref, origin, seq, acks, targeted, term = Data */
+    SHAPE_NODE_SEQ,   /* node, seq */
+    SHAPE_NODE_TERM,  /* node, term (unchecked: checked where it is used) */
 } hub_msg_shape;
 
 typedef struct hub_msg_type {

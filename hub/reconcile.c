@@ -277,8 +277,7 @@ static void reconcile_row(hub *h, ph_ctx *ctx, reconcile_pass *p, const reg_row 
         /* Fewer copies than owners: each owner without one starts its
          * own (an orphan's owner restarts it; a replica lost with its
          * node comes back). */
-        int owed = mine && row->n_nodes < k &&
-                   !tomb_has(h, row->data, row->key_len) && /* stopped: no comeback */
+        int owed = mine && row->n_nodes < k && !tomb_holds(h, row) && /* stopped: no comeback */
                    (row->n_nodes == 0 || p->fill == FILL_SHORT ||
                     (p->fill == FILL_CONFIRMED && confirmed_short(h, row)));
         if (mine && row->n_nodes < k && row->n_nodes > 0 && !owed && p->fill == FILL_CONFIRMED)

@@ -286,6 +286,7 @@ reg_row *registry_row_new(const char *key, uint32_t key_len, ph_term spec, ph_te
     row->key_len = key_len;
     row->spec_len = spec_len;
     row->meta_len = meta_len;
+    row->stamp = 0;
     row->nodes = NULL;
     row->n_nodes = 0;
     memcpy(row->data, key, key_len);
@@ -312,6 +313,8 @@ reg_row *registry_insert_row(registry *r, reg_row *row)
     uint32_t slot = find_slot(r, row->data, row->key_len, row->hash, &found);
     if (found) {
         r->running -= r->slots[slot]->n_nodes != 0;
+        if (!row->stamp)
+            row->stamp = r->slots[slot]->stamp;
         free_row(r->slots[slot]);
     } else {
         r->count++;

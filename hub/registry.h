@@ -23,6 +23,11 @@ typedef struct reg_row {
     uint16_t n_nodes;
     uint32_t spec_len;
     uint32_t meta_len;
+    /* When the child's line of copies was started (hub/stamp.c): a
+     * restart, a replica or a move keeps it, a new start takes a new one.
+     * A stop kept for a member that missed it removes only older lines.
+     * 0: not known (treated as older than any stop). */
+    uint64_t stamp;
     reg_node_pid *nodes; /* n_nodes entries; points at inline_node when n_nodes <= 1 */
     reg_node_pid inline_node;
     char data[]; /* key, spec, metadata: encoded terms without version byte */
@@ -65,12 +70,14 @@ reg_row *registry_get_hashed(registry *r, const char *key, uint32_t key_len, uin
  * instead of one per doubling). 0 or -1. */
 int registry_reserve(registry *r, uint32_t extra);
 /* Inserts or replaces the row for key. On replace the node list is kept
- * unless nodes is given. Returns the row or NULL when out of memory. */
+ * unless nodes is given, and the stamp always. Returns the row or NULL
+ * when out of memory. */
 reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
                       ph_term metadata, const reg_node_pid *nodes, uint16_t n_nodes);
 /* The two halves of registry_put, for rows built on another thread: a
- * new row (touches no registry), and its insertion (replacing a row with
- * the same key, which is freed). NULL when out of memory. */
+ * new row (touches no registry, stamp 0), and its insertion (replacing a
+ * row with the same key, which is freed; a row with stamp 0 takes the
+ * replaced row's). NULL when out of memory. */
 reg_row *registry_row_new(const char *key, uint32_t key_len, ph_term spec, ph_term metadata,
                           const reg_node_pid *nodes, uint16_t n_nodes);
 reg_row *registry_insert_row(registry *r, reg_row *row);

@@ -171,7 +171,8 @@ void note_started(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, reg
     metric_inc(o->handoff ? &hm_migrations_in : &hm_starts);
     if (o->handover_wait > 0) /* first in its mailbox: nobody else knows its pid yet */
         send_handover_await(h, ctx, id, pid, o->handover_wait);
-    if (!o->handoff) { /* started again since its stop */
+    if (!o->handoff) { /* a new line of copies, started again since its stop */
+        row->stamp = hub_stamp_now(h);
         tomb_clear(h, row->data, row->key_len);
         unconfirmed_stop_clear(h, row->data, row->key_len);
     }

@@ -103,15 +103,17 @@ void stop_child_here(hub *h, ph_ctx *ctx, child *c, stop_wait *w)
     stop_child_timed(h, ctx, c, w, NULL);
 }
 
-/* {'$ph_hub', stop, Node, [Cid]} to a member's hub. */
-void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids)
+/* {'$ph_hub', stop, Node, [Cid], Stamp} to a member's hub: the stamp moves
+ * its clock past the stop, so a start it makes after is stamped after. */
+void send_stop(hub *h, ph_ctx *ctx, uint32_t node, ph_term cids, uint64_t stamp)
 {
     member *m = membership_find(&h->members, node);
     ph_buf msg;
     if (!m || ph_buf_init(&msg) != 0)
         return;
     if (hub_msg_begin(&msg, HM_STOP) == 0 && atom_encode(&msg, h->self_node) == 0 &&
-        ph_buf_append_term(&msg, cids) == 0)
+        ph_buf_append_term(&msg, cids) == 0 &&
+        ei_x_encode_ulonglong(&msg, (unsigned long long)stamp) == 0)
         ph_send(ctx, m->hub, ph_buf_term(&msg));
     ph_buf_free(&msg);
 }
@@ -146,12 +148,26 @@ void forget_row(hub *h, ph_ctx *ctx, reg_row *row)
  * to where this node is moving the child. */
 void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope)
 {
+    stop_batch_at(h, ctx, list, w, scope, 0);
+}
+
+/* stop_batch with the stop's stamp given (a stop made elsewhere, kept and
+ * passed on: stop_late), or 0 for a stop made now. */
+void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope scope,
+                   uint64_t stamp)
+{
     ph_iter it, ahead;
     ph_term cid, next;
     ph_buf key, one, key_ahead;
     elist tell;
     shutdown_timers timers = {0};
     const char *node = atom_text(h->self_node);
+    /* the stop's stamp: above the start stamp of every copy this node
+     * knows of, so a stop kept for a member that missed it removes them */
+    if (!stamp && scope != STOP_HERE)
+        stamp = hub_stamp_now(h);
+    if (w)
+        w->stamp = stamp;
     if (ph_buf_init(&key) != 0)
         return;
     if (ph_buf_init(&one) != 0 || ph_buf_init(&key_ahead) != 0 || elist_init(&tell) != 0) {
@@ -189,13 +205,13 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
             if (row->nodes[i].node == h->self_node)
                 c = child_find(h, row->nodes[i].pid, NULL);
         if (scope != STOP_HERE) {
-            tomb_add(h, key.buff, key_len);
+            tomb_add(h, key.buff, key_len, stamp);
             uint32_t target = moving_target(h, key.buff, key_len);
             if (target != ATOM_NONE) {
                 /* sent after the move's start: it reaches the new copy */
                 ph_buf_reset(&one);
                 if (ph_build(&one, "[~t]", cid) == 0)
-                    send_stop(h, ctx, target, ph_buf_term(&one));
+                    send_stop(h, ctx, target, ph_buf_term(&one), stamp);
             }
         }
         int elsewhere = row && (row->n_nodes == 0 || row->n_nodes > (c ? 1 : 0));
@@ -228,18 +244,19 @@ void stop_batch(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_scope
     /* An awaited stop sends every id to every member and waits for them:
      * each registry forgets the row (our own unregistered would come
      * after the member's answer). */
-    int awaited = w && scope == STOP_ANYWHERE && stop_await_members(h, ctx, w, list) == 0;
+    int awaited =
+        w && scope == STOP_ANYWHERE && stop_await_members(h, ctx, w, list) == 0; /* w->stamp */
     /* Members lost to a split (or a crash) get the stop when they are
      * back: their copies, or those they restarted, stop then. Every node
      * the stop reached remembers it, so it is not lost with the asker. */
     for (int i = 0; scope != STOP_HERE && i < h->members.n_lost; i++)
-        unconfirmed_stops_add(h, list, h->members.lost[i]);
+        unconfirmed_stops_add(h, list, h->members.lost[i], stamp);
     if (tell.n && !awaited) {
         ph_buf l;
         if (ph_buf_init(&l) == 0) {
             if (elist_to(&l, &tell) == 0)
                 for (int i = 0; i < h->members.n; i++)
-                    send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&l));
+                    send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&l), stamp);
             ph_buf_free(&l);
         }
     }
@@ -280,9 +297,10 @@ int forget_orphans_everywhere(hub *h, ph_ctx *ctx, const elist *ids)
             forget_row(h, ctx, row);
         }
     }
+    uint64_t stamp = gone.n ? hub_stamp_now(h) : 0;
     if (gone.n && elist_to(&gone_list, &gone) == 0)
         for (int i = 0; i < h->members.n; i++)
-            send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&gone_list));
+            send_stop(h, ctx, h->members.members[i].node, ph_buf_term(&gone_list), stamp);
     n = gone.n;
     elist_free(&gone);
     ph_buf_free(&all);

@@ -7,16 +7,17 @@
 
 /* --- publishing registry changes to the other members ---------------- */
 
-/* Appends {Cid, Spec, Pid, Meta} of row to l. */
+/* Appends {Cid, Spec, Pid, Meta, Stamp} of row to l. */
 void append_row_entry(elist *l, const reg_row *row, ph_pid pid)
 {
     /* The row's terms were checked when it was stored: copied as bytes. */
     ph_buf *b = &l->b;
     if (ph_buf_reserve(b, 128u + row->key_len + row->spec_len + row->meta_len) == 0 &&
-        ei_x_encode_tuple_header(b, 4) == 0 &&
+        ei_x_encode_tuple_header(b, 5) == 0 &&
         ei_x_append_buf(b, row->data, (int)(row->key_len + row->spec_len)) == 0 &&
         ph_encode_pid(b, pid) == 0 &&
-        ei_x_append_buf(b, row->data + row->key_len + row->spec_len, (int)row->meta_len) == 0)
+        ei_x_append_buf(b, row->data + row->key_len + row->spec_len, (int)row->meta_len) == 0 &&
+        ei_x_encode_ulonglong(b, (unsigned long long)row->stamp) == 0)
         l->n++;
 }
 
@@ -162,18 +163,21 @@ void send_repair(hub *h, ph_ctx *ctx)
     send_self_after(ctx, h->cfg.sync_interval, "{'$ph_hub', ~a}", hub_msg_name(HM_REPAIR_TICK));
 }
 
-/* Every element is {Cid, Spec, Pid, Meta} with a valid id and a pid of node. */
+/* Every element is {Cid, Spec, Pid, Meta, Stamp} (or without the stamp,
+ * from an older node) with a valid id and a pid of node. */
 int rows_well_formed(uint32_t node, ph_term list)
 {
     list_walk w;
     ph_term e, cid, p;
     ph_pid pid;
+    unsigned long long stamp;
     int type;
     if (list_begin(&w, list) < 0)
         return 0;
     while (list_next(&w, &e) > 0) {
-        if (ph_match(e, "{~t, _, ~t, _}", &cid, &p) != 1 || ph_decode_pid(p, &pid) != 0 ||
-            pid.node != node)
+        if ((ph_match(e, "{~t, _, ~t, _, ~u}", &cid, &p, &stamp) != 1 &&
+             ph_match(e, "{~t, _, ~t, _}", &cid, &p) != 1) ||
+            ph_decode_pid(p, &pid) != 0 || pid.node != node)
             return 0;
         type = ph_term_type(cid, NULL);
         if (type != ERL_BINARY_EXT && type != ERL_ATOM_EXT && type != ERL_SMALL_ATOM_EXT &&
@@ -205,7 +209,9 @@ void apply_repair(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
     list_begin(&w, list);
     while (list_next(&w, &e) > 0) {
         ph_buf_reset(&key);
-        if (ph_match(e, "{~t, _, _, _}", &cid) == 1 && registry_key(cid, &key) == 0)
+        if ((ph_match(e, "{~t, _, _, _, _}", &cid) == 1 ||
+             ph_match(e, "{~t, _, _, _}", &cid) == 1) &&
+            registry_key(cid, &key) == 0)
             registry_put(seen, key.buff, (uint32_t)key.index, cid, cid, NULL, 0);
     }
     elist stale;
@@ -244,11 +250,12 @@ void sync_message(hub *h, ph_ctx *ctx, const hub_msg *m)
               ops->type);
 }
 
-/* One row of a member's registered message, {Cid, Spec, Pid, Meta}, with
- * its registry key and hash. */
+/* One row of a member's registered message, {Cid, Spec, Pid, Meta, Stamp},
+ * with its registry key and hash. */
 typedef struct published_row {
     ph_term spec, meta;
     ph_pid pid;
+    uint64_t stamp; /* 0 from a node that sends none */
     ph_buf key;
     uint32_t hash;
 } published_row;
@@ -259,7 +266,7 @@ static int next_published(list_walk *w, uint32_t node, published_row *x)
     ph_term e;
     while (list_next(w, &e) > 0) {
         int index = e.index, arity;
-        if (ei_decode_tuple_header(e.buf, &index, &arity) != 0 || arity != 4)
+        if (ei_decode_tuple_header(e.buf, &index, &arity) != 0 || (arity != 4 && arity != 5))
             continue;
         ph_term cid = {e.buf, index};
         if (term_skip_valid(e.buf, &index) != 0)
@@ -271,6 +278,11 @@ static int next_published(list_walk *w, uint32_t node, published_row *x)
         if (term_skip_valid(e.buf, &index) != 0)
             continue;
         x->meta = (ph_term){e.buf, index};
+        unsigned long long stamp = 0;
+        if (arity == 5 && (term_skip_valid(e.buf, &index) != 0 ||
+                           ei_decode_ulonglong(e.buf, &index, &stamp) != 0))
+            continue;
+        x->stamp = stamp;
         x->key.index = 0;
         if (ph_decode_pid(p, &x->pid) != 0 || x->pid.node != node ||
             registry_key(cid, &x->key) != 0)
@@ -281,7 +293,26 @@ static int next_published(list_walk *w, uint32_t node, published_row *x)
     return 0;
 }
 
-static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_row *x)
+/* A copy node runs of a line started before a stop this node holds (a
+ * tomb, or a stop kept for members that missed it): the copy is sent the
+ * stop (a restart or a hand-off made where the stop had not arrived). A
+ * kept stop older than the copy's line is dropped: the id was started
+ * again since, and the stop must not reach the new line's copies. */
+static void late_copy_check(hub *h, elist *late, const reg_row *row, uint64_t stamp)
+{
+    uint64_t stop = tomb_stamp(h, row->data, row->key_len);
+    if (registry_count(h->unconfirmed_stops)) {
+        reg_row *k = registry_get(h->unconfirmed_stops, row->data, row->key_len);
+        if (k && k->stamp < stamp)
+            registry_delete(h->unconfirmed_stops, k);
+        else if (k && k->stamp > stop)
+            stop = k->stamp;
+    }
+    if (stop > stamp)
+        elist_add(late, "{~t, ~u}", reg_row_key(row), (unsigned long long)stop);
+}
+
+static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_row *x, elist *late)
 {
     reg_row *row = registry_get_hashed(h->reg, x->key.buff, (uint32_t)x->key.index, x->hash);
     ph_pid mine;
@@ -302,7 +333,13 @@ static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_
         reg_node_pid np = {node, x->pid};
         row = registry_put(h->reg, x->key.buff, (uint32_t)x->key.index, x->spec, x->meta, &np, 1);
     }
-    if (!row || same)
+    if (!row)
+        return;
+    hub_stamp_seen(h, x->stamp);
+    if (x->stamp > row->stamp) /* copies of two lines: the later one's */
+        row->stamp = x->stamp;
+    late_copy_check(h, late, row, x->stamp);
+    if (same)
         return;
     if (had_node) {
         fire_insert(h, ctx, row);
@@ -318,13 +355,19 @@ void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
 {
     list_walk w;
     published_row rows[2];
+    elist late;
     int n = list_begin(&w, list);
     if (node == h->self_node || n < 0)
         return;
-    if (ph_buf_init(&rows[0].key) != 0)
+    if (elist_init(&late) != 0)
         return;
+    if (ph_buf_init(&rows[0].key) != 0) {
+        elist_free(&late);
+        return;
+    }
     if (ph_buf_init(&rows[1].key) != 0) {
         ph_buf_free(&rows[0].key);
+        elist_free(&late);
         return;
     }
     if (registry_reserve(h->reg, (uint32_t)n) != 0)
@@ -337,10 +380,16 @@ void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
         int have_next = next_published(&w, node, &rows[next]);
         if (have_next)
             registry_prefetch(h->reg, rows[next].hash);
-        apply_published(h, ctx, node, &rows[cur]);
+        apply_published(h, ctx, node, &rows[cur], &late);
         cur = next;
         have = have_next;
     }
+    if (late.n) {
+        LOG_I("hub", "%s: %s registered %d cop(ies) started before their stop: sent the stop",
+              h->cfg.hub_id, atom_text(node), late.n);
+        send_stop_late_to(h, ctx, node, &late);
+    }
+    elist_free(&late);
     ph_buf_free(&rows[0].key);
     ph_buf_free(&rows[1].key);
 }

@@ -2,6 +2,7 @@
 # real encodings made by this BEAM, a few hand-made odd ones. Run it again
 # after changing it; the files are committed.
 #   elixir test/fuzz/make_corpus.exs
+import Bitwise
 root = Path.join(__DIR__, "corpus")
 
 write = fn target, name, bytes ->
@@ -92,9 +93,10 @@ write.("handshake", "whole_tcp", Enum.map_join(hs, fn {_, b} -> p2.(b) end))
 hub = [
   hello: {:"$ph_hub", :hello, pid, [node()]},
   welcome: {:"$ph_hub", :welcome, pid, []},
-  registered: {:"$ph_hub", :registered, node(), [{"c1", %{id: "c1", start: {:echo, :start_link, [[]]}}, pid, %{}}]},
+  registered: {:"$ph_hub", :registered, node(), [{"c1", %{id: "c1", start: {:echo, :start_link, [[]]}}, pid, %{}, 123_456 <<< 16}]},
   unregistered: {:"$ph_hub", :unregistered, node(), ["c1", :c2]},
-  stop: {:"$ph_hub", :stop, node(), ["c1"]},
+  stop: {:"$ph_hub", :stop, node(), ["c1"], 123_456 <<< 16},
+  stop_late: {:"$ph_hub", :stop_late, node(), [{"c1", 123_456 <<< 16}, {:c2, 1}]},
   repair: {:"$ph_hub", :repair, node(), []},
   announce: {:"$ph_hub", :announce},
   specs: Keyword.fetch!(terms, :specs),

@@ -55,6 +55,17 @@ static void sample(ph_buf *b, hub_msg_kind k)
         ck_assert_int_eq(ph_build(b, "'b@h'"), 0);
         ck_assert_int_eq(ph_build(b, "{ok, #{}}"), 0);
         break;
+    case SHAPE_STOP:
+        ck_assert_int_eq(ph_build(b, "'b@h'"), 0);
+        ck_assert_int_eq(ph_build(b, "[~s]", "c1"), 0);
+        ck_assert_int_eq(ph_build(b, "~u", 1ULL << 60), 0);
+        break;
+    case SHAPE_STOP_AWAIT:
+        ck_assert_int_eq(ph_encode_ref(b, &r), 0);
+        ck_assert_int_eq(ph_build(b, "'b@h'"), 0);
+        ck_assert_int_eq(ph_build(b, "[~s]", "c1"), 0);
+        ck_assert_int_eq(ph_build(b, "~u", 1ULL << 60), 0);
+        break;
     case SHAPE_REF:
         ck_assert_int_eq(ph_encode_ref(b, &r), 0);
         break;
@@ -107,6 +118,17 @@ START_TEST(every_kind_round_trips)
             ck_assert(ph_ref_equal(&m.ref, &r));
             break;
         }
+        case SHAPE_STOP:
+            ck_assert_uint_eq(m.node, atom_intern("b@h"));
+            ck_assert_uint_eq(m.seq, 1ULL << 60);
+            break;
+        case SHAPE_STOP_AWAIT: {
+            ph_ref r = a_ref();
+            ck_assert(ph_ref_equal(&m.ref, &r));
+            ck_assert_uint_eq(m.node, atom_intern("b@h"));
+            ck_assert_uint_eq(m.seq, 1ULL << 60);
+            break;
+        }
         case SHAPE_DUE:
             ck_assert_uint_eq(m.due, 12345);
             break;
@@ -145,6 +167,9 @@ START_TEST(bad_messages_are_refused)
         "{'$ph_hub', reconcile, -1}",                                       /* not a due time */
         "{'$ph_hub', gossip_update, 'b@h', x, 'c@h', 1, [], [], {[], []}}", /* not a ref */
         "{'$ph_hub', gossip_seq, 'b@h', -1}",                               /* not a number */
+        "{'$ph_hub', stop, 'b@h', [c1]}",                                   /* no stamp */
+        "{'$ph_hub', stop, 'b@h', [c1], -3}",                               /* not a stamp */
+        "{'$ph_hub', stop, 'b@h', c1, 5}",                                  /* not a list */
         "{other, hello, x, y}",                                             /* not a hub message */
         "{'$ph_hub'}",
         "hello",
