@@ -382,6 +382,7 @@ void flush_sync(hub *h, ph_ctx *ctx);
 void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint32_t key_len);
 int unregister_local_row(hub *h, ph_ctx *ctx, reg_row *row);
 void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node, int detach);
+void send_rows_to_member(hub *h, ph_ctx *ctx, uint32_t node, int detach, const elist *l);
 void send_repair(hub *h, ph_ctx *ctx);
 void sync_local_rows(hub *h, elist *l);
 int rows_well_formed(uint32_t node, ph_term list);
@@ -557,6 +558,7 @@ void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
  * just joined holds only part of each row, so it starts none itself. */
 enum reconcile_fill { FILL_ORPHANS, FILL_SHORT, FILL_CONFIRMED, FILL_JOINED };
 void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill);
+int reconcile_joined(hub *h, ph_ctx *ctx, uint32_t node, int detach);
 void adopt_orphans(hub *h, ph_ctx *ctx);
 void confirm_tick(hub *h, ph_ctx *ctx);
 int move_all_away(hub *h, ph_ctx *ctx);

@@ -348,7 +348,8 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
                       "%s: %d child(ren) handed over by %s refused: stopped meanwhile, "
                       "or moving away from here",
                       h->cfg.hub_id, refused, atom_text(reply_to.node));
-            here = ph_buf_term(&mine);
+            if (mine.index) /* else all of them are accepted: specs as they came */
+                here = ph_buf_term(&mine);
             /* Placed by the sender's view: what this node does not own
              * goes on to its owner. */
             schedule_reconcile(h, ctx, RECONCILE_MS);
