@@ -838,6 +838,8 @@ defmodule PhNode.ClientOwnRowsTest do
     r = await!(PhNode.start_children(h, specs2, awaitable: true, metadata: meta))
     assert [{^bad, ^node, _}] = r.errors
     assert for({cid, _} <- r.started, do: cid) == ids
+    # (the rows table through rows/1: it waits while the connection stores them)
+    rows = PhNode.Hub.rows(h)
 
     for {{cid, [{^node, pid}]}, spec} <- Enum.zip(r.started, specs) do
       assert PhNode.get_pid(h, cid) == pid
