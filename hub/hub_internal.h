@@ -271,6 +271,9 @@ typedef struct start_opts {
     int has_sub;        /* registry_seq: the result carries this subscription's number */
     ph_ref sub;
     int omit_rows; /* registry_omit: the subscriber builds this call's rows from the result */
+    int parts;     /* result_parts, honoured (a start answered at once): started goes in parts */
+    ph_term parts_ref; /* the reference the parts carry (the option's value) */
+    ph_pid parts_to;   /* the caller, who gets the parts */
     long timeout;
     ph_term metadata;
     ph_term all; /* the options as given */
@@ -278,8 +281,10 @@ typedef struct start_opts {
 
 typedef struct start_result {
     elist started, errors, post, startups;
-    elist started_keys; /* registry keys of the children started, for rollback / registry_omit */
-    int not_alone;      /* registry_omit: a started child's row names another node too */
+    elist started_keys;   /* registry keys of the children started, for rollback / registry_omit */
+    int not_alone;        /* registry_omit: a started child's row names another node too */
+    int parts_sent;       /* result_parts: messages sent, holding the first part_n entries */
+    int part_n, part_off; /* of started (part_off: their bytes) */
 } start_result;
 /* Where stop_batch stops each child: anywhere in the cluster (the API), here
  * and in this node's registry (a member's stop), or here only (undoing or
@@ -435,6 +440,18 @@ int encode_start_result(ph_buf *out, const elist *started, const elist *errors, 
 struct iovec;
 int encode_start_result_pieces(ph_buf *out, ph_buf *tail, const elist *started, const elist *errors,
                                int rollback, long long seq, struct iovec pieces[3]);
+
+/* start_parts.c */
+/* Entries per part: the caller stores part k while the hub registers part k+1. */
+#define START_PART_ENTRIES 5000
+/* result_parts: sends the entries of r->started not sent yet to the caller
+ * when there are at least `min` of them. */
+void start_part_send(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, int min);
+/* encode_start_result for a start that sent parts: started holds the
+ * entries not sent, and result_parts => r->parts_sent. */
+int encode_start_result_rest(ph_buf *out, const start_result *r, int rollback, long long seq,
+                             long long omitted);
+
 /* StartResult.format / StopResult.format (async_wait): {ok, Ok} |
  * {error, {Errors, Ok}} | {error, {Errors, Ok}, rollback}; with first the
  * first entry of Ok (nil if none) for ok and the first error for error. */
@@ -610,6 +627,9 @@ void subscription_flush(hub *h, ph_ctx *ctx);
 /* Flushes, then the number of the last message of subscription ref; -1 if
  * this hub has no such subscription. */
 long long subscription_seq(hub *h, ph_ctx *ctx, const ph_ref *ref);
+/* The number of the last message sent to subscription ref (nothing
+ * flushed); -1 if this hub has no such subscription. */
+long long subscription_last_seq(hub *h, const ph_ref *ref);
 /* subscription_seq for an awaited start with registry_omit: the rows of keys
  * (the children it started) are left out of that subscription's messages
  * and *omitted says how many (the subscriber builds them from the result)

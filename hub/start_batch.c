@@ -369,6 +369,8 @@ static void batch_run(hub *h, ph_ctx *ctx, batch *b, const start_opts *o, start_
             free(it->rec);
             break;
         }
+        if (o->parts && r->started.n - r->part_n >= START_PART_ENTRIES)
+            start_part_send(h, ctx, o, r, START_PART_ENTRIES);
     }
 }
 
@@ -506,7 +508,10 @@ started:
         seq = subscription_seq_omitting(h, ctx, &o->sub, &r.started_keys, !r.not_alone, &omitted);
     else if (o->has_sub)
         seq = subscription_seq(h, ctx, &o->sub);
-    encode_start_result(result_out, &r.started, &r.errors, rollback, seq, omitted);
+    if (r.parts_sent)
+        encode_start_result_rest(result_out, &r, rollback, seq, omitted);
+    else
+        encode_start_result(result_out, &r.started, &r.errors, rollback, seq, omitted);
     result_free(&r);
     ph_buf_free(&scratch);
     ph_buf_free(&key);
