@@ -747,11 +747,7 @@ defmodule PhNode.Hub do
         {:reply, :ok, s}
 
       true ->
-        Logger.warning(
-          "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
-        )
-
-        {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+        messages_lost(s, member, seq)
     end
   end
 
@@ -765,11 +761,7 @@ defmodule PhNode.Hub do
         {:reply, :resync, s}
 
       s.seq < seq ->
-        Logger.warning(
-          "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
-        )
-
-        {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+        messages_lost(s, member, seq)
 
       omitted != built ->
         Logger.warning(
@@ -780,18 +772,7 @@ defmodule PhNode.Hub do
         {:reply, :resync, resubscribe(s)}
 
       true ->
-        case changed_since(s, seq) do
-          {:ok, newer} ->
-            {:noreply, lend(s, caller, from, newer, :result)}
-
-          :unknown ->
-            Logger.warning(
-              "PhNode.Hub #{s.hub_id}: #{s.seq - seq} registry messages applied since a " <>
-                "start's result, more than are kept: resync"
-            )
-
-            {:reply, :resync, resubscribe(s)}
-        end
+        lend_since(s, caller, from, seq, :result)
     end
   end
 
@@ -805,25 +786,10 @@ defmodule PhNode.Hub do
         {:reply, :resync, s}
 
       s.seq < seq ->
-        Logger.warning(
-          "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
-        )
-
-        {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+        messages_lost(s, member, seq)
 
       true ->
-        case changed_since(s, seq) do
-          {:ok, newer} ->
-            {:noreply, lend(s, caller, from, newer, :parts)}
-
-          :unknown ->
-            Logger.warning(
-              "PhNode.Hub #{s.hub_id}: #{s.seq - seq} registry messages applied since a " <>
-                "start began, more than are kept: resync"
-            )
-
-            {:reply, :resync, resubscribe(s)}
-        end
+        lend_since(s, caller, from, seq, :parts)
     end
   end
 
@@ -1017,6 +983,33 @@ defmodule PhNode.Hub do
 
   defp note_recent(s, false, _seq, _rows, _gone),
     do: %{s | recent: :queue.new(), recent_n: 0}
+
+  # A member numbered more registry messages than arrived here: one was lost.
+  defp messages_lost(s, member, seq) do
+    Logger.warning(
+      "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
+    )
+
+    {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+  end
+
+  # Lends the table once message seq is applied, with the ids changed since
+  # (kind: :result, a whole result; :parts, a result in parts); when more
+  # messages were applied since than are kept, a resync instead.
+  defp lend_since(s, caller, from, seq, kind) do
+    case changed_since(s, seq) do
+      {:ok, newer} ->
+        {:noreply, lend(s, caller, from, newer, kind)}
+
+      :unknown ->
+        Logger.warning(
+          "PhNode.Hub #{s.hub_id}: #{s.seq - seq} registry messages applied since a " <>
+            "start's result or its first part, more than are kept: resync"
+        )
+
+        {:reply, :resync, resubscribe(s)}
+    end
+  end
 
   # Readers of the rows table wait while filling > 0: from before the caller
   # can return until its rows are stored.
