@@ -140,13 +140,15 @@ chaos: all
 	  PH_NET_CHAOS_CONVERGE_MS=$${PH_NET_CHAOS_CONVERGE_MS:-5000} \
 	  BUILD=$(BUILD) test/integration/run.sh test/integration/partition_test.exs
 
+# Sanitizer builds run several times slower: Check's per-test timeout is
+# 300 s there unless set (TSan's deep-term test took over 60 s at load 12).
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+	CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-300} $(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
 
 # ThreadSanitizer: a report makes the reporting phnode exit non-zero, which
 # the tests that stop a node see.
 tsan:
-	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" test
+	CK_DEFAULT_TIMEOUT=$${CK_DEFAULT_TIMEOUT:-300} $(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread" test
 
 valgrind: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== valgrind $$t"; \

@@ -80,6 +80,16 @@ defmodule PhNode.ConnectionTest do
     echo
   end
 
+  # A monitor of echo that phnode has set up when this returns: the call
+  # goes on the same connection after it. (A monitor is a signal on its
+  # way, and phnode reads a raw peer's connection in parallel: without
+  # this, the old connection could close first, and DOWN say noproc.)
+  defp monitor_sync(echo) do
+    ref = Process.monitor(echo)
+    _ = GenServer.call(echo, :monitored, 5000)
+    ref
+  end
+
   # A call to echo from a pid of the raw peer's node, over the peer.
   defp call_over(%{pump: pump} = peer, echo, msg) do
     tag = make_ref()
@@ -103,7 +113,7 @@ defmodule PhNode.ConnectionTest do
       x = PhTest.node_atom(PhTest.unique_name("cx"))
       old = connect_as(n, x)
       echo = linked_echo(n, old)
-      ref = Process.monitor(echo)
+      ref = monitor_sync(echo)
 
       {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
@@ -123,7 +133,7 @@ defmodule PhNode.ConnectionTest do
       x = PhTest.node_atom(PhTest.unique_name("cx"))
       old = connect_as(n, x)
       echo = linked_echo(n, old)
-      ref = Process.monitor(echo)
+      ref = monitor_sync(echo)
 
       {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
@@ -141,7 +151,7 @@ defmodule PhNode.ConnectionTest do
       x = PhTest.node_atom(PhTest.unique_name("cx"))
       old = connect_as(n, x)
       echo = linked_echo(n, old)
-      ref = Process.monitor(echo)
+      ref = monitor_sync(echo)
 
       {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
@@ -213,7 +223,7 @@ defmodule PhNode.ConnectionTest do
       x = PhTest.node_atom(PhTest.unique_name("cx"))
       old = connect_as(n, x)
       echo = linked_echo(n, old)
-      ref = Process.monitor(echo)
+      ref = monitor_sync(echo)
 
       {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
