@@ -17,12 +17,15 @@ ifeq ($(EI_DIR),)
 $(error erl_interface not found: install erlang-dev (see .ci/install-deps))
 endif
 PKGS    := jansson libssl libcrypto libmicrohttpd
+# libmicrohttpd is loaded when --metrics-port is given (cnode/metrics_http.c):
+# its headers only, not linked
+LINK_PKGS := jansson libssl libcrypto
 OPT     ?= -O2
 SAN     ?=
 CFLAGS  := -std=c11 -D_GNU_SOURCE -D_REENTRANT -Wall -Wextra -Werror $(OPT) -g $(SAN) \
            -Iinclude -I. -I$(EI_DIR)/include $(shell pkg-config --cflags $(PKGS)) -fPIC
 LDFLAGS := $(SAN) -rdynamic
-LDLIBS  := -L$(EI_DIR)/lib -lei $(shell pkg-config --libs $(PKGS)) -lpthread -ldl -lm
+LDLIBS  := -L$(EI_DIR)/lib -lei $(shell pkg-config --libs $(LINK_PKGS)) -lpthread -ldl -lm
 CHECK_LIBS := $(shell pkg-config --libs check)
 
 LIB_SRCS  := $(sort $(wildcard ei_glue/*.c hub/*.c hub/runtime/*.c hub/system/*.c strategies/*.c strategies/*/*.c cnode/workers/*.c))

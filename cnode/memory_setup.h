@@ -7,5 +7,8 @@
 
 /* Keeps big buffers in the heap and the heap once grown. */
 void memory_setup_tune_malloc(void);
+/* The heap's first HUGE_HEAP bytes in transparent huge pages, one arena
+ * (called by memory_setup_tune_malloc). */
+void memory_setup_huge_heap(void);
 
 #endif

@@ -1,7 +1,10 @@
 /* metrics_http.c - serves metrics_render() as Prometheus text exposition on
  * GET /metrics (libmicrohttpd, one internal thread, connections handled in
  * turn: a scrape is a few kilobytes). Process-level gauges (start time,
- * resident memory, open fds) are added here. */
+ * resident memory, open fds) are added here. libmicrohttpd is loaded
+ * (dlopen) when the endpoint is asked for, not linked: it pulls in gnutls,
+ * whose set-up at load cost every node's start several ms of CPU, a
+ * joining node's included (docs/benchmarks.md, "The join"). */
 #include "cnode/metrics_http.h"
 
 #include "hub/runtime/log.h"
@@ -10,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -21,8 +25,48 @@
 
 #define CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 
+/* The library's soname (ABI 12: libmicrohttpd 0.9.x). */
+#define MHD_SONAME "libmicrohttpd.so.12"
+
 static struct MHD_Daemon *daemon_;
 static double start_time;
+
+/* The functions used, resolved from the library once it is loaded. */
+static struct {
+    void *lib;
+    __typeof__(MHD_create_response_from_buffer) *create_response_from_buffer;
+    __typeof__(MHD_add_response_header) *add_response_header;
+    __typeof__(MHD_destroy_response) *destroy_response;
+    __typeof__(MHD_queue_response) *queue_response;
+    __typeof__(MHD_start_daemon) *start_daemon;
+    __typeof__(MHD_stop_daemon) *stop_daemon;
+} mhd;
+
+/* 0, or -1 with the reason in err. */
+static int mhd_load(char *err, size_t err_size)
+{
+    if (mhd.lib)
+        return 0;
+    void *lib = dlopen(MHD_SONAME, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+        snprintf(err, err_size, "cannot load %s for --metrics-port: %s", MHD_SONAME, dlerror());
+        return -1;
+    }
+    /* (POSIX: a void * from dlsym converts to a function pointer) */
+#define MHD_SYM(f, name) (*(void **)&mhd.f = dlsym(lib, name)) != NULL
+    if (!(MHD_SYM(create_response_from_buffer, "MHD_create_response_from_buffer") &&
+          MHD_SYM(add_response_header, "MHD_add_response_header") &&
+          MHD_SYM(destroy_response, "MHD_destroy_response") &&
+          MHD_SYM(queue_response, "MHD_queue_response") &&
+          MHD_SYM(start_daemon, "MHD_start_daemon") && MHD_SYM(stop_daemon, "MHD_stop_daemon"))) {
+        snprintf(err, err_size, "%s lacks a function phnode uses: %s", MHD_SONAME, dlerror());
+        dlclose(lib);
+        return -1;
+    }
+#undef MHD_SYM
+    mhd.lib = lib;
+    return 0;
+}
 
 static METRIC_COUNTER(m_scrapes, "phnode_metrics_scrapes_total", "",
                       "Requests served on /metrics.");
@@ -62,15 +106,15 @@ static void collect_process(metrics_out *out)
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *text,
                              size_t len, enum MHD_ResponseMemoryMode mode, const char *type)
 {
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)text, mode);
+    struct MHD_Response *r = mhd.create_response_from_buffer(len, (void *)text, mode);
     if (!r)
         return MHD_NO;
-    if (MHD_add_response_header(r, "Content-Type", type) != MHD_YES) {
-        MHD_destroy_response(r);
+    if (mhd.add_response_header(r, "Content-Type", type) != MHD_YES) {
+        mhd.destroy_response(r);
         return MHD_NO;
     }
-    enum MHD_Result rc = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
+    enum MHD_Result rc = mhd.queue_response(conn, status, r);
+    mhd.destroy_response(r);
     return rc;
 }
 
@@ -116,8 +160,10 @@ int metrics_http_start(const char *addr, unsigned port, char *err, size_t err_si
         snprintf(err, err_size, "--metrics-bind: '%s' is not an IPv4 address", addr);
         return -1;
     }
+    if (mhd_load(err, err_size) != 0)
+        return -1;
     daemon_ =
-        MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port, NULL, NULL,
+        mhd.start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, (uint16_t)port, NULL, NULL,
                          handle, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_CONNECTION_TIMEOUT,
                          10u, MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
     if (!daemon_) {
@@ -131,6 +177,6 @@ int metrics_http_start(const char *addr, unsigned port, char *err, size_t err_si
 void metrics_http_stop(void)
 {
     if (daemon_)
-        MHD_stop_daemon(daemon_);
+        mhd.stop_daemon(daemon_);
     daemon_ = NULL;
 }

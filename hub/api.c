@@ -70,6 +70,9 @@ static ph_result handle_start(hub *h, ph_ctx *ctx, ph_term list, ph_term opts_te
         return PH_REPLY;
     }
     if (!o.async_wait) {
+        /* answered at once, by this call: its started list may go in parts */
+        o.parts = o.parts_ref.buf != NULL;
+        o.parts_to = ph_from_pid(from);
         start_batch(h, ctx, list, &o, reply);
         return PH_REPLY;
     }

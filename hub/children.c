@@ -8,9 +8,16 @@ child hub_gone_child; /* the mark of a deleted slot */
 
 /* --- children by pid ---------------------------------------------------- */
 
+/* A batch's children have consecutive pid numbers (process-table slots
+ * are handed out in order), and their stops and 'EXIT's come in about
+ * that order: eight consecutive numbers share one cache line of slots
+ * (pointers, 8 bytes), and the groups of eight are spread over the table.
+ * Spread one by one, each lookup of a join's or a stop's 33k was a cache
+ * miss on the table before the one on the record. */
 static uint32_t pid_hash(ph_pid pid)
 {
-    return (pid.num * 2654435761u) ^ (pid.serial * 40503u);
+    uint32_t group = ((pid.num >> 3) * 2654435761u) ^ (pid.serial * 40503u);
+    return (group << 3) | (pid.num & 7u);
 }
 
 /* A hint to load the slot where pid's record will be inserted or found

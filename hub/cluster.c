@@ -126,12 +126,20 @@ void handle_hello(hub *h, ph_ctx *ctx, ph_pid from, ph_term their_members, int r
     if (joined) {
         /* a member that kept us while we lost it holds rows of ours that
          * may be stale: sent as a repair, which detaches those */
-        send_local_registry(h, ctx, from.node, they_know_us);
+        /* Without hook handlers to run between them, our rows go and our
+         * children move with one walk of the registry (reconcile_joined). */
+        int hooked = hooks_has(h->hooks, "pre_nodes_redistribution_hook") ||
+                     hooks_has(h->hooks, "pre_children_redistribution_hook");
+        int done = !hooked && reconcile_joined(h, ctx, from.node, they_know_us) == 0;
+        if (!done)
+            send_local_registry(h, ctx, from.node, they_know_us);
         if ((e = membership_find(&h->members, from.node)) != NULL)
             e->rows_sent_ms = monotonic_ms();
-        fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
-        fire_children_redistribution(h, ctx, from.node, 1);
-        reconcile(h, ctx, FILL_JOINED);
+        if (!done) {
+            fire_redistribution_hook(h, ctx, "pre_nodes_redistribution_hook", "nodeup", from.node);
+            fire_children_redistribution(h, ctx, from.node, 1);
+            reconcile(h, ctx, FILL_JOINED);
+        }
         fire_redistribution_hook(h, ctx, "post_nodes_redistribution_hook", "nodeup", from.node);
         hub_unlock_after_hooks(h, ctx);
     } else if (!they_know_us && monotonic_ms() - e->rows_sent_ms >= ROWS_RESEND_MS) {

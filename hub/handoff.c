@@ -115,36 +115,45 @@ uint32_t moving_target(hub *h, const char *key, uint32_t key_len)
     return m && m->n_nodes ? m->nodes[0].node : ATOM_NONE;
 }
 
+/* Whether a hand-off of spec is refused (see handoff_filter). */
+static int handoff_refused(hub *h, ph_term spec)
+{
+    spec_info s;
+    ph_buf *key = &h->key_scratch;
+    key->index = 0;
+    return parse_spec(spec, &s) == 0 && registry_key(s.id, key) == 0 &&
+           (handoff_stopped(h, key->buff, (uint32_t)key->index) ||
+            moving_target(h, key->buff, (uint32_t)key->index) != ATOM_NONE);
+}
+
 /* The specs of a hand-off this node accepts, in out: not a child stopped
  * since the sender decided (the stop overtook the hand-off: a tomb newer
  * than the line of copies our row names, or any tomb when we have no row),
  * nor one this node is itself moving away (both copies would stop). The
- * sender keeps what is refused. Returns the number refused. */
+ * sender keeps what is refused. Returns the number refused. When none is
+ * (the common case: a join hands the newcomer a third of the children),
+ * out is left empty and specs themselves are what is accepted: no copy. */
 int handoff_filter(hub *h, ph_term specs, ph_buf *out)
 {
     list_walk w;
     ph_term spec;
     elist keep;
     int refused = 0;
-    ph_buf *key = &h->key_scratch;
     if (h->leaving) { /* on our way out: the sender keeps them */
         ph_build(out, "[]");
         return list_begin(&w, specs) > 0 ? w.left : 0;
     }
-    if (list_begin(&w, specs) < 0 || elist_init(&keep) != 0) {
-        ph_buf_append_term(out, specs);
+    if (list_begin(&w, specs) < 0)
         return 0;
-    }
+    while (list_next(&w, &spec) > 0 && !refused)
+        refused = handoff_refused(h, spec);
+    if (!refused || list_begin(&w, specs) < 0 || elist_init(&keep) != 0)
+        return 0; /* (out of memory: all of them start) */
+    refused = 0;
     while (list_next(&w, &spec) > 0) {
-        spec_info s;
-        key->index = 0;
-        if (parse_spec(spec, &s) == 0 && registry_key(s.id, key) == 0 &&
-            (handoff_stopped(h, key->buff, (uint32_t)key->index) ||
-             moving_target(h, key->buff, (uint32_t)key->index) != ATOM_NONE)) {
+        if (handoff_refused(h, spec))
             refused++;
-            continue;
-        }
-        if (ph_buf_append_term(&keep.b, spec) == 0)
+        else if (ph_buf_append_term(&keep.b, spec) == 0)
             keep.n++;
     }
     elist_to(out, &keep);

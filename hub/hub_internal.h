@@ -276,6 +276,9 @@ typedef struct start_opts {
     int has_sub;        /* registry_seq: the result carries this subscription's number */
     ph_ref sub;
     int omit_rows; /* registry_omit: the subscriber builds this call's rows from the result */
+    int parts;     /* result_parts, honoured (a start answered at once): started goes in parts */
+    ph_term parts_ref; /* the reference the parts carry (the option's value) */
+    ph_pid parts_to;   /* the caller, who gets the parts */
     long timeout;
     ph_term metadata;
     ph_term all; /* the options as given */
@@ -283,8 +286,10 @@ typedef struct start_opts {
 
 typedef struct start_result {
     elist started, errors, post, startups;
-    elist started_keys; /* registry keys of the children started, for rollback / registry_omit */
-    int not_alone;      /* registry_omit: a started child's row names another node too */
+    elist started_keys;   /* registry keys of the children started, for rollback / registry_omit */
+    int not_alone;        /* registry_omit: a started child's row names another node too */
+    int parts_sent;       /* result_parts: messages sent, holding the first part_n entries */
+    int part_n, part_off; /* of started (part_off: their bytes) */
 } start_result;
 /* Where stop_batch stops each child: anywhere in the cluster (the API), here
  * and in this node's registry (a member's stop), or here only (undoing or
@@ -387,6 +392,7 @@ void flush_sync(hub *h, ph_ctx *ctx);
 void unregister_local(hub *h, ph_ctx *ctx, const char *key, uint32_t key_len);
 int unregister_local_row(hub *h, ph_ctx *ctx, reg_row *row);
 void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node, int detach);
+void send_rows_to_member(hub *h, ph_ctx *ctx, uint32_t node, int detach, const elist *l);
 void send_repair(hub *h, ph_ctx *ctx);
 void sync_local_rows(hub *h, elist *l);
 int rows_well_formed(uint32_t node, ph_term list);
@@ -442,6 +448,18 @@ int encode_start_result(ph_buf *out, const elist *started, const elist *errors, 
 struct iovec;
 int encode_start_result_pieces(ph_buf *out, ph_buf *tail, const elist *started, const elist *errors,
                                int rollback, long long seq, struct iovec pieces[3]);
+
+/* start_parts.c */
+/* Entries per part: the caller stores part k while the hub registers part k+1. */
+#define START_PART_ENTRIES 5000
+/* result_parts: sends the entries of r->started not sent yet to the caller
+ * when there are at least `min` of them. */
+void start_part_send(hub *h, ph_ctx *ctx, const start_opts *o, start_result *r, int min);
+/* encode_start_result for a start that sent parts: started holds the
+ * entries not sent, and result_parts => r->parts_sent. */
+int encode_start_result_rest(ph_buf *out, const start_result *r, int rollback, long long seq,
+                             long long omitted);
+
 /* StartResult.format / StopResult.format (async_wait): {ok, Ok} |
  * {error, {Errors, Ok}} | {error, {Errors, Ok}, rollback}; with first the
  * first entry of Ok (nil if none) for ok and the first error for error. */
@@ -565,6 +583,7 @@ void schedule_reconcile(hub *h, ph_ctx *ctx, unsigned ms);
  * just joined holds only part of each row, so it starts none itself. */
 enum reconcile_fill { FILL_ORPHANS, FILL_SHORT, FILL_CONFIRMED, FILL_JOINED };
 void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill);
+int reconcile_joined(hub *h, ph_ctx *ctx, uint32_t node, int detach);
 void adopt_orphans(hub *h, ph_ctx *ctx);
 void confirm_tick(hub *h, ph_ctx *ctx);
 int move_all_away(hub *h, ph_ctx *ctx);
@@ -616,6 +635,9 @@ void subscription_flush(hub *h, ph_ctx *ctx);
 /* Flushes, then the number of the last message of subscription ref; -1 if
  * this hub has no such subscription. */
 long long subscription_seq(hub *h, ph_ctx *ctx, const ph_ref *ref);
+/* The number of the last message sent to subscription ref (nothing
+ * flushed); -1 if this hub has no such subscription. */
+long long subscription_last_seq(hub *h, const ph_ref *ref);
 /* subscription_seq for an awaited start with registry_omit: the rows of keys
  * (the children it started) are left out of that subscription's messages
  * and *omitted says how many (the subscriber builds them from the result)

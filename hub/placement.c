@@ -350,7 +350,8 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
                       "%s: %d child(ren) handed over by %s refused: stopped meanwhile, "
                       "or moving away from here",
                       h->cfg.hub_id, refused, atom_text(reply_to.node));
-            here = ph_buf_term(&mine);
+            if (mine.index) /* else all of them are accepted: specs as they came */
+                here = ph_buf_term(&mine);
             /* a move (not an orphan: those carry no id) under a sticky
              * strategy: ours stays while the sender's copy is listed */
             if (h->dist_ext && h->dist_ext->sticky && ph_match(id, "undefined") != 1)

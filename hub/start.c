@@ -45,6 +45,8 @@ int parse_opts(ph_term opts, start_opts *o, ph_buf *reply)
             ok = ph_match(v, "~i", &o->timeout) == 1 && o->timeout >= 0;
         else if (ok && strcmp(key, "registry_seq") == 0)
             ok = o->has_sub = ph_decode_ref(v, &o->sub) == 0;
+        else if (ok && strcmp(key, "result_parts") == 0)
+            ok = nil || (ph_decode_ref(v, &(ph_ref){0}) == 0 && (o->parts_ref = v, 1));
         else if (ok && strcmp(key, "registry_omit") == 0)
             ok = nil ? (o->omit_rows = 0, 1) : ph_match(v, "~B", &o->omit_rows) == 1;
         else if (ok && strcmp(key, "await_timeout") == 0)
@@ -100,6 +102,7 @@ void result_free(start_result *r)
 int result_init(start_result *r)
 {
     r->not_alone = 0;
+    r->parts_sent = r->part_n = r->part_off = 0;
     return elist_init(&r->started) | elist_init(&r->errors) | elist_init(&r->post) |
            elist_init(&r->startups) | elist_init(&r->started_keys);
 }

@@ -21,6 +21,13 @@ typedef struct prep {
     uint8_t state;
     ph_pid pid;
     reg_row *row;
+    /* The row the id has already (of a child moving here, or whose node
+     * left), and whether the child's copy is added to it in place: same
+     * spec and metadata, so no new row is built (a join moves a third of
+     * the children to the newcomer, whose registry has their rows). */
+    reg_row *old;
+    uint32_t hash; /* the key's registry_hash */
+    uint8_t in_place;
     child *rec;
     ph_buf *reason;
 } prep;
@@ -35,8 +42,16 @@ typedef struct prep_job {
     struct term_trust trust;
 } prep_job;
 
+/* 1 when term a is exactly the len bytes at b. */
+static int same_term_bytes(ph_term a, const char *b, uint32_t len)
+{
+    int end = ph_term_end(a);
+    return end >= 0 && (uint32_t)(end - a.index) == len && memcmp(a.buf + a.index, b, len) == 0;
+}
+
 /* Starts the PREP_SPAWN items of [from, to) and builds their rows and
- * records. Runs on either thread. */
+ * records. Runs on either thread (the hub's tables are not changed while
+ * both run, so an item's old row may be read). */
 static void prepare_range(const prep_job *j)
 {
     struct term_trust saved = term_trust_push(j->trust.buf, j->trust.len);
@@ -59,10 +74,16 @@ static void prepare_range(const prep_job *j)
             continue;
         }
         const char *key = j->keys + it->key_off;
-        reg_node_pid np = {j->self_node, it->pid};
-        it->row = registry_row_new(key, it->key_len, it->spec, j->metadata, &np, 1);
+        const reg_row *old = it->old;
+        it->in_place =
+            old && same_term_bytes(it->spec, old->data + old->key_len, old->spec_len) &&
+            same_term_bytes(j->metadata, old->data + old->key_len + old->spec_len, old->meta_len);
+        if (!it->in_place) {
+            reg_node_pid np = {j->self_node, it->pid};
+            it->row = registry_row_new(key, it->key_len, it->spec, j->metadata, &np, 1);
+        }
         it->rec = child_new(it->pid, key, it->key_len, &s);
-        it->state = it->row && it->rec ? PREP_STARTED : PREP_NOMEM;
+        it->state = (it->row || it->in_place) && it->rec ? PREP_STARTED : PREP_NOMEM;
     }
     ph_buf_free(&reason);
     term_trust_pop(saved);
@@ -173,8 +194,10 @@ static void batch_free(batch *b)
 
 /* Step 1 of a big batch, on the hub's thread: parse, and find what must not
  * start. With check, the ids already registered (on any node) go to
- * existing. -1 when out of memory (nothing done). */
-static int batch_prepare(hub *h, ph_term list, uint32_t n, int check, elist *existing, batch *b)
+ * existing; with keep_old, an id's row is remembered (prep.old). -1 when
+ * out of memory (nothing done). */
+static int batch_prepare(hub *h, ph_term list, uint32_t n, int check, int keep_old, elist *existing,
+                         batch *b)
 {
     uint32_t cap = 1;
     while (cap < 2 * n)
@@ -206,7 +229,7 @@ static int batch_prepare(hub *h, ph_term list, uint32_t n, int check, elist *exi
             it->key_len = (uint32_t)keys->index - it->key_off;
             const char *key = keys->buff + it->key_off;
             /* the registry's slot loads while the batch's own table is probed */
-            uint32_t hash = registry_hash(key, it->key_len);
+            uint32_t hash = it->hash = registry_hash(key, it->key_len);
             registry_prefetch(h->reg, hash);
             uint32_t first = batch_first_with_key(table, cap, items, keys->buff, m);
             reg_row *row = registry_get_hashed(h->reg, key, it->key_len, hash);
@@ -219,6 +242,7 @@ static int batch_prepare(hub *h, ph_term list, uint32_t n, int check, elist *exi
                 it->dup_of = first;
             } else {
                 it->state = PREP_SPAWN;
+                it->old = keep_old ? row : NULL;
             }
         }
         m++;
@@ -250,8 +274,12 @@ static void batch_run(hub *h, ph_ctx *ctx, batch *b, const start_opts *o, start_
     for (uint32_t i = 0; i < m; i++) {
         prep *it = &items[i];
         if (i + PREFETCH_AHEAD < m && items[i + PREFETCH_AHEAD].state == PREP_STARTED) {
-            registry_prefetch(h->reg, items[i + PREFETCH_AHEAD].row->hash);
-            children_prefetch(h, items[i + PREFETCH_AHEAD].pid);
+            const prep *ahead = &items[i + PREFETCH_AHEAD];
+            if (ahead->row)
+                registry_prefetch(h->reg, ahead->row->hash);
+            else
+                __builtin_prefetch(ahead->old);
+            children_prefetch(h, ahead->pid);
         }
         spec_info s;
         ph_term id =
@@ -284,6 +312,27 @@ static void batch_run(hub *h, ph_ctx *ctx, batch *b, const start_opts *o, start_
             start_one(h, ctx, it->spec, o, r);
             break;
         case PREP_STARTED: {
+            if (it->in_place) {
+                /* the old row gains this node's copy; its other copies stay */
+                const char *key = b->keys.buff + it->key_off;
+                reg_row *old = registry_get_hashed(h->reg, key, it->key_len, it->hash);
+                if (old == it->old && registry_set_node(h->reg, old, h->self_node, it->pid) == 0 &&
+                    child_insert(h, it->rec) == 0) {
+                    it->rec = NULL;
+                    note_started(h, ctx, o, r, old, id, it->pid);
+                    break;
+                }
+                if (old != it->old) { /* changed meanwhile (a hook): a row of its own */
+                    reg_node_pid np = {h->self_node, it->pid};
+                    it->row = registry_row_new(key, it->key_len, it->spec, o->metadata, &np, 1);
+                }
+                if (!it->row) {
+                    /* no room: the copy is taken out of the row again */
+                    if (old == it->old)
+                        registry_orphan_node(h->reg, old, h->self_node);
+                    goto no_memory;
+                }
+            }
             /* copies on other nodes (replicas, a child moving here) stay listed */
             reg_row *old =
                 registry_get_hashed(h->reg, it->row->data, it->row->key_len, it->row->hash);
@@ -309,6 +358,7 @@ static void batch_run(hub *h, ph_ctx *ctx, batch *b, const start_opts *o, start_
             /* no room in the tables */
             /* fall through */
         case PREP_NOMEM:
+        no_memory:
             LOG_E("hub", "out of memory registering a child");
             ph_exit(ctx, it->pid, (ph_term){"\x77\x04kill", 0});
             elist_add(&r->errors, "{~t, ~a, enomem}", id, atom_text(h->self_node));
@@ -319,6 +369,8 @@ static void batch_run(hub *h, ph_ctx *ctx, batch *b, const start_opts *o, start_
             free(it->rec);
             break;
         }
+        if (o->parts && r->started.n - r->part_n >= START_PART_ENTRIES)
+            start_part_send(h, ctx, o, r, START_PART_ENTRIES);
     }
 }
 
@@ -347,7 +399,11 @@ int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *
     if (parallel) {
         elist existing;
         elist_init(&existing);
-        parallel = batch_prepare(h, list, (uint32_t)n, o->check_existing, &existing, &big) == 0;
+        /* The old rows are kept (pointers) only if no hook runs before
+         * the batch starts: a handler might change the registry. */
+        int keep_old = o->hooks_done || !hooks_has(h->hooks, "pre_children_start_hook");
+        parallel =
+            batch_prepare(h, list, (uint32_t)n, o->check_existing, keep_old, &existing, &big) == 0;
         if (parallel && existing.n > 0) {
             ph_build(result_out, "{error, {already_started, ~t}}", elist_term(&existing, &scratch));
             elist_free(&existing);
@@ -452,7 +508,10 @@ started:
         seq = subscription_seq_omitting(h, ctx, &o->sub, &r.started_keys, !r.not_alone, &omitted);
     else if (o->has_sub)
         seq = subscription_seq(h, ctx, &o->sub);
-    encode_start_result(result_out, &r.started, &r.errors, rollback, seq, omitted);
+    if (r.parts_sent)
+        encode_start_result_rest(result_out, &r, rollback, seq, omitted);
+    else
+        encode_start_result(result_out, &r.started, &r.errors, rollback, seq, omitted);
     result_free(&r);
     ph_buf_free(&scratch);
     ph_buf_free(&key);

@@ -362,6 +362,12 @@ long long subscription_seq(hub *h, ph_ctx *ctx, const ph_ref *ref)
     return sub ? (long long)sub->seq : -1;
 }
 
+long long subscription_last_seq(hub *h, const ph_ref *ref)
+{
+    subscriber *sub = find_sub(h->subs, ref);
+    return sub ? (long long)sub->seq : -1;
+}
+
 /* A number no message carries: the subscribers (but skip) see the gap and
  * resubscribe. */
 static void make_gap(struct subscriptions *s, int skip)

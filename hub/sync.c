@@ -140,11 +140,17 @@ void send_local_registry(hub *h, ph_ctx *ctx, uint32_t node, int detach)
     if (elist_init(&l) != 0)
         return;
     sync_local_rows(h, &l);
-    if (detach && !h->partitioned)
-        send_sync(h, ctx, node, HM_REPAIR, &l);
-    else if (l.n)
-        send_sync(h, ctx, node, HM_REGISTERED, &l);
+    send_rows_to_member(h, ctx, node, detach, &l);
     elist_free(&l);
+}
+
+/* The same with the list of our rows l built by the caller. */
+void send_rows_to_member(hub *h, ph_ctx *ctx, uint32_t node, int detach, const elist *l)
+{
+    if (detach && !h->partitioned)
+        send_sync(h, ctx, node, HM_REPAIR, l);
+    else if (l->n)
+        send_sync(h, ctx, node, HM_REGISTERED, l);
     const sync_ops *ops = sync_strategy(h);
     if (ops->joined)
         ops->joined(h, ctx, node);

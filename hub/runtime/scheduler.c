@@ -76,6 +76,12 @@ static _Atomic int poll_role; /* 1 while some thread holds it */
  * process or the pusher sees the poller. The busy poll is not counted: it
  * watches the run queue itself. */
 static _Atomic int pollers_asleep;
+/* An interrupt is on its way to the poller asleep: the pushes after the
+ * first do not write the eventfd again (a stop of 33k children pushed an
+ * exit signal each, and each push was a write system call while the
+ * poller was still waking up). Cleared by a poller before it sleeps, so
+ * a push after that interrupts it again (the same ordering as above). */
+static _Atomic int poller_interrupted;
 static _Atomic uint64_t last_poll_us;
 #define BUSY_POLL_INTERVAL_US 1000
 static process *runq_head, *runq_tail;
@@ -201,6 +207,7 @@ static void poll_with_role(int timeout_ms)
     }
     if (io && !handled) {
         if (timeout_ms != 0) {
+            atomic_store(&poller_interrupted, 0);
             role.asleep = 1;
             atomic_fetch_add(&pollers_asleep, 1);
         }
@@ -266,6 +273,13 @@ static scheduler *unpark_one_locked(void)
     return s;
 }
 
+/* Wakes the poller asleep, once per sleep. */
+static void interrupt_poller(void)
+{
+    if (!atomic_exchange(&poller_interrupted, 1))
+        io_get()->interrupt();
+}
+
 static void runq_append_locked(process *p)
 {
     p->runq_next = NULL;
@@ -287,7 +301,7 @@ static void runq_push(process *p)
     if (wake)
         futex_wake(&wake->parked, 1);
     else if (interrupt)
-        io_get()->interrupt();
+        interrupt_poller();
 }
 
 void process_push(process *p, proc_signal *s)
@@ -350,7 +364,7 @@ void scheduler_defer_end(int keep_one)
     for (int i = 0; i < n_wake; i++)
         futex_wake(&wake[i]->parked, 1);
     if (interrupt)
-        io_get()->interrupt();
+        interrupt_poller();
 }
 
 int scheduler_poll_promote(void)

@@ -746,6 +746,191 @@ defmodule PhNode.ClientOwnRowsTest do
     assert same_registry?(h, node)
   end
 
+  # result_parts: a big start's started list reaches its caller in parts of
+  # 5000 while the member still registers the rest.
+  test "result_parts on the hub: the started list in parts, then the rest in the reply", %{
+    node: node
+  } do
+    hub = {:my_hub, node}
+    {:ok, ref} = GenServer.call(hub, {:subscribe_registry, self(), []})
+    seq0 = drain_snapshot(ref)
+    ids = for _ <- 1..12_000, do: bid("parts")
+    specs = Enum.map(ids, &spec/1)
+    pref = make_ref()
+
+    opts = [awaitable: true, registry_seq: ref, registry_omit: true, result_parts: pref]
+    {:ok, r} = GenServer.call(hub, {:start_children, specs, opts}, 60_000)
+    # sent before the reply: in the mailbox when the call returns
+    parts = take_parts(pref)
+    assert [{^seq0, p1}, {^seq0, p2}] = parts
+    assert length(p1) == 5000 and length(p2) == 5000
+    assert %{status: :ok, result_parts: 2, registry_omitted: 12_000, registry_seq: ^seq0} = r
+    assert length(r.started) == 2000
+    started = p1 ++ p2 ++ r.started
+    assert for({cid, [{^node, pid}]} when is_pid(pid) <- started, do: cid) == ids
+    refute_received {:phnode_registry, ^ref, _, _, _, _}
+    {:ok, _} = GenServer.call(hub, {:stop_children, ids, [awaitable: true]}, 60_000)
+    assert_receive {:phnode_registry, ^ref, _, :changes, [], _}, 10_000
+    flush_registry(ref)
+
+    # the same start without the option: one list, the same entries in the same order
+    {:ok, r2} = GenServer.call(hub, {:start_children, specs, [awaitable: true]}, 60_000)
+    refute Map.has_key?(r2, :result_parts)
+    assert take_parts(pref) == []
+    assert for({cid, [{n, _}]} <- r2.started, do: {cid, n}) == for(c <- ids, do: {c, node})
+    {:ok, _} = GenServer.call(hub, {:stop_children, ids, [awaitable: true]}, 60_000)
+
+    # without registry_seq the parts carry undefined; a start too small for
+    # parts has no result_parts; neither has one not answered in its own shape
+    {:ok, r3} =
+      GenServer.call(hub, {:start_children, specs, [awaitable: true, result_parts: pref]}, 60_000)
+
+    assert [{:undefined, _}, {:undefined, _}] = take_parts(pref)
+    assert %{result_parts: 2} = r3
+    {:ok, _} = GenServer.call(hub, {:stop_children, ids, [awaitable: true]}, 60_000)
+    small = for _ <- 1..10, do: spec(bid("parts"))
+
+    {:ok, r4} =
+      GenServer.call(hub, {:start_children, small, [awaitable: true, result_parts: pref]})
+
+    refute Map.has_key?(r4, :result_parts)
+
+    {:ok, [_ | _]} =
+      GenServer.call(
+        hub,
+        {:start_children, specs, [async_wait: true, result_parts: pref]},
+        60_000
+      )
+
+    assert take_parts(pref) == []
+    {:ok, _} = GenServer.call(hub, {:stop_children, ids, [awaitable: true]}, 60_000)
+
+    assert {:error, {:bad_option, {:result_parts, :x}}} =
+             GenServer.call(hub, {:start_children, small, [result_parts: :x]})
+
+    :ok = GenServer.call(hub, {:unsubscribe_registry, ref})
+  end
+
+  test "an awaited start in parts: every child in the cache at once, the result the hub's", %{
+    h: h,
+    node: node
+  } do
+    resyncs = PhNode.Hub.stats(h).resyncs
+    meta = %{tag: "parts_#{System.unique_integer([:positive])}"}
+    ids = for _ <- 1..12_000, do: bid("cparts")
+    specs = Enum.map(ids, &spec/1)
+    r = await!(PhNode.start_children(h, specs, awaitable: true, metadata: meta))
+    assert %StartResult{status: :ok, errors: [], rollback: false} = r
+    assert for({cid, [{^node, _}]} <- r.started, do: cid) == ids
+    rows = PhNode.Hub.rows(h)
+
+    for {{cid, [{^node, pid}]}, spec} <- Enum.zip(r.started, specs) do
+      assert [{^cid, [{^node, ^pid}]}] = :ets.lookup(h, cid)
+      assert [{^cid, ^spec, ^meta}] = :ets.lookup(rows, cid)
+    end
+
+    assert same_registry?(h, node)
+    await!(PhNode.stop_children(h, ids, awaitable: true))
+
+    # a spec that fails in the middle: the rows are matched to the specs
+    bad = bid("cpartsbad")
+    specs2 = List.insert_at(specs, 7000, spec(bad, :no_such_module))
+    r = await!(PhNode.start_children(h, specs2, awaitable: true, metadata: meta))
+    assert [{^bad, ^node, _}] = r.errors
+    assert for({cid, _} <- r.started, do: cid) == ids
+    # (the rows table through rows/1: it waits while the connection stores them)
+    rows = PhNode.Hub.rows(h)
+
+    for {{cid, [{^node, pid}]}, spec} <- Enum.zip(r.started, specs) do
+      assert PhNode.get_pid(h, cid) == pid
+      assert [{^cid, ^spec, ^meta}] = :ets.lookup(rows, cid)
+    end
+
+    assert PhNode.get_pid(h, bad) == nil
+    assert same_registry?(h, node)
+    await!(PhNode.stop_children(h, ids, awaitable: true))
+
+    # rolled back: the entries the caller stored while it was being
+    # started are gone when await returns
+    r = await!(PhNode.start_children(h, specs2, awaitable: true, on_failure: :rollback))
+    assert %StartResult{status: :error, rollback: true} = r
+    assert length(r.started) == 12_000
+    for {cid, _} <- r.started, do: assert(PhNode.get_pid(h, cid) == nil)
+    assert same_registry?(h, node)
+    assert PhNode.Hub.stats(h).resyncs == resyncs
+  end
+
+  test "changes applied before the caller's parts are stored stay: its entries do not go over them",
+       %{h: h, node: node} do
+    # An awaited start in parts, taken apart: its result in the mailbox (the
+    # reply as :gen_server sends it), and a restart and a stop of two of its
+    # children applied by the connection before the caller stores the parts
+    hub = {:my_hub, node}
+    sub = PhNode.Hub.subscription(h)
+    member = PhNode.Hub.member(h)
+    ids = for _ <- 1..12_000, do: bid("pnewer")
+    specs = Enum.map(ids, &spec/1)
+    PhNode.Hub.note_interest(h, 60_000)
+    pref = make_ref()
+    opts = [awaitable: true, registry_seq: sub, registry_omit: true, result_parts: pref]
+    {:ok, r} = GenServer.call(hub, {:start_children, specs, opts}, 60_000)
+    assert %{registry_omitted: 12_000, result_parts: 2} = r
+
+    {:messages, msgs} = Process.info(self(), :messages)
+
+    {:phnode_start_part, ^pref, _, [{a, [{_, pa}]}, {b, _} | _]} =
+      Enum.find(msgs, &match?({:phnode_start_part, ^pref, _, _}, &1))
+
+    Process.exit(pa, :kill)
+    assert wait_until(fn -> PhNode.get_pid(h, a) not in [nil, pa] end, 5000)
+    applied = PhNode.Hub.stats(h).seq
+    {:ok, _} = GenServer.call(hub, {:stop_children, [b], [awaitable: true]})
+    assert wait_until(fn -> PhNode.Hub.stats(h).seq > applied end, 5000)
+
+    req = make_ref()
+    send(self(), {[:alias | req], {:ok, r}})
+
+    f = %PhNode.Future{
+      hub_id: h,
+      kind: :start,
+      ref: req,
+      timeout: 10_000,
+      member: member,
+      sub: sub,
+      specs: specs,
+      meta: %{},
+      parts: pref,
+      owner: self()
+    }
+
+    resyncs = PhNode.Hub.stats(h).resyncs
+    assert %StartResult{status: :ok, started: started} = PhNode.Future.await(f)
+    assert length(started) == 12_000
+    assert PhNode.get_pid(h, a) not in [nil, pa]
+    assert PhNode.get_pid(h, b) == nil
+    assert PhNode.child_lookup(h, b) == nil
+    for {c, [{_, p}]} <- Enum.drop(started, 2), do: assert(PhNode.get_pid(h, c) == p)
+    assert same_registry?(h, node)
+    assert PhNode.Hub.stats(h).resyncs == resyncs
+    GenServer.call(hub, {:stop_children, ids, [awaitable: true]}, 60_000)
+  end
+
+  defp take_parts(pref, acc \\ []) do
+    receive do
+      {:phnode_start_part, ^pref, seq, entries} -> take_parts(pref, [{seq, entries} | acc])
+    after
+      0 -> Enum.reverse(acc)
+    end
+  end
+
+  defp flush_registry(ref) do
+    receive do
+      {:phnode_registry, ^ref, _, _, _, _} -> flush_registry(ref)
+    after
+      200 -> :ok
+    end
+  end
+
   defp drain_snapshot(ref) do
     receive do
       {:phnode_registry, ^ref, seq, :snapshot_done, _, _} -> seq

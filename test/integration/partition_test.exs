@@ -16,8 +16,10 @@
 #   - divergence 2|2 with 500 new children on each side, 250 ids on both:
 #     never partitioned, after the heal every id once on its owner, every
 #     resolution reported by conflict_resolved_hook (§14 28)
+#   - a stop made during a split reaches a node restarted meanwhile and the
+#     copies handed to it at the heal; an id started again after it stays
 #   - a short chaos run (5 nodes, rf 2, kill -9 / restart / SIGTERM / cut /
-#     heal, starts and stops between); PH_NET_CHAOS_FAULTS (default 12) and
+#     heal, starts and stops between, during splits too); PH_NET_CHAOS_FAULTS (default 12) and
 #     PH_NET_CHAOS_CHILDREN (default 1000) make it the long one (make chaos:
 #     100 faults, 10,000 children); PH_NET_CHAOS_SEED replays a run.
 #

@@ -20,6 +20,11 @@ defmodule PhNode do
 
   @call_timeout 60_000
 
+  # At least this many specs for a start to ask for parts: the member sends
+  # none for fewer (a part is 5000 entries; smaller batches, under 4096, are
+  # not even started as a big one). Smaller starts await as before.
+  @parts_min 5000
+
   # --- starting and stopping ------------------------------------------------------------
 
   @doc """
@@ -53,10 +58,17 @@ defmodule PhNode do
 
       sub = Hub.subscription(hub_id)
       meta = metadata(opts)
-      request = with_registry_seq(request, sub, is_map(meta))
+      parts = if sub != nil and is_map(meta) and big?(specs, @parts_min), do: make_ref()
+      request = with_registry_seq(request, sub, is_map(meta), parts)
 
       with {:ok, req, member} <- Hub.send_request(hub_id, request) do
-        {:ok, future(:start, hub_id, req, member, timeout, sub: sub, specs: specs, meta: meta)}
+        {:ok,
+         future(:start, hub_id, req, member, timeout,
+           sub: sub,
+           specs: specs,
+           meta: meta,
+           parts: parts
+         )}
       end
     else
       Hub.call(hub_id, request, @call_timeout, false)
@@ -79,10 +91,23 @@ defmodule PhNode do
   # subscription (registry_omit): the caller stores them from the result,
   # its specs and metadata (PhNode.Hub.finish/2), rather than the
   # connection decoding them from the stream.
-  defp with_registry_seq(request, nil, _omit), do: request
+  defp big?(_specs, 0), do: true
+  defp big?([_ | rest], n), do: big?(rest, n - 1)
+  defp big?(_specs, _n), do: false
 
-  defp with_registry_seq({kind, specs, opts}, sub, omit) do
-    extra = if omit, do: [registry_seq: sub, registry_omit: true], else: [registry_seq: sub]
+  # With registry_omit, a big start's started list comes in parts while the
+  # member still registers the rest (result_parts): the caller stores each
+  # part as it comes (PhNode.Hub.await_parts/1).
+  defp with_registry_seq(request, nil, _omit, _parts), do: request
+
+  defp with_registry_seq({kind, specs, opts}, sub, omit, parts) do
+    extra =
+      cond do
+        omit and parts != nil -> [registry_seq: sub, registry_omit: true, result_parts: parts]
+        omit -> [registry_seq: sub, registry_omit: true]
+        true -> [registry_seq: sub]
+      end
+
     {kind, specs, extra ++ opts}
   end
 

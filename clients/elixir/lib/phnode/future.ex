@@ -22,7 +22,8 @@ defmodule PhNode.Future do
     :member,
     :sub,
     :specs,
-    :meta
+    :meta,
+    :parts
   ]
 
   @type t :: %__MODULE__{}
@@ -38,14 +39,15 @@ defmodule PhNode.Future do
     if f.owner != self() do
       {:error, :not_owner}
     else
-      result =
+      if f.parts do
+        PhNode.Hub.await_parts(f)
+      else
         case :gen_server.wait_response(f.ref, f.timeout + 50_000) do
           {:reply, reply} -> PhNode.Hub.finish(f, reply)
           :timeout -> {:error, :timeout}
           {:error, {reason, _server}} -> {:error, {:hub_down, reason}}
         end
-
-      result
+      end
     end
   end
 

@@ -167,38 +167,20 @@ defmodule PhNode.Hub do
   # The answer of an awaitable start or stop, turned into a result once the
   # cache shows it.
   def finish(%{kind: :start} = f, {:ok, %{} = r}) do
-    # A rolled back start stopped its children in the same turn: the cache
-    # never sees them, and shows nothing of them once the stop is through.
     started = Map.get(r, :started, [])
 
-    if Map.get(r, :rollback, false) do
-      await_visible(
-        f.hub_id,
-        for({cid, nps} <- started, {n, pid} <- nps, do: {:gone, cid, n, pid})
-      )
-    else
-      %{table: tab, seen: seen} = info(f.hub_id)
-      # The children on the member that answered are in the cache once the
-      # connection process has applied its subscription up to the result's
-      # registry_seq (and, when the member left their rows out of the
-      # stream, once this process has stored them): only those on other
-      # members are checked one by one.
-      here =
-        cond do
-          started == [] -> nil
-          is_integer(r[:registry_omitted]) -> store_own(f, started, r)
-          true -> synced(f, Map.get(r, :registry_seq))
-        end
-
-      await_visible(f.hub_id, not_seen(started, here, tab, seen, []))
-    end
-
-    %PhNode.StartResult{
-      status: Map.get(r, :status, :ok),
-      started: Map.get(r, :started, []),
-      errors: Map.get(r, :errors, []),
-      rollback: Map.get(r, :rollback, false)
-    }
+    # The children on the member that answered are in the cache once the
+    # connection process has applied its subscription up to the result's
+    # registry_seq (and, when the member left their rows out of the
+    # stream, once this process has stored them): only those on other
+    # members are checked one by one.
+    finish_start(f, r, started, fn ->
+      cond do
+        started == [] -> nil
+        is_integer(r[:registry_omitted]) -> store_own(f, started, r)
+        true -> synced(f, Map.get(r, :registry_seq))
+      end
+    end)
   end
 
   def finish(%{kind: :stop, pre: pre} = f, {:ok, %{} = r}) do
@@ -221,6 +203,195 @@ defmodule PhNode.Hub do
 
   def finish(_f, {:error, _} = e), do: e
   def finish(_f, other), do: {:error, {:unexpected_reply, other}}
+
+  # here.() is the member whose children of this start the cache shows, or
+  # nil (each is then checked).
+  defp finish_start(f, r, started, here) do
+    # A rolled back start stopped its children in the same turn: the cache
+    # never sees them, and shows nothing of them once the stop is through.
+    if Map.get(r, :rollback, false) do
+      await_visible(
+        f.hub_id,
+        for({cid, nps} <- started, {n, pid} <- nps, do: {:gone, cid, n, pid})
+      )
+    else
+      %{table: tab, seen: seen} = info(f.hub_id)
+      await_visible(f.hub_id, not_seen(started, here.(), tab, seen, []))
+    end
+
+    %PhNode.StartResult{
+      status: Map.get(r, :status, :ok),
+      started: started,
+      errors: Map.get(r, :errors, []),
+      rollback: Map.get(r, :rollback, false)
+    }
+  end
+
+  # --- result_parts: the started list in parts, stored as it comes ----------------------
+
+  # The member sends a big start's started entries in parts
+  # ({:phnode_start_part, parts_ref, seq, entries}, before its reply, on
+  # the same connection) while it still registers the rest, and the reply
+  # holds the entries after the last part (result_parts: p). At the first
+  # part this process borrows the lookup table (the connection lends it
+  # once it has applied message seq, the last one sent before the start's
+  # turn, and applies nothing more until it is back) and sends the
+  # connection the specs; it stores each part's entries as they came while
+  # the member works on the next. When the reply says the member left the
+  # start's rows out of the stream (registry_omitted, as many as the
+  # entries), the connection stores their rows from the specs once the
+  # table is back; otherwise nothing is left out, and the rows of messages
+  # after seq (this start's included) are applied after the entries, over
+  # them. The started list is the parts and the reply's rest, in order:
+  # the list the reply alone would have held.
+  @doc false
+  def await_parts(f) do
+    deadline = System.monotonic_time(:millisecond) + f.timeout + 50_000
+    parts_loop(f, %{lend: nil, newer: nil, parts: []}, deadline)
+  catch
+    kind, reason ->
+      # the table is given back whatever happened to this process's call
+      parts_abort(f)
+      :erlang.raise(kind, reason, __STACKTRACE__)
+  end
+
+  defp parts_loop(f, st, deadline) do
+    %{ref: ref, parts: pref} = f
+    left = max(deadline - System.monotonic_time(:millisecond), 0)
+
+    receive do
+      {:phnode_start_part, ^pref, seq, entries} ->
+        st = if st.lend == nil, do: parts_lend(f, st, seq), else: st
+        parts_store(f, st, entries)
+        parts_loop(f, %{st | parts: [entries | st.parts]}, deadline)
+
+      {[:alias | ^ref], reply} ->
+        Process.demonitor(ref, [:flush])
+        parts_done(f, st, reply)
+
+      {:DOWN, ^ref, _, _server, reason} ->
+        parts_abort(f)
+        {:error, {:hub_down, reason}}
+    after
+      left ->
+        parts_abort(f)
+        {:error, :timeout}
+    end
+  end
+
+  defp parts_lend(f, st, seq) do
+    %{server: server} = info(f.hub_id)
+
+    reply =
+      try do
+        is_integer(seq) and
+          GenServer.call(server, {:lend_parts, f.member, f.sub, seq}, :infinity)
+      catch
+        :exit, _ -> false
+      end
+
+    case reply do
+      {:lent, newer} ->
+        receive do
+          {:"ETS-TRANSFER", _, ^server, :phnode_lend} -> :ok
+        end
+
+        # the connection has them when the last part comes
+        send(server, {:phnode_specs, self(), f.specs, f.meta})
+        %{st | lend: :lent, newer: newer}
+
+      _ ->
+        %{st | lend: :refused}
+    end
+  end
+
+  defp parts_store(f, %{lend: :lent, newer: newer}, entries) do
+    %{table: tab, seen: seen} = info(f.hub_id)
+
+    # entries a message after the lend's number changed are as that message left them
+    entries =
+      if newer, do: Enum.reject(entries, &MapSet.member?(newer, elem(&1, 0))), else: entries
+
+    unless :ets.insert_new(tab, entries), do: Enum.each(entries, &replace_row(tab, seen, &1))
+  end
+
+  defp parts_store(_f, _st, _entries), do: :ok
+
+  defp parts_done(f, st, {:ok, %{result_parts: p, started: rest} = r})
+       when p == length(st.parts) and is_list(rest) do
+    parts_store(f, st, rest)
+    started = :lists.append(Enum.reverse([rest | st.parts]))
+
+    here =
+      case st.lend do
+        :lent -> parts_give_back(f, r, started)
+        # a resync, or a subscription that changed: each child is checked
+        _ -> nil
+      end
+
+    finish_start(f, r, started, fn -> here end)
+  end
+
+  defp parts_done(f, %{parts: []}, reply), do: finish(f, reply)
+
+  defp parts_done(f, _st, reply) do
+    parts_abort(f)
+    {:error, {:unexpected_reply, reply}}
+  end
+
+  # Gives the table back with what the connection is to do with the specs
+  # it got: rows for the entries of the member's own children, when the
+  # member left those out of the stream; nothing when it did not (the
+  # stream carries them); a resync when the counts differ. Returns the
+  # member whose children the cache then shows, or nil.
+  defp parts_give_back(f, r, started) do
+    %{server: server, table: tab} = info(f.hub_id)
+    omitted = r[:registry_omitted]
+
+    {verdict, here} =
+      cond do
+        not is_integer(omitted) ->
+          {:none, :synced}
+
+        length(f.specs) == omitted and length(started) == omitted ->
+          {:all, f.member}
+
+        true ->
+          case own_entries(started, f.specs, f.member, omitted) do
+            {_, fill, ^omitted} -> {{:some, fill}, f.member}
+            _ -> {:resync, nil}
+          end
+      end
+
+    send(server, {:phnode_fill, self(), verdict})
+    give_back(tab, server)
+    if here == :synced, do: synced(f, Map.get(r, :registry_seq)), else: here
+  end
+
+  # The table, if this process holds it, goes back with a resync (what it
+  # stored is not known to be right); parts still coming are dropped.
+  defp parts_abort(f) do
+    case info(f.hub_id) do
+      %{server: server, table: tab} ->
+        if :ets.info(tab, :owner) == self() do
+          send(server, {:phnode_fill, self(), :resync})
+          give_back(tab, server)
+        end
+
+      nil ->
+        :ok
+    end
+
+    flush_parts(f.parts)
+  end
+
+  defp flush_parts(pref) do
+    receive do
+      {:phnode_start_part, ^pref, _, _} -> flush_parts(pref)
+    after
+      0 -> :ok
+    end
+  end
 
   # The member sends the rows of a start to its subscribers before the
   # result, which carries the number of the last message holding them
@@ -576,11 +747,7 @@ defmodule PhNode.Hub do
         {:reply, :ok, s}
 
       true ->
-        Logger.warning(
-          "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
-        )
-
-        {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+        messages_lost(s, member, seq)
     end
   end
 
@@ -594,11 +761,7 @@ defmodule PhNode.Hub do
         {:reply, :resync, s}
 
       s.seq < seq ->
-        Logger.warning(
-          "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
-        )
-
-        {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+        messages_lost(s, member, seq)
 
       omitted != built ->
         Logger.warning(
@@ -609,18 +772,24 @@ defmodule PhNode.Hub do
         {:reply, :resync, resubscribe(s)}
 
       true ->
-        case changed_since(s, seq) do
-          {:ok, newer} ->
-            {:noreply, lend(s, caller, from, newer)}
+        lend_since(s, caller, from, seq, :result)
+    end
+  end
 
-          :unknown ->
-            Logger.warning(
-              "PhNode.Hub #{s.hub_id}: #{s.seq - seq} registry messages applied since a " <>
-                "start's result, more than are kept: resync"
-            )
+  # result_parts (await_parts/1): the caller stores a start's entries as its
+  # parts come, the first carrying the number of the last message sent
+  # before the start's turn. Lent once that is applied, as above; what the
+  # connection then does with the specs is said when the table comes back.
+  def handle_call({:lend_parts, member, sub, seq}, {caller, _} = from, s) do
+    cond do
+      s.member != member or s.sub != sub or s.snap != nil or not is_integer(seq) ->
+        {:reply, :resync, s}
 
-            {:reply, :resync, resubscribe(s)}
-        end
+      s.seq < seq ->
+        messages_lost(s, member, seq)
+
+      true ->
+        lend_since(s, caller, from, seq, :parts)
     end
   end
 
@@ -815,9 +984,36 @@ defmodule PhNode.Hub do
   defp note_recent(s, false, _seq, _rows, _gone),
     do: %{s | recent: :queue.new(), recent_n: 0}
 
+  # A member numbered more registry messages than arrived here: one was lost.
+  defp messages_lost(s, member, seq) do
+    Logger.warning(
+      "PhNode.Hub #{s.hub_id}: #{member} sent #{seq} registry messages, #{s.seq} arrived: resync"
+    )
+
+    {:reply, :resync, resubscribe(%{s | gaps: s.gaps + 1})}
+  end
+
+  # Lends the table once message seq is applied, with the ids changed since
+  # (kind: :result, a whole result; :parts, a result in parts); when more
+  # messages were applied since than are kept, a resync instead.
+  defp lend_since(s, caller, from, seq, kind) do
+    case changed_since(s, seq) do
+      {:ok, newer} ->
+        {:noreply, lend(s, caller, from, newer, kind)}
+
+      :unknown ->
+        Logger.warning(
+          "PhNode.Hub #{s.hub_id}: #{s.seq - seq} registry messages applied since a " <>
+            "start's result or its first part, more than are kept: resync"
+        )
+
+        {:reply, :resync, resubscribe(s)}
+    end
+  end
+
   # Readers of the rows table wait while filling > 0: from before the caller
   # can return until its rows are stored.
-  defp lend(s, caller, from, newer) do
+  defp lend(s, caller, from, newer, how) do
     true = :ets.setopts(s.tab, {:heir, self(), :phnode_heir})
     :atomics.add(s.filling, 1, 1)
 
@@ -828,7 +1024,7 @@ defmodule PhNode.Hub do
       receive do
         {:"ETS-TRANSFER", _, ^caller, :phnode_return} ->
           :ets.setopts(s.tab, {:heir, :none})
-          s = fill(s, caller, newer)
+          s = if how == :parts, do: fill_parts(s, caller, newer), else: fill(s, caller, newer)
           check_waiters(s, :all)
 
         {:"ETS-TRANSFER", _, ^caller, :phnode_heir} ->
@@ -866,6 +1062,49 @@ defmodule PhNode.Hub do
         Logger.warning("PhNode.Hub #{s.hub_id}: a start's specs did not come: resync")
         resubscribe(s)
     end
+  end
+
+  # result_parts: the specs came once the table was lent, the verdict
+  # before it came back (await_parts/1).
+  defp fill_parts(s, caller, newer) do
+    receive do
+      {:phnode_fill, ^caller, verdict} ->
+        specs =
+          receive do
+            {:phnode_specs, ^caller, specs, meta} -> {specs, meta}
+          after
+            0 -> nil
+          end
+
+        case {verdict, specs} do
+          {:none, _} ->
+            s
+
+          {:all, {specs, meta}} ->
+            store_rows(s, specs, meta, newer)
+
+          {{:some, fill}, {_, meta}} ->
+            store_rows(s, fill, meta, newer)
+
+          _ ->
+            Logger.warning("PhNode.Hub #{s.hub_id}: a start's parts were not all stored: resync")
+            resubscribe(s)
+        end
+    after
+      1000 ->
+        Logger.warning("PhNode.Hub #{s.hub_id}: a start's specs did not come: resync")
+        resubscribe(s)
+    end
+  end
+
+  defp store_rows(s, specs, meta, newer) do
+    rows =
+      for %{id: cid} = spec <- specs,
+          newer == nil or not MapSet.member?(newer, cid),
+          do: {cid, spec, meta}
+
+    :ets.insert(s.rows, rows)
+    s
   end
 
   # --- connecting and failing over ------------------------------------------------------
