@@ -1,5 +1,7 @@
 /* handoff.c - what a hand-off may not take: ids stopped a moment ago
- * (tombstones) and children this node is moving away (the moving set). */
+ * (tombstones) and children this node is moving away (the moving set);
+ * and, under a sticky strategy, the children moved here whose old copy
+ * has yet to stop (the moved-in set). */
 #include "hub/hub_internal.h"
 
 /* --- stopped ids and moving ids ----------------------------------------- */
@@ -182,4 +184,55 @@ void moving_mark(hub *h, const move *mv, int on)
         }
     term_trust_pop(saved);
     ph_buf_free(&key);
+}
+
+/* --- children moved here ------------------------------------------------- */
+
+/* A move here (under a sticky strategy) was accepted: until until_ms (the
+ * sender's move timeout and handover wait) each of specs' ids is ours
+ * while the row still lists from's copy. The sender stops that copy once
+ * it has our answer, or stops ours (undo_move) at its timeout; meanwhile
+ * a view of ours that places the child elsewhere (another scoreboard)
+ * must not send it back or on. */
+void moved_in_mark(hub *h, ph_term specs, uint32_t from, uint64_t until_ms)
+{
+    list_walk w;
+    ph_term spec;
+    char t[16];
+    ph_buf *key = &h->key_scratch;
+    ph_term until = registry_until(t, until_ms);
+    reg_node_pid np = {from, {0}};
+    if (list_begin(&w, specs) < 0)
+        return;
+    while (list_next(&w, &spec) > 0) {
+        spec_info s;
+        key->index = 0;
+        if (parse_spec(spec, &s) != 0 || registry_key(s.id, key) != 0)
+            continue;
+        if (!registry_put(h->moved_in, key->buff, (uint32_t)key->index, until, until, &np, 1))
+            LOG_W("hub", "%s: out of memory marking a child moved here", h->cfg.hub_id);
+    }
+}
+
+/* 1 when row's copy here came by a move whose sender's copy the row still
+ * lists, within the move's time. */
+int moved_in_holds(hub *h, const reg_row *row)
+{
+    reg_row *m =
+        registry_count(h->moved_in) ? registry_get(h->moved_in, row->data, row->key_len) : NULL;
+    int index = 0, here = 0, sender = 0;
+    long long until = 0;
+    if (!m || !m->n_nodes || ei_decode_longlong(reg_row_spec(m).buf, &index, &until) != 0 ||
+        (uint64_t)until <= monotonic_ms())
+        return 0;
+    for (uint16_t i = 0; i < row->n_nodes; i++) {
+        here |= row->nodes[i].node == h->self_node;
+        sender |= row->nodes[i].node == m->nodes[0].node;
+    }
+    return here && sender;
+}
+
+void moved_in_prune(hub *h)
+{
+    registry_prune_expired(h->moved_in, monotonic_ms());
 }

@@ -172,6 +172,7 @@ static void handle_hub_msg(hub *h, ph_ctx *ctx, const hub_msg *m)
         metric_inc(&hm_sync_repairs);
         send_repair(h, ctx);
         tombs_prune(h);
+        moved_in_prune(h);
         unconfirmed_stops_prune(h);
         reconcile(h, ctx,
                   FILL_CONFIRMED); /* a backstop: a lost message misplaces nothing for long */
@@ -372,6 +373,7 @@ static void hub_free(hub *h)
     free(h->children);
     registry_free(h->reg);
     registry_free(h->moving);
+    registry_free(h->moved_in);
     registry_free(h->tombs);
     registry_free(h->unconfirmed_stops);
     free(h->tomb_filter);
@@ -400,6 +402,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->self_node = runtime_self_node();
     h->reg = registry_new();
     h->moving = registry_new();
+    h->moved_in = registry_new();
     h->tombs = registry_new();
     h->unconfirmed_stops = registry_new();
     h->short_before = registry_new();

@@ -165,6 +165,11 @@ typedef struct hub {
      * is moving away is refused (two nodes moving it to each other would
      * both stop their copies). */
     registry *moving;
+    /* Sticky strategies: ids moved here (a hand-off answered to its sender),
+     * with the sender as the row's node and the time its old copy stops by
+     * as the spec: while the row still lists that copy, ours is the one
+     * that stays (strategy.c), whatever our own view would place. */
+    registry *moved_in;
     /* Ids stopped in the last TOMB_MS, with the time as their spec: a
      * hand-off sent before the stop and arriving after it is refused. */
     registry *tombs;
@@ -414,6 +419,9 @@ void hub_stamp_seen(hub *h, uint64_t stamp);
 uint32_t moving_target(hub *h, const char *key, uint32_t key_len);
 int handoff_filter(hub *h, ph_term specs, ph_buf *out);
 void moving_mark(hub *h, const move *mv, int on);
+void moved_in_mark(hub *h, ph_term specs, uint32_t from, uint64_t until_ms);
+int moved_in_holds(hub *h, const reg_row *row);
+void moved_in_prune(hub *h);
 
 /* start.c */
 int parse_opts(ph_term opts, start_opts *o, ph_buf *reply);

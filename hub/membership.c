@@ -41,7 +41,7 @@ int membership_add(membership *m, uint32_t node, ph_pid hub, const ph_ref *monit
         m->members = n;
         m->cap = cap;
     }
-    m->members[m->n++] = (member){node, hub, *monitor, 0};
+    m->members[m->n++] = (member){.node = node, .hub = hub, .monitor = *monitor};
     return 0;
 }
 

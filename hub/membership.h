@@ -14,6 +14,11 @@ typedef struct member {
     ph_pid hub;            /* the member's hub process */
     ph_ref monitor;        /* our monitor on it */
     uint64_t rows_sent_ms; /* when we last sent it our rows (cluster.c) */
+    /* A move to it that timed out is tried again only after a pause that
+     * doubles while its moves keep timing out (migration.c): no move to it
+     * before moves_held_ms (monotonic); move_retry_ms is the last pause. */
+    uint64_t moves_held_ms;
+    int move_retry_ms;
 } member;
 
 typedef struct membership {

@@ -248,6 +248,9 @@ void move_done(hub *h, ph_ctx *ctx, move *mv, ph_term result)
     ph_term map, list, e, cid, reason, started = {"\x6a", 0};
     list_walk w;
     int failed = 0, n_started = 0;
+    member *to = membership_find(&h->members, mv->target);
+    if (to) /* it answers in time again: a later timeout pauses afresh */
+        to->move_retry_ms = 0;
     if (ph_match(result, "{ok, ~t}", &map) == 1) {
         if (ph_map_get_atom(map, "started", &list) == 1 && (n_started = list_begin(&w, list)) >= 0)
             started = list;
@@ -340,9 +343,22 @@ void move_timed_out(hub *h, ph_ctx *ctx, const ph_ref *ref)
         return;
     move_take(h, ref);
     moving_mark(h, mv, 0);
-    LOG_W("hub", "%s: %s did not answer a move in %u ms; the children stay here", h->cfg.hub_id,
-          atom_text(mv->target), h->migration->move_timeout(h));
     member *m = membership_find(&h->members, mv->target);
+    int pause = 0;
+    if (m) {
+        /* Not at once: its late start of these registers here and would
+         * re-plan the move at the next pass, and a target too slow for
+         * migr_base_timeout would get the same children over and over. */
+        pause = m->move_retry_ms ? m->move_retry_ms * 2 : RECONCILE_MS * 4;
+        if (pause > (int)h->cfg.sync_interval)
+            pause = (int)h->cfg.sync_interval;
+        m->move_retry_ms = pause;
+        m->moves_held_ms = monotonic_ms() + (uint64_t)pause;
+        schedule_reconcile(h, ctx, (unsigned)pause);
+    }
+    LOG_W("hub",
+          "%s: %s did not answer a move in %u ms; the children stay here (moved again in %d ms)",
+          h->cfg.hub_id, atom_text(mv->target), h->migration->move_timeout(h), pause);
     ph_buf undo;
     if (m && ph_buf_init_versioned(&undo) == 0) {
         if (hub_msg_begin(&undo, HM_UNDO_MOVE) == 0 && atom_encode(&undo, h->self_node) == 0 &&

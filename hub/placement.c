@@ -1,6 +1,8 @@
 /* placement.c - where children start: split by ring owner, sent to the owners,
  * forwarded when views disagree, and the starts other members place here. */
 #include "hub/hub_internal.h"
+#include "strategies/distribution/dist_internal.h"
+#include "strategies/migration/migration_ops.h"
 
 /* A list of child specs split by ring owner: the local part, and one
  * list per remote member that owns some of them. */
@@ -350,6 +352,12 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
                       h->cfg.hub_id, refused, atom_text(reply_to.node));
             if (mine.index) /* else all of them are accepted: specs as they came */
                 here = ph_buf_term(&mine);
+            /* a move (not an orphan: those carry no id) under a sticky
+             * strategy: ours stays while the sender's copy is listed */
+            if (h->dist_ext && h->dist_ext->sticky && ph_match(id, "undefined") != 1)
+                moved_in_mark(h, here, reply_to.node,
+                              monotonic_ms() + h->migration->move_timeout(h) +
+                                  (uint64_t)(o.handover_wait > 0 ? o.handover_wait : 0));
             /* Placed by the sender's view: what this node does not own
              * goes on to its owner. */
             schedule_reconcile(h, ctx, RECONCILE_MS);

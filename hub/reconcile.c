@@ -172,6 +172,12 @@ static int move_misplaced(hub *h, ph_ctx *ctx, move_group *groups, int *n_groups
             to = owners[j];
     }
     member *m = membership_find(&h->members, to);
+    uint64_t now = m && m->moves_held_ms ? monotonic_ms() : 0;
+    if (m && !h->leaving && m->moves_held_ms > now) {
+        /* its last move timed out: this waits for the retry's pass */
+        schedule_reconcile(h, ctx, (unsigned)(m->moves_held_ms - now));
+        return 0;
+    }
     child *c = m ? child_find(h, pid, NULL) : NULL;
     if (!c || c->stopping || moving_target(h, row->data, row->key_len) != ATOM_NONE)
         return 0;

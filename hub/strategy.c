@@ -326,9 +326,14 @@ static uint32_t sticky_owner(hub *h, ph_term id)
     }
     if (live > 1) {
         /* Doubled (a move in flight, two halves of a split that both ran
-         * it): the copy where place() puts it wins if it is one of them, so
-         * a move's target keeps the child; else the first by name. */
+         * it). A move's target keeps the child: on the target, its copy
+         * wins while the sender's is listed (the sender stops that one, or
+         * undoes ours at its timeout); the sender does not move it again
+         * meanwhile (the moving set). Else the copy where place() puts it
+         * wins if it is one of them; else the first by name. */
         const char *name;
+        if (moved_in_holds(h, row))
+            return h->self_node;
         if (h->dist->place(h->dist_state, id, 1, &name, 1) == 1)
             placed = atom_intern(name);
         for (uint16_t i = 0; placed != ATOM_NONE && i < row->n_nodes; i++)

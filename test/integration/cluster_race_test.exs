@@ -64,11 +64,7 @@ defmodule PhNode.ClusterRaceTest do
 
   # --- helpers ----------------------------------------------------------------------
 
-  defp start(args, opts \\ []) do
-    n = PhTest.start_node([ticktime: @ticktime, args: args] ++ opts)
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
+  defp start(args, opts \\ []), do: PhTest.start_for_test([ticktime: @ticktime, args: args] ++ opts)
 
   defp hub(n), do: {:my_hub, n.node}
   defp members(n), do: GenServer.call(hub(n), {:nodes, []}, 10_000) |> Enum.sort()

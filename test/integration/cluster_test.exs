@@ -437,7 +437,7 @@ defmodule PhNode.ClusterTest do
   test "a move the joining owner answers too late is undone there: each child runs once" do
     # b's starts take 40 ms per child (slow_start): its share of 30 takes longer
     # than migr_base_timeout, so a gives up waiting, keeps the children, and
-    # has b stop what it starts late
+    # has b stop what it starts late; every retry goes the same way
     cfg = Path.join(PhTest.tmp_dir(), "late_move_#{System.unique_integer([:positive])}.json")
     File.write!(cfg, ~s({"migr_base_timeout": 300}))
     a = PhTest.start_node(ticktime: @ticktime, worker_lib: true, args: ["--config", cfg])
@@ -452,6 +452,13 @@ defmodule PhNode.ClusterTest do
     on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
     assert wait_until(fn -> members(a) == [b.node] and members(b) == [a.node] end, 10_000)
     assert PhTest.wait_log(a, "did not answer a move", 5_000)
+    # a moves them again, but only after a pause that doubles while b keeps
+    # answering late (b's late copies register at a and must not re-plan the
+    # move at once: a slow b got the same children about every 0.4 s, so b
+    # ran them most of the time, and under load the check below never saw
+    # it without them)
+    assert PhTest.wait_log(a, "(moved again in 200 ms)", 5_000)
+    assert PhTest.wait_log(a, "(moved again in 400 ms)", 5_000)
 
     local = fn n -> GenServer.call({:my_hub, n.node}, {:process_list, :local}) |> Map.new() end
     assert wait_until(

@@ -22,11 +22,7 @@ defmodule PhNode.FailureTest do
 
   # --- helpers ----------------------------------------------------------------------
 
-  defp start(args \\ []) do
-    n = PhTest.start_node(ticktime: @ticktime, args: args)
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
+  defp start(args \\ []), do: PhTest.start_for_test(ticktime: @ticktime, args: args)
 
   # a 2-node hub cluster: b joined a (args for both)
   defp cluster(args \\ []) do
@@ -285,16 +281,14 @@ defmodule PhNode.FailureTest do
       # ever answers
       cfg = Path.join(PhTest.tmp_dir(), "no_answer_#{System.unique_integer([:positive])}.json")
       File.write!(cfg, ~s({"migr_base_timeout": 300}))
-      a = PhTest.start_node(ticktime: @ticktime, worker_lib: true, args: ["--config", cfg])
-      on_exit(fn -> if PhTest.alive?(a), do: PhTest.kill_node(a) end)
+      a = PhTest.start_for_test(ticktime: @ticktime, worker_lib: true, args: ["--config", cfg])
       sp = for i <- 1..20, do: %{id: "na#{i}", start: {:slow_start, :start_link, [1]}}
       {:ok, %{status: :ok}} = GenServer.call(hub(a), {:start_children, sp, [awaitable: true]})
       before = GenServer.call(hub(a), {:process_list, :local}) |> Map.new()
 
-      b = PhTest.start_node(ticktime: @ticktime, worker_lib: true,
-                            args: ["--config", cfg, "--join", Atom.to_string(a.node)],
-                            env: [{"PH_SAMPLE_SLOW_START_MS", "20000"}])
-      on_exit(fn -> if PhTest.alive?(b), do: PhTest.kill_node(b) end)
+      b = PhTest.start_for_test(ticktime: @ticktime, worker_lib: true,
+                                args: ["--config", cfg, "--join", Atom.to_string(a.node)],
+                                env: [{"PH_SAMPLE_SLOW_START_MS", "20000"}])
       assert PhTest.wait_log(a, "did not answer a move in 300 ms", 10_000)
       PhTest.kill_node(b)
 

@@ -14,11 +14,7 @@ ExUnit.start(
 defmodule PhNode.SupervisionTest do
   use ExUnit.Case, async: false
 
-  defp start(opts \\ []) do
-    n = PhTest.start_node(Keyword.merge([ticktime: 4], opts))
-    on_exit(fn -> if PhTest.alive?(n), do: PhTest.kill_node(n) end)
-    n
-  end
+  defp start(opts \\ []), do: PhTest.start_for_test(opts)
 
   defp whereis(n, name), do: GenServer.call({:phnode, n.node}, {:whereis, name})
 
