@@ -294,7 +294,12 @@ typedef struct start_result {
 /* Where stop_batch stops each child: anywhere in the cluster (the API), here
  * and in this node's registry (a member's stop), or here only (undoing or
  * completing a move must never reach the other copy). */
-enum stop_scope { STOP_ANYWHERE, STOP_REMOTE, STOP_HERE };
+enum stop_scope {
+    STOP_ANYWHERE,
+    STOP_REMOTE,
+    STOP_HERE,
+    STOP_LATE /* STOP_REMOTE of a kept stop (stop_late): passed on as one */
+};
 
 enum prep_state {
     PREP_BAD_SPEC, /* does not parse */

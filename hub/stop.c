@@ -207,7 +207,16 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
         if (scope != STOP_HERE) {
             tomb_add(h, key.buff, key_len, stamp);
             uint32_t target = moving_target(h, key.buff, key_len);
-            if (target != ATOM_NONE) {
+            if (target != ATOM_NONE && scope == STOP_LATE) {
+                /* a kept stop: the target decides by its line (it may run
+                 * a newer one, and answer our hand-off already_started) */
+                elist one_late;
+                if (elist_init(&one_late) == 0) {
+                    elist_add(&one_late, "{~t, ~u}", cid, (unsigned long long)stamp);
+                    send_stop_late_to(h, ctx, target, &one_late);
+                    elist_free(&one_late);
+                }
+            } else if (target != ATOM_NONE) {
                 /* sent after the move's start: it reaches the new copy */
                 ph_buf_reset(&one);
                 if (ph_build(&one, "[~t]", cid) == 0)

@@ -267,7 +267,7 @@ static void stop_late_run(hub *h, ph_ctx *ctx, uint32_t from, elist *run, uint64
             send_stop_late_to(h, ctx, h->members.members[k].node, &fwd);
     free(to);
     elist_free(&fwd);
-    stop_batch_at(h, ctx, ph_buf_term(&list), NULL, STOP_REMOTE, stamp);
+    stop_batch_at(h, ctx, ph_buf_term(&list), NULL, STOP_LATE, stamp);
     ph_buf_free(&list);
 }
 

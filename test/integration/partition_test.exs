@@ -17,9 +17,8 @@
 #     never partitioned, after the heal every id once on its owner, every
 #     resolution reported by conflict_resolved_hook (§14 28)
 #   - a stop made during a split reaches a node restarted meanwhile and the
-#     copies handed to it at the heal; an id started again after it stays;
-#     the same id started again during the split (a known race, excluded:
-#     PH_PART_ONLY=known_race)
+#     copies handed to it at the heal; an id started again after it stays,
+#     or during the split: it runs once
 #   - a short chaos run (5 nodes, rf 2, kill -9 / restart / SIGTERM / cut /
 #     heal, starts and stops between, during splits too); PH_NET_CHAOS_FAULTS (default 12) and
 #     PH_NET_CHAOS_CHILDREN (default 1000) make it the long one (make chaos:
@@ -53,8 +52,6 @@ only =
   end
 
 excluded = if netns_missing, do: [:netns | excluded], else: excluded
-# known races, documented, run only when asked for (PH_PART_ONLY=known_race)
-excluded = if :known_race in included, do: excluded, else: [:known_race | excluded]
 
 ExUnit.start(
   formatters: [ExUnit.CLIFormatter, PhTest.Formatter],
@@ -426,8 +423,7 @@ defmodule PhNode.PartitionTest do
   # A stop made on the left during a split; the left's n1 is killed and
   # comes back under its name (it never saw the stop); at the heal n3's
   # copies go, those it hands to n1b too. again: ids of the stop started
-  # again, during the split (within_split, a known race: excluded, below)
-  # or after the heal.
+  # again, during the split (within_split) or after the heal.
   defp stop_during_split(within_split) do
     net = with_net(3)
     c = cfg(~s({"type": "divergence"}))
@@ -485,16 +481,14 @@ defmodule PhNode.PartitionTest do
     stop_during_split(false)
   end
 
-  # Known race (docs/cluster.md, "Stops made during a split: stamps", the
-  # limits): an id stopped on one side of a split and started again on
-  # that side, while the other side still runs its old copy, can be lost
-  # at the heal (the owner keeps the old line's copy, the new line's copy
-  # stops, then the stop removes the old one): 6 of 25 ids in 2 of 4 runs
-  # at load 12 (before the stamps: 9-10 of 25 in every run). Excluded;
-  # PH_PART_ONLY=known_race runs it.
+  # The same, with the ids started again during the split. The heal's
+  # conflict keeps the owner's copy, the new line's or the old one; a stop
+  # passed on to where a copy moves is a kept stop there too, so the new
+  # line's copy is not stopped by it (before: 1-11 of 25 ids lost in 5 of
+  # 10 runs at load 6-12).
   @tag :netns
-  @tag :known_race
-  test "divergence: an id stopped and started again on one side of a split runs once after the heal (known race)" do
+  @tag :divergence
+  test "divergence: an id stopped and started again on one side of a split runs once after the heal" do
     stop_during_split(true)
   end
 
