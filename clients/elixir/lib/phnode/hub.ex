@@ -1049,13 +1049,7 @@ defmodule PhNode.Hub do
   defp fill(s, caller, newer) do
     receive do
       {:phnode_fill, ^caller, specs, meta} ->
-        rows =
-          for %{id: cid} = spec <- specs,
-              newer == nil or not MapSet.member?(newer, cid),
-              do: {cid, spec, meta}
-
-        :ets.insert(s.rows, rows)
-        s
+        store_rows(s, specs, meta, newer)
     after
       # the caller gave the table back without its specs (it failed storing)
       1000 ->
@@ -1097,6 +1091,7 @@ defmodule PhNode.Hub do
     end
   end
 
+  # The rows of specs, but those a later message changed (newer).
   defp store_rows(s, specs, meta, newer) do
     rows =
       for %{id: cid} = spec <- specs,
