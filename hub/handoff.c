@@ -75,6 +75,10 @@ void tomb_clear(hub *h, const char *key, uint32_t key_len)
 
 uint64_t tomb_stamp(hub *h, const char *key, uint32_t key_len)
 {
+    /* asked for every registered row a member publishes: no hash when
+     * there is no tomb at all, the common case */
+    if (!registry_count(h->tombs))
+        return 0;
     uint32_t hash = registry_hash(key, key_len);
     reg_row *t = tomb_maybe(h, hash) ? registry_get_hashed(h->tombs, key, key_len, hash) : NULL;
     return t ? (t->stamp ? t->stamp : 1) : 0;

@@ -80,6 +80,16 @@ defmodule PhNode.ConnectionTest do
     echo
   end
 
+  # A phnode connected to a raw peer named x (old), an echo on it linked to
+  # a pid of x, and our monitor of that echo.
+  defp connected_with_echo do
+    n = start(name: PhTest.unique_name("cm"))
+    x = PhTest.node_atom(PhTest.unique_name("cx"))
+    old = connect_as(n, x)
+    echo = linked_echo(n, old)
+    {n, x, old, echo, monitor_sync(echo)}
+  end
+
   # A monitor of echo that phnode has set up when this returns: the call
   # goes on the same connection after it. (A monitor is a signal on its
   # way, and phnode reads a raw peer's connection in parallel: without
@@ -109,11 +119,7 @@ defmodule PhNode.ConnectionTest do
 
   describe "a name phnode is connected to already (alive)" do
     test "true: the old connection closes first, with a nodedown; the new one carries on" do
-      n = start(name: PhTest.unique_name("cm"))
-      x = PhTest.node_atom(PhTest.unique_name("cx"))
-      old = connect_as(n, x)
-      echo = linked_echo(n, old)
-      ref = monitor_sync(echo)
+      {n, x, old, echo, ref} = connected_with_echo()
 
       {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
@@ -129,11 +135,7 @@ defmodule PhNode.ConnectionTest do
     end
 
     test "false: the new attempt ends, the old connection and its links stay" do
-      n = start(name: PhTest.unique_name("cm"))
-      x = PhTest.node_atom(PhTest.unique_name("cx"))
-      old = connect_as(n, x)
-      echo = linked_echo(n, old)
-      ref = monitor_sync(echo)
+      {n, x, old, echo, ref} = connected_with_echo()
 
       {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
@@ -147,11 +149,7 @@ defmodule PhNode.ConnectionTest do
     end
 
     test "true with a wrong cookie: nothing is replaced (the cookie is proved first)" do
-      n = start(name: PhTest.unique_name("cm"))
-      x = PhTest.node_atom(PhTest.unique_name("cx"))
-      old = connect_as(n, x)
-      echo = linked_echo(n, old)
-      ref = monitor_sync(echo)
+      {n, x, old, echo, ref} = connected_with_echo()
 
       {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
@@ -219,11 +217,7 @@ defmodule PhNode.ConnectionTest do
     end
 
     test "a second handshake while phnode waits for an alive answer is closed without a status" do
-      n = start(name: PhTest.unique_name("cm"))
-      x = PhTest.node_atom(PhTest.unique_name("cx"))
-      old = connect_as(n, x)
-      echo = linked_echo(n, old)
-      ref = monitor_sync(echo)
+      {n, x, old, echo, ref} = connected_with_echo()
 
       {sock, status} = RawPeer.name_status(n.node, x)
       assert status == {:ok, "salive"}
