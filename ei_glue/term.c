@@ -344,23 +344,51 @@ struct walk_frame {
     int outer_len; /* W_FUN: the bound in force outside the fun */
 };
 
+/* Every frame received is walked once, and most terms need a frame or two
+ * and no keys: the first ones live in the walk itself, so that a walk
+ * allocates only for deep nesting of maps and funs or for big maps. */
+#define WALK_INLINE_FRAMES 8
+#define WALK_INLINE_KEYS 16
+
 struct walk {
     struct walk_frame *stack;
     long long depth, cap;
     ph_term *keys; /* the keys of the open W_MAP frames, in order */
     long long n_keys, cap_keys;
+    struct walk_frame stack_inline[WALK_INLINE_FRAMES];
+    ph_term keys_inline[WALK_INLINE_KEYS];
 };
 
-static int walk_grow(void **p, long long *cap, long long need, size_t size)
+static void walk_init(struct walk *w)
+{
+    w->stack = w->stack_inline;
+    w->cap = WALK_INLINE_FRAMES;
+    w->keys = w->keys_inline;
+    w->cap_keys = WALK_INLINE_KEYS;
+    w->depth = w->n_keys = 0;
+}
+
+static void walk_free(struct walk *w)
+{
+    if (w->stack != w->stack_inline)
+        free(w->stack);
+    if (w->keys != w->keys_inline)
+        free(w->keys);
+}
+
+/* Grows *p (whose first buffer is inline, not from malloc) to hold need. */
+static int walk_grow(void **p, const void *inline_buf, long long *cap, long long need, size_t size)
 {
     if (need <= *cap)
         return 0;
-    long long c = *cap ? *cap * 2 : 64;
+    long long c = *cap * 2;
     while (c < need)
         c *= 2;
-    void *n = realloc(*p, (size_t)c * size);
+    void *n = *p == inline_buf ? malloc((size_t)c * size) : realloc(*p, (size_t)c * size);
     if (!n)
         return -1;
+    if (*p == inline_buf)
+        memcpy(n, inline_buf, (size_t)*cap * size);
     *p = n;
     *cap = c;
     return 0;
@@ -373,7 +401,7 @@ static int walk_push(struct walk *w, int kind, long long n, long long aux, int o
         w->stack[w->depth - 1].remaining += n;
         return 0;
     }
-    if (walk_grow((void **)&w->stack, &w->cap, w->depth + 1, sizeof *w->stack) != 0)
+    if (walk_grow((void **)&w->stack, w->stack_inline, &w->cap, w->depth + 1, sizeof *w->stack) != 0)
         return -1;
     w->stack[w->depth++] = (struct walk_frame){n, aux, kind, outer_len};
     return 0;
@@ -453,7 +481,7 @@ static long long walk_term(struct walk *w, struct bytes *s, long long pos)
             return pos + 5;
         if (!s->distinct_keys || n == 1)
             return walk_push(w, W_RUN, 2 * n, 0, 0) == 0 ? pos + 5 : -1;
-        if (walk_grow((void **)&w->keys, &w->cap_keys, w->n_keys + n, sizeof *w->keys) != 0)
+        if (walk_grow((void **)&w->keys, w->keys_inline, &w->cap_keys, w->n_keys + n, sizeof *w->keys) != 0)
             return -1;
         return walk_push(w, W_MAP, 2 * n, w->n_keys, 0) == 0 ? pos + 5 : -1;
     case ERL_NEW_FUN_EXT:
@@ -470,7 +498,8 @@ static long long walk_term(struct walk *w, struct bytes *s, long long pos)
  * reach a C node in practice and are rejected. */
 static long long term_span(const struct bytes *bounds, long long pos)
 {
-    struct walk w = {0};
+    struct walk w = {0}; /* (the inline buffers too: gcc cannot see they are written before copied) */
+    walk_init(&w);
     struct bytes s = *bounds;
     if (walk_push(&w, W_RUN, 1, 0, 0) != 0)
         return -1;
@@ -492,8 +521,7 @@ static long long term_span(const struct bytes *bounds, long long pos)
             w.depth--;
         pos = walk_term(&w, &s, pos);
     }
-    free(w.stack);
-    free(w.keys);
+    walk_free(&w);
     return pos;
 }
 

@@ -980,6 +980,34 @@ START_TEST(test_duplicate_map_keys)
 }
 END_TEST
 
+/* Past the walk's inline frames and keys (8 and 16): maps of 20 keys 30
+ * deep, the innermost with or without a key twice. */
+static size_t nested_maps(unsigned char *out, int depth, int keys, int dup_inside)
+{
+    size_t n = 0;
+    for (int d = 0; d < depth; d++) {
+        out[n++] = 0x74;
+        out[n++] = 0, out[n++] = 0, out[n++] = 0, out[n++] = (unsigned char)keys;
+        for (int k = 0; k < keys; k++) {
+            int key = d == depth - 1 && dup_inside && k == keys - 1 ? 0 : k;
+            out[n++] = 0x61, out[n++] = (unsigned char)key; /* key */
+            if (k < keys - 1 || d == depth - 1)
+                out[n++] = 0x61, out[n++] = (unsigned char)k; /* value */
+        }
+    } /* each map's last value is the next map */
+    return n;
+}
+
+START_TEST(test_deep_maps_past_inline_walk)
+{
+    static unsigned char b[30 * (5 + 20 * 4)];
+    ck_assert(try_external((const char *)b, nested_maps(b, 30, 20, 0)));
+    ck_assert(!try_external((const char *)b, nested_maps(b, 30, 20, 1)));
+    ck_assert(!try_external((const char *)b, nested_maps(b, 1, 40, 1)));
+    ck_assert(try_external((const char *)b, nested_maps(b, 1, 40, 0)));
+}
+END_TEST
+
 START_TEST(test_garbage_views)
 {
     ph_term none = {NULL, 0};
@@ -1770,6 +1798,7 @@ static Suite *term_suite(void)
     tcase_add_test(bad, test_external_gate);
     tcase_add_test(bad, test_invalid_encodings);
     tcase_add_test(bad, test_duplicate_map_keys);
+    tcase_add_test(bad, test_deep_maps_past_inline_walk);
     tcase_add_test(bad, test_garbage_views);
     tcase_add_test(bad, test_mutated_buffers);
     tcase_add_test(bad, test_random_buffers);
