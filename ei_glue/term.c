@@ -401,7 +401,8 @@ static int walk_push(struct walk *w, int kind, long long n, long long aux, int o
         w->stack[w->depth - 1].remaining += n;
         return 0;
     }
-    if (walk_grow((void **)&w->stack, w->stack_inline, &w->cap, w->depth + 1, sizeof *w->stack) != 0)
+    if (walk_grow((void **)&w->stack, w->stack_inline, &w->cap, w->depth + 1, sizeof *w->stack) !=
+        0)
         return -1;
     w->stack[w->depth++] = (struct walk_frame){n, aux, kind, outer_len};
     return 0;
@@ -481,7 +482,8 @@ static long long walk_term(struct walk *w, struct bytes *s, long long pos)
             return pos + 5;
         if (!s->distinct_keys || n == 1)
             return walk_push(w, W_RUN, 2 * n, 0, 0) == 0 ? pos + 5 : -1;
-        if (walk_grow((void **)&w->keys, w->keys_inline, &w->cap_keys, w->n_keys + n, sizeof *w->keys) != 0)
+        if (walk_grow((void **)&w->keys, w->keys_inline, &w->cap_keys, w->n_keys + n,
+                      sizeof *w->keys) != 0)
             return -1;
         return walk_push(w, W_MAP, 2 * n, w->n_keys, 0) == 0 ? pos + 5 : -1;
     case ERL_NEW_FUN_EXT:
@@ -498,7 +500,8 @@ static long long walk_term(struct walk *w, struct bytes *s, long long pos)
  * reach a C node in practice and are rejected. */
 static long long term_span(const struct bytes *bounds, long long pos)
 {
-    struct walk w = {0}; /* (the inline buffers too: gcc cannot see they are written before copied) */
+    struct walk w = {
+        0}; /* (the inline buffers too: gcc cannot see they are written before copied) */
     walk_init(&w);
     struct bytes s = *bounds;
     if (walk_push(&w, W_RUN, 1, 0, 0) != 0)
