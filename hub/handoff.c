@@ -48,15 +48,23 @@ static int tomb_maybe(const hub *h, uint32_t hash)
 
 void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp)
 {
-    /* This runs per stopped child: the expiry is encoded on the stack, and
-     * a tomb names no node (a non-NULL empty list spares registry_put the
-     * lookup that keeps a replaced row's nodes). A tomb keeps the latest
-     * stop's stamp. */
+    /* This runs per stopped child: the expiry is encoded on the stack, a
+     * tomb already there (the id stopped again within TOMB_MS) is moved
+     * in place, and a tomb names no node (a non-NULL empty list spares
+     * registry_put the lookup that keeps a replaced row's nodes). A tomb
+     * keeps the latest stop's stamp. */
     static const reg_node_pid no_nodes;
     char t[16];
-    uint64_t had = tomb_stamp(h, key, key_len);
-    ph_term until = registry_until(t, monotonic_ms() + TOMB_MS);
-    reg_row *row = registry_put(h->tombs, key, key_len, until, until, &no_nodes, 0);
+    uint64_t until_ms = monotonic_ms() + TOMB_MS;
+    uint32_t hash = registry_hash(key, key_len);
+    reg_row *row = tomb_maybe(h, hash) ? registry_get_hashed(h->tombs, key, key_len, hash) : NULL;
+    uint64_t had = row ? (row->stamp ? row->stamp : 1) : 0;
+    if (row && registry_refresh_until(row, until_ms) == 0) {
+        row->stamp = stamp > had ? stamp : had;
+        return;
+    }
+    ph_term until = registry_until(t, until_ms);
+    row = registry_put(h->tombs, key, key_len, until, until, &no_nodes, 0);
     if (row) {
         row->stamp = stamp > had ? stamp : had;
         tomb_filter_set(h, row->hash);

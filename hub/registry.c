@@ -471,6 +471,19 @@ ph_term registry_until(char buf[16], uint64_t until_ms)
     return (ph_term){buf, 0};
 }
 
+int registry_refresh_until(reg_row *row, uint64_t until_ms)
+{
+    char t[16];
+    int len = 0;
+    if (ei_encode_longlong(t, &len, (long long)until_ms) != 0 || (uint32_t)len != row->spec_len)
+        return -1;
+    char *spec = row->data + row->key_len;
+    if (row->meta_len == row->spec_len && memcmp(spec + row->spec_len, spec, row->spec_len) == 0)
+        memcpy(spec + row->spec_len, t, (size_t)len);
+    memcpy(spec, t, (size_t)len);
+    return 0;
+}
+
 uint32_t registry_prune_expired(registry *r, uint64_t now_ms)
 {
     uint32_t i = 0, gone = 0;

@@ -116,6 +116,10 @@ reg_row *registry_next(registry *r, uint32_t *i);
  * and returns how many went. */
 ph_term registry_until(char buf[16], uint64_t until_ms);
 uint32_t registry_prune_expired(registry *r, uint64_t now_ms);
+/* Moves a timed entry's expiry in place (its spec, and its metadata when
+ * that holds the expiry too): 0, or -1 when the new expiry's encoding has
+ * another length (registry_put it then). No observer is told. */
+int registry_refresh_until(reg_row *row, uint64_t until_ms);
 
 /* Appends [{Node, Pid}] of the row. */
 int registry_encode_nodes(ph_buf *b, const reg_row *row);

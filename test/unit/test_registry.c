@@ -348,6 +348,37 @@ static int alter_handler(void *arg, const char *key, ph_term data, ph_buf *alter
     return ph_build(altered, "~s", text) == 0 ? 1 : 0;
 }
 
+/* Timed entries (tombs): expiry moved in place, pruned by it. */
+START_TEST(timed_entries_refresh_and_prune)
+{
+    static const reg_node_pid no_nodes;
+    registry *r = registry_new();
+    ph_buf k1 = key_of("~s", "one"), k2 = key_of("~s", "two");
+    char t[16];
+    ph_term until = registry_until(t, 1000);
+    reg_row *a = registry_put(r, k1.buff, (uint32_t)k1.index, until, until, &no_nodes, 0);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(registry_put(r, k2.buff, (uint32_t)k2.index, until, until, &no_nodes, 0));
+    /* same encoding length: in place, the row stays the same */
+    ck_assert_int_eq(registry_refresh_until(a, 5000), 0);
+    ck_assert_ptr_eq(registry_get(r, k1.buff, (uint32_t)k1.index), a);
+    ph_buf want = term_of("5000");
+    ck_assert_int_eq(ph_term_equal(reg_row_spec(a), ph_buf_term(&want)), 1);
+    ck_assert_int_eq(ph_term_equal(reg_row_meta(a), ph_buf_term(&want)), 1);
+    /* another length (a small integer): refused, nothing written */
+    ck_assert_int_eq(registry_refresh_until(a, 7), -1);
+    ck_assert_int_eq(ph_term_equal(reg_row_spec(a), ph_buf_term(&want)), 1);
+    /* at 2000 the entry moved to 5000 stays, the other goes */
+    ck_assert_uint_eq(registry_prune_expired(r, 2000), 1);
+    ck_assert_ptr_eq(registry_get(r, k1.buff, (uint32_t)k1.index), a);
+    ck_assert_ptr_null(registry_get(r, k2.buff, (uint32_t)k2.index));
+    ph_buf_free(&want);
+    ph_buf_free(&k1);
+    ph_buf_free(&k2);
+    registry_free(r);
+}
+END_TEST
+
 START_TEST(hooks_run_by_priority_and_cancel)
 {
     hooks *h = hooks_new();
@@ -471,6 +502,7 @@ int main(void)
     tcase_add_test(tc, many_rows_iterate_once_each);
     tcase_add_test(tc, rounds_of_insert_all_delete_all);
     tcase_add_test(tc, row_overhead_is_small);
+    tcase_add_test(tc, timed_entries_refresh_and_prune);
     tcase_add_test(tc, hooks_run_by_priority_and_cancel);
     tcase_add_test(tc, alter_hooks_chain);
     tcase_add_test(tc, runs_with_continuations);
