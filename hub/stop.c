@@ -63,17 +63,18 @@ static void shutdown_timers_flush(ph_ctx *ctx, shutdown_timers *t)
  * there is one (sent by shutdown_timers_flush), else out at once. */
 static void stop_child_timed(hub *h, ph_ctx *ctx, child *c, stop_wait *w, shutdown_timers *t)
 {
-    /* the reasons, encoded once: this runs per child of a stop batch */
+    /* the reasons, encoded once and with their version byte (a signal
+     * carries them as they are): this runs per child of a stop batch */
     static const char shutdown_atom[] = {
-        ERL_SMALL_ATOM_UTF8_EXT, 8, 's', 'h', 'u', 't', 'd', 'o', 'w', 'n'};
-    static const char kill_atom[] = {ERL_SMALL_ATOM_UTF8_EXT, 4, 'k', 'i', 'l', 'l'};
+        (char)131, ERL_SMALL_ATOM_UTF8_EXT, 8, 's', 'h', 'u', 't', 'd', 'o', 'w', 'n'};
+    static const char kill_atom[] = {(char)131, ERL_SMALL_ATOM_UTF8_EXT, 4, 'k', 'i', 'l', 'l'};
     h->stopping += !c->stopping;
     c->stopping = 1;
     c->wait = w;
     if (w)
         w->outstanding++;
     ph_exit(ctx, c->pid,
-            (ph_term){c->shutdown_ms == SHUTDOWN_BRUTAL ? kill_atom : shutdown_atom, 0});
+            (ph_term){c->shutdown_ms == SHUTDOWN_BRUTAL ? kill_atom : shutdown_atom, 1});
     if (c->shutdown_ms < 0)
         return;
     /* Killed if it has not stopped by then (OTP's shutdown timeout). */

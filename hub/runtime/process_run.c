@@ -12,6 +12,7 @@
 #include "hub/runtime/names.h"
 #include "hub/runtime/route.h"
 #include "hub/runtime/runtime.h"
+#include "hub/runtime/thread_buf.h"
 
 #include <sched.h>
 #include <stdlib.h>
@@ -270,34 +271,67 @@ static int append_reason(ph_buf *b, const char *reason, uint32_t len)
     return ei_x_append_buf(b, reason + 1, (int)len - 1) == 0 ? 0 : -1;
 }
 
+/* The buffer an 'EXIT' or 'DOWN' message is built in: the thread's own
+ * (a stop batch delivers one per child), or, should handle_info deliver
+ * another on this thread before it returns, one of its own. */
+static _Thread_local int info_buf_busy;
+
+static ph_buf *info_buf_take(ph_buf *own)
+{
+    ph_buf *b = info_buf_busy ? NULL : thread_buf(TBUF_INFO);
+    if (!b) {
+        if (ph_buf_init(own) != 0)
+            return NULL;
+        b = own;
+    }
+    b->index = 0;
+    if (ei_x_encode_version(b) != 0) {
+        if (b == own)
+            ph_buf_free(own);
+        return NULL;
+    }
+    info_buf_busy += b != own;
+    return b;
+}
+
+static void info_buf_give(ph_buf *b, ph_buf *own)
+{
+    if (b == own) {
+        ph_buf_free(own);
+        return;
+    }
+    info_buf_busy = 0;
+    thread_buf_trim(TBUF_INFO, 64 * 1024);
+}
+
 /* {'EXIT', From, Reason} to handle_info. */
 static void deliver_exit_message(process *p, ph_pid from, const char *reason, uint32_t len)
 {
-    ph_buf b;
-    if (ph_buf_init_versioned(&b) != 0)
+    ph_buf own, *b = info_buf_take(&own);
+    if (!b)
         return;
-    if (ei_x_encode_tuple_header(&b, 3) == 0 && ei_x_encode_atom(&b, "EXIT") == 0 &&
-        ph_encode_pid(&b, from) == 0 && append_reason(&b, reason, len) == 0)
-        gen_worker_info(p, b.buff, (uint32_t)b.index);
-    ph_buf_free(&b);
+    if (ei_x_encode_tuple_header(b, 3) == 0 && ei_x_encode_atom(b, "EXIT") == 0 &&
+        ph_encode_pid(b, from) == 0 && append_reason(b, reason, len) == 0)
+        gen_worker_info(p, b->buff, (uint32_t)b->index);
+    info_buf_give(b, &own);
 }
 
 /* {'DOWN', Ref, process, PidOrNameNode, Reason} to handle_info. */
 static void deliver_down_message(process *p, const proc_signal *s)
 {
-    ph_buf b;
-    if (ph_buf_init_versioned(&b) != 0)
+    ph_buf own, *b = info_buf_take(&own);
+    if (!b)
         return;
-    int ok = ei_x_encode_tuple_header(&b, 5) == 0 && ei_x_encode_atom(&b, "DOWN") == 0 &&
-             ph_encode_ref(&b, &s->ref) == 0 && ei_x_encode_atom(&b, "process") == 0;
+    int ok = ei_x_encode_tuple_header(b, 5) == 0 && ei_x_encode_atom(b, "DOWN") == 0 &&
+             ph_encode_ref(b, &s->ref) == 0 && ei_x_encode_atom(b, "process") == 0;
     if (ok && s->name != ATOM_NONE)
-        ok = ei_x_encode_tuple_header(&b, 2) == 0 && atom_encode(&b, s->name) == 0 &&
-             atom_encode(&b, s->from.node) == 0;
+        ok = ei_x_encode_tuple_header(b, 2) == 0 && atom_encode(b, s->name) == 0 &&
+             atom_encode(b, s->from.node) == 0;
     else if (ok)
-        ok = ph_encode_pid(&b, s->from) == 0;
-    if (ok && append_reason(&b, s->payload, s->len) == 0)
-        gen_worker_info(p, b.buff, (uint32_t)b.index);
-    ph_buf_free(&b);
+        ok = ph_encode_pid(b, s->from) == 0;
+    if (ok && append_reason(b, s->payload, s->len) == 0)
+        gen_worker_info(p, b->buff, (uint32_t)b->index);
+    info_buf_give(b, &own);
 }
 
 /* --- exit signals ------------------------------------------------------ */

@@ -10,6 +10,7 @@ typedef enum thread_buf_id {
     TBUF_REPLY,   /* gen_worker.c: {Tag, Reply} payloads */
     TBUF_MESSAGE, /* worker_api.c: versioned message copies */
     TBUF_CONTROL, /* dist.c: control tuples */
+    TBUF_INFO,    /* process_run.c: 'EXIT' and 'DOWN' messages to handle_info */
     TBUF_COUNT
 } thread_buf_id;
 
