@@ -359,8 +359,10 @@ void handle_remote_start(hub *h, ph_ctx *ctx, ph_term id, ph_pid reply_to, ph_te
                               monotonic_ms() + h->migration->move_timeout(h) +
                                   (uint64_t)(o.handover_wait > 0 ? o.handover_wait : 0));
             /* Placed by the sender's view: what this node does not own
-             * goes on to its owner. */
-            schedule_reconcile(h, ctx, RECONCILE_MS);
+             * goes on to its owner. Under the same view as ours (a join's
+             * moves, the digest they carry) every child is ours already. */
+            if (!(o.has_ring && o.ring == hub_view_digest(h)))
+                schedule_reconcile(h, ctx, RECONCILE_MS);
         } else if (!o.forwarded && h->members.n > 0 &&
                    !(o.has_ring && o.ring == hub_view_digest(h))) {
             forward_misplaced(h, ctx, id, reply_to, specs, opts_term, o.metadata, &mine);

@@ -316,8 +316,11 @@ static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_
 {
     reg_row *row = registry_get_hashed(h->reg, x->key.buff, (uint32_t)x->key.index, x->hash);
     ph_pid mine;
-    if (row && row_local_pid(h, row, &mine) && row->n_nodes >= hub_replication_factor(h))
-        schedule_reconcile(h, ctx, RECONCILE_MS); /* one copy too many: one of them goes */
+    /* one copy too many: one of them goes; unless ours is moving to the
+     * node that published it (a join's moves): ours stops when it answers */
+    if (row && row_local_pid(h, row, &mine) && row->n_nodes >= hub_replication_factor(h) &&
+        moving_target(h, x->key.buff, (uint32_t)x->key.index) != node)
+        schedule_reconcile(h, ctx, RECONCILE_MS);
     /* ProcessHub's hooks (§5.1, §12): a new copy gives {Cid, [{Node, Pid}]}
      * (bulk_insert's diff); a new pid of a copy on the same node is a
      * restart there: the full list and child_process_pid_update_hook */
