@@ -224,6 +224,7 @@ release:
     atoms_shutdown();
     options_free(&opts);
     thread_bufs_release();
+    signal_cache_release();
     LOG_I("phnode", "stopped");
     return status;
 }

@@ -47,6 +47,7 @@ typedef struct proc_signal {
     uint8_t kind;
     uint8_t checked;  /* SIG_MESSAGE: payload validated whole by the reader */
     uint8_t in_block; /* made by signal_from_block: freed with bigbuf_free */
+    uint8_t small;    /* a SIGNAL_SMALL block: freed into the thread's cache */
     uint32_t name;    /* registered name (by-name monitor/DOWN) or ATOM_NONE */
     uint64_t id;      /* unlink id */
     ph_pid from;
@@ -60,6 +61,9 @@ typedef struct proc_signal {
 #define EXIT_FROM_SUPERVISED_CHILD 1
 
 proc_signal *signal_new(sig_kind kind, ph_pid from, const char *payload, uint32_t len);
+/* Frees the calling thread's cache of small signals now (other threads'
+ * go when they exit; the main thread's key destructors do not run). */
+void signal_cache_release(void);
 /* The same with the payload in n pieces, copied one after the other. */
 struct iovec;
 proc_signal *signal_new_pieces(sig_kind kind, ph_pid from, const struct iovec *payload, int n);

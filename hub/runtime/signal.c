@@ -1,14 +1,99 @@
 /* signal.c - allocation of mailbox signals: header and payload in one
  * block, the payload copied in (signal_new) or already there (a frame's
- * block, signal_from_block). */
+ * block, signal_from_block); small ones recycled per thread. */
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/bigbuf.h"
 #include "hub/runtime/process.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+
+/* Most signals are small (a call, a reply, an exit, a monitor's 'DOWN')
+ * and go from one thread to another by the thousand: a stop batch sends an
+ * exit to each child and gets an 'EXIT' back from each. From malloc's one
+ * arena that is two lock round trips per signal, contended between the
+ * threads. Signals with up to SIGNAL_SMALL payload bytes are blocks of one
+ * size instead, and a thread that frees one keeps it (up to
+ * SIGNAL_CACHE_MAX) for its next: the threads pass blocks around without
+ * the lock. A thread's blocks go back to malloc when it exits. */
+#define SIGNAL_SMALL 160
+#define SIGNAL_CACHE_MAX 1024
+
+typedef struct signal_cache {
+    proc_signal *head;
+    unsigned n;
+} signal_cache;
+
+static _Thread_local signal_cache *cache;
+static pthread_key_t cache_key;
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+static int cache_key_ok;
+
+static void cache_drop(void *arg)
+{
+    signal_cache *c = arg;
+    while (c->head) {
+        proc_signal *s = c->head;
+        c->head = s->next;
+        free(s);
+    }
+    free(c);
+    cache = NULL;
+}
+
+static void cache_key_make(void)
+{
+    cache_key_ok = pthread_key_create(&cache_key, cache_drop) == 0;
+}
+
+/* The calling thread's cache, made on first use; NULL without one (no
+ * memory, or no key for its release at thread exit): plain malloc then. */
+static signal_cache *thread_cache(void)
+{
+    if (cache)
+        return cache;
+    if (pthread_once(&cache_once, cache_key_make) != 0 || !cache_key_ok)
+        return NULL;
+    signal_cache *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    if (pthread_setspecific(cache_key, c) != 0) {
+        free(c);
+        return NULL;
+    }
+    return cache = c;
+}
+
+void signal_cache_release(void)
+{
+    if (cache) {
+        (void)pthread_setspecific(cache_key, NULL);
+        cache_drop(cache);
+    }
+}
+
+static proc_signal *signal_alloc(uint32_t len)
+{
+    proc_signal *s;
+    if (len > SIGNAL_SMALL) {
+        if ((s = malloc(sizeof(proc_signal) + len)) != NULL)
+            s->small = 0;
+        return s;
+    }
+    signal_cache *c = cache;
+    if (c && c->head) {
+        s = c->head;
+        c->head = s->next;
+        c->n--;
+    } else if (!(s = malloc(sizeof(proc_signal) + SIGNAL_SMALL))) {
+        return NULL;
+    }
+    s->small = 1;
+    return s;
+}
 
 static void signal_init(proc_signal *s, sig_kind kind, ph_pid from, uint32_t len)
 {
@@ -25,7 +110,7 @@ static void signal_init(proc_signal *s, sig_kind kind, ph_pid from, uint32_t len
 
 proc_signal *signal_new(sig_kind kind, ph_pid from, const char *payload, uint32_t len)
 {
-    proc_signal *s = malloc(sizeof *s + len);
+    proc_signal *s = signal_alloc(len);
     if (!s)
         return NULL;
     signal_init(s, kind, from, len);
@@ -42,7 +127,7 @@ proc_signal *signal_new_pieces(sig_kind kind, ph_pid from, const struct iovec *p
         len += payload[i].iov_len;
     if (len > UINT32_MAX)
         return NULL;
-    proc_signal *s = malloc(sizeof *s + len);
+    proc_signal *s = signal_alloc((uint32_t)len);
     if (!s)
         return NULL;
     signal_init(s, kind, from, (uint32_t)len);
@@ -85,14 +170,25 @@ proc_signal *signal_from_block(char *block, sig_kind kind, ph_pid from, const ch
     proc_signal *s = (proc_signal *)(void *)(block - sizeof(proc_signal));
     signal_init(s, kind, from, len);
     s->in_block = 1;
+    s->small = 0;
     s->payload = (char *)payload;
     return s;
 }
 
 void signal_free(proc_signal *s)
 {
-    if (s && s->in_block)
+    if (!s)
+        return;
+    if (s->in_block) {
         bigbuf_free(s);
-    else
+        return;
+    }
+    signal_cache *c = s->small ? thread_cache() : NULL;
+    if (c && c->n < SIGNAL_CACHE_MAX) {
+        s->next = c->head;
+        c->head = s;
+        c->n++;
+    } else {
         free(s);
+    }
 }

@@ -7,6 +7,7 @@
 
 #include "check_run.h"
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -146,7 +147,47 @@ END_TEST
 
 int main(void)
 {
-    Suite *s = suite_create("bigbuf");
+    /* Small signals are recycled by the thread that frees them; big ones are
+ * malloc's; a thread's recycled blocks go when it exits. */
+static void *free_elsewhere(void *arg)
+{
+    signal_free(arg); /* kept by this thread, released at its exit */
+    proc_signal *again = signal_new(SIG_MESSAGE, (ph_pid){1, 2, 3, 4}, "\x83j", 2);
+    int same_block = again == arg;
+    signal_free(again);
+    return same_block ? arg : NULL;
+}
+
+START_TEST(small_signals_are_recycled_per_thread)
+{
+    char big[1000];
+    memset(big, 'x', sizeof big);
+    big[0] = (char)131;
+    proc_signal *a = signal_new(SIG_MESSAGE, (ph_pid){1, 2, 3, 4}, "\x83j", 2);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->small, 1);
+    signal_free(a);
+    proc_signal *b = signal_new(SIG_EXIT, (ph_pid){5, 6, 7, 8}, "\x83j", 2);
+    ck_assert_ptr_eq(b, a); /* the block this thread freed last */
+    ck_assert_int_eq(b->kind, SIG_EXIT);
+    ck_assert_int_eq(b->from.num, 6);
+    ck_assert_ptr_eq(b->payload, b->inline_payload);
+    proc_signal *c = signal_new(SIG_MESSAGE, (ph_pid){1, 2, 3, 4}, big, sizeof big);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_int_eq(c->small, 0);
+    ck_assert_mem_eq(c->payload, big, sizeof big);
+    signal_free(c);
+    /* made here, freed on another thread: that thread reuses it */
+    pthread_t t;
+    void *res = NULL;
+    ck_assert_int_eq(pthread_create(&t, NULL, free_elsewhere, b), 0);
+    ck_assert_int_eq(pthread_join(t, &res), 0);
+    ck_assert_ptr_eq(res, b);
+    signal_cache_release();
+}
+END_TEST
+
+Suite *s = suite_create("bigbuf");
     TCase *tc = tcase_create("core");
     /* megabytes touched byte by byte: seconds under TSan, ASan or valgrind
      * on a loaded host, past Check's default 4 s */
@@ -157,6 +198,7 @@ int main(void)
     tcase_add_test(tc, signal_from_small_and_big_blocks);
     tcase_add_test(tc, signal_block_resize_keeps_bytes);
     tcase_add_test(tc, copied_signal_points_at_its_own_bytes);
+    tcase_add_test(tc, small_signals_are_recycled_per_thread);
     suite_add_tcase(s, tc);
     return check_run(s);
 }

@@ -118,6 +118,7 @@ static void teardown(void)
     process_table_shutdown();
     atoms_shutdown();
     thread_bufs_release();
+    signal_cache_release();
 }
 
 /* A process of this node linked to and monitoring a process of node: the

@@ -208,6 +208,7 @@ static void teardown(void)
     process_table_shutdown();
     atoms_shutdown();
     thread_bufs_release();
+    signal_cache_release();
 }
 
 static ph_pid spawn_named(long id, int trap, const char *name)
