@@ -107,6 +107,7 @@ int main(int argc, char **argv)
         .schedulers = opts.schedulers,
         .max_processes = opts.max_processes,
         .busy_poll_us = opts.busy_poll_us,
+        .busy_poll_latency = opts.busy_poll_mode && strcmp(opts.busy_poll_mode, "latency") == 0,
     };
     if (runtime_init(&rc) != 0) {
         options_free(&opts);

@@ -18,7 +18,8 @@ void options_usage(const char *prog)
             "usage: %s --name NAME@HOST [--cookie COOKIE] [--config FILE.json]\n"
             "          [--worker-lib FILE.so]... [--join NODE]... [--schedulers N]\n"
             "          [--net-ticktime SECONDS] [--port PORT] [--max-processes N]\n"
-            "          [--busy-poll-us MICROSECONDS] [--no-beam-discovery]\n"
+            "          [--busy-poll-us MICROSECONDS] [--busy-poll-mode cpu|latency]\n"
+            "          [--no-beam-discovery]\n"
             "          [--log-level error|warning|info|debug] [--log-format text|json]\n"
             "          [--metrics-port PORT] [--metrics-bind ADDRESS] [--max-frame-bytes N]\n"
             "          [--handshake-timeout-ms MS] [--max-pending-handshakes N]\n"
@@ -111,6 +112,7 @@ static const char *const known_fields[] = {"net_ticktime",
                                            "port",
                                            "max_processes",
                                            "busy_poll_us",
+                                           "busy_poll_mode",
                                            "metrics_port",
                                            "log_format",
                                            "metrics_bind",
@@ -271,6 +273,7 @@ static int apply_config(options *o, json_t *root, int set_ticktime, int set_sche
         config_tls(o, root, err, err_size) ||
         config_uint(root, "metrics_port", 0, 65535, &o->metrics_port, set_metrics, err, err_size) ||
         config_string(root, "log_format", &o->log_format, err, err_size) ||
+        config_string(root, "busy_poll_mode", &o->busy_poll_mode, err, err_size) ||
         config_string(root, "metrics_bind", &o->metrics_bind, err, err_size) ||
         config_strings(root, "worker_libs", o->worker_libs, &o->n_worker_libs, err, err_size) ||
         config_strings(root, "join", o->join, &o->n_join, err, err_size))
@@ -304,6 +307,7 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
         {"max-processes", required_argument, NULL, 'm'},
         {"log-level", required_argument, NULL, 'l'},
         {"busy-poll-us", required_argument, NULL, 'b'},
+        {"busy-poll-mode", required_argument, NULL, 7},
         {"no-beam-discovery", no_argument, NULL, 'D'},
         {"log-format", required_argument, NULL, 'F'},
         {"metrics-port", required_argument, NULL, 'M'},
@@ -440,6 +444,9 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
                 return -1;
             o->set_tls_fail = 1;
             break;
+        case 7:
+            o->busy_poll_mode = optarg;
+            break;
         case 6:
             if (parse_bool("--tls-verify-server-name", optarg, &o->tls_opt.verify_server_name, err,
                            err_size))
@@ -467,6 +474,12 @@ int options_parse(options *o, int argc, char **argv, char *err, size_t err_size)
     if (o->config_path && load_config(o, set_ticktime, set_schedulers, set_port, set_max, set_busy,
                                       set_metrics, err, err_size) != 0)
         return -1;
+    if (o->busy_poll_mode && strcmp(o->busy_poll_mode, "cpu") != 0 &&
+        strcmp(o->busy_poll_mode, "latency") != 0) {
+        snprintf(err, err_size, "--busy-poll-mode must be cpu or latency, got '%s'",
+                 o->busy_poll_mode);
+        return -1;
+    }
     if (o->log_format && strcmp(o->log_format, "text") != 0 && strcmp(o->log_format, "json") != 0) {
         snprintf(err, err_size, "--log-format must be text or json, got '%s'", o->log_format);
         return -1;

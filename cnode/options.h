@@ -23,6 +23,7 @@ typedef struct options {
     int port;
     unsigned max_processes;
     unsigned busy_poll_us;
+    const char *busy_poll_mode;      /* "cpu" (default) or "latency"; NULL: cpu */
     unsigned max_frame_bytes;        /* 0: the default (DIST_DEFAULT_MAX_FRAME) */
     int set_max_frame;               /* given on the command line */
     unsigned handshake_timeout_ms;   /* 0: the default */

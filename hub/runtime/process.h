@@ -182,7 +182,7 @@ void scheduler_poll_reading(void);
 int scheduler_poll_promote(void);
 /* Polls once without waiting if nobody has for stalled_us; 1 if it did. */
 int scheduler_poll_if_stalled(unsigned stalled_us);
-int scheduler_start(unsigned threads, unsigned busy_poll_us);
+int scheduler_start(unsigned threads, unsigned busy_poll_us, int busy_poll_latency);
 void scheduler_stop(void);
 /* Nonzero when the caller runs on a scheduler thread. */
 int scheduler_on_thread(void);

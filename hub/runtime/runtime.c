@@ -84,7 +84,7 @@ int runtime_init(const runtime_config *config)
         return -1;
     }
     if (runtime_metrics_init() != 0 ||
-        scheduler_start(config->schedulers, config->busy_poll_us) != 0) {
+        scheduler_start(config->schedulers, config->busy_poll_us, config->busy_poll_latency) != 0) {
         timers_stop();
         process_table_shutdown();
         return -1;

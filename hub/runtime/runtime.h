@@ -12,6 +12,7 @@ typedef struct runtime_config {
     unsigned schedulers;    /* scheduler threads */
     uint32_t max_processes; /* capacity of the process table */
     unsigned busy_poll_us;  /* idle poller's non-blocking checks before sleeping */
+    int busy_poll_latency;  /* spin even where sleeping costs less CPU */
 } runtime_config;
 
 int runtime_init(const runtime_config *config);

@@ -328,6 +328,8 @@ defmodule PhNode.OpsTest do
             {["--bogus"], "unknown option '--bogus'"},
             {["--name", "x@127.0.0.1", "--metrics-port", "abc"], "--metrics-port must be"},
             {["--name", "x@127.0.0.1", "--log-format", "xml"], "--log-format must be text or json"},
+            {["--name", "x@127.0.0.1", "--busy-poll-mode", "fast"],
+             "--busy-poll-mode must be cpu or latency"},
             {["--schedulers"], "--schedulers needs a value"}
           ] do
         {out, status} = PhTest.cmd(PhTest.phnode(), args)
