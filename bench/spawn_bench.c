@@ -28,7 +28,7 @@ static long rss_bytes(void)
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? atol(argv[1]) : 100000;
-    runtime_config rc = {"bench@127.0.0.1", 4242, 2, 0, 0};
+    runtime_config rc = {"bench@127.0.0.1", 4242, 2, 0, 0, 0};
     if (runtime_init(&rc) != 0 || bundled_workers_register() != 0)
         return 1;
     ph_buf args;

@@ -145,9 +145,7 @@ START_TEST(copied_signal_points_at_its_own_bytes)
 }
 END_TEST
 
-int main(void)
-{
-    /* Small signals are recycled by the thread that frees them; big ones are
+/* Small signals are recycled by the thread that frees them; big ones are
  * malloc's; a thread's recycled blocks go when it exits. */
 static void *free_elsewhere(void *arg)
 {
@@ -187,7 +185,10 @@ START_TEST(small_signals_are_recycled_per_thread)
 }
 END_TEST
 
-Suite *s = suite_create("bigbuf");
+int main(void)
+{
+
+    Suite *s = suite_create("bigbuf");
     TCase *tc = tcase_create("core");
     /* megabytes touched byte by byte: seconds under TSan, ASan or valgrind
      * on a loaded host, past Check's default 4 s */

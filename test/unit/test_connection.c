@@ -99,7 +99,7 @@ static const ph_worker_module watcher_module = {
 
 static void setup(void)
 {
-    runtime_config rc = {"unit@127.0.0.1", 12345, 2, 1024, 0};
+    runtime_config rc = {"unit@127.0.0.1", 12345, 2, 1024, 0, 0};
     ck_assert_int_eq(runtime_init(&rc), 0);
     if (!ph_find_module(watcher_module.name))
         ph_register_module(&watcher_module);

@@ -190,7 +190,7 @@ static const ph_worker_module recorder_module = {
 
 static void setup(void)
 {
-    runtime_config rc = {"unit@127.0.0.1", 12345, 2, 4096, 0};
+    runtime_config rc = {"unit@127.0.0.1", 12345, 2, 4096, 0, 0};
     ck_assert_int_eq(runtime_init(&rc), 0);
     if (!ph_find_module("recorder"))
         ph_register_module(&recorder_module);
