@@ -22,6 +22,19 @@
 #define SIGNAL_SMALL 160
 #define SIGNAL_CACHE_MAX 1024
 
+/* Under AddressSanitizer a cached block is poisoned (all but its link), so
+ * that a use after signal_free is still reported. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define CACHED_POISON(s)                                                                           \
+    ASAN_POISON_MEMORY_REGION((char *)(s) + sizeof(proc_signal *),                                 \
+                              sizeof(proc_signal) + SIGNAL_SMALL - sizeof(proc_signal *))
+#define CACHED_UNPOISON(s) ASAN_UNPOISON_MEMORY_REGION((s), sizeof(proc_signal) + SIGNAL_SMALL)
+#else
+#define CACHED_POISON(s) ((void)(s))
+#define CACHED_UNPOISON(s) ((void)(s))
+#endif
+
 typedef struct signal_cache {
     proc_signal *head;
     unsigned n;
@@ -38,6 +51,7 @@ static void cache_drop(void *arg)
     while (c->head) {
         proc_signal *s = c->head;
         c->head = s->next;
+        CACHED_UNPOISON(s);
         free(s);
     }
     free(c);
@@ -88,6 +102,7 @@ static proc_signal *signal_alloc(uint32_t len)
         s = c->head;
         c->head = s->next;
         c->n--;
+        CACHED_UNPOISON(s);
     } else if (!(s = malloc(sizeof(proc_signal) + SIGNAL_SMALL))) {
         return NULL;
     }
@@ -188,6 +203,7 @@ void signal_free(proc_signal *s)
         s->next = c->head;
         c->head = s;
         c->n++;
+        CACHED_POISON(s);
     } else {
         free(s);
     }
