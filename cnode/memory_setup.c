@@ -38,6 +38,8 @@
  * M_TRIM_THRESHOLD, so that it is never given back. */
 #define HUGE_HEAP (128u << 20)
 
+static void huge_heap(void);
+
 void memory_setup_tune_malloc(void)
 {
     if (SANITIZER_ALLOCATOR)
@@ -47,7 +49,7 @@ void memory_setup_tune_malloc(void)
         fprintf(stderr, "phnode: malloc tuning refused; running with glibc's defaults\n");
         return;
     }
-    memory_setup_huge_heap();
+    huge_heap();
 }
 
 /* A node that joins a cluster builds its registry (100k rows), a third of
@@ -61,7 +63,7 @@ void memory_setup_tune_malloc(void)
  * node allocates beyond that comes in 4 KiB pages as before. Without THP
  * (mode never) the advice does nothing; with THP always it is the default
  * already. */
-void memory_setup_huge_heap(void)
+static void huge_heap(void)
 {
     if (SANITIZER_ALLOCATOR || mallopt(M_ARENA_MAX, 1) != 1)
         return;

@@ -5,10 +5,9 @@
 #ifndef PHNODE_MEMORY_SETUP_H
 #define PHNODE_MEMORY_SETUP_H
 
-/* Keeps big buffers in the heap and the heap once grown. */
+/* Keeps the heap once grown, with its first 128 MB reserved in
+ * transparent huge pages and one arena for every thread (nothing under a
+ * sanitizer, which brings its own allocator). */
 void memory_setup_tune_malloc(void);
-/* The heap's first HUGE_HEAP bytes in transparent huge pages, one arena
- * (called by memory_setup_tune_malloc). */
-void memory_setup_huge_heap(void);
 
 #endif

@@ -46,6 +46,15 @@ static int tomb_maybe(const hub *h, uint32_t hash)
     return (h->tomb_filter[a / 64] >> (a % 64) & 1) && (h->tomb_filter[b / 64] >> (b % 64) & 1);
 }
 
+/* The tomb of key, or NULL: the filter answers most ids without a lookup. */
+static reg_row *tomb_find(hub *h, const char *key, uint32_t key_len)
+{
+    if (!registry_count(h->tombs))
+        return NULL;
+    uint32_t hash = registry_hash(key, key_len);
+    return tomb_maybe(h, hash) ? registry_get_hashed(h->tombs, key, key_len, hash) : NULL;
+}
+
 void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp)
 {
     /* This runs per stopped child: the expiry is encoded on the stack, a
@@ -56,17 +65,16 @@ void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp)
     static const reg_node_pid no_nodes;
     char t[16];
     uint64_t until_ms = monotonic_ms() + TOMB_MS;
-    uint32_t hash = registry_hash(key, key_len);
-    reg_row *row = tomb_maybe(h, hash) ? registry_get_hashed(h->tombs, key, key_len, hash) : NULL;
-    uint64_t had = row ? (row->stamp ? row->stamp : 1) : 0;
+    reg_row *row = tomb_find(h, key, key_len);
+    uint64_t had = row ? (row->stamp ? row->stamp : 1) : 0, keep = stamp > had ? stamp : had;
     if (row && registry_refresh_until(row, until_ms) == 0) {
-        row->stamp = stamp > had ? stamp : had;
+        row->stamp = keep;
         return;
     }
     ph_term until = registry_until(t, until_ms);
     row = registry_put(h->tombs, key, key_len, until, until, &no_nodes, 0);
     if (row) {
-        row->stamp = stamp > had ? stamp : had;
+        row->stamp = keep;
         tomb_filter_set(h, row->hash);
     } else {
         LOG_W("hub", "%s: out of memory remembering a stopped id", h->cfg.hub_id);
@@ -75,8 +83,7 @@ void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp)
 
 void tomb_clear(hub *h, const char *key, uint32_t key_len)
 {
-    uint32_t hash = registry_hash(key, key_len);
-    reg_row *t = tomb_maybe(h, hash) ? registry_get_hashed(h->tombs, key, key_len, hash) : NULL;
+    reg_row *t = tomb_find(h, key, key_len);
     if (t)
         registry_delete(h->tombs, t);
 }
@@ -84,11 +91,8 @@ void tomb_clear(hub *h, const char *key, uint32_t key_len)
 uint64_t tomb_stamp(hub *h, const char *key, uint32_t key_len)
 {
     /* asked for every registered row a member publishes: no hash when
-     * there is no tomb at all, the common case */
-    if (!registry_count(h->tombs))
-        return 0;
-    uint32_t hash = registry_hash(key, key_len);
-    reg_row *t = tomb_maybe(h, hash) ? registry_get_hashed(h->tombs, key, key_len, hash) : NULL;
+     * there is no tomb at all, the common case (tomb_find) */
+    reg_row *t = tomb_find(h, key, key_len);
     return t ? (t->stamp ? t->stamp : 1) : 0;
 }
 

@@ -245,8 +245,9 @@ static void stop_late_run(hub *h, ph_ctx *ctx, uint32_t from, elist *run, uint64
         ph_buf_free(&list);
         return;
     }
-    if (h->members.n)
-        to = calloc((size_t)h->members.n, 1);
+    if (h->members.n && !(to = calloc((size_t)h->members.n, 1)))
+        LOG_W("hub", "%s: out of memory passing %d kept stop(s) on to other members", h->cfg.hub_id,
+              run->n);
     list_begin(&w, ph_buf_term(&list));
     while (list_next(&w, &cid) > 0) {
         reg_row *row = registry_find(h->reg, cid, &h->key_scratch);

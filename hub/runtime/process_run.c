@@ -290,7 +290,8 @@ static ph_buf *info_buf_take(ph_buf *own)
             ph_buf_free(own);
         return NULL;
     }
-    info_buf_busy += b != own;
+    if (b != own)
+        info_buf_busy = 1;
     return b;
 }
 
