@@ -9,6 +9,11 @@
  *             sleep/wake-up per call, the least any server can do;
  *   epoll     epoll_wait (sleeps in it) + recv + sendmsg: what an event loop
  *             over many connections does;
+ *   gen_call  the epoll server, with the message pattern of a BEAM caller's
+ *             GenServer.call: the call's monitor and request in one write,
+ *             and the demonitor (DEMONITOR_P) sent as soon as the reply is
+ *             in, before the caller's own work; the server reads it on its
+ *             own when it arrives while the server sleeps;
  *   syscall   the cost of one system call that does nothing (getppid).
  *
  * Prints one JSON object: server CPU microseconds per call (getrusage of the
@@ -59,7 +64,12 @@ static int read_exactly(int fd, char *buf, size_t want)
     return 0;
 }
 
-static void client(struct sockaddr_in addr, int calls, size_t req, size_t rep, int think_us)
+/* The size of a DEMONITOR_P frame from a BEAM caller (its part of the
+ * 404 bytes of a call's traffic). */
+#define DEMONITOR_BYTES 60
+
+static void client(struct sockaddr_in addr, int calls, size_t req, size_t rep, int think_us,
+                   int gen_call)
 {
     char buf[65536];
     memset(buf, 1, sizeof buf);
@@ -69,7 +79,10 @@ static void client(struct sockaddr_in addr, int calls, size_t req, size_t rep, i
         setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
         _exit(1);
     for (int i = 0; i < calls; i++) {
-        if (send(s, buf, req, 0) != (ssize_t)req || read_exactly(s, buf, rep) != 0)
+        size_t ask = gen_call ? req - DEMONITOR_BYTES : req;
+        if (send(s, buf, ask, 0) != (ssize_t)ask || read_exactly(s, buf, rep) != 0)
+            _exit(2);
+        if (gen_call && send(s, buf, DEMONITOR_BYTES, 0) != DEMONITOR_BYTES)
             _exit(2);
         double until = now_s() + think_us * 1e-6;
         while (now_s() < until)
@@ -79,9 +92,11 @@ static void client(struct sockaddr_in addr, int calls, size_t req, size_t rep, i
     _exit(0);
 }
 
-/* One run of `calls` calls in the given mode; server CPU us per call, < 0 on error. */
-static double run(int epoll_mode, int calls, size_t req, size_t rep, int think_us)
+/* One run of `calls` calls in the given mode (0 blocking, 1 epoll, 2
+ * gen_call); server CPU us per call, < 0 on error. */
+static double run(int mode, int calls, size_t req, size_t rep, int think_us)
 {
+    int epoll_mode = mode >= 1, gen_call = mode == 2;
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t alen = sizeof addr;
@@ -92,7 +107,7 @@ static double run(int epoll_mode, int calls, size_t req, size_t rep, int think_u
     if (pid < 0)
         return -1;
     if (pid == 0)
-        client(addr, calls, req, rep, think_us);
+        client(addr, calls, req, rep, think_us, gen_call);
     int s = accept(ls, NULL, NULL);
     close(ls);
     int one = 1, ep = -1;
@@ -107,8 +122,9 @@ static double run(int epoll_mode, int calls, size_t req, size_t rep, int think_u
     static char buf[65536];
     double c0 = cpu_s();
     for (int i = 0; i < calls; i++) {
-        size_t got = 0;
-        while (got < req) {
+        /* gen_call: the previous call's demonitor comes first */
+        size_t got = 0, want = gen_call && i == 0 ? req - DEMONITOR_BYTES : req;
+        while (got < want) {
             if (epoll_mode) {
                 struct epoll_event ev;
                 if (epoll_wait(ep, &ev, 1, -1) < 0 && errno != EINTR)
@@ -125,6 +141,15 @@ static double run(int epoll_mode, int calls, size_t req, size_t rep, int think_u
         struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
         if (sendmsg(s, &m, MSG_NOSIGNAL) != (ssize_t)rep)
             return -1;
+    }
+    if (gen_call) { /* the last demonitor */
+        size_t got = 0;
+        while (got < DEMONITOR_BYTES) {
+            ssize_t r = recv(s, buf, sizeof buf, 0);
+            if (r <= 0)
+                return -1;
+            got += (size_t)r;
+        }
     }
     double used = cpu_s() - c0;
     int status = 0;
@@ -153,24 +178,31 @@ int main(int argc, char **argv)
         return 2;
     }
     /* Five alternating runs of each mode; medians. */
-    double blocking[5], epolled[5];
+    if (req <= DEMONITOR_BYTES) {
+        fprintf(stderr, "loopback_floor: REQUEST_BYTES must exceed %d\n", DEMONITOR_BYTES);
+        return 2;
+    }
+    double blocking[5], epolled[5], gen_call[5];
     for (int i = 0; i < 5; i++) {
         blocking[i] = run(0, calls / 5, req, rep, think);
         epolled[i] = run(1, calls / 5, req, rep, think);
-        if (blocking[i] < 0 || epolled[i] < 0) {
+        gen_call[i] = run(2, calls / 5, req, rep, think);
+        if (blocking[i] < 0 || epolled[i] < 0 || gen_call[i] < 0) {
             fprintf(stderr, "loopback_floor: %s\n", strerror(errno));
             return 1;
         }
     }
     qsort(blocking, 5, sizeof blocking[0], cmp);
     qsort(epolled, 5, sizeof epolled[0], cmp);
+    qsort(gen_call, 5, sizeof gen_call[0], cmp);
     double t0 = now_s();
     for (int i = 0; i < 100000; i++)
         syscall(SYS_getppid);
     double null_us = (now_s() - t0) / 100000 * 1e6;
     printf("{\"scenario\": \"loopback_floor\", \"request_bytes\": %zu, \"reply_bytes\": %zu, "
            "\"client_think_us\": %d, \"blocking_recv_sendmsg_cpu_us_per_call\": %.1f, "
-           "\"epoll_recv_sendmsg_cpu_us_per_call\": %.1f, \"null_syscall_us\": %.2f}\n",
-           req, rep, think, blocking[2], epolled[2], null_us);
+           "\"epoll_recv_sendmsg_cpu_us_per_call\": %.1f, "
+           "\"epoll_gen_call_pattern_cpu_us_per_call\": %.1f, \"null_syscall_us\": %.2f}\n",
+           req, rep, think, blocking[2], epolled[2], gen_call[2], null_us);
     return 0;
 }
