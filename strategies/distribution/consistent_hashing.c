@@ -1,5 +1,6 @@
 /* consistent_hashing.c - see consistent_hashing.h. */
 #include "strategies/distribution/consistent_hashing.h"
+#include "strategies/distribution/md5_short.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -45,9 +46,10 @@ static int md5_last4(const ring *r, const unsigned char *data, size_t len, uint3
 {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (EVP_DigestInit_ex2(r->md5_ctx, r->md5, NULL) != 1 ||
-        EVP_DigestUpdate(r->md5_ctx, data, len) != 1 ||
-        EVP_DigestFinal_ex(r->md5_ctx, digest, &n) != 1 || n != 16)
+    if (md5_short(data, len, digest) != 0 && /* ids longer than a block: OpenSSL */
+        (EVP_DigestInit_ex2(r->md5_ctx, r->md5, NULL) != 1 ||
+         EVP_DigestUpdate(r->md5_ctx, data, len) != 1 ||
+         EVP_DigestFinal_ex(r->md5_ctx, digest, &n) != 1 || n != 16))
         return -1;
     *out = ((uint32_t)digest[12] << 24) | ((uint32_t)digest[13] << 16) |
            ((uint32_t)digest[14] << 8) | digest[15];

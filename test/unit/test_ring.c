@@ -3,8 +3,10 @@
  * ../shared/vectors/ring_vectors.json (the project's shared folder), else
  * test/data/ring_vectors.json (a copy of it, for checkouts without it). */
 #include "strategies/distribution/consistent_hashing.h"
+#include "strategies/distribution/md5_short.h"
 
 #include <check.h>
+#include <openssl/evp.h>
 
 #include "check_run.h"
 #include <jansson.h>
@@ -180,6 +182,26 @@ START_TEST(removal_moves_only_the_removed_nodes_keys)
 }
 END_TEST
 
+/* The ring's own MD5 of short inputs is OpenSSL's, for every length it
+ * takes, and refuses the lengths it does not. */
+START_TEST(short_md5_matches_openssl)
+{
+    unsigned char in[MD5_SHORT_MAX + 1], ours[16], theirs[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    srand(7);
+    for (int round = 0; round < 200; round++)
+        for (size_t len = 0; len <= MD5_SHORT_MAX; len++) {
+            for (size_t i = 0; i < len; i++)
+                in[i] = (unsigned char)(round == 0 ? 0xff : rand());
+            ck_assert_int_eq(md5_short(in, len, ours), 0);
+            ck_assert_int_eq(EVP_Digest(in, len, theirs, &n, EVP_md5(), NULL), 1);
+            ck_assert_uint_eq(n, 16);
+            ck_assert_mem_eq(ours, theirs, 16);
+        }
+    ck_assert_int_eq(md5_short(in, MD5_SHORT_MAX + 1, ours), -1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ring");
@@ -189,6 +211,7 @@ int main(void)
     tcase_add_test(tc, documented_otp26_orders);
     tcase_add_test(tc, membership_changes_move_only_affected_keys);
     tcase_add_test(tc, removal_moves_only_the_removed_nodes_keys);
+    tcase_add_test(tc, short_md5_matches_openssl);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
