@@ -969,10 +969,29 @@ START_TEST(test_duplicate_map_keys)
     static const char deep[] = "\x68\x02\x74\x00\x00\x00\x00\x6c\x00\x00\x00\x01"
                                "\x74\x00\x00\x00\x03\x77\x01x\x61\x01\x77\x01y\x61\x02"
                                "\x77\x01x\x61\x03\x6a";
+    /* #{<<"ab">> => 1, <<"ab">> => 2}; #{<<"ab">> => 1, <<"ac">> => 2} */
+    static const char bins[] = "\x74\x00\x00\x00\x02\x6d\x00\x00\x00\x02"
+                               "ab\x61\x01"
+                               "\x6d\x00\x00\x00\x02"
+                               "ab\x61\x02";
+    static const char bins2[] = "\x74\x00\x00\x00\x02\x6d\x00\x00\x00\x02"
+                                "ab\x61\x01"
+                                "\x6d\x00\x00\x00\x02"
+                                "ac\x61\x02";
+    /* #{a => 1, b => 2, 300 => 3, 300 => 4}: INTEGER_EXT twice */
+    static const char ints[] = "\x74\x00\x00\x00\x04\x77\x01\x61\x61\x01\x77\x01\x62\x61\x02"
+                               "\x62\x00\x00\x01\x2c\x61\x03\x62\x00\x00\x01\x2c\x61\x04";
+    /* #{a => 1, ab => 2}: atoms of one tag, one a prefix of the other */
+    static const char prefix[] = "\x74\x00\x00\x00\x02\x77\x01\x61\x61\x01\x77\x02"
+                                 "ab\x61\x02";
     ph_term v;
 
     ck_assert(!try_external(dup, sizeof dup - 1));
     ck_assert(try_external(num, sizeof num - 1));
+    ck_assert(!try_external(bins, sizeof bins - 1));
+    ck_assert(try_external(bins2, sizeof bins2 - 1));
+    ck_assert(!try_external(ints, sizeof ints - 1));
+    ck_assert(try_external(prefix, sizeof prefix - 1));
     ck_assert(!try_external(deep, sizeof deep - 1));
     /* a trusted view is not sorted through on every call: the first wins */
     ck_assert_int_eq(ph_map_get_atom(raw(dup), "a", &v), 1);
