@@ -474,8 +474,16 @@ int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, i
  * caller gets node_receive_timeout rather than an exit (docs/api.md). */
 #define DEFAULT_AWAIT_TIMEOUT_MS 4000
 
-/* start_batch.c */
+/* helper.c: a job for the helper thread (started on first use), which
+ * must not touch the hub's tables while the hub's thread may. 0, or -1
+ * when there is no thread: the caller runs the job itself. helper_wait
+ * returns once the job is done. */
+typedef void (*helper_fn)(void *arg);
+int helper_submit(helper_fn fn, void *arg);
+void helper_wait(void);
 void helper_stop(void);
+
+/* start_batch.c */
 int start_batch(hub *h, ph_ctx *ctx, ph_term list, const start_opts *o, ph_buf *result_out);
 
 /* adopt.c: the children of a killed hub, re-adopted by the next one */

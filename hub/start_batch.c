@@ -89,69 +89,10 @@ static void prepare_range(const prep_job *j)
     term_trust_pop(saved);
 }
 
-static struct {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int running, busy, stop;
-    prep_job job;
-    pthread_t thread;
-} helper = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
-
-static void *helper_main(void *arg)
+/* prepare_range as a helper job. */
+static void prepare_job(void *arg)
 {
-    (void)arg;
-    pthread_mutex_lock(&helper.lock);
-    for (;;) {
-        while (!helper.busy && !helper.stop)
-            pthread_cond_wait(&helper.cond, &helper.lock);
-        if (helper.stop)
-            break;
-        prep_job job = helper.job;
-        pthread_mutex_unlock(&helper.lock);
-        prepare_range(&job);
-        pthread_mutex_lock(&helper.lock);
-        helper.busy = 0;
-        pthread_cond_broadcast(&helper.cond);
-    }
-    pthread_mutex_unlock(&helper.lock);
-    return NULL;
-}
-
-/* Hands job to the helper thread (started on first use). 0, or -1 when
- * there is none: the caller does the job itself. */
-static int helper_submit(const prep_job *job)
-{
-    pthread_mutex_lock(&helper.lock);
-    if (!helper.running && !helper.stop &&
-        pthread_create(&helper.thread, NULL, helper_main, NULL) == 0)
-        helper.running = 1;
-    int ok = helper.running;
-    if (ok) {
-        helper.job = *job;
-        helper.busy = 1;
-        pthread_cond_broadcast(&helper.cond);
-    }
-    pthread_mutex_unlock(&helper.lock);
-    return ok ? 0 : -1;
-}
-
-static void helper_wait(void)
-{
-    pthread_mutex_lock(&helper.lock);
-    while (helper.busy)
-        pthread_cond_wait(&helper.cond, &helper.lock);
-    pthread_mutex_unlock(&helper.lock);
-}
-
-void helper_stop(void)
-{
-    pthread_mutex_lock(&helper.lock);
-    int running = helper.running;
-    helper.stop = 1;
-    pthread_cond_broadcast(&helper.cond);
-    pthread_mutex_unlock(&helper.lock);
-    if (running)
-        pthread_join(helper.thread, NULL);
+    prepare_range(arg);
 }
 
 /* Index of the batch's first item with the key of item i, via an open
@@ -264,7 +205,7 @@ static void batch_run(hub *h, ph_ctx *ctx, batch *b, const start_opts *o, start_
     prep_job theirs = mine;
     theirs.from = m / 2;
     theirs.to = m;
-    int helped = helper_submit(&theirs) == 0;
+    int helped = helper_submit(prepare_job, &theirs) == 0;
     prepare_range(&mine);
     if (helped)
         helper_wait();
