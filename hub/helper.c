@@ -1,6 +1,7 @@
 /* helper.c - the hub's helper thread: half of a big batch runs on it while
  * the hub's thread runs the other half (the second core is otherwise idle
- * while the caller waits). One job at a time, from the hub's thread. */
+ * while the caller waits). One job at a time: while a hub's job runs,
+ * another hub's is refused and runs on its own thread. */
 #include "hub/hub_internal.h"
 
 static struct {
@@ -39,7 +40,8 @@ int helper_submit(helper_fn fn, void *arg)
     if (!helper.running && !helper.stop &&
         pthread_create(&helper.thread, NULL, helper_main, NULL) == 0)
         helper.running = 1;
-    int ok = helper.running;
+    /* Another hub's batch has it: this one runs on its own thread. */
+    int ok = helper.running && !helper.busy;
     if (ok) {
         helper.fn = fn;
         helper.arg = arg;

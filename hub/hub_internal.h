@@ -476,8 +476,9 @@ int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, i
 
 /* helper.c: a job for the helper thread (started on first use), which
  * must not touch the hub's tables while the hub's thread may. 0, or -1
- * when there is no thread: the caller runs the job itself. helper_wait
- * returns once the job is done. */
+ * when there is no thread or it is busy with another hub's job: the
+ * caller runs the job itself. After a 0, helper_wait returns once the job
+ * is done. */
 typedef void (*helper_fn)(void *arg);
 int helper_submit(helper_fn fn, void *arg);
 void helper_wait(void);

@@ -56,55 +56,86 @@ static int split_add(hub *h, owner_split *sp, uint32_t node, ph_term spec, size_
     return 0;
 }
 
-/* Splits a list of child specs by owner in one pass: with every_owner,
- * each child goes to each of its replication_factor owners (a start); else
- * to this node if it is one of them, or to the first (a forward). Children
- * without owners (or that do not parse) stay local: the start reports their
- * errors. With check, the ids already registered are collected in
- * existing. 0, or -1 when out of memory. */
-static int owner_split_run(hub *h, ph_term list, int check, int every_owner, owner_split *sp)
-{
+/* A part of the list to split, on the hub's thread or the helper's. */
+typedef struct split_part {
+    hub *h;
     list_walk w;
+    int count; /* elements of the part */
+    int check, every_owner;
+    size_t share;
+    /* On the helper: what it must not share with the hub's thread (the
+     * hub's key scratch and its node-name cache) is its own. */
+    int on_helper;
+    ph_buf key;
+    struct name_atom names[8];
+    int n_names;
+    struct term_trust trust;
+    owner_split *sp;
+    int rc;
+} split_part;
+
+/* hub_owners, for a part: on the helper, the ring's node names become
+ * atoms through a cache of the part's own (the hub's may grow meanwhile). */
+static int part_owners(split_part *p, ph_term id, uint32_t *out, int max)
+{
+    if (!p->on_helper)
+        return hub_owners(p->h, id, out, max);
+    const char *names[MAX_REPLICAS];
+    if (max > MAX_REPLICAS)
+        max = MAX_REPLICAS;
+    int n = p->h->dist->place(p->h->dist_state, id, hub_replication_factor(p->h), names, max);
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < p->n_names && p->names[j].name != names[i])
+            j++;
+        if (j == p->n_names) {
+            uint32_t atom = atom_intern(names[i]);
+            if (p->n_names == (int)(sizeof p->names / sizeof p->names[0]))
+                p->n_names = 0; /* more nodes than that: start over */
+            j = p->n_names++;
+            p->names[j] = (struct name_atom){names[i], atom};
+        }
+        out[i] = p->names[j].atom;
+    }
+    return n;
+}
+
+/* Splits the part's elements into p->sp (see owner_split_run). */
+static int split_part_run(split_part *p)
+{
+    hub *h = p->h;
+    owner_split *sp = p->sp;
+    ph_buf *key = p->on_helper ? &p->key : &h->key_scratch;
     ph_term spec;
-    ph_buf *key = &h->key_scratch;
-    memset(sp, 0, sizeof *sp);
-    size_t most = (size_t)h->members.n + 1;
-    sp->remote = calloc(most, sizeof *sp->remote);
-    sp->nodes = calloc(most, sizeof *sp->nodes);
-    if (elist_init(&sp->local) != 0 || elist_init(&sp->existing) != 0 ||
-        elist_init(&sp->unplaced) != 0 || !sp->remote || !sp->nodes)
-        return -1;
-    /* Each part gets about its share up front (child specs are some 60
-     * bytes): no regrowth, and no walk of the whole list to measure it. */
-    int n = list_begin(&w, list);
-    size_t share = n > 0 ? (size_t)n * 64u / most * 5 / 4 : 0;
-    if (ph_buf_reserve(&sp->local.b, share) != 0)
-        return -1;
-    while (list_next(&w, &spec) > 0) {
+    for (int e = 0; e < p->count && list_next(&p->w, &spec) > 0; e++) {
         spec_info s;
         uint32_t owners[MAX_REPLICAS];
         int k = 0;
         if (parse_spec(spec, &s) == 0) {
             /* the registry's slot loads while the ring hashes the id */
             key->index = 0;
-            int keyed = check && registry_key(s.id, key) == 0;
+            int keyed = p->check && registry_key(s.id, key) == 0;
             uint32_t hash = keyed ? registry_hash(key->buff, (uint32_t)key->index) : 0;
             if (keyed)
                 registry_prefetch(h->reg, hash);
-            k = every_owner ? hub_owners(h, s.id, owners, MAX_REPLICAS)
-                            : (owners[0] = hub_owner(h, s.id)) != ATOM_NONE;
+            if (p->every_owner)
+                k = part_owners(p, s.id, owners, MAX_REPLICAS);
+            else if (!p->on_helper)
+                k = (owners[0] = hub_owner(h, s.id)) != ATOM_NONE;
+            else /* the ring: its first owner */
+                k = part_owners(p, s.id, owners, 1) > 0 && owners[0] != ATOM_NONE;
             if (keyed && registry_get_hashed(h->reg, key->buff, (uint32_t)key->index, hash))
                 elist_add(&sp->existing, "~t", s.id);
         }
-        if (k > 0 && !every_owner && h->cfg.replication_factor != 1) {
+        if (k > 0 && !p->every_owner && h->cfg.replication_factor != 1) {
             /* a forward: here if this node is one of the owners */
             uint32_t all[MAX_REPLICAS];
-            int n = hub_owners(h, s.id, all, MAX_REPLICAS);
+            int n = part_owners(p, s.id, all, MAX_REPLICAS);
             for (int j = 0; j < n; j++)
                 if (all[j] == h->self_node)
                     owners[0] = h->self_node;
         }
-        if (k == 0 && every_owner) { /* a valid id with no node to run on */
+        if (k == 0 && p->every_owner) { /* a valid id with no node to run on */
             elist_add(&sp->unplaced, "~t", s.id);
             continue;
         }
@@ -113,10 +144,130 @@ static int owner_split_run(hub *h, ph_term list, int check, int every_owner, own
             owners[0] = h->self_node;
         }
         for (int j = 0; j < k; j++)
-            if (split_add(h, sp, owners[j], spec, share) != 0)
+            if (split_add(h, sp, owners[j], spec, p->share) != 0)
                 return -1;
     }
     return 0;
+}
+
+static void split_part_job(void *arg)
+{
+    split_part *p = arg;
+    struct term_trust saved = term_trust_push(p->trust.buf, p->trust.len);
+    p->rc = split_part_run(p);
+    term_trust_pop(saved);
+}
+
+static int owner_split_init(hub *h, owner_split *sp)
+{
+    memset(sp, 0, sizeof *sp);
+    size_t most = (size_t)h->members.n + 1;
+    sp->remote = calloc(most, sizeof *sp->remote);
+    sp->nodes = calloc(most, sizeof *sp->nodes);
+    if (elist_init(&sp->local) != 0 || elist_init(&sp->existing) != 0 ||
+        elist_init(&sp->unplaced) != 0 || !sp->remote || !sp->nodes)
+        return -1;
+    return 0;
+}
+
+static int elist_append(elist *to, const elist *from)
+{
+    if (from->n == 0)
+        return 0;
+    if (ph_buf_reserve(&to->b, (size_t)from->b.index) != 0 ||
+        ei_x_append_buf(&to->b, from->b.buff, from->b.index) != 0)
+        return -1;
+    to->n += from->n;
+    return 0;
+}
+
+/* The second part's split after the first's, part by part. */
+static int owner_split_merge(owner_split *sp, const owner_split *second)
+{
+    if (elist_append(&sp->local, &second->local) != 0 ||
+        elist_append(&sp->existing, &second->existing) != 0 ||
+        elist_append(&sp->unplaced, &second->unplaced) != 0)
+        return -1;
+    for (int i = 0; i < second->n; i++) {
+        int j = 0;
+        while (j < sp->n && sp->nodes[j] != second->nodes[i])
+            j++;
+        if (j == sp->n) { /* both have room for every member */
+            if (elist_init(&sp->remote[j]) != 0)
+                return -1;
+            sp->nodes[sp->n++] = second->nodes[i];
+        }
+        if (elist_append(&sp->remote[j], &second->remote[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* A list this long is split on two threads: the helper splits its second
+ * half while the hub's thread splits the first (the asked node of a 100k
+ * start worked alone for its first 60 ms, one core idle). */
+#define SPLIT_PARALLEL_MIN 8192
+
+/* Whether the helper may place children while the hub's thread does: the
+ * ring is read-only while the hub's thread splits too; the other
+ * strategies and sticky placement read or keep state of the hub's. */
+static int split_parallel_ok(const hub *h, int n)
+{
+    return n >= SPLIT_PARALLEL_MIN && h->dist == &consistent_hashing_strategy &&
+           !(h->dist_ext && h->dist_ext->sticky);
+}
+
+/* Splits a list of child specs by owner in one pass: with every_owner,
+ * each child goes to each of its replication_factor owners (a start); else
+ * to this node if it is one of them, or to the first (a forward). Children
+ * without owners (or that do not parse) stay local: the start reports their
+ * errors. With check, the ids already registered are collected in
+ * existing. The parts keep the list's order. 0, or -1 when out of memory. */
+static int owner_split_run(hub *h, ph_term list, int check, int every_owner, owner_split *sp)
+{
+    if (owner_split_init(h, sp) != 0)
+        return -1;
+    /* Each part gets about its share up front (child specs are some 60
+     * bytes): no regrowth, and no walk of the whole list to measure it. */
+    split_part first = {.h = h, .check = check, .every_owner = every_owner, .sp = sp};
+    int n = list_begin(&first.w, list);
+    size_t most = (size_t)h->members.n + 1;
+    first.share = n > 0 ? (size_t)n * 64u / most * 5 / 4 : 0;
+    first.count = n;
+    if (!split_parallel_ok(h, n))
+        return ph_buf_reserve(&sp->local.b, first.share) != 0 ? -1 : split_part_run(&first);
+
+    owner_split second_sp;
+    split_part second = first;
+    second.on_helper = 1;
+    second.sp = &second_sp;
+    second.trust = term_trust_current();
+    first.count = n / 2;
+    second.count = n - n / 2;
+    first.share /= 2;
+    second.share = first.share;
+    ph_term skipped;
+    for (int e = 0; e < first.count; e++)
+        if (list_next(&second.w, &skipped) <= 0)
+            return -1;
+    if (owner_split_init(h, &second_sp) != 0 || ph_buf_init(&second.key) != 0 ||
+        ph_buf_reserve(&sp->local.b, first.share) != 0 ||
+        ph_buf_reserve(&second_sp.local.b, second.share) != 0) {
+        owner_split_free(&second_sp);
+        ph_buf_free(&second.key);
+        return -1;
+    }
+    int helped = helper_submit(split_part_job, &second) == 0;
+    int rc = split_part_run(&first);
+    if (helped)
+        helper_wait();
+    else
+        split_part_job(&second);
+    if (rc == 0)
+        rc = second.rc != 0 ? -1 : owner_split_merge(sp, &second_sp);
+    owner_split_free(&second_sp);
+    ph_buf_free(&second.key);
+    return rc;
 }
 
 /* {'$ph_hub', start, Id, ReplyTo, Specs, Opts} to the owner's hub, the

@@ -21,7 +21,6 @@ struct ring {
     /* MD5 fetched once: EVP_Digest(EVP_md5()) looks the algorithm up on
      * every call, three times slower on a 100k-children placement. */
     EVP_MD *md5;
-    EVP_MD_CTX *md5_ctx;
     char **nodes;
     int n_nodes, cap_nodes;
     vnode *vnodes;   /* n_nodes * VNODES_PER_NODE, sorted */
@@ -46,10 +45,11 @@ static int md5_last4(const ring *r, const unsigned char *data, size_t len, uint3
 {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (md5_short(data, len, digest) != 0 && /* ids longer than a block: OpenSSL */
-        (EVP_DigestInit_ex2(r->md5_ctx, r->md5, NULL) != 1 ||
-         EVP_DigestUpdate(r->md5_ctx, data, len) != 1 ||
-         EVP_DigestFinal_ex(r->md5_ctx, digest, &n) != 1 || n != 16))
+    /* Ids longer than a block: OpenSSL, with a context of the call's own
+     * (the hub's helper thread places children while the hub's thread
+     * does). */
+    if (md5_short(data, len, digest) != 0 &&
+        (EVP_Digest(data, len, digest, &n, r->md5, NULL) != 1 || n != 16))
         return -1;
     *out = ((uint32_t)digest[12] << 24) | ((uint32_t)digest[13] << 16) |
            ((uint32_t)digest[14] << 8) | digest[15];
@@ -127,8 +127,7 @@ ring *ring_new(ring_atom_encoding encoding)
         return NULL;
     r->encoding = encoding;
     r->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
-    r->md5_ctx = EVP_MD_CTX_new();
-    if (!r->md5 || !r->md5_ctx) {
+    if (!r->md5) {
         ring_free(r);
         return NULL;
     }
@@ -143,7 +142,6 @@ void ring_free(ring *r)
         free(r->nodes[i]);
     free(r->nodes);
     free(r->vnodes);
-    EVP_MD_CTX_free(r->md5_ctx);
     EVP_MD_free(r->md5);
     free(r);
 }

@@ -155,6 +155,42 @@ defmodule PhNode.ClusterTest do
            )
   end
 
+  # 12,000 children: the asked node splits them by owner on two threads
+  # (placement.c, SPLIT_PARALLEL_MIN 8192); 1,000 at a time, on one.
+  test "a big start split on two threads places, refuses and keeps order as a small one" do
+    [a, b, c] = cluster(3)
+    n = 12_000
+    specs = for i <- 1..n, do: %{id: "big#{i}", start: {:counter, :start_link, [i]}}
+
+    # ids already running, in both halves of the list: the whole call is
+    # refused and names exactly those, in the list's order
+    taken = ["big7", "big5000", "big11999"]
+    pre = for id <- taken, do: Enum.find(specs, &(&1.id == id))
+    {:ok, %{status: :ok}} = GenServer.call({:my_hub, b.node}, {:start_children, pre, [awaitable: true]})
+    assert {:error, {:already_started, ^taken}} =
+             GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]}, 30_000)
+    assert wait_until(fn -> Enum.all?([a, b, c], &(map_size(dump(&1)) == 3)) end, 5_000)
+    {:ok, _} = GenServer.call({:my_hub, b.node}, {:stop_children, taken, [awaitable: true]})
+    assert wait_until(fn -> Enum.all?([a, b, c], &(map_size(dump(&1)) == 0)) end, 5_000)
+
+    # the big start: every child once, on its ring owner, every node a share
+    {:ok, r} = GenServer.call({:my_hub, a.node}, {:start_children, specs, [awaitable: true]}, 30_000)
+    assert r.status == :ok and length(r.started) == n
+    assert wait_until(fn -> Enum.all?([a, b, c], &(map_size(dump(&1)) == n)) end, 10_000)
+    big = for {cid, {node, _}} <- placement(a), into: %{}, do: {cid, node}
+    assert big == for({cid, {node, _}} <- placement(c), into: %{}, do: {cid, node})
+    assert big |> Map.values() |> Enum.uniq() |> length() == 3
+
+    # the same ids in small starts (one thread each) land where they did
+    {:ok, _} = GenServer.call({:my_hub, a.node}, {:stop_children, Enum.map(specs, & &1.id), [awaitable: true]}, 30_000)
+    assert wait_until(fn -> Enum.all?([a, b, c], &(map_size(dump(&1)) == 0)) end, 10_000)
+    for part <- Enum.chunk_every(specs, 1_000) do
+      {:ok, %{status: :ok}} = GenServer.call({:my_hub, a.node}, {:start_children, part, [awaitable: true]}, 30_000)
+    end
+    assert wait_until(fn -> map_size(dump(b)) == n end, 10_000)
+    assert big == for({cid, {node, _}} <- placement(b), into: %{}, do: {cid, node})
+  end
+
   test "starts from any node: one copy per id, remote errors collected" do
     [a, b, c] = cluster(3)
 
