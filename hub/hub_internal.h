@@ -345,6 +345,7 @@ int opts_with(ph_buf *out, ph_term opts, const char *fmt, ...);
 
 /* children.c */
 void children_prefetch(const hub *h, ph_pid pid);
+void children_prefetch_record(const hub *h, ph_pid pid);
 int children_reserve(hub *h, uint32_t extra);
 child *child_find(hub *h, ph_pid pid, uint32_t *slot);
 child *child_new(ph_pid pid, const char *key, uint32_t key_len, const spec_info *s);

@@ -178,6 +178,24 @@ void registry_prefetch(const registry *r, uint32_t hash)
     __builtin_prefetch(&r->hashes[i]);
 }
 
+void registry_prefetch_row(const registry *r, uint32_t hash)
+{
+    if (!r->cap)
+        return;
+    const reg_row *row = r->slots[hash & (r->cap - 1)];
+    if (row && row != TOMBSTONE)
+        __builtin_prefetch(row);
+}
+
+const reg_row *registry_peek(const registry *r, uint32_t hash)
+{
+    if (!r->cap)
+        return NULL;
+    uint32_t i = hash & (r->cap - 1);
+    const reg_row *row = r->slots[i];
+    return row && row != TOMBSTONE && r->hashes[i] == hash ? row : NULL;
+}
+
 reg_row *registry_get_hashed(registry *r, const char *key, uint32_t key_len, uint32_t hash)
 {
     int found;

@@ -64,6 +64,19 @@ reg_row *registry_find(registry *r, ph_term id, ph_buf *scratch);
  * finds the slot in cache when it looks up. */
 uint32_t registry_hash(const char *key, uint32_t key_len);
 void registry_prefetch(const registry *r, uint32_t hash);
+/* The second hint: the row in hash's first slot. A lookup compares the
+ * key in the row, a second cache miss; issued a few lookups after
+ * registry_prefetch (the slot has loaded meanwhile) it finds the row in
+ * cache too. Any hash is safe: it only reads a slot. */
+void registry_prefetch_row(const registry *r, uint32_t hash);
+/* The row in hash's first slot when the hash stored there is hash: a
+ * guess at a key's row for more hints (its key is not compared), or
+ * NULL. */
+const reg_row *registry_peek(const registry *r, uint32_t hash);
+/* How far ahead a batch issues each hint: the slot 8 keys ahead, the row 4
+ * keys ahead (REG_AHEAD_RING hashes kept). */
+#define REG_AHEAD_SLOT 8
+#define REG_AHEAD_ROW 4
 /* registry_get with the key's registry_hash already known. */
 reg_row *registry_get_hashed(registry *r, const char *key, uint32_t key_len, uint32_t hash);
 /* Makes room for extra more rows at once (one rehash for a big batch

@@ -352,69 +352,79 @@ static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_
     }
 }
 
-/* A member's rows as it published them. Each row is read one ahead of the
- * one applied, so that its registry slot loads meanwhile. */
+/* A member's rows as it published them. Rows are read REG_AHEAD_SLOT ahead
+ * of the one applied, so that their registry slots, then their rows, load
+ * meanwhile. */
 void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
 {
     list_walk w;
-    published_row rows[2];
+    published_row rows[REG_AHEAD_SLOT];
     elist late;
-    int n = list_begin(&w, list);
+    int n = list_begin(&w, list), ready = 0;
     if (node == h->self_node || n < 0)
         return;
     if (elist_init(&late) != 0)
         return;
-    if (ph_buf_init(&rows[0].key) != 0) {
-        elist_free(&late);
-        return;
-    }
-    if (ph_buf_init(&rows[1].key) != 0) {
-        ph_buf_free(&rows[0].key);
-        elist_free(&late);
-        return;
-    }
+    for (; ready < REG_AHEAD_SLOT; ready++)
+        if (ph_buf_init(&rows[ready].key) != 0)
+            goto out;
     if (registry_reserve(h->reg, (uint32_t)n) != 0)
         LOG_W("hub", "%s: out of memory sizing the registry for %d rows", h->cfg.hub_id, n);
-    int cur = 0, have = next_published(&w, node, &rows[cur]);
-    if (have)
-        registry_prefetch(h->reg, rows[cur].hash);
-    while (have) {
-        int next = cur ^ 1;
-        int have_next = next_published(&w, node, &rows[next]);
-        if (have_next)
-            registry_prefetch(h->reg, rows[next].hash);
+    /* rows[(cur + k) % REG_AHEAD_SLOT], k < have: read, not yet applied */
+    int cur = 0, have = 0, more = 1;
+    for (;;) {
+        while (more && have < REG_AHEAD_SLOT) {
+            published_row *x = &rows[(cur + have) % REG_AHEAD_SLOT];
+            if (!(more = next_published(&w, node, x)))
+                break;
+            registry_prefetch(h->reg, x->hash);
+            have++;
+        }
+        if (!have)
+            break;
+        if (have > REG_AHEAD_ROW)
+            registry_prefetch_row(h->reg, rows[(cur + REG_AHEAD_ROW) % REG_AHEAD_SLOT].hash);
         apply_published(h, ctx, node, &rows[cur], &late);
-        cur = next;
-        have = have_next;
+        cur = (cur + 1) % REG_AHEAD_SLOT;
+        have--;
     }
     if (late.n) {
         LOG_I("hub", "%s: %s registered %d cop(ies) started before their stop: sent the stop",
               h->cfg.hub_id, atom_text(node), late.n);
         send_stop_late_to(h, ctx, node, &late);
     }
+out:
     elist_free(&late);
-    ph_buf_free(&rows[0].key);
-    ph_buf_free(&rows[1].key);
+    for (int i = 0; i < ready; i++)
+        ph_buf_free(&rows[i].key);
 }
 
 void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
 {
-    enum { AHEAD = 8 }; /* ids whose slots are asked for ahead (see stop_batch) */
+    /* ids whose slots, then rows, are asked for ahead (see stop_batch_at) */
+    uint32_t ahead_hash[REG_AHEAD_SLOT] = {0};
+    unsigned at = 0;
     list_walk w, ahead;
     ph_term cid, next;
     ph_buf key;
     if (node == h->self_node || list_begin(&w, list) < 0 || ph_buf_init(&key) != 0)
         return;
     list_begin(&ahead, list);
-    for (int i = 0; i < AHEAD && list_next(&ahead, &next) > 0; i++) {
+    for (int i = 0; i < REG_AHEAD_SLOT && list_next(&ahead, &next) > 0; i++) {
         ph_buf_reset(&key);
-        if (registry_key(next, &key) == 0)
-            registry_prefetch(h->reg, registry_hash(key.buff, (uint32_t)key.index));
+        if (registry_key(next, &key) == 0) {
+            ahead_hash[i] = registry_hash(key.buff, (uint32_t)key.index);
+            registry_prefetch(h->reg, ahead_hash[i]);
+        }
     }
     while (list_next(&w, &cid) > 0) {
+        registry_prefetch_row(h->reg, ahead_hash[(at + REG_AHEAD_ROW) % REG_AHEAD_SLOT]);
         ph_buf_reset(&key);
-        if (list_next(&ahead, &next) > 0 && registry_key(next, &key) == 0)
-            registry_prefetch(h->reg, registry_hash(key.buff, (uint32_t)key.index));
+        if (list_next(&ahead, &next) > 0 && registry_key(next, &key) == 0) {
+            ahead_hash[at] = registry_hash(key.buff, (uint32_t)key.index);
+            registry_prefetch(h->reg, ahead_hash[at]);
+        }
+        at = (at + 1) % REG_AHEAD_SLOT;
         ph_buf_reset(&key);
         reg_row *row = registry_key(cid, &key) == 0
                            ? registry_get(h->reg, key.buff, (uint32_t)key.index)

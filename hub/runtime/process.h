@@ -156,6 +156,8 @@ void scheduler_defer_begin(void);
  * another scheduler and the caller goes back to reading: the pipelined
  * path for a flood of frames. */
 void scheduler_defer_end(int keep_one);
+/* Whether this thread is between begin and end (they do not nest). */
+int scheduler_deferring(void);
 
 /* The network side as the schedulers see it (set by the I/O layer; without
  * it idle schedulers just park). */

@@ -414,6 +414,11 @@ void scheduler_defer_begin(void)
     deferred.on = 1;
 }
 
+int scheduler_deferring(void)
+{
+    return deferred.on;
+}
+
 void scheduler_defer_end(int keep_one)
 {
     deferred.on = 0;
