@@ -647,13 +647,23 @@ int term_skip_valid(const char *b, int *index)
 /* The message the runtime is delivering on this thread, validated whole
  * when it arrived (see term_trust.h): views into it skip the second walk. */
 static _Thread_local struct term_trust trusted;
+/* Every push gives the message its own number (a pop restores the one
+ * before): what was learned about the trusted message holds while the
+ * number stays the same. */
+static _Thread_local unsigned long long trust_pushes;
 
 struct term_trust term_trust_push(const char *buf, int len)
 {
     struct term_trust saved = trusted;
     trusted.buf = buf;
     trusted.len = len;
+    trusted.epoch = ++trust_pushes;
     return saved;
+}
+
+unsigned long long term_trust_epoch(void)
+{
+    return trusted.epoch;
 }
 
 struct term_trust term_trust_current(void)
@@ -669,6 +679,11 @@ void term_trust_pop(struct term_trust saved)
 static int is_trusted(ph_term t)
 {
     return t.buf && t.buf == trusted.buf && t.index >= 0 && t.index < trusted.len;
+}
+
+int term_is_trusted(ph_term t)
+{
+    return is_trusted(t);
 }
 
 /* Index past a term given as a view, or -1; the gate of every entry point.

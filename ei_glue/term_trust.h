@@ -9,17 +9,26 @@
 #ifndef PH_TERM_TRUST_H
 #define PH_TERM_TRUST_H
 
+#include "processhub/term.h"
+
 struct term_trust {
     /* a delivered message (version byte at 0), or a buffer the caller
      * encoded itself with ei (with or without the version byte) */
     const char *buf;
     int len;
+    unsigned long long epoch; /* set by term_trust_push: see term_trust_epoch */
 };
 
 struct term_trust term_trust_push(const char *buf, int len);
 /* This thread's trusted message, for a helper thread working on it. */
 struct term_trust term_trust_current(void);
 void term_trust_pop(struct term_trust saved);
+/* The number term_trust_push gave the trusted message (a pop restores the
+ * outer one's): a fact noted about the trusted message (a list's length)
+ * holds while the number is the same. */
+unsigned long long term_trust_epoch(void);
+/* Whether t lies in this thread's trusted message. */
+int term_is_trusted(ph_term t);
 
 /* Steps *index past the term there, which must be part of a term already
  * validated (a delivered message) or encoded by ei: no checks beyond the

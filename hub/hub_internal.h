@@ -339,6 +339,14 @@ ph_term pid_term(ph_pid pid, ph_buf *tmp);
 void send_self_after(ph_ctx *ctx, unsigned ms, const char *fmt, ...);
 int list_begin(list_walk *w, ph_term list);
 int list_next(list_walk *w, ph_term *e);
+/* For the hub's own messages, walked once: list_begin without checking
+ * first that the list is proper (a bad tail ends the walk where it is);
+ * returns the first segment's length from its header. list_at gives the
+ * element at the walk without stepping over it, list_past moves past it
+ * to end (the index just after it, found by the caller's own walk of it). */
+int list_begin_trusted(list_walk *w, ph_term list);
+int list_at(list_walk *w, ph_term *e);
+void list_past(list_walk *w, int end);
 int has_option(ph_term opts, const char *name);
 void elist_extend(elist *l, ph_term list);
 int opts_with(ph_buf *out, ph_term opts, const char *fmt, ...);

@@ -289,18 +289,15 @@ static int set_nodes(reg_row *row, const reg_node_pid *nodes, uint16_t n)
     return 0;
 }
 
-reg_row *registry_row_new(const char *key, uint32_t key_len, ph_term spec, ph_term metadata,
+/* A new row from terms whose encoded lengths are known. */
+static reg_row *row_build(const char *key, uint32_t key_len, uint32_t hash, ph_term spec,
+                          uint32_t spec_len, ph_term metadata, uint32_t meta_len,
                           const reg_node_pid *nodes, uint16_t n_nodes)
 {
-    int spec_end = ph_term_end(spec), meta_end = ph_term_end(metadata);
-    if (spec_end < 0 || meta_end < 0)
-        return NULL;
-    uint32_t spec_len = (uint32_t)(spec_end - spec.index);
-    uint32_t meta_len = (uint32_t)(meta_end - metadata.index);
     reg_row *row = malloc(sizeof *row + key_len + spec_len + meta_len);
     if (!row)
         return NULL;
-    row->hash = hash_bytes(key, key_len);
+    row->hash = hash;
     row->key_len = key_len;
     row->spec_len = spec_len;
     row->meta_len = meta_len;
@@ -315,6 +312,17 @@ reg_row *registry_row_new(const char *key, uint32_t key_len, ph_term spec, ph_te
         return NULL;
     }
     return row;
+}
+
+reg_row *registry_row_new(const char *key, uint32_t key_len, ph_term spec, ph_term metadata,
+                          const reg_node_pid *nodes, uint16_t n_nodes)
+{
+    int spec_end = ph_term_end(spec), meta_end = ph_term_end(metadata);
+    if (spec_end < 0 || meta_end < 0)
+        return NULL;
+    return row_build(key, key_len, hash_bytes(key, key_len), spec,
+                     (uint32_t)(spec_end - spec.index), metadata,
+                     (uint32_t)(meta_end - metadata.index), nodes, n_nodes);
 }
 
 void registry_row_free(reg_row *row)
@@ -346,22 +354,35 @@ reg_row *registry_insert_row(registry *r, reg_row *row)
     return row;
 }
 
-reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
-                      ph_term metadata, const reg_node_pid *nodes, uint16_t n_nodes)
+reg_row *registry_put_sized(registry *r, const char *key, uint32_t key_len, uint32_t hash,
+                            ph_term spec, uint32_t spec_len, ph_term metadata, uint32_t meta_len,
+                            const reg_node_pid *nodes, uint16_t n_nodes)
 {
     reg_row *old = NULL;
     if (!nodes) {
         /* keep the nodes of the row this one replaces */
-        old = registry_get(r, key, key_len);
+        old = registry_get_hashed(r, key, key_len, hash);
         nodes = old ? old->nodes : NULL;
         n_nodes = old ? old->n_nodes : 0;
     }
-    reg_row *row = registry_row_new(key, key_len, spec, metadata, nodes, n_nodes);
+    reg_row *row =
+        row_build(key, key_len, hash, spec, spec_len, metadata, meta_len, nodes, n_nodes);
     if (row && !registry_insert_row(r, row)) {
         free_row(row);
         return NULL;
     }
     return row;
+}
+
+reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
+                      ph_term metadata, const reg_node_pid *nodes, uint16_t n_nodes)
+{
+    int spec_end = ph_term_end(spec), meta_end = ph_term_end(metadata);
+    if (spec_end < 0 || meta_end < 0)
+        return NULL;
+    return registry_put_sized(r, key, key_len, hash_bytes(key, key_len), spec,
+                              (uint32_t)(spec_end - spec.index), metadata,
+                              (uint32_t)(meta_end - metadata.index), nodes, n_nodes);
 }
 
 int registry_set_node(registry *r, reg_row *row, uint32_t node, ph_pid pid)

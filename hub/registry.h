@@ -87,6 +87,12 @@ int registry_reserve(registry *r, uint32_t extra);
  * when out of memory. */
 reg_row *registry_put(registry *r, const char *key, uint32_t key_len, ph_term spec,
                       ph_term metadata, const reg_node_pid *nodes, uint16_t n_nodes);
+/* registry_put with what the caller knows already: the key's
+ * registry_hash and the encoded lengths of spec and metadata (neither is
+ * walked). */
+reg_row *registry_put_sized(registry *r, const char *key, uint32_t key_len, uint32_t hash,
+                            ph_term spec, uint32_t spec_len, ph_term metadata, uint32_t meta_len,
+                            const reg_node_pid *nodes, uint16_t n_nodes);
 /* The two halves of registry_put, for rows built on another thread: a
  * new row (touches no registry, stamp 0), and its insertion (replacing a
  * row with the same key, which is freed; a row with stamp 0 takes the

@@ -254,18 +254,24 @@ void sync_message(hub *h, ph_ctx *ctx, const hub_msg *m)
  * with its registry key and hash. */
 typedef struct published_row {
     ph_term spec, meta;
+    uint32_t spec_len, meta_len; /* their encodings' lengths */
     ph_pid pid;
     uint64_t stamp; /* 0 from a node that sends none */
     ph_buf key;
     uint32_t hash;
 } published_row;
 
-/* The next well-formed row of node's list in x; 0 at the end. */
+/* The next well-formed row of node's list in x; 0 at the end. Each row is
+ * walked once: its fields are stepped over in place, and the walk goes on
+ * after the last. */
 static int next_published(list_walk *w, uint32_t node, published_row *x)
 {
     ph_term e;
-    while (list_next(w, &e) > 0) {
-        int index = e.index, arity;
+    while (list_at(w, &e) > 0) {
+        int index = e.index, arity, end = e.index;
+        if (term_skip_valid(e.buf, &end) != 0)
+            return 0; /* cannot happen in a validated message: the walk ends */
+        list_past(w, end);
         if (ei_decode_tuple_header(e.buf, &index, &arity) != 0 || (arity != 4 && arity != 5))
             continue;
         ph_term cid = {e.buf, index};
@@ -274,13 +280,16 @@ static int next_published(list_walk *w, uint32_t node, published_row *x)
         x->spec = (ph_term){e.buf, index};
         if (term_skip_valid(e.buf, &index) != 0)
             continue;
+        x->spec_len = (uint32_t)(index - x->spec.index);
         ph_term p = {e.buf, index};
         if (term_skip_valid(e.buf, &index) != 0)
             continue;
         x->meta = (ph_term){e.buf, index};
+        if (term_skip_valid(e.buf, &index) != 0)
+            continue;
+        x->meta_len = (uint32_t)(index - x->meta.index);
         unsigned long long stamp = 0;
-        if (arity == 5 && (term_skip_valid(e.buf, &index) != 0 ||
-                           ei_decode_ulonglong(e.buf, &index, &stamp) != 0))
+        if (arity == 5 && ei_decode_ulonglong(e.buf, &index, &stamp) != 0)
             continue;
         x->stamp = stamp;
         x->key.index = 0;
@@ -334,7 +343,8 @@ static void apply_published(hub *h, ph_ctx *ctx, uint32_t node, const published_
         registry_set_node(h->reg, row, node, x->pid);
     else {
         reg_node_pid np = {node, x->pid};
-        row = registry_put(h->reg, x->key.buff, (uint32_t)x->key.index, x->spec, x->meta, &np, 1);
+        row = registry_put_sized(h->reg, x->key.buff, (uint32_t)x->key.index, x->hash, x->spec,
+                                 x->spec_len, x->meta, x->meta_len, &np, 1);
     }
     if (!row)
         return;
@@ -360,7 +370,7 @@ void apply_registered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
     list_walk w;
     published_row rows[REG_AHEAD_SLOT];
     elist late;
-    int n = list_begin(&w, list), ready = 0;
+    int n = list_begin_trusted(&w, list), ready = 0;
     if (node == h->self_node || n < 0)
         return;
     if (elist_init(&late) != 0)

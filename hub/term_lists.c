@@ -88,6 +88,33 @@ static int proper_length(const char *buf, int index)
 /* Element count of a proper list (0 for []), or -1 for anything else,
  * an improper list included: every request's list arguments go through
  * here or ph_iter_begin, which refuse them alike. */
+/* The last lists counted on this thread in the message being delivered:
+ * a start's list is begun by several steps in turn (the hand-off's check,
+ * the batch, its preparation), each a walk of every child otherwise. */
+#define COUNTED_LISTS 4
+static _Thread_local struct counted_list {
+    const char *buf;
+    int index, total;
+    unsigned long long epoch;
+} counted[COUNTED_LISTS];
+static _Thread_local unsigned counted_next;
+
+static int counted_length(ph_term list)
+{
+    if (!term_is_trusted(list))
+        return proper_length(list.buf, list.index);
+    unsigned long long epoch = term_trust_epoch();
+    for (int i = 0; i < COUNTED_LISTS; i++)
+        if (counted[i].buf == list.buf && counted[i].index == list.index &&
+            counted[i].epoch == epoch)
+            return counted[i].total;
+    int total = proper_length(list.buf, list.index);
+    if (total >= 0)
+        counted[counted_next++ % COUNTED_LISTS] =
+            (struct counted_list){list.buf, list.index, total, epoch};
+    return total;
+}
+
 int list_begin(list_walk *w, ph_term list)
 {
     int type, size, index = list.index;
@@ -99,12 +126,49 @@ int list_begin(list_walk *w, ph_term list)
         w->index = index; /* at the NIL: list_next ends there (not past it) */
         return 0;
     }
-    int total = proper_length(list.buf, list.index);
+    int total = counted_length(list);
     if (type != ERL_LIST_EXT || total < 0 || ei_decode_list_header(list.buf, &index, &size) != 0)
         return -1;
     w->index = index;
     w->left = size;
     return total;
+}
+
+int list_begin_trusted(list_walk *w, ph_term list)
+{
+    int type, size, index = list.index;
+    w->buf = list.buf;
+    w->left = 0;
+    if (!list.buf || ei_get_type(list.buf, &index, &type, &size) != 0)
+        return -1;
+    w->index = index;
+    if (type == ERL_NIL_EXT)
+        return 0;
+    if (type != ERL_LIST_EXT || ei_decode_list_header(list.buf, &index, &size) != 0)
+        return -1;
+    w->index = index;
+    w->left = size;
+    return size;
+}
+
+int list_at(list_walk *w, ph_term *e)
+{
+    if (w->left <= 0) {
+        int type, size, index = w->index;
+        if (!w->buf || ei_get_type(w->buf, &index, &type, &size) != 0 || type != ERL_LIST_EXT ||
+            ei_decode_list_header(w->buf, &index, &size) != 0 || size <= 0)
+            return 0;
+        w->index = index;
+        w->left = size;
+    }
+    *e = (ph_term){w->buf, w->index};
+    return 1;
+}
+
+void list_past(list_walk *w, int end)
+{
+    w->index = end;
+    w->left--;
 }
 
 int list_next(list_walk *w, ph_term *e)
