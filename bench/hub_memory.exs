@@ -31,6 +31,8 @@ specs = for i <- 1..n, do: %{id: "m#{i}", start: {:counter, :start_link, [0]}}
 {:ok, %{status: :ok}} = GenServer.call({:my_hub, hd(phs)}, {:start_children, specs, [awaitable: true, timeout: 60_000]}, :infinity)
 all = fn f -> if Enum.all?(phs, &(GenServer.call({:my_hub, &1}, :registry_count) == n)), do: :ok, else: (Process.sleep(2); f.(f)) end
 all.(all)
+# after the big buffers the nodes keep for reuse for 1 s (BIGBUF_KEEP_MS) went back
+Process.sleep(1_100)
 r1 = rss.()
 per_child = Enum.zip_with(r0, r1, fn a, b -> div((b - a) * 1024, n) end)
 IO.puts(~s({"scenario": "memory_per_child", "children": #{n}, "rss_kb_before": #{inspect(r0)}, "rss_kb_after": #{inspect(r1)}, "bytes_per_child_by_node": #{inspect(per_child)}, "note": "first node is the asked one"}))

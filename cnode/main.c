@@ -20,6 +20,7 @@
 #include "hub/runtime/log.h"
 #include "hub/runtime/modules.h"
 #include "hub/runtime/names.h"
+#include "hub/runtime/bigbuf.h"
 #include "hub/runtime/process.h"
 #include "hub/runtime/runtime.h"
 #include "hub/system/system_modules.h"
@@ -226,6 +227,7 @@ release:
     options_free(&opts);
     thread_bufs_release();
     signal_cache_release();
+    bigbuf_release_kept();
     LOG_I("phnode", "stopped");
     return status;
 }

@@ -24,6 +24,7 @@
 #include "ei_glue/connection.h"
 #include "ei_glue/control.h"
 #include "ei_glue/framing.h"
+#include "hub/runtime/bigbuf.h"
 #include "hub/runtime/atoms.h"
 #include "hub/runtime/log.h"
 #include "hub/runtime/metrics.h"
@@ -716,6 +717,7 @@ static void *io_main(void *arg)
         /* Every scheduler busy for a while: read on their behalf. */
         while (atomic_load(&running) && scheduler_poll_if_stalled(STALL_CHECK_MS * 1000u))
             ;
+        bigbuf_trim(); /* freed big buffers kept long enough go back */
         if (monotonic_ms() >= next_tick) {
             check_ticks();
             next_tick = monotonic_ms() + interval;

@@ -261,37 +261,51 @@ typedef struct published_row {
     uint32_t hash;
 } published_row;
 
+/* Steps over the fields of the row tuple at e into x; the index past the
+ * row, or -1 when it is not a row (any shape of the list's elements is
+ * stepped over by the caller). */
+static int read_published(ph_term e, published_row *x, ph_term *cid, ph_term *pid)
+{
+    int index = e.index, arity;
+    if (ei_decode_tuple_header(e.buf, &index, &arity) != 0 || (arity != 4 && arity != 5))
+        return -1;
+    *cid = (ph_term){e.buf, index};
+    if (term_skip_valid(e.buf, &index) != 0)
+        return -1;
+    x->spec = (ph_term){e.buf, index};
+    if (term_skip_valid(e.buf, &index) != 0)
+        return -1;
+    x->spec_len = (uint32_t)(index - x->spec.index);
+    *pid = (ph_term){e.buf, index};
+    if (term_skip_valid(e.buf, &index) != 0)
+        return -1;
+    x->meta = (ph_term){e.buf, index};
+    if (term_skip_valid(e.buf, &index) != 0)
+        return -1;
+    x->meta_len = (uint32_t)(index - x->meta.index);
+    unsigned long long stamp = 0;
+    if (arity == 5 && ei_decode_ulonglong(e.buf, &index, &stamp) != 0)
+        return -1;
+    x->stamp = stamp;
+    return index;
+}
+
 /* The next well-formed row of node's list in x; 0 at the end. Each row is
  * walked once: its fields are stepped over in place, and the walk goes on
  * after the last. */
 static int next_published(list_walk *w, uint32_t node, published_row *x)
 {
-    ph_term e;
+    ph_term e, cid, p;
     while (list_at(w, &e) > 0) {
-        int index = e.index, arity, end = e.index;
-        if (term_skip_valid(e.buf, &end) != 0)
-            return 0; /* cannot happen in a validated message: the walk ends */
+        int end = read_published(e, x, &cid, &p);
+        if (end < 0) {
+            end = e.index;
+            if (term_skip_valid(e.buf, &end) != 0)
+                return 0; /* cannot happen in a validated message: the walk ends */
+            list_past(w, end);
+            continue;
+        }
         list_past(w, end);
-        if (ei_decode_tuple_header(e.buf, &index, &arity) != 0 || (arity != 4 && arity != 5))
-            continue;
-        ph_term cid = {e.buf, index};
-        if (term_skip_valid(e.buf, &index) != 0)
-            continue;
-        x->spec = (ph_term){e.buf, index};
-        if (term_skip_valid(e.buf, &index) != 0)
-            continue;
-        x->spec_len = (uint32_t)(index - x->spec.index);
-        ph_term p = {e.buf, index};
-        if (term_skip_valid(e.buf, &index) != 0)
-            continue;
-        x->meta = (ph_term){e.buf, index};
-        if (term_skip_valid(e.buf, &index) != 0)
-            continue;
-        x->meta_len = (uint32_t)(index - x->meta.index);
-        unsigned long long stamp = 0;
-        if (arity == 5 && ei_decode_ulonglong(e.buf, &index, &stamp) != 0)
-            continue;
-        x->stamp = stamp;
         x->key.index = 0;
         if (ph_decode_pid(p, &x->pid) != 0 || x->pid.node != node ||
             registry_key(cid, &x->key) != 0)

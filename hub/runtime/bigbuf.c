@@ -1,6 +1,7 @@
 /*
  * bigbuf.c - big, short-lived buffers: malloc's below BIGBUF_MAP_MIN, a
- * mapping of their own above; see bigbuf.h.
+ * mapping of their own above, and the freed mappings kept a moment for the
+ * next ones; see bigbuf.h.
  *
  * Each buffer starts with a header, BIGBUF_HEADER bytes before the pointer
  * the caller gets: the usable size, and the length of the mapping (0 for a
@@ -14,11 +15,13 @@
 #include "hub/runtime/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef MADV_HUGEPAGE
@@ -102,6 +105,137 @@ static void *map_new(size_t len)
     return aligned;
 }
 
+/* --- freed mappings kept for the next buffers ------------------------------
+ *
+ * A fresh mapping's pages are zeroed by the kernel as they are first
+ * written, and on the test VM the host backs each huge page again too:
+ * about 1 ms of CPU per 2 MiB. A 100k start made and freed some 100 MB of
+ * big buffers on the asked node, and a quarter of the three nodes' CPU went
+ * to those faults. Freed mappings are kept, pages and all, for the next
+ * buffers (best fit, whole; a buffer grows into a kept mapping by a copy,
+ * cheaper than faulting new pages), up to BIGBUF_KEEP_BYTES and for
+ * BIGBUF_KEEP_MS after they were freed (bigbuf_trim, every 10 ms from the
+ * I/O thread), then go back to the kernel. */
+#define CACHE_SLOTS 16
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kept {
+    header *h;
+    size_t len;
+    uint64_t freed_ms;
+    uint64_t seq; /* the order of the frees: the oldest goes first */
+} cache[CACHE_SLOTS];
+static int n_kept;
+static uint64_t frees;
+static size_t kept_bytes;
+static _Atomic int any_kept; /* n_kept > 0, read without the lock */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void unmap(header *h, size_t len)
+{
+    if (munmap(h, len) != 0)
+        abort(); /* only a range that is not ours fails: memory is corrupt */
+}
+
+static void kept_remove_locked(int i)
+{
+    kept_bytes -= cache[i].len;
+    cache[i] = cache[--n_kept];
+    atomic_store(&any_kept, n_kept > 0);
+}
+
+/* The smallest kept mapping of at least len bytes, taken; NULL if none. */
+static header *cache_take(size_t len, size_t *got)
+{
+    if (!atomic_load(&any_kept))
+        return NULL;
+    pthread_mutex_lock(&cache_lock);
+    int best = -1;
+    for (int i = 0; i < n_kept; i++)
+        if (cache[i].len >= len && (best < 0 || cache[i].len < cache[best].len))
+            best = i;
+    header *h = NULL;
+    if (best >= 0) {
+        h = cache[best].h;
+        *got = cache[best].len;
+        kept_remove_locked(best);
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return h;
+}
+
+/* Keeps a freed mapping, making room by giving back the oldest. */
+static void cache_put(header *h, size_t len)
+{
+    struct kept out[CACHE_SLOTS];
+    int n_out = 0;
+    if (len > BIGBUF_KEEP_BYTES) {
+        unmap(h, len);
+        return;
+    }
+    pthread_mutex_lock(&cache_lock);
+    while (n_kept == CACHE_SLOTS || kept_bytes + len > BIGBUF_KEEP_BYTES) {
+        int oldest = 0;
+        for (int i = 1; i < n_kept; i++)
+            if (cache[i].seq < cache[oldest].seq)
+                oldest = i;
+        out[n_out++] = cache[oldest];
+        kept_remove_locked(oldest);
+    }
+    cache[n_kept++] = (struct kept){h, len, now_ms(), ++frees};
+    kept_bytes += len;
+    atomic_store(&any_kept, 1);
+    pthread_mutex_unlock(&cache_lock);
+    for (int i = 0; i < n_out; i++)
+        unmap(out[i].h, out[i].len);
+}
+
+/* Gives back the kept mappings freed at least keep_ms ago. */
+static void trim(uint64_t keep_ms)
+{
+    struct kept out[CACHE_SLOTS];
+    int n_out = 0;
+    if (!atomic_load(&any_kept))
+        return;
+    uint64_t now = now_ms();
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < n_kept;) {
+        if (now - cache[i].freed_ms >= keep_ms) {
+            out[n_out++] = cache[i];
+            kept_remove_locked(i);
+        } else {
+            i++;
+        }
+    }
+    pthread_mutex_unlock(&cache_lock);
+    for (int i = 0; i < n_out; i++)
+        unmap(out[i].h, out[i].len);
+}
+
+void bigbuf_trim(void)
+{
+    trim(BIGBUF_KEEP_MS);
+}
+
+void bigbuf_release_kept(void)
+{
+    trim(0);
+}
+
+size_t bigbuf_kept_bytes(void)
+{
+    pthread_mutex_lock(&cache_lock);
+    size_t n = kept_bytes;
+    pthread_mutex_unlock(&cache_lock);
+    return n;
+}
+
 void *bigbuf_alloc(size_t len)
 {
     if (len == 0 || len > SIZE_MAX / 2)
@@ -113,9 +247,11 @@ void *bigbuf_alloc(size_t len)
             return NULL;
         h->map_len = 0;
     } else {
-        size_t map_len = map_length(BIGBUF_HEADER + len);
-        h = map_new(map_len);
-        if (!h)
+        size_t map_len = map_length(BIGBUF_HEADER + len), got = 0;
+        h = cache_take(map_len, &got);
+        if (h)
+            map_len = got;
+        else if (!(h = map_new(map_len)))
             return NULL;
         h->map_len = map_len;
     }
@@ -146,8 +282,16 @@ void *bigbuf_resize(void *p, size_t len)
         bigbuf_free(p);
         return n;
     }
-    size_t map_len = map_length(BIGBUF_HEADER + len);
-    if (map_len != h->map_len) {
+    /* A mapping only grows: its pages go back when it is freed. */
+    size_t map_len = map_length(BIGBUF_HEADER + len), got = 0;
+    header *kept;
+    if (map_len > h->map_len && (kept = cache_take(map_len, &got)) != NULL) {
+        /* into a kept mapping: a copy of the bytes so far, no new pages */
+        memcpy(kept, h, BIGBUF_HEADER + h->size);
+        cache_put(h, h->map_len);
+        h = kept;
+        h->map_len = got;
+    } else if (map_len > h->map_len) {
         /* The kernel moves the pages, not their bytes. */
         void *n = mremap(h, h->map_len, map_len, MREMAP_MAYMOVE);
         if (n == MAP_FAILED)
@@ -177,6 +321,6 @@ void bigbuf_free(void *p)
     header *h = header_of(p);
     if (h->map_len == 0)
         free(h);
-    else if (munmap(h, h->map_len) != 0)
-        abort(); /* only a range that is not ours fails: memory is corrupt */
+    else
+        cache_put(h, h->map_len);
 }

@@ -66,7 +66,74 @@ START_TEST(big_is_mapped_and_returned_on_free)
     char *last = p + len - 1;
     ck_assert(mapped(last));
     bigbuf_free(p);
-    ck_assert(!mapped(last)); /* back to the kernel, not kept as free heap */
+    /* kept a moment for the next big buffer, then back to the kernel (not
+     * kept as free heap) */
+    ck_assert(mapped(last));
+    ck_assert_uint_ge(bigbuf_kept_bytes(), len);
+    bigbuf_trim(); /* freed just now: still kept */
+    ck_assert(mapped(last));
+    bigbuf_release_kept();
+    ck_assert(!mapped(last));
+    ck_assert_uint_eq(bigbuf_kept_bytes(), 0);
+}
+END_TEST
+
+/* A freed mapping serves the next big buffer that fits in it, and a
+ * growing one moves into it with its bytes. */
+START_TEST(freed_mappings_are_reused)
+{
+    bigbuf_release_kept();
+    size_t len = (size_t)6 << 20;
+    char *p = bigbuf_alloc(len);
+    ck_assert_ptr_nonnull(p);
+    fill(p, len, 4);
+    bigbuf_free(p);
+    char *q = bigbuf_alloc((size_t)2 << 20); /* the kept one, whole */
+    ck_assert_ptr_eq(q, p);
+    ck_assert_uint_eq(bigbuf_kept_bytes(), 0);
+    fill(q, (size_t)2 << 20, 5);
+    q = bigbuf_resize(q, (size_t)5 << 20); /* within it: stays */
+    ck_assert_ptr_eq(q, p);
+    ck_assert(same(q, (size_t)2 << 20, 5));
+
+    char *r = bigbuf_alloc((size_t)20 << 20);
+    ck_assert_ptr_nonnull(r);
+    bigbuf_free(r); /* kept: the next growth moves into it */
+    fill(q, (size_t)5 << 20, 6);
+    q = bigbuf_resize(q, (size_t)16 << 20);
+    ck_assert_ptr_eq(q, r);
+    ck_assert(same(q, (size_t)5 << 20, 6));
+    memset(q + ((size_t)5 << 20), 0x5a, (size_t)11 << 20);
+    ck_assert_uint_ge(bigbuf_kept_bytes(), (size_t)6 << 20); /* the 6 MiB one, given up */
+    bigbuf_free(q);
+    bigbuf_release_kept();
+}
+END_TEST
+
+/* At most BIGBUF_KEEP_BYTES are kept: the oldest go back first, and a
+ * mapping bigger than that is never kept. */
+START_TEST(kept_mappings_are_bounded)
+{
+    bigbuf_release_kept();
+    size_t len = BIGBUF_KEEP_BYTES / 4;
+    char *b[6];
+    for (int i = 0; i < 6; i++) {
+        b[i] = bigbuf_alloc(len - 4096);
+        ck_assert_ptr_nonnull(b[i]);
+        b[i][0] = 1;
+    }
+    for (int i = 0; i < 6; i++)
+        bigbuf_free(b[i]);
+    ck_assert_uint_le(bigbuf_kept_bytes(), BIGBUF_KEEP_BYTES);
+    ck_assert(!mapped(b[0]) && !mapped(b[1])); /* the oldest, given back */
+    ck_assert(mapped(b[5]));
+    char *huge = bigbuf_alloc(BIGBUF_KEEP_BYTES + 1);
+    ck_assert_ptr_nonnull(huge);
+    huge[0] = 1;
+    bigbuf_free(huge);
+    ck_assert(!mapped(huge));
+    bigbuf_release_kept();
+    ck_assert_uint_eq(bigbuf_kept_bytes(), 0);
 }
 END_TEST
 
@@ -195,11 +262,15 @@ int main(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, small_is_malloc_and_keeps_content);
     tcase_add_test(tc, big_is_mapped_and_returned_on_free);
+    tcase_add_test(tc, freed_mappings_are_reused);
+    tcase_add_test(tc, kept_mappings_are_bounded);
     tcase_add_test(tc, growing_crosses_into_a_mapping_and_back);
     tcase_add_test(tc, signal_from_small_and_big_blocks);
     tcase_add_test(tc, signal_block_resize_keeps_bytes);
     tcase_add_test(tc, copied_signal_points_at_its_own_bytes);
     tcase_add_test(tc, small_signals_are_recycled_per_thread);
     suite_add_tcase(s, tc);
-    return check_run(s);
+    int rc = check_run(s);
+    bigbuf_release_kept();
+    return rc;
 }
