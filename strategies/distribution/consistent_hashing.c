@@ -3,6 +3,8 @@
 #include "strategies/distribution/md5_short.h"
 
 #include <openssl/evp.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +20,11 @@ typedef struct vnode {
 
 struct ring {
     ring_atom_encoding encoding;
-    /* MD5 fetched once: EVP_Digest(EVP_md5()) looks the algorithm up on
-     * every call, three times slower on a 100k-children placement. */
-    EVP_MD *md5;
+    /* OpenSSL's MD5, for ids longer than md5_short takes: fetched once
+     * (EVP_Digest(EVP_md5()) looks the algorithm up on every call), when
+     * first needed (the fetch loads OpenSSL's provider: 2 ms of a joining
+     * node's start). */
+    EVP_MD *_Atomic md5;
     char **nodes;
     int n_nodes, cap_nodes;
     vnode *vnodes;   /* n_nodes * VNODES_PER_NODE, sorted */
@@ -41,15 +45,30 @@ uint64_t ring_digest(const ring *r)
     return r->digest;
 }
 
+/* The ring's OpenSSL MD5, fetched by the first thread that needs it. */
+static EVP_MD *ring_md5(const ring *r)
+{
+    ring *w = (ring *)(uintptr_t)r; /* the cache is the one field that changes */
+    EVP_MD *md = atomic_load(&w->md5), *none = NULL;
+    if (md || !(md = EVP_MD_fetch(NULL, "MD5", NULL)))
+        return md;
+    if (!atomic_compare_exchange_strong(&w->md5, &none, md)) {
+        EVP_MD_free(md); /* another thread's came first */
+        md = none;
+    }
+    return md;
+}
+
 static int md5_last4(const ring *r, const unsigned char *data, size_t len, uint32_t *out)
 {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
+    EVP_MD *md;
     /* Ids longer than a block: OpenSSL, with a context of the call's own
      * (the hub's helper thread places children while the hub's thread
      * does). */
     if (md5_short(data, len, digest) != 0 &&
-        (EVP_Digest(data, len, digest, &n, r->md5, NULL) != 1 || n != 16))
+        (!(md = ring_md5(r)) || EVP_Digest(data, len, digest, &n, md, NULL) != 1 || n != 16))
         return -1;
     *out = ((uint32_t)digest[12] << 24) | ((uint32_t)digest[13] << 16) |
            ((uint32_t)digest[14] << 8) | digest[15];
@@ -126,11 +145,6 @@ ring *ring_new(ring_atom_encoding encoding)
     if (!r)
         return NULL;
     r->encoding = encoding;
-    r->md5 = EVP_MD_fetch(NULL, "MD5", NULL);
-    if (!r->md5) {
-        ring_free(r);
-        return NULL;
-    }
     return r;
 }
 
@@ -142,7 +156,7 @@ void ring_free(ring *r)
         free(r->nodes[i]);
     free(r->nodes);
     free(r->vnodes);
-    EVP_MD_free(r->md5);
+    EVP_MD_free(atomic_load(&r->md5));
     free(r);
 }
 

@@ -202,6 +202,32 @@ START_TEST(short_md5_matches_openssl)
 }
 END_TEST
 
+/* An id longer than one MD5 block goes through OpenSSL: the same hash as
+ * md5(term_to_binary(Id)) computed here. */
+START_TEST(long_ids_hash_like_short_ones)
+{
+    ring *r = ring_new(RING_ATOMS_OTP26);
+    ck_assert_ptr_nonnull(r);
+    for (size_t len = 40; len <= 200; len += 20) {
+        unsigned char bin[200], ext[6 + 200], digest[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        for (size_t i = 0; i < len; i++)
+            bin[i] = (unsigned char)(i * 13 + len);
+        ph_buf b;
+        ph_buf_init(&b);
+        ck_assert_int_eq(ei_x_encode_binary(&b, bin, (long)len), 0);
+        ext[0] = 131;
+        memcpy(ext + 1, b.buff, (size_t)b.index);
+        ck_assert_int_eq(EVP_Digest(ext, 1 + (size_t)b.index, digest, &n, EVP_md5(), NULL), 1);
+        uint32_t want = (uint32_t)digest[12] << 24 | (uint32_t)digest[13] << 16 |
+                        (uint32_t)digest[14] << 8 | digest[15];
+        ck_assert_int_eq(ring_key_hash(r, ph_buf_term(&b)), (int64_t)want);
+        ph_buf_free(&b);
+    }
+    ring_free(r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("ring");
@@ -212,6 +238,7 @@ int main(void)
     tcase_add_test(tc, membership_changes_move_only_affected_keys);
     tcase_add_test(tc, removal_moves_only_the_removed_nodes_keys);
     tcase_add_test(tc, short_md5_matches_openssl);
+    tcase_add_test(tc, long_ids_hash_like_short_ones);
     suite_add_tcase(s, tc);
     return check_run(s);
 }
