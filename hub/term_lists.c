@@ -154,6 +154,7 @@ int list_begin_trusted(list_walk *w, ph_term list)
 int list_at(list_walk *w, ph_term *e)
 {
     if (w->left <= 0) {
+        /* [A | [B | []]] is a proper list too: follow a tail that is a list. */
         int type, size, index = w->index;
         if (!w->buf || ei_get_type(w->buf, &index, &type, &size) != 0 || type != ERL_LIST_EXT ||
             ei_decode_list_header(w->buf, &index, &size) != 0 || size <= 0)
@@ -173,19 +174,12 @@ void list_past(list_walk *w, int end)
 
 int list_next(list_walk *w, ph_term *e)
 {
-    if (w->left <= 0) {
-        /* [A | [B | []]] is a proper list too: follow a tail that is a list. */
-        int type, size, index = w->index;
-        if (!w->buf || ei_get_type(w->buf, &index, &type, &size) != 0 || type != ERL_LIST_EXT ||
-            ei_decode_list_header(w->buf, &index, &size) != 0 || size <= 0)
-            return 0;
-        w->index = index;
-        w->left = size;
-    }
-    *e = (ph_term){w->buf, w->index};
-    if (term_skip_valid(w->buf, &w->index) != 0)
+    if (list_at(w, e) <= 0)
+        return 0;
+    int end = e->index;
+    if (term_skip_valid(w->buf, &end) != 0)
         return -1;
-    w->left--;
+    list_past(w, end);
     return 1;
 }
 
