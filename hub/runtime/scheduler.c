@@ -34,6 +34,7 @@
  * only decodes and posts to mailboxes, so polling never runs user code;
  * the callbacks run afterwards.
  */
+#include "hub/runtime/busy_poll.h"
 #include "hub/runtime/remote.h"
 #include "hub/runtime/log.h"
 #include "hub/runtime/runtime_metrics.h"
@@ -110,46 +111,9 @@ static uint64_t now_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
-/* How long an idle poller may check without blocking before it sleeps in
- * epoll: a call that arrives within it costs no wake-up (the BEAM's
- * schedulers busy-wait for the same reason). */
-static unsigned poll_spin_us;
-#define POLL_SPIN_STEP_US 5
-/* The busy poll adapts to the traffic: the poll-role holder keeps a moving
- * average of how long it waited for work (spinning or asleep, the wake-up
- * included), and spins only while that average is within poll_spin_us, for
- * at most twice the average (+ one step). Back-to-back calls keep it
- * spinning; sparse traffic (a call every millisecond) makes every spin a
- * loss, and it stops after a few such waits, then starts again by itself
- * once the waits are short. On this VM a system call costs ~3.5 us and a
- * sleep plus wake-up more than twice that, so a spin that finds nothing
- * costs more than the sleep it was meant to save. Touched only by the
+/* The busy poll's rule (hub/runtime/busy_poll.c): touched only by the
  * poll-role holder (the role's atomic hand-over orders it). */
-static unsigned idle_wait_avg_us;
-#define IDLE_WAIT_WEIGHT 4 /* the newest wait counts for a quarter */
-
-/* Whether a spin pays, in CPU: a spin that finds the next call after
- * 20 us has cost 20 us of CPU to save one sleep and wake-up, which may cost
- * less. On an idle 2-vCPU VM sequential calls cost 51 us of server CPU
- * each with the spin and 29 us without (docs/benchmarks.md, "Busy polling
- * on or off"); on a busy one the spinner yields its CPU and the spin was
- * the cheaper. So the holder measures both: every BP_SAMPLE_EVERY-th wait,
- * the thread's CPU time from the start of the wait to the work (spin,
- * sleep and wake-up included), kept as a moving average per way of
- * waiting, and spins only while spinning costs no more than sleeping.
- * Every BP_EXPLORE_EVERY waits the other way is tried for BP_EXPLORE_LEN
- * waits, each measured, so that its average follows the traffic too.
- * (The thread CPU clock is a system call: hence the sampling.) With
- * --busy-poll-mode latency it spins wherever the traffic allows, CPU
- * or not. */
-#define BP_SAMPLE_EVERY 16
-#define BP_EXPLORE_EVERY 1024
-#define BP_EXPLORE_LEN 32
-#define BP_COST_CAP_NS 1000000u              /* one long wait does not decide alone */
-static unsigned spin_cost_ns, sleep_cost_ns; /* 0: not measured yet */
-static int poll_spin_latency;                /* --busy-poll-mode latency: no CPU comparison */
-static unsigned bp_waits, bp_explore_left;
-static int bp_explore_spin;
+static busy_poll bp;
 
 static uint64_t thread_cpu_ns(void)
 {
@@ -157,48 +121,6 @@ static uint64_t thread_cpu_ns(void)
     if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
         return 0;
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Whether this wait spins (a spin being allowed by the traffic), and
- * whether its cost is measured. */
-static int spin_this_wait(int *sample)
-{
-    if (poll_spin_latency)
-        return 1;
-    int spin = !spin_cost_ns || !sleep_cost_ns || spin_cost_ns <= sleep_cost_ns;
-    if (bp_explore_left) {
-        bp_explore_left--;
-        *sample = 1;
-        return bp_explore_spin;
-    }
-    if (++bp_waits % BP_EXPLORE_EVERY == 0) {
-        bp_explore_left = BP_EXPLORE_LEN;
-        bp_explore_spin = !spin;
-    }
-    *sample = bp_waits % BP_SAMPLE_EVERY == 0;
-    return spin;
-}
-
-static void note_wait_cost(int spun, uint64_t cost_ns)
-{
-    unsigned *avg = spun ? &spin_cost_ns : &sleep_cost_ns;
-    if (cost_ns > BP_COST_CAP_NS)
-        cost_ns = BP_COST_CAP_NS;
-    if (cost_ns == 0)
-        cost_ns = 1; /* measured: not the 0 of "not yet" */
-    *avg = *avg ? (unsigned)(((uint64_t)*avg * 7 + cost_ns) / 8) : (unsigned)cost_ns;
-}
-
-static void note_idle_wait(uint64_t waited_us)
-{
-    /* Clamped so that one long idle stretch does not keep the spin off
-     * for many short waits afterwards. */
-    uint64_t cap = 4u * (uint64_t)poll_spin_us + 100u;
-    if (waited_us > cap)
-        waited_us = cap;
-    idle_wait_avg_us =
-        (unsigned)(((uint64_t)idle_wait_avg_us * (IDLE_WAIT_WEIGHT - 1) + waited_us) /
-                   IDLE_WAIT_WEIGHT);
 }
 
 /* Gives the role up (once per poll): the bookkeeping of the wait, then the
@@ -210,10 +132,10 @@ static void release_role(int got_work)
     role.held = 0;
     uint64_t ended = now_us();
     if (role.timeout_ms < 0 && (got_work || atomic_load(&runq_len) != 0)) {
-        note_idle_wait(ended - role.began_us);
+        busy_poll_note_wait(&bp, ended - role.began_us);
         uint64_t cpu = role.sampled ? thread_cpu_ns() : 0;
         if (cpu && cpu >= role.cpu_began_ns)
-            note_wait_cost(role.spun, cpu - role.cpu_began_ns);
+            busy_poll_note_cost(&bp, role.spun, cpu - role.cpu_began_ns);
     }
     atomic_store(&last_poll_us, ended);
     atomic_store(&poll_role, 0);
@@ -247,18 +169,15 @@ static void poll_with_role(int timeout_ms)
     role.timeout_ms = timeout_ms;
     role.began_us = began;
     role.spun = role.sampled = 0;
-    if (io && timeout_ms < 0 && poll_spin_us && idle_wait_avg_us <= poll_spin_us) {
-        role.spun = spin_this_wait(&role.sampled);
+    if (io && timeout_ms < 0 && busy_poll_allowed(&bp)) {
+        role.spun = busy_poll_choose(&bp, &role.sampled);
         role.cpu_began_ns = role.sampled ? thread_cpu_ns() : 0;
         role.sampled = role.sampled && role.cpu_began_ns;
     }
     if (role.spun) {
         /* A check is a system call: space them out, which also lets a
          * stream of small frames collect into fewer, larger reads. */
-        uint64_t budget = 2u * (uint64_t)idle_wait_avg_us + POLL_SPIN_STEP_US;
-        if (budget > poll_spin_us)
-            budget = poll_spin_us;
-        uint64_t now = began, until = began + budget, next_check = began;
+        uint64_t now = began, until = began + busy_poll_budget_us(&bp), next_check = began;
         while (!handled && atomic_load(&runq_len) == 0 && now < until) {
             if (now >= next_check) {
                 handled = io->spin_check();
@@ -266,7 +185,7 @@ static void poll_with_role(int timeout_ms)
                     handled = 0;
                     break; /* not worth spinning: sleep */
                 }
-                next_check = now + POLL_SPIN_STEP_US;
+                next_check = now + BUSY_POLL_STEP_US;
                 /* A thread waiting for this CPU, often the very peer we
                  * wait for on a busy machine, runs now instead of after
                  * the spin: pausing alone halved the call rate when the
@@ -565,14 +484,13 @@ int scheduler_on_thread(void)
 
 int scheduler_start(unsigned count, unsigned busy_poll_us, int busy_poll_latency)
 {
-    poll_spin_latency = busy_poll_latency;
+    busy_poll_init(&bp, busy_poll_us, busy_poll_latency);
     if (count == 0)
         count = 1;
     if (count > MAX_SCHEDULERS)
         count = MAX_SCHEDULERS;
     atomic_store(&stopping, 0);
     idle_list = NULL;
-    poll_spin_us = busy_poll_us;
     for (n_threads = 0; n_threads < count; n_threads++) {
         scheduler *s = &schedulers[n_threads];
         atomic_store(&s->parked, 0);
