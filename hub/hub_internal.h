@@ -484,13 +484,14 @@ int encode_formatted_result(ph_buf *out, const elist *ok, const elist *errors, i
 #define DEFAULT_AWAIT_TIMEOUT_MS 4000
 
 /* helper.c: a job for the helper thread (started on first use), which
- * must not touch the hub's tables while the hub's thread may. 0, or -1
- * when there is no thread or it is busy with another hub's job: the
- * caller runs the job itself. After a 0, helper_wait returns once the job
- * is done. */
+ * must not touch the hub's tables while the hub's thread may. 0 and the
+ * job's ticket, or -1 when there is no thread or it is busy with another
+ * hub's job: the caller runs the job itself. helper_wait(ticket) returns
+ * once that job is done. helper_stop ends the thread (a hub that ends;
+ * the next job starts another). */
 typedef void (*helper_fn)(void *arg);
-int helper_submit(helper_fn fn, void *arg);
-void helper_wait(void);
+int helper_submit(helper_fn fn, void *arg, unsigned long long *ticket);
+void helper_wait(unsigned long long ticket);
 void helper_stop(void);
 
 /* start_batch.c */

@@ -257,10 +257,11 @@ static int owner_split_run(hub *h, ph_term list, int check, int every_owner, own
         ph_buf_free(&second.key);
         return -1;
     }
-    int helped = helper_submit(split_part_job, &second) == 0;
+    unsigned long long ticket = 0;
+    int helped = helper_submit(split_part_job, &second, &ticket) == 0;
     int rc = split_part_run(&first);
     if (helped)
-        helper_wait();
+        helper_wait(ticket);
     else
         split_part_job(&second);
     if (rc == 0)

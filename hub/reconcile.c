@@ -378,6 +378,9 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
     reconcile_pass_run(h, ctx, fill, 1);
 }
 
+/* How many rows ahead the join's pass asks for the next rows. */
+#define TODO_PREFETCH 16
+
 /* A member joined: the rows this node runs go to it (send_local_registry)
  * and the rule is applied (FILL_JOINED), with one walk of the registry
  * instead of two. A join's pass acts only on rows that run here and on
@@ -389,9 +392,6 @@ void reconcile(hub *h, ph_ctx *ctx, enum reconcile_fill fill)
  * handler may change the registry, and the rows noted are pointers into
  * it). Returns -1 when it did nothing (leaving, partitioned, out of
  * memory): the caller does it the long way. */
-/* How many rows ahead the join's pass asks for the next rows. */
-#define TODO_PREFETCH 16
-
 int reconcile_joined(hub *h, ph_ctx *ctx, uint32_t node, int detach)
 {
     uint32_t i = 0, n = 0, cap = 4096;

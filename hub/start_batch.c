@@ -205,10 +205,11 @@ static void batch_run(hub *h, ph_ctx *ctx, batch *b, const start_opts *o, start_
     prep_job theirs = mine;
     theirs.from = m / 2;
     theirs.to = m;
-    int helped = helper_submit(prepare_job, &theirs) == 0;
+    unsigned long long ticket = 0;
+    int helped = helper_submit(prepare_job, &theirs, &ticket) == 0;
     prepare_range(&mine);
     if (helped)
-        helper_wait();
+        helper_wait(ticket);
     else
         prepare_range(&theirs);
     /* 3. On the hub's thread, in order: tables, hooks, sync, result. */

@@ -85,9 +85,6 @@ static int proper_length(const char *buf, int index)
     }
 }
 
-/* Element count of a proper list (0 for []), or -1 for anything else,
- * an improper list included: every request's list arguments go through
- * here or ph_iter_begin, which refuse them alike. */
 /* The last lists counted on this thread in the message being delivered:
  * a start's list is begun by several steps in turn (the hand-off's check,
  * the batch, its preparation), each a walk of every child otherwise. */
@@ -115,6 +112,9 @@ static int counted_length(ph_term list)
     return total;
 }
 
+/* Element count of a proper list (0 for []), or -1 for anything else,
+ * an improper list included: every request's list arguments go through
+ * here or ph_iter_begin, which refuse them alike. */
 int list_begin(list_walk *w, ph_term list)
 {
     int type, size, index = list.index;

@@ -157,8 +157,11 @@ static header *cache_take(size_t len, size_t *got)
         return NULL;
     pthread_mutex_lock(&cache_lock);
     int best = -1;
+    /* at most 4 times the size asked for: a small buffer that lives long
+     * must not hold a big mapping's pages */
     for (int i = 0; i < n_kept; i++)
-        if (cache[i].len >= len && (best < 0 || cache[i].len < cache[best].len))
+        if (cache[i].len >= len && cache[i].len / 4 <= len &&
+            (best < 0 || cache[i].len < cache[best].len))
             best = i;
     header *h = NULL;
     if (best >= 0) {
@@ -203,8 +206,8 @@ static void trim(uint64_t keep_ms)
     int n_out = 0;
     if (!atomic_load(&any_kept))
         return;
-    uint64_t now = now_ms();
     pthread_mutex_lock(&cache_lock);
+    uint64_t now = now_ms(); /* after the lock: no entry is newer */
     for (int i = 0; i < n_kept;) {
         if (now - cache[i].freed_ms >= keep_ms) {
             out[n_out++] = cache[i];

@@ -1,6 +1,7 @@
 /* consistent_hashing.c - see consistent_hashing.h. */
 #include "strategies/distribution/consistent_hashing.h"
 #include "strategies/distribution/md5_short.h"
+#include "hub/runtime/log.h"
 
 #include <openssl/evp.h>
 #include <stdatomic.h>
@@ -50,8 +51,15 @@ static EVP_MD *ring_md5(const ring *r)
 {
     ring *w = (ring *)(uintptr_t)r; /* the cache is the one field that changes */
     EVP_MD *md = atomic_load(&w->md5), *none = NULL;
-    if (md || !(md = EVP_MD_fetch(NULL, "MD5", NULL)))
+    if (md)
         return md;
+    if (!(md = EVP_MD_fetch(NULL, "MD5", NULL))) {
+        static atomic_int told;
+        if (!atomic_exchange(&told, 1))
+            LOG_E("ring", "OpenSSL has no MD5 (a FIPS-only provider?): children whose ids are "
+                          "longer than 55 bytes encoded cannot be placed and start where asked");
+        return NULL;
+    }
     if (!atomic_compare_exchange_strong(&w->md5, &none, md)) {
         EVP_MD_free(md); /* another thread's came first */
         md = none;

@@ -100,6 +100,34 @@ defmodule PhNode.SupervisionTest do
     assert System.monotonic_time(:millisecond) - t0 < 10_000
   end
 
+  # A batch of 4096 children or more is started on two threads (the hub's
+  # helper thread, hub/helper.c); a hub that ends stops that thread, and the
+  # restarted hub's next big batch must get a new one, not wait for the old.
+  test "after a restart the hub starts big batches on two threads again" do
+    n = start()
+    hub = {:my_hub, n.node}
+    big = fn tag -> for i <- 1..5_000, do: spec("#{tag}#{i}", :counter, [i]) end
+
+    {:ok, %{status: :ok, started: s1}} =
+      GenServer.call(hub, {:start_children, big.("a"), [awaitable: true]}, 30_000)
+
+    assert length(s1) == 5_000
+    old_hub = whereis(n, :my_hub)
+    off = PhTest.log_size(n)
+    Process.exit(old_hub, :kill)
+    assert PhTest.wait_log(n, "[error] supervisor: my_hub exited: killed; restarting it", 5000, off)
+    assert is_integer(time_until(fn -> GenServer.call(hub, :registry_count) == 5_000 end, 10_000))
+
+    {:ok, %{status: :ok, started: s2}} =
+      GenServer.call(hub, {:start_children, big.("b"), [awaitable: true]}, 30_000)
+
+    assert length(s2) == 5_000
+    assert GenServer.call(hub, :registry_count) == 10_000
+    # and once more: the thread the last batch started serves the next
+    {:ok, %{status: :ok}} =
+      GenServer.call(hub, {:start_children, big.("c"), [awaitable: true]}, 30_000)
+  end
+
   test "the phnode service and net_kernel are restarted when killed" do
     n = start()
     for name <- [:phnode, :net_kernel] do

@@ -107,6 +107,17 @@ START_TEST(freed_mappings_are_reused)
     ck_assert_uint_ge(bigbuf_kept_bytes(), (size_t)6 << 20); /* the 6 MiB one, given up */
     bigbuf_free(q);
     bigbuf_release_kept();
+
+    /* a small buffer does not take a mapping more than 4 times its size */
+    char *wide = bigbuf_alloc((size_t)20 << 20);
+    ck_assert_ptr_nonnull(wide);
+    bigbuf_free(wide);
+    char *narrow = bigbuf_alloc((size_t)2 << 20);
+    ck_assert_ptr_nonnull(narrow);
+    ck_assert_ptr_ne(narrow, wide);
+    ck_assert_uint_ge(bigbuf_kept_bytes(), (size_t)20 << 20);
+    bigbuf_free(narrow);
+    bigbuf_release_kept();
 }
 END_TEST
 
