@@ -177,11 +177,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: loopback_floor [CALLS [REQUEST_BYTES [REPLY_BYTES [THINK_US]]]]\n");
         return 2;
     }
-    /* Five alternating runs of each mode; medians. */
     if (req <= DEMONITOR_BYTES) {
         fprintf(stderr, "loopback_floor: REQUEST_BYTES must exceed %d\n", DEMONITOR_BYTES);
         return 2;
     }
+    /* Five alternating runs of each mode; medians. */
     double blocking[5], epolled[5], gen_call[5];
     for (int i = 0; i < 5; i++) {
         blocking[i] = run(0, calls / 5, req, rep, think);

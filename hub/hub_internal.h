@@ -349,6 +349,8 @@ int list_at(list_walk *w, ph_term *e);
 void list_past(list_walk *w, int end);
 int has_option(ph_term opts, const char *name);
 void elist_extend(elist *l, ph_term list);
+/* Appends from's elements to to's. 0, or -1 when out of memory. */
+int elist_append(elist *to, const elist *from);
 int opts_with(ph_buf *out, ph_term opts, const char *fmt, ...);
 
 /* children.c */

@@ -170,17 +170,6 @@ static int owner_split_init(hub *h, owner_split *sp)
     return 0;
 }
 
-static int elist_append(elist *to, const elist *from)
-{
-    if (from->n == 0)
-        return 0;
-    if (ph_buf_reserve(&to->b, (size_t)from->b.index) != 0 ||
-        ei_x_append_buf(&to->b, from->b.buff, from->b.index) != 0)
-        return -1;
-    to->n += from->n;
-    return 0;
-}
-
 /* The second part's split after the first's, part by part. */
 static int owner_split_merge(owner_split *sp, const owner_split *second)
 {

@@ -196,6 +196,37 @@ const reg_row *registry_peek(const registry *r, uint32_t hash)
     return row && row != TOMBSTONE && r->hashes[i] == hash ? row : NULL;
 }
 
+int reg_ahead_init(reg_ahead *a)
+{
+    memset(a->hash, 0, sizeof a->hash);
+    a->at = 0;
+    return ph_buf_init(&a->key);
+}
+
+void reg_ahead_free(reg_ahead *a)
+{
+    ph_buf_free(&a->key);
+}
+
+void reg_ahead_next(reg_ahead *a, const registry *r, const ph_term *id)
+{
+    /* the row of the id REG_AHEAD_ROW on: its slot came in meanwhile */
+    registry_prefetch_row(r, a->hash[(a->at + REG_AHEAD_ROW) % REG_AHEAD_SLOT]);
+    /* hash[at] is the id looked up now, done with: it takes the new one
+     * (an id past the end, or not a key, keeps the stale hash: a hint only) */
+    a->key.index = 0;
+    if (id && registry_key(*id, &a->key) == 0) {
+        a->hash[a->at] = registry_hash(a->key.buff, (uint32_t)a->key.index);
+        registry_prefetch(r, a->hash[a->at]);
+    }
+    a->at = (a->at + 1) % REG_AHEAD_SLOT;
+}
+
+const reg_row *reg_ahead_peek(const reg_ahead *a, const registry *r, unsigned k)
+{
+    return registry_peek(r, a->hash[(a->at + k) % REG_AHEAD_SLOT]);
+}
+
 reg_row *registry_get_hashed(registry *r, const char *key, uint32_t key_len, uint32_t hash)
 {
     int found;

@@ -74,9 +74,25 @@ void registry_prefetch_row(const registry *r, uint32_t hash);
  * NULL. */
 const reg_row *registry_peek(const registry *r, uint32_t hash);
 /* How far ahead a batch issues each hint: the slot 8 keys ahead, the row 4
- * keys ahead (REG_AHEAD_RING hashes kept). */
+ * keys ahead. */
 #define REG_AHEAD_SLOT 8
 #define REG_AHEAD_ROW 4
+/* A batch that looks up a list's ids one by one, with the hints asked for
+ * ahead: the ids from REG_AHEAD_SLOT on are given to reg_ahead_next (NULL
+ * past the end), one per id looked up, after the first REG_AHEAD_SLOT
+ * given before the first lookup. Each asks for its id's slot and for the
+ * row of the id REG_AHEAD_ROW ahead. */
+typedef struct reg_ahead {
+    uint32_t hash[REG_AHEAD_SLOT]; /* [at]: the id looked up now; [at + k]: k on */
+    unsigned at;
+    ph_buf key;
+} reg_ahead;
+int reg_ahead_init(reg_ahead *a);
+void reg_ahead_free(reg_ahead *a);
+void reg_ahead_next(reg_ahead *a, const registry *r, const ph_term *id);
+/* The row (a guess: registry_peek) of the id k ahead of the one looked up
+ * now, 0 < k < REG_AHEAD_SLOT, for hints of the caller's own. */
+const reg_row *reg_ahead_peek(const reg_ahead *a, const registry *r, unsigned k);
 /* registry_get with the key's registry_hash already known. */
 reg_row *registry_get_hashed(registry *r, const char *key, uint32_t key_len, uint32_t hash);
 /* Makes room for extra more rows at once (one rehash for a big batch

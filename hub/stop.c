@@ -162,7 +162,8 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
 {
     ph_iter it, ahead;
     ph_term cid, next;
-    ph_buf key, one, key_ahead;
+    ph_buf key, one;
+    reg_ahead hint;
     shutdown_timers timers = {0};
     const char *node = atom_text(h->self_node);
     /* the stop's stamp: above the start stamp of every copy this node
@@ -173,10 +174,10 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
         w->stamp = stamp;
     if (ph_buf_init(&key) != 0)
         return;
-    if (ph_buf_init(&one) != 0 || ph_buf_init(&key_ahead) != 0) {
+    if (ph_buf_init(&one) != 0 || reg_ahead_init(&hint) != 0) {
         ph_buf_free(&key);
         ph_buf_free(&one);
-        ph_buf_free(&key_ahead);
+        reg_ahead_free(&hint);
         return;
     }
     /* Every member gets the whole list before this node walks it, so that
@@ -190,20 +191,12 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
     if (scope == STOP_ANYWHERE && !awaited)
         for (int i = 0; i < h->members.n; i++)
             send_stop(h, ctx, h->members.members[i].node, list, stamp);
-    /* A second walk runs REG_AHEAD_SLOT ids ahead and asks for the slots
-     * of their rows, and REG_AHEAD_ROW ids ahead for the rows: at 100k
-     * rows every lookup is a cache miss on each. */
-    uint32_t ahead_hash[REG_AHEAD_SLOT] = {0};
-    unsigned at = 0;
+    /* A second walk runs ahead and asks for the slots, then the rows, of
+     * the ids to come: at 100k rows every lookup is a cache miss on each. */
     ph_iter_begin(&it, list);
     ph_iter_begin(&ahead, list);
-    for (int i = 0; i < REG_AHEAD_SLOT && ph_iter_next(&ahead, &next) > 0; i++) {
-        ph_buf_reset(&key_ahead);
-        if (registry_key(next, &key_ahead) == 0) {
-            ahead_hash[i] = registry_hash(key_ahead.buff, (uint32_t)key_ahead.index);
-            registry_prefetch(h->reg, ahead_hash[i]);
-        }
-    }
+    for (int i = 0; i < REG_AHEAD_SLOT; i++)
+        reg_ahead_next(&hint, h->reg, ph_iter_next(&ahead, &next) > 0 ? &next : NULL);
     /* The children's exit signals make them runnable in groups: one
      * wake-up of an idle scheduler per group instead of one per sleep of
      * it (a 17k stop woke the other scheduler about a thousand times). */
@@ -217,26 +210,16 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
             scheduler_defer_begin();
             since_wake = 0;
         }
-        /* this id's slot is ahead_hash[at]'s, done with: it takes the id
-         * REG_AHEAD_SLOT further on */
-        registry_prefetch_row(h->reg, ahead_hash[(at + REG_AHEAD_ROW) % REG_AHEAD_SLOT]);
-        /* and the children table's slot, then the record, of the copies
-         * here of the ids 2 and 1 ahead (their rows are in by now) */
+        /* the children table's slot, then the record, of the copies here
+         * of the ids 2 and 1 ahead (their rows are in by now) */
         ph_pid local;
-        const reg_row *peek = registry_peek(h->reg, ahead_hash[(at + 2) % REG_AHEAD_SLOT]);
+        const reg_row *peek = reg_ahead_peek(&hint, h->reg, 2);
         if (peek && row_local_pid(h, peek, &local))
             children_prefetch(h, local);
-        peek = registry_peek(h->reg, ahead_hash[(at + 1) % REG_AHEAD_SLOT]);
+        peek = reg_ahead_peek(&hint, h->reg, 1);
         if (peek && row_local_pid(h, peek, &local))
             children_prefetch_record(h, local);
-        if (ph_iter_next(&ahead, &next) > 0) {
-            ph_buf_reset(&key_ahead);
-            if (registry_key(next, &key_ahead) == 0) {
-                ahead_hash[at] = registry_hash(key_ahead.buff, (uint32_t)key_ahead.index);
-                registry_prefetch(h->reg, ahead_hash[at]);
-            }
-        }
-        at = (at + 1) % REG_AHEAD_SLOT;
+        reg_ahead_next(&hint, h->reg, ph_iter_next(&ahead, &next) > 0 ? &next : NULL);
         ph_buf_reset(&key);
         if (registry_key(cid, &key) != 0) {
             if (w)
@@ -302,7 +285,7 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
     for (int i = 0; scope != STOP_HERE && i < h->members.n_lost; i++)
         unconfirmed_stops_add(h, list, h->members.lost[i], stamp);
     ph_buf_free(&one);
-    ph_buf_free(&key_ahead);
+    reg_ahead_free(&hint);
     ph_buf_free(&key);
 }
 

@@ -425,30 +425,21 @@ out:
 
 void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
 {
-    /* ids whose slots, then rows, are asked for ahead (see stop_batch_at) */
-    uint32_t ahead_hash[REG_AHEAD_SLOT] = {0};
-    unsigned at = 0;
     list_walk w, ahead;
     ph_term cid, next;
     ph_buf key;
+    reg_ahead hint; /* ids whose slots, then rows, are asked for ahead */
     if (node == h->self_node || list_begin(&w, list) < 0 || ph_buf_init(&key) != 0)
         return;
-    list_begin(&ahead, list);
-    for (int i = 0; i < REG_AHEAD_SLOT && list_next(&ahead, &next) > 0; i++) {
-        ph_buf_reset(&key);
-        if (registry_key(next, &key) == 0) {
-            ahead_hash[i] = registry_hash(key.buff, (uint32_t)key.index);
-            registry_prefetch(h->reg, ahead_hash[i]);
-        }
+    if (reg_ahead_init(&hint) != 0) {
+        ph_buf_free(&key);
+        return;
     }
+    list_begin(&ahead, list);
+    for (int i = 0; i < REG_AHEAD_SLOT; i++)
+        reg_ahead_next(&hint, h->reg, list_next(&ahead, &next) > 0 ? &next : NULL);
     while (list_next(&w, &cid) > 0) {
-        registry_prefetch_row(h->reg, ahead_hash[(at + REG_AHEAD_ROW) % REG_AHEAD_SLOT]);
-        ph_buf_reset(&key);
-        if (list_next(&ahead, &next) > 0 && registry_key(next, &key) == 0) {
-            ahead_hash[at] = registry_hash(key.buff, (uint32_t)key.index);
-            registry_prefetch(h->reg, ahead_hash[at]);
-        }
-        at = (at + 1) % REG_AHEAD_SLOT;
+        reg_ahead_next(&hint, h->reg, list_next(&ahead, &next) > 0 ? &next : NULL);
         ph_buf_reset(&key);
         reg_row *row = registry_key(cid, &key) == 0
                            ? registry_get(h->reg, key.buff, (uint32_t)key.index)
@@ -458,6 +449,7 @@ void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list)
         registry_remove_node(h->reg, row, node);
         fire_remove(h, ctx, cid, node);
     }
+    reg_ahead_free(&hint);
     ph_buf_free(&key);
 }
 

@@ -24,6 +24,17 @@ void elist_add(elist *l, const char *fmt, ...)
     va_end(ap);
 }
 
+int elist_append(elist *to, const elist *from)
+{
+    if (from->n == 0)
+        return 0;
+    if (ph_buf_reserve(&to->b, (size_t)from->b.index) != 0 ||
+        ei_x_append_buf(&to->b, from->b.buff, from->b.index) != 0)
+        return -1;
+    to->n += from->n;
+    return 0;
+}
+
 int elist_to(ph_buf *out, const elist *l)
 {
     if (l->n && (ei_x_encode_list_header(out, l->n) != 0 ||
@@ -117,21 +128,10 @@ static int counted_length(ph_term list)
  * here or ph_iter_begin, which refuse them alike. */
 int list_begin(list_walk *w, ph_term list)
 {
-    int type, size, index = list.index;
-    w->buf = list.buf;
-    w->left = 0;
-    if (!list.buf || ei_get_type(list.buf, &index, &type, &size) != 0)
-        return -1;
-    if (type == ERL_NIL_EXT) {
-        w->index = index; /* at the NIL: list_next ends there (not past it) */
-        return 0;
-    }
-    int total = counted_length(list);
-    if (type != ERL_LIST_EXT || total < 0 || ei_decode_list_header(list.buf, &index, &size) != 0)
-        return -1;
-    w->index = index;
-    w->left = size;
-    return total;
+    int first = list_begin_trusted(w, list);
+    if (first <= 0)
+        return first; /* [], or not a list */
+    return counted_length(list);
 }
 
 int list_begin_trusted(list_walk *w, ph_term list)

@@ -112,8 +112,9 @@ static void *map_new(size_t len)
  * about 1 ms of CPU per 2 MiB. A 100k start made and freed some 100 MB of
  * big buffers on the asked node, and a quarter of the three nodes' CPU went
  * to those faults. Freed mappings are kept, pages and all, for the next
- * buffers (best fit, whole; a buffer grows into a kept mapping by a copy,
- * cheaper than faulting new pages), up to BIGBUF_KEEP_BYTES and for
+ * buffers (best fit, whole, at most 4 times the size asked for; a buffer
+ * grows into a kept mapping by a copy, cheaper than faulting new pages),
+ * up to BIGBUF_KEEP_BYTES and for
  * BIGBUF_KEEP_MS after they were freed (bigbuf_trim, every 10 ms from the
  * I/O thread), then go back to the kernel. */
 #define CACHE_SLOTS 16

@@ -247,6 +247,62 @@ START_TEST(many_rows_iterate_once_each)
 }
 END_TEST
 
+/* A batch's look-ahead (reg_ahead): with the ids given REG_AHEAD_SLOT
+ * ahead of their lookups, the guess k ahead is the row of the id k on
+ * (where that id's first slot holds it), ids that are not keys and the end
+ * of the list included. */
+START_TEST(look_ahead_follows_the_ids)
+{
+    registry *r = registry_new();
+    uint32_t node = atom_intern("a@h");
+    ph_buf spec = term_of("#{}");
+    enum { N = 200 };
+    ph_buf ids[N];
+    char name[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(name, sizeof name, "la%d", i);
+        ph_buf_init(&ids[i]);
+        /* every 7th id is no key (a tuple): it gives no hint */
+        ck_assert_int_eq(
+            i % 7 == 3 ? ph_build(&ids[i], "{~s}", name) : ph_build(&ids[i], "~s", name), 0);
+        if (i % 7 == 3)
+            continue;
+        ph_buf key = key_of("~s", name);
+        reg_node_pid np = {node, {node, (uint32_t)i, 0, 1}};
+        ck_assert_ptr_nonnull(registry_put(r, key.buff, (uint32_t)key.index, ph_buf_term(&spec),
+                                           ph_buf_term(&spec), &np, 1));
+        ph_buf_free(&key);
+    }
+    reg_ahead a;
+    ck_assert_int_eq(reg_ahead_init(&a), 0);
+    for (int i = 0; i < REG_AHEAD_SLOT; i++) {
+        ph_term t = ph_buf_term(&ids[i]);
+        reg_ahead_next(&a, r, &t);
+    }
+    int checked = 0;
+    for (int i = 0; i < N; i++) {
+        for (unsigned k = 1; k < REG_AHEAD_SLOT; k++) {
+            const reg_row *guess = reg_ahead_peek(&a, r, k);
+            if (i + (int)k >= N || (i + (int)k) % 7 == 3 || !guess)
+                continue; /* past the end, no key (a stale hint), or another slot */
+            snprintf(name, sizeof name, "la%d", i + (int)k);
+            ph_buf key = key_of("~s", name);
+            ck_assert_ptr_eq(guess, registry_get(r, key.buff, (uint32_t)key.index));
+            ph_buf_free(&key);
+            checked++;
+        }
+        ph_term t = i + REG_AHEAD_SLOT < N ? ph_buf_term(&ids[i + REG_AHEAD_SLOT]) : (ph_term){0};
+        reg_ahead_next(&a, r, i + REG_AHEAD_SLOT < N ? &t : NULL);
+    }
+    ck_assert_int_gt(checked, N * 2); /* most guesses land */
+    reg_ahead_free(&a);
+    for (int i = 0; i < N; i++)
+        ph_buf_free(&ids[i]);
+    registry_free(r);
+    ph_buf_free(&spec);
+}
+END_TEST
+
 /* Rounds of "start all, stop all" (the benchmark's pattern): each round
  * leaves a table of tombstones, which the next round's reserve and inserts
  * must clear; every key of the round is found, none of the last. */
@@ -500,6 +556,7 @@ int main(void)
     tcase_add_test(tc, observer_sees_changes_only);
     tcase_add_test(tc, nodes_encode_as_ei_decodes);
     tcase_add_test(tc, many_rows_iterate_once_each);
+    tcase_add_test(tc, look_ahead_follows_the_ids);
     tcase_add_test(tc, rounds_of_insert_all_delete_all);
     tcase_add_test(tc, row_overhead_is_small);
     tcase_add_test(tc, timed_entries_refresh_and_prune);
