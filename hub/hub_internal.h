@@ -419,8 +419,7 @@ void apply_unregistered(hub *h, ph_ctx *ctx, uint32_t node, ph_term list);
 typedef void (*row_fn)(hub *h, ph_ctx *ctx, void *arg, reg_row *row);
 void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans, row_fn each, void *arg);
 
-/* handoff.c */
-/* Tombs: ids stopped in the last TOMB_MS, with the stop's stamp. */
+/* tombs.c: ids stopped in the last TOMB_MS, with the stop's stamp. */
 void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp);
 void tomb_clear(hub *h, const char *key, uint32_t key_len);
 /* The stamp of key's tomb (1 for a tomb without one), 0 when it has none. */
@@ -432,6 +431,7 @@ void tombs_prune(hub *h);
 /* stamp.c: a new stamp, above every one made or seen; and one seen. */
 uint64_t hub_stamp_now(hub *h);
 void hub_stamp_seen(hub *h, uint64_t stamp);
+/* handoff.c */
 uint32_t moving_target(hub *h, const char *key, uint32_t key_len);
 int handoff_filter(hub *h, ph_term specs, ph_buf *out);
 void moving_mark(hub *h, const move *mv, int on);
