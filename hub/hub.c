@@ -374,9 +374,8 @@ static void hub_free(hub *h)
     registry_free(h->reg);
     registry_free(h->moving);
     registry_free(h->moved_in);
-    registry_free(h->tombs);
+    tomb_log_free(h->tombs);
     registry_free(h->unconfirmed_stops);
-    free(h->tomb_filter);
     registry_free(h->short_before);
     registry_free(h->short_now);
     hooks_free(h->hooks);
@@ -403,7 +402,7 @@ static ph_result hub_init(ph_ctx *ctx, ph_term args, void **state)
     h->reg = registry_new();
     h->moving = registry_new();
     h->moved_in = registry_new();
-    h->tombs = registry_new();
+    h->tombs = tomb_log_new();
     h->unconfirmed_stops = registry_new();
     h->short_before = registry_new();
     h->short_now = registry_new();

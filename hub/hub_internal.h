@@ -16,6 +16,7 @@
 #include "hub/hub_metrics.h"
 #include "hub/protocol.h"
 #include "hub/registry.h"
+#include "hub/tomb_log.h"
 #include "hub/runtime/remote.h"
 #include "hub/runtime/route.h"
 #include "hub/runtime/table_cap.h"
@@ -170,12 +171,9 @@ typedef struct hub {
      * as the spec: while the row still lists that copy, ours is the one
      * that stays (strategy.c), whatever our own view would place. */
     registry *moved_in;
-    /* Ids stopped in the last TOMB_MS, with the time as their spec: a
+    /* Ids stopped in the last TOMB_MS with the stop's stamp (tombs.c): a
      * hand-off sent before the stop and arriving after it is refused. */
-    registry *tombs;
-    /* A Bloom filter of the tombs' key hashes (handoff.c): a start asks
-     * whether its id has a tomb, and nearly always it has none. */
-    uint64_t *tomb_filter;
+    tomb_log *tombs;
     /* Ids of rows short of replicas at the last confirming reconcile
      * (periodic, or a confirmation pass after churn), noted at
      * short_before_ms, and at this one (reconcile.c, confirmed_short). */
