@@ -18,12 +18,13 @@
  *
  * Prints one JSON object per round.
  *
- *   fault_cost [MB [ROUNDS]]
+ *   fault_cost [MB [ROUNDS [IDLE]]]
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
@@ -69,12 +70,29 @@ static void touch(volatile char *p, size_t len)
         p[i] = 1;
 }
 
+/* CPU us to touch a fresh huge-page mapping of len bytes, unmapped after. */
+static double huge_touch_us(size_t len)
+{
+    void *base;
+    size_t maplen;
+    volatile char *h = map_huge(len, &base, &maplen);
+    double t0 = cpu_us();
+    touch(h, len);
+    double t1 = cpu_us();
+    if (munmap(base, maplen) != 0) {
+        perror("munmap");
+        exit(1);
+    }
+    return t1 - t0;
+}
+
 int main(int argc, char **argv)
 {
     size_t mb = argc > 1 ? strtoul(argv[1], NULL, 10) : 64;
     int rounds = argc > 2 ? atoi(argv[2]) : 3;
-    if (mb == 0 || rounds <= 0) {
-        fprintf(stderr, "usage: fault_cost [MB [ROUNDS]]\n");
+    int idle_s = argc > 3 ? atoi(argv[3]) : 3;
+    if (mb == 0 || rounds <= 0 || idle_s < 0) {
+        fprintf(stderr, "usage: fault_cost [MB [ROUNDS [IDLE]]]\n");
         return 2;
     }
     size_t len = mb << 20, pages = len / 4096;
@@ -96,16 +114,21 @@ int main(int argc, char **argv)
         double t5 = cpu_us();
         if (rc != 0)
             perror("madvise(MADV_POPULATE_WRITE)");
-        printf("{\"mb\": %zu, \"touch_us_per_page\": %.2f, \"populate_us_per_page\": %.2f, "
-               "\"after_populate_us_per_page\": %.2f, \"retouch_us_per_page\": %.3f, "
-               "\"huge_us_per_page\": %.2f, \"populate_ok\": %s}\n",
-               mb, (t1 - t0) / (double)pages, (t2 - t1) / (double)pages, (t3 - t2) / (double)pages,
-               (t4 - t3) / (double)pages, (t5 - t4) / (double)pages, rc == 0 ? "true" : "false");
         if (munmap((void *)a, len) != 0 || munmap((void *)b, len) != 0 ||
             munmap(hbase, hlen) != 0) {
             perror("munmap");
             return 1;
         }
+        double again = huge_touch_us(len), after_idle;
+        sleep((unsigned)idle_s);
+        after_idle = huge_touch_us(len);
+        printf("{\"mb\": %zu, \"touch_us_per_page\": %.2f, \"populate_us_per_page\": %.2f, "
+               "\"after_populate_us_per_page\": %.2f, \"retouch_us_per_page\": %.3f, "
+               "\"huge_us_per_page\": %.2f, \"huge_again_us_per_page\": %.2f, "
+               "\"huge_after_idle_us_per_page\": %.2f, \"idle_s\": %d, \"populate_ok\": %s}\n",
+               mb, (t1 - t0) / (double)pages, (t2 - t1) / (double)pages, (t3 - t2) / (double)pages,
+               (t4 - t3) / (double)pages, (t5 - t4) / (double)pages, again / (double)pages,
+               after_idle / (double)pages, idle_s, rc == 0 ? "true" : "false");
     }
     return 0;
 }
