@@ -420,6 +420,10 @@ void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans, row_fn
 /* tombs.c: ids stopped in the last TOMB_MS, with the stop's stamp. */
 void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp);
 void tomb_clear(hub *h, const char *key, uint32_t key_len);
+/* For a batch of stops: room for extra tombs at once; the index slot of
+ * an id's registry_hash asked for ahead. */
+void tombs_reserve(hub *h, uint32_t extra);
+void tomb_prefetch(hub *h, uint32_t hash);
 /* The stamp of key's tomb (1 for a tomb without one), 0 when it has none. */
 uint64_t tomb_stamp(hub *h, const char *key, uint32_t key_len);
 /* 1 when the row's line of copies was started before a stop of its id

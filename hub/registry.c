@@ -227,6 +227,11 @@ const reg_row *reg_ahead_peek(const reg_ahead *a, const registry *r, unsigned k)
     return registry_peek(r, a->hash[(a->at + k) % REG_AHEAD_SLOT]);
 }
 
+uint32_t reg_ahead_hash(const reg_ahead *a, unsigned k)
+{
+    return a->hash[(a->at + k) % REG_AHEAD_SLOT];
+}
+
 reg_row *registry_get_hashed(registry *r, const char *key, uint32_t key_len, uint32_t hash)
 {
     int found;

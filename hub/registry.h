@@ -93,6 +93,8 @@ void reg_ahead_next(reg_ahead *a, const registry *r, const ph_term *id);
 /* The row (a guess: registry_peek) of the id k ahead of the one looked up
  * now, 0 < k < REG_AHEAD_SLOT, for hints of the caller's own. */
 const reg_row *reg_ahead_peek(const reg_ahead *a, const registry *r, unsigned k);
+/* The registry_hash of the id k ahead, for the caller's own tables. */
+uint32_t reg_ahead_hash(const reg_ahead *a, unsigned k);
 /* registry_get with the key's registry_hash already known. */
 reg_row *registry_get_hashed(registry *r, const char *key, uint32_t key_len, uint32_t hash);
 /* Makes room for extra more rows at once (one rehash for a big batch

@@ -200,6 +200,12 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
     /* The children's exit signals make them runnable in groups: one
      * wake-up of an idle scheduler per group instead of one per sleep of
      * it (a 17k stop woke the other scheduler about a thousand times). */
+    if (scope != STOP_HERE) { /* one index resize for the batch's tombs */
+        list_walk lw;
+        int n = list_begin_trusted(&lw, list);
+        if (n > 0)
+            tombs_reserve(h, (uint32_t)n);
+    }
     int deferring = !scheduler_deferring();
     unsigned since_wake = 0;
     if (deferring)
@@ -219,6 +225,8 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
         peek = reg_ahead_peek(&hint, h->reg, 1);
         if (peek && row_local_pid(h, peek, &local))
             children_prefetch_record(h, local);
+        if (scope != STOP_HERE) /* the tomb's index slot, 4 ahead */
+            tomb_prefetch(h, reg_ahead_hash(&hint, 4));
         reg_ahead_next(&hint, h->reg, ph_iter_next(&ahead, &next) > 0 ? &next : NULL);
         ph_buf_reset(&key);
         if (registry_key(cid, &key) != 0) {

@@ -208,12 +208,34 @@ static entry *append(tomb_log *t, const char *key, uint32_t key_len, uint32_t ha
     return e;
 }
 
+static int fits(uint64_t count, uint32_t cap)
+{
+    return count * 10 <= (uint64_t)cap * 7;
+}
+
+int tomb_log_reserve(tomb_log *t, uint32_t extra)
+{
+    uint64_t want = (uint64_t)t->count + extra;
+    uint32_t cap = t->cap;
+    while (!fits(want, cap)) {
+        if (cap > UINT32_MAX / 2)
+            return -1;
+        cap *= 2;
+    }
+    return cap == t->cap ? 0 : resize(t, cap);
+}
+
+void tomb_log_prefetch(const tomb_log *t, uint32_t hash)
+{
+    __builtin_prefetch(&t->index[hash & (t->cap - 1)]);
+}
+
 int tomb_log_put(tomb_log *t, const char *key, uint32_t key_len, uint32_t hash, uint64_t stamp,
                  uint64_t until_ms)
 {
     if (key_len > TOMB_LOG_MAX_KEY)
         return -1;
-    if ((uint64_t)(t->count + 1) * 10 > (uint64_t)t->cap * 7 && resize(t, t->cap * 2) != 0)
+    if (!fits((uint64_t)t->count + 1, t->cap) && tomb_log_reserve(t, 1) != 0)
         return -1;
     slot *s = find(t, key, key_len, hash);
     entry *old = s->e;

@@ -33,6 +33,11 @@ size_t tomb_log_bytes(const tomb_log *t);
  * key longer than TOMB_LOG_MAX_KEY) with any old tomb of key kept. */
 int tomb_log_put(tomb_log *t, const char *key, uint32_t key_len, uint32_t hash, uint64_t stamp,
                  uint64_t until_ms);
+/* Makes the index large enough for extra more tombs at once (one resize
+ * for a batch of stops). 0, or -1 when out of memory. */
+int tomb_log_reserve(tomb_log *t, uint32_t extra);
+/* Asks for the index slot of hash ahead of a put or lookup. */
+void tomb_log_prefetch(const tomb_log *t, uint32_t hash);
 /* 1 with *stamp when key has a tomb (expired or not: expiring is
  * tomb_log_prune's), else 0. */
 int tomb_log_get(const tomb_log *t, const char *key, uint32_t key_len, uint32_t hash,

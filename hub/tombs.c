@@ -18,6 +18,17 @@ void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp)
         LOG_W("hub", "%s: out of memory remembering a stopped id", h->cfg.hub_id);
 }
 
+void tombs_reserve(hub *h, uint32_t extra)
+{
+    /* a hint: out of memory, the puts grow the index themselves */
+    (void)tomb_log_reserve(h->tombs, extra);
+}
+
+void tomb_prefetch(hub *h, uint32_t hash)
+{
+    tomb_log_prefetch(h->tombs, hash);
+}
+
 void tomb_clear(hub *h, const char *key, uint32_t key_len)
 {
     /* no hash when there is no tomb at all, the common case */

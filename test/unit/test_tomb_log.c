@@ -180,6 +180,29 @@ START_TEST(a_hundred_thousand_stops_and_their_memory)
 }
 END_TEST
 
+START_TEST(a_batch_reserves_its_index_once)
+{
+    enum { N = 100000 };
+    tomb_log *t = tomb_log_new();
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(tomb_log_reserve(t, N), 0);
+    size_t reserved = tomb_log_bytes(t);
+    char key[32];
+    for (unsigned i = 0; i < N; i++) {
+        uint32_t len = key_of(key, sizeof key, i);
+        tomb_log_prefetch(t, registry_hash(key, len));
+        ck_assert_int_eq(put(t, key, len, 1, 10), 0);
+    }
+    /* only the log grew: 40 bytes an entry, in 64 KiB chunks */
+    ck_assert_uint_le(tomb_log_bytes(t) - reserved, (size_t)N * 40 + (64u << 10));
+    ck_assert_int_eq(tomb_log_reserve(t, 0), 0);
+    ck_assert_int_eq(tomb_log_reserve(t, UINT32_MAX), -1); /* more than an index can be */
+    uint64_t stamp;
+    ck_assert_int_eq(get(t, "child_7", 7, &stamp), 1);
+    tomb_log_free(t);
+}
+END_TEST
+
 START_TEST(a_key_longer_than_a_chunk)
 {
     size_t n = (size_t)200 << 10;
@@ -210,6 +233,7 @@ int main(void)
     tcase_add_test(tc, matches_a_plain_model_under_collisions);
     tcase_add_test(tc, expiry_follows_the_log_and_a_put_again_moves_to_its_end);
     tcase_add_test(tc, a_hundred_thousand_stops_and_their_memory);
+    tcase_add_test(tc, a_batch_reserves_its_index_once);
     tcase_add_test(tc, a_key_longer_than_a_chunk);
     suite_add_tcase(s, tc);
     return check_run(s);
