@@ -6,8 +6,11 @@
  *
  * A hub stops 100k children in one call and remembers each id for 30 s:
  * an entry costs its key plus 24 bytes in a chunk of the log and 16 bytes
- * of index, with no allocation of its own, and expired entries go by
- * whole chunks. Owned by one hub process (no locks).
+ * of index (at most 70% full), with no allocation of its own, and expired
+ * entries go by whole chunks. A batch that does not fit the index gets a
+ * new generation of it rather than a rehash of every tomb (lookups ask
+ * each generation, newest first; more than 16 are merged into one).
+ * Owned by one hub process (no locks).
  */
 #ifndef PH_TOMB_LOG_H
 #define PH_TOMB_LOG_H

@@ -55,9 +55,10 @@ START_TEST(a_tomb_keeps_the_latest_stamp)
 }
 END_TEST
 
-/* Random puts, deletes and prunes against a plain array, with hashes
- * squeezed into 64 values so that probe chains are long and wrap around
- * the index: a delete that broke a chain would lose a tomb. */
+/* Random puts, deletes, batches announced and prunes against a plain
+ * array, with hashes squeezed into 64 values so that probe chains are long
+ * and wrap around the index: a delete that broke a chain would lose a
+ * tomb. The batches start new generations of the index, past 16 merged. */
 START_TEST(matches_a_plain_model_under_collisions)
 {
     enum { IDS = 5000, OPS = 200000 };
@@ -85,6 +86,8 @@ START_TEST(matches_a_plain_model_under_collisions)
                 model_stamp[id] = stamp;
             model_has[id] = 1;
             model_until[id] = until;
+        } else if (what < 58) { /* a batch coming: maybe a new generation */
+            ck_assert_int_eq(tomb_log_reserve(t, (uint32_t)(rand() % 3000)), 0);
         } else if (what < 75) {
             tomb_log_delete(t, key, len, hash);
             model_has[id] = 0;
@@ -203,6 +206,51 @@ START_TEST(a_batch_reserves_its_index_once)
 }
 END_TEST
 
+/* Batches each too big for the index before: a generation each, merged
+ * into one past 16; tombs of old generations found, put again, deleted. */
+START_TEST(generations_of_the_index_and_their_merge)
+{
+    enum { BATCHES = 40, EACH = 800 };
+    tomb_log *t = tomb_log_new();
+    ck_assert_ptr_nonnull(t);
+    char key[32];
+    uint64_t stamp;
+    for (unsigned b = 0; b < BATCHES; b++) {
+        ck_assert_int_eq(tomb_log_reserve(t, EACH), 0);
+        for (unsigned i = b * EACH; i < (b + 1) * EACH; i++) {
+            uint32_t len = key_of(key, sizeof key, i);
+            ck_assert_int_eq(put(t, key, len, i, 100 + b), 0);
+        }
+        /* the first batch's tombs, wherever they are now */
+        uint32_t len = key_of(key, sizeof key, 3);
+        ck_assert_int_eq(get(t, key, len, &stamp), 1);
+        ck_assert_uint_eq(stamp, 3);
+    }
+    ck_assert_uint_eq(tomb_log_count(t), BATCHES * EACH);
+    for (unsigned i = 0; i < BATCHES * EACH; i += 7) {
+        uint32_t len = key_of(key, sizeof key, i);
+        ck_assert_int_eq(get(t, key, len, &stamp), 1);
+        ck_assert_uint_eq(stamp, i);
+    }
+    /* stopped again: a newer stamp, a later expiry; some cleared by starts */
+    for (unsigned i = 0; i < EACH; i++) {
+        uint32_t len = key_of(key, sizeof key, i);
+        ck_assert_int_eq(put(t, key, len, 100000 + i, 1000), 0);
+        len = key_of(key, sizeof key, EACH + i);
+        tomb_log_delete(t, key, len, registry_hash(key, len));
+    }
+    ck_assert_uint_eq(tomb_log_count(t), (BATCHES - 1) * EACH);
+    ck_assert_uint_eq(tomb_log_prune(t, 100 + BATCHES), (BATCHES - 2) * EACH);
+    ck_assert_uint_eq(tomb_log_count(t), EACH);
+    uint32_t len = key_of(key, sizeof key, 5);
+    ck_assert_int_eq(get(t, key, len, &stamp), 1);
+    ck_assert_uint_eq(stamp, 100005);
+    ck_assert_uint_eq(tomb_log_prune(t, 1000), EACH);
+    ck_assert_uint_le(tomb_log_bytes(t), (size_t)(64u << 10) + (256u << 10) + 16 * 1024 + 256);
+    tomb_log_free(t);
+}
+END_TEST
+
 START_TEST(a_key_longer_than_a_chunk)
 {
     size_t n = (size_t)200 << 10;
@@ -234,6 +282,7 @@ int main(void)
     tcase_add_test(tc, expiry_follows_the_log_and_a_put_again_moves_to_its_end);
     tcase_add_test(tc, a_hundred_thousand_stops_and_their_memory);
     tcase_add_test(tc, a_batch_reserves_its_index_once);
+    tcase_add_test(tc, generations_of_the_index_and_their_merge);
     tcase_add_test(tc, a_key_longer_than_a_chunk);
     suite_add_tcase(s, tc);
     return check_run(s);
