@@ -98,9 +98,6 @@ int main(int argc, char **argv)
     size_t len = mb << 20, pages = len / 4096;
     for (int r = 0; r < rounds; r++) {
         volatile char *a = map_fresh(len), *b = map_fresh(len);
-        void *hbase;
-        size_t hlen;
-        volatile char *h = map_huge(len, &hbase, &hlen);
         double t0 = cpu_us();
         touch(a, len);
         double t1 = cpu_us();
@@ -110,12 +107,10 @@ int main(int argc, char **argv)
         double t3 = cpu_us();
         touch(b, len);
         double t4 = cpu_us();
-        touch(h, len);
-        double t5 = cpu_us();
+        double huge = huge_touch_us(len);
         if (rc != 0)
             perror("madvise(MADV_POPULATE_WRITE)");
-        if (munmap((void *)a, len) != 0 || munmap((void *)b, len) != 0 ||
-            munmap(hbase, hlen) != 0) {
+        if (munmap((void *)a, len) != 0 || munmap((void *)b, len) != 0) {
             perror("munmap");
             return 1;
         }
@@ -127,7 +122,7 @@ int main(int argc, char **argv)
                "\"huge_us_per_page\": %.2f, \"huge_again_us_per_page\": %.2f, "
                "\"huge_after_idle_us_per_page\": %.2f, \"idle_s\": %d, \"populate_ok\": %s}\n",
                mb, (t1 - t0) / (double)pages, (t2 - t1) / (double)pages, (t3 - t2) / (double)pages,
-               (t4 - t3) / (double)pages, (t5 - t4) / (double)pages, again / (double)pages,
+               (t4 - t3) / (double)pages, huge / (double)pages, again / (double)pages,
                after_idle / (double)pages, idle_s, rc == 0 ? "true" : "false");
     }
     return 0;
