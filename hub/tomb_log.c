@@ -343,17 +343,26 @@ static entry *append(tomb_log *t, const char *key, uint32_t key_len, uint32_t ha
 int tomb_log_put(tomb_log *t, const char *key, uint32_t key_len, uint32_t hash, uint64_t stamp,
                  uint64_t until_ms)
 {
-    if (key_len > TOMB_LOG_MAX_KEY || tomb_log_reserve(t, 1) != 0)
+    if (key_len > TOMB_LOG_MAX_KEY)
         return -1;
+    int room = tomb_log_reserve(t, 1) == 0; /* first: it may merge the generations */
     gen *og = NULL;
     slot *os = t->count && filter_maybe(t, hash) ? lookup(t, key, key_len, hash, &og) : NULL;
     entry *old = os ? os->e : NULL;
     if (old && old->stamp > stamp)
         stamp = old->stamp;
     /* a tomb put again moves to the log's end, in expiry order */
-    entry *e = append(t, key, key_len, hash, stamp, until_ms);
-    if (!e)
-        return -1;
+    entry *e = room ? append(t, key, key_len, hash, stamp, until_ms) : NULL;
+    if (!e) {
+        if (!old)
+            return -1;
+        /* out of memory: the tomb there takes the new stop in place (and
+         * holds back the prune of the entries after it until it expires) */
+        old->stamp = stamp;
+        if (until_ms > old->until_ms)
+            old->until_ms = until_ms;
+        return 0;
+    }
     if (old) {
         old->key_len |= DEAD;
         gen_remove(og, os);

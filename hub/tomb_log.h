@@ -32,8 +32,9 @@ size_t tomb_log_bytes(const tomb_log *t);
 /* hash is the key's registry_hash. Gives key a tomb that expires at
  * until_ms and holds the larger of its stamp and the one it had. Entries
  * expire in the order they are put: one put with an earlier expiry than
- * the entry before it goes with that one. 0, or -1 (out of memory, or a
- * key longer than TOMB_LOG_MAX_KEY) with any old tomb of key kept. */
+ * the entry before it goes with that one. 0, or -1 when out of memory (a
+ * tomb key had is then updated in place: 0) or for a key longer than
+ * TOMB_LOG_MAX_KEY. */
 int tomb_log_put(tomb_log *t, const char *key, uint32_t key_len, uint32_t hash, uint64_t stamp,
                  uint64_t until_ms);
 /* Makes the index large enough for extra more tombs at once (one resize

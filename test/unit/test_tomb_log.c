@@ -143,6 +143,74 @@ START_TEST(expiry_follows_the_log_and_a_put_again_moves_to_its_end)
 }
 END_TEST
 
+START_TEST(an_earlier_expiry_waits_for_the_entry_before_it)
+{
+    tomb_log *t = tomb_log_new();
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(put(t, "a", 1, 1, 200), 0);
+    ck_assert_int_eq(put(t, "b", 1, 1, 100), 0);
+    ck_assert_uint_eq(tomb_log_prune(t, 150), 0);
+    ck_assert_uint_eq(tomb_log_prune(t, 200), 2);
+    tomb_log_free(t);
+}
+END_TEST
+
+/* Ids with the hashes given, in a fresh log (one index of 1024 slots:
+ * the home is the hash's low 10 bits). */
+static void put_at(tomb_log *t, const char *key, uint32_t hash)
+{
+    ck_assert_int_eq(tomb_log_put(t, key, (uint32_t)strlen(key), hash, hash + 1, 10), 0);
+}
+
+static void expect(tomb_log *t, const char *key, uint32_t hash, int has)
+{
+    uint64_t stamp = 0;
+    ck_assert_int_eq(tomb_log_get(t, key, (uint32_t)strlen(key), hash, &stamp), has);
+    if (has)
+        ck_assert_uint_eq(stamp, hash + 1);
+}
+
+/* A delete's backward shift across the end of the index: entries that
+ * wrapped past it move back over the end, one whose home is past the hole
+ * stays. */
+START_TEST(deletes_across_the_end_of_the_index)
+{
+    tomb_log *t = tomb_log_new();
+    ck_assert_ptr_nonnull(t);
+    put_at(t, "A", 1022);             /* slot 1022 */
+    put_at(t, "B", 1022);             /* 1023 */
+    put_at(t, "C", 1023);             /* 0 */
+    put_at(t, "D", 1);                /* 1 */
+    put_at(t, "E", 0);                /* 2 */
+    tomb_log_delete(t, "A", 1, 1022); /* B, C and E move back; D stays */
+    expect(t, "A", 1022, 0);
+    expect(t, "B", 1022, 1);
+    expect(t, "C", 1023, 1);
+    expect(t, "D", 1, 1);
+    expect(t, "E", 0, 1);
+    tomb_log_delete(t, "B", 1, 1022);
+    expect(t, "C", 1023, 1);
+    expect(t, "D", 1, 1);
+    expect(t, "E", 0, 1);
+    tomb_log_free(t);
+
+    t = tomb_log_new();
+    ck_assert_ptr_nonnull(t);
+    put_at(t, "F", 1023); /* 1023 */
+    put_at(t, "G", 0);    /* 0: wrapped home, stays when F goes */
+    put_at(t, "H", 1023); /* 1: moves back to 1023 */
+    tomb_log_delete(t, "F", 1, 1023);
+    expect(t, "F", 1023, 0);
+    expect(t, "G", 0, 1);
+    expect(t, "H", 1023, 1);
+    tomb_log_delete(t, "H", 1, 1023);
+    expect(t, "G", 0, 1);
+    expect(t, "H", 1023, 0);
+    ck_assert_uint_eq(tomb_log_count(t), 1);
+    tomb_log_free(t);
+}
+END_TEST
+
 START_TEST(a_hundred_thousand_stops_and_their_memory)
 {
     enum { N = 100000 };
@@ -281,6 +349,8 @@ int main(void)
     tcase_add_test(tc, a_tomb_keeps_the_latest_stamp);
     tcase_add_test(tc, matches_a_plain_model_under_collisions);
     tcase_add_test(tc, expiry_follows_the_log_and_a_put_again_moves_to_its_end);
+    tcase_add_test(tc, an_earlier_expiry_waits_for_the_entry_before_it);
+    tcase_add_test(tc, deletes_across_the_end_of_the_index);
     tcase_add_test(tc, a_hundred_thousand_stops_and_their_memory);
     tcase_add_test(tc, a_batch_reserves_its_index_once);
     tcase_add_test(tc, generations_of_the_index_and_their_merge);
