@@ -10,7 +10,11 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void fill(char *p, size_t len, unsigned seed)
@@ -191,6 +195,95 @@ static void block_signal(size_t len)
     signal_free(s);
 }
 
+/* The address space this process has now, from /proc (0 if unreadable). */
+static size_t address_space_now(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0;
+    if (!f)
+        return 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %zu kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb * 1024;
+}
+
+/* Caps this process's address space at its size now plus extra. */
+static int cap_address_space(size_t extra)
+{
+    size_t now = address_space_now();
+    struct rlimit rl;
+    if (!now || getrlimit(RLIMIT_AS, &rl) != 0)
+        return -1;
+    rl.rlim_cur = (rlim_t)(now + extra);
+    return setrlimit(RLIMIT_AS, &rl);
+}
+
+/* In a child capped at 48 MiB more address space: a mapping that cannot be
+ * made is NULL; a failed resize leaves the buffer as it was (a mapping
+ * that cannot grow, a malloc'd buffer that cannot become a mapping); a kept
+ * mapping still serves when no new one can be made. 0 when all held. */
+static int out_of_address_space_child(void)
+{
+    const size_t mib = (size_t)1 << 20;
+    if (cap_address_space(48 * mib) != 0)
+        return 10;
+    char *a = bigbuf_alloc(16 * mib);
+    if (!a)
+        return 11;
+    fill(a, 16 * mib, 3);
+    if (bigbuf_alloc(256 * mib) != NULL)
+        return 12;
+    if (bigbuf_resize(a, 256 * mib) != NULL || bigbuf_size(a) != 16 * mib || !same(a, 16 * mib, 3))
+        return 13;
+    char *small = bigbuf_alloc(64 * 1024);
+    if (!small)
+        return 14;
+    fill(small, 64 * 1024, 5);
+    if (bigbuf_resize(small, 256 * mib) != NULL || !same(small, 64 * 1024, 5))
+        return 15;
+    bigbuf_free(small);
+    bigbuf_free(a); /* kept */
+    if (bigbuf_kept_bytes() < 16 * mib)
+        return 16;
+    if (cap_address_space(0) != 0) /* no new mapping at all now */
+        return 17;
+    char *b = bigbuf_alloc(16 * mib); /* the kept one */
+    if (!b)
+        return 18;
+    if (bigbuf_alloc(16 * mib) != NULL) /* nothing kept, no room */
+        return 19;
+    bigbuf_free(b);
+    bigbuf_release_kept();
+    return 0;
+}
+
+START_TEST(out_of_address_space_is_null_and_leaves_buffers_whole)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    printf("skipped: an address-space limit and a sanitizer's shadow memory do not mix\n");
+    return;
+#endif
+    const char *preload = getenv("LD_PRELOAD");
+    if (preload && strstr(preload, "vgpreload")) {
+        printf("skipped under valgrind: it needs address space of its own\n");
+        return;
+    }
+    bigbuf_release_kept();
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(out_of_address_space_child());
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status));
+    ck_assert_int_eq(WEXITSTATUS(status), 0);
+}
+END_TEST
+
 START_TEST(signal_from_small_and_big_blocks)
 {
     block_signal(70000);
@@ -276,6 +369,7 @@ int main(void)
     tcase_add_test(tc, freed_mappings_are_reused);
     tcase_add_test(tc, kept_mappings_are_bounded);
     tcase_add_test(tc, growing_crosses_into_a_mapping_and_back);
+    tcase_add_test(tc, out_of_address_space_is_null_and_leaves_buffers_whole);
     tcase_add_test(tc, signal_from_small_and_big_blocks);
     tcase_add_test(tc, signal_block_resize_keeps_bytes);
     tcase_add_test(tc, copied_signal_points_at_its_own_bytes);
