@@ -211,6 +211,19 @@ START_TEST(deletes_across_the_end_of_the_index)
 }
 END_TEST
 
+/* Stops of child_0 .. child_<n-1>: stamp i + 1, expiring at 1000 + i / 1000
+ * (a thousand a ms); each index slot asked for first when prefetch. */
+static void put_ids(tomb_log *t, unsigned n, int prefetch)
+{
+    char key[32];
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t len = key_of(key, sizeof key, i);
+        if (prefetch)
+            tomb_log_prefetch(t, registry_hash(key, len));
+        ck_assert_int_eq(put(t, key, len, i + 1, 1000 + i / 1000), 0);
+    }
+}
+
 START_TEST(a_hundred_thousand_stops_and_their_memory)
 {
     enum { N = 100000 };
@@ -218,10 +231,7 @@ START_TEST(a_hundred_thousand_stops_and_their_memory)
     ck_assert_ptr_nonnull(t);
     size_t empty = tomb_log_bytes(t);
     char key[32];
-    for (unsigned i = 0; i < N; i++) {
-        uint32_t len = key_of(key, sizeof key, i);
-        ck_assert_int_eq(put(t, key, len, i + 1, 1000 + i / 1000), 0);
-    }
+    put_ids(t, N, 0);
     ck_assert_uint_eq(tomb_log_count(t), N);
     size_t full = tomb_log_bytes(t);
     /* an entry: 24 bytes and the key (here 11 bytes), rounded to 8; and
@@ -259,12 +269,7 @@ START_TEST(a_batch_reserves_its_index_once)
     ck_assert_ptr_nonnull(t);
     ck_assert_int_eq(tomb_log_reserve(t, N), 0);
     size_t reserved = tomb_log_bytes(t);
-    char key[32];
-    for (unsigned i = 0; i < N; i++) {
-        uint32_t len = key_of(key, sizeof key, i);
-        tomb_log_prefetch(t, registry_hash(key, len));
-        ck_assert_int_eq(put(t, key, len, 1, 10), 0);
-    }
+    put_ids(t, N, 1);
     /* only the log grew: 40 bytes an entry, in 64 KiB chunks */
     ck_assert_uint_le(tomb_log_bytes(t) - reserved, (size_t)N * 40 + (64u << 10));
     ck_assert_int_eq(tomb_log_reserve(t, 0), 0);
