@@ -418,7 +418,11 @@ typedef void (*row_fn)(hub *h, ph_ctx *ctx, void *arg, reg_row *row);
 void drop_node_rows(hub *h, ph_ctx *ctx, uint32_t node, int keep_orphans, row_fn each, void *arg);
 
 /* tombs.c: ids stopped in the last TOMB_MS, with the stop's stamp. */
-void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp);
+/* hash: the key's registry_hash; until_ms: tomb_expiry() (read once for a
+ * batch of stops: the clock is not read per child) */
+uint64_t tomb_expiry(void);
+void tomb_add(hub *h, const char *key, uint32_t key_len, uint32_t hash, uint64_t stamp,
+              uint64_t until_ms);
 void tomb_clear(hub *h, const char *key, uint32_t key_len);
 /* For a batch of stops: room for extra tombs at once; the index slot of
  * an id's registry_hash asked for ahead. */

@@ -197,15 +197,16 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
     ph_iter_begin(&ahead, list);
     for (int i = 0; i < REG_AHEAD_SLOT; i++)
         reg_ahead_next(&hint, h->reg, ph_iter_next(&ahead, &next) > 0 ? &next : NULL);
-    /* The children's exit signals make them runnable in groups: one
-     * wake-up of an idle scheduler per group instead of one per sleep of
-     * it (a 17k stop woke the other scheduler about a thousand times). */
+    uint64_t tomb_until = tomb_expiry();
     if (scope != STOP_HERE) { /* one index resize for the batch's tombs */
         list_walk lw;
         int n = list_begin_trusted(&lw, list);
         if (n > 0)
             tombs_reserve(h, (uint32_t)n);
     }
+    /* The children's exit signals make them runnable in groups: one
+     * wake-up of an idle scheduler per group instead of one per sleep of
+     * it (a 17k stop woke the other scheduler about a thousand times). */
     int deferring = !scheduler_deferring();
     unsigned since_wake = 0;
     if (deferring)
@@ -235,13 +236,14 @@ void stop_batch_at(hub *h, ph_ctx *ctx, ph_term list, stop_wait *w, enum stop_sc
             continue;
         }
         uint32_t key_len = (uint32_t)key.index;
-        reg_row *row = registry_get(h->reg, key.buff, key_len);
+        uint32_t hash = registry_hash(key.buff, key_len); /* the row's and the tomb's */
+        reg_row *row = registry_get_hashed(h->reg, key.buff, key_len, hash);
         child *c = NULL;
         for (uint16_t i = 0; row && i < row->n_nodes && !c; i++)
             if (row->nodes[i].node == h->self_node)
                 c = child_find(h, row->nodes[i].pid, NULL);
         if (scope != STOP_HERE) {
-            tomb_add(h, key.buff, key_len, stamp);
+            tomb_add(h, key.buff, key_len, hash, stamp, tomb_until);
             uint32_t target = moving_target(h, key.buff, key_len);
             if (target != ATOM_NONE && scope == STOP_LATE) {
                 /* a kept stop: the target decides by its line (it may run

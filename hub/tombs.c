@@ -9,12 +9,17 @@
  * any orphan check. */
 #define TOMB_MS 30000
 
-void tomb_add(hub *h, const char *key, uint32_t key_len, uint64_t stamp)
+uint64_t tomb_expiry(void)
+{
+    return monotonic_ms() + TOMB_MS;
+}
+
+void tomb_add(hub *h, const char *key, uint32_t key_len, uint32_t hash, uint64_t stamp,
+              uint64_t until_ms)
 {
     /* This runs per stopped child. A tomb already there (the id stopped
      * again within TOMB_MS) keeps the latest stop's stamp. */
-    if (tomb_log_put(h->tombs, key, key_len, registry_hash(key, key_len), stamp,
-                     monotonic_ms() + TOMB_MS) != 0)
+    if (tomb_log_put(h->tombs, key, key_len, hash, stamp, until_ms) != 0)
         LOG_W("hub", "%s: out of memory remembering a stopped id", h->cfg.hub_id);
 }
 

@@ -210,16 +210,21 @@ static size_t address_space_now(void)
     return kb * 1024;
 }
 
-/* Caps this process's address space at its size now plus extra. */
+/* Caps this process's address space at its size now plus extra: 0, -1
+ * on an error, 1 when the host's hard limit is below that already. */
 static int cap_address_space(size_t extra)
 {
     size_t now = address_space_now();
     struct rlimit rl;
     if (!now || getrlimit(RLIMIT_AS, &rl) != 0)
         return -1;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < (rlim_t)(now + extra))
+        return 1;
     rl.rlim_cur = (rlim_t)(now + extra);
     return setrlimit(RLIMIT_AS, &rl);
 }
+
+#define CHILD_SKIPPED 77
 
 /* In a child capped at 48 MiB more address space: a mapping that cannot be
  * made is NULL; a failed resize leaves the buffer as it was (a mapping
@@ -228,7 +233,10 @@ static int cap_address_space(size_t extra)
 static int out_of_address_space_child(void)
 {
     const size_t mib = (size_t)1 << 20;
-    if (cap_address_space(48 * mib) != 0)
+    int capped = cap_address_space(48 * mib);
+    if (capped == 1)
+        return CHILD_SKIPPED;
+    if (capped != 0)
         return 10;
     char *a = bigbuf_alloc(16 * mib);
     if (!a)
@@ -280,6 +288,10 @@ START_TEST(out_of_address_space_is_null_and_leaves_buffers_whole)
     int status = 0;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(WIFEXITED(status));
+    if (WEXITSTATUS(status) == CHILD_SKIPPED) {
+        printf("skipped: the host's hard RLIMIT_AS leaves no room above this process\n");
+        return;
+    }
     ck_assert_int_eq(WEXITSTATUS(status), 0);
 }
 END_TEST
