@@ -31,5 +31,5 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
   fi
   PERF_PIDS+=($!)
 fi
-PG=0 elixir --name "hubcl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
+PG=0 ELIXIR_ERL_OPTIONS="$BENCH_BEAM_KEEP_MEMORY" elixir --name "hubcl_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
   "$CP1" "$CP2" "$CP3" "$CLUSTER_OSPIDS" none1 none2 none3 "$PHNODE" "$COOKIE" "$TMP/pids"

@@ -8,6 +8,15 @@ BUILD=${BUILD:-build}
 SUFFIX=${SUFFIX:-"$$_$RANDOM"}
 TMP=$(mktemp -d)
 PIDS=()
+# Allocator flags for the BEAM nodes of the 100k-children scenarios (the
+# driver and the :pg nodes alike): carriers come from a super carrier that
+# keeps its pages when they are freed. Freed memory is otherwise returned to
+# the kernel, and on a VM with free page reporting (this 2-vCPU test VM) the
+# host takes pages back after ~2 s idle and charges 20-30 times a plain fault
+# to hand them out again: the driver, idle during the other side's rounds,
+# then spent its start rounds re-faulting 9-13k pages (docs/benchmarks.md,
+# "The driver's memory after a pause").
+BENCH_BEAM_KEEP_MEMORY=${BENCH_BEAM_KEEP_MEMORY-"+MMscs 2048 +MMscrpm true"}
 
 # Stops PIDS (TERM, then KILL), then what drivers recorded in $TMP/pids (nodes
 # they started themselves). A script that defines bench_pre_cleanup has it

@@ -31,11 +31,12 @@ BEAMS=()
 for i in 1 2 3; do
   B="beampg${i}_$SUFFIX@127.0.0.1"
   BEAMS+=("$B")
-  erl -name "$B" -setcookie "$COOKIE" -noshell -pa "$TMP" -eval 'ok = ph_bench_pg:start()' >"$TMP/pg$i.log" 2>&1 &
+  # shellcheck disable=SC2086 # the flags are words
+  erl $BENCH_BEAM_KEEP_MEMORY -name "$B" -setcookie "$COOKIE" -noshell -pa "$TMP" -eval 'ok = ph_bench_pg:start()' >"$TMP/pg$i.log" 2>&1 &
   PIDS+=($!)
 done
 for B in "${BEAMS[@]}"; do bench_wait_beam "$B"; done
-ROUNDS="$ROUNDS" elixir --name "benchcluster_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
+ELIXIR_ERL_OPTIONS="$BENCH_BEAM_KEEP_MEMORY" ROUNDS="$ROUNDS" elixir --name "benchcluster_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/cluster.exs \
   "$CP1" "$CP2" "$CP3" "$CLUSTER_OSPIDS" "${BEAMS[@]}" "$PHNODE" "$COOKIE" "$TMP/pids" | tee -a "$OUT"
 for f in "$TMP"/pids/*.pid; do [ -f "$f" ] && kill -KILL "$(cat "$f")" 2>/dev/null || true; done
 
