@@ -80,6 +80,12 @@ $(BUILD)/bench/loopback_floor: bench/loopback_floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
+# The floor of a BEAM caller's sequential call rate: a C node that does
+# nothing for a call but answer it (bench/run.sh compares it with phnode).
+$(BUILD)/bench/call_floor: bench/call_floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(EI_DIR)/lib -lei -lpthread
+
 # What a page touched for the first time costs on this machine (docs/benchmarks.md).
 $(BUILD)/bench/fault_cost: bench/fault_cost.c
 	@mkdir -p $(dir $@)
@@ -160,7 +166,7 @@ valgrind: $(UNIT_BINS)
 run: all
 	BUILD=$(BUILD) cnode/run-local-cluster.sh
 
-bench: all $(BUILD)/bench/spawn_bench $(BUILD)/bench/loopback_floor $(BUILD)/bench/fault_cost
+bench: all $(BUILD)/bench/spawn_bench $(BUILD)/bench/loopback_floor $(BUILD)/bench/call_floor $(BUILD)/bench/fault_cost
 	BUILD=$(BUILD) bench/run.sh
 
 format:

@@ -23,6 +23,9 @@ echo "== the floor: a minimal C server's CPU per call over loopback (recv + send
 echo "== calls and sends (phnode vs a BEAM gen_server on another node), $ROUNDS rounds"
 elixir --name "benchclient_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/client.exs "$PH" "$BS" "$ROUNDS" "$PH_OSPID" "$BEAM_OSPID" | tee -a "$OUT"
 
+echo "== the floor of a BEAM caller's sequential calls: a C node that only answers, vs phnode and the BEAM"
+BUILD="$BUILD" ROUNDS=$((ROUNDS * 2)) OUT="$OUT" bash bench/call_floor.sh
+
 echo "== hub cluster: 3 phnodes vs 3 BEAM nodes with pg"
 erlc -o "$TMP" bench/beam/ph_bench_pg.erl
 CP1="phc1_$SUFFIX@127.0.0.1"; CP2="phc2_$SUFFIX@127.0.0.1"; CP3="phc3_$SUFFIX@127.0.0.1"

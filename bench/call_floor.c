@@ -1,0 +1,135 @@
+/*
+ * call_floor.c - the floor of a BEAM caller's sequential GenServer.call rate
+ * on this machine (issue 15): a C node on erl_interface that does nothing
+ * for a call but read it and send {Tag, Request} back to the caller. What a
+ * BEAM node calling it reaches is what the caller, its distribution and the
+ * loopback allow with a server that costs next to nothing: no server can be
+ * called faster from that node, so its rate over the BEAM server's is the
+ * highest ratio `sequential_call_by_pid` can show here.
+ *
+ *   call_floor NODE@127.0.0.1 COOKIE sleep|spin
+ *
+ *   sleep  blocks in recv between messages (one sleep and wake-up each);
+ *   spin   polls the connection (recv MSG_PEEK|MSG_DONTWAIT) without ever
+ *          sleeping or yielding: the least latency, one vCPU always busy.
+ *
+ * It registers with epmd, serves one connection at a time, answers
+ * {'$gen_call', {From, Tag}, :pid} with its own pid (so that the driver can
+ * call it by pid, as it calls the other servers) and any other request with
+ * itself. Anything else is dropped. Runs until killed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ei.h"
+
+static int spin;
+
+/* Waits until fd has something to read (spin mode only: ei reads it). */
+static void spin_until_readable(int fd)
+{
+    char c;
+    while (recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) < 0 && (errno == EAGAIN || errno == EINTR))
+        ;
+}
+
+/* Answers one message if it is a call; returns -1 when the reply cannot be
+ * sent (the connection is gone). */
+static int answer(ei_cnode *ec, int fd, const ei_x_buff *in)
+{
+    int i = 0, ver, arity;
+    char atom[MAXATOMLEN_UTF8];
+    erlang_pid from;
+    if (ei_decode_version(in->buff, &i, &ver) < 0 ||
+        ei_decode_tuple_header(in->buff, &i, &arity) < 0 || arity != 3 ||
+        ei_decode_atom(in->buff, &i, atom) < 0 || strcmp(atom, "$gen_call") != 0 ||
+        ei_decode_tuple_header(in->buff, &i, &arity) < 0 || arity != 2 ||
+        ei_decode_pid(in->buff, &i, &from) < 0)
+        return 0; /* not a call: dropped */
+    int tag = i;
+    if (ei_skip_term(in->buff, &i) < 0)
+        return 0;
+    int req = i;
+    if (ei_skip_term(in->buff, &i) < 0)
+        return 0;
+    int req_end = i, k = req;
+    int is_pid_req = ei_decode_atom(in->buff, &k, atom) == 0 && strcmp(atom, "pid") == 0;
+
+    ei_x_buff out;
+    if (ei_x_new_with_version(&out) < 0)
+        return -1;
+    int ok = ei_x_encode_tuple_header(&out, 2) == 0 &&
+             ei_x_append_buf(&out, in->buff + tag, req - tag) == 0 &&
+             (is_pid_req ? ei_x_encode_pid(&out, ei_self(ec)) == 0
+                         : ei_x_append_buf(&out, in->buff + req, req_end - req) == 0);
+    int rc = ok && ei_send(fd, &from, out.buff, out.index) == 0 ? 0 : -1;
+    ei_x_free(&out);
+    return rc;
+}
+
+static void serve(ei_cnode *ec, int fd)
+{
+    ei_x_buff in;
+    if (ei_x_new(&in) < 0)
+        return;
+    for (;;) {
+        erlang_msg msg;
+        if (spin)
+            spin_until_readable(fd);
+        in.index = 0;
+        int got = ei_xreceive_msg(fd, &msg, &in);
+        if (got == ERL_TICK)
+            continue;
+        if (got == ERL_ERROR)
+            break;
+        if ((msg.msgtype == ERL_SEND || msg.msgtype == ERL_REG_SEND) && answer(ec, fd, &in) < 0)
+            break;
+    }
+    ei_x_free(&in);
+    close(fd);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4 || (strcmp(argv[3], "sleep") != 0 && strcmp(argv[3], "spin") != 0)) {
+        fprintf(stderr, "usage: call_floor NODE@HOST COOKIE sleep|spin\n");
+        return 2;
+    }
+    spin = strcmp(argv[3], "spin") == 0;
+    char alive[256], *at = strchr(argv[1], '@');
+    if (at == NULL || (size_t)(at - argv[1]) >= sizeof alive) {
+        fprintf(stderr, "call_floor: bad node name %s\n", argv[1]);
+        return 2;
+    }
+    memcpy(alive, argv[1], (size_t)(at - argv[1]));
+    alive[at - argv[1]] = '\0';
+
+    ei_cnode ec;
+    struct in_addr addr;
+    addr.s_addr = htonl(INADDR_LOOPBACK);
+    int port = 0, lfd;
+    if (ei_init() != 0 || ei_connect_xinit(&ec, at + 1, alive, argv[1], &addr, argv[2], 1) < 0 ||
+        (lfd = ei_listen(&ec, &port, 5)) < 0 || ei_publish(&ec, port) < 0) {
+        fprintf(stderr, "call_floor: cannot start %s (erl_errno %d): is epmd running?\n", argv[1],
+                erl_errno);
+        return 1;
+    }
+    fprintf(stderr, "call_floor: %s on port %d, %s mode\n", argv[1], port, argv[3]);
+    for (;;) {
+        ErlConnect conn;
+        int fd = ei_accept(&ec, lfd, &conn);
+        if (fd < 0)
+            continue; /* a failed handshake: the next one */
+        int one = 1;  /* as the BEAM's distribution sockets */
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+            perror("call_floor: TCP_NODELAY");
+        serve(&ec, fd);
+    }
+}

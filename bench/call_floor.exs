@@ -1,0 +1,97 @@
+# The floor of a BEAM caller's sequential call rate (issue 15): one Elixir
+# node calls, 5,000 calls at a time by pid, the BEAM echo server, phnode's
+# echo worker and bench/call_floor.c (a C node that does nothing but answer)
+# in its sleeping and its spinning mode, the order rotating each round. Two
+# kinds of call: GenServer.call, and a raw call (the same request sent with
+# a plain reference as its tag, the reply received: no monitor). A C node
+# on erl_interface does not advertise DFLAG_DIST_MONITOR, so the caller's
+# node sends it no MONITOR_P / DEMONITOR_P even for GenServer.call; phnode
+# and the BEAM server get them. Raw calls give every server the same
+# traffic. Prints one JSON object: per kind and server the median rate, the
+# median of its rounds' ratios to the BEAM server's round beside it, and
+# its CPU per call.
+#
+#   elixir --name ... --cookie ... bench/call_floor.exs BEAM PHNODE FLOOR_SLEEP FLOOR_SPIN OSPIDS ROUNDS
+#   (OSPIDS: the four servers' OS pids, comma-separated, in that order)
+[bs, ph, fsleep, fspin, os_pids, rounds] = System.argv()
+[bs, ph, fsleep, fspin] = Enum.map([bs, ph, fsleep, fspin], &String.to_atom/1)
+os = String.split(os_pids, ",")
+rounds = String.to_integer(rounds)
+
+defmodule Floor do
+  # CPU microseconds of an OS process: its threads' schedstat (ns on a CPU)
+  def cpu_us(os_pid) do
+    ns =
+      for f <- Path.wildcard("/proc/#{os_pid}/task/*/schedstat"), reduce: 0 do
+        acc ->
+          case File.read(f) do
+            {:ok, text} -> acc + (text |> String.split() |> hd() |> String.to_integer())
+            _ -> acc
+          end
+      end
+
+    div(ns, 1000)
+  end
+
+  # a call without the monitor: the request with a plain reference as tag
+  def raw_call(pid, i) do
+    ref = make_ref()
+    send(pid, {:"$gen_call", {self(), ref}, i})
+
+    receive do
+      {^ref, reply} -> reply
+    after
+      5_000 -> exit(:timeout)
+    end
+  end
+
+  def call(:gen, target, i), do: GenServer.call(target, i)
+  def call(:raw, target, i), do: raw_call(target, i)
+
+  # {calls/s, server CPU us per call} for n sequential calls
+  def round(kind, target, os_pid, n) do
+    c0 = cpu_us(os_pid)
+    t0 = System.monotonic_time(:microsecond)
+    for i <- 1..n, do: ^i = call(kind, target, i)
+    us = System.monotonic_time(:microsecond) - t0
+    {n * 1_000_000 / us, (cpu_us(os_pid) - c0) / n}
+  end
+
+  def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
+end
+
+{:ok, ph_echo} = GenServer.call({:phnode, ph}, {:spawn, :echo, [], []})
+targets = [
+  beam: :rpc.call(bs, :erlang, :whereis, [:ph_bench_echo]),
+  phnode: ph_echo,
+  floor_sleep: GenServer.call({:floor, fsleep}, :pid),
+  floor_spin: GenServer.call({:floor, fspin}, :pid)
+]
+servers = Enum.zip(targets, os) |> Enum.map(fn {{name, pid}, o} -> {name, pid, o} end)
+n = 5_000
+kinds = [:gen, :raw]
+# warm-up
+for kind <- kinds, {_, pid, o} <- servers, do: Floor.round(kind, pid, o, 1_000)
+
+runs =
+  for r <- 1..rounds, kind <- kinds do
+    k = rem(r, length(servers))
+    order = Enum.drop(servers, k) ++ Enum.take(servers, k)
+    {kind, Map.new(order, fn {name, pid, o} -> {name, Floor.round(kind, pid, o, n)} end)}
+  end
+
+for kind <- kinds do
+  runs = for {^kind, run} <- runs, do: run
+
+  parts =
+    for {name, _, _} <- servers do
+      rates = Enum.map(runs, &elem(&1[name], 0))
+      ratio = Floor.median(Enum.map(runs, &(elem(&1[name], 0) / elem(&1[:beam], 0))))
+      cpu = Floor.median(Enum.map(runs, &elem(&1[name], 1)))
+      ~s("#{name}": {"calls_per_s": #{round(Floor.median(rates))}, "ratio_to_beam": #{Float.round(ratio, 2)}, ) <>
+        ~s("cpu_us_per_call": #{Float.round(cpu, 1)}, "rounds": #{inspect(Enum.map(rates, &round/1))}})
+    end
+
+  name = if kind == :gen, do: "sequential_call_floor", else: "sequential_raw_call_floor"
+  IO.puts(~s({"scenario": "#{name}", "calls_per_round": #{n}, ) <> Enum.join(parts, ", ") <> "}")
+end
