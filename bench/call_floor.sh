@@ -20,7 +20,8 @@ FS="floorsleep_$SUFFIX@127.0.0.1"
 FP="floorspin_$SUFFIX@127.0.0.1"
 bench_beam_server "$BS" beam.log
 BS_OS=$BENCH_PID
-bench_phnode "$PH" phnode.log
+# shellcheck disable=SC2086 # PH_ARGS: extra phnode options, e.g. --busy-poll-mode latency
+bench_phnode "$PH" phnode.log ${PH_ARGS:-}
 PH_OS=$BENCH_PID
 "$FLOOR" "$FS" "$COOKIE" sleep 2>"$TMP/fs.log" &
 FS_OS=$!
