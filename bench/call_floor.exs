@@ -17,22 +17,9 @@
 [bs, ph, fsleep, fspin] = Enum.map([bs, ph, fsleep, fspin], &String.to_atom/1)
 os = String.split(os_pids, ",")
 rounds = String.to_integer(rounds)
+Code.require_file("cpu_lib.exs", __DIR__)
 
 defmodule Floor do
-  # CPU microseconds of an OS process: its threads' schedstat (ns on a CPU)
-  def cpu_us(os_pid) do
-    ns =
-      for f <- Path.wildcard("/proc/#{os_pid}/task/*/schedstat"), reduce: 0 do
-        acc ->
-          case File.read(f) do
-            {:ok, text} -> acc + (text |> String.split() |> hd() |> String.to_integer())
-            _ -> acc
-          end
-      end
-
-    div(ns, 1000)
-  end
-
   # a call without the monitor: the request with a plain reference as tag
   def raw_call(pid, i) do
     ref = make_ref()
@@ -50,11 +37,11 @@ defmodule Floor do
 
   # {calls/s, server CPU us per call} for n sequential calls
   def round(kind, target, os_pid, n) do
-    c0 = cpu_us(os_pid)
+    c0 = BenchCPU.cpu_us(os_pid)
     t0 = System.monotonic_time(:microsecond)
     for i <- 1..n, do: ^i = call(kind, target, i)
     us = System.monotonic_time(:microsecond) - t0
-    {n * 1_000_000 / us, (cpu_us(os_pid) - c0) / n}
+    {n * 1_000_000 / us, (BenchCPU.cpu_us(os_pid) - c0) / n}
   end
 
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))

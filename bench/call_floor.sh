@@ -30,8 +30,10 @@ PIDS+=("$FS_OS")
 FP_OS=$!
 PIDS+=("$FP_OS")
 # registered with epmd once it listens (it answers no rpc: bench_wait_beam would hang)
-for n in "${FS%@*}" "${FP%@*}"; do
+for f in "$FS:fs" "$FP:fp"; do
+  n=${f%%@*} log=$TMP/${f##*:}.log
   for _ in $(seq 1 50); do epmd -names | grep -q "name $n " && break || sleep 0.1; done
+  epmd -names | grep -q "name $n " || { echo "call_floor.sh: $n did not register with epmd:" >&2; cat "$log" >&2; exit 1; }
 done
 LINES=$(elixir --name "floorclient_$SUFFIX@127.0.0.1" --cookie "$COOKIE" bench/call_floor.exs \
   "$BS" "$PH" "$FS" "$FP" "$BS_OS,$PH_OS,$FS_OS,$FP_OS" "$ROUNDS")

@@ -13,6 +13,7 @@
 ph = String.to_atom(ph)
 bs = String.to_atom(bs)
 rounds = String.to_integer(rounds)
+Code.require_file("cpu_lib.exs", __DIR__)
 
 defmodule Bench do
   def spawn_ph(ph, module, args) do
@@ -63,35 +64,11 @@ defmodule Bench do
 
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
 
-  # CPU time of an OS process, in microseconds: its threads' time on a CPU
-  # (schedstat, nanoseconds; threads do not exit during a scenario), or
-  # utime + stime (10 ms ticks: 2 us per call over 5,000 calls)
-  def cpu_us(os_pid) do
-    case Path.wildcard("/proc/#{os_pid}/task/*/schedstat") do
-      [] ->
-        fields = File.read!("/proc/#{os_pid}/stat") |> String.split(")") |> List.last() |> String.split()
-        ticks = String.to_integer(Enum.at(fields, 11)) + String.to_integer(Enum.at(fields, 12))
-        div(ticks * 1_000_000, 100)
-
-      files ->
-        ns =
-          for f <- files, reduce: 0 do
-            acc ->
-              case File.read(f) do
-                {:ok, text} -> acc + (text |> String.split() |> hd() |> String.to_integer())
-                _ -> acc
-              end
-          end
-
-        div(ns, 1000)
-    end
-  end
-
   # {rate, server CPU microseconds per operation}
   def measured(os_pid, ops, fun) do
-    c0 = cpu_us(os_pid)
+    c0 = BenchCPU.cpu_us(os_pid)
     rate = fun.()
-    {rate, (cpu_us(os_pid) - c0) / ops}
+    {rate, (BenchCPU.cpu_us(os_pid) - c0) / ops}
   end
 
   # ratio: the median of the ratios of adjacent phnode/BEAM rounds. The

@@ -16,6 +16,12 @@ PIDS=()
 # to hand them out again: the driver, idle during the other side's rounds,
 # then spent its start rounds re-faulting 9-13k pages (docs/benchmarks.md,
 # "The driver's memory after a pause").
+# The super carrier commits its 2 GiB at once: under strict overcommit
+# (vm.overcommit_memory=2) the nodes might not start, so it is left out there.
+if [ "$(cat /proc/sys/vm/overcommit_memory 2>/dev/null)" = 2 ] && [ -z "${BENCH_BEAM_KEEP_MEMORY+set}" ]; then
+  echo "bench: strict overcommit: BEAM nodes without a super carrier (BENCH_BEAM_KEEP_MEMORY empty)" >&2
+  BENCH_BEAM_KEEP_MEMORY=
+fi
 BENCH_BEAM_KEEP_MEMORY=${BENCH_BEAM_KEEP_MEMORY-"+MMscs 2048 +MMscrpm true"}
 
 # Stops PIDS (TERM, then KILL), then what drivers recorded in $TMP/pids (nodes
