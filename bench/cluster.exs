@@ -121,17 +121,17 @@ IO.puts(~s({"scenario": "cluster_stop_100k_3_nodes", "children": #{n}, "phnode_m
 IO.puts(~s({"scenario": "cluster_cpu_3_nodes", "children": #{n}, "start_cpu_ms": #{median.(Enum.map(ph_runs, &elem(&1, 3)))}, "stop_cpu_ms": #{median.(Enum.map(ph_runs, &elem(&1, 4)))}, "start_rounds_cpu_ms": #{inspect(Enum.map(ph_runs, &elem(&1, 3)))}, "stop_rounds_cpu_ms": #{inspect(Enum.map(ph_runs, &elem(&1, 4)))}, "note": "CPU of the 3 phnodes summed; stop until 300 ms after the registries are empty"}))
 IO.puts(~s({"scenario": "cluster_memory_per_child", "children": #{n}, "bytes_per_child_by_node": #{inspect(bytes_per_child)}, "note": "first node is the asked one"}))
 
-# kill -9 of a node holding a third of the children: until all run again and every registry agrees
+# kill -9 of a node holding a third of the children, until the two survivors
+# run all again and every registry agrees; then a new node joins them, until
+# its share (about a third) has moved and every registry agrees. ROUNDS such
+# cycles: the first kills the third of the original nodes, each later one the
+# node that joined in the cycle before, so every cycle starts from the same
+# shape (3 nodes, n children) and the figures are medians, not one sample.
 m = n
 specs = for i <- 1..m, do: %{id: "k#{i}", start: {:counter, :start_link, [0]}}
 {:ok, %{status: :ok, started: started}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true]}, :infinity)
 CB.wait_all(phs, m)
-on_p3 = Enum.count(started, fn {_, [{node, _}]} -> node == p3 end)
 survivors_os = Enum.take(ph_os, 2)
-kc0 = CB.cpu_sum(survivors_os)
-CB.perf("enable", "kill")
-t0 = CB.now()
-System.cmd("kill", ["-9", p3_os])
 # (a build without :local_count answers an error: then the whole list)
 local = fn node ->
   case GenServer.call({:my_hub, node}, :local_count, 60_000) do
@@ -139,39 +139,60 @@ local = fn node ->
     _ -> length(GenServer.call({:my_hub, node}, {:process_list, :local}, 60_000))
   end
 end
-wait_recovered = fn f ->
-  ok = CB.count(p1) == m and CB.count(p2) == m and local.(p1) + local.(p2) == m
-  if ok, do: :ok, else: (Process.sleep(2); f.(f))
+# each phase starts 300 ms after the one before ended (its last exits and
+# re-plans done), untimed
+kill_round = fn victim_os, on_victim, last? ->
+  Process.sleep(300)
+  kc0 = CB.cpu_sum(survivors_os)
+  if last?, do: CB.perf("enable", "kill")
+  t0 = CB.now()
+  System.cmd("kill", ["-9", victim_os])
+  wait_recovered = fn f ->
+    ok = CB.count(p1) == m and CB.count(p2) == m and local.(p1) + local.(p2) == m
+    if ok, do: :ok, else: (Process.sleep(2); f.(f))
+  end
+  wait_recovered.(wait_recovered)
+  ms = CB.now() - t0
+  if last?, do: CB.perf("disable", "kill")
+  %{ms: ms, cpu: CB.cpu_sum(survivors_os) - kc0, on_victim: on_victim}
 end
-wait_recovered.(wait_recovered)
-recovery_ms = CB.now() - t0
-CB.perf("disable", "kill")
-IO.puts(~s({"scenario": "failover_kill9", "children": #{m}, "children_on_killed_node": #{on_p3}, "recovery_ms": #{recovery_ms}, "survivors_cpu_ms": #{CB.cpu_sum(survivors_os) - kc0}}))
-
-# a node joins a cluster running the n children: until the moves are done and
-# the registries agree (the new node's local share stops growing and every
-# node counts all children)
-p4 = String.to_atom("phc4_" <> (p1 |> Atom.to_string() |> String.split("_", parts: 2) |> List.last()))
-jc0 = CB.cpu_sum(survivors_os)
-CB.perf("enable", "join")
-t0 = CB.now()
-port = Port.open({:spawn_executable, phnode},
-                 [args: ["--name", Atom.to_string(p4), "--cookie", cookie, "--log-level", "warning", "--join", Atom.to_string(p1)]])
-{:os_pid, os_pid} = Port.info(port, :os_pid)
-File.write!(Path.join(piddir, "p4.pid"), "#{os_pid}\n")
-wait_joined = fn f ->
-  ok =
-    try do
-      l4 = local.(p4)
-      l4 > 0 and l4 + local.(p1) + local.(p2) == m and CB.count(p4) == m and CB.count(p1) == m
-    catch
-      :exit, _ -> false
-    end
-  if ok, do: :ok, else: (Process.sleep(5); f.(f))
+suffix = p1 |> Atom.to_string() |> String.split("_", parts: 2) |> List.last()
+join_round = fn c, last? ->
+  p4 = String.to_atom("phc4j#{c}_" <> suffix)
+  Process.sleep(300)
+  jc0 = CB.cpu_sum(survivors_os)
+  if last?, do: CB.perf("enable", "join")
+  t0 = CB.now()
+  port = Port.open({:spawn_executable, phnode},
+                   [args: ["--name", Atom.to_string(p4), "--cookie", cookie, "--log-level", "warning", "--join", Atom.to_string(p1)]])
+  {:os_pid, os_pid} = Port.info(port, :os_pid)
+  File.write!(Path.join(piddir, "p4j#{c}.pid"), "#{os_pid}\n")
+  # until the new node's local share stops growing and every node counts all
+  wait_joined = fn f ->
+    ok =
+      try do
+        l4 = local.(p4)
+        l4 > 0 and l4 + local.(p1) + local.(p2) == m and CB.count(p4) == m and CB.count(p1) == m
+      catch
+        :exit, _ -> false
+      end
+    if ok, do: :ok, else: (Process.sleep(5); f.(f))
+  end
+  wait_joined.(wait_joined)
+  ms = CB.now() - t0
+  if last?, do: CB.perf("disable", "join")
+  cpu = CB.cpu_sum(survivors_os) - jc0 + CB.cpu_sum(["#{os_pid}"])
+  {%{ms: ms, cpu: cpu, moved: local.(p4)}, "#{os_pid}"}
 end
-wait_joined.(wait_joined)
-join_ms = CB.now() - t0
-CB.perf("disable", "join")
-join_cpu = CB.cpu_sum(survivors_os) - jc0 + CB.cpu_sum(["#{os_pid}"])
-IO.puts(~s({"scenario": "join_redistribution", "children": #{m}, "moved_to_new_node": #{local.(p4)}, "until_agreed_ms": #{join_ms}, "cpu_ms_3_nodes": #{join_cpu}, "note": "includes starting the new phnode"}))
-System.cmd("kill", ["-TERM", "#{os_pid}"])
+cycles = max(rounds, 1)
+{kills, joins, last_os} =
+  Enum.reduce(1..cycles, {[], [], {p3_os, Enum.count(started, fn {_, [{node, _}]} -> node == p3 end)}}, fn c, {ks, js, {victim_os, on_victim}} ->
+    k = kill_round.(victim_os, on_victim, c == cycles)
+    {j, new_os} = join_round.(c, c == cycles)
+    {[k | ks], [j | js], {new_os, j.moved}}
+  end)
+{kills, joins} = {Enum.reverse(kills), Enum.reverse(joins)}
+System.cmd("kill", ["-TERM", elem(last_os, 0)])
+pick = fn rs, key -> Enum.map(rs, &Map.fetch!(&1, key)) end
+IO.puts(~s({"scenario": "failover_kill9", "children": #{m}, "children_on_killed_node": #{inspect(pick.(kills, :on_victim), charlists: :as_lists)}, "recovery_ms": #{median.(pick.(kills, :ms))}, "survivors_cpu_ms": #{median.(pick.(kills, :cpu))}, "rounds_ms": #{inspect(pick.(kills, :ms), charlists: :as_lists)}, "rounds_cpu_ms": #{inspect(pick.(kills, :cpu), charlists: :as_lists)}}))
+IO.puts(~s({"scenario": "join_redistribution", "children": #{m}, "moved_to_new_node": #{inspect(pick.(joins, :moved), charlists: :as_lists)}, "until_agreed_ms": #{median.(pick.(joins, :ms))}, "cpu_ms_3_nodes": #{median.(pick.(joins, :cpu))}, "rounds_ms": #{inspect(pick.(joins, :ms), charlists: :as_lists)}, "rounds_cpu_ms": #{inspect(pick.(joins, :cpu), charlists: :as_lists)}, "note": "includes starting the new phnode"}))
