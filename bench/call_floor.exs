@@ -1,5 +1,6 @@
-# The floor of a BEAM caller's sequential call rate (issue 15): one Elixir
-# node calls, 5,000 calls at a time by pid, the BEAM echo server, phnode's
+# The floor of a BEAM caller's call rate (issue 15): one Elixir node calls,
+# 5,000 calls a round by pid, from one sequential caller and from CONC (8)
+# callers at once, the BEAM echo server, phnode's
 # echo worker and bench/call_floor.c (a C node that does nothing but answer)
 # in its sleeping and its spinning mode, the order rotating each round. Two
 # kinds of call: GenServer.call, and a raw call (the same request sent with
@@ -35,13 +36,23 @@ defmodule Floor do
   def call(:gen, target, i), do: GenServer.call(target, i)
   def call(:raw, target, i), do: raw_call(target, i)
 
-  # {calls/s, server CPU us per call} for n sequential calls
-  def round(kind, target, os_pid, n) do
+  # {calls/s, server CPU us per call} for n calls by conc callers at once,
+  # each calling in sequence (conc 1: one sequential caller)
+  def round(kind, target, os_pid, n, conc \\ 1) do
+    per = div(n, conc)
     c0 = BenchCPU.cpu_us(os_pid)
     t0 = System.monotonic_time(:microsecond)
-    for i <- 1..n, do: ^i = call(kind, target, i)
+
+    if conc == 1 do
+      for i <- 1..n, do: ^i = call(kind, target, i)
+    else
+      1..conc
+      |> Enum.map(fn _ -> Task.async(fn -> for i <- 1..per, do: ^i = call(kind, target, i) end) end)
+      |> Task.await_many(60_000)
+    end
+
     us = System.monotonic_time(:microsecond) - t0
-    {n * 1_000_000 / us, (BenchCPU.cpu_us(os_pid) - c0) / n}
+    {per * conc * 1_000_000 / us, (BenchCPU.cpu_us(os_pid) - c0) / (per * conc)}
   end
 
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
@@ -57,18 +68,21 @@ targets = [
 servers = Enum.zip(targets, os) |> Enum.map(fn {{name, pid}, o} -> {name, pid, o} end)
 n = 5_000
 kinds = [:gen, :raw]
+# callers at once in the concurrent scenarios (CONC; 0 leaves them out)
+conc = String.to_integer(System.get_env("CONC", "8"))
+cases = for c <- Enum.uniq([1, conc]), c > 0, kind <- kinds, do: {kind, c}
 # warm-up
-for kind <- kinds, {_, pid, o} <- servers, do: Floor.round(kind, pid, o, 1_000)
+for {kind, c} <- cases, {_, pid, o} <- servers, do: Floor.round(kind, pid, o, 1_000, c)
 
 runs =
-  for r <- 1..rounds, kind <- kinds do
+  for r <- 1..rounds, {kind, c} <- cases do
     k = rem(r, length(servers))
     order = Enum.drop(servers, k) ++ Enum.take(servers, k)
-    {kind, Map.new(order, fn {name, pid, o} -> {name, Floor.round(kind, pid, o, n)} end)}
+    {{kind, c}, Map.new(order, fn {name, pid, o} -> {name, Floor.round(kind, pid, o, n, c)} end)}
   end
 
-for kind <- kinds do
-  runs = for {^kind, run} <- runs, do: run
+for {kind, c} = kc <- cases do
+  runs = for {^kc, run} <- runs, do: run
 
   parts =
     for {name, _, _} <- servers do
@@ -79,6 +93,7 @@ for kind <- kinds do
         ~s("cpu_us_per_call": #{Float.round(cpu, 1)}, "rounds": #{inspect(Enum.map(rates, &round/1))}})
     end
 
-  name = if kind == :gen, do: "sequential_call_floor", else: "sequential_raw_call_floor"
-  IO.puts(~s({"scenario": "#{name}", "calls_per_round": #{n}, ) <> Enum.join(parts, ", ") <> "}")
+  name = if kind == :gen, do: "call_floor", else: "raw_call_floor"
+  name = if c == 1, do: "sequential_" <> name, else: "concurrent_#{c}_callers_" <> name
+  IO.puts(~s({"scenario": "#{name}", "calls_per_round": #{div(n, c) * c}, ) <> Enum.join(parts, ", ") <> "}")
 end
