@@ -14,6 +14,7 @@ ph = String.to_atom(ph)
 bs = String.to_atom(bs)
 rounds = String.to_integer(rounds)
 Code.require_file("cpu_lib.exs", __DIR__)
+Code.require_file("many_nodes.exs", __DIR__)
 
 defmodule Bench do
   def spawn_ph(ph, module, args) do
@@ -112,59 +113,6 @@ defmodule Bench do
     report(name, Enum.reverse(p), Enum.reverse(b), unit)
   end
 end
-
-# The loop each client node of the many-nodes scenario runs: plain Erlang
-# calls, so that it loads on a node started by :peer (its object code is
-# sent there).
-{:module, CallLoop, call_loop_bin, _} =
-  defmodule CallLoop do
-    def run(_target, 0), do: :ok
-
-    def run(target, n) do
-      ^n = :gen_server.call(target, n)
-      run(target, n - 1)
-    end
-
-    # one call, then a pause of about a millisecond, n times
-    def spaced(_target, 0), do: :ok
-
-    def spaced(target, n) do
-      ^n = :gen_server.call(target, n)
-      :timer.sleep(1)
-      spaced(target, n - 1)
-    end
-  end
-
-defmodule ManyNodes do
-  # k client nodes on this host (OTP's :peer), each with the loop above
-  def start(k) do
-    cookie = Atom.to_charlist(Node.get_cookie())
-
-    for i <- 1..k do
-      name = :"benchpeer#{i}_#{System.unique_integer([:positive])}"
-      {:ok, pid, node} =
-        :peer.start_link(%{name: name, host: ~c"127.0.0.1", longnames: true, args: [~c"-setcookie", cookie, ~c"-connect_all", ~c"false"]})
-
-      {:module, CallLoop} = :erpc.call(node, :code, :load_binary, [CallLoop, ~c"nofile", call_loop_bin_of()])
-      {pid, node}
-    end
-  end
-
-  def call_loop_bin_of, do: :persistent_term.get(:call_loop_bin)
-
-  # every client node calls its own worker n times, one call at a time;
-  # returns calls per second over all of them
-  def run(peers, workers, n) do
-    t0 = System.monotonic_time(:microsecond)
-    reqs = for {{_, node}, w} <- Enum.zip(peers, workers), do: :erpc.send_request(node, CallLoop, :run, [w, n])
-    for r <- reqs, do: :ok = :erpc.receive_response(r, :infinity)
-    length(peers) * n * 1_000_000 / (System.monotonic_time(:microsecond) - t0)
-  end
-
-  def stop(peers), do: for({pid, _} <- peers, do: :peer.stop(pid))
-end
-
-:persistent_term.put(:call_loop_bin, call_loop_bin)
 
 defmodule BenchCounter do
   use GenServer
