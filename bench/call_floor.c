@@ -7,15 +7,19 @@
  * called faster from that node, so its rate over the BEAM server's is the
  * highest ratio `sequential_call_by_pid` can show here.
  *
- *   call_floor NODE@127.0.0.1 COOKIE sleep|spin
+ *   call_floor NODE@127.0.0.1 COOKIE sleep|spin|poll
  *
  *   sleep  blocks in recv between messages (one sleep and wake-up each);
  *   spin   polls the connection (recv MSG_PEEK|MSG_DONTWAIT) for up to
  *          SPIN_US after each message before it blocks: the least latency
  *          while calls flow, and no vCPU taken from the other servers'
- *          rounds between them (an endless spin would leave them one vCPU).
+ *          rounds between them (an endless spin would leave them one vCPU);
+ *   poll   serves every connection at once, sleeping in poll() until one
+ *          is readable, then answering one message from each readable one:
+ *          the floor with many calling nodes (sleep and spin serve one
+ *          connection at a time).
  *
- * It registers with epmd, serves one connection at a time, answers
+ * It registers with epmd, answers
  * {'$gen_call', {From, Tag}, :pid} with its own pid (so that the driver can
  * call it by pid, as it calls the other servers) and any other request with
  * itself. Anything else is dropped. Runs until killed.
@@ -27,6 +31,7 @@
 #include <string.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -89,32 +94,92 @@ static int answer(ei_cnode *ec, int fd, const ei_x_buff *in)
     return rc;
 }
 
+/* Reads and answers one message from fd; -1 when the connection is gone. */
+static int serve_one(ei_cnode *ec, int fd, ei_x_buff *in)
+{
+    erlang_msg msg;
+    in->index = 0;
+    int got = ei_xreceive_msg(fd, &msg, in);
+    if (got == ERL_TICK)
+        return 0;
+    if (got == ERL_ERROR)
+        return -1;
+    if ((msg.msgtype == ERL_SEND || msg.msgtype == ERL_REG_SEND) && answer(ec, fd, in) < 0)
+        return -1;
+    return 0;
+}
+
 static void serve(ei_cnode *ec, int fd)
 {
     ei_x_buff in;
     if (ei_x_new(&in) < 0)
         return;
     for (;;) {
-        erlang_msg msg;
         if (spin)
             spin_until_readable(fd);
-        in.index = 0;
-        int got = ei_xreceive_msg(fd, &msg, &in);
-        if (got == ERL_TICK)
-            continue;
-        if (got == ERL_ERROR)
-            break;
-        if ((msg.msgtype == ERL_SEND || msg.msgtype == ERL_REG_SEND) && answer(ec, fd, &in) < 0)
+        if (serve_one(ec, fd, &in) < 0)
             break;
     }
     ei_x_free(&in);
     close(fd);
 }
 
+static int accept_one(ei_cnode *ec, int lfd)
+{
+    ErlConnect conn;
+    int fd = ei_accept(ec, lfd, &conn);
+    if (fd < 0)
+        return -1; /* a failed handshake: the next one */
+    int one = 1;   /* as the BEAM's distribution sockets */
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
+        perror("call_floor: TCP_NODELAY");
+    return fd;
+}
+
+#define POLL_MAX 64
+
+/* poll mode: the listening socket and every connection in one poll(). */
+static void serve_all(ei_cnode *ec, int lfd)
+{
+    struct pollfd fds[POLL_MAX + 1];
+    int n = 0;
+    ei_x_buff in;
+    if (ei_x_new(&in) < 0)
+        return;
+    fds[0] = (struct pollfd){.fd = lfd, .events = POLLIN};
+    for (;;) {
+        if (poll(fds, (nfds_t)n + 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("call_floor: poll");
+            break;
+        }
+        for (int i = 1; i <= n; i++) {
+            if (!fds[i].revents)
+                continue;
+            if (serve_one(ec, fds[i].fd, &in) < 0) {
+                close(fds[i].fd);
+                fds[i--] = fds[n--];
+            }
+        }
+        if (fds[0].revents & POLLIN) {
+            int fd = accept_one(ec, lfd);
+            if (fd >= 0 && n == POLL_MAX) {
+                fprintf(stderr, "call_floor: more than %d connections: refused\n", POLL_MAX);
+                close(fd);
+            } else if (fd >= 0) {
+                fds[++n] = (struct pollfd){.fd = fd, .events = POLLIN};
+            }
+        }
+    }
+    ei_x_free(&in);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 4 || (strcmp(argv[3], "sleep") != 0 && strcmp(argv[3], "spin") != 0)) {
-        fprintf(stderr, "usage: call_floor NODE@HOST COOKIE sleep|spin\n");
+    if (argc != 4 || (strcmp(argv[3], "sleep") != 0 && strcmp(argv[3], "spin") != 0 &&
+                      strcmp(argv[3], "poll") != 0)) {
+        fprintf(stderr, "usage: call_floor NODE@HOST COOKIE sleep|spin|poll\n");
         return 2;
     }
     spin = strcmp(argv[3], "spin") == 0;
@@ -137,14 +202,13 @@ int main(int argc, char **argv)
         return 1;
     }
     fprintf(stderr, "call_floor: %s on port %d, %s mode\n", argv[1], port, argv[3]);
+    if (strcmp(argv[3], "poll") == 0) {
+        serve_all(&ec, lfd);
+        return 1;
+    }
     for (;;) {
-        ErlConnect conn;
-        int fd = ei_accept(&ec, lfd, &conn);
-        if (fd < 0)
-            continue; /* a failed handshake: the next one */
-        int one = 1;  /* as the BEAM's distribution sockets */
-        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
-            perror("call_floor: TCP_NODELAY");
-        serve(&ec, fd);
+        int fd = accept_one(&ec, lfd);
+        if (fd >= 0)
+            serve(&ec, fd);
     }
 }

@@ -12,13 +12,21 @@
 # median of its rounds' ratios to the BEAM server's round beside it, and
 # its CPU per call.
 #
-#   elixir --name ... --cookie ... bench/call_floor.exs BEAM PHNODE FLOOR_SLEEP FLOOR_SPIN OSPIDS ROUNDS
-#   (OSPIDS: the four servers' OS pids, comma-separated, in that order)
-[bs, ph, fsleep, fspin, os_pids, rounds] = System.argv()
-[bs, ph, fsleep, fspin] = Enum.map([bs, ph, fsleep, fspin], &String.to_atom/1)
-os = String.split(os_pids, ",")
+# A third scenario has MANY_NODES (8) client nodes call at once, one
+# sequential caller each, each its own worker (8 echo workers on phnode and
+# on the BEAM server), and the poll-mode floor (one process, every
+# connection in one poll()), which is what the sleep and spin modes, serving
+# one connection at a time, cannot be.
+#
+#   elixir --name ... --cookie ... bench/call_floor.exs BEAM PHNODE FLOOR_SLEEP FLOOR_SPIN FLOOR_POLL OSPIDS ROUNDS
+#   (OSPIDS: the five servers' OS pids, comma-separated, in that order)
+[bs, ph, fsleep, fspin, fpoll, os_pids, rounds] = System.argv()
+[bs, ph, fsleep, fspin, fpoll] = Enum.map([bs, ph, fsleep, fspin, fpoll], &String.to_atom/1)
+[bs_os, ph_os, fsleep_os, fspin_os, fpoll_os] = String.split(os_pids, ",")
+os = [bs_os, ph_os, fsleep_os, fspin_os]
 rounds = String.to_integer(rounds)
 Code.require_file("cpu_lib.exs", __DIR__)
+Code.require_file("many_nodes.exs", __DIR__)
 
 defmodule Floor do
   # a call without the monitor: the request with a plain reference as tag
@@ -96,4 +104,47 @@ for {kind, c} = kc <- cases do
   name = if kind == :gen, do: "call_floor", else: "raw_call_floor"
   name = if c == 1, do: "sequential_" <> name, else: "concurrent_#{c}_callers_" <> name
   IO.puts(~s({"scenario": "#{name}", "calls_per_round": #{div(n, c) * c}, ) <> Enum.join(parts, ", ") <> "}")
+end
+
+# MANY_NODES client nodes, one sequential caller each (0 leaves it out)
+k = String.to_integer(System.get_env("MANY_NODES", "8"))
+
+if k > 0 do
+  peers = ManyNodes.start(k)
+  ph_echos = for _ <- 1..k, do: elem(GenServer.call({:phnode, ph}, {:spawn, :echo, [], []}), 1)
+  beam_echos = for _ <- 1..k, do: elem(:rpc.call(bs, :gen_server, :start, [:ph_bench_server, :echo, []]), 1)
+  poll_pid = GenServer.call({:floor, fpoll}, :pid)
+  many = [beam: {beam_echos, bs_os}, phnode: {ph_echos, ph_os}, floor_poll: {List.duplicate(poll_pid, k), fpoll_os}]
+  per = div(n, k)
+
+  many_round = fn loop, {workers, o} ->
+    c0 = BenchCPU.cpu_us(o)
+    rate = ManyNodes.run(peers, workers, per, loop)
+    {rate, (BenchCPU.cpu_us(o) - c0) / (per * k)}
+  end
+
+  for loop <- [:run, :run_raw], {_, w} <- many, do: many_round.(loop, w)
+
+  for loop <- [:run, :run_raw] do
+    runs =
+      for r <- 1..rounds do
+        j = rem(r, length(many))
+        order = Enum.drop(many, j) ++ Enum.take(many, j)
+        Map.new(order, fn {name, w} -> {name, many_round.(loop, w)} end)
+      end
+
+    parts =
+      for {name, _} <- many do
+        rates = Enum.map(runs, &elem(&1[name], 0))
+        ratio = Floor.median(Enum.map(runs, &(elem(&1[name], 0) / elem(&1[:beam], 0))))
+        cpu = Floor.median(Enum.map(runs, &elem(&1[name], 1)))
+        ~s("#{name}": {"calls_per_s": #{round(Floor.median(rates))}, "ratio_to_beam": #{Float.round(ratio, 2)}, ) <>
+          ~s("cpu_us_per_call": #{Float.round(cpu, 1)}, "rounds": #{inspect(Enum.map(rates, &round/1))}})
+      end
+
+    name = if loop == :run, do: "client_nodes_#{k}_x_1_caller_call_floor", else: "client_nodes_#{k}_x_1_caller_raw_call_floor"
+    IO.puts(~s({"scenario": "#{name}", "calls_per_round": #{per * k}, ) <> Enum.join(parts, ", ") <> "}")
+  end
+
+  ManyNodes.stop(peers)
 end

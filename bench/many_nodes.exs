@@ -14,6 +14,21 @@
       run(target, n - 1)
     end
 
+    # the same calls without the call's monitor: the request with a plain
+    # reference as its tag, the reply received (bench/call_floor.exs)
+    def run_raw(_target, 0), do: :ok
+
+    def run_raw(target, n) do
+      ref = make_ref()
+      send(target, {:"$gen_call", {self(), ref}, n})
+
+      receive do
+        {^ref, ^n} -> run_raw(target, n - 1)
+      after
+        5_000 -> exit(:timeout)
+      end
+    end
+
     # one call, then a pause of about a millisecond, n times
     def spaced(_target, 0), do: :ok
 
@@ -41,11 +56,12 @@ defmodule ManyNodes do
 
   def call_loop_bin_of, do: :persistent_term.get(:call_loop_bin)
 
-  # every client node calls its own worker n times, one call at a time;
-  # returns calls per second over all of them
-  def run(peers, workers, n) do
+  # every client node calls its own worker n times, one call at a time
+  # (loop :run, GenServer.call; :run_raw, without the monitor); returns
+  # calls per second over all of them
+  def run(peers, workers, n, loop \\ :run) do
     t0 = System.monotonic_time(:microsecond)
-    reqs = for {{_, node}, w} <- Enum.zip(peers, workers), do: :erpc.send_request(node, CallLoop, :run, [w, n])
+    reqs = for {{_, node}, w} <- Enum.zip(peers, workers), do: :erpc.send_request(node, CallLoop, loop, [w, n])
     for r <- reqs, do: :ok = :erpc.receive_response(r, :infinity)
     length(peers) * n * 1_000_000 / (System.monotonic_time(:microsecond) - t0)
   end
