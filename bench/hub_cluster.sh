@@ -5,7 +5,8 @@
 # `make bench` runs the full comparison. PERF=1 records each phnode with
 # `perf record -a -g` (when perf is installed) into $PERF_DIR (default /tmp);
 # PERF_PHASE=start|stop|kill|join records only that phase (the last start or stop round);
-# PERF_EVENTS (e.g. probe_libc:malloc after `perf probe`) records those events instead of cycles.
+# PERF_EVENTS (e.g. probe_libc:malloc after `perf probe`) records those events instead of cycles;
+# PERF_CALLGRAPH (e.g. dwarf) how perf unwinds (through glibc, which has no frame pointers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source bench/lib.sh
@@ -25,10 +26,10 @@ if [ "${PERF:-0}" = 1 ] && command -v perf >/dev/null; then
     # enables and disables perf through its control fifos
     mkfifo "$TMP/perf_ctl" "$TMP/perf_ack"
     export PERF_CTL="$TMP/perf_ctl" PERF_ACK="$TMP/perf_ack" PERF_PHASE
-    perf record -a -g ${PERF_EVENTS:+-e "$PERF_EVENTS"} -D -1 --control "fifo:$TMP/perf_ctl,$TMP/perf_ack" \
+    perf record -a -g ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} ${PERF_EVENTS:+-e "$PERF_EVENTS"} -D -1 --control "fifo:$TMP/perf_ctl,$TMP/perf_ack" \
       -o "${PERF_DIR:-/tmp}/hub_cluster.data" >/dev/null 2>&1 &
   else
-    perf record -a -g ${PERF_EVENTS:+-e "$PERF_EVENTS"} -o "${PERF_DIR:-/tmp}/hub_cluster.data" >/dev/null 2>&1 &
+    perf record -a -g ${PERF_CALLGRAPH:+--call-graph "$PERF_CALLGRAPH"} ${PERF_EVENTS:+-e "$PERF_EVENTS"} -o "${PERF_DIR:-/tmp}/hub_cluster.data" >/dev/null 2>&1 &
   fi
   PERF_PIDS+=($!)
 fi
