@@ -64,6 +64,22 @@ defmodule Floor do
   end
 
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
+
+  # One JSON line: per server the median rate, the median of its rounds'
+  # ratios to the BEAM server's round beside it, and its CPU per call.
+  # runs: one map per round, server name => {calls/s, CPU us per call}.
+  def report(scenario, calls_per_round, names, runs) do
+    parts =
+      for name <- names do
+        rates = Enum.map(runs, &elem(&1[name], 0))
+        ratio = median(Enum.map(runs, &(elem(&1[name], 0) / elem(&1[:beam], 0))))
+        cpu = median(Enum.map(runs, &elem(&1[name], 1)))
+        ~s("#{name}": {"calls_per_s": #{round(median(rates))}, "ratio_to_beam": #{Float.round(ratio, 2)}, ) <>
+          ~s("cpu_us_per_call": #{Float.round(cpu, 1)}, "rounds": #{inspect(Enum.map(rates, &round/1))}})
+      end
+
+    IO.puts(~s({"scenario": "#{scenario}", "calls_per_round": #{calls_per_round}, ) <> Enum.join(parts, ", ") <> "}")
+  end
 end
 
 {:ok, ph_echo} = GenServer.call({:phnode, ph}, {:spawn, :echo, [], []})
@@ -91,19 +107,9 @@ runs =
 
 for {kind, c} = kc <- cases do
   runs = for {^kc, run} <- runs, do: run
-
-  parts =
-    for {name, _, _} <- servers do
-      rates = Enum.map(runs, &elem(&1[name], 0))
-      ratio = Floor.median(Enum.map(runs, &(elem(&1[name], 0) / elem(&1[:beam], 0))))
-      cpu = Floor.median(Enum.map(runs, &elem(&1[name], 1)))
-      ~s("#{name}": {"calls_per_s": #{round(Floor.median(rates))}, "ratio_to_beam": #{Float.round(ratio, 2)}, ) <>
-        ~s("cpu_us_per_call": #{Float.round(cpu, 1)}, "rounds": #{inspect(Enum.map(rates, &round/1))}})
-    end
-
   name = if kind == :gen, do: "call_floor", else: "raw_call_floor"
   name = if c == 1, do: "sequential_" <> name, else: "concurrent_#{c}_callers_" <> name
-  IO.puts(~s({"scenario": "#{name}", "calls_per_round": #{div(n, c) * c}, ) <> Enum.join(parts, ", ") <> "}")
+  Floor.report(name, div(n, c) * c, Enum.map(servers, &elem(&1, 0)), runs)
 end
 
 # MANY_NODES client nodes, one sequential caller each (0 leaves it out)
@@ -133,17 +139,8 @@ if k > 0 do
         Map.new(order, fn {name, w} -> {name, many_round.(loop, w)} end)
       end
 
-    parts =
-      for {name, _} <- many do
-        rates = Enum.map(runs, &elem(&1[name], 0))
-        ratio = Floor.median(Enum.map(runs, &(elem(&1[name], 0) / elem(&1[:beam], 0))))
-        cpu = Floor.median(Enum.map(runs, &elem(&1[name], 1)))
-        ~s("#{name}": {"calls_per_s": #{round(Floor.median(rates))}, "ratio_to_beam": #{Float.round(ratio, 2)}, ) <>
-          ~s("cpu_us_per_call": #{Float.round(cpu, 1)}, "rounds": #{inspect(Enum.map(rates, &round/1))}})
-      end
-
     name = if loop == :run, do: "client_nodes_#{k}_x_1_caller_call_floor", else: "client_nodes_#{k}_x_1_caller_raw_call_floor"
-    IO.puts(~s({"scenario": "#{name}", "calls_per_round": #{per * k}, ) <> Enum.join(parts, ", ") <> "}")
+    Floor.report(name, per * k, Keyword.keys(many), runs)
   end
 
   ManyNodes.stop(peers)
