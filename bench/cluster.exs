@@ -188,6 +188,8 @@ cycles = max(rounds, 1)
 {kills, joins, last_os} =
   Enum.reduce(1..cycles, {[], [], {p3_os, Enum.count(started, fn {_, [{node, _}]} -> node == p3 end)}}, fn c, {ks, js, {victim_os, on_victim}} ->
     k = kill_round.(victim_os, on_victim, c == cycles)
+    # gone: its pid file must not make the cleanup kill whatever reuses the pid
+    if c > 1, do: File.rm(Path.join(piddir, "p4j#{c - 1}.pid"))
     {j, new_os} = join_round.(c, c == cycles)
     {[k | ks], [j | js], {new_os, j.moved}}
   end)
