@@ -124,10 +124,14 @@ static void serve(ei_cnode *ec, int fd)
     close(fd);
 }
 
+/* A handshake that stalls gives up after this, so that in poll mode it
+ * cannot hold up the connections already served. */
+#define ACCEPT_TMO_MS 5000
+
 static int accept_one(ei_cnode *ec, int lfd)
 {
     ErlConnect conn;
-    int fd = ei_accept(ec, lfd, &conn);
+    int fd = ei_accept_tmo(ec, lfd, &conn, ACCEPT_TMO_MS);
     if (fd < 0)
         return -1; /* a failed handshake: the next one */
     int one = 1;   /* as the BEAM's distribution sockets */
@@ -196,7 +200,7 @@ int main(int argc, char **argv)
     addr.s_addr = htonl(INADDR_LOOPBACK);
     int port = 0, lfd;
     if (ei_init() != 0 || ei_connect_xinit(&ec, at + 1, alive, argv[1], &addr, argv[2], 1) < 0 ||
-        (lfd = ei_listen(&ec, &port, 5)) < 0 || ei_publish(&ec, port) < 0) {
+        (lfd = ei_listen(&ec, &port, 64)) < 0 || ei_publish(&ec, port) < 0) {
         fprintf(stderr, "call_floor: cannot start %s (erl_errno %d): is epmd running?\n", argv[1],
                 erl_errno);
         return 1;

@@ -29,38 +29,36 @@ Code.require_file("cpu_lib.exs", __DIR__)
 Code.require_file("many_nodes.exs", __DIR__)
 
 defmodule Floor do
-  # a call without the monitor: the request with a plain reference as tag
-  def raw_call(pid, i) do
-    ref = make_ref()
-    send(pid, {:"$gen_call", {self(), ref}, i})
-
-    receive do
-      {^ref, reply} -> reply
-    after
-      5_000 -> exit(:timeout)
-    end
-  end
-
   def call(:gen, target, i), do: GenServer.call(target, i)
-  def call(:raw, target, i), do: raw_call(target, i)
+  def call(:raw, target, i), do: CallLoop.raw_call(target, i)
 
-  # {calls/s, server CPU us per call} for n calls by conc callers at once,
-  # each calling in sequence (conc 1: one sequential caller)
-  def round(kind, target, os_pid, n, conc \\ 1) do
-    per = div(n, conc)
+  # {calls/s, server CPU us per call} of fun, which makes calls calls
+  def measure(os_pid, calls, fun) do
     c0 = BenchCPU.cpu_us(os_pid)
     t0 = System.monotonic_time(:microsecond)
-
-    if conc == 1 do
-      for i <- 1..n, do: ^i = call(kind, target, i)
-    else
-      1..conc
-      |> Enum.map(fn _ -> Task.async(fn -> for i <- 1..per, do: ^i = call(kind, target, i) end) end)
-      |> Task.await_many(60_000)
-    end
-
+    fun.()
     us = System.monotonic_time(:microsecond) - t0
-    {per * conc * 1_000_000 / us, (BenchCPU.cpu_us(os_pid) - c0) / (per * conc)}
+    {calls * 1_000_000 / us, (BenchCPU.cpu_us(os_pid) - c0) / calls}
+  end
+
+  # n calls by conc callers at once, each calling in sequence (conc 1: one
+  # sequential caller)
+  def round(kind, target, os_pid, n, conc \\ 1) do
+    per = div(n, conc)
+
+    calls = fn -> for i <- 1..per, do: ^i = call(kind, target, i) end
+
+    measure(os_pid, per * conc, fn ->
+      if conc == 1,
+        do: calls.(),
+        else: 1..conc |> Enum.map(fn _ -> Task.async(calls) end) |> Task.await_many(60_000)
+    end)
+  end
+
+  # the servers in round r's order: each goes first in turn
+  def rotate(servers, r) do
+    k = rem(r, length(servers))
+    Enum.drop(servers, k) ++ Enum.take(servers, k)
   end
 
   def median(xs), do: xs |> Enum.sort() |> Enum.at(div(length(xs), 2))
@@ -100,9 +98,7 @@ for {kind, c} <- cases, {_, pid, o} <- servers, do: Floor.round(kind, pid, o, 1_
 
 runs =
   for r <- 1..rounds, {kind, c} <- cases do
-    k = rem(r, length(servers))
-    order = Enum.drop(servers, k) ++ Enum.take(servers, k)
-    {{kind, c}, Map.new(order, fn {name, pid, o} -> {name, Floor.round(kind, pid, o, n, c)} end)}
+    {{kind, c}, Map.new(Floor.rotate(servers, r), fn {name, pid, o} -> {name, Floor.round(kind, pid, o, n, c)} end)}
   end
 
 for {kind, c} = kc <- cases do
@@ -124,9 +120,7 @@ if k > 0 do
   per = div(n, k)
 
   many_round = fn loop, {workers, o} ->
-    c0 = BenchCPU.cpu_us(o)
-    rate = ManyNodes.run(peers, workers, per, loop)
-    {rate, (BenchCPU.cpu_us(o) - c0) / (per * k)}
+    Floor.measure(o, per * k, fn -> ManyNodes.run(peers, workers, per, loop) end)
   end
 
   for loop <- [:run, :run_raw], {_, w} <- many, do: many_round.(loop, w)
@@ -134,9 +128,7 @@ if k > 0 do
   for loop <- [:run, :run_raw] do
     runs =
       for r <- 1..rounds do
-        j = rem(r, length(many))
-        order = Enum.drop(many, j) ++ Enum.take(many, j)
-        Map.new(order, fn {name, w} -> {name, many_round.(loop, w)} end)
+        Map.new(Floor.rotate(many, r), fn {name, w} -> {name, many_round.(loop, w)} end)
       end
 
     name = if loop == :run, do: "client_nodes_#{k}_x_1_caller_call_floor", else: "client_nodes_#{k}_x_1_caller_raw_call_floor"

@@ -129,7 +129,7 @@ IO.puts(~s({"scenario": "cluster_memory_per_child", "children": #{n}, "bytes_per
 # shape (3 nodes, n children) and the figures are medians, not one sample.
 m = n
 specs = for i <- 1..m, do: %{id: "k#{i}", start: {:counter, :start_link, [0]}}
-{:ok, %{status: :ok, started: started}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true]}, :infinity)
+{:ok, %{status: :ok}} = GenServer.call({:my_hub, p1}, {:start_children, specs, [awaitable: true]}, :infinity)
 CB.wait_all(phs, m)
 survivors_os = Enum.take(ph_os, 2)
 # (a build without :local_count answers an error: then the whole list)
@@ -141,8 +141,9 @@ local = fn node ->
 end
 # each phase starts 300 ms after the one before ended (its last exits and
 # re-plans done), untimed
-kill_round = fn victim_os, on_victim, last? ->
+kill_round = fn victim_os, victim, last? ->
   Process.sleep(300)
+  on_victim = local.(victim)
   kc0 = CB.cpu_sum(survivors_os)
   if last?, do: CB.perf("enable", "kill")
   t0 = CB.now()
@@ -182,19 +183,22 @@ join_round = fn c, last? ->
   ms = CB.now() - t0
   if last?, do: CB.perf("disable", "join")
   cpu = CB.cpu_sum(survivors_os) - jc0 + CB.cpu_sum(["#{os_pid}"])
-  {%{ms: ms, cpu: cpu, moved: local.(p4)}, "#{os_pid}"}
+  {%{ms: ms, cpu: cpu, moved: local.(p4)}, {"#{os_pid}", p4}}
 end
 cycles = max(rounds, 1)
-{kills, joins, last_os} =
-  Enum.reduce(1..cycles, {[], [], {p3_os, Enum.count(started, fn {_, [{node, _}]} -> node == p3 end)}}, fn c, {ks, js, {victim_os, on_victim}} ->
-    k = kill_round.(victim_os, on_victim, c == cycles)
+{kills, joins, {last_os, _}} =
+  Enum.reduce(1..cycles, {[], [], {p3_os, p3}}, fn c, {ks, js, {victim_os, victim}} ->
+    k = kill_round.(victim_os, victim, c == cycles)
     # gone: its pid file must not make the cleanup kill whatever reuses the pid
     if c > 1, do: File.rm(Path.join(piddir, "p4j#{c - 1}.pid"))
-    {j, new_os} = join_round.(c, c == cycles)
-    {[k | ks], [j | js], {new_os, j.moved}}
+    {j, newcomer} = join_round.(c, c == cycles)
+    {[k | ks], [j | js], newcomer}
   end)
 {kills, joins} = {Enum.reverse(kills), Enum.reverse(joins)}
-System.cmd("kill", ["-TERM", elem(last_os, 0)])
+# the last newcomer: stopped, and its pid file removed once it is gone
+System.cmd("kill", ["-TERM", last_os])
+Enum.find(1..500, fn _ -> Process.sleep(10); not File.exists?("/proc/#{last_os}") end) &&
+  File.rm(Path.join(piddir, "p4j#{cycles}.pid"))
 pick = fn rs, key -> Enum.map(rs, &Map.fetch!(&1, key)) end
 IO.puts(~s({"scenario": "failover_kill9", "children": #{m}, "children_on_killed_node": #{inspect(pick.(kills, :on_victim), charlists: :as_lists)}, "recovery_ms": #{median.(pick.(kills, :ms))}, "survivors_cpu_ms": #{median.(pick.(kills, :cpu))}, "rounds_ms": #{inspect(pick.(kills, :ms), charlists: :as_lists)}, "rounds_cpu_ms": #{inspect(pick.(kills, :cpu), charlists: :as_lists)}}))
 IO.puts(~s({"scenario": "join_redistribution", "children": #{m}, "moved_to_new_node": #{inspect(pick.(joins, :moved), charlists: :as_lists)}, "until_agreed_ms": #{median.(pick.(joins, :ms))}, "cpu_ms_3_nodes": #{median.(pick.(joins, :cpu))}, "rounds_ms": #{inspect(pick.(joins, :ms), charlists: :as_lists)}, "rounds_cpu_ms": #{inspect(pick.(joins, :cpu), charlists: :as_lists)}, "note": "includes starting the new phnode"}))

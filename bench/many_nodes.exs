@@ -14,16 +14,22 @@
       run(target, n - 1)
     end
 
-    # the same calls without the call's monitor: the request with a plain
-    # reference as its tag, the reply received (bench/call_floor.exs)
+    # the same calls without the call's monitor (bench/call_floor.exs)
     def run_raw(_target, 0), do: :ok
 
     def run_raw(target, n) do
+      ^n = raw_call(target, n)
+      run_raw(target, n - 1)
+    end
+
+    # a call without the monitor: the request with a plain reference as its
+    # tag, the reply received
+    def raw_call(target, request) do
       ref = make_ref()
-      send(target, {:"$gen_call", {self(), ref}, n})
+      send(target, {:"$gen_call", {self(), ref}, request})
 
       receive do
-        {^ref, ^n} -> run_raw(target, n - 1)
+        {^ref, reply} -> reply
       after
         5_000 -> exit(:timeout)
       end

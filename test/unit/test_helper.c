@@ -1,8 +1,8 @@
 /* Unit tests: the hub's helper thread (hub/helper.c): a job runs on it and
  * is waited for by ticket; while one hub's job runs another's is refused
- * (that hub runs it on its own thread); a stop runs the job it holds first;
- * the next job after a stop starts a new thread; two hubs ending at once
- * stop it once. */
+ * (that hub runs it on its own thread); a stop runs the job it holds first,
+ * even one handed over a moment before; the next job after a stop starts a
+ * new thread; two hubs ending at once stop it once. */
 #include "hub/hub_internal.h"
 
 #include <check.h>
@@ -143,8 +143,7 @@ START_TEST(a_stop_runs_the_job_it_holds_and_the_next_job_restarts_it)
     job_wait_started(&held);
     pthread_t stopper;
     ck_assert_int_eq(pthread_create(&stopper, NULL, stop_helper, NULL), 0);
-    /* while it holds that job (and is being stopped), nothing new is
-     * handed to it */
+    /* while it holds that job, nothing new is handed to it */
     job during;
     job_init(&during, 0);
     unsigned long long td = 0;
@@ -164,6 +163,23 @@ START_TEST(a_stop_runs_the_job_it_holds_and_the_next_job_restarts_it)
     job_destroy(&held);
     job_destroy(&during);
     job_destroy(&after);
+}
+END_TEST
+
+/* A stop that comes right after a job was handed over, before the thread
+ * has picked it up: the job still runs, and the stop returns after it. */
+START_TEST(a_job_handed_over_just_before_a_stop_still_runs)
+{
+    for (int round = 0; round < 2000; round++) {
+        job j;
+        job_init(&j, 0);
+        unsigned long long t = 0;
+        ck_assert_int_eq(helper_submit(job_run, &j, &t), 0);
+        helper_stop();
+        ck_assert_msg(job_done(&j), "round %d: the handed job was dropped by the stop", round);
+        helper_wait(t);
+        job_destroy(&j);
+    }
 }
 END_TEST
 
@@ -202,6 +218,7 @@ int main(void)
     tcase_add_test(tc, a_job_runs_on_the_helper_and_is_waited_for_by_ticket);
     tcase_add_test(tc, a_second_hubs_job_is_refused_while_one_runs);
     tcase_add_test(tc, a_stop_runs_the_job_it_holds_and_the_next_job_restarts_it);
+    tcase_add_test(tc, a_job_handed_over_just_before_a_stop_still_runs);
     tcase_add_test(tc, two_hubs_ending_at_once_stop_it_once);
     suite_add_tcase(s, tc);
     return check_run(s);
