@@ -71,12 +71,19 @@ static int job_done(job *j)
     return d;
 }
 
+/* Hands j to the helper, which must take it; its ticket. */
+static unsigned long long submit(job *j)
+{
+    unsigned long long ticket = 0;
+    ck_assert_int_eq(helper_submit(job_run, j, &ticket), 0);
+    return ticket;
+}
+
 START_TEST(a_job_runs_on_the_helper_and_is_waited_for_by_ticket)
 {
     job j;
     job_init(&j, 0);
-    unsigned long long ticket = 0;
-    ck_assert_int_eq(helper_submit(job_run, &j, &ticket), 0);
+    unsigned long long ticket = submit(&j);
     ck_assert_uint_gt(ticket, 0);
     helper_wait(ticket);
     ck_assert(job_done(&j));
@@ -84,8 +91,7 @@ START_TEST(a_job_runs_on_the_helper_and_is_waited_for_by_ticket)
     /* the next one gets the next ticket, on the same thread */
     job k;
     job_init(&k, 0);
-    unsigned long long next = 0;
-    ck_assert_int_eq(helper_submit(job_run, &k, &next), 0);
+    unsigned long long next = submit(&k);
     ck_assert_uint_eq(next, ticket + 1);
     helper_wait(next);
     ck_assert(pthread_equal(k.ran_on, j.ran_on));
@@ -138,8 +144,7 @@ START_TEST(a_stop_runs_the_job_it_holds_and_the_next_job_restarts_it)
     helper_stop(); /* nothing running: returns at once */
     job held;
     job_init(&held, 1);
-    unsigned long long t = 0;
-    ck_assert_int_eq(helper_submit(job_run, &held, &t), 0);
+    unsigned long long t = submit(&held);
     job_wait_started(&held);
     pthread_t stopper;
     ck_assert_int_eq(pthread_create(&stopper, NULL, stop_helper, NULL), 0);
@@ -155,8 +160,7 @@ START_TEST(a_stop_runs_the_job_it_holds_and_the_next_job_restarts_it)
     /* the next big batch starts a new thread */
     job after;
     job_init(&after, 0);
-    unsigned long long ta = 0;
-    ck_assert_int_eq(helper_submit(job_run, &after, &ta), 0);
+    unsigned long long ta = submit(&after);
     helper_wait(ta);
     ck_assert(job_done(&after));
     helper_stop();
@@ -173,8 +177,7 @@ START_TEST(a_job_handed_over_just_before_a_stop_still_runs)
     for (int round = 0; round < 2000; round++) {
         job j;
         job_init(&j, 0);
-        unsigned long long t = 0;
-        ck_assert_int_eq(helper_submit(job_run, &j, &t), 0);
+        unsigned long long t = submit(&j);
         helper_stop();
         ck_assert_msg(job_done(&j), "round %d: the handed job was dropped by the stop", round);
         helper_wait(t);
@@ -188,8 +191,7 @@ START_TEST(two_hubs_ending_at_once_stop_it_once)
     for (int round = 0; round < 20; round++) {
         job j;
         job_init(&j, 0);
-        unsigned long long t = 0;
-        ck_assert_int_eq(helper_submit(job_run, &j, &t), 0);
+        unsigned long long t = submit(&j);
         helper_wait(t);
         pthread_t a, b;
         ck_assert_int_eq(pthread_create(&a, NULL, stop_helper, NULL), 0);
@@ -201,8 +203,7 @@ START_TEST(two_hubs_ending_at_once_stop_it_once)
     /* and it still serves afterwards */
     job j;
     job_init(&j, 0);
-    unsigned long long t = 0;
-    ck_assert_int_eq(helper_submit(job_run, &j, &t), 0);
+    unsigned long long t = submit(&j);
     helper_wait(t);
     ck_assert(job_done(&j));
     helper_stop();
