@@ -80,8 +80,8 @@ $(BUILD)/bench/loopback_floor: bench/loopback_floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
 
-# The floor of a BEAM caller's sequential call rate: a C node that does
-# nothing for a call but answer it (bench/run.sh compares it with phnode).
+# The floor of BEAM callers' calls: a C node that does nothing for a call
+# but answer it (bench/call_floor.sh compares it with phnode and the BEAM).
 $(BUILD)/bench/call_floor: bench/call_floor.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -L$(EI_DIR)/lib -lei -lpthread

@@ -1,11 +1,12 @@
 /*
- * call_floor.c - the floor of a BEAM caller's sequential GenServer.call rate
- * on this machine (issue 15): a C node on erl_interface that does nothing
- * for a call but read it and send {Tag, Request} back to the caller. What a
- * BEAM node calling it reaches is what the caller, its distribution and the
- * loopback allow with a server that costs next to nothing: no server can be
- * called faster from that node, so its rate over the BEAM server's is the
- * highest ratio `sequential_call_by_pid` can show here.
+ * call_floor.c - the floor of BEAM callers' calls on this machine (issue
+ * 15): a C node on erl_interface that does nothing for a call but read it
+ * and send {Tag, Request} back to the caller. What BEAM nodes calling it
+ * reach, and what it spends per call, is what the callers, their
+ * distribution and the loopback allow with a server that costs next to
+ * nothing: one sequential caller, many callers on one node, or many client
+ * nodes (poll mode), each beside phnode and the BEAM server
+ * (bench/call_floor.exs).
  *
  *   call_floor NODE@127.0.0.1 COOKIE sleep|spin|poll
  *
